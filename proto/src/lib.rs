@@ -1,0 +1,23 @@
+//! The orchestrator's API, generated from `proto/swarm/v1/*.proto`.
+//!
+//! # Layout
+//!
+//! - `types.proto`: building blocks (meta, annotations, task states, resources).
+//! - `specs.proto`: what an operator asks for (service, node, cluster specs).
+//! - `objects.proto`: the stored objects (Node, Service, Task, Cluster, Secret,
+//!   Config), each with an id and a [`v1::Meta`].
+//! - `store.proto`: [`v1::StoreAction`], what one Raft log entry carries.
+//! - `control.proto`, `watch.proto`: the gRPC services a manager serves.
+//!
+//! Everything lives in [`v1`]; the helpers in this crate only add what the
+//! generated code cannot say, such as the ordering of task states.
+
+/// Generated types and services of package `swarm.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("swarm.v1");
+}
+
+mod task_state;
+
+pub use v1::TaskState;

@@ -1,0 +1,69 @@
+//! The one error type of the store.
+
+use crate::Kind;
+
+/// Why a store operation failed. Every variant names what it is about, so
+/// that a message reaching an operator says which object and why.
+///
+/// A failed transaction leaves no trace: nothing of it is applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// No object of this kind has this id.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// Kind of the object looked for.
+        kind: Kind,
+        /// The id looked for.
+        id: String,
+    },
+
+    /// An object of this kind already has this id.
+    #[error("{kind} {id} already exists")]
+    AlreadyExists {
+        /// Kind of the object.
+        kind: Kind,
+        /// The id already taken.
+        id: String,
+    },
+
+    /// Another object of this kind already has this name (names are unique
+    /// per kind, compared case-insensitively).
+    #[error("{kind} name {name:?} is already in use")]
+    NameConflict {
+        /// Kind of the object.
+        kind: Kind,
+        /// The name as the rejected object spelled it.
+        name: String,
+    },
+
+    /// The object changed since the version the writer read.
+    #[error("{kind} {id} was changed: update is at version {given}, the store has version {current}")]
+    VersionConflict {
+        /// Kind of the object.
+        kind: Kind,
+        /// The object's id.
+        id: String,
+        /// The version the writer read.
+        given: u64,
+        /// The version stored now.
+        current: u64,
+    },
+
+    /// The request itself is malformed: an empty id, a selector the kind has
+    /// no index for, a corrupt snapshot.
+    #[error("invalid: {0}")]
+    Invalid(String),
+
+    /// The proposer could not commit the transaction (for example this
+    /// manager is not, or no longer, the Raft leader). Nothing was applied.
+    #[error("proposal failed: {0}")]
+    ProposalFailed(String),
+
+    /// A watcher was closed: it fell behind, or the store was replaced by a
+    /// snapshot. Its owner should start again from `view_and_watch`.
+    #[error("watch closed: {0}")]
+    Closed(String),
+}
+
+/// Shorthand for results of the store.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

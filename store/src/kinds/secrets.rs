@@ -1,0 +1,19 @@
+//! Secrets: found by name and labels only.
+
+use swarm_proto::v1::{Annotations, Secret};
+
+use crate::StoreObject;
+use crate::index::{IndexKind, KeyRef};
+use crate::object::store_object_common;
+
+impl StoreObject for Secret {
+    store_object_common!(Secret, secrets);
+
+    const INDEXES: &'static [IndexKind] = &[];
+
+    fn annotations(&self) -> Option<&Annotations> {
+        self.spec.as_ref()?.annotations.as_ref()
+    }
+
+    fn own_index_keys<'a>(&'a self, _keys: &mut Vec<KeyRef<'a>>) {}
+}

@@ -1,0 +1,40 @@
+//! Tasks: the largest table by far. The orchestrators ask for the tasks of a
+//! service and of one of its slots, the dispatcher for those of a node, the
+//! reaper and the Control API filter by desired and observed state.
+
+use swarm_proto::v1::{Annotations, Task};
+
+use crate::StoreObject;
+use crate::index::{IndexKind, KeyRef};
+use crate::object::store_object_common;
+
+impl StoreObject for Task {
+    store_object_common!(Task, tasks);
+
+    const INDEXES: &'static [IndexKind] = &[
+        IndexKind::Service,
+        IndexKind::Node,
+        IndexKind::Slot,
+        IndexKind::DesiredState,
+        IndexKind::TaskState,
+    ];
+
+    /// A task's own annotations; its name is `<service>.<slot>.<id>` as the
+    /// orchestrator sets it, so it never clashes.
+    fn annotations(&self) -> Option<&Annotations> {
+        self.annotations.as_ref()
+    }
+
+    fn own_index_keys<'a>(&'a self, keys: &mut Vec<KeyRef<'a>>) {
+        if !self.service_id.is_empty() {
+            keys.push(KeyRef::Service(&self.service_id));
+            keys.push(KeyRef::Slot(&self.service_id, self.slot));
+        }
+        // Unassigned tasks are not under any node.
+        if !self.node_id.is_empty() {
+            keys.push(KeyRef::Node(&self.node_id));
+        }
+        keys.push(KeyRef::DesiredState(self.desired_state));
+        keys.push(KeyRef::TaskState(self.status.as_ref().map_or(0, |s| s.state)));
+    }
+}

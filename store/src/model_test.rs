@@ -1,0 +1,355 @@
+//! Property test: random creates, updates and removes, checked after every
+//! step against a plain model (maps scanned in full), and every index
+//! rebuilt from its table and compared.
+
+use std::collections::BTreeMap;
+
+use futures::executor::block_on;
+use proptest::prelude::*;
+use swarm_proto::v1::{Annotations, Node, NodeRole, Task, TaskState, TaskStatus};
+
+use crate::{By, Error, MemoryStore, Read, StoreObject};
+
+const SERVICES: [&str; 3] = ["svc-a", "svc-b", "svc-c"];
+const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+/// Names differing only in case, so that case-insensitive uniqueness is hit.
+const NAMES: [&str; 5] = ["web", "WEB", "Api", "db", "cache"];
+const STATES: [TaskState; 4] = [
+    TaskState::New,
+    TaskState::Assigned,
+    TaskState::Running,
+    TaskState::Shutdown,
+];
+const LABELS: [(&str, &str); 3] = [("zone", "a"), ("zone", "b"), ("tier", "front")];
+
+#[derive(Clone, Debug)]
+struct Fields {
+    name: Option<usize>,
+    label: Option<usize>,
+    service: usize,
+    slot: u64,
+    node: Option<usize>,
+    state: usize,
+    desired: usize,
+    role: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    CreateTask(Fields),
+    UpdateTask(usize, Fields),
+    RemoveTask(usize),
+    CreateNode(Fields),
+    UpdateNode(usize, Fields),
+    RemoveNode(usize),
+    /// A transaction that creates a task and then fails: must leave nothing.
+    Aborted(Fields),
+}
+
+fn fields() -> impl Strategy<Value = Fields> {
+    (
+        proptest::option::of(0..NAMES.len()),
+        proptest::option::of(0..LABELS.len()),
+        0..SERVICES.len(),
+        0u64..3,
+        proptest::option::of(0..NODES.len()),
+        0..STATES.len(),
+        0..STATES.len(),
+        any::<bool>(),
+    )
+        .prop_map(|(name, label, service, slot, node, state, desired, role)| Fields {
+            name,
+            label,
+            service,
+            slot,
+            node,
+            state,
+            desired,
+            role,
+        })
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => fields().prop_map(Op::CreateTask),
+        3 => (any::<usize>(), fields()).prop_map(|(i, f)| Op::UpdateTask(i, f)),
+        1 => any::<usize>().prop_map(Op::RemoveTask),
+        2 => fields().prop_map(Op::CreateNode),
+        2 => (any::<usize>(), fields()).prop_map(|(i, f)| Op::UpdateNode(i, f)),
+        1 => any::<usize>().prop_map(Op::RemoveNode),
+        1 => fields().prop_map(Op::Aborted),
+    ]
+}
+
+fn annotations(f: &Fields) -> Option<Annotations> {
+    Some(Annotations {
+        name: f.name.map(|i| NAMES[i].to_owned()).unwrap_or_default(),
+        labels: f
+            .label
+            .map(|i| (LABELS[i].0.to_owned(), LABELS[i].1.to_owned()))
+            .into_iter()
+            .collect(),
+    })
+}
+
+fn shape_task(t: &mut Task, f: &Fields) {
+    t.annotations = annotations(f);
+    t.service_id = SERVICES[f.service].to_owned();
+    t.slot = f.slot;
+    t.node_id = f.node.map(|i| NODES[i].to_owned()).unwrap_or_default();
+    t.status = Some(TaskStatus {
+        state: STATES[f.state] as i32,
+        ..Default::default()
+    });
+    t.desired_state = STATES[f.desired] as i32;
+}
+
+fn shape_node(n: &mut Node, f: &Fields) {
+    n.spec.get_or_insert_with(Default::default).annotations = annotations(f);
+    n.role = if f.role { NodeRole::Manager } else { NodeRole::Worker } as i32;
+}
+
+/// The model: objects by id, without meta.
+#[derive(Default)]
+struct Model {
+    tasks: BTreeMap<String, Task>,
+    nodes: BTreeMap<String, Node>,
+}
+
+fn name_taken<T: StoreObject>(objects: &BTreeMap<String, T>, id: &str, obj: &T) -> bool {
+    let name = obj.annotations().map(|a| a.name.to_lowercase()).unwrap_or_default();
+    !name.is_empty()
+        && objects
+            .iter()
+            .any(|(other, o)| other != id && o.annotations().map(|a| a.name.to_lowercase()) == Some(name.clone()))
+}
+
+fn pick<T: Clone>(map: &BTreeMap<String, T>, i: usize) -> Option<(String, T)> {
+    if map.is_empty() {
+        return None;
+    }
+    map.iter().nth(i % map.len()).map(|(k, v)| (k.clone(), v.clone()))
+}
+
+/// Applies `op` to the model and the store; both must agree on success.
+fn step(store: &MemoryStore, model: &mut Model, op: &Op) -> Result<(), TestCaseError> {
+    fn stored<T: StoreObject>(store: &MemoryStore, id: &str) -> T {
+        (**store.read().get::<T>(id).expect("model and store agree on ids")).clone()
+    }
+    match op {
+        Op::CreateTask(f) => {
+            let mut t = Task {
+                id: crate::id::generate(),
+                ..Default::default()
+            };
+            shape_task(&mut t, f);
+            let conflict = name_taken(&model.tasks, &t.id, &t);
+            let result = block_on(store.update(|tx| tx.create(t.clone())));
+            record(result, &mut model.tasks, t.id.clone(), Some(t), conflict)
+        }
+        Op::UpdateTask(i, f) => {
+            let Some((id, _)) = pick(&model.tasks, *i) else {
+                return Ok(());
+            };
+            let mut t: Task = stored(store, &id);
+            shape_task(&mut t, f);
+            let conflict = name_taken(&model.tasks, &id, &t);
+            let result = block_on(store.update(|tx| tx.update(t.clone())));
+            record(result, &mut model.tasks, id, Some(t), conflict)
+        }
+        Op::RemoveTask(i) => {
+            let Some((id, _)) = pick(&model.tasks, *i) else {
+                return Ok(());
+            };
+            let result = block_on(store.update(|tx| tx.delete::<Task>(&id)));
+            record(result, &mut model.tasks, id, None, false)
+        }
+        Op::CreateNode(f) => {
+            let mut n = Node {
+                id: crate::id::generate(),
+                ..Default::default()
+            };
+            shape_node(&mut n, f);
+            let conflict = name_taken(&model.nodes, &n.id, &n);
+            let result = block_on(store.update(|tx| tx.create(n.clone())));
+            record(result, &mut model.nodes, n.id.clone(), Some(n), conflict)
+        }
+        Op::UpdateNode(i, f) => {
+            let Some((id, _)) = pick(&model.nodes, *i) else {
+                return Ok(());
+            };
+            let mut n: Node = stored(store, &id);
+            shape_node(&mut n, f);
+            let conflict = name_taken(&model.nodes, &id, &n);
+            let result = block_on(store.update(|tx| tx.update(n.clone())));
+            record(result, &mut model.nodes, id, Some(n), conflict)
+        }
+        Op::RemoveNode(i) => {
+            let Some((id, _)) = pick(&model.nodes, *i) else {
+                return Ok(());
+            };
+            let result = block_on(store.update(|tx| tx.delete::<Node>(&id)));
+            record(result, &mut model.nodes, id, None, false)
+        }
+        Op::Aborted(f) => {
+            let mut t = Task {
+                id: crate::id::generate(),
+                ..Default::default()
+            };
+            shape_task(&mut t, f);
+            let result = block_on(store.update(|tx| {
+                let _ = tx.create(t.clone());
+                let _ = tx.delete::<Node>(model.nodes.keys().next().map_or("none", String::as_str));
+                Err::<(), _>(Error::Invalid("abort".into()))
+            }));
+            prop_assert!(result.is_err());
+            Ok(())
+        }
+    }
+}
+
+fn record<T: StoreObject>(
+    result: crate::Result<()>,
+    objects: &mut BTreeMap<String, T>,
+    id: String,
+    obj: Option<T>,
+    conflict: bool,
+) -> Result<(), TestCaseError> {
+    if conflict {
+        prop_assert!(
+            matches!(result, Err(Error::NameConflict { .. })),
+            "expected a name conflict, got {result:?}"
+        );
+        return Ok(());
+    }
+    prop_assert!(result.is_ok(), "{result:?}");
+    match obj {
+        Some(o) => objects.insert(id, o),
+        None => objects.remove(&id),
+    };
+    Ok(())
+}
+
+fn ids<T: StoreObject>(found: crate::Result<Vec<&std::sync::Arc<T>>>) -> Vec<String> {
+    let mut ids: Vec<String> = found
+        .expect("selector supported")
+        .iter()
+        .map(|o| o.id().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn model_ids<T>(objects: &BTreeMap<String, T>, keep: impl Fn(&T) -> bool) -> Vec<String> {
+    objects
+        .iter()
+        .filter(|(_, o)| keep(o))
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// Every selector the store answers must give what a full scan of the model
+/// gives.
+fn compare(store: &MemoryStore, model: &Model) -> Result<(), TestCaseError> {
+    store.check_indexes().map_err(TestCaseError::fail)?;
+    let tx = store.read();
+    prop_assert_eq!(ids(tx.find::<Task>(By::All)), model_ids(&model.tasks, |_| true));
+    prop_assert_eq!(ids(tx.find::<Node>(By::All)), model_ids(&model.nodes, |_| true));
+    for (id, t) in &model.tasks {
+        let stored = tx.get::<Task>(id).expect("task in model is stored");
+        let mut without_meta = (**stored).clone();
+        without_meta.meta = None;
+        let mut expected = t.clone();
+        expected.meta = None;
+        prop_assert_eq!(&without_meta, &expected);
+    }
+    for s in SERVICES {
+        prop_assert_eq!(
+            ids(tx.find::<Task>(By::ServiceId(s))),
+            model_ids(&model.tasks, |t| t.service_id == s)
+        );
+        for slot in 0..3 {
+            prop_assert_eq!(
+                ids(tx.find::<Task>(By::Slot(s, slot))),
+                model_ids(&model.tasks, |t| t.service_id == s && t.slot == slot)
+            );
+        }
+    }
+    for n in NODES {
+        prop_assert_eq!(
+            ids(tx.find::<Task>(By::NodeId(n))),
+            model_ids(&model.tasks, |t| t.node_id == n)
+        );
+    }
+    for state in STATES {
+        prop_assert_eq!(
+            ids(tx.find::<Task>(By::TaskState(state))),
+            model_ids(&model.tasks, |t| t.status.as_ref().map(|s| s.state)
+                == Some(state as i32))
+        );
+        prop_assert_eq!(
+            ids(tx.find::<Task>(By::DesiredState(state))),
+            model_ids(&model.tasks, |t| t.desired_state == state as i32)
+        );
+    }
+    for name in NAMES {
+        let lower = name.to_lowercase();
+        let has = |a: Option<&Annotations>| a.map(|a| a.name.to_lowercase()) == Some(lower.clone());
+        prop_assert_eq!(
+            ids(tx.find::<Task>(By::Name(name))),
+            model_ids(&model.tasks, |t| has(t.annotations.as_ref()))
+        );
+        prop_assert_eq!(
+            ids(tx.find::<Node>(By::Name(name))),
+            model_ids(&model.nodes, |n| has(n.annotations()))
+        );
+        let prefix = &lower[..2];
+        prop_assert_eq!(
+            ids(tx.find::<Node>(By::NamePrefix(&prefix.to_uppercase()))),
+            model_ids(&model.nodes, |n| n
+                .annotations()
+                .is_some_and(|a| a.name.to_lowercase().starts_with(prefix)))
+        );
+    }
+    for (k, v) in LABELS {
+        let has = |a: Option<&Annotations>| a.and_then(|a| a.labels.get(k)).map(String::as_str) == Some(v);
+        let has_key = |a: Option<&Annotations>| a.is_some_and(|a| a.labels.contains_key(k));
+        prop_assert_eq!(
+            ids(tx.find::<Task>(By::Label(k, v))),
+            model_ids(&model.tasks, |t| has(t.annotations.as_ref()))
+        );
+        prop_assert_eq!(
+            ids(tx.find::<Node>(By::Label(k, v))),
+            model_ids(&model.nodes, |n| has(n.annotations()))
+        );
+        prop_assert_eq!(
+            ids(tx.find::<Node>(By::LabelKey(k))),
+            model_ids(&model.nodes, |n| has_key(n.annotations()))
+        );
+    }
+    for role in [NodeRole::Worker, NodeRole::Manager] {
+        prop_assert_eq!(
+            ids(tx.find::<Node>(By::Role(role))),
+            model_ids(&model.nodes, |n| n.role == role as i32)
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn indexes_match_a_model_under_random_changes(ops in proptest::collection::vec(op(), 1..80)) {
+        let store = MemoryStore::new();
+        let mut model = Model::default();
+        for op in &ops {
+            step(&store, &mut model, op)?;
+            compare(&store, &model)?;
+        }
+        // Snapshot and restore keeps every index too.
+        let restored = MemoryStore::new();
+        restored.restore(&store.snapshot()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        compare(&restored, &model)?;
+    }
+}

@@ -1,0 +1,117 @@
+//! The whole store at one Raft index: six tables. Applying a committed
+//! transaction to it is where every write finally lands.
+
+use std::sync::Arc;
+
+use swarm_proto::v1::{Cluster, Config, Node, Secret, Service, Task, store_action};
+
+use crate::table::Table;
+use crate::watch::{Action, Change};
+use crate::{Error, Object, Result, StoreObject};
+
+/// Every table, at one point in the log.
+#[derive(Clone, Default)]
+pub struct State {
+    /// Raft index of the last entry applied.
+    pub index: u64,
+    pub(crate) nodes: Table<Node>,
+    pub(crate) services: Table<Service>,
+    pub(crate) tasks: Table<Task>,
+    pub(crate) clusters: Table<Cluster>,
+    pub(crate) secrets: Table<Secret>,
+    pub(crate) configs: Table<Config>,
+}
+
+impl Action {
+    pub(crate) fn from_proto(kind: i32) -> Result<Action> {
+        match store_action::Kind::try_from(kind) {
+            Ok(store_action::Kind::Create) => Ok(Action::Create),
+            Ok(store_action::Kind::Update) => Ok(Action::Update),
+            Ok(store_action::Kind::Remove) => Ok(Action::Remove),
+            _ => Err(Error::Invalid(format!("unknown store action kind {kind}"))),
+        }
+    }
+
+    pub(crate) fn to_proto(self) -> store_action::Kind {
+        match self {
+            Action::Create => store_action::Kind::Create,
+            Action::Update => store_action::Kind::Update,
+            Action::Remove => store_action::Kind::Remove,
+        }
+    }
+}
+
+impl State {
+    /// Applies one change of a committed transaction at `index`, checking it
+    /// against this state exactly as the writer's transaction did: the
+    /// writer's checks ran on an older state, and a concurrent writer may
+    /// have committed in between. Deterministic, so every manager agrees.
+    pub(crate) fn apply(&mut self, action: Action, object: Object, index: u64) -> Result<Change> {
+        match object {
+            Object::Node(o) => self.apply_to::<Node>(action, o, index),
+            Object::Service(o) => self.apply_to::<Service>(action, o, index),
+            Object::Task(o) => self.apply_to::<Task>(action, o, index),
+            Object::Cluster(o) => self.apply_to::<Cluster>(action, o, index),
+            Object::Secret(o) => self.apply_to::<Secret>(action, o, index),
+            Object::Config(o) => self.apply_to::<Config>(action, o, index),
+        }
+    }
+
+    fn apply_to<T: StoreObject>(&mut self, action: Action, mut obj: Arc<T>, index: u64) -> Result<Change> {
+        let table = T::table_mut(self);
+        let old = match action {
+            Action::Create => {
+                table.check_create(&obj)?;
+                None
+            }
+            Action::Update => Some(table.check_update(&obj)?.clone()),
+            Action::Remove => {
+                let old = table.check_version(obj.id(), obj.version())?.clone();
+                table.remove(obj.id());
+                return Ok(Change {
+                    action,
+                    old: Some(T::into_object(old)),
+                    new: None,
+                });
+            }
+        };
+        // The object is usually owned by this transaction alone: setting its
+        // version then copies nothing.
+        Arc::make_mut(&mut obj).meta_mut().version = index;
+        table.insert(obj.clone());
+        Ok(Change {
+            action,
+            old: old.map(T::into_object),
+            new: Some(T::into_object(obj)),
+        })
+    }
+
+    /// Inserts an object read from a snapshot, keeping its version.
+    pub(crate) fn restore(&mut self, object: Object) -> Result<()> {
+        fn put<T: StoreObject>(state: &mut State, obj: Arc<T>) -> Result<()> {
+            let table = T::table_mut(state);
+            table.check_create(&obj)?;
+            table.insert(obj);
+            Ok(())
+        }
+        match object {
+            Object::Node(o) => put(self, o),
+            Object::Service(o) => put(self, o),
+            Object::Task(o) => put(self, o),
+            Object::Cluster(o) => put(self, o),
+            Object::Secret(o) => put(self, o),
+            Object::Config(o) => put(self, o),
+        }
+    }
+
+    /// Rebuilds every index and compares: for tests.
+    #[cfg(test)]
+    pub(crate) fn check_indexes(&self) -> std::result::Result<(), String> {
+        self.nodes.check_indexes()?;
+        self.services.check_indexes()?;
+        self.tasks.check_indexes()?;
+        self.clusters.check_indexes()?;
+        self.secrets.check_indexes()?;
+        self.configs.check_indexes()
+    }
+}

@@ -1,0 +1,270 @@
+//! [`MemoryStore`]: the handle every part of a manager holds.
+
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use swarm_proto::v1::StoreAction;
+
+use crate::batch::Batch;
+use crate::proposer::Proposer;
+use crate::state::State;
+use crate::tx::{ReadTx, WriteTx, to_store_action};
+use crate::watch::{Action, DEFAULT_WATCH_BUFFER, Filter, WatchQueue, Watcher};
+use crate::{Object, Result, snapshot};
+
+/// The cluster state, in memory: six tables with indexes, read and write
+/// transactions, and a watch queue. Cloning the handle is cheap; every clone
+/// is the same store.
+///
+/// Writes go through [`MemoryStore::update`] (or a [`Batch`]); with a
+/// [`Proposer`] they reach the state only through [`MemoryStore::apply`] once
+/// committed. Reads ([`MemoryStore::view`]) see the last applied state and
+/// never wait for writers.
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The current state. Readers clone the `Arc` under the read lock and
+    /// let go at once; the write lock is held only to swap in a new state.
+    root: RwLock<Arc<State>>,
+    /// Serializes commits, so that states and events follow index order,
+    /// and lets `view_and_watch` subscribe between two commits.
+    commit: Mutex<()>,
+    proposer: Option<Arc<dyn Proposer>>,
+    watch: WatchQueue,
+}
+
+/// Builds a [`MemoryStore`] with settings other than the defaults.
+#[derive(Default)]
+pub struct Builder {
+    proposer: Option<Arc<dyn Proposer>>,
+    watch_buffer: Option<usize>,
+}
+
+impl Builder {
+    /// Commit through `proposer` (Raft) instead of applying locally.
+    pub fn proposer(mut self, proposer: Arc<dyn Proposer>) -> Builder {
+        self.proposer = Some(proposer);
+        self
+    }
+
+    /// Events a watcher may leave unread before it is cut off (default
+    /// [`DEFAULT_WATCH_BUFFER`]).
+    pub fn watch_buffer(mut self, events: usize) -> Builder {
+        self.watch_buffer = Some(events);
+        self
+    }
+
+    /// The store, empty.
+    pub fn build(self) -> MemoryStore {
+        MemoryStore {
+            inner: Arc::new(Inner {
+                root: RwLock::new(Arc::new(State::default())),
+                commit: Mutex::new(()),
+                proposer: self.proposer,
+                watch: WatchQueue::new(self.watch_buffer.unwrap_or(DEFAULT_WATCH_BUFFER)),
+            }),
+        }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store that commits locally, with no consensus: each
+    /// transaction gets the next index. For tests and single-process use.
+    pub fn new() -> MemoryStore {
+        Builder::default().build()
+    }
+
+    /// Settings other than the defaults.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// A consistent snapshot of the current state, to read at leisure.
+    pub fn read(&self) -> ReadTx {
+        ReadTx { state: self.current() }
+    }
+
+    /// Runs `f` on a consistent snapshot of the current state.
+    pub fn view<R>(&self, f: impl FnOnce(&ReadTx) -> R) -> R {
+        f(&self.read())
+    }
+
+    /// Runs `f` as one all-or-nothing transaction and commits its changes as
+    /// one proposal. Returns once the changes are applied here, so every
+    /// later read sees them.
+    ///
+    /// # Errors
+    ///
+    /// The error `f` returned, or the commit's: a conflict found when the
+    /// changes were applied, or the proposer's. Either way nothing of the
+    /// transaction is applied.
+    pub async fn update<R>(&self, f: impl FnOnce(&mut WriteTx) -> Result<R>) -> Result<R> {
+        let mut tx = WriteTx::new((*self.current()).clone());
+        let result = f(&mut tx)?;
+        self.commit(tx).await?;
+        Ok(result)
+    }
+
+    /// Many updates, committed in proposals of bounded size; see [`Batch`].
+    pub fn batch(&self) -> Batch<'_> {
+        Batch::new(self)
+    }
+
+    /// Commits a transaction; returns its index (the current one if it
+    /// changed nothing).
+    pub(crate) async fn commit(&self, tx: WriteTx) -> Result<u64> {
+        let changes = tx.into_changes();
+        if changes.is_empty() {
+            return Ok(self.current().index);
+        }
+        match &self.inner.proposer {
+            None => {
+                let guard = self.lock_commit();
+                let index = self.current().index + 1;
+                self.apply_locked(&guard, changes, index)?;
+                Ok(index)
+            }
+            Some(proposer) => {
+                let actions = changes
+                    .into_iter()
+                    .map(|(action, object)| to_store_action(action, object))
+                    .collect();
+                proposer.propose(actions).await
+            }
+        }
+    }
+
+    /// Applies a committed entry: what every manager runs for each entry of
+    /// the Raft log, in order. All or nothing: the changes are checked
+    /// against the current state (a create needs a free id and name, an
+    /// update or remove the version it read), and if one fails none is
+    /// applied. The index advances either way, so that it always names the
+    /// last entry applied. An entry at or below that index was applied
+    /// already and is skipped.
+    ///
+    /// # Errors
+    ///
+    /// The first check that failed, or [`Error::Invalid`](crate::Error::Invalid)
+    /// for a malformed action.
+    pub fn apply(&self, actions: Vec<StoreAction>, index: u64) -> Result<()> {
+        let changes = actions
+            .into_iter()
+            .map(|a| {
+                let action = Action::from_proto(a.kind)?;
+                let target = a
+                    .target
+                    .ok_or_else(|| crate::Error::Invalid("store action without an object".into()))?;
+                Ok((action, Object::from_target(target)))
+            })
+            .collect::<Result<Vec<_>>>();
+        let guard = self.lock_commit();
+        match changes {
+            Ok(changes) => self.apply_locked(&guard, changes, index),
+            Err(e) => {
+                self.advance_to(index);
+                Err(e)
+            }
+        }
+    }
+
+    fn apply_locked(&self, _commit: &MutexGuard<'_, ()>, changes: Vec<(Action, Object)>, index: u64) -> Result<()> {
+        let current = self.current();
+        if index <= current.index {
+            tracing::debug!(index, applied = current.index, "entry already applied");
+            return Ok(());
+        }
+        let mut next = (*current).clone();
+        next.index = index;
+        let mut applied = Vec::with_capacity(changes.len());
+        for (action, object) in changes {
+            match next.apply(action, object, index) {
+                Ok(change) => applied.push(Arc::new(change)),
+                Err(e) => {
+                    tracing::debug!(index, error = %e, "entry refused");
+                    self.advance_to(index);
+                    return Err(e);
+                }
+            }
+        }
+        self.swap(next);
+        self.inner.watch.publish(&applied, index);
+        Ok(())
+    }
+
+    /// Records that the entry at `index` was applied without changes.
+    fn advance_to(&self, index: u64) {
+        let current = self.current();
+        if index > current.index {
+            let mut next = (*current).clone();
+            next.index = index;
+            self.swap(next);
+        }
+    }
+
+    /// A watcher of the changes `filter` selects, from the next commit on.
+    pub fn watch(&self, filter: Filter) -> Watcher {
+        let _guard = self.lock_commit();
+        self.inner.watch.subscribe(filter)
+    }
+
+    /// A snapshot and a watcher that starts exactly after it: every change
+    /// after the snapshot reaches the watcher, and none it already holds.
+    pub fn view_and_watch(&self, filter: Filter) -> (ReadTx, Watcher) {
+        let _guard = self.lock_commit();
+        (self.read(), self.inner.watch.subscribe(filter))
+    }
+
+    /// Number of live watchers (cut-off ones are counted until the next
+    /// commit notices).
+    pub fn watcher_count(&self) -> usize {
+        self.inner.watch.len()
+    }
+
+    /// The whole store as bytes, for a Raft snapshot. See [`snapshot`].
+    pub fn snapshot(&self) -> Vec<u8> {
+        snapshot::encode(&self.current())
+    }
+
+    /// Replaces the whole store with a snapshot from [`MemoryStore::snapshot`].
+    /// Every watcher is closed: it must start again from `view_and_watch`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`](crate::Error::Invalid) if the bytes are not a whole,
+    /// consistent snapshot; the store is then left as it was.
+    pub fn restore(&self, bytes: &[u8]) -> Result<()> {
+        let state = snapshot::decode(bytes)?;
+        let _guard = self.lock_commit();
+        self.swap(state);
+        self.inner.watch.close_all_restored();
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<State> {
+        // Poisoning cannot leave a half-swapped `Arc`: the guarded value is
+        // replaced in one assignment.
+        self.inner.root.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn swap(&self, state: State) {
+        *self.inner.root.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
+    }
+
+    fn lock_commit(&self) -> MutexGuard<'_, ()> {
+        self.inner.commit.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rebuilds every index and compares: for tests.
+    #[cfg(test)]
+    pub(crate) fn check_indexes(&self) -> std::result::Result<(), String> {
+        self.current().check_indexes()
+    }
+}

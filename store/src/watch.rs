@@ -1,0 +1,299 @@
+//! The watch queue: every committed change, in commit order, to whoever
+//! subscribed to it.
+//!
+//! Each watcher has its own bounded buffer, filled by the committing writer
+//! with `try_send`: a watcher that falls behind is cut off (its next read
+//! says so) and never slows the writer or the other watchers. Its owner
+//! starts again from [`MemoryStore::view_and_watch`](crate::MemoryStore::view_and_watch).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use crate::{Error, Kind, Object, Result};
+
+/// Default number of events a watcher may have unread before it is cut off.
+pub const DEFAULT_WATCH_BUFFER: usize = 10_000;
+
+/// What a change did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// The object is new.
+    Create,
+    /// The object replaced an older version.
+    Update,
+    /// The object is gone.
+    Remove,
+}
+
+impl Action {
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// One changed object of a committed transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// What happened.
+    pub action: Action,
+    /// The object before the change; `None` for a create.
+    pub old: Option<Object>,
+    /// The object after the change; `None` for a remove.
+    pub new: Option<Object>,
+}
+
+impl Change {
+    /// The object the change is about: the new version, or for a remove the
+    /// version removed.
+    pub fn object(&self) -> &Object {
+        match (&self.new, &self.old) {
+            (Some(o), _) | (None, Some(o)) => o,
+            (None, None) => unreachable!("a change has an old or a new object"),
+        }
+    }
+
+    /// Kind of the object changed.
+    pub fn kind(&self) -> Kind {
+        self.object().kind()
+    }
+}
+
+/// What a watcher receives.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// One change, shared by every watcher that gets it.
+    Change(Arc<Change>),
+    /// The end of a transaction, after its changes: sent to watchers that
+    /// asked for markers and got at least one change of that transaction.
+    Commit {
+        /// Raft index of the transaction.
+        index: u64,
+    },
+}
+
+type Predicate = Arc<dyn Fn(&Change) -> bool + Send + Sync>;
+
+/// Which changes a watcher wants. Every condition set must hold.
+#[derive(Clone, Default)]
+pub struct Filter {
+    /// Bit set of kinds; 0 means all.
+    kinds: u8,
+    /// Bit set of actions; 0 means all.
+    actions: u8,
+    predicate: Option<Predicate>,
+    commits: bool,
+}
+
+impl fmt::Debug for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Filter")
+            .field("kinds", &self.kinds)
+            .field("actions", &self.actions)
+            .field("predicate", &self.predicate.is_some())
+            .field("commits", &self.commits)
+            .finish()
+    }
+}
+
+impl Filter {
+    /// Every change of every kind.
+    pub fn all() -> Filter {
+        Filter::default()
+    }
+
+    /// Also changes of `kind` (the first call narrows from "all kinds").
+    pub fn kind(mut self, kind: Kind) -> Filter {
+        self.kinds |= kind.bit();
+        self
+    }
+
+    /// Also changes doing `action` (the first call narrows from "all").
+    pub fn action(mut self, action: Action) -> Filter {
+        self.actions |= action.bit();
+        self
+    }
+
+    /// Only changes for which `predicate` holds.
+    pub fn matching(mut self, predicate: impl Fn(&Change) -> bool + Send + Sync + 'static) -> Filter {
+        self.predicate = Some(Arc::new(predicate));
+        self
+    }
+
+    /// Send an [`Event::Commit`] after each transaction that matched.
+    pub fn with_commits(mut self) -> Filter {
+        self.commits = true;
+        self
+    }
+
+    /// Changes to the tasks of one service.
+    pub fn tasks_of_service(service_id: impl Into<String>) -> Filter {
+        let service_id = service_id.into();
+        Filter::all()
+            .kind(Kind::Task)
+            .matching(move |change| matches!(change.object(), Object::Task(t) if t.service_id == service_id))
+    }
+
+    fn matches(&self, change: &Change) -> bool {
+        (self.kinds == 0 || self.kinds & change.kind().bit() != 0)
+            && (self.actions == 0 || self.actions & change.action.bit() != 0)
+            && self.predicate.as_ref().is_none_or(|p| p(change))
+    }
+}
+
+/// Why a watcher's stream ended, as the writer side recorded it.
+const OPEN: u8 = 0;
+const LAGGED: u8 = 1;
+const RESTORED: u8 = 2;
+
+struct Subscription {
+    filter: Filter,
+    sender: mpsc::Sender<Event>,
+    ended: Arc<AtomicU8>,
+}
+
+impl Subscription {
+    /// Queues one event; false if the watcher is gone or was just cut off.
+    fn offer(&self, event: Event) -> bool {
+        match self.sender.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.ended.store(LAGGED, Ordering::Release);
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queues the changes this watcher wants, then the commit marker.
+    fn publish(&self, changes: &[Arc<Change>], index: u64) -> bool {
+        let mut matched = false;
+        for change in changes {
+            if self.filter.matches(change) {
+                if !self.offer(Event::Change(change.clone())) {
+                    return false;
+                }
+                matched = true;
+            }
+        }
+        !(matched && self.filter.commits) || self.offer(Event::Commit { index })
+    }
+}
+
+/// The writer's side: every subscription.
+pub(crate) struct WatchQueue {
+    subscriptions: Mutex<Vec<Subscription>>,
+    buffer: usize,
+}
+
+impl WatchQueue {
+    pub(crate) fn new(buffer: usize) -> WatchQueue {
+        WatchQueue {
+            subscriptions: Mutex::new(Vec::new()),
+            buffer: buffer.max(1),
+        }
+    }
+
+    pub(crate) fn subscribe(&self, filter: Filter) -> Watcher {
+        let (sender, receiver) = mpsc::channel(self.buffer);
+        let ended = Arc::new(AtomicU8::new(OPEN));
+        self.lock().push(Subscription {
+            filter,
+            sender,
+            ended: ended.clone(),
+        });
+        Watcher { receiver, ended }
+    }
+
+    /// Hands one transaction's changes to every watcher, dropping those that
+    /// are gone or full. Called in commit order, under the commit lock.
+    pub(crate) fn publish(&self, changes: &[Arc<Change>], index: u64) {
+        self.lock().retain(|s| s.publish(changes, index));
+    }
+
+    /// Ends every watcher: the store was replaced by a snapshot, so no
+    /// stream of changes could carry them from their old view to the new.
+    pub(crate) fn close_all_restored(&self) {
+        for s in self.lock().drain(..) {
+            s.ended.store(RESTORED, Ordering::Release);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscription>> {
+        // A panic while holding this lock cannot leave the list half-changed
+        // (retain and push are the only writers), so a poisoned lock is safe
+        // to reuse.
+        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The reading side of one subscription. Dropping it unsubscribes.
+pub struct Watcher {
+    receiver: mpsc::Receiver<Event>,
+    ended: Arc<AtomicU8>,
+}
+
+impl fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watcher").field("queued", &self.receiver.len()).finish()
+    }
+}
+
+impl Watcher {
+    /// The next event, waiting for one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the watcher fell behind and was cut off, the
+    /// store was restored from a snapshot, or the store was dropped; every
+    /// event queued before that is delivered first.
+    pub async fn recv(&mut self) -> Result<Event> {
+        match self.receiver.recv().await {
+            Some(event) => Ok(event),
+            None => Err(self.end_reason()),
+        }
+    }
+
+    /// The next event if one is queued, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`Watcher::recv`].
+    pub fn try_recv(&mut self) -> Result<Option<Event>> {
+        match self.receiver.try_recv() {
+            Ok(event) => Ok(Some(event)),
+            Err(mpsc::error::TryRecvError::Empty) => Ok(None),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(self.end_reason()),
+        }
+    }
+
+    /// The next event, blocking the thread. Not for use inside an async
+    /// runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`Watcher::recv`].
+    pub fn blocking_recv(&mut self) -> Result<Event> {
+        match self.receiver.blocking_recv() {
+            Some(event) => Ok(event),
+            None => Err(self.end_reason()),
+        }
+    }
+
+    fn end_reason(&self) -> Error {
+        Error::Closed(
+            match self.ended.load(Ordering::Acquire) {
+                LAGGED => "the watcher fell behind and was cut off",
+                RESTORED => "the store was restored from a snapshot",
+                _ => "the store was closed",
+            }
+            .to_owned(),
+        )
+    }
+}

@@ -1,0 +1,66 @@
+//! Object builders shared by the store's tests.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use swarm_proto::v1::{
+    Annotations, ContainerSpec, Node, NodeSpec, ReplicatedService, Service, ServiceSpec, Task, TaskSpec, TaskState,
+    TaskStatus, service_spec, task_spec,
+};
+use swarm_store::id;
+
+pub fn annotations(name: &str, labels: &[(&str, &str)]) -> Option<Annotations> {
+    Some(Annotations {
+        name: name.to_owned(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<HashMap<_, _>>(),
+    })
+}
+
+pub fn node(name: &str) -> Node {
+    Node {
+        id: id::generate(),
+        spec: Some(NodeSpec {
+            annotations: annotations(name, &[]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn service(name: &str) -> Service {
+    Service {
+        id: id::generate(),
+        spec: Some(ServiceSpec {
+            annotations: annotations(name, &[]),
+            task: Some(TaskSpec {
+                runtime: Some(task_spec::Runtime::Container(ContainerSpec {
+                    image: "busybox:latest".into(),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }),
+            mode: Some(service_spec::Mode::Replicated(ReplicatedService { replicas: 1 })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn task(service_id: &str, slot: u64) -> Task {
+    let id = id::generate();
+    Task {
+        annotations: annotations(&format!("{service_id}.{slot}.{id}"), &[]),
+        id,
+        service_id: service_id.to_owned(),
+        slot,
+        desired_state: TaskState::Running as i32,
+        status: Some(TaskStatus {
+            state: TaskState::New as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,320 @@
+//! Write transactions: all-or-nothing, versions, conflicts, selectors.
+
+mod common;
+
+use common::{node, service, task};
+use swarm_proto::v1::{Node, NodeRole, Service, Task, TaskState, TaskStatus};
+use swarm_store::{By, Error, Kind, MemoryStore, Read};
+
+#[tokio::test]
+async fn create_then_read_by_id_and_case_insensitive_name() {
+    let store = MemoryStore::new();
+    let n = node("Worker-1");
+    let id = n.id.clone();
+    store.update(|tx| tx.create(n)).await.unwrap();
+
+    store.view(|tx| {
+        let stored = tx.get::<Node>(&id).expect("created node is readable");
+        assert_eq!(stored.meta.as_ref().unwrap().version, 1, "version is the commit index");
+        assert!(stored.meta.as_ref().unwrap().created_at.is_some());
+        assert_eq!(tx.get_by_name::<Node>("worker-1").unwrap().id, id);
+        assert_eq!(tx.get_by_name::<Node>("WORKER-1").unwrap().id, id);
+        assert!(tx.get::<Service>(&id).is_none(), "kinds are separate tables");
+        assert_eq!(tx.index(), 1);
+    });
+}
+
+#[tokio::test]
+async fn names_are_unique_per_kind_case_insensitively() {
+    let store = MemoryStore::new();
+    store.update(|tx| tx.create(service("web"))).await.unwrap();
+    let err = store.update(|tx| tx.create(service("WEB"))).await.unwrap_err();
+    assert!(
+        matches!(err, Error::NameConflict { kind: Kind::Service, ref name } if name == "WEB"),
+        "{err}"
+    );
+    // Another kind may use the name.
+    store.update(|tx| tx.create(node("web"))).await.unwrap();
+    // Renaming onto a taken name fails too.
+    let api = service("api");
+    store.update(|tx| tx.create(api.clone())).await.unwrap();
+    let mut renamed = store.view(|tx| (**tx.get::<Service>(&api.id).unwrap()).clone());
+    renamed.spec.as_mut().unwrap().annotations.as_mut().unwrap().name = "Web".into();
+    let err = store.update(|tx| tx.update(renamed)).await.unwrap_err();
+    assert!(matches!(err, Error::NameConflict { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn duplicate_id_and_empty_id_are_refused() {
+    let store = MemoryStore::new();
+    let n = node("a");
+    store.update(|tx| tx.create(n.clone())).await.unwrap();
+    let mut same_id = node("b");
+    same_id.id = n.id.clone();
+    let err = store.update(|tx| tx.create(same_id)).await.unwrap_err();
+    assert_eq!(
+        err,
+        Error::AlreadyExists {
+            kind: Kind::Node,
+            id: n.id.clone()
+        }
+    );
+    let mut no_id = node("c");
+    no_id.id.clear();
+    assert!(matches!(
+        store.update(|tx| tx.create(no_id)).await,
+        Err(Error::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn failed_transaction_leaves_no_trace() {
+    let store = MemoryStore::new();
+    store.update(|tx| tx.create(service("keep"))).await.unwrap();
+    let mut watcher = store.watch(swarm_store::Filter::all());
+    let index_before = store.read().index();
+
+    let err = store
+        .update(|tx| {
+            tx.create(service("one"))?;
+            tx.create(node("two"))?;
+            tx.create(service("KEEP")) // name conflict: the whole transaction fails
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NameConflict { .. }));
+
+    store.view(|tx| {
+        assert_eq!(tx.count::<Service>(), 1);
+        assert_eq!(tx.count::<Node>(), 0);
+        assert!(tx.get_by_name::<Service>("one").is_none());
+        assert_eq!(tx.index(), index_before);
+    });
+    assert_eq!(watcher.try_recv().unwrap(), None, "no event for a failed transaction");
+}
+
+#[tokio::test]
+async fn stale_version_is_a_conflict_and_changes_nothing() {
+    let store = MemoryStore::new();
+    let n = node("n");
+    let id = n.id.clone();
+    store.update(|tx| tx.create(n)).await.unwrap();
+    let read = store.view(|tx| (**tx.get::<Node>(&id).unwrap()).clone());
+
+    let mut first = read.clone();
+    first.role = NodeRole::Manager as i32;
+    store.update(|tx| tx.update(first)).await.unwrap();
+
+    let mut second = read.clone();
+    second.spec.as_mut().unwrap().annotations.as_mut().unwrap().name = "other".into();
+    let err = store.update(|tx| tx.update(second)).await.unwrap_err();
+    assert_eq!(
+        err,
+        Error::VersionConflict {
+            kind: Kind::Node,
+            id: id.clone(),
+            given: 1,
+            current: 2
+        }
+    );
+
+    store.view(|tx| {
+        let stored = tx.get::<Node>(&id).unwrap();
+        assert_eq!(stored.role, NodeRole::Manager as i32);
+        assert_eq!(tx.get_by_name::<Node>("n").unwrap().id, id);
+        assert!(tx.get_by_name::<Node>("other").is_none());
+    });
+}
+
+#[tokio::test]
+async fn transaction_reads_its_own_writes_and_folds_changes_per_object() {
+    let store = MemoryStore::new();
+    let mut watcher = store.watch(swarm_store::Filter::all().with_commits());
+    let s = service("web");
+    let sid = s.id.clone();
+    let gone = node("gone");
+    store
+        .update(|tx| {
+            tx.create(s)?;
+            let mut again = (**tx.get::<Service>(&sid).unwrap()).clone();
+            again.pending_delete = true;
+            tx.update(again)?;
+            tx.create(gone.clone())?;
+            tx.delete::<Node>(&gone.id)?;
+            assert!(tx.get::<Node>(&gone.id).is_none());
+            assert_eq!(tx.len(), 1, "create+update is one create; create+delete is nothing");
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let swarm_store::Event::Change(change) = watcher.try_recv().unwrap().unwrap() else {
+        panic!("expected a change")
+    };
+    assert_eq!(change.action, swarm_store::Action::Create);
+    assert!(
+        change
+            .new
+            .as_ref()
+            .unwrap()
+            .downcast::<Service>()
+            .unwrap()
+            .pending_delete
+    );
+    assert_eq!(
+        watcher.try_recv().unwrap(),
+        Some(swarm_store::Event::Commit { index: 1 })
+    );
+    assert_eq!(watcher.try_recv().unwrap(), None);
+}
+
+#[tokio::test]
+async fn delete_of_missing_object_is_not_found() {
+    let store = MemoryStore::new();
+    let err = store.update(|tx| tx.delete::<Task>("nope")).await.unwrap_err();
+    assert_eq!(
+        err,
+        Error::NotFound {
+            kind: Kind::Task,
+            id: "nope".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn selectors_find_what_they_name() {
+    let store = MemoryStore::new();
+    let (web, api) = (service("web"), service("api"));
+    let mut tasks = Vec::new();
+    for slot in 1..=3 {
+        tasks.push(task(&web.id, slot));
+    }
+    tasks.push(task(&api.id, 1));
+    let mut labelled = node("labelled");
+    labelled
+        .spec
+        .as_mut()
+        .unwrap()
+        .annotations
+        .as_mut()
+        .unwrap()
+        .labels
+        .insert("zone".into(), "a".into());
+    labelled.role = NodeRole::Manager as i32;
+    tasks[0].node_id = labelled.id.clone();
+    tasks[1].status = Some(TaskStatus {
+        state: TaskState::Running as i32,
+        ..Default::default()
+    });
+
+    let (w, a, n, t) = (web.clone(), api.clone(), labelled.clone(), tasks.clone());
+    store
+        .update(move |tx| {
+            tx.create(w)?;
+            tx.create(a)?;
+            tx.create(n)?;
+            t.into_iter().try_for_each(|t| tx.create(t))
+        })
+        .await
+        .unwrap();
+
+    let tx = store.read();
+    let ids = |found: Vec<&std::sync::Arc<Task>>| {
+        let mut ids: Vec<String> = found.into_iter().map(|t| t.id.clone()).collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids(tx.find::<Task>(By::ServiceId(&web.id)).unwrap()),
+        sorted(tasks[..3].iter().map(|t| t.id.clone()).collect())
+    );
+    assert_eq!(
+        ids(tx.find::<Task>(By::Slot(&web.id, 2)).unwrap()),
+        vec![tasks[1].id.clone()]
+    );
+    assert_eq!(
+        ids(tx.find::<Task>(By::NodeId(&labelled.id)).unwrap()),
+        vec![tasks[0].id.clone()]
+    );
+    assert_eq!(
+        ids(tx.find::<Task>(By::TaskState(TaskState::Running)).unwrap()),
+        vec![tasks[1].id.clone()]
+    );
+    assert_eq!(tx.find::<Task>(By::TaskState(TaskState::New)).unwrap().len(), 3);
+    assert_eq!(tx.find::<Task>(By::DesiredState(TaskState::Running)).unwrap().len(), 4);
+    assert_eq!(tx.find::<Task>(By::All).unwrap().len(), 4);
+    assert_eq!(
+        tx.find::<Task>(By::IdPrefix(&tasks[3].id[..10])).unwrap()[0].id,
+        tasks[3].id
+    );
+    assert_eq!(tx.find::<Service>(By::NamePrefix("W")).unwrap()[0].id, web.id);
+    assert_eq!(tx.find::<Service>(By::Name("API")).unwrap()[0].id, api.id);
+    assert_eq!(tx.find::<Node>(By::LabelKey("zone")).unwrap().len(), 1);
+    assert_eq!(tx.find::<Node>(By::Label("zone", "a")).unwrap().len(), 1);
+    assert_eq!(tx.find::<Node>(By::Label("zone", "b")).unwrap().len(), 0);
+    assert_eq!(tx.find::<Node>(By::Role(NodeRole::Manager)).unwrap().len(), 1);
+    assert_eq!(tx.find::<Node>(By::Role(NodeRole::Worker)).unwrap().len(), 0);
+    let err = tx.find::<Task>(By::Role(NodeRole::Manager)).unwrap_err();
+    assert!(matches!(err, Error::Invalid(ref m) if m.contains("task")), "{err}");
+    assert!(tx.find::<Node>(By::ServiceId(&web.id)).is_err());
+}
+
+#[tokio::test]
+async fn apply_refuses_a_stale_entry_whole_and_still_advances() {
+    let store = MemoryStore::new();
+    let s = service("web");
+    store.update(|tx| tx.create(s.clone())).await.unwrap();
+    let stale = store.view(|tx| (**tx.get::<Service>(&s.id).unwrap()).clone());
+    store.update(|tx| tx.update(stale.clone())).await.unwrap(); // version 2 now
+
+    use swarm_proto::v1::{StoreAction, store_action};
+    let fresh = service("fresh");
+    let entry = vec![
+        StoreAction {
+            kind: store_action::Kind::Create as i32,
+            target: Some(store_action::Target::Service(fresh.clone())),
+        },
+        StoreAction {
+            kind: store_action::Kind::Update as i32,
+            target: Some(store_action::Target::Service(stale)),
+        },
+    ];
+    let err = store.apply(entry, 3).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::VersionConflict {
+                given: 1,
+                current: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    store.view(|tx| {
+        assert!(
+            tx.get::<Service>(&fresh.id).is_none(),
+            "the entry's create is not applied either"
+        );
+        assert_eq!(tx.index(), 3);
+    });
+    // Re-applying an index already applied is a no-op.
+    store
+        .apply(
+            vec![StoreAction {
+                kind: store_action::Kind::Create as i32,
+                target: Some(store_action::Target::Service(fresh.clone())),
+            }],
+            3,
+        )
+        .unwrap();
+    assert!(store.read().get::<Service>(&fresh.id).is_none());
+    // A malformed action is refused.
+    assert!(matches!(
+        store.apply(vec![StoreAction { kind: 9, target: None }], 4),
+        Err(Error::Invalid(_))
+    ));
+}

@@ -1,0 +1,198 @@
+//! The watch queue: order, filters, cut-off of slow watchers, and
+//! `view_and_watch` with no gap.
+
+mod common;
+
+use std::sync::Arc;
+use std::thread;
+
+use common::{node, service, task};
+use swarm_proto::v1::{Node, Service, Task};
+use swarm_store::{Action, Error, Event, Filter, Kind, MemoryStore, Read};
+
+fn change(event: Event) -> Arc<swarm_store::Change> {
+    match event {
+        Event::Change(c) => c,
+        other => panic!("expected a change, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn events_carry_old_and_new_in_commit_order_with_markers() {
+    let store = MemoryStore::new();
+    let mut w = store.watch(Filter::all().with_commits());
+    let s = service("web");
+    store.update(|tx| tx.create(s.clone())).await.unwrap();
+    let read = store.view(|tx| (**tx.get::<Service>(&s.id).unwrap()).clone());
+    let mut changed = read.clone();
+    changed.pending_delete = true;
+    store.update(|tx| tx.update(changed)).await.unwrap();
+    store.update(|tx| tx.delete::<Service>(&s.id)).await.unwrap();
+
+    let c = change(w.recv().await.unwrap());
+    assert_eq!((c.action, c.kind()), (Action::Create, Kind::Service));
+    assert!(c.old.is_none());
+    assert_eq!(c.new.as_ref().unwrap().version(), 1);
+    assert_eq!(w.recv().await.unwrap(), Event::Commit { index: 1 });
+
+    let c = change(w.recv().await.unwrap());
+    assert_eq!(c.action, Action::Update);
+    assert_eq!(c.old.as_ref().unwrap().version(), 1);
+    assert!(!c.old.as_ref().unwrap().downcast::<Service>().unwrap().pending_delete);
+    assert!(c.new.as_ref().unwrap().downcast::<Service>().unwrap().pending_delete);
+    assert_eq!(w.recv().await.unwrap(), Event::Commit { index: 2 });
+
+    let c = change(w.recv().await.unwrap());
+    assert_eq!(c.action, Action::Remove);
+    assert!(c.new.is_none());
+    assert_eq!(c.object().id(), s.id);
+    assert_eq!(w.recv().await.unwrap(), Event::Commit { index: 3 });
+    assert_eq!(w.try_recv().unwrap(), None);
+}
+
+#[tokio::test]
+async fn filters_select_kind_action_and_predicate() {
+    let store = MemoryStore::new();
+    let web = service("web");
+    let api = service("api");
+    let mut tasks_of_web = store.watch(Filter::tasks_of_service(web.id.clone()));
+    let mut node_creates = store.watch(Filter::all().kind(Kind::Node).action(Action::Create));
+    let mut nodes_or_services = store.watch(Filter::all().kind(Kind::Node).kind(Kind::Service));
+
+    let (w, a) = (web.clone(), api.clone());
+    let n = node("n1");
+    let nid = n.id.clone();
+    store
+        .update(move |tx| {
+            tx.create(w.clone())?;
+            tx.create(a.clone())?;
+            tx.create(n)?;
+            tx.create(task(&w.id, 1))?;
+            tx.create(task(&a.id, 1))?;
+            tx.create(task(&w.id, 2))
+        })
+        .await
+        .unwrap();
+    store.update(|tx| tx.delete::<Node>(&nid)).await.unwrap();
+
+    for _ in 0..2 {
+        let c = change(tasks_of_web.try_recv().unwrap().expect("a task of web"));
+        assert_eq!(c.new.as_ref().unwrap().downcast::<Task>().unwrap().service_id, web.id);
+    }
+    assert_eq!(tasks_of_web.try_recv().unwrap(), None, "no commit markers unless asked");
+
+    assert_eq!(change(node_creates.try_recv().unwrap().unwrap()).action, Action::Create);
+    assert_eq!(node_creates.try_recv().unwrap(), None, "the remove is filtered out");
+
+    let kinds: Vec<Kind> = std::iter::from_fn(|| nodes_or_services.try_recv().unwrap())
+        .map(|e| change(e).kind())
+        .collect();
+    assert_eq!(kinds, vec![Kind::Service, Kind::Service, Kind::Node, Kind::Node]);
+}
+
+#[test]
+fn slow_watcher_is_cut_off_while_fast_one_gets_everything_in_order() {
+    const BUFFER: usize = 16;
+    const WRITES: u64 = 500;
+    let store = MemoryStore::builder().watch_buffer(BUFFER).build();
+    let mut slow = store.watch(Filter::all());
+    let mut fast = store.watch(Filter::all().with_commits());
+
+    // The fast watcher keeps up: it acknowledges each commit, and the writer
+    // waits for that before the next one. The slow one never reads.
+    let (ack, acked) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut indexes = Vec::new();
+        loop {
+            match fast.blocking_recv() {
+                Ok(Event::Commit { index }) => {
+                    indexes.push(index);
+                    ack.send(index).unwrap();
+                    if index == WRITES {
+                        return indexes;
+                    }
+                }
+                Ok(Event::Change(_)) => {}
+                Err(e) => panic!("the fast watcher must not be cut off: {e}"),
+            }
+        }
+    });
+    // The writer must never block on the slow watcher: if it did, this loop
+    // would hang once the slow buffer is full.
+    for i in 0..WRITES {
+        futures::executor::block_on(store.update(|tx| tx.create(node(&format!("n{i}"))))).unwrap();
+        assert_eq!(acked.recv().unwrap(), i + 1);
+    }
+    let indexes = reader.join().unwrap();
+    assert_eq!(indexes, (1..=WRITES).collect::<Vec<_>>(), "every commit, in order");
+
+    // The slow watcher gets what fit in its buffer, then the cut-off.
+    let mut delivered = 0;
+    let err = loop {
+        match slow.try_recv() {
+            Ok(Some(_)) => delivered += 1,
+            Ok(None) => panic!("the slow watcher should have been closed"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(delivered, BUFFER);
+    assert!(
+        matches!(err, Error::Closed(ref m) if m.contains("fell behind")),
+        "{err}"
+    );
+    assert_eq!(store.watcher_count(), 1);
+}
+
+#[test]
+fn view_and_watch_has_no_gap_and_no_overlap_under_concurrent_writes() {
+    const WRITES: u64 = 2_000;
+    let store = MemoryStore::new();
+    let writer = {
+        let store = store.clone();
+        thread::spawn(move || {
+            for i in 0..WRITES {
+                futures::executor::block_on(store.update(|tx| tx.create(node(&format!("n{i}"))))).unwrap();
+            }
+        })
+    };
+    let mut checked = 0;
+    while !writer.is_finished() || checked == 0 {
+        let (snapshot, mut watcher) = store.view_and_watch(Filter::all().with_commits());
+        let start = snapshot.index();
+        assert_eq!(snapshot.count::<Node>() as u64, start, "one node per commit");
+        // Follow the stream for a while: it must pick up at start + 1 and
+        // hold every commit once, each adding a node the snapshot lacks.
+        let mut expected = start + 1;
+        while expected <= WRITES.min(start + 200) {
+            match watcher.blocking_recv().unwrap() {
+                Event::Change(c) => assert!(snapshot.get::<Node>(c.object().id()).is_none(), "event seen twice"),
+                Event::Commit { index } => {
+                    assert_eq!(index, expected, "gap or reorder after the snapshot at {start}");
+                    expected += 1;
+                }
+            }
+        }
+        checked += 1;
+    }
+    writer.join().unwrap();
+    assert!(checked > 0);
+}
+
+#[tokio::test]
+async fn restore_closes_watchers() {
+    let store = MemoryStore::new();
+    store.update(|tx| tx.create(node("a"))).await.unwrap();
+    let bytes = store.snapshot();
+    let mut w = store.watch(Filter::all());
+    store.restore(&bytes).unwrap();
+    let err = w.recv().await.unwrap_err();
+    assert!(matches!(err, Error::Closed(ref m) if m.contains("snapshot")), "{err}");
+}
+
+#[tokio::test]
+async fn dropping_the_store_ends_watchers() {
+    let store = MemoryStore::new();
+    let mut w = store.watch(Filter::all());
+    drop(store);
+    assert!(matches!(w.recv().await, Err(Error::Closed(_))));
+}
