@@ -13,16 +13,28 @@ const FILES: &[&str] = &[
     "swarm/v1/watch.proto",
 ];
 
+/// Large sub-messages that most objects leave unset. Boxed, an unset one
+/// costs a pointer instead of its whole size inside every stored task (the
+/// store holds 100,000 of them; see BENCHMARKS.md, memory).
+const BOXED: &[&str] = &[
+    ".swarm.v1.Task.endpoint",
+    ".swarm.v1.TaskSpec.placement",
+    ".swarm.v1.ContainerSpec.healthcheck",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let paths: Vec<PathBuf> = FILES.iter().map(|f| PathBuf::from(PROTO_ROOT).join(f)).collect();
     for path in &paths {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     let descriptors = protox::compile(&paths, [PROTO_ROOT])?;
-    tonic_prost_build::configure()
+    let mut builder = tonic_prost_build::configure()
         // Services are served by swarmd and called by swarmctl: both sides.
         .build_server(true)
-        .build_client(true)
-        .compile_fds(descriptors)?;
+        .build_client(true);
+    for field in BOXED {
+        builder = builder.boxed(field);
+    }
+    builder.compile_fds(descriptors)?;
     Ok(())
 }

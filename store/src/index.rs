@@ -2,7 +2,7 @@
 //!
 //! Every secondary index of a table lives in one ordered set of
 //! `(IndexKey, id)` pairs: finding the tasks of a service is a range scan
-//! over the pairs whose key is `Service(id)`. One dense set costs far less
+//! over the pairs whose key is `Slot(service id, _)`. One dense set costs far less
 //! memory than a set per key, most of which would hold a single id.
 
 use std::sync::Arc;
@@ -16,7 +16,8 @@ pub type Id = Arc<str>;
 /// The secondary indexes a kind may declare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IndexKind {
-    /// Tasks by service.
+    /// Tasks by service: served by the slot index, whose keys start with
+    /// the service id.
     Service,
     /// Tasks by node.
     Node,
@@ -36,8 +37,6 @@ pub enum IndexKind {
 /// an update find which index entries changed without allocating.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyRef<'a> {
-    /// The task's service id.
-    Service(&'a str),
     /// The task's node id.
     Node(&'a str),
     /// The task's service id and slot.
@@ -50,17 +49,14 @@ pub enum KeyRef<'a> {
     Role(i32),
     /// The node's membership.
     Membership(i32),
-    /// A label key, whatever its value.
-    LabelKey(&'a str),
-    /// A label key with its value.
+    /// A label with its value.
     Label(&'a str, &'a str),
 }
 
-/// An owned index key, as the index set holds it.
+/// An owned index key, as the index set holds it. Every variant is at most
+/// one shared string and one number, so that an entry stays small.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum IndexKey {
-    /// See [`KeyRef::Service`].
-    Service(Arc<str>),
     /// See [`KeyRef::Node`].
     Node(Arc<str>),
     /// See [`KeyRef::Slot`].
@@ -73,28 +69,65 @@ pub enum IndexKey {
     Role(i32),
     /// See [`KeyRef::Membership`].
     Membership(i32),
-    /// See [`KeyRef::LabelKey`].
-    LabelKey(Arc<str>),
-    /// Key and value joined by a NUL, which neither may contain usefully:
-    /// one allocation instead of two.
+    /// Key and value joined by a NUL: one allocation, and all values of one
+    /// key are neighbours, so "has this key" is a prefix scan. (A label key
+    /// holding a NUL would blur that line; the API refuses such keys.)
     Label(Arc<str>),
 }
 
 impl KeyRef<'_> {
-    /// The owned form, allocated only for keys that are inserted or looked up.
+    /// The owned form, with a fresh string.
     pub fn to_key(self) -> IndexKey {
         match self {
-            KeyRef::Service(s) => IndexKey::Service(s.into()),
             KeyRef::Node(s) => IndexKey::Node(s.into()),
             KeyRef::Slot(s, slot) => IndexKey::Slot(s.into(), slot),
             KeyRef::DesiredState(v) => IndexKey::DesiredState(v),
             KeyRef::TaskState(v) => IndexKey::TaskState(v),
             KeyRef::Role(v) => IndexKey::Role(v),
             KeyRef::Membership(v) => IndexKey::Membership(v),
-            KeyRef::LabelKey(k) => IndexKey::LabelKey(k.into()),
             KeyRef::Label(k, v) => IndexKey::Label(format!("{k}\0{v}").into()),
         }
     }
+}
+
+impl IndexKey {
+    /// The key's string, if it has one.
+    pub fn string(&self) -> Option<&Arc<str>> {
+        match self {
+            IndexKey::Node(s) | IndexKey::Slot(s, _) | IndexKey::Label(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The same key holding `shared` as its string (equal to its own).
+    pub fn with_string(self, shared: Arc<str>) -> IndexKey {
+        match self {
+            IndexKey::Node(_) => IndexKey::Node(shared),
+            IndexKey::Slot(_, slot) => IndexKey::Slot(shared, slot),
+            IndexKey::Label(_) => IndexKey::Label(shared),
+            other => other,
+        }
+    }
+
+    /// The smallest key with the same string: where a scan for a
+    /// neighbour sharing it starts.
+    pub fn first_with_same_string(&self) -> IndexKey {
+        match self {
+            IndexKey::Slot(s, _) => IndexKey::Slot(s.clone(), 0),
+            other => other.clone(),
+        }
+    }
+}
+
+/// Which index entries a selector reads: every key from `start` on for
+/// which `within` holds.
+pub struct KeyRange {
+    /// The index the selector needs; `None` for labels, which every kind has.
+    pub index: Option<IndexKind>,
+    /// The first key.
+    pub start: IndexKey,
+    /// True while the scan is still inside the range.
+    pub within: Box<dyn Fn(&IndexKey) -> bool>,
 }
 
 /// How to select objects in a [`find`](crate::Read::find).
@@ -128,21 +161,44 @@ pub enum By<'a> {
     Membership(NodeMembership),
 }
 
-impl<'a> By<'a> {
-    /// The index this selector reads and the key to look up, or `None` for
-    /// the selectors served by the id and name maps.
-    pub(crate) fn index_key(self) -> Option<(Option<IndexKind>, KeyRef<'a>)> {
+impl By<'_> {
+    /// The index entries this selector reads, or `None` for the selectors
+    /// served by the id and name maps.
+    pub(crate) fn key_range(self) -> Option<KeyRange> {
+        let exact = |index: Option<IndexKind>, key: KeyRef<'_>| {
+            let start = key.to_key();
+            let end = start.clone();
+            KeyRange {
+                index,
+                start,
+                within: Box::new(move |k| *k == end),
+            }
+        };
         Some(match self {
             By::All | By::IdPrefix(_) | By::Name(_) | By::NamePrefix(_) => return None,
-            By::LabelKey(k) => (None, KeyRef::LabelKey(k)),
-            By::Label(k, v) => (None, KeyRef::Label(k, v)),
-            By::ServiceId(s) => (Some(IndexKind::Service), KeyRef::Service(s)),
-            By::NodeId(n) => (Some(IndexKind::Node), KeyRef::Node(n)),
-            By::Slot(s, slot) => (Some(IndexKind::Slot), KeyRef::Slot(s, slot)),
-            By::DesiredState(s) => (Some(IndexKind::DesiredState), KeyRef::DesiredState(s as i32)),
-            By::TaskState(s) => (Some(IndexKind::TaskState), KeyRef::TaskState(s as i32)),
-            By::Role(r) => (Some(IndexKind::Role), KeyRef::Role(r as i32)),
-            By::Membership(m) => (Some(IndexKind::Membership), KeyRef::Membership(m as i32)),
+            By::LabelKey(k) => {
+                let prefix: Arc<str> = format!("{k}\0").into();
+                KeyRange {
+                    index: None,
+                    start: IndexKey::Label(prefix.clone()),
+                    within: Box::new(move |key| matches!(key, IndexKey::Label(s) if s.starts_with(&*prefix))),
+                }
+            }
+            By::Label(k, v) => exact(None, KeyRef::Label(k, v)),
+            By::ServiceId(s) => {
+                let service: Arc<str> = s.into();
+                KeyRange {
+                    index: Some(IndexKind::Service),
+                    start: IndexKey::Slot(service.clone(), 0),
+                    within: Box::new(move |key| matches!(key, IndexKey::Slot(s, _) if *s == service)),
+                }
+            }
+            By::NodeId(n) => exact(Some(IndexKind::Node), KeyRef::Node(n)),
+            By::Slot(s, slot) => exact(Some(IndexKind::Slot), KeyRef::Slot(s, slot)),
+            By::DesiredState(s) => exact(Some(IndexKind::DesiredState), KeyRef::DesiredState(s as i32)),
+            By::TaskState(s) => exact(Some(IndexKind::TaskState), KeyRef::TaskState(s as i32)),
+            By::Role(r) => exact(Some(IndexKind::Role), KeyRef::Role(r as i32)),
+            By::Membership(m) => exact(Some(IndexKind::Membership), KeyRef::Membership(m as i32)),
         })
     }
 }

@@ -57,7 +57,6 @@ fn keys_of<T: StoreObject>(obj: &T) -> Vec<KeyRef<'_>> {
     obj.own_index_keys(&mut keys);
     if let Some(annotations) = obj.annotations() {
         for (k, v) in &annotations.labels {
-            keys.push(KeyRef::LabelKey(k));
             keys.push(KeyRef::Label(k, v));
         }
     }
@@ -185,7 +184,8 @@ impl<T: StoreObject> Table<T> {
         }
         for key in &new_keys {
             if !old_keys.contains(key) {
-                self.index.insert((key.to_key(), id.clone()));
+                let key = self.shared_key(key.to_key());
+                self.index.insert((key, id.clone()));
             }
         }
         drop(new_keys);
@@ -231,26 +231,51 @@ impl<T: StoreObject> Table<T> {
                     .collect())
             }
             _ => {
-                let Some((index, key)) = by.index_key() else {
+                let Some(range) = by.key_range() else {
                     unreachable!("selectors without an index key are matched above")
                 };
-                if let Some(index) = index
+                if let Some(index) = range.index
                     && !T::INDEXES.contains(&index)
                 {
                     return Err(Error::Invalid(format!("{}s cannot be found by {index:?}", T::KIND)));
                 }
-                Ok(self.lookup(key.to_key()).collect())
+                Ok(self.scan(&range.start, range.within).map(|(_, o)| o).collect())
             }
         }
     }
 
-    /// The objects under one secondary index key.
-    fn lookup(&self, key: IndexKey) -> impl Iterator<Item = &Arc<T>> {
-        let start = (key, MIN_ID.clone());
+    /// The index entries from `start` on while `within` holds, with their
+    /// objects.
+    fn scan<'t>(
+        &'t self,
+        start: &IndexKey,
+        within: Box<dyn Fn(&IndexKey) -> bool>,
+    ) -> impl Iterator<Item = (&'t IndexKey, &'t Arc<T>)> {
+        let start = (start.clone(), MIN_ID.clone());
         self.index
             .range::<_, (IndexKey, Id)>((Bound::Included(&start), Bound::Unbounded))
-            .take_while(move |(k, _)| *k == start.0)
-            .filter_map(|(_, id)| self.objects.get(id))
+            .take_while(move |(k, _)| within(k))
+            .filter_map(|(k, id)| Some((k, self.objects.get(id)?)))
+    }
+
+    /// `key`, holding the string of an equal-string key already indexed if
+    /// there is one: the 100 tasks of a service share one copy of its id.
+    fn shared_key(&self, key: IndexKey) -> IndexKey {
+        let Some(string) = key.string() else {
+            return key;
+        };
+        let probe = (key.first_with_same_string(), MIN_ID.clone());
+        let neighbour = self
+            .index
+            .range::<_, (IndexKey, Id)>((Bound::Included(&probe), Bound::Unbounded))
+            .next()
+            .and_then(|(k, _)| k.string())
+            .filter(|s| *s == string)
+            .cloned();
+        match neighbour {
+            Some(shared) => key.with_string(shared),
+            None => key,
+        }
     }
 
     /// Rebuilds every index from the objects and compares: for tests.

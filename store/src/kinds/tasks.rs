@@ -26,8 +26,8 @@ impl StoreObject for Task {
     }
 
     fn own_index_keys<'a>(&'a self, keys: &mut Vec<KeyRef<'a>>) {
+        // (service, slot) also answers "tasks of a service": a prefix scan.
         if !self.service_id.is_empty() {
-            keys.push(KeyRef::Service(&self.service_id));
             keys.push(KeyRef::Slot(&self.service_id, self.slot));
         }
         // Unassigned tasks are not under any node.

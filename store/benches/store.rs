@@ -1,0 +1,147 @@
+//! Criterion benchmarks of the store; see BENCHMARKS.md for the figures and
+//! SwarmKit's on the same machine.
+//!
+//! Run: `cargo bench -p swarm-store --bench store`
+
+mod fixtures;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use futures::executor::block_on;
+use swarm_proto::v1::{Node, Task};
+use swarm_store::{By, Filter, MemoryStore, Read};
+
+/// Create one node per transaction, into a store of 1,000 nodes.
+fn create_node(c: &mut Criterion) {
+    let (store, _, _) = fixtures::populated(1_000, 0, 0);
+    let mut i = 1_000;
+    c.bench_function("create_node", |b| {
+        b.iter_batched(
+            || {
+                i += 1;
+                fixtures::node(i)
+            },
+            |n| block_on(store.update(|tx| tx.create(n))).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+/// Read a node, change it, write it back: one transaction each, local
+/// proposer, 1,000 nodes.
+fn update_node(c: &mut Criterion) {
+    let (store, nodes, _) = fixtures::populated(1_000, 0, 0);
+    let mut i = 0;
+    c.bench_function("update_node_own_transaction", |b| {
+        b.iter(|| {
+            let id = &nodes[i % nodes.len()].id;
+            i += 1;
+            block_on(store.update(|tx| {
+                let mut n = (**tx.get::<Node>(id).expect("node exists")).clone();
+                n.status.get_or_insert_with(Default::default).message = "heartbeat".into();
+                tx.update(n)
+            }))
+            .unwrap()
+        })
+    });
+}
+
+/// Get by id and find by name, each in its own read transaction (`view`),
+/// 1,000 nodes.
+fn reads(c: &mut Criterion) {
+    let (store, nodes, _) = fixtures::populated(1_000, 0, 0);
+    let mut i = 0;
+    c.bench_function("get_node_by_id", |b| {
+        b.iter(|| {
+            let id = &nodes[i % nodes.len()].id;
+            i += 1;
+            store.view(|tx| black_box(tx.get::<Node>(id).is_some()))
+        })
+    });
+    let names: Vec<String> = (0..nodes.len()).map(|i| format!("NODE-{i}")).collect();
+    c.bench_function("find_node_by_name", |b| {
+        b.iter(|| {
+            let name = &names[i % names.len()];
+            i += 1;
+            store.view(|tx| black_box(tx.get_by_name::<Node>(name).is_some()))
+        })
+    });
+}
+
+/// The 100 tasks of one service out of 100,000 (1,000 services).
+fn tasks_of_service(c: &mut Criterion) {
+    let (store, _, services) = fixtures::populated(1_000, 1_000, 100);
+    let mut i = 0;
+    c.bench_function("list_100_tasks_of_service_in_100k", |b| {
+        b.iter(|| {
+            let id = &services[i % services.len()].id;
+            i += 1;
+            let n = store
+                .view(|tx| tx.find::<Task>(By::ServiceId(id)).map(|t| t.len()))
+                .unwrap();
+            assert_eq!(n, 100);
+        })
+    });
+}
+
+/// One committed change fanned out to N watchers: the time of the commit,
+/// which queues the event for every watcher. Watchers are drained outside
+/// the timing so that none is cut off.
+fn fanout(c: &mut Criterion) {
+    let mut group = c.benchmark_group("commit_one_change_with_watchers");
+    for watchers in [0usize, 100] {
+        let (store, nodes, _) = fixtures::populated(1_000, 0, 0);
+        let mut ws: Vec<_> = (0..watchers).map(|_| store.watch(Filter::all())).collect();
+        let mut i = 0;
+        group.bench_function(format!("{watchers}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let id = &nodes[i % nodes.len()].id;
+                    i += 1;
+                    let mut n = (**store.read().get::<Node>(id).expect("node exists")).clone();
+                    n.status.get_or_insert_with(Default::default).message = "heartbeat".into();
+                    let start = Instant::now();
+                    block_on(store.update(|tx| tx.update(n))).unwrap();
+                    total += start.elapsed();
+                    for w in &mut ws {
+                        assert!(w.try_recv().unwrap().is_some());
+                    }
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The whole store (1,000 nodes, 100,000 tasks) to bytes and back.
+fn snapshot(c: &mut Criterion) {
+    let (store, _, _) = fixtures::populated(1_000, 1_000, 100);
+    let bytes = store.snapshot();
+    let mut group = c.benchmark_group("snapshot_1k_nodes_100k_tasks");
+    group.sample_size(10);
+    group.bench_function("snapshot", |b| b.iter(|| black_box(store.snapshot().len())));
+    group.bench_function("restore", |b| {
+        b.iter_batched(
+            MemoryStore::new,
+            |s| s.restore(&bytes).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+    println!("snapshot of 1,000 nodes + 100,000 tasks: {} bytes", bytes.len());
+}
+
+criterion_group!(
+    benches,
+    create_node,
+    update_node,
+    reads,
+    tasks_of_service,
+    fanout,
+    snapshot
+);
+criterion_main!(benches);
