@@ -42,9 +42,7 @@ impl<'s> Batch<'s> {
     /// a full transaction (every change since the previous commit is lost).
     pub async fn update<R>(&mut self, f: impl FnOnce(&mut WriteTx) -> Result<R>) -> Result<R> {
         let store = self.store;
-        let tx = self
-            .tx
-            .get_or_insert_with(|| WriteTx::new((*store.read().state).clone()));
+        let tx = self.tx.get_or_insert_with(|| WriteTx::new(store.read().state));
         let checkpoint = tx.checkpoint();
         let result = match f(tx) {
             Ok(result) => result,

@@ -1,17 +1,15 @@
-//! Secondary index keys.
+//! Secondary index keys, and the selectors of `find`.
 //!
 //! Every secondary index of a table lives in one ordered set of
-//! `(IndexKey, id)` pairs: finding the tasks of a service is a range scan
-//! over the pairs whose key is `Slot(service id, _)`. One dense set costs far less
-//! memory than a set per key, most of which would hold a single id.
+//! `(IndexKey, Id)` pairs: finding the tasks of a node is a range scan over
+//! the pairs whose key is `Node(id)`. One dense set costs far less memory
+//! than a set per key, most of which would hold a single id.
 
 use std::sync::Arc;
 
 use swarm_proto::v1::{NodeMembership, NodeRole, TaskState};
 
-/// An object id as the indexes hold it: one allocation shared by every index
-/// entry of the object.
-pub type Id = Arc<str>;
+use crate::id::Id;
 
 /// The secondary indexes a kind may declare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,14 +31,14 @@ pub enum IndexKind {
     Membership,
 }
 
-/// A borrowed index key, as an object yields it. Comparing borrowed keys lets
-/// an update find which index entries changed without allocating.
+/// An index key as an object yields it. Comparing these lets an update find
+/// which index entries changed without allocating.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyRef<'a> {
-    /// The task's node id.
-    Node(&'a str),
-    /// The task's service id and slot.
-    Slot(&'a str, u64),
+    /// The task's node.
+    Node(Id),
+    /// The task's service and slot.
+    Slot(Id, u64),
     /// The task's desired state.
     DesiredState(i32),
     /// The task's observed state.
@@ -51,16 +49,40 @@ pub enum KeyRef<'a> {
     Membership(i32),
     /// A label with its value.
     Label(&'a str, &'a str),
+    /// A field that must hold an id holds something else: the object is
+    /// refused (field name, value).
+    Malformed(&'static str, &'a str),
 }
 
-/// An owned index key, as the index set holds it. Every variant is at most
-/// one shared string and one number, so that an entry stays small.
+impl<'a> KeyRef<'a> {
+    /// `make(id)` if `text` is an id; [`KeyRef::Malformed`] otherwise.
+    pub fn id_field(field: &'static str, text: &'a str, make: impl FnOnce(Id) -> KeyRef<'a>) -> KeyRef<'a> {
+        Id::parse(text).map_or(KeyRef::Malformed(field, text), make)
+    }
+
+    /// The owned form; `None` for [`KeyRef::Malformed`].
+    pub fn to_key(self) -> Option<IndexKey> {
+        Some(match self {
+            KeyRef::Node(id) => IndexKey::Node(id),
+            KeyRef::Slot(id, slot) => IndexKey::Slot(id, slot),
+            KeyRef::DesiredState(v) => IndexKey::DesiredState(v),
+            KeyRef::TaskState(v) => IndexKey::TaskState(v),
+            KeyRef::Role(v) => IndexKey::Role(v),
+            KeyRef::Membership(v) => IndexKey::Membership(v),
+            KeyRef::Label(k, v) => IndexKey::Label(format!("{k}\0{v}").into()),
+            KeyRef::Malformed(..) => return None,
+        })
+    }
+}
+
+/// An owned index key, as the index set holds it. Small (32 bytes) and,
+/// but for labels, free of pointers: copying an index node copies bytes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum IndexKey {
     /// See [`KeyRef::Node`].
-    Node(Arc<str>),
+    Node(Id),
     /// See [`KeyRef::Slot`].
-    Slot(Arc<str>, u64),
+    Slot(Id, u64),
     /// See [`KeyRef::DesiredState`].
     DesiredState(i32),
     /// See [`KeyRef::TaskState`].
@@ -75,57 +97,13 @@ pub enum IndexKey {
     Label(Arc<str>),
 }
 
-impl KeyRef<'_> {
-    /// The owned form, with a fresh string.
-    pub fn to_key(self) -> IndexKey {
-        match self {
-            KeyRef::Node(s) => IndexKey::Node(s.into()),
-            KeyRef::Slot(s, slot) => IndexKey::Slot(s.into(), slot),
-            KeyRef::DesiredState(v) => IndexKey::DesiredState(v),
-            KeyRef::TaskState(v) => IndexKey::TaskState(v),
-            KeyRef::Role(v) => IndexKey::Role(v),
-            KeyRef::Membership(v) => IndexKey::Membership(v),
-            KeyRef::Label(k, v) => IndexKey::Label(format!("{k}\0{v}").into()),
-        }
-    }
-}
-
-impl IndexKey {
-    /// The key's string, if it has one.
-    pub fn string(&self) -> Option<&Arc<str>> {
-        match self {
-            IndexKey::Node(s) | IndexKey::Slot(s, _) | IndexKey::Label(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// The same key holding `shared` as its string (equal to its own).
-    pub fn with_string(self, shared: Arc<str>) -> IndexKey {
-        match self {
-            IndexKey::Node(_) => IndexKey::Node(shared),
-            IndexKey::Slot(_, slot) => IndexKey::Slot(shared, slot),
-            IndexKey::Label(_) => IndexKey::Label(shared),
-            other => other,
-        }
-    }
-
-    /// The smallest key with the same string: where a scan for a
-    /// neighbour sharing it starts.
-    pub fn first_with_same_string(&self) -> IndexKey {
-        match self {
-            IndexKey::Slot(s, _) => IndexKey::Slot(s.clone(), 0),
-            other => other.clone(),
-        }
-    }
-}
-
 /// Which index entries a selector reads: every key from `start` on for
 /// which `within` holds.
 pub struct KeyRange {
     /// The index the selector needs; `None` for labels, which every kind has.
     pub index: Option<IndexKind>,
-    /// The first key.
-    pub start: IndexKey,
+    /// The first key; `None` if nothing can match (a malformed id).
+    pub start: Option<IndexKey>,
     /// True while the scan is still inside the range.
     pub within: Box<dyn Fn(&IndexKey) -> bool>,
 }
@@ -165,13 +143,12 @@ impl By<'_> {
     /// The index entries this selector reads, or `None` for the selectors
     /// served by the id and name maps.
     pub(crate) fn key_range(self) -> Option<KeyRange> {
-        let exact = |index: Option<IndexKind>, key: KeyRef<'_>| {
-            let start = key.to_key();
-            let end = start.clone();
+        let exact = |index: Option<IndexKind>, key: Option<IndexKey>| {
+            let end = key.clone();
             KeyRange {
                 index,
-                start,
-                within: Box::new(move |k| *k == end),
+                start: key,
+                within: Box::new(move |k| Some(k) == end.as_ref()),
             }
         };
         Some(match self {
@@ -180,25 +157,25 @@ impl By<'_> {
                 let prefix: Arc<str> = format!("{k}\0").into();
                 KeyRange {
                     index: None,
-                    start: IndexKey::Label(prefix.clone()),
+                    start: Some(IndexKey::Label(prefix.clone())),
                     within: Box::new(move |key| matches!(key, IndexKey::Label(s) if s.starts_with(&*prefix))),
                 }
             }
-            By::Label(k, v) => exact(None, KeyRef::Label(k, v)),
+            By::Label(k, v) => exact(None, KeyRef::Label(k, v).to_key()),
             By::ServiceId(s) => {
-                let service: Arc<str> = s.into();
+                let service = Id::parse(s);
                 KeyRange {
                     index: Some(IndexKind::Service),
-                    start: IndexKey::Slot(service.clone(), 0),
-                    within: Box::new(move |key| matches!(key, IndexKey::Slot(s, _) if *s == service)),
+                    start: service.map(|id| IndexKey::Slot(id, 0)),
+                    within: Box::new(move |key| matches!(key, IndexKey::Slot(id, _) if Some(*id) == service)),
                 }
             }
-            By::NodeId(n) => exact(Some(IndexKind::Node), KeyRef::Node(n)),
-            By::Slot(s, slot) => exact(Some(IndexKind::Slot), KeyRef::Slot(s, slot)),
-            By::DesiredState(s) => exact(Some(IndexKind::DesiredState), KeyRef::DesiredState(s as i32)),
-            By::TaskState(s) => exact(Some(IndexKind::TaskState), KeyRef::TaskState(s as i32)),
-            By::Role(r) => exact(Some(IndexKind::Role), KeyRef::Role(r as i32)),
-            By::Membership(m) => exact(Some(IndexKind::Membership), KeyRef::Membership(m as i32)),
+            By::NodeId(n) => exact(Some(IndexKind::Node), Id::parse(n).map(IndexKey::Node)),
+            By::Slot(s, slot) => exact(Some(IndexKind::Slot), Id::parse(s).map(|id| IndexKey::Slot(id, slot))),
+            By::DesiredState(s) => exact(Some(IndexKind::DesiredState), Some(IndexKey::DesiredState(s as i32))),
+            By::TaskState(s) => exact(Some(IndexKind::TaskState), Some(IndexKey::TaskState(s as i32))),
+            By::Role(r) => exact(Some(IndexKind::Role), Some(IndexKey::Role(r as i32))),
+            By::Membership(m) => exact(Some(IndexKind::Membership), Some(IndexKey::Membership(m as i32))),
         })
     }
 }

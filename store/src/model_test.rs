@@ -10,8 +10,17 @@ use swarm_proto::v1::{Annotations, Node, NodeRole, Task, TaskState, TaskStatus};
 
 use crate::{By, Error, MemoryStore, Read, StoreObject};
 
-const SERVICES: [&str; 3] = ["svc-a", "svc-b", "svc-c"];
-const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+/// Ids (25 characters of 0-9a-z) that tasks refer to.
+const SERVICES: [&str; 3] = [
+    "0svc000000000000000000001",
+    "0svc000000000000000000002",
+    "0svc000000000000000000003",
+];
+const NODES: [&str; 3] = [
+    "0node00000000000000000001",
+    "0node00000000000000000002",
+    "0node00000000000000000003",
+];
 /// Names differing only in case, so that case-insensitive uniqueness is hit.
 const NAMES: [&str; 5] = ["web", "WEB", "Api", "db", "cache"];
 const STATES: [TaskState; 4] = [

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use swarm_proto::v1::{Cluster, Config, Node, Secret, Service, Task, store_action};
 
+use crate::id::Id;
 use crate::table::Table;
 use crate::watch::{Action, Change};
-use crate::{Error, Object, Result, StoreObject};
+use crate::{Error, Kind, Object, Result, StoreObject};
 
 /// Every table, at one point in the log.
 #[derive(Clone, Default)]
@@ -84,6 +85,37 @@ impl State {
             old: old.map(T::into_object),
             new: Some(T::into_object(obj)),
         })
+    }
+
+    /// The stored object of `kind` with this id.
+    pub(crate) fn get_object(&self, kind: Kind, id: Id) -> Option<Object> {
+        fn get<T: StoreObject>(state: &State, id: Id) -> Option<Object> {
+            T::table(state).get_id(id).cloned().map(T::into_object)
+        }
+        match kind {
+            Kind::Node => get::<Node>(self, id),
+            Kind::Service => get::<Service>(self, id),
+            Kind::Task => get::<Task>(self, id),
+            Kind::Cluster => get::<Cluster>(self, id),
+            Kind::Secret => get::<Secret>(self, id),
+            Kind::Config => get::<Config>(self, id),
+        }
+    }
+
+    /// Sets the version of a stored object, in place when this state alone
+    /// holds it; returns it.
+    pub(crate) fn stamp(&mut self, kind: Kind, id: Id, version: u64) -> Option<Object> {
+        fn stamp<T: StoreObject>(state: &mut State, id: Id, version: u64) -> Option<Object> {
+            T::table_mut(state).stamp(id, version).map(T::into_object)
+        }
+        match kind {
+            Kind::Node => stamp::<Node>(self, id, version),
+            Kind::Service => stamp::<Service>(self, id, version),
+            Kind::Task => stamp::<Task>(self, id, version),
+            Kind::Cluster => stamp::<Cluster>(self, id, version),
+            Kind::Secret => stamp::<Secret>(self, id, version),
+            Kind::Config => stamp::<Config>(self, id, version),
+        }
     }
 
     /// Inserts an object read from a snapshot, keeping its version.

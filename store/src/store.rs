@@ -5,10 +5,11 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use swarm_proto::v1::StoreAction;
 
 use crate::batch::Batch;
+use crate::id::Id;
 use crate::proposer::Proposer;
 use crate::state::State;
 use crate::tx::{ReadTx, WriteTx, to_store_action};
-use crate::watch::{Action, DEFAULT_WATCH_BUFFER, Filter, WatchQueue, Watcher};
+use crate::watch::{Action, Change, DEFAULT_WATCH_BUFFER, Filter, WatchQueue, Watcher};
 use crate::{Object, Result, snapshot};
 
 /// The cluster state, in memory: six tables with indexes, read and write
@@ -107,7 +108,7 @@ impl MemoryStore {
     /// changes were applied, or the proposer's. Either way nothing of the
     /// transaction is applied.
     pub async fn update<R>(&self, f: impl FnOnce(&mut WriteTx) -> Result<R>) -> Result<R> {
-        let mut tx = WriteTx::new((*self.current()).clone());
+        let mut tx = WriteTx::new(self.current());
         let result = f(&mut tx)?;
         self.commit(tx).await?;
         Ok(result)
@@ -121,18 +122,26 @@ impl MemoryStore {
     /// Commits a transaction; returns its index (the current one if it
     /// changed nothing).
     pub(crate) async fn commit(&self, tx: WriteTx) -> Result<u64> {
-        let changes = tx.into_changes();
+        let (base, state, changes) = tx.into_parts();
         if changes.is_empty() {
             return Ok(self.current().index);
         }
+        // Each object should be held by the change list alone from here on,
+        // so that setting its version copies nothing.
         match &self.inner.proposer {
             None => {
                 let guard = self.lock_commit();
                 let index = self.current().index + 1;
-                self.apply_locked(&guard, changes, index)?;
+                if Arc::ptr_eq(&base, &self.current()) {
+                    self.commit_checked(&guard, &base, state, changes, index);
+                } else {
+                    drop(state);
+                    self.apply_locked(&guard, changes, index)?;
+                }
                 Ok(index)
             }
             Some(proposer) => {
+                drop(state);
                 let actions = changes
                     .into_iter()
                     .map(|(action, object)| to_store_action(action, object))
@@ -147,7 +156,8 @@ impl MemoryStore {
     /// against the current state (a create needs a free id and name, an
     /// update or remove the version it read), and if one fails none is
     /// applied. The index advances either way, so that it always names the
-    /// last entry applied. An entry at or below that index was applied
+    /// last entry applied (a local commit that fails, having no log entry,
+    /// leaves it). An entry at or below that index was applied
     /// already and is skipped.
     ///
     /// # Errors
@@ -166,15 +176,15 @@ impl MemoryStore {
             })
             .collect::<Result<Vec<_>>>();
         let guard = self.lock_commit();
-        match changes {
-            Ok(changes) => self.apply_locked(&guard, changes, index),
-            Err(e) => {
-                self.advance_to(index);
-                Err(e)
-            }
+        let result = changes.and_then(|changes| self.apply_locked(&guard, changes, index));
+        if result.is_err() {
+            // The entry is in the log whatever it held: the index moves on.
+            self.advance_to(index);
         }
+        result
     }
 
+    /// Checks and applies `changes` at `index`; on error changes nothing.
     fn apply_locked(&self, _commit: &MutexGuard<'_, ()>, changes: Vec<(Action, Object)>, index: u64) -> Result<()> {
         let current = self.current();
         if index <= current.index {
@@ -189,7 +199,6 @@ impl MemoryStore {
                 Ok(change) => applied.push(Arc::new(change)),
                 Err(e) => {
                     tracing::debug!(index, error = %e, "entry refused");
-                    self.advance_to(index);
                     return Err(e);
                 }
             }
@@ -197,6 +206,36 @@ impl MemoryStore {
         self.swap(next);
         self.inner.watch.publish(&applied, index);
         Ok(())
+    }
+
+    /// Commits a transaction that ran on the current state: its own state,
+    /// with versions set, becomes the next one. Its checks ran on this very
+    /// state, so none can fail now.
+    fn commit_checked(
+        &self,
+        _commit: &MutexGuard<'_, ()>,
+        base: &State,
+        mut next: State,
+        changes: Vec<(Action, Object)>,
+        index: u64,
+    ) {
+        next.index = index;
+        let mut applied = Vec::with_capacity(changes.len());
+        for (action, object) in changes {
+            let (kind, id) = (object.kind(), Id::parse(object.id()));
+            drop(object);
+            let Some(id) = id else {
+                unreachable!("the transaction checked every id");
+            };
+            let old = base.get_object(kind, id);
+            let new = match action {
+                Action::Remove => None,
+                Action::Create | Action::Update => next.stamp(kind, id, index),
+            };
+            applied.push(Arc::new(Change { action, old, new }));
+        }
+        self.swap(next);
+        self.inner.watch.publish(&applied, index);
     }
 
     /// Records that the entry at `index` was applied without changes.

@@ -2,18 +2,17 @@
 //!
 //! All maps are persistent (`imbl`): cloning a table is a few reference
 //! counts, and changing the clone copies only the paths it touches. That is
-//! what makes a read transaction a cheap snapshot.
+//! what makes a read transaction a cheap snapshot. Keys are numeric ids
+//! ([`Id`]), so that copying a path copies bytes, not reference counts.
 
 use std::ops::Bound;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
 
-use crate::index::{By, Id, IndexKey, KeyRef};
+use crate::id::Id;
+use crate::index::{By, IndexKey, KeyRef};
 use crate::{Error, Result, StoreObject};
-
-/// The smallest id, as the lower bound of index range scans.
-static MIN_ID: LazyLock<Id> = LazyLock::new(|| Arc::from(""));
 
 /// The objects of one kind and their indexes.
 pub struct Table<T> {
@@ -51,6 +50,16 @@ fn name_of<T: StoreObject>(obj: &T) -> Option<&str> {
     obj.annotations().map(|a| a.name.as_str()).filter(|n| !n.is_empty())
 }
 
+/// The key of the name index: the name in lower case, borrowed when it is
+/// already (the common case), so that a lookup allocates nothing.
+fn name_key(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) || !name.is_ascii() {
+        name.to_lowercase().into()
+    } else {
+        name.into()
+    }
+}
+
 /// Every secondary index key of the object: its kind's own and its labels.
 fn keys_of<T: StoreObject>(obj: &T) -> Vec<KeyRef<'_>> {
     let mut keys = Vec::new();
@@ -63,12 +72,15 @@ fn keys_of<T: StoreObject>(obj: &T) -> Vec<KeyRef<'_>> {
     keys
 }
 
-fn same_name(a: Option<&str>, b: Option<&str>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => a == b || a.to_lowercase() == b.to_lowercase(),
-        _ => false,
-    }
+/// The object's id, or why it is not one.
+fn parse_id<T: StoreObject>(obj: &T) -> Result<Id> {
+    Id::parse(obj.id()).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{} id {:?} is not an id (25 characters of 0-9 and a-z)",
+            T::KIND,
+            obj.id()
+        ))
+    })
 }
 
 impl<T: StoreObject> Table<T> {
@@ -79,12 +91,17 @@ impl<T: StoreObject> Table<T> {
 
     /// The object with this id.
     pub fn get(&self, id: &str) -> Option<&Arc<T>> {
-        self.objects.get(id)
+        self.objects.get(&Id::parse(id)?)
+    }
+
+    /// The object with this id, given as a number.
+    pub fn get_id(&self, id: Id) -> Option<&Arc<T>> {
+        self.objects.get(&id)
     }
 
     /// The object with this name, compared case-insensitively.
     pub fn get_by_name(&self, name: &str) -> Option<&Arc<T>> {
-        let id = self.names.get(name.to_lowercase().as_str())?;
+        let id = self.names.get(name_key(name).as_ref())?;
         self.objects.get(id)
     }
 
@@ -93,18 +110,18 @@ impl<T: StoreObject> Table<T> {
         self.objects.values()
     }
 
-    /// Refuses `obj` as a new object if its id or name is taken.
+    /// Refuses `obj` as a new object if its id is malformed or taken, or its
+    /// name taken.
     pub fn check_create(&self, obj: &T) -> Result<()> {
-        if obj.id().is_empty() {
-            return Err(Error::Invalid(format!("a new {} needs an id", T::KIND)));
-        }
-        if self.objects.contains_key(obj.id()) {
+        let id = parse_id(obj)?;
+        if self.objects.contains_key(&id) {
             return Err(Error::AlreadyExists {
                 kind: T::KIND,
                 id: obj.id().to_owned(),
             });
         }
-        self.check_name_free(obj)
+        Self::check_fields(obj)?;
+        self.check_name_free(obj, id)
     }
 
     /// Refuses `obj` as a new version of a stored object if that object is
@@ -112,8 +129,9 @@ impl<T: StoreObject> Table<T> {
     /// another object's name. Returns the stored version.
     pub fn check_update(&self, obj: &T) -> Result<&Arc<T>> {
         let current = self.check_version(obj.id(), obj.version())?;
-        if !same_name(name_of(current.as_ref()), name_of(obj)) {
-            self.check_name_free(obj)?;
+        Self::check_fields(obj)?;
+        if name_of(current.as_ref()) != name_of(obj) {
+            self.check_name_free(obj, parse_id(obj)?)?;
         }
         Ok(current)
     }
@@ -135,12 +153,24 @@ impl<T: StoreObject> Table<T> {
         Ok(current)
     }
 
-    fn check_name_free(&self, obj: &T) -> Result<()> {
+    /// Refuses an object whose references to other objects are not ids.
+    fn check_fields(obj: &T) -> Result<()> {
+        match keys_of(obj).into_iter().find(|k| matches!(k, KeyRef::Malformed(..))) {
+            Some(KeyRef::Malformed(field, value)) => Err(Error::Invalid(format!(
+                "{} {}: {field} {value:?} is not an id",
+                T::KIND,
+                obj.id()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_name_free(&self, obj: &T, id: Id) -> Result<()> {
         let Some(name) = name_of(obj) else {
             return Ok(());
         };
-        match self.names.get(name.to_lowercase().as_str()) {
-            Some(owner) if owner.as_ref() != obj.id() => Err(Error::NameConflict {
+        match self.names.get(name_key(name).as_ref()) {
+            Some(owner) if *owner != id => Err(Error::NameConflict {
                 kind: T::KIND,
                 name: name.to_owned(),
             }),
@@ -150,42 +180,42 @@ impl<T: StoreObject> Table<T> {
 
     /// Inserts or replaces `obj`, keeping every index in step. Checks
     /// nothing: callers run [`Table::check_create`] or
-    /// [`Table::check_update`] first.
+    /// [`Table::check_update`] first, which also make sure the id parses
+    /// (an object whose id does not is left out).
     pub fn insert(&mut self, obj: Arc<T>) {
-        let old = self
-            .objects
-            .get_key_value(obj.id())
-            .map(|(id, o)| (id.clone(), o.clone()));
-        let id: Id = match &old {
-            Some((id, _)) => id.clone(),
-            None => Arc::from(obj.id()),
+        let Some(id) = Id::parse(obj.id()) else {
+            debug_assert!(false, "insert of an unchecked object");
+            return;
         };
-        let old_obj = old.map(|(_, o)| o);
+        let old = self.objects.get(&id).cloned();
 
-        let old_name = old_obj.as_deref().and_then(name_of);
+        let old_name = old.as_deref().and_then(name_of);
         let new_name = name_of(obj.as_ref());
         if old_name != new_name {
             if let Some(name) = old_name {
-                self.names.remove(name.to_lowercase().as_str());
+                self.names.remove(name_key(name).as_ref());
             }
             if let Some(name) = new_name {
-                self.names.insert(name.to_lowercase().into(), id.clone());
+                self.names.insert(name_key(name).into(), id);
             }
         }
 
-        let old_keys = old_obj.as_deref().map(keys_of).unwrap_or_default();
+        let old_keys = old.as_deref().map(keys_of).unwrap_or_default();
         let new_keys = keys_of(obj.as_ref());
         // Touch only the entries that changed: an update that moves a task
-        // to a new state rewrites one index entry, not five.
+        // to a new state rewrites one index entry, not four.
         for key in &old_keys {
-            if !new_keys.contains(key) {
-                self.index.remove(&(key.to_key(), id.clone()));
+            if !new_keys.contains(key)
+                && let Some(key) = key.to_key()
+            {
+                self.index.remove(&(key, id));
             }
         }
         for key in &new_keys {
-            if !old_keys.contains(key) {
-                let key = self.shared_key(key.to_key());
-                self.index.insert((key, id.clone()));
+            if !old_keys.contains(key)
+                && let Some(key) = key.to_key()
+            {
+                self.index.insert((key, id));
             }
         }
         drop(new_keys);
@@ -194,18 +224,27 @@ impl<T: StoreObject> Table<T> {
 
     /// Removes the object `id` and its index entries.
     pub fn remove(&mut self, id: &str) -> Option<Arc<T>> {
-        let (id, old) = self.objects.remove_with_key(id)?;
+        let id = Id::parse(id)?;
+        let old = self.objects.remove(&id)?;
         if let Some(name) = name_of(old.as_ref()) {
-            self.names.remove(name.to_lowercase().as_str());
+            self.names.remove(name_key(name).as_ref());
         }
-        for key in keys_of(old.as_ref()) {
-            self.index.remove(&(key.to_key(), id.clone()));
+        for key in keys_of(old.as_ref()).into_iter().filter_map(KeyRef::to_key) {
+            self.index.remove(&(key, id));
         }
         Some(old)
     }
 
+    /// Sets the version of the stored object `id`, which this table alone
+    /// must hold for that to copy nothing; returns it.
+    pub fn stamp(&mut self, id: Id, version: u64) -> Option<Arc<T>> {
+        let obj = self.objects.get_mut(&id)?;
+        Arc::make_mut(obj).meta_mut().version = version;
+        Some(obj.clone())
+    }
+
     /// The objects `by` selects, in id order (name order for name
-    /// selectors).
+    /// selectors, key order for index selectors).
     ///
     /// # Errors
     ///
@@ -214,19 +253,17 @@ impl<T: StoreObject> Table<T> {
     pub fn find(&self, by: By<'_>) -> Result<Vec<&Arc<T>>> {
         match by {
             By::All => Ok(self.objects.values().collect()),
-            By::IdPrefix(prefix) => Ok(self
-                .objects
-                .range::<_, str>((Bound::Included(prefix), Bound::Unbounded))
-                .take_while(|(id, _)| id.starts_with(prefix))
-                .map(|(_, o)| o)
-                .collect()),
+            By::IdPrefix(prefix) => Ok(match Id::prefix_range(prefix) {
+                Some((low, high)) => self.objects.range(low..=high).map(|(_, o)| o).collect(),
+                None => Vec::new(),
+            }),
             By::Name(name) => Ok(self.get_by_name(name).into_iter().collect()),
             By::NamePrefix(prefix) => {
-                let prefix = prefix.to_lowercase();
+                let prefix = name_key(prefix);
                 Ok(self
                     .names
-                    .range::<_, str>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-                    .take_while(|(name, _)| name.starts_with(prefix.as_str()))
+                    .range::<_, str>((Bound::Included(prefix.as_ref()), Bound::Unbounded))
+                    .take_while(|(name, _)| name.starts_with(prefix.as_ref()))
                     .filter_map(|(_, id)| self.objects.get(id))
                     .collect())
             }
@@ -239,42 +276,17 @@ impl<T: StoreObject> Table<T> {
                 {
                     return Err(Error::Invalid(format!("{}s cannot be found by {index:?}", T::KIND)));
                 }
-                Ok(self.scan(&range.start, range.within).map(|(_, o)| o).collect())
+                let Some(start) = range.start else {
+                    return Ok(Vec::new());
+                };
+                let start = (start, Id::MIN);
+                Ok(self
+                    .index
+                    .range::<_, (IndexKey, Id)>((Bound::Included(&start), Bound::Unbounded))
+                    .take_while(|(key, _)| (range.within)(key))
+                    .filter_map(|(_, id)| self.objects.get(id))
+                    .collect())
             }
-        }
-    }
-
-    /// The index entries from `start` on while `within` holds, with their
-    /// objects.
-    fn scan<'t>(
-        &'t self,
-        start: &IndexKey,
-        within: Box<dyn Fn(&IndexKey) -> bool>,
-    ) -> impl Iterator<Item = (&'t IndexKey, &'t Arc<T>)> {
-        let start = (start.clone(), MIN_ID.clone());
-        self.index
-            .range::<_, (IndexKey, Id)>((Bound::Included(&start), Bound::Unbounded))
-            .take_while(move |(k, _)| within(k))
-            .filter_map(|(k, id)| Some((k, self.objects.get(id)?)))
-    }
-
-    /// `key`, holding the string of an equal-string key already indexed if
-    /// there is one: the 100 tasks of a service share one copy of its id.
-    fn shared_key(&self, key: IndexKey) -> IndexKey {
-        let Some(string) = key.string() else {
-            return key;
-        };
-        let probe = (key.first_with_same_string(), MIN_ID.clone());
-        let neighbour = self
-            .index
-            .range::<_, (IndexKey, Id)>((Bound::Included(&probe), Bound::Unbounded))
-            .next()
-            .and_then(|(k, _)| k.string())
-            .filter(|s| *s == string)
-            .cloned();
-        match neighbour {
-            Some(shared) => key.with_string(shared),
-            None => key,
         }
     }
 

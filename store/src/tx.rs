@@ -83,6 +83,10 @@ pub(crate) struct Checkpoint {
 /// A write transaction: reads see its own writes; nothing is visible to
 /// anyone else until the store commits it as one proposal.
 pub struct WriteTx {
+    /// The state the transaction started from. If it is still the current
+    /// one at commit, the transaction's own state is the next one: nothing
+    /// needs checking or applying again.
+    base: Arc<State>,
     cp: Checkpoint,
     now: prost_types::Timestamp,
 }
@@ -94,15 +98,16 @@ impl Read for WriteTx {
 }
 
 impl WriteTx {
-    pub(crate) fn new(state: State) -> WriteTx {
+    pub(crate) fn new(base: Arc<State>) -> WriteTx {
         WriteTx {
             cp: Checkpoint {
-                state,
+                state: (*base).clone(),
                 changes: imbl::Vector::new(),
                 touched: imbl::HashMap::new(),
                 size: 0,
             },
             now: SystemTime::now().into(),
+            base,
         }
     }
 
@@ -220,15 +225,15 @@ impl WriteTx {
         self.cp = checkpoint;
     }
 
-    /// The changes, in the order first made. The private state is dropped
-    /// first, so that each object is usually owned by the list alone.
-    pub(crate) fn into_changes(self) -> Vec<(Action, Object)> {
+    /// The state the transaction started from, its own state, and its
+    /// changes in the order first made.
+    pub(crate) fn into_parts(self) -> (Arc<State>, State, Vec<(Action, Object)>) {
         let Checkpoint { state, changes, .. } = self.cp;
-        drop(state);
-        changes
+        let changes = changes
             .into_iter()
             .filter_map(|p| Some((p.action?, p.object)))
-            .collect()
+            .collect();
+        (self.base, state, changes)
     }
 }
 

@@ -28,11 +28,14 @@ impl StoreObject for Task {
     fn own_index_keys<'a>(&'a self, keys: &mut Vec<KeyRef<'a>>) {
         // (service, slot) also answers "tasks of a service": a prefix scan.
         if !self.service_id.is_empty() {
-            keys.push(KeyRef::Slot(&self.service_id, self.slot));
+            let slot = self.slot;
+            keys.push(KeyRef::id_field("service_id", &self.service_id, |id| {
+                KeyRef::Slot(id, slot)
+            }));
         }
         // Unassigned tasks are not under any node.
         if !self.node_id.is_empty() {
-            keys.push(KeyRef::Node(&self.node_id));
+            keys.push(KeyRef::id_field("node_id", &self.node_id, KeyRef::Node));
         }
         keys.push(KeyRef::DesiredState(self.desired_state));
         keys.push(KeyRef::TaskState(self.status.as_ref().map_or(0, |s| s.state)));
