@@ -42,7 +42,11 @@ impl<'s> Batch<'s> {
     /// a full transaction (every change since the previous commit is lost).
     pub async fn update<R>(&mut self, f: impl FnOnce(&mut WriteTx) -> Result<R>) -> Result<R> {
         let store = self.store;
-        let tx = self.tx.get_or_insert_with(|| WriteTx::new(store.read().state));
+        let tx = self.tx.get_or_insert_with(|| {
+            let mut tx = WriteTx::new(store.read().state);
+            tx.track_size = true;
+            tx
+        });
         let checkpoint = tx.checkpoint();
         let result = match f(tx) {
             Ok(result) => result,

@@ -178,7 +178,7 @@ pub trait StoreObject: prost::Message + Clone + Default + PartialEq + Send + Syn
     /// The keys of this kind's own secondary indexes (labels excluded; they
     /// come from [`StoreObject::annotations`]).
     #[doc(hidden)]
-    fn own_index_keys<'a>(&'a self, keys: &mut Vec<KeyRef<'a>>);
+    fn own_index_keys<'a>(&'a self, keys: &mut smallvec::SmallVec<[KeyRef<'a>; 8]>);
 
     /// Wraps a shared object as an [`Object`].
     fn into_object(this: Arc<Self>) -> Object;

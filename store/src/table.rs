@@ -9,6 +9,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
+use smallvec::SmallVec;
 
 use crate::id::Id;
 use crate::index::{By, IndexKey, KeyRef};
@@ -60,9 +61,12 @@ fn name_key(name: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// An object's index keys: a handful, kept off the heap.
+type Keys<'a> = SmallVec<[KeyRef<'a>; 8]>;
+
 /// Every secondary index key of the object: its kind's own and its labels.
-fn keys_of<T: StoreObject>(obj: &T) -> Vec<KeyRef<'_>> {
-    let mut keys = Vec::new();
+fn keys_of<T: StoreObject>(obj: &T) -> Keys<'_> {
+    let mut keys = Keys::new();
     obj.own_index_keys(&mut keys);
     if let Some(annotations) = obj.annotations() {
         for (k, v) in &annotations.labels {

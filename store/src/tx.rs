@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use swarm_proto::v1::StoreAction;
 
+use crate::id::Id;
 use crate::index::By;
 use crate::state::State;
 use crate::watch::Action;
@@ -76,13 +77,16 @@ struct Pending {
 pub(crate) struct Checkpoint {
     state: State,
     changes: imbl::Vector<Pending>,
-    touched: imbl::HashMap<(Kind, Arc<str>), usize>,
+    touched: imbl::HashMap<(Kind, Id), usize>,
+    /// Encoded size of the changes, summed only when `track_size` is set.
     size: usize,
 }
 
 /// A write transaction: reads see its own writes; nothing is visible to
 /// anyone else until the store commits it as one proposal.
 pub struct WriteTx {
+    /// Sum the encoded size of changes (batches bound proposals by it).
+    pub(crate) track_size: bool,
     /// The state the transaction started from. If it is still the current
     /// one at commit, the transaction's own state is the next one: nothing
     /// needs checking or applying again.
@@ -108,6 +112,7 @@ impl WriteTx {
             },
             now: SystemTime::now().into(),
             base,
+            track_size: false,
         }
     }
 
@@ -116,16 +121,15 @@ impl WriteTx {
     ///
     /// # Errors
     ///
-    /// [`Error::Invalid`] for an empty id or an id removed earlier in this
+    /// [`Error::Invalid`] for a malformed id or an id removed earlier in this
     /// transaction, [`Error::AlreadyExists`] for a taken id,
     /// [`Error::NameConflict`] for a taken name.
     pub fn create<T: StoreObject>(&mut self, mut obj: T) -> Result<()> {
         T::table(&self.cp.state).check_create(&obj)?;
         let removed_here = |i: &usize| self.cp.changes[*i].action == Some(Action::Remove);
-        if self
-            .cp
-            .touched
-            .get(&(T::KIND, Arc::from(obj.id())))
+        let id = Id::parse(obj.id());
+        if id
+            .and_then(|id| self.cp.touched.get(&(T::KIND, id)))
             .is_some_and(removed_here)
         {
             return Err(Error::Invalid(format!(
@@ -181,8 +185,13 @@ impl WriteTx {
     /// Notes a change, folding it into an earlier change of the same object:
     /// a proposal carries each object once, in its final form.
     fn record(&mut self, action: Action, object: Object) {
-        self.cp.size += object.encoded_len();
-        let key = (object.kind(), Arc::from(object.id()));
+        if self.track_size {
+            self.cp.size += object.encoded_len();
+        }
+        let Some(id) = Id::parse(object.id()) else {
+            unreachable!("only checked objects are recorded");
+        };
+        let key = (object.kind(), id);
         let Some(&i) = self.cp.touched.get(&key) else {
             self.cp.touched.insert(key, self.cp.changes.len());
             self.cp.changes.push_back(Pending {

@@ -16,7 +16,7 @@ impl StoreObject for Node {
         self.spec.as_ref()?.annotations.as_ref()
     }
 
-    fn own_index_keys<'a>(&'a self, keys: &mut Vec<KeyRef<'a>>) {
+    fn own_index_keys<'a>(&'a self, keys: &mut smallvec::SmallVec<[KeyRef<'a>; 8]>) {
         keys.push(KeyRef::Role(self.role));
         let membership = self.spec.as_ref().map_or(0, |s| s.membership);
         keys.push(KeyRef::Membership(membership));

@@ -15,5 +15,5 @@ impl StoreObject for Service {
         self.spec.as_ref()?.annotations.as_ref()
     }
 
-    fn own_index_keys<'a>(&'a self, _keys: &mut Vec<KeyRef<'a>>) {}
+    fn own_index_keys<'a>(&'a self, _keys: &mut smallvec::SmallVec<[KeyRef<'a>; 8]>) {}
 }

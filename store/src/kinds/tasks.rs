@@ -25,7 +25,7 @@ impl StoreObject for Task {
         self.annotations.as_ref()
     }
 
-    fn own_index_keys<'a>(&'a self, keys: &mut Vec<KeyRef<'a>>) {
+    fn own_index_keys<'a>(&'a self, keys: &mut smallvec::SmallVec<[KeyRef<'a>; 8]>) {
         // (service, slot) also answers "tasks of a service": a prefix scan.
         if !self.service_id.is_empty() {
             let slot = self.slot;
