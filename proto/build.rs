@@ -22,6 +22,22 @@ const BOXED: &[&str] = &[
     ".swarm.v1.ContainerSpec.healthcheck",
 ];
 
+/// Fields whose message many objects carry identically, held as
+/// `crate::Shared<T>` instead of `T` (see `src/shared.rs`): every task of a
+/// service holds its service's task spec. prost-build has no option for
+/// this, so the generated declarations are rewritten; the build fails if one
+/// is not found, so a change in prost's output cannot slip by.
+const SHARED: &[(&str, &str)] = &[
+    (
+        "pub spec: ::core::option::Option<TaskSpec>,",
+        "pub spec: ::core::option::Option<crate::Shared<TaskSpec>>,",
+    ),
+    (
+        "pub task: ::core::option::Option<TaskSpec>,",
+        "pub task: ::core::option::Option<crate::Shared<TaskSpec>>,",
+    ),
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let paths: Vec<PathBuf> = FILES.iter().map(|f| PathBuf::from(PROTO_ROOT).join(f)).collect();
     for path in &paths {
@@ -36,5 +52,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.boxed(field);
     }
     builder.compile_fds(descriptors)?;
+    share_fields()
+}
+
+fn share_fields() -> Result<(), Box<dyn std::error::Error>> {
+    let path = PathBuf::from(std::env::var("OUT_DIR")?).join("swarm.v1.rs");
+    let mut code = std::fs::read_to_string(&path)?;
+    for (from, to) in SHARED {
+        if code.matches(from).count() != 1 {
+            return Err(format!("expected exactly one `{from}` in the generated code").into());
+        }
+        code = code.replace(from, to);
+    }
+    std::fs::write(&path, code)?;
     Ok(())
 }

@@ -10,7 +10,8 @@
 //! - `control.proto`, `watch.proto`: the gRPC services a manager serves.
 //!
 //! Everything lives in [`v1`]; the helpers in this crate only add what the
-//! generated code cannot say, such as the ordering of task states.
+//! generated code cannot say, such as the ordering of task states, and
+//! [`Shared`], which lets every task of a service share one task spec.
 
 /// Generated types and services of package `swarm.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -18,6 +19,8 @@ pub mod v1 {
     tonic::include_proto!("swarm.v1");
 }
 
+mod shared;
 mod task_state;
 
+pub use shared::Shared;
 pub use v1::TaskState;

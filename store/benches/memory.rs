@@ -1,7 +1,8 @@
 //! Memory held by the store for 100,000 tasks (1,000 services of 100 tasks,
 //! 1,000 nodes) with every index: live heap bytes counted by a wrapping
-//! global allocator, before and after building, and after dropping the
-//! objects the builder kept, so that only what the store holds is counted.
+//! global allocator. First the objects alone as plain values, then the store
+//! they were moved into, then a second store restored from the first's
+//! snapshot (what a follower holds).
 //!
 //! Run: `cargo bench -p swarm-store --bench memory`
 
@@ -87,6 +88,18 @@ fn main() {
         held as f64 / count as f64
     );
     println!("  indexes and sharing overhead:  {:7.1} MiB", mib(held - plain));
+    // A follower gets the same tasks decoded from a snapshot (or the log),
+    // each in fresh allocations; the store must share their specs again.
+    let bytes = store.snapshot();
+    let before = live();
+    let follower = swarm_store::MemoryStore::new();
+    follower.restore(&bytes).expect("own snapshot restores");
+    let restored = live() - before;
+    println!(
+        "  restored from a snapshot:      {:7.1} MiB ({:.0} bytes per task)",
+        mib(restored),
+        restored as f64 / count as f64
+    );
     let sample = store.view(|tx| swarm_store::Read::list::<swarm_proto::v1::Task>(tx)[0].clone());
     println!(
         "  one task: {} bytes in memory inline, {} bytes encoded",

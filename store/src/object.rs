@@ -180,6 +180,13 @@ pub trait StoreObject: prost::Message + Clone + Default + PartialEq + Send + Syn
     #[doc(hidden)]
     fn own_index_keys<'a>(&'a self, keys: &mut smallvec::SmallVec<[KeyRef<'a>; 8]>);
 
+    /// Points parts this object holds equal to another object's at that
+    /// object's copy, so that they are held once (a task's spec and its
+    /// service's). Called for every object a write stores; `state` is the
+    /// state it is stored into.
+    #[doc(hidden)]
+    fn share_parts(&mut self, _state: &State) {}
+
     /// Wraps a shared object as an [`Object`].
     fn into_object(this: Arc<Self>) -> Object;
 

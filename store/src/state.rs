@@ -59,6 +59,11 @@ impl State {
     }
 
     fn apply_to<T: StoreObject>(&mut self, action: Action, mut obj: Arc<T>, index: u64) -> Result<Change> {
+        if action != Action::Remove {
+            // The object is usually owned by this transaction alone: changing
+            // it copies nothing.
+            Arc::make_mut(&mut obj).share_parts(self);
+        }
         let table = T::table_mut(self);
         let old = match action {
             Action::Create => {
@@ -76,8 +81,6 @@ impl State {
                 });
             }
         };
-        // The object is usually owned by this transaction alone: setting its
-        // version then copies nothing.
         Arc::make_mut(&mut obj).meta_mut().version = index;
         table.insert(obj.clone());
         Ok(Change {
@@ -120,7 +123,8 @@ impl State {
 
     /// Inserts an object read from a snapshot, keeping its version.
     pub(crate) fn restore(&mut self, object: Object) -> Result<()> {
-        fn put<T: StoreObject>(state: &mut State, obj: Arc<T>) -> Result<()> {
+        fn put<T: StoreObject>(state: &mut State, mut obj: Arc<T>) -> Result<()> {
+            Arc::make_mut(&mut obj).share_parts(state);
             let table = T::table_mut(state);
             table.check_create(&obj)?;
             table.insert(obj);

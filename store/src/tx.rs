@@ -138,6 +138,7 @@ impl WriteTx {
                 obj.id()
             )));
         }
+        obj.share_parts(&self.cp.state);
         let meta = obj.meta_mut();
         meta.version = 0;
         meta.created_at = Some(self.now);
@@ -158,6 +159,7 @@ impl WriteTx {
     pub fn update<T: StoreObject>(&mut self, mut obj: T) -> Result<()> {
         let current = T::table(&self.cp.state).check_update(&obj)?;
         let created_at = current.meta().and_then(|m| m.created_at);
+        obj.share_parts(&self.cp.state);
         let meta = obj.meta_mut();
         meta.created_at = created_at;
         meta.updated_at = Some(self.now);

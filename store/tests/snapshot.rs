@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{node, service, task};
+use common::{node, service, task_of};
 use prost::Message;
 use swarm_proto::v1::{Cluster, Config, Node, Secret, Service, StoreSnapshot, Task};
 use swarm_store::{By, Error, MemoryStore, Read, ReadTx};
@@ -26,7 +26,7 @@ async fn populated() -> MemoryStore {
             tx.create(labelled)?;
             for svc in s {
                 for slot in 1..=4 {
-                    tx.create(task(&svc.id, slot))?;
+                    tx.create(task_of(&svc, slot))?;
                 }
                 tx.create(svc)?;
             }
@@ -183,4 +183,26 @@ async fn the_payload_is_a_plain_store_snapshot_message() {
         (message.nodes.len(), message.services.len(), message.tasks.len()),
         (1, 5, 20)
     );
+}
+
+#[tokio::test]
+async fn restored_tasks_share_their_service_spec() {
+    let original = populated().await;
+    let restored = MemoryStore::new();
+    restored.restore(&original.snapshot()).unwrap();
+    let tx = restored.read();
+    let mut checked = 0;
+    for service in tx.list::<Service>() {
+        let spec = service.spec.as_ref().unwrap().task.as_ref().unwrap();
+        for task in tx.find::<Task>(By::ServiceId(&service.id)).unwrap() {
+            let task_spec = task.spec.as_ref().expect("tasks carry their spec");
+            assert!(
+                swarm_proto::Shared::ptr_eq(task_spec, spec),
+                "task {} holds its own copy",
+                task.id
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 20);
 }

@@ -318,3 +318,28 @@ async fn apply_refuses_a_stale_entry_whole_and_still_advances() {
         Err(Error::Invalid(_))
     ));
 }
+
+#[tokio::test]
+async fn a_task_decoded_from_the_log_shares_its_service_spec() {
+    use prost::Message;
+    use swarm_proto::v1::{StoreAction, StoreActions, store_action};
+    let store = MemoryStore::new();
+    let web = service("web");
+    store.update(|tx| tx.create(web.clone())).await.unwrap();
+    // As a follower gets it: encoded, then decoded into fresh allocations.
+    let entry = StoreActions {
+        actions: vec![StoreAction {
+            kind: store_action::Kind::Create as i32,
+            target: Some(store_action::Target::Task(common::task_of(&web, 1))),
+        }],
+    };
+    let decoded = StoreActions::decode(&entry.encode_to_vec()[..]).unwrap();
+    store.apply(decoded.actions, 2).unwrap();
+    let tx = store.read();
+    let stored_service = tx.get::<Service>(&web.id).unwrap();
+    let task = tx.find::<Task>(By::ServiceId(&web.id)).unwrap()[0];
+    assert!(swarm_proto::Shared::ptr_eq(
+        task.spec.as_ref().unwrap(),
+        stored_service.spec.as_ref().unwrap().task.as_ref().unwrap()
+    ));
+}

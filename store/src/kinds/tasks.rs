@@ -2,11 +2,13 @@
 //! service and of one of its slots, the dispatcher for those of a node, the
 //! reaper and the Control API filter by desired and observed state.
 
-use swarm_proto::v1::{Annotations, Task};
+use swarm_proto::Shared;
+use swarm_proto::v1::{Annotations, Service, Task};
 
 use crate::StoreObject;
 use crate::index::{IndexKind, KeyRef};
 use crate::object::store_object_common;
+use crate::state::State;
 
 impl StoreObject for Task {
     store_object_common!(Task, tasks);
@@ -23,6 +25,22 @@ impl StoreObject for Task {
     /// orchestrator sets it, so it never clashes.
     fn annotations(&self) -> Option<&Annotations> {
         self.annotations.as_ref()
+    }
+
+    /// A task made from its service's current spec holds that very spec.
+    /// The orchestrator makes tasks that way; this catches the copies a
+    /// follower decodes from the log or a snapshot, which arrive unshared.
+    fn share_parts(&mut self, state: &State) {
+        let Some(spec) = self.spec.as_mut() else {
+            return;
+        };
+        let service = Service::table(state).get(&self.service_id);
+        if let Some(current) = service.and_then(|s| s.spec.as_ref()?.task.as_ref())
+            && !Shared::ptr_eq(spec, current)
+            && **spec == **current
+        {
+            *spec = current.clone();
+        }
     }
 
     fn own_index_keys<'a>(&'a self, keys: &mut smallvec::SmallVec<[KeyRef<'a>; 8]>) {

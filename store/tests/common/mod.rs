@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use swarm_proto::Shared;
 use swarm_proto::v1::{
     Annotations, ContainerSpec, Node, NodeSpec, ReplicatedService, Service, ServiceSpec, Task, TaskSpec, TaskState,
     TaskStatus, service_spec, task_spec,
@@ -35,17 +36,25 @@ pub fn service(name: &str) -> Service {
         id: id::generate(),
         spec: Some(ServiceSpec {
             annotations: annotations(name, &[]),
-            task: Some(TaskSpec {
+            task: Some(Shared::new(TaskSpec {
                 runtime: Some(task_spec::Runtime::Container(ContainerSpec {
                     image: "busybox:latest".into(),
                     ..Default::default()
                 })),
                 ..Default::default()
-            }),
+            })),
             mode: Some(service_spec::Mode::Replicated(ReplicatedService { replicas: 1 })),
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// A task of `service`, carrying its spec as the orchestrator makes them.
+pub fn task_of(service: &Service, slot: u64) -> Task {
+    Task {
+        spec: service.spec.as_ref().and_then(|s| s.task.clone()),
+        ..task(&service.id, slot)
     }
 }
 
