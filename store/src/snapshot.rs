@@ -2,22 +2,23 @@
 //!
 //! Layout: the magic `SWST`, a format version (u32, little-endian), the CRC32
 //! of the payload (u32, little-endian), then the payload: a
-//! [`StoreSnapshot`] message. The checksum catches what protobuf decoding
+//! `swarm.v1.StoreSnapshot` message. The checksum catches what protobuf decoding
 //! would not: truncated or flipped bytes that still parse.
 
 use std::sync::Arc;
 
-use prost::Message;
-use swarm_proto::v1::StoreSnapshot;
+use prost::DecodeError;
+use prost::encoding::{WireType, decode_key, decode_varint};
+use swarm_proto::v1::{Cluster, Config, Node, Secret, Service, Task};
 
-use crate::state::State;
+use crate::state::{Restorer, State};
 use crate::{Error, Object, Result, StoreObject};
 
 const MAGIC: &[u8; 4] = b"SWST";
 const FORMAT: u32 = 1;
 const HEADER_LEN: usize = 12;
 
-/// Field numbers of [`StoreSnapshot`].
+/// Field numbers of `StoreSnapshot`.
 const FIELD_INDEX: u32 = 1;
 const FIELD_NODES: u32 = 2;
 const FIELD_SERVICES: u32 = 3;
@@ -26,17 +27,17 @@ const FIELD_CLUSTERS: u32 = 5;
 const FIELD_SECRETS: u32 = 6;
 const FIELD_CONFIGS: u32 = 7;
 
-/// Encodes `state` as a [`StoreSnapshot`], straight from the shared objects:
+/// Encodes `state` as a `StoreSnapshot`, straight from the shared objects:
 /// building the message first would copy every object once more.
 pub(crate) fn encode(state: &State) -> Vec<u8> {
     let mut payload = Vec::new();
     prost::encoding::uint64::encode(FIELD_INDEX, &state.index, &mut payload);
-    encode_table::<swarm_proto::v1::Node>(state, FIELD_NODES, &mut payload);
-    encode_table::<swarm_proto::v1::Service>(state, FIELD_SERVICES, &mut payload);
-    encode_table::<swarm_proto::v1::Task>(state, FIELD_TASKS, &mut payload);
-    encode_table::<swarm_proto::v1::Cluster>(state, FIELD_CLUSTERS, &mut payload);
-    encode_table::<swarm_proto::v1::Secret>(state, FIELD_SECRETS, &mut payload);
-    encode_table::<swarm_proto::v1::Config>(state, FIELD_CONFIGS, &mut payload);
+    encode_table::<Node>(state, FIELD_NODES, &mut payload);
+    encode_table::<Service>(state, FIELD_SERVICES, &mut payload);
+    encode_table::<Task>(state, FIELD_TASKS, &mut payload);
+    encode_table::<Cluster>(state, FIELD_CLUSTERS, &mut payload);
+    encode_table::<Secret>(state, FIELD_SECRETS, &mut payload);
+    encode_table::<Config>(state, FIELD_CONFIGS, &mut payload);
 
     let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
     bytes.extend_from_slice(MAGIC);
@@ -54,6 +55,10 @@ fn encode_table<T: StoreObject>(state: &State, field: u32, out: &mut Vec<u8>) {
 
 /// Decodes and checks a snapshot into a fresh state.
 ///
+/// Objects are decoded one at a time, each straight into its table: no
+/// intermediate list of 100,000 tasks, and each object is inserted while
+/// its bytes are still in cache.
+///
 /// # Errors
 ///
 /// [`Error::Invalid`] naming what is wrong: the header, the checksum, the
@@ -68,27 +73,36 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State> {
     if format != FORMAT {
         return Err(invalid(format!("format {format} is not supported (expected {FORMAT})")));
     }
-    let payload = &bytes[HEADER_LEN..];
+    let mut payload = &bytes[HEADER_LEN..];
     let (expected, actual) = (word(8), crc32fast::hash(payload));
     if expected != actual {
         return Err(invalid(format!(
             "checksum mismatch ({actual:08x}, header says {expected:08x})"
         )));
     }
-    let message = StoreSnapshot::decode(payload).map_err(|e| invalid(e.to_string()))?;
 
-    let mut state = State {
-        index: message.index,
-        ..State::default()
-    };
-    let objects = (message.nodes.into_iter().map(|o| Object::Node(Arc::new(o))))
-        .chain(message.services.into_iter().map(|o| Object::Service(Arc::new(o))))
-        .chain(message.tasks.into_iter().map(|o| Object::Task(Arc::new(o))))
-        .chain(message.clusters.into_iter().map(|o| Object::Cluster(Arc::new(o))))
-        .chain(message.secrets.into_iter().map(|o| Object::Secret(Arc::new(o))))
-        .chain(message.configs.into_iter().map(|o| Object::Config(Arc::new(o))));
-    for object in objects {
-        state.restore(object).map_err(|e| invalid(e.to_string()))?;
+    fn object<T: StoreObject>(buf: &mut &[u8]) -> Result<Object, DecodeError> {
+        Ok(T::into_object(Arc::new(T::decode_length_delimited(buf)?)))
     }
-    Ok(state)
+    let mut restorer = Restorer::default();
+    let mut index = 0;
+    while !payload.is_empty() {
+        let (field, wire_type) = decode_key(&mut payload).map_err(|e| invalid(e.to_string()))?;
+        let decoded = match (field, wire_type) {
+            (FIELD_INDEX, WireType::Varint) => {
+                index = decode_varint(&mut payload).map_err(|e| invalid(e.to_string()))?;
+                continue;
+            }
+            (FIELD_NODES, WireType::LengthDelimited) => object::<Node>(&mut payload),
+            (FIELD_SERVICES, WireType::LengthDelimited) => object::<Service>(&mut payload),
+            (FIELD_TASKS, WireType::LengthDelimited) => object::<Task>(&mut payload),
+            (FIELD_CLUSTERS, WireType::LengthDelimited) => object::<Cluster>(&mut payload),
+            (FIELD_SECRETS, WireType::LengthDelimited) => object::<Secret>(&mut payload),
+            (FIELD_CONFIGS, WireType::LengthDelimited) => object::<Config>(&mut payload),
+            _ => return Err(invalid(format!("unexpected field {field} ({wire_type:?})"))),
+        };
+        let object = decoded.map_err(|e| invalid(e.to_string()))?;
+        restorer.add(object).map_err(|e| invalid(e.to_string()))?;
+    }
+    restorer.finish(index).map_err(|e| invalid(e.to_string()))
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use swarm_proto::v1::{Cluster, Config, Node, Secret, Service, Task, store_action};
 
 use crate::id::Id;
-use crate::table::Table;
+use crate::table::{Deferred, Table};
 use crate::watch::{Action, Change};
 use crate::{Error, Kind, Object, Result, StoreObject};
 
@@ -121,25 +121,6 @@ impl State {
         }
     }
 
-    /// Inserts an object read from a snapshot, keeping its version.
-    pub(crate) fn restore(&mut self, object: Object) -> Result<()> {
-        fn put<T: StoreObject>(state: &mut State, mut obj: Arc<T>) -> Result<()> {
-            Arc::make_mut(&mut obj).share_parts(state);
-            let table = T::table_mut(state);
-            table.check_create(&obj)?;
-            table.insert(obj);
-            Ok(())
-        }
-        match object {
-            Object::Node(o) => put(self, o),
-            Object::Service(o) => put(self, o),
-            Object::Task(o) => put(self, o),
-            Object::Cluster(o) => put(self, o),
-            Object::Secret(o) => put(self, o),
-            Object::Config(o) => put(self, o),
-        }
-    }
-
     /// Rebuilds every index and compares: for tests.
     #[cfg(test)]
     pub(crate) fn check_indexes(&self) -> std::result::Result<(), String> {
@@ -149,5 +130,45 @@ impl State {
         self.clusters.check_indexes()?;
         self.secrets.check_indexes()?;
         self.configs.check_indexes()
+    }
+}
+
+/// Rebuilds a state from a snapshot's objects, one at a time.
+#[derive(Default)]
+pub(crate) struct Restorer {
+    state: State,
+    /// Per kind, in [`Kind::ALL`] order.
+    deferred: [Deferred; 6],
+}
+
+impl Restorer {
+    /// Adds an object, keeping its version.
+    pub(crate) fn add(&mut self, object: Object) -> Result<()> {
+        fn add<T: StoreObject>(r: &mut Restorer, mut obj: Arc<T>) -> Result<()> {
+            Arc::make_mut(&mut obj).share_parts(&r.state);
+            T::table_mut(&mut r.state).insert_deferred(obj, &mut r.deferred[T::KIND as usize])
+        }
+        match object {
+            Object::Node(o) => add(self, o),
+            Object::Service(o) => add(self, o),
+            Object::Task(o) => add(self, o),
+            Object::Cluster(o) => add(self, o),
+            Object::Secret(o) => add(self, o),
+            Object::Config(o) => add(self, o),
+        }
+    }
+
+    /// The state, at `index`, once every index is in.
+    pub(crate) fn finish(self, index: u64) -> Result<State> {
+        let Restorer { mut state, deferred } = self;
+        let [nodes, services, tasks, clusters, secrets, configs] = deferred;
+        state.nodes.finish_deferred(nodes)?;
+        state.services.finish_deferred(services)?;
+        state.tasks.finish_deferred(tasks)?;
+        state.clusters.finish_deferred(clusters)?;
+        state.secrets.finish_deferred(secrets)?;
+        state.configs.finish_deferred(configs)?;
+        state.index = index;
+        Ok(state)
     }
 }

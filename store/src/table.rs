@@ -15,6 +15,13 @@ use crate::id::Id;
 use crate::index::{By, IndexKey, KeyRef};
 use crate::{Error, Result, StoreObject};
 
+/// Name and index entries gathered while a table is rebuilt.
+#[derive(Default)]
+pub struct Deferred {
+    names: Vec<(Arc<str>, Id)>,
+    index: Vec<(IndexKey, Id)>,
+}
+
 /// The objects of one kind and their indexes.
 pub struct Table<T> {
     /// Every object, by id. Ordered, so that id prefixes are range scans.
@@ -224,6 +231,55 @@ impl<T: StoreObject> Table<T> {
         }
         drop(new_keys);
         self.objects.insert(id, obj);
+    }
+
+    /// Adds an object to a table being rebuilt from a snapshot. Its name
+    /// and index entries are only gathered in `deferred`: inserted at the
+    /// end, sorted, they go in far faster than one by one in random order.
+    /// On error the table is half-built and must be discarded.
+    pub fn insert_deferred(&mut self, obj: Arc<T>, deferred: &mut Deferred) -> Result<()> {
+        let id = parse_id(obj.as_ref())?;
+        Self::check_fields(obj.as_ref())?;
+        if let Some(name) = name_of(obj.as_ref()) {
+            deferred.names.push((name_key(name).into(), id));
+        }
+        deferred.index.extend(
+            keys_of(obj.as_ref())
+                .into_iter()
+                .filter_map(KeyRef::to_key)
+                .map(|key| (key, id)),
+        );
+        if self.objects.insert(id, obj).is_some() {
+            return Err(Error::AlreadyExists {
+                kind: T::KIND,
+                id: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Inserts what [`Table::insert_deferred`] gathered.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NameConflict`] if two objects had one name.
+    pub fn finish_deferred(&mut self, deferred: Deferred) -> Result<()> {
+        let Deferred { mut names, mut index } = deferred;
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(Error::NameConflict {
+                kind: T::KIND,
+                name: pair[0].0.to_string(),
+            });
+        }
+        for (name, id) in names {
+            self.names.insert(name, id);
+        }
+        index.sort_unstable();
+        for entry in index {
+            self.index.insert(entry);
+        }
+        Ok(())
     }
 
     /// Removes the object `id` and its index entries.
