@@ -10,14 +10,102 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use futures::executor::block_on;
-use swarm_proto::v1::{Node, Task};
+use swarm_proto::v1::{Annotations, Node, NodeSpec, Task};
 use swarm_store::{By, Filter, MemoryStore, Read};
 
-/// Create one node per transaction, into a store of 1,000 nodes.
+/// Nodes as SwarmKit's memory-store benchmarks make them: an id and a name.
+fn bare_node(i: usize) -> Node {
+    Node {
+        id: swarm_store::id::generate(),
+        spec: Some(NodeSpec {
+            annotations: Some(Annotations {
+                name: format!("name{i}"),
+                labels: Default::default(),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// 10,000 bare nodes, as SwarmKit's `setupNodes(b, benchmarkNumNodes)`.
+fn bare_nodes() -> (MemoryStore, Vec<String>) {
+    let store = MemoryStore::new();
+    let nodes: Vec<Node> = (0..SWARMKIT_NODES).map(bare_node).collect();
+    let ids = nodes.iter().map(|n| n.id.clone()).collect();
+    block_on(store.update(|tx| nodes.into_iter().try_for_each(|n| tx.create(n)))).unwrap();
+    (store, ids)
+}
+
+const SWARMKIT_NODES: usize = 10_000;
+
+/// The shapes of SwarmKit's `manager/state/store` benchmarks, so that the
+/// figures compare one to one (see BENCHMARKS.md).
+fn swarmkit_shapes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("swarmkit");
+    // BenchmarkCreateNode: n nodes in one transaction; time per node.
+    group.bench_function("create_node", |b| {
+        b.iter_custom(|iters| {
+            let store = MemoryStore::new();
+            let nodes: Vec<Node> = (0..iters as usize).map(bare_node).collect();
+            let start = Instant::now();
+            block_on(store.update(|tx| nodes.into_iter().try_for_each(|n| tx.create(n)))).unwrap();
+            start.elapsed()
+        })
+    });
+    // BenchmarkUpdateNodeTransaction: replace one of 10,000 nodes, each in
+    // its own transaction (ours reads the version it must carry).
+    let (store, ids) = bare_nodes();
+    let mut i = 0;
+    group.bench_function("update_node_transaction", |b| {
+        b.iter(|| {
+            let id = &ids[i % ids.len()];
+            i += 1;
+            block_on(store.update(|tx| {
+                let version = tx.get::<Node>(id).expect("node exists").meta;
+                let mut n = bare_node(0);
+                n.id = id.clone();
+                n.meta = version;
+                n.spec
+                    .as_mut()
+                    .and_then(|s| s.annotations.as_mut())
+                    .expect("bare nodes are named")
+                    .name = format!("{id}_{i}");
+                tx.update(n)
+            }))
+            .unwrap()
+        })
+    });
+    // BenchmarkGetNode and BenchmarkFindNodeByName: many reads in one view,
+    // of a fresh store (the update above renamed the nodes). Ours look up
+    // names that exist; SwarmKit's loop runs past its 10,000 names, so most
+    // of its lookups miss.
+    let (store, ids) = bare_nodes();
+    let tx = store.read();
+    group.bench_function("get_node", |b| {
+        b.iter(|| {
+            let id = &ids[i % ids.len()];
+            i += 1;
+            black_box(tx.get::<Node>(id).is_some())
+        })
+    });
+    let names: Vec<String> = (0..SWARMKIT_NODES).map(|i| format!("name{i}")).collect();
+    group.bench_function("find_node_by_name", |b| {
+        b.iter(|| {
+            let name = &names[i % names.len()];
+            i += 1;
+            black_box(tx.find::<Node>(By::Name(name)).map(|found| found.len()))
+        })
+    });
+    group.finish();
+}
+
+/// Create one realistic node (description, status, a label) per
+/// transaction, into a store of 1,000 nodes that grows as it runs.
 fn create_node(c: &mut Criterion) {
     let (store, _, _) = fixtures::populated(1_000, 0, 0);
     let mut i = 1_000;
-    c.bench_function("create_node", |b| {
+    c.bench_function("create_node_own_transaction", |b| {
         b.iter_batched(
             || {
                 i += 1;
@@ -29,31 +117,35 @@ fn create_node(c: &mut Criterion) {
     });
 }
 
-/// Read a node, change it, write it back: one transaction each, local
-/// proposer, 1,000 nodes.
+/// Read a realistic node, change its status, write it back: one
+/// transaction each, local proposer, among 1,000 and 10,000 nodes.
 fn update_node(c: &mut Criterion) {
-    let (store, nodes, _) = fixtures::populated(1_000, 0, 0);
-    let mut i = 0;
-    c.bench_function("update_node_own_transaction", |b| {
-        b.iter(|| {
-            let id = &nodes[i % nodes.len()].id;
-            i += 1;
-            block_on(store.update(|tx| {
-                let mut n = (**tx.get::<Node>(id).expect("node exists")).clone();
-                n.status.get_or_insert_with(Default::default).message = "heartbeat".into();
-                tx.update(n)
-            }))
-            .unwrap()
-        })
-    });
+    let mut group = c.benchmark_group("update_node_own_transaction");
+    for count in [1_000, SWARMKIT_NODES] {
+        let (store, nodes, _) = fixtures::populated(count, 0, 0);
+        let mut i = 0;
+        group.bench_function(format!("{count}_nodes"), |b| {
+            b.iter(|| {
+                let id = &nodes[i % nodes.len()].id;
+                i += 1;
+                block_on(store.update(|tx| {
+                    let mut n = (**tx.get::<Node>(id).expect("node exists")).clone();
+                    n.status.get_or_insert_with(Default::default).message = "heartbeat".into();
+                    tx.update(n)
+                }))
+                .unwrap()
+            })
+        });
+    }
+    group.finish();
 }
 
-/// Get by id and find by name, each in its own read transaction (`view`),
-/// 1,000 nodes.
+/// Get by id and find by name, each in a read transaction of its own
+/// (`view`), 10,000 nodes: what a single API call pays.
 fn reads(c: &mut Criterion) {
-    let (store, nodes, _) = fixtures::populated(1_000, 0, 0);
+    let (store, nodes, _) = fixtures::populated(SWARMKIT_NODES, 0, 0);
     let mut i = 0;
-    c.bench_function("get_node_by_id", |b| {
+    c.bench_function("get_node_by_id_own_view", |b| {
         b.iter(|| {
             let id = &nodes[i % nodes.len()].id;
             i += 1;
@@ -61,7 +153,7 @@ fn reads(c: &mut Criterion) {
         })
     });
     let names: Vec<String> = (0..nodes.len()).map(|i| format!("NODE-{i}")).collect();
-    c.bench_function("find_node_by_name", |b| {
+    c.bench_function("find_node_by_name_own_view", |b| {
         b.iter(|| {
             let name = &names[i % names.len()];
             i += 1;
@@ -137,6 +229,7 @@ fn snapshot(c: &mut Criterion) {
 
 criterion_group!(
     benches,
+    swarmkit_shapes,
     create_node,
     update_node,
     reads,

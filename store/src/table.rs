@@ -58,13 +58,48 @@ fn name_of<T: StoreObject>(obj: &T) -> Option<&str> {
     obj.annotations().map(|a| a.name.as_str()).filter(|n| !n.is_empty())
 }
 
-/// The key of the name index: the name in lower case, borrowed when it is
-/// already (the common case), so that a lookup allocates nothing.
-fn name_key(name: &str) -> std::borrow::Cow<'_, str> {
-    if name.bytes().any(|b| b.is_ascii_uppercase()) || !name.is_ascii() {
-        name.to_lowercase().into()
+/// The key of the name index: the name in lower case. Borrowed when it is
+/// lower case already (the common case), lowered on the stack when it is
+/// short ASCII, so that a lookup allocates only for long or non-ASCII names.
+fn name_key(name: &str) -> NameKey<'_> {
+    if !name.bytes().any(|b| b.is_ascii_uppercase()) && name.is_ascii() {
+        NameKey::Borrowed(name)
+    } else if name.is_ascii() && name.len() <= INLINE_NAME {
+        let mut bytes = SmallVec::from_slice(name.as_bytes());
+        bytes.make_ascii_lowercase();
+        NameKey::Inline(bytes)
     } else {
-        name.into()
+        NameKey::Owned(name.to_lowercase())
+    }
+}
+
+/// Names up to this long are lowered without allocating.
+const INLINE_NAME: usize = 64;
+
+/// See [`name_key`].
+enum NameKey<'a> {
+    Borrowed(&'a str),
+    /// ASCII only, so always valid UTF-8.
+    Inline(SmallVec<[u8; INLINE_NAME]>),
+    Owned(String),
+}
+
+impl std::ops::Deref for NameKey<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            NameKey::Borrowed(s) => s,
+            // ASCII bytes of a str, lowered: still ASCII.
+            NameKey::Inline(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+            NameKey::Owned(s) => s,
+        }
+    }
+}
+
+impl From<NameKey<'_>> for Arc<str> {
+    fn from(key: NameKey<'_>) -> Arc<str> {
+        Arc::from(&*key)
     }
 }
 
@@ -112,7 +147,7 @@ impl<T: StoreObject> Table<T> {
 
     /// The object with this name, compared case-insensitively.
     pub fn get_by_name(&self, name: &str) -> Option<&Arc<T>> {
-        let id = self.names.get(name_key(name).as_ref())?;
+        let id = self.names.get(&*name_key(name))?;
         self.objects.get(id)
     }
 
@@ -180,7 +215,7 @@ impl<T: StoreObject> Table<T> {
         let Some(name) = name_of(obj) else {
             return Ok(());
         };
-        match self.names.get(name_key(name).as_ref()) {
+        match self.names.get(&*name_key(name)) {
             Some(owner) if *owner != id => Err(Error::NameConflict {
                 kind: T::KIND,
                 name: name.to_owned(),
@@ -204,7 +239,7 @@ impl<T: StoreObject> Table<T> {
         let new_name = name_of(obj.as_ref());
         if old_name != new_name {
             if let Some(name) = old_name {
-                self.names.remove(name_key(name).as_ref());
+                self.names.remove(&*name_key(name));
             }
             if let Some(name) = new_name {
                 self.names.insert(name_key(name).into(), id);
@@ -287,7 +322,7 @@ impl<T: StoreObject> Table<T> {
         let id = Id::parse(id)?;
         let old = self.objects.remove(&id)?;
         if let Some(name) = name_of(old.as_ref()) {
-            self.names.remove(name_key(name).as_ref());
+            self.names.remove(&*name_key(name));
         }
         for key in keys_of(old.as_ref()).into_iter().filter_map(KeyRef::to_key) {
             self.index.remove(&(key, id));
@@ -319,11 +354,12 @@ impl<T: StoreObject> Table<T> {
             }),
             By::Name(name) => Ok(self.get_by_name(name).into_iter().collect()),
             By::NamePrefix(prefix) => {
-                let prefix = name_key(prefix);
+                let key = name_key(prefix);
+                let prefix: &str = &key;
                 Ok(self
                     .names
-                    .range::<_, str>((Bound::Included(prefix.as_ref()), Bound::Unbounded))
-                    .take_while(|(name, _)| name.starts_with(prefix.as_ref()))
+                    .range::<_, str>((Bound::Included(prefix), Bound::Unbounded))
+                    .take_while(|(name, _)| name.starts_with(prefix))
                     .filter_map(|(_, id)| self.objects.get(id))
                     .collect())
             }
