@@ -22,11 +22,20 @@
 //!
 //! `update(|tx| ...)` runs the closure on a private copy of the current
 //! state (a persistent-map clone: a few reference counts). The transaction's
-//! changes, one per object, go to the [`Proposer`]; with none, the store
-//! applies them itself at the next index. Applying checks every change again
-//! against the state of that moment, sets each object's version to the
-//! entry's index, swaps in the new state, and publishes the events. Readers
-//! never wait: a read holds an `Arc` of one state, whatever commits after.
+//! changes, one per object, go to the [`Proposer`], which commits them as one
+//! Raft entry; every manager then lands the entry with [`MemoryStore::apply`],
+//! which checks every change again against the state of that moment (another
+//! writer may have committed since), sets each object's version to the
+//! entry's index, swaps in the new state, and publishes the events. With no
+//! proposer the store commits locally at the next index, and when no one
+//! committed since the transaction began, its private copy simply becomes the
+//! next state. Readers never wait: a read holds an `Arc` of one state,
+//! whatever commits after.
+//!
+//! Inside the store an id is the 128-bit number its 25 characters spell
+//! ([`id::Id`]), so index entries are small and copied without reference
+//! counts; a malformed id is refused. Tasks share their service's task spec
+//! ([`swarm_proto::Shared`]), also when they arrive decoded from the log.
 //!
 //! # Example
 //!
