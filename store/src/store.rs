@@ -126,13 +126,15 @@ impl MemoryStore {
         if changes.is_empty() {
             return Ok(self.current().index);
         }
-        // Each object should be held by the change list alone from here on,
+        // Past this point each changed object has one owner besides the
+        // change list (the private state, or nothing once that is dropped),
         // so that setting its version copies nothing.
         match &self.inner.proposer {
             None => {
                 let guard = self.lock_commit();
-                let index = self.current().index + 1;
-                if Arc::ptr_eq(&base, &self.current()) {
+                let current = self.current();
+                let index = current.index + 1;
+                if Arc::ptr_eq(&base, &current) {
                     self.commit_checked(&guard, &base, state, changes, index);
                 } else {
                     drop(state);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use common::node;
+use common::{node, node_annotations};
 use swarm_proto::v1::Node;
 use swarm_store::{By, MemoryStore, Read};
 
@@ -65,14 +65,7 @@ fn concurrent_readers_see_no_torn_state() {
         futures::executor::block_on(store.update(|tx| {
             for id in [&ids.0, &ids.1] {
                 let mut n = (**tx.get::<Node>(id).unwrap()).clone();
-                n.spec
-                    .as_mut()
-                    .unwrap()
-                    .annotations
-                    .as_mut()
-                    .unwrap()
-                    .labels
-                    .insert("n".into(), i.to_string());
+                node_annotations(&mut n).labels.insert("n".into(), i.to_string());
                 tx.update(n)?;
             }
             Ok(())
@@ -107,7 +100,7 @@ fn concurrent_writers_lose_no_update() {
                     // can commit in between and make this one stale.
                     loop {
                         let mut n = (**store.read().get::<Node>(&id).unwrap()).clone();
-                        let labels = &mut n.spec.as_mut().unwrap().annotations.as_mut().unwrap().labels;
+                        let labels = &mut node_annotations(&mut n).labels;
                         let value: u64 = labels.get("n").map_or(0, |v| v.parse().unwrap());
                         labels.insert("n".into(), (value + 1).to_string());
                         match futures::executor::block_on(store.update(|tx| tx.update(n))) {

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{node, service};
+use common::{node, service, service_annotations};
 use futures::future::BoxFuture;
 use swarm_proto::v1::{Node, Service, StoreAction};
 use swarm_store::{Error, MemoryStore, Proposer, Read, Result};
@@ -93,12 +93,7 @@ async fn racing_writers_of_one_version_cannot_both_win() {
         .map(|i| {
             let (store, mut mine) = (store.clone(), read.clone());
             tokio::spawn(async move {
-                mine.spec
-                    .as_mut()
-                    .unwrap()
-                    .annotations
-                    .as_mut()
-                    .unwrap()
+                service_annotations(&mut mine)
                     .labels
                     .insert("writer".into(), i.to_string());
                 store.update(|tx| tx.update(mine)).await

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{node, service, task_of};
+use common::{node, node_annotations, service, task_of};
 use prost::Message;
 use swarm_proto::v1::{Cluster, Config, Node, Secret, Service, StoreSnapshot, Task};
 use swarm_store::{By, Error, MemoryStore, Read, ReadTx};
@@ -10,15 +10,7 @@ use swarm_store::{By, Error, MemoryStore, Read, ReadTx};
 async fn populated() -> MemoryStore {
     let store = MemoryStore::new();
     let mut labelled = node("n1");
-    labelled
-        .spec
-        .as_mut()
-        .unwrap()
-        .annotations
-        .as_mut()
-        .unwrap()
-        .labels
-        .insert("zone".into(), "a".into());
+    node_annotations(&mut labelled).labels.insert("zone".into(), "a".into());
     let services: Vec<Service> = (0..5).map(|i| service(&format!("svc{i}"))).collect();
     let s = services.clone();
     store

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{node, service, task};
+use common::{node, node_annotations, service, service_annotations, task};
 use swarm_proto::v1::{Node, NodeRole, Service, Task, TaskState, TaskStatus};
 use swarm_store::{By, Error, Kind, MemoryStore, Read};
 
@@ -39,7 +39,7 @@ async fn names_are_unique_per_kind_case_insensitively() {
     let api = service("api");
     store.update(|tx| tx.create(api.clone())).await.unwrap();
     let mut renamed = store.view(|tx| (**tx.get::<Service>(&api.id).unwrap()).clone());
-    renamed.spec.as_mut().unwrap().annotations.as_mut().unwrap().name = "Web".into();
+    service_annotations(&mut renamed).name = "Web".into();
     let err = store.update(|tx| tx.update(renamed)).await.unwrap_err();
     assert!(matches!(err, Error::NameConflict { .. }), "{err}");
 }
@@ -106,7 +106,7 @@ async fn stale_version_is_a_conflict_and_changes_nothing() {
     store.update(|tx| tx.update(first)).await.unwrap();
 
     let mut second = read.clone();
-    second.spec.as_mut().unwrap().annotations.as_mut().unwrap().name = "other".into();
+    node_annotations(&mut second).name = "other".into();
     let err = store.update(|tx| tx.update(second)).await.unwrap_err();
     assert_eq!(
         err,
@@ -190,15 +190,7 @@ async fn selectors_find_what_they_name() {
     }
     tasks.push(task(&api.id, 1));
     let mut labelled = node("labelled");
-    labelled
-        .spec
-        .as_mut()
-        .unwrap()
-        .annotations
-        .as_mut()
-        .unwrap()
-        .labels
-        .insert("zone".into(), "a".into());
+    node_annotations(&mut labelled).labels.insert("zone".into(), "a".into());
     labelled.role = NodeRole::Manager as i32;
     tasks[0].node_id = labelled.id.clone();
     tasks[1].status = Some(TaskStatus {

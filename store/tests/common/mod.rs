@@ -73,3 +73,19 @@ pub fn task(service_id: &str, slot: u64) -> Task {
         ..Default::default()
     }
 }
+
+/// The node's annotations (name, labels), created if missing.
+pub fn node_annotations(n: &mut Node) -> &mut Annotations {
+    n.spec
+        .get_or_insert_with(Default::default)
+        .annotations
+        .get_or_insert_with(Default::default)
+}
+
+/// The service's annotations (name, labels), created if missing.
+pub fn service_annotations(s: &mut Service) -> &mut Annotations {
+    s.spec
+        .get_or_insert_with(Default::default)
+        .annotations
+        .get_or_insert_with(Default::default)
+}
