@@ -142,6 +142,11 @@ pub(crate) struct Restorer {
 }
 
 impl Restorer {
+    /// The state rebuilt so far (objects in, name and index entries not).
+    pub(crate) fn state(&self) -> &State {
+        &self.state
+    }
+
     /// Adds an object, keeping its version.
     pub(crate) fn add(&mut self, object: Object) -> Result<()> {
         fn add<T: StoreObject>(r: &mut Restorer, mut obj: Arc<T>) -> Result<()> {
