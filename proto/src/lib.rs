@@ -13,6 +13,8 @@
 //! generated code cannot say, such as the ordering of task states, and
 //! [`Shared`], which lets every task of a service share one task spec.
 
+#![deny(missing_docs)]
+
 /// Generated types and services of package `swarm.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod v1 {

@@ -63,13 +63,18 @@ impl fmt::Display for Kind {
 
 /// A stored object of any kind, shared: cloning one is a reference count.
 #[derive(Clone, Debug, PartialEq)]
-#[allow(missing_docs)]
 pub enum Object {
+    /// A node.
     Node(Arc<Node>),
+    /// A service.
     Service(Arc<Service>),
+    /// A task.
     Task(Arc<Task>),
+    /// The cluster object.
     Cluster(Arc<Cluster>),
+    /// A secret.
     Secret(Arc<Secret>),
+    /// A config.
     Config(Arc<Config>),
 }
 

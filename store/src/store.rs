@@ -269,7 +269,8 @@ impl MemoryStore {
         self.inner.watch.len()
     }
 
-    /// The whole store as bytes, for a Raft snapshot. See [`snapshot`].
+    /// The whole store as bytes, for a Raft snapshot: a checksummed
+    /// `swarm.v1.StoreSnapshot` message that [`MemoryStore::restore`] reads.
     pub fn snapshot(&self) -> Vec<u8> {
         snapshot::encode(&self.current())
     }
