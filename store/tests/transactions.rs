@@ -335,3 +335,50 @@ async fn a_task_decoded_from_the_log_shares_its_service_spec() {
         stored_service.spec.as_ref().unwrap().task.as_ref().unwrap()
     ));
 }
+
+#[tokio::test]
+async fn a_local_commit_after_another_writer_is_checked_again() {
+    let store = MemoryStore::new();
+    let shared = node("shared");
+    store.update(|tx| tx.create(shared.clone())).await.unwrap();
+
+    // A batch reads the state, then another writer commits before the
+    // batch does: the batch's changes are checked again and land on top.
+    let mut batch = store.batch();
+    let fresh = node("fresh");
+    batch.update(|tx| tx.create(fresh.clone())).await.unwrap();
+    store.update(|tx| tx.create(node("meanwhile"))).await.unwrap();
+    batch.commit().await.unwrap();
+    store.view(|tx| {
+        assert_eq!(tx.count::<Node>(), 3);
+        assert_eq!(tx.get::<Node>(&fresh.id).unwrap().meta.as_ref().unwrap().version, 3);
+    });
+
+    // The same with a conflict: the batch's update of a node another
+    // writer changed in between is refused whole.
+    let mut batch = store.batch();
+    let read = store.view(|tx| (**tx.get::<Node>(&shared.id).unwrap()).clone());
+    let late = node("late");
+    batch
+        .update(|tx| {
+            tx.create(late.clone())?;
+            let mut mine = read.clone();
+            mine.role = NodeRole::Manager as i32;
+            tx.update(mine)
+        })
+        .await
+        .unwrap();
+    let mut theirs = read.clone();
+    node_annotations(&mut theirs).name = "renamed".into();
+    store.update(|tx| tx.update(theirs)).await.unwrap();
+    let err = batch.commit().await.unwrap_err();
+    assert!(matches!(err, Error::VersionConflict { .. }), "{err}");
+    store.view(|tx| {
+        assert!(
+            tx.get::<Node>(&late.id).is_none(),
+            "nothing of the refused commit lands"
+        );
+        assert_eq!(tx.get::<Node>(&shared.id).unwrap().role, NodeRole::Worker as i32);
+        assert_eq!(tx.index(), 4, "a refused local commit takes no index");
+    });
+}
