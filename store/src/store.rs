@@ -102,6 +102,13 @@ impl MemoryStore {
     /// one proposal. Returns once the changes are applied here, so every
     /// later read sees them.
     ///
+    /// Conflicts are caught on what the transaction writes: an object it
+    /// updates or removes must still be at the version it read, a name it
+    /// takes must still be free. What it only read is not checked again
+    /// (SwarmKit instead runs one writer at a time); a writer whose decision
+    /// rests on another object should write that object too, or check it
+    /// again after.
+    ///
     /// # Errors
     ///
     /// The error `f` returned, or the commit's: a conflict found when the
