@@ -10,7 +10,8 @@
 //! - `tx.rs`: [`ReadTx`], [`WriteTx`] and the [`Read`] trait they share.
 //! - `table.rs`: one table: objects by id, unique names, secondary indexes.
 //!   `kinds/`: one file per object kind saying which indexes it keeps.
-//! - `index.rs`: index keys and the [`By`] selectors of `find`.
+//! - `index.rs`: index keys and the [`By`] selectors of `find`; `name.rs`:
+//!   keys of the name index.
 //! - `state.rs`: the six tables at one Raft index, and how a committed
 //!   change is checked and applied.
 //! - `watch.rs`: the watch queue, [`Filter`], [`Event`], [`Watcher`].
@@ -73,6 +74,7 @@ mod error;
 pub mod id;
 mod index;
 mod kinds;
+mod name;
 mod object;
 mod proposer;
 mod snapshot;

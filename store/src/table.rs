@@ -13,12 +13,13 @@ use smallvec::SmallVec;
 
 use crate::id::Id;
 use crate::index::{By, IndexKey, KeyRef};
+use crate::name::{NameKey, Probe, lower};
 use crate::{Error, Result, StoreObject};
 
 /// Name and index entries gathered while a table is rebuilt.
 #[derive(Default)]
 pub struct Deferred {
-    names: Vec<(Arc<str>, Id)>,
+    names: Vec<(NameKey, Id)>,
     index: Vec<(IndexKey, Id)>,
 }
 
@@ -28,7 +29,7 @@ pub struct Table<T> {
     objects: OrdMap<Id, Arc<T>>,
     /// Lower-cased name to id; names are unique per kind. Objects with an
     /// empty name are not in it.
-    names: OrdMap<Arc<str>, Id>,
+    names: OrdMap<NameKey, Id>,
     /// All secondary indexes, as `(key, id)` pairs.
     index: OrdSet<(IndexKey, Id)>,
 }
@@ -56,51 +57,6 @@ impl<T> Default for Table<T> {
 /// The object's name, if it has a non-empty one.
 fn name_of<T: StoreObject>(obj: &T) -> Option<&str> {
     obj.annotations().map(|a| a.name.as_str()).filter(|n| !n.is_empty())
-}
-
-/// The key of the name index: the name in lower case. Borrowed when it is
-/// lower case already (the common case), lowered on the stack when it is
-/// short ASCII, so that a lookup allocates only for long or non-ASCII names.
-fn name_key(name: &str) -> NameKey<'_> {
-    if !name.bytes().any(|b| b.is_ascii_uppercase()) && name.is_ascii() {
-        NameKey::Borrowed(name)
-    } else if name.is_ascii() && name.len() <= INLINE_NAME {
-        let mut bytes = SmallVec::from_slice(name.as_bytes());
-        bytes.make_ascii_lowercase();
-        NameKey::Inline(bytes)
-    } else {
-        NameKey::Owned(name.to_lowercase())
-    }
-}
-
-/// Names up to this long are lowered without allocating.
-const INLINE_NAME: usize = 64;
-
-/// See [`name_key`].
-enum NameKey<'a> {
-    Borrowed(&'a str),
-    /// ASCII only, so always valid UTF-8.
-    Inline(SmallVec<[u8; INLINE_NAME]>),
-    Owned(String),
-}
-
-impl std::ops::Deref for NameKey<'_> {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        match self {
-            NameKey::Borrowed(s) => s,
-            // ASCII bytes of a str, lowered: still ASCII.
-            NameKey::Inline(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
-            NameKey::Owned(s) => s,
-        }
-    }
-}
-
-impl From<NameKey<'_>> for Arc<str> {
-    fn from(key: NameKey<'_>) -> Arc<str> {
-        Arc::from(&*key)
-    }
 }
 
 /// An object's index keys: a handful, kept off the heap.
@@ -147,7 +103,7 @@ impl<T: StoreObject> Table<T> {
 
     /// The object with this name, compared case-insensitively.
     pub fn get_by_name(&self, name: &str) -> Option<&Arc<T>> {
-        let id = self.names.get(&*name_key(name))?;
+        let id = self.names.get(&Probe::new(&lower(name)))?;
         self.objects.get(id)
     }
 
@@ -215,7 +171,7 @@ impl<T: StoreObject> Table<T> {
         let Some(name) = name_of(obj) else {
             return Ok(());
         };
-        match self.names.get(&*name_key(name)) {
+        match self.names.get(&Probe::new(&lower(name))) {
             Some(owner) if *owner != id => Err(Error::NameConflict {
                 kind: T::KIND,
                 name: name.to_owned(),
@@ -239,10 +195,10 @@ impl<T: StoreObject> Table<T> {
         let new_name = name_of(obj.as_ref());
         if old_name != new_name {
             if let Some(name) = old_name {
-                self.names.remove(&*name_key(name));
+                self.names.remove(&Probe::new(&lower(name)));
             }
             if let Some(name) = new_name {
-                self.names.insert(name_key(name).into(), id);
+                self.names.insert(NameKey::new(&lower(name)), id);
             }
         }
 
@@ -276,7 +232,7 @@ impl<T: StoreObject> Table<T> {
         let id = parse_id(obj.as_ref())?;
         Self::check_fields(obj.as_ref())?;
         if let Some(name) = name_of(obj.as_ref()) {
-            deferred.names.push((name_key(name).into(), id));
+            deferred.names.push((NameKey::new(&lower(name)), id));
         }
         deferred.index.extend(
             keys_of(obj.as_ref())
@@ -304,7 +260,7 @@ impl<T: StoreObject> Table<T> {
         if let Some(pair) = names.windows(2).find(|pair| pair[0].0 == pair[1].0) {
             return Err(Error::NameConflict {
                 kind: T::KIND,
-                name: pair[0].0.to_string(),
+                name: pair[0].0.name().to_owned(),
             });
         }
         for (name, id) in names {
@@ -322,7 +278,7 @@ impl<T: StoreObject> Table<T> {
         let id = Id::parse(id)?;
         let old = self.objects.remove(&id)?;
         if let Some(name) = name_of(old.as_ref()) {
-            self.names.remove(&*name_key(name));
+            self.names.remove(&Probe::new(&lower(name)));
         }
         for key in keys_of(old.as_ref()).into_iter().filter_map(KeyRef::to_key) {
             self.index.remove(&(key, id));
@@ -354,12 +310,11 @@ impl<T: StoreObject> Table<T> {
             }),
             By::Name(name) => Ok(self.get_by_name(name).into_iter().collect()),
             By::NamePrefix(prefix) => {
-                let key = name_key(prefix);
-                let prefix: &str = &key;
+                let prefix = lower(prefix);
                 Ok(self
                     .names
-                    .range::<_, str>((Bound::Included(prefix), Bound::Unbounded))
-                    .take_while(|(name, _)| name.starts_with(prefix))
+                    .range::<_, Probe<'_>>((Bound::Included(&Probe::new(&prefix)), Bound::Unbounded))
+                    .take_while(|(name, _)| name.name().starts_with(&*prefix))
                     .filter_map(|(_, id)| self.objects.get(id))
                     .collect())
             }
