@@ -44,7 +44,7 @@ impl<'s> Batch<'s> {
         let store = self.store;
         let tx = self.tx.get_or_insert_with(|| {
             let mut tx = WriteTx::new(store.read().state);
-            tx.track_size = true;
+            tx.track_size();
             tx
         });
         let checkpoint = tx.checkpoint();
@@ -55,7 +55,7 @@ impl<'s> Batch<'s> {
                 return Err(e);
             }
         };
-        drop(checkpoint);
+        tx.keep(checkpoint);
         if tx.len() >= MAX_CHANGES_PER_PROPOSAL || tx.size() >= MAX_PROPOSAL_BYTES {
             self.flush().await?;
         }

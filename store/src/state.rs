@@ -65,44 +65,22 @@ impl State {
             Arc::make_mut(&mut obj).share_parts(self);
         }
         let table = T::table_mut(self);
-        let old = match action {
-            Action::Create => {
-                table.check_create(&obj)?;
-                None
-            }
-            Action::Update => Some(table.check_update(&obj)?.clone()),
+        let at = match action {
+            Action::Create => table.check_create(&obj)?,
+            Action::Update => table.check_update(&obj)?,
             Action::Remove => {
-                let old = table.check_version(obj.id(), obj.version())?.clone();
-                table.remove(obj.id());
-                return Ok(Change {
-                    action,
-                    old: Some(T::into_object(old)),
-                    new: None,
-                });
+                table.check_version(obj.id(), obj.version())?;
+                let old = table.remove(obj.id()).map(|(_, old)| T::into_object(old));
+                return Ok(Change { action, old, new: None });
             }
         };
         Arc::make_mut(&mut obj).meta_mut().version = index;
-        table.insert(obj.clone());
+        table.insert(&at, obj.clone());
         Ok(Change {
             action,
-            old: old.map(T::into_object),
+            old: at.old.map(T::into_object),
             new: Some(T::into_object(obj)),
         })
-    }
-
-    /// The stored object of `kind` with this id.
-    pub(crate) fn get_object(&self, kind: Kind, id: Id) -> Option<Object> {
-        fn get<T: StoreObject>(state: &State, id: Id) -> Option<Object> {
-            T::table(state).get_id(id).cloned().map(T::into_object)
-        }
-        match kind {
-            Kind::Node => get::<Node>(self, id),
-            Kind::Service => get::<Service>(self, id),
-            Kind::Task => get::<Task>(self, id),
-            Kind::Cluster => get::<Cluster>(self, id),
-            Kind::Secret => get::<Secret>(self, id),
-            Kind::Config => get::<Config>(self, id),
-        }
     }
 
     /// Sets the version of a stored object, in place when this state alone

@@ -5,12 +5,16 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use swarm_proto::v1::StoreAction;
 
 use crate::batch::Batch;
-use crate::id::Id;
 use crate::proposer::Proposer;
 use crate::state::State;
-use crate::tx::{ReadTx, WriteTx, to_store_action};
+use crate::tx::{Pending, ReadTx, WriteTx, to_store_action};
 use crate::watch::{Action, Change, DEFAULT_WATCH_BUFFER, Filter, WatchQueue, Watcher};
 use crate::{Object, Result, snapshot};
+
+/// The changes of a transaction as (action, object) pairs.
+fn into_actions(changes: Vec<Pending>) -> impl Iterator<Item = (Action, Object)> {
+    changes.into_iter().filter_map(|p| Some((p.action?, p.object)))
+}
 
 /// The cluster state, in memory: six tables with indexes, read and write
 /// transactions, and a watch queue. Cloning the handle is cheap; every clone
@@ -142,17 +146,16 @@ impl MemoryStore {
                 let current = self.current();
                 let index = current.index + 1;
                 if Arc::ptr_eq(&base, &current) {
-                    self.commit_checked(&guard, &base, state, changes, index);
+                    self.commit_checked(&guard, state, changes, index);
                 } else {
                     drop(state);
-                    self.apply_locked(&guard, changes, index)?;
+                    self.apply_locked(&guard, into_actions(changes).collect(), index)?;
                 }
                 Ok(index)
             }
             Some(proposer) => {
                 drop(state);
-                let actions = changes
-                    .into_iter()
+                let actions = into_actions(changes)
                     .map(|(action, object)| to_store_action(action, object))
                     .collect();
                 proposer.propose(actions).await
@@ -220,23 +223,21 @@ impl MemoryStore {
     /// Commits a transaction that ran on the current state: its own state,
     /// with versions set, becomes the next one. Its checks ran on this very
     /// state, so none can fail now.
-    fn commit_checked(
-        &self,
-        _commit: &MutexGuard<'_, ()>,
-        base: &State,
-        mut next: State,
-        changes: Vec<(Action, Object)>,
-        index: u64,
-    ) {
+    fn commit_checked(&self, _commit: &MutexGuard<'_, ()>, mut next: State, changes: Vec<Pending>, index: u64) {
         next.index = index;
         let mut applied = Vec::with_capacity(changes.len());
-        for (action, object) in changes {
-            let (kind, id) = (object.kind(), Id::parse(object.id()));
+        for Pending {
+            action,
+            id,
+            object,
+            old,
+        } in changes
+        {
+            let Some(action) = action else { continue };
+            let kind = object.kind();
+            // Let go of the list's reference first: the state then holds
+            // the object alone, and stamping it copies nothing.
             drop(object);
-            let Some(id) = id else {
-                unreachable!("the transaction checked every id");
-            };
-            let old = base.get_object(kind, id);
             let new = match action {
                 Action::Remove => None,
                 Action::Create | Action::Update => next.stamp(kind, id, index),

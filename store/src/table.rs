@@ -16,6 +16,15 @@ use crate::index::{By, IndexKey, KeyRef};
 use crate::name::{NameKey, Probe, lower};
 use crate::{Error, Result, StoreObject};
 
+/// What a write passed its checks with: where it goes, and what it
+/// replaces.
+pub struct Checked<T> {
+    /// The object's id, as a number.
+    pub id: Id,
+    /// The object stored there now, if any.
+    pub old: Option<Arc<T>>,
+}
+
 /// Name and index entries gathered while a table is rebuilt.
 #[derive(Default)]
 pub struct Deferred {
@@ -96,11 +105,6 @@ impl<T: StoreObject> Table<T> {
         self.objects.get(&Id::parse(id)?)
     }
 
-    /// The object with this id, given as a number.
-    pub fn get_id(&self, id: Id) -> Option<&Arc<T>> {
-        self.objects.get(&id)
-    }
-
     /// The object with this name, compared case-insensitively.
     pub fn get_by_name(&self, name: &str) -> Option<&Arc<T>> {
         let id = self.names.get(&Probe::new(&lower(name)))?;
@@ -114,7 +118,7 @@ impl<T: StoreObject> Table<T> {
 
     /// Refuses `obj` as a new object if its id is malformed or taken, or its
     /// name taken.
-    pub fn check_create(&self, obj: &T) -> Result<()> {
+    pub fn check_create(&self, obj: &T) -> Result<Checked<T>> {
         let id = parse_id(obj)?;
         if self.objects.contains_key(&id) {
             return Err(Error::AlreadyExists {
@@ -123,27 +127,33 @@ impl<T: StoreObject> Table<T> {
             });
         }
         Self::check_fields(obj)?;
-        self.check_name_free(obj, id)
+        self.check_name_free(obj, id)?;
+        Ok(Checked { id, old: None })
     }
 
     /// Refuses `obj` as a new version of a stored object if that object is
     /// missing, has moved past the version `obj` carries, or if `obj` takes
-    /// another object's name. Returns the stored version.
-    pub fn check_update(&self, obj: &T) -> Result<&Arc<T>> {
-        let current = self.check_version(obj.id(), obj.version())?;
+    /// another object's name.
+    pub fn check_update(&self, obj: &T) -> Result<Checked<T>> {
+        let (id, current) = self.check_version(obj.id(), obj.version())?;
         Self::check_fields(obj)?;
         if name_of(current.as_ref()) != name_of(obj) {
-            self.check_name_free(obj, parse_id(obj)?)?;
+            self.check_name_free(obj, id)?;
         }
-        Ok(current)
+        Ok(Checked {
+            id,
+            old: Some(current.clone()),
+        })
     }
 
     /// The stored object `id`, if it is at `version`.
-    pub fn check_version(&self, id: &str, version: u64) -> Result<&Arc<T>> {
-        let current = self.get(id).ok_or_else(|| Error::NotFound {
+    pub fn check_version(&self, id: &str, version: u64) -> Result<(Id, &Arc<T>)> {
+        let not_found = || Error::NotFound {
             kind: T::KIND,
             id: id.to_owned(),
-        })?;
+        };
+        let parsed = Id::parse(id).ok_or_else(not_found)?;
+        let current = self.objects.get(&parsed).ok_or_else(not_found)?;
         if current.version() != version {
             return Err(Error::VersionConflict {
                 kind: T::KIND,
@@ -152,7 +162,7 @@ impl<T: StoreObject> Table<T> {
                 current: current.version(),
             });
         }
-        Ok(current)
+        Ok((parsed, current))
     }
 
     /// Refuses an object whose references to other objects are not ids.
@@ -180,18 +190,12 @@ impl<T: StoreObject> Table<T> {
         }
     }
 
-    /// Inserts or replaces `obj`, keeping every index in step. Checks
-    /// nothing: callers run [`Table::check_create`] or
-    /// [`Table::check_update`] first, which also make sure the id parses
-    /// (an object whose id does not is left out).
-    pub fn insert(&mut self, obj: Arc<T>) {
-        let Some(id) = Id::parse(obj.id()) else {
-            debug_assert!(false, "insert of an unchecked object");
-            return;
-        };
-        let old = self.objects.get(&id).cloned();
-
-        let old_name = old.as_deref().and_then(name_of);
+    /// Stores `obj` where `at` says, keeping every index in step. `at` must
+    /// come from checking `obj` against this table as it is now (nothing
+    /// changed it in between): it names the id and the object replaced.
+    pub fn insert(&mut self, at: &Checked<T>, obj: Arc<T>) {
+        let (id, old) = (at.id, at.old.as_deref());
+        let old_name = old.and_then(name_of);
         let new_name = name_of(obj.as_ref());
         if old_name != new_name {
             if let Some(name) = old_name {
@@ -202,7 +206,7 @@ impl<T: StoreObject> Table<T> {
             }
         }
 
-        let old_keys = old.as_deref().map(keys_of).unwrap_or_default();
+        let old_keys = old.map(keys_of).unwrap_or_default();
         let new_keys = keys_of(obj.as_ref());
         // Touch only the entries that changed: an update that moves a task
         // to a new state rewrites one index entry, not four.
@@ -273,8 +277,9 @@ impl<T: StoreObject> Table<T> {
         Ok(())
     }
 
-    /// Removes the object `id` and its index entries.
-    pub fn remove(&mut self, id: &str) -> Option<Arc<T>> {
+    /// Removes the object `id` and its index entries; returns it, and its
+    /// id as a number.
+    pub fn remove(&mut self, id: &str) -> Option<(Id, Arc<T>)> {
         let id = Id::parse(id)?;
         let old = self.objects.remove(&id)?;
         if let Some(name) = name_of(old.as_ref()) {
@@ -283,7 +288,7 @@ impl<T: StoreObject> Table<T> {
         for key in keys_of(old.as_ref()).into_iter().filter_map(KeyRef::to_key) {
             self.index.remove(&(key, id));
         }
-        Some(old)
+        Some((id, old))
     }
 
     /// Sets the version of the stored object `id`, which this table alone
@@ -346,7 +351,8 @@ impl<T: StoreObject> Table<T> {
     pub fn check_indexes(&self) -> std::result::Result<(), String> {
         let mut rebuilt = Table::<T>::default();
         for obj in self.objects.values() {
-            rebuilt.insert(obj.clone());
+            let at = rebuilt.check_create(obj).map_err(|e| e.to_string())?;
+            rebuilt.insert(&at, obj.clone());
         }
         if rebuilt.names != self.names {
             return Err(format!("{} name index differs from its objects", T::KIND));

@@ -6,6 +6,8 @@ use std::time::SystemTime;
 
 use swarm_proto::v1::StoreAction;
 
+use rustc_hash::FxHashMap;
+
 use crate::id::Id;
 use crate::index::By;
 use crate::state::State;
@@ -66,54 +68,77 @@ impl Read for ReadTx {
 
 /// One change a write transaction made, collapsed per object.
 #[derive(Clone)]
-struct Pending {
+pub(crate) struct Pending {
     /// `None` once a create was undone by a remove in the same transaction.
-    action: Option<Action>,
-    object: Object,
+    pub(crate) action: Option<Action>,
+    /// The object's id, as a number.
+    pub(crate) id: Id,
+    /// The object as the transaction leaves it (for a remove: as removed).
+    pub(crate) object: Object,
+    /// The object as it was before the transaction, if it existed.
+    pub(crate) old: Option<Object>,
 }
 
-/// What [`WriteTx::checkpoint`] saves; cheap, as every part is persistent.
-#[derive(Clone)]
+/// The changes of a transaction, one per object, in the order first made.
+#[derive(Default)]
+struct Changes {
+    list: Vec<Pending>,
+    /// Where each object's change sits in `list`.
+    by_object: FxHashMap<(Kind, Id), usize>,
+    /// While a [`Checkpoint`] is held: how to undo each record since.
+    undo: Option<Vec<Undo>>,
+    /// Encoded size of the changes, summed only in batches.
+    size: Option<usize>,
+}
+
+/// How to undo one record of a change.
+enum Undo {
+    /// A change was appended to the list.
+    Added,
+    /// The change at this place was folded into; this is what it was.
+    Replaced(usize, Pending),
+}
+
+/// What [`WriteTx::checkpoint`] saves: the private state (a cheap persistent
+/// clone) and a mark in the undo log.
 pub(crate) struct Checkpoint {
     state: State,
-    changes: imbl::Vector<Pending>,
-    touched: imbl::HashMap<(Kind, Id), usize>,
-    /// Encoded size of the changes, summed only when `track_size` is set.
-    size: usize,
+    undo_len: usize,
+    size: Option<usize>,
 }
 
 /// A write transaction: reads see its own writes; nothing is visible to
 /// anyone else until the store commits it as one proposal.
 pub struct WriteTx {
-    /// Sum the encoded size of changes (batches bound proposals by it).
-    pub(crate) track_size: bool,
     /// The state the transaction started from. If it is still the current
     /// one at commit, the transaction's own state is the next one: nothing
     /// needs checking or applying again.
     base: Arc<State>,
-    cp: Checkpoint,
+    state: State,
+    changes: Changes,
     now: prost_types::Timestamp,
 }
 
 impl Read for WriteTx {
     fn state(&self) -> &State {
-        &self.cp.state
+        &self.state
     }
 }
 
 impl WriteTx {
     pub(crate) fn new(base: Arc<State>) -> WriteTx {
         WriteTx {
-            cp: Checkpoint {
-                state: (*base).clone(),
-                changes: imbl::Vector::new(),
-                touched: imbl::HashMap::new(),
-                size: 0,
-            },
+            state: (*base).clone(),
+            changes: Changes::default(),
             now: SystemTime::now().into(),
             base,
-            track_size: false,
         }
+    }
+
+    /// Sum the encoded size of changes from now on: batches bound their
+    /// proposals by it.
+    pub(crate) fn track_size(&mut self) {
+        self.changes.size.get_or_insert(0);
     }
 
     /// Stores a new object. Its `meta` is set here: version 0 until the
@@ -125,27 +150,23 @@ impl WriteTx {
     /// transaction, [`Error::AlreadyExists`] for a taken id,
     /// [`Error::NameConflict`] for a taken name.
     pub fn create<T: StoreObject>(&mut self, mut obj: T) -> Result<()> {
-        T::table(&self.cp.state).check_create(&obj)?;
-        let removed_here = |i: &usize| self.cp.changes[*i].action == Some(Action::Remove);
-        let id = Id::parse(obj.id());
-        if id
-            .and_then(|id| self.cp.touched.get(&(T::KIND, id)))
-            .is_some_and(removed_here)
-        {
+        let at = T::table(&self.state).check_create(&obj)?;
+        let removed_here = |&i: &usize| self.changes.list[i].action == Some(Action::Remove);
+        if self.changes.by_object.get(&(T::KIND, at.id)).is_some_and(removed_here) {
             return Err(Error::Invalid(format!(
                 "{} {} was removed earlier in this transaction; a new object needs a new id",
                 T::KIND,
                 obj.id()
             )));
         }
-        obj.share_parts(&self.cp.state);
+        obj.share_parts(&self.state);
         let meta = obj.meta_mut();
         meta.version = 0;
         meta.created_at = Some(self.now);
         meta.updated_at = Some(self.now);
         let obj = Arc::new(obj);
-        T::table_mut(&mut self.cp.state).insert(obj.clone());
-        self.record(Action::Create, T::into_object(obj));
+        T::table_mut(&mut self.state).insert(&at, obj.clone());
+        self.record(Action::Create, at.id, T::into_object(obj), None);
         Ok(())
     }
 
@@ -157,15 +178,15 @@ impl WriteTx {
     /// [`Error::NotFound`], [`Error::VersionConflict`] if the object moved
     /// on, [`Error::NameConflict`] if `obj` takes another object's name.
     pub fn update<T: StoreObject>(&mut self, mut obj: T) -> Result<()> {
-        let current = T::table(&self.cp.state).check_update(&obj)?;
-        let created_at = current.meta().and_then(|m| m.created_at);
-        obj.share_parts(&self.cp.state);
+        let at = T::table(&self.state).check_update(&obj)?;
+        let created_at = at.old.as_ref().and_then(|o| o.meta()?.created_at);
+        obj.share_parts(&self.state);
         let meta = obj.meta_mut();
         meta.created_at = created_at;
         meta.updated_at = Some(self.now);
         let obj = Arc::new(obj);
-        T::table_mut(&mut self.cp.state).insert(obj.clone());
-        self.record(Action::Update, T::into_object(obj));
+        T::table_mut(&mut self.state).insert(&at, obj.clone());
+        self.record(Action::Update, at.id, T::into_object(obj), at.old.map(T::into_object));
         Ok(())
     }
 
@@ -175,34 +196,41 @@ impl WriteTx {
     ///
     /// [`Error::NotFound`].
     pub fn delete<T: StoreObject>(&mut self, id: &str) -> Result<()> {
-        let table = T::table_mut(&mut self.cp.state);
-        let old = table.remove(id).ok_or_else(|| Error::NotFound {
-            kind: T::KIND,
-            id: id.to_owned(),
-        })?;
-        self.record(Action::Remove, T::into_object(old));
+        let (id, old) = T::table_mut(&mut self.state)
+            .remove(id)
+            .ok_or_else(|| Error::NotFound {
+                kind: T::KIND,
+                id: id.to_owned(),
+            })?;
+        let old = T::into_object(old);
+        self.record(Action::Remove, id, old.clone(), Some(old));
         Ok(())
     }
 
     /// Notes a change, folding it into an earlier change of the same object:
     /// a proposal carries each object once, in its final form.
-    fn record(&mut self, action: Action, object: Object) {
-        if self.track_size {
-            self.cp.size += object.encoded_len();
+    fn record(&mut self, action: Action, id: Id, object: Object, old: Option<Object>) {
+        let changes = &mut self.changes;
+        if let Some(size) = &mut changes.size {
+            *size += object.encoded_len();
         }
-        let Some(id) = Id::parse(object.id()) else {
-            unreachable!("only checked objects are recorded");
-        };
-        let key = (object.kind(), id);
-        let Some(&i) = self.cp.touched.get(&key) else {
-            self.cp.touched.insert(key, self.cp.changes.len());
-            self.cp.changes.push_back(Pending {
+        let Some(&i) = changes.by_object.get(&(object.kind(), id)) else {
+            changes.by_object.insert((object.kind(), id), changes.list.len());
+            changes.list.push(Pending {
                 action: Some(action),
+                id,
                 object,
+                old,
             });
+            if let Some(undo) = &mut changes.undo {
+                undo.push(Undo::Added);
+            }
             return;
         };
-        let pending = &mut self.cp.changes[i];
+        let pending = &mut changes.list[i];
+        if let Some(undo) = &mut changes.undo {
+            undo.push(Undo::Replaced(i, pending.clone()));
+        }
         pending.action = match (pending.action, action) {
             // Created here and gone again: nothing to propose.
             (Some(Action::Create), Action::Remove) => None,
@@ -215,7 +243,7 @@ impl WriteTx {
 
     /// Number of objects this transaction changed so far.
     pub fn len(&self) -> usize {
-        self.cp.changes.iter().filter(|p| p.action.is_some()).count()
+        self.changes.list.iter().filter(|p| p.action.is_some()).count()
     }
 
     /// True if the transaction changed nothing.
@@ -223,28 +251,53 @@ impl WriteTx {
         self.len() == 0
     }
 
-    /// Approximate encoded size of the changes, to bound proposals.
+    /// Approximate encoded size of the changes, if tracked.
     pub(crate) fn size(&self) -> usize {
-        self.cp.size
+        self.changes.size.unwrap_or(0)
     }
 
-    pub(crate) fn checkpoint(&self) -> Checkpoint {
-        self.cp.clone()
+    /// Saves the transaction as it is, to roll back to.
+    pub(crate) fn checkpoint(&mut self) -> Checkpoint {
+        let undo = self.changes.undo.get_or_insert_with(Vec::new);
+        Checkpoint {
+            state: self.state.clone(),
+            undo_len: undo.len(),
+            size: self.changes.size,
+        }
     }
 
+    /// Undoes every change since `checkpoint`.
     pub(crate) fn rollback(&mut self, checkpoint: Checkpoint) {
-        self.cp = checkpoint;
+        let changes = &mut self.changes;
+        let undo = changes.undo.get_or_insert_with(Vec::new);
+        while undo.len() > checkpoint.undo_len {
+            match undo.pop() {
+                Some(Undo::Added) => {
+                    if let Some(p) = changes.list.pop() {
+                        changes.by_object.remove(&(p.object.kind(), p.id));
+                    }
+                }
+                Some(Undo::Replaced(i, pending)) => changes.list[i] = pending,
+                None => break,
+            }
+        }
+        changes.size = checkpoint.size;
+        self.state = checkpoint.state;
+    }
+
+    /// Keeps every change since `checkpoint`: it can no longer be rolled
+    /// back to.
+    pub(crate) fn keep(&mut self, checkpoint: Checkpoint) {
+        if let Some(undo) = &mut self.changes.undo {
+            undo.truncate(checkpoint.undo_len);
+        }
     }
 
     /// The state the transaction started from, its own state, and its
     /// changes in the order first made.
-    pub(crate) fn into_parts(self) -> (Arc<State>, State, Vec<(Action, Object)>) {
-        let Checkpoint { state, changes, .. } = self.cp;
-        let changes = changes
-            .into_iter()
-            .filter_map(|p| Some((p.action?, p.object)))
-            .collect();
-        (self.base, state, changes)
+    pub(crate) fn into_parts(self) -> (Arc<State>, State, Vec<Pending>) {
+        let changes = self.changes.list.into_iter().filter(|p| p.action.is_some()).collect();
+        (self.base, self.state, changes)
     }
 }
 

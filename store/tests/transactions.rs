@@ -382,3 +382,48 @@ async fn a_local_commit_after_another_writer_is_checked_again() {
         assert_eq!(tx.index(), 4, "a refused local commit takes no index");
     });
 }
+
+#[tokio::test]
+async fn a_failed_batch_update_undoes_what_it_folded_into_earlier_changes() {
+    let store = MemoryStore::new();
+    let existing = node("existing");
+    store.update(|tx| tx.create(existing.clone())).await.unwrap();
+
+    let mut batch = store.batch();
+    let fresh = node("fresh");
+    batch.update(|tx| tx.create(fresh.clone())).await.unwrap();
+    let err = batch
+        .update(|tx| {
+            // Folds into the batch's create of `fresh`, adds an update of
+            // `existing` and a create, then fails: all three must go.
+            let mut f = (**tx.get::<Node>(&fresh.id).unwrap()).clone();
+            f.role = NodeRole::Manager as i32;
+            tx.update(f)?;
+            let mut e = (**tx.get::<Node>(&existing.id).unwrap()).clone();
+            e.role = NodeRole::Manager as i32;
+            tx.update(e)?;
+            tx.create(node("doomed"))?;
+            Err::<(), _>(Error::Invalid("changed my mind".into()))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err, Error::Invalid("changed my mind".into()));
+    // The batch goes on from where the failed update found it.
+    batch
+        .update(|tx| {
+            assert_eq!(tx.get::<Node>(&fresh.id).unwrap().role, NodeRole::Worker as i32);
+            assert!(tx.get_by_name::<Node>("doomed").is_none());
+            assert_eq!(tx.len(), 1);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(batch.commit().await.unwrap(), 1);
+
+    store.view(|tx| {
+        assert_eq!(tx.count::<Node>(), 2);
+        assert_eq!(tx.get::<Node>(&fresh.id).unwrap().role, NodeRole::Worker as i32);
+        assert_eq!(tx.get::<Node>(&existing.id).unwrap().role, NodeRole::Worker as i32);
+        assert_eq!(tx.get::<Node>(&existing.id).unwrap().meta.as_ref().unwrap().version, 1);
+    });
+}
