@@ -385,7 +385,14 @@ async fn a_local_commit_after_another_writer_is_checked_again() {
 
 #[tokio::test]
 async fn a_failed_batch_update_undoes_what_it_folded_into_earlier_changes() {
-    let store = MemoryStore::new();
+    // Locally the next state is the transaction's own; through apply it is
+    // built from the proposed changes: both must lose the failed update.
+    for store in [MemoryStore::new(), common::store_through_apply()] {
+        failed_batch_update_is_undone(store).await;
+    }
+}
+
+async fn failed_batch_update_is_undone(store: MemoryStore) {
     let existing = node("existing");
     store.update(|tx| tx.create(existing.clone())).await.unwrap();
 

@@ -8,7 +8,7 @@ use swarm_proto::v1::{
     Annotations, ContainerSpec, Node, NodeSpec, ReplicatedService, Service, ServiceSpec, Task, TaskSpec, TaskState,
     TaskStatus, service_spec, task_spec,
 };
-use swarm_store::id;
+use swarm_store::{MemoryStore, id};
 
 pub fn annotations(name: &str, labels: &[(&str, &str)]) -> Option<Annotations> {
     Some(Annotations {
@@ -88,4 +88,38 @@ pub fn service_annotations(s: &mut Service) -> &mut Annotations {
         .get_or_insert_with(Default::default)
         .annotations
         .get_or_insert_with(Default::default)
+}
+
+/// A store whose every commit goes through [`MemoryStore::apply`], as Raft
+/// commits do: actions are applied at once, at consecutive indexes.
+pub fn store_through_apply() -> MemoryStore {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, OnceLock};
+
+    use futures::future::BoxFuture;
+    use swarm_proto::v1::StoreAction;
+    use swarm_store::{Error, Proposer};
+
+    struct Loopback {
+        store: OnceLock<MemoryStore>,
+        last: AtomicU64,
+    }
+    impl Proposer for Loopback {
+        fn propose(&self, actions: Vec<StoreAction>) -> BoxFuture<'static, swarm_store::Result<u64>> {
+            let index = self.last.fetch_add(1, Ordering::SeqCst) + 1;
+            let result = match self.store.get() {
+                Some(store) => store.apply(actions, index).map(|()| index),
+                None => Err(Error::ProposalFailed("no store to apply to".into())),
+            };
+            Box::pin(async move { result })
+        }
+    }
+    let proposer = Arc::new(Loopback {
+        store: OnceLock::new(),
+        last: AtomicU64::new(0),
+    });
+    let store = MemoryStore::builder().proposer(proposer.clone()).build();
+    // The store and its proposer hold each other: leaked, in a test only.
+    let _ = proposer.store.set(store.clone());
+    store
 }
