@@ -92,6 +92,3 @@ pub use proposer::Proposer;
 pub use store::{Builder, MemoryStore};
 pub use tx::{Read, ReadTx, WriteTx};
 pub use watch::{Action, Change, DEFAULT_WATCH_BUFFER, Event, Filter, Watcher};
-
-#[cfg(test)]
-mod model_test;

@@ -99,15 +99,14 @@ impl State {
         }
     }
 
-    /// Rebuilds every index and compares: for tests.
-    #[cfg(test)]
-    pub(crate) fn check_indexes(&self) -> std::result::Result<(), String> {
-        self.nodes.check_indexes()?;
-        self.services.check_indexes()?;
-        self.tasks.check_indexes()?;
-        self.clusters.check_indexes()?;
-        self.secrets.check_indexes()?;
-        self.configs.check_indexes()
+    /// Rebuilds every index and compares.
+    pub(crate) fn verify_indexes(&self) -> Result<()> {
+        self.nodes.verify_indexes()?;
+        self.services.verify_indexes()?;
+        self.tasks.verify_indexes()?;
+        self.clusters.verify_indexes()?;
+        self.secrets.verify_indexes()?;
+        self.configs.verify_indexes()
     }
 }
 

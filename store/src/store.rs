@@ -312,9 +312,15 @@ impl MemoryStore {
         self.inner.commit.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Rebuilds every index and compares: for tests.
-    #[cfg(test)]
-    pub(crate) fn check_indexes(&self) -> std::result::Result<(), String> {
-        self.current().check_indexes()
+    /// Rebuilds every index of the current state from its tables and
+    /// compares: a consistency check for tests and for an operator's
+    /// diagnostics. Costs as much as a restore.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`](crate::Error::Invalid) naming the index that
+    /// differs.
+    pub fn verify_indexes(&self) -> Result<()> {
+        self.current().verify_indexes()
     }
 }

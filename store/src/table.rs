@@ -346,19 +346,28 @@ impl<T: StoreObject> Table<T> {
         }
     }
 
-    /// Rebuilds every index from the objects and compares: for tests.
-    #[cfg(test)]
-    pub fn check_indexes(&self) -> std::result::Result<(), String> {
+    /// Rebuilds every index from the objects and compares.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] naming the index that differs.
+    pub fn verify_indexes(&self) -> Result<()> {
         let mut rebuilt = Table::<T>::default();
         for obj in self.objects.values() {
-            let at = rebuilt.check_create(obj).map_err(|e| e.to_string())?;
+            let at = rebuilt.check_create(obj)?;
             rebuilt.insert(&at, obj.clone());
         }
+        let differs = |index: &str| {
+            Err(Error::Invalid(format!(
+                "the {} {index} differs from the table",
+                T::KIND
+            )))
+        };
         if rebuilt.names != self.names {
-            return Err(format!("{} name index differs from its objects", T::KIND));
+            return differs("name index");
         }
         if rebuilt.index != self.index {
-            return Err(format!("{} secondary index differs from its objects", T::KIND));
+            return differs("secondary index");
         }
         Ok(())
     }

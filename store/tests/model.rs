@@ -2,17 +2,15 @@
 //! step against a plain model (maps scanned in full), and every index
 //! rebuilt from its table and compared.
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-
+use common::store_through_apply;
 use futures::executor::block_on;
-use futures::future::BoxFuture;
 use proptest::prelude::*;
-use swarm_proto::v1::{Annotations, Node, NodeRole, StoreAction, Task, TaskState, TaskStatus};
-
-use crate::{By, Error, MemoryStore, Proposer, Read, StoreObject};
+use swarm_proto::v1::{Annotations, Node, NodeRole, Task, TaskState, TaskStatus};
+use swarm_store::{By, Error, MemoryStore, Read, StoreObject};
 
 /// Ids (25 characters of 0-9a-z) that tasks refer to.
 const SERVICES: [&str; 3] = [
@@ -152,7 +150,7 @@ fn step(store: &MemoryStore, model: &mut Model, op: &Op) -> Result<(), TestCaseE
     match op {
         Op::CreateTask(f) => {
             let mut t = Task {
-                id: crate::id::generate(),
+                id: swarm_store::id::generate(),
                 ..Default::default()
             };
             shape_task(&mut t, f);
@@ -179,7 +177,7 @@ fn step(store: &MemoryStore, model: &mut Model, op: &Op) -> Result<(), TestCaseE
         }
         Op::CreateNode(f) => {
             let mut n = Node {
-                id: crate::id::generate(),
+                id: swarm_store::id::generate(),
                 ..Default::default()
             };
             shape_node(&mut n, f);
@@ -206,7 +204,7 @@ fn step(store: &MemoryStore, model: &mut Model, op: &Op) -> Result<(), TestCaseE
         }
         Op::Aborted(f) => {
             let mut t = Task {
-                id: crate::id::generate(),
+                id: swarm_store::id::generate(),
                 ..Default::default()
             };
             shape_task(&mut t, f);
@@ -222,7 +220,7 @@ fn step(store: &MemoryStore, model: &mut Model, op: &Op) -> Result<(), TestCaseE
 }
 
 fn record<T: StoreObject>(
-    result: crate::Result<()>,
+    result: swarm_store::Result<()>,
     objects: &mut BTreeMap<String, T>,
     id: String,
     obj: Option<T>,
@@ -243,7 +241,7 @@ fn record<T: StoreObject>(
     Ok(())
 }
 
-fn ids<T: StoreObject>(found: crate::Result<Vec<&std::sync::Arc<T>>>) -> Vec<String> {
+fn ids<T: StoreObject>(found: swarm_store::Result<Vec<&std::sync::Arc<T>>>) -> Vec<String> {
     let mut ids: Vec<String> = found
         .expect("selector supported")
         .iter()
@@ -264,7 +262,7 @@ fn model_ids<T>(objects: &BTreeMap<String, T>, keep: impl Fn(&T) -> bool) -> Vec
 /// Every selector the store answers must give what a full scan of the model
 /// gives.
 fn compare(store: &MemoryStore, model: &Model) -> Result<(), TestCaseError> {
-    store.check_indexes().map_err(TestCaseError::fail)?;
+    store.verify_indexes().map_err(|e| TestCaseError::fail(e.to_string()))?;
     let tx = store.read();
     prop_assert_eq!(ids(tx.find::<Task>(By::All)), model_ids(&model.tasks, |_| true));
     prop_assert_eq!(ids(tx.find::<Node>(By::All)), model_ids(&model.nodes, |_| true));
@@ -347,36 +345,6 @@ fn compare(store: &MemoryStore, model: &Model) -> Result<(), TestCaseError> {
         );
     }
     Ok(())
-}
-
-/// Commits every transaction by handing its actions straight to
-/// [`MemoryStore::apply`], as Raft does once an entry is committed: the
-/// path every follower takes, and the leader's too.
-struct Loopback {
-    store: OnceLock<MemoryStore>,
-    last: AtomicU64,
-}
-
-impl Proposer for Loopback {
-    fn propose(&self, actions: Vec<StoreAction>) -> BoxFuture<'static, crate::Result<u64>> {
-        let index = self.last.fetch_add(1, Ordering::SeqCst) + 1;
-        let result = match self.store.get() {
-            Some(store) => store.apply(actions, index).map(|()| index),
-            None => Err(Error::ProposalFailed("no store to apply to".into())),
-        };
-        Box::pin(async move { result })
-    }
-}
-
-fn store_through_apply() -> MemoryStore {
-    let proposer = Arc::new(Loopback {
-        store: OnceLock::new(),
-        last: AtomicU64::new(0),
-    });
-    let store = MemoryStore::builder().proposer(proposer.clone()).build();
-    // The store and its proposer hold each other: leaked, in a test only.
-    let _ = proposer.store.set(store.clone());
-    store
 }
 
 fn run(store: &MemoryStore, ops: &[Op]) -> Result<(), TestCaseError> {
