@@ -142,72 +142,78 @@ fn pick<T: Clone>(map: &BTreeMap<String, T>, i: usize) -> Option<(String, T)> {
     map.iter().nth(i % map.len()).map(|(k, v)| (k.clone(), v.clone()))
 }
 
+/// A new task with a fresh id, shaped by `f`.
+fn new_task(f: &Fields) -> Task {
+    let mut t = Task {
+        id: swarm_store::id::generate(),
+        ..Default::default()
+    };
+    shape_task(&mut t, f);
+    t
+}
+
+/// A new node with a fresh id, shaped by `f`.
+fn new_node(f: &Fields) -> Node {
+    let mut n = Node {
+        id: swarm_store::id::generate(),
+        ..Default::default()
+    };
+    shape_node(&mut n, f);
+    n
+}
+
+/// Creates, updates (reshaping with `f`) or removes one object of kind `T`
+/// in the store and in its model table; both must agree on success.
+fn write<T: StoreObject>(
+    store: &MemoryStore,
+    objects: &mut BTreeMap<String, T>,
+    shape: fn(&mut T, &Fields),
+    op: Write<'_, T>,
+) -> Result<(), TestCaseError> {
+    match op {
+        Write::Create(obj) => {
+            let conflict = name_taken(objects, obj.id(), &obj);
+            let result = block_on(store.update(|tx| tx.create(obj.clone())));
+            record(result, objects, obj.id().to_owned(), Some(obj), conflict)
+        }
+        Write::Update(i, f) => {
+            let Some((id, _)) = pick(objects, i) else {
+                return Ok(());
+            };
+            let mut obj = (**store.read().get::<T>(&id).expect("model and store agree on ids")).clone();
+            shape(&mut obj, f);
+            let conflict = name_taken(objects, &id, &obj);
+            let result = block_on(store.update(|tx| tx.update(obj.clone())));
+            record(result, objects, id, Some(obj), conflict)
+        }
+        Write::Remove(i) => {
+            let Some((id, _)) = pick(objects, i) else {
+                return Ok(());
+            };
+            let result = block_on(store.update(|tx| tx.delete::<T>(&id)));
+            record(result, objects, id, None, false)
+        }
+    }
+}
+
+/// What [`write`] does.
+enum Write<'a, T> {
+    Create(T),
+    Update(usize, &'a Fields),
+    Remove(usize),
+}
+
 /// Applies `op` to the model and the store; both must agree on success.
 fn step(store: &MemoryStore, model: &mut Model, op: &Op) -> Result<(), TestCaseError> {
-    fn stored<T: StoreObject>(store: &MemoryStore, id: &str) -> T {
-        (**store.read().get::<T>(id).expect("model and store agree on ids")).clone()
-    }
     match op {
-        Op::CreateTask(f) => {
-            let mut t = Task {
-                id: swarm_store::id::generate(),
-                ..Default::default()
-            };
-            shape_task(&mut t, f);
-            let conflict = name_taken(&model.tasks, &t.id, &t);
-            let result = block_on(store.update(|tx| tx.create(t.clone())));
-            record(result, &mut model.tasks, t.id.clone(), Some(t), conflict)
-        }
-        Op::UpdateTask(i, f) => {
-            let Some((id, _)) = pick(&model.tasks, *i) else {
-                return Ok(());
-            };
-            let mut t: Task = stored(store, &id);
-            shape_task(&mut t, f);
-            let conflict = name_taken(&model.tasks, &id, &t);
-            let result = block_on(store.update(|tx| tx.update(t.clone())));
-            record(result, &mut model.tasks, id, Some(t), conflict)
-        }
-        Op::RemoveTask(i) => {
-            let Some((id, _)) = pick(&model.tasks, *i) else {
-                return Ok(());
-            };
-            let result = block_on(store.update(|tx| tx.delete::<Task>(&id)));
-            record(result, &mut model.tasks, id, None, false)
-        }
-        Op::CreateNode(f) => {
-            let mut n = Node {
-                id: swarm_store::id::generate(),
-                ..Default::default()
-            };
-            shape_node(&mut n, f);
-            let conflict = name_taken(&model.nodes, &n.id, &n);
-            let result = block_on(store.update(|tx| tx.create(n.clone())));
-            record(result, &mut model.nodes, n.id.clone(), Some(n), conflict)
-        }
-        Op::UpdateNode(i, f) => {
-            let Some((id, _)) = pick(&model.nodes, *i) else {
-                return Ok(());
-            };
-            let mut n: Node = stored(store, &id);
-            shape_node(&mut n, f);
-            let conflict = name_taken(&model.nodes, &id, &n);
-            let result = block_on(store.update(|tx| tx.update(n.clone())));
-            record(result, &mut model.nodes, id, Some(n), conflict)
-        }
-        Op::RemoveNode(i) => {
-            let Some((id, _)) = pick(&model.nodes, *i) else {
-                return Ok(());
-            };
-            let result = block_on(store.update(|tx| tx.delete::<Node>(&id)));
-            record(result, &mut model.nodes, id, None, false)
-        }
+        Op::CreateTask(f) => write(store, &mut model.tasks, shape_task, Write::Create(new_task(f))),
+        Op::UpdateTask(i, f) => write(store, &mut model.tasks, shape_task, Write::Update(*i, f)),
+        Op::RemoveTask(i) => write(store, &mut model.tasks, shape_task, Write::Remove(*i)),
+        Op::CreateNode(f) => write(store, &mut model.nodes, shape_node, Write::Create(new_node(f))),
+        Op::UpdateNode(i, f) => write(store, &mut model.nodes, shape_node, Write::Update(*i, f)),
+        Op::RemoveNode(i) => write(store, &mut model.nodes, shape_node, Write::Remove(*i)),
         Op::Aborted(f) => {
-            let mut t = Task {
-                id: swarm_store::id::generate(),
-                ..Default::default()
-            };
-            shape_task(&mut t, f);
+            let t = new_task(f);
             let result = block_on(store.update(|tx| {
                 let _ = tx.create(t.clone());
                 let _ = tx.delete::<Node>(model.nodes.keys().next().map_or("none", String::as_str));
