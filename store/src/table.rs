@@ -167,7 +167,12 @@ impl<T: StoreObject> Table<T> {
 
     /// Refuses an object whose references to other objects are not ids.
     fn check_fields(obj: &T) -> Result<()> {
-        match keys_of(obj).into_iter().find(|k| matches!(k, KeyRef::Malformed(..))) {
+        Self::check_keys(obj, &keys_of(obj))
+    }
+
+    /// Refuses `obj` if one of its index keys, `keys`, is malformed.
+    fn check_keys(obj: &T, keys: &[KeyRef<'_>]) -> Result<()> {
+        match keys.iter().find(|k| matches!(k, KeyRef::Malformed(..))) {
             Some(KeyRef::Malformed(field, value)) => Err(Error::Invalid(format!(
                 "{} {}: {field} {value:?} is not an id",
                 T::KIND,
@@ -234,16 +239,14 @@ impl<T: StoreObject> Table<T> {
     /// On error the table is half-built and must be discarded.
     pub fn insert_deferred(&mut self, obj: Arc<T>, deferred: &mut Deferred) -> Result<()> {
         let id = parse_id(obj.as_ref())?;
-        Self::check_fields(obj.as_ref())?;
+        let keys = keys_of(obj.as_ref());
+        Self::check_keys(obj.as_ref(), &keys)?;
         if let Some(name) = name_of(obj.as_ref()) {
             deferred.names.push((NameKey::new(&lower(name)), id));
         }
-        deferred.index.extend(
-            keys_of(obj.as_ref())
-                .into_iter()
-                .filter_map(KeyRef::to_key)
-                .map(|key| (key, id)),
-        );
+        deferred
+            .index
+            .extend(keys.into_iter().filter_map(KeyRef::to_key).map(|key| (key, id)));
         if self.objects.insert(id, obj).is_some() {
             return Err(Error::AlreadyExists {
                 kind: T::KIND,
