@@ -11,6 +11,7 @@ const FILES: &[&str] = &[
     "swarm/v1/store.proto",
     "swarm/v1/control.proto",
     "swarm/v1/watch.proto",
+    "swarm/v1/raft.proto",
 ];
 
 /// Large sub-messages that most objects leave unset. Boxed, an unset one
@@ -48,6 +49,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Services are served by swarmd and called by swarmctl: both sides.
         .build_server(true)
         .build_client(true);
+    // Raft messages and snapshot chunks pass through untouched: as
+    // `bytes::Bytes` they are handed on without a copy.
+    for message in [
+        ".swarm.v1.RaftBatch",
+        ".swarm.v1.SnapshotChunk",
+        ".swarm.v1.RaftSnapshotData",
+    ] {
+        builder = builder.bytes(message);
+    }
     for field in BOXED {
         builder = builder.boxed(field);
     }

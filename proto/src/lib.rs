@@ -8,6 +8,8 @@
 //!   Config), each with an id and a [`v1::Meta`].
 //! - `store.proto`: [`v1::StoreAction`], what one Raft log entry carries.
 //! - `control.proto`, `watch.proto`: the gRPC services a manager serves.
+//! - `raft.proto`: the transport between Raft members and the member list
+//!   that the Raft crate replicates itself.
 //!
 //! Everything lives in [`v1`]; the helpers in this crate only add what the
 //! generated code cannot say, such as the ordering of task states, and

@@ -1,7 +1,43 @@
-//! Consensus for the managers: a stub for now.
+//! Consensus for the managers: raft-rs (crate `raft`) with its log, hard
+//! state and snapshots in RocksDB, and a transport over tonic.
 //!
-//! This crate will own the Raft node built on raft-rs (crate `raft`): the
-//! Ready loop, the RocksDB log and snapshot storage, the peer transport,
-//! membership changes, and a `StateMachine` seam through which `swarmd` hands
-//! committed entries to the store. It never depends on `swarm-store`; see
-//! ARCHITECTURE.md, "Crates".
+//! # Layout
+//!
+//! - [`node`]: a running member. [`RaftNode::start`] opens the data dir and
+//!   spawns the Ready loop (`node/ready_loop.rs`), the one task that owns
+//!   raft-rs's `RawNode`, the storage, the state machine and the sending
+//!   side of the transport; [`RaftHandle`] sends it proposals, membership
+//!   changes and questions.
+//! - [`storage`]: [`RocksStorage`], raft-rs's `Storage` in RocksDB.
+//! - [`transport`]: peer queues and tasks, snapshot streaming, and the
+//!   receiving [`TransportService`].
+//! - [`StateMachine`]: the seam through which committed entries reach what
+//!   is replicated (`swarmd` puts the store there; tests use
+//!   [`testing::LogMachine`]). This crate never depends on the store.
+//!
+//! # What a caller can rely on
+//!
+//! A proposal's future resolves with its index only after the entry is
+//! committed and applied on this member. Errors say whether the proposal
+//! can still commit ([`Error::UnknownOutcome`]) or cannot
+//! ([`Error::NotLeader`], [`Error::Dropped`], [`Error::Stopped`]).
+
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+mod logger;
+mod metrics;
+pub mod node;
+mod state_machine;
+pub mod storage;
+pub mod testing;
+pub mod transport;
+
+pub use config::Config;
+pub use error::{Error, Peer, Result};
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use node::{Leadership, RaftHandle, RaftNode, Role, Start, Status};
+pub use state_machine::{BoxError, StateMachine};
+pub use storage::RocksStorage;
+pub use transport::{Links, TransportService};

@@ -1,0 +1,244 @@
+//! The cheap, cloneable way in to a running member: every request is a
+//! message to the Ready loop carrying a oneshot for the reply.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::{Error, Result};
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::transport::Links;
+
+/// Who leads, as this member last saw it. Published on every change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Leadership {
+    /// The Raft term.
+    pub term: u64,
+    /// The leader's id, if one is known in this term.
+    pub leader_id: Option<u64>,
+    /// The leader's transport address, if its id is known and a member.
+    pub leader_addr: Option<String>,
+    /// Whether this member is the leader.
+    pub is_leader: bool,
+}
+
+/// The role of a member in its current term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Takes proposals and replicates them.
+    Leader,
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Campaigns for leadership.
+    Candidate,
+    /// Asks whether a campaign would succeed before starting one.
+    PreCandidate,
+}
+
+/// A member's view of the group, from [`RaftHandle::status`].
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// This member's id.
+    pub id: u64,
+    /// Its role.
+    pub role: Role,
+    /// The current term.
+    pub term: u64,
+    /// The leader it knows of.
+    pub leader_id: Option<u64>,
+    /// The highest index known committed.
+    pub commit: u64,
+    /// The highest index applied to the state machine.
+    pub applied: u64,
+    /// The first index still in the log (entries before are in the snapshot).
+    pub first_index: u64,
+    /// The last index in the log.
+    pub last_index: u64,
+    /// The index of the latest snapshot (0 if none).
+    pub snapshot_index: u64,
+    /// The members and their addresses.
+    pub members: BTreeMap<u64, String>,
+}
+
+/// A proposal on its way to the Ready loop.
+pub(crate) struct Proposal<O> {
+    pub data: Vec<u8>,
+    pub reply: oneshot::Sender<Result<(u64, O)>>,
+}
+
+/// The requests other than proposals.
+pub(crate) enum Command {
+    AddMember {
+        id: u64,
+        addr: String,
+        reply: oneshot::Sender<Result<u64>>,
+    },
+    RemoveMember {
+        id: u64,
+        reply: oneshot::Sender<Result<u64>>,
+    },
+    TransferLeadership {
+        to: Option<u64>,
+        reply: oneshot::Sender<Result<u64>>,
+    },
+    Status {
+        reply: oneshot::Sender<Status>,
+    },
+}
+
+/// A handle to a running member. Clone it freely; requests fail with
+/// [`Error::Stopped`] once the member has stopped.
+pub struct RaftHandle<O> {
+    pub(crate) id: u64,
+    pub(crate) proposals: mpsc::Sender<Proposal<O>>,
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) leadership: watch::Receiver<Leadership>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) links: Links,
+    pub(crate) election_timeout: Duration,
+}
+
+impl<O> Clone for RaftHandle<O> {
+    fn clone(&self) -> Self {
+        RaftHandle {
+            id: self.id,
+            proposals: self.proposals.clone(),
+            commands: self.commands.clone(),
+            leadership: self.leadership.clone(),
+            metrics: Arc::clone(&self.metrics),
+            links: self.links.clone(),
+            election_timeout: self.election_timeout,
+        }
+    }
+}
+
+impl<O: Send + 'static> RaftHandle<O> {
+    /// This member's Raft id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Appends `data` to the log and waits until it is committed and
+    /// applied here; returns its index and what the state machine said.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLeader`] (with the leader, if known) and
+    /// [`Error::Dropped`]: not committed. [`Error::UnknownOutcome`]: the
+    /// entry was appended but this member lost leadership or stopped before
+    /// it applied; it may still commit. [`Error::Stopped`]: the member has
+    /// stopped.
+    #[tracing::instrument(name = "raft.propose", level = "debug", skip_all, fields(member = self.id, bytes = data.len()))]
+    pub async fn propose(&self, data: Vec<u8>) -> Result<(u64, O)> {
+        if data.is_empty() {
+            // Empty entries are raft-rs's own (a new leader's no-op); one
+            // of ours could not be told apart.
+            return Err(Error::Dropped {
+                reason: "an empty proposal carries nothing",
+            });
+        }
+        let (reply, response) = oneshot::channel();
+        self.proposals
+            .send(Proposal { data, reply })
+            .await
+            .map_err(|_| Error::Stopped)?;
+        response.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Adds member `id`, reachable at `addr`, to the group; returns the
+    /// index of the change once it applied here. The new member is started
+    /// with [`crate::Start::Join`] and catches up from the leader.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Membership`] when `id` or `addr` is already a member's, or
+    /// another change is in progress; the proposal errors of
+    /// [`RaftHandle::propose`].
+    #[tracing::instrument(name = "raft.add_member", skip(self), fields(member = self.id))]
+    pub async fn add_member(&self, id: u64, addr: &str) -> Result<u64> {
+        let addr = addr.to_string();
+        self.request(|reply| Command::AddMember { id, addr, reply }).await?
+    }
+
+    /// Removes member `id` from the group; returns the index of the change
+    /// once it applied here.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Membership`] when `id` is not a member, leads the group, or
+    /// its removal would leave fewer reachable members than a quorum; the
+    /// proposal errors of [`RaftHandle::propose`].
+    #[tracing::instrument(name = "raft.remove_member", skip(self), fields(member = self.id))]
+    pub async fn remove_member(&self, id: u64) -> Result<u64> {
+        self.request(|reply| Command::RemoveMember { id, reply }).await?
+    }
+
+    /// Hands leadership to `to`, or to the most up-to-date other member, and
+    /// waits until this member sees the new leader; returns its id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLeader`] when this member does not lead;
+    /// [`Error::Transfer`] when there is no one to hand over to or the
+    /// transfer did not complete within two election timeouts.
+    #[tracing::instrument(name = "raft.transfer_leadership", skip(self), fields(member = self.id))]
+    pub async fn transfer_leadership(&self, to: Option<u64>) -> Result<u64> {
+        let mut leadership = self.leadership.clone();
+        let target = self
+            .request(|reply| Command::TransferLeadership { to, reply })
+            .await??;
+        let wait = async {
+            leadership
+                .wait_for(|seen| seen.leader_id == Some(target))
+                .await
+                .map(|_| ())
+        };
+        match tokio::time::timeout(self.election_timeout * 2, wait).await {
+            Ok(Ok(())) => Ok(target),
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::Transfer(format!("member {target} did not take over in time"))),
+        }
+    }
+
+    /// The member's view of the group.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stopped`].
+    pub async fn status(&self) -> Result<Status> {
+        self.request(|reply| Command::Status { reply }).await
+    }
+
+    async fn request<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
+        let (reply, response) = oneshot::channel();
+        self.commands.send(command(reply)).await.map_err(|_| Error::Stopped)?;
+        response.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Who leads, as last seen.
+    pub fn leadership(&self) -> Leadership {
+        self.leadership.borrow().clone()
+    }
+
+    /// Whether this member leads.
+    pub fn is_leader(&self) -> bool {
+        self.leadership.borrow().is_leader
+    }
+
+    /// A receiver that sees every change of leadership.
+    pub fn watch_leadership(&self) -> watch::Receiver<Leadership> {
+        self.leadership.clone()
+    }
+
+    /// The member's counters now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// The test hook of the transport: cut and heal links to peers.
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+}

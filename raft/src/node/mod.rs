@@ -1,0 +1,196 @@
+//! A running Raft member: [`RaftNode::start`] opens its data dir, rebuilds
+//! the state machine, and spawns the Ready loop; [`RaftHandle`] is how the
+//! rest of the program talks to it.
+
+mod handle;
+mod membership;
+mod pending;
+mod ready_loop;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rocksdb::WriteBatch;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use handle::{Leadership, RaftHandle, Role, Status};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::logger::raft_logger;
+use crate::metrics::Metrics;
+use crate::state_machine::StateMachine;
+use crate::storage::RocksStorage;
+use crate::transport::{Links, Transport, TransportService};
+use pending::Pending;
+use ready_loop::ReadyLoop;
+
+/// How a member starts when its data dir holds no log yet. A data dir that
+/// holds one always restarts from it, whatever is asked here.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// Form a new group of these members (id to transport address). Every
+    /// initial member must be given the same list.
+    Bootstrap(BTreeMap<u64, String>),
+    /// Wait to be added by the group's leader ([`RaftHandle::add_member`])
+    /// and catch up from it.
+    Join,
+}
+
+/// A running member: owns its Ready loop, which stops when this is shut
+/// down or dropped.
+pub struct RaftNode<S: StateMachine> {
+    handle: RaftHandle<S::Output>,
+    service: TransportService,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<()>>,
+    /// Tells when RocksDB is closed: when no one holds the database.
+    db: std::sync::Weak<rocksdb::DB>,
+}
+
+impl<S: StateMachine> RaftNode<S> {
+    /// Opens `config.data_dir`, restores `machine` from the stored snapshot,
+    /// and starts the Ready loop, which then replays the committed entries
+    /// after the snapshot before anything else. Serve
+    /// [`RaftNode::transport_service`] on `config.addr` for peers to reach it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`], [`Error::DataDir`] (another cluster's or member's
+    /// dir, not a Raft dir, unreadable), [`Error::Corrupt`] (a log or
+    /// snapshot that does not decode, or that the machine refuses).
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
+    pub async fn start(config: Config, mut machine: S, start: Start) -> Result<Self> {
+        config.validate()?;
+        let (mut storage, _) = RocksStorage::open(&config.data_dir, config.cluster_id, config.id)?;
+        // A log that exists restarts as it is, whatever `start` says.
+        if let (false, Start::Bootstrap(members)) = (storage.is_initialized(), &start) {
+            if !members.contains_key(&config.id) {
+                let id = config.id;
+                return Err(Error::Config(format!(
+                    "the initial members do not include this member {id}"
+                )));
+            }
+            let mut batch = WriteBatch::default();
+            storage.bootstrap(&mut batch, members)?;
+            storage.write(batch)?;
+        }
+        let snapshot_index = storage.snapshot_meta().index;
+        if snapshot_index > 0 {
+            let data = storage
+                .snapshot_data()?
+                .ok_or_else(|| Error::Corrupt("snapshot data is missing".into()))?;
+            let (_, state) = membership::decode_snapshot(&data.into())?;
+            machine
+                .restore(&state)
+                .map_err(|err| Error::Corrupt(format!("the state machine refused the stored snapshot: {err}")))?;
+        }
+        let members = storage.members().clone();
+        let db = Arc::downgrade(&storage.db());
+        let raw = raft::RawNode::new(&config.raft_config(snapshot_index), storage, &raft_logger(config.id))?;
+
+        let metrics = Arc::new(Metrics::default());
+        let links = Links::default();
+        let (reports_tx, reports) = mpsc::unbounded_channel();
+        let mut transport = Transport::new(&config, links.clone(), reports_tx, Arc::clone(&metrics));
+        transport.set_members(&members);
+        let (inbound_tx, inbound) = mpsc::channel(config.peer_queue);
+        let (proposals_tx, proposals) = mpsc::channel(config.proposal_queue);
+        let (commands_tx, commands) = mpsc::channel(64);
+        let (shutdown_tx, shutdown) = oneshot::channel();
+        let (leadership_tx, leadership) = watch::channel(Leadership::default());
+
+        let handle = RaftHandle {
+            id: config.id,
+            proposals: proposals_tx,
+            commands: commands_tx,
+            leadership,
+            metrics: Arc::clone(&metrics),
+            links: links.clone(),
+            election_timeout: config.election_timeout(),
+        };
+        let service = TransportService::new(config.id, config.cluster_id, inbound_tx, links);
+        tracing::info!(member = config.id, dir = %config.data_dir.display(), snapshot_index, "raft member starting");
+        let ready_loop = ReadyLoop {
+            config,
+            raw,
+            machine,
+            transport,
+            pending: Pending::new(),
+            batch: WriteBatch::default(),
+            proposals,
+            commands,
+            inbound,
+            reports,
+            shutdown,
+            leadership: leadership_tx,
+            metrics,
+            removed: false,
+        };
+        let task = tokio::spawn(ready_loop.run());
+        Ok(RaftNode {
+            handle,
+            service,
+            shutdown: Some(shutdown_tx),
+            task,
+            db,
+        })
+    }
+
+    /// A handle to send requests with.
+    pub fn handle(&self) -> RaftHandle<S::Output> {
+        self.handle.clone()
+    }
+
+    /// The service peers send messages to; serve it on this member's address.
+    pub fn transport_service(&self) -> TransportService {
+        self.service.clone()
+    }
+
+    /// Stops the Ready loop after its current turn (a write in progress
+    /// completes), fails waiting proposals (their outcome unknown), and
+    /// closes RocksDB.
+    ///
+    /// # Errors
+    ///
+    /// The error that stopped the loop earlier, if one did.
+    pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let result = (&mut self.task).await.map_err(|_| Error::Stopped)?;
+        // The loop owned the database; it is closed once the task is gone.
+        debug_assert!(self.db.strong_count() == 0);
+        result
+    }
+
+    /// Ends the member abruptly, as a crash would (the loop is cancelled
+    /// wherever it waits), and returns once its data dir is closed. For
+    /// tests of failure.
+    pub async fn kill(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        // A write cut short still holds the database until the disk answers.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.db.strong_count() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Whether the Ready loop has ended (stopped, removed, or failed).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+impl<S: StateMachine> Drop for RaftNode<S> {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}

@@ -1,0 +1,571 @@
+//! The Ready loop: the one task that owns raft-rs's `RawNode`, the storage,
+//! the state machine and the sending side of the transport.
+//!
+//! Each turn takes one event (shutdown, a command, a message from a peer, a
+//! proposal, a transport report, or a tick), then everything else already
+//! waiting, then handles raft-rs's `Ready` once. Everything that arrived
+//! while the previous turn waited for its fsync therefore shares the next
+//! fsync: that is group commit.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, MessageType, Snapshot};
+use raft::raw_node::RawNode;
+use raft::{SnapshotStatus, StateRole, Storage as _};
+use rocksdb::WriteBatch;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::MissedTickBehavior;
+
+use super::handle::{Command, Leadership, Proposal, Role, Status};
+use super::membership;
+use super::pending::{Pending, Waiter};
+use crate::config::Config;
+use crate::error::{Error, Peer, Result};
+use crate::metrics::Metrics;
+use crate::state_machine::StateMachine;
+use crate::storage::{self, RocksStorage};
+use crate::transport::{Report, Transport};
+
+/// How many queued events of each kind one turn takes at most, so that a
+/// flood of one kind cannot starve ticks.
+const DRAIN_LIMIT: usize = 4096;
+
+pub(crate) struct ReadyLoop<S: StateMachine> {
+    pub config: Config,
+    pub raw: RawNode<RocksStorage>,
+    pub machine: S,
+    pub transport: Transport,
+    pub pending: Pending<S::Output>,
+    /// Changes waiting for the next write: the Ready's own, plus what
+    /// applying entries after the last write changed (applied index, commit
+    /// index, membership), all of which a restart could also rebuild from
+    /// the log.
+    pub batch: WriteBatch,
+    pub proposals: mpsc::Receiver<Proposal<S::Output>>,
+    pub commands: mpsc::Receiver<Command>,
+    pub inbound: mpsc::Receiver<Message>,
+    pub reports: mpsc::UnboundedReceiver<Report>,
+    pub shutdown: oneshot::Receiver<()>,
+    pub leadership: watch::Sender<Leadership>,
+    pub metrics: Arc<Metrics>,
+    /// Set when this member's own removal applied: it stops.
+    pub removed: bool,
+}
+
+impl<S: StateMachine> ReadyLoop<S> {
+    pub(crate) async fn run(mut self) -> Result<()> {
+        let mut ticker = tokio::time::interval(self.config.tick);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let result = loop {
+            tokio::select! {
+                // Shutdown first: a stop is never starved by load.
+                biased;
+                _ = &mut self.shutdown => break Ok(()),
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break Ok(()),
+                },
+                Some(message) = self.inbound.recv() => self.on_message(message),
+                Some(proposal) = self.proposals.recv() => self.on_proposal(proposal),
+                Some(report) = self.reports.recv() => self.on_report(report),
+                _ = ticker.tick() => {
+                    self.raw.tick();
+                }
+            }
+            self.drain_queues();
+            if let Err(err) = self.handle_ready().await {
+                tracing::error!(member = self.config.id, %err, "raft member stops on an error");
+                break Err(err);
+            }
+            self.publish_leadership();
+            if self.removed {
+                tracing::info!(
+                    member = self.config.id,
+                    "this member was removed from the group; stopping"
+                );
+                break Ok(());
+            }
+        };
+        self.pending
+            .fail_all("the raft member stopped before the entry applied");
+        if result.is_ok() && !self.batch.is_empty() {
+            // What a restart would rebuild anyway, written so it need not.
+            let batch = std::mem::take(&mut self.batch);
+            self.raw.store().write(batch)?;
+        }
+        result
+    }
+
+    /// Takes everything already waiting into this turn.
+    fn drain_queues(&mut self) {
+        for _ in 0..DRAIN_LIMIT {
+            let Ok(message) = self.inbound.try_recv() else { break };
+            self.on_message(message);
+        }
+        for _ in 0..DRAIN_LIMIT {
+            let Ok(proposal) = self.proposals.try_recv() else { break };
+            self.on_proposal(proposal);
+        }
+        while let Ok(report) = self.reports.try_recv() {
+            self.on_report(report);
+        }
+    }
+
+    fn not_leader(&self) -> Error {
+        let leadership = self.leadership.borrow();
+        let leader = leadership.leader_id.map(|id| Peer {
+            id,
+            addr: leadership.leader_addr.clone().unwrap_or_default(),
+        });
+        Error::NotLeader { leader }
+    }
+
+    fn on_proposal(&mut self, proposal: Proposal<S::Output>) {
+        if self.raw.raft.state != StateRole::Leader {
+            let _ = proposal.reply.send(Err(self.not_leader()));
+            return;
+        }
+        let before = self.raw.raft.raft_log.last_index();
+        match self.raw.propose(Vec::new(), proposal.data) {
+            Ok(()) if self.raw.raft.raft_log.last_index() > before => {
+                let index = self.raw.raft.raft_log.last_index();
+                self.pending
+                    .insert(index, self.raw.raft.term, Waiter::Proposal(proposal.reply));
+                self.metrics.add_proposal();
+            }
+            Ok(()) | Err(raft::Error::ProposalDropped) => {
+                let reason = "raft-rs dropped it (a leadership transfer is in progress)";
+                let _ = proposal.reply.send(Err(Error::Dropped { reason }));
+            }
+            Err(err) => {
+                let _ = proposal.reply.send(Err(err.into()));
+            }
+        }
+    }
+
+    fn on_message(&mut self, mut message: Message) {
+        if message.get_msg_type() == MessageType::MsgHeartbeat {
+            // A leader tells a follower to commit up to what it believes the
+            // follower holds. If this member's log was lost (a wiped data dir
+            // rejoining under its old id), raft-rs would panic on a commit
+            // index past its last entry, as SwarmKit's members did. Never
+            // commit past what is here; the append that follows repairs the log.
+            let last = self.raw.raft.raft_log.last_index();
+            if message.commit > last {
+                message.commit = last;
+            }
+        }
+        if let Err(err) = self.raw.step(message) {
+            tracing::debug!(member = self.config.id, %err, "raft message not stepped");
+        }
+    }
+
+    fn on_report(&mut self, report: Report) {
+        match report {
+            Report::Unreachable(peer) => self.raw.report_unreachable(peer),
+            Report::Snapshot { to, delivered } => {
+                let status = if delivered {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                self.raw.report_snapshot(to, status);
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::AddMember { id, addr, reply } => {
+                let result = self.check_add(id, &addr);
+                self.propose_conf_change(result.map(|()| membership::add_member_change(id, &addr)), reply);
+            }
+            Command::RemoveMember { id, reply } => {
+                let result = self
+                    .check_leader()
+                    .and_then(|()| membership::check_removal(&self.raw, id));
+                self.propose_conf_change(result.map(|()| membership::remove_member_change(id)), reply);
+            }
+            Command::TransferLeadership { to, reply } => {
+                let _ = reply.send(self.start_transfer(to));
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
+
+    fn check_leader(&self) -> Result<()> {
+        if self.raw.raft.state == StateRole::Leader {
+            Ok(())
+        } else {
+            Err(self.not_leader())
+        }
+    }
+
+    fn check_add(&self, id: u64, addr: &str) -> Result<()> {
+        self.check_leader()?;
+        if id == 0 {
+            return Err(Error::Membership("member id 0 is reserved".into()));
+        }
+        let members = self.raw.store().members();
+        if members.contains_key(&id) {
+            return Err(Error::Membership(format!("member {id} is already in the group")));
+        }
+        if let Some((other, _)) = members.iter().find(|(_, known)| known.as_str() == addr) {
+            return Err(Error::Membership(format!("address {addr} is already member {other}'s")));
+        }
+        Ok(())
+    }
+
+    fn propose_conf_change(&mut self, change: Result<ConfChange>, reply: oneshot::Sender<Result<u64>>) {
+        let change = match change {
+            Ok(change) => change,
+            Err(err) => {
+                let _ = reply.send(Err(err));
+                return;
+            }
+        };
+        if self.raw.raft.has_pending_conf() {
+            let _ = reply.send(Err(Error::Membership(
+                "another membership change is in progress".into(),
+            )));
+            return;
+        }
+        let before = self.raw.raft.raft_log.last_index();
+        match self.raw.propose_conf_change(Vec::new(), change) {
+            Ok(()) if self.raw.raft.raft_log.last_index() > before => {
+                let index = self.raw.raft.raft_log.last_index();
+                self.pending
+                    .insert(index, self.raw.raft.term, Waiter::ConfChange(reply));
+            }
+            Ok(()) => {
+                let _ = reply.send(Err(Error::Dropped {
+                    reason: "raft-rs dropped the membership change",
+                }));
+            }
+            Err(err) => {
+                let _ = reply.send(Err(err.into()));
+            }
+        }
+    }
+
+    fn start_transfer(&mut self, to: Option<u64>) -> Result<u64> {
+        self.check_leader()?;
+        let raft = &self.raw.raft;
+        let voters: Vec<u64> = raft
+            .prs()
+            .conf()
+            .voters()
+            .ids()
+            .iter()
+            .filter(|&id| id != raft.id)
+            .collect();
+        let target = match to {
+            Some(id) if voters.contains(&id) => id,
+            Some(id) => return Err(Error::Transfer(format!("member {id} is not another voting member"))),
+            // The most up-to-date member that recently answered takes over
+            // fastest: raft-rs sends it what it lacks, then MsgTimeoutNow.
+            None => voters
+                .iter()
+                .filter_map(|&id| {
+                    raft.prs()
+                        .get(id)
+                        .filter(|progress| progress.recent_active)
+                        .map(|p| (p.matched, id))
+                })
+                .max()
+                .map(|(_, id)| id)
+                .ok_or_else(|| Error::Transfer("no other member is reachable".into()))?,
+        };
+        tracing::info!(member = self.config.id, to = target, "transferring leadership");
+        self.raw.transfer_leader(target);
+        Ok(target)
+    }
+
+    fn status(&self) -> Status {
+        let raft = &self.raw.raft;
+        let storage = self.raw.store();
+        Status {
+            id: raft.id,
+            role: match raft.state {
+                StateRole::Leader => Role::Leader,
+                StateRole::Follower => Role::Follower,
+                StateRole::Candidate => Role::Candidate,
+                StateRole::PreCandidate => Role::PreCandidate,
+            },
+            term: raft.term,
+            leader_id: (raft.leader_id != raft::INVALID_ID).then_some(raft.leader_id),
+            commit: raft.raft_log.committed,
+            applied: raft.raft_log.applied,
+            first_index: raft.raft_log.first_index(),
+            last_index: raft.raft_log.last_index(),
+            snapshot_index: storage.snapshot_meta().index,
+            members: storage.members().clone(),
+        }
+    }
+
+    /// Handles one `Ready` in the order raft-rs documents, each step where
+    /// it must be for the reason given beside it.
+    async fn handle_ready(&mut self) -> Result<()> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        self.metrics.add_ready_cycle();
+        let mut ready = self.raw.ready();
+        let span = tracing::debug_span!(
+            "raft.ready",
+            member = self.config.id,
+            entries = ready.entries().len(),
+            committed = ready.committed_entries().len(),
+            messages = ready.messages().len() + ready.persisted_messages().len(),
+            fsync_us = tracing::field::Empty,
+        );
+        let _enter = span.enter();
+
+        // 1. A leader's appends go out before its own write: they promise
+        //    nothing about this member's disk (raft-rs counts the leader
+        //    toward a quorum only once `advance` says its write is done), and
+        //    so the followers' fsyncs overlap the leader's (Raft thesis 10.2.1).
+        self.send(ready.take_messages());
+
+        // 2. A snapshot from the leader replaces the state machine and the
+        //    log before any entry after it is applied.
+        if !ready.snapshot().is_empty() {
+            self.install_snapshot(ready.snapshot())?;
+        }
+
+        // 3. Committed entries apply now: raft-rs hands out only entries
+        //    already on this member's disk and a majority's.
+        self.apply(ready.take_committed_entries())?;
+
+        // 4. New entries and the hard state (term, vote, commit) join the
+        //    batch, and 5. the batch is written with one fsync: everything
+        //    this turn gathered shares it.
+        let entries = ready.entries().len() as u64;
+        let store = self.raw.mut_store();
+        store.append(&mut self.batch, ready.entries())?;
+        if let Some(hard_state) = ready.hs() {
+            store.set_hard_state(&mut self.batch, hard_state.clone())?;
+        }
+        let micros = self
+            .write_batch(ready.must_sync() || !ready.snapshot().is_empty(), entries)
+            .await?;
+        span.record("fsync_us", micros);
+
+        // 6. Votes and append acknowledgements promise what is now on disk:
+        //    only now may they go.
+        self.send(ready.take_persisted_messages());
+
+        // 7. Tell raft-rs the write is done. What it hands back became
+        //    possible only now: a single member commits its own entries
+        //    here, and replies that waited on this write go out.
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            // Written with the next batch; a restart takes the larger of the
+            // stored commit and applied indexes (see `RocksStorage`).
+            self.raw.mut_store().set_commit(&mut self.batch, commit)?;
+        }
+        self.send(light.take_messages());
+        self.apply(light.take_committed_entries())?;
+        self.raw.advance_apply();
+        self.maybe_snapshot().await
+    }
+
+    /// Writes the batch, if anything is in it; synced when the Ready says
+    /// a message or an acknowledgement will depend on it. Returns the
+    /// microseconds the write took.
+    async fn write_batch(&mut self, sync: bool, entries: u64) -> Result<u64> {
+        if self.batch.is_empty() {
+            return Ok(0);
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let db = self.raw.store().db();
+        let started = Instant::now();
+        // The write blocks on the disk: off the async workers, while this
+        // loop waits (nothing may reach raft-rs until it is done).
+        let written = tokio::task::spawn_blocking(move || {
+            if sync {
+                storage::write_synced(&db, batch)
+            } else {
+                db.write(batch).map_err(Error::from)
+            }
+        })
+        .await
+        .map_err(|err| Error::Corrupt(format!("the write task failed: {err}")))?;
+        written?;
+        let micros = started.elapsed().as_micros() as u64;
+        if sync {
+            self.metrics.add_fsync(micros, entries);
+        }
+        Ok(micros)
+    }
+
+    fn send(&mut self, messages: Vec<Message>) {
+        if messages.is_empty() {
+            return;
+        }
+        for peer in self.transport.send(messages) {
+            self.raw.report_unreachable(peer);
+        }
+    }
+
+    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
+        let (members, state) = membership::decode_snapshot(&snapshot.data)?;
+        self.machine
+            .restore(&state)
+            .map_err(|err| Error::Corrupt(format!("the state machine refused the leader's snapshot: {err}")))?;
+        let index = snapshot.get_metadata().index;
+        tracing::info!(
+            member = self.config.id,
+            index,
+            bytes = snapshot.data.len(),
+            "installed a snapshot"
+        );
+        self.raw
+            .mut_store()
+            .install_snapshot(&mut self.batch, snapshot, members)?;
+        self.transport.set_members(self.raw.store().members());
+        // Our proposals at or before the snapshot's index were either in it
+        // or not: no way to tell.
+        let _ = self.pending.take_applied(index + 1, 0);
+        self.metrics.add_snapshot_installed();
+        Ok(())
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<()> {
+        let Some(last) = entries.last().map(|entry| entry.index) else {
+            return Ok(());
+        };
+        let count = entries.len() as u64;
+        for entry in entries {
+            let (index, term) = (entry.index, entry.term);
+            match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => {
+                    // A new leader's no-op, or a conf change raft-rs refused
+                    // because another was pending (it appends an empty entry
+                    // in its place).
+                    if let Some(waiter) = self.pending.take_applied(index, term) {
+                        waiter.fail(Error::Membership("another membership change was in progress".into()));
+                    }
+                }
+                EntryType::EntryNormal => {
+                    let output = self.machine.apply(index, &entry.data);
+                    if let Some(Waiter::Proposal(reply)) = self.pending.take_applied(index, term) {
+                        let _ = reply.send(Ok((index, output)));
+                    }
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    let outcome = self.apply_conf_change(&entry);
+                    if let Some(Waiter::ConfChange(reply)) = self.pending.take_applied(index, term) {
+                        let _ = reply.send(outcome.map(|()| index));
+                    }
+                }
+            }
+        }
+        self.raw.mut_store().set_applied(&mut self.batch, last)?;
+        self.metrics.add_applied(count);
+        Ok(())
+    }
+
+    /// Applies a committed membership change to raft-rs, the stored conf
+    /// state and member list, and the transport. A change raft-rs refuses is
+    /// refused the same way on every member, so it is reported, not fatal.
+    fn apply_conf_change(&mut self, entry: &Entry) -> Result<()> {
+        let change = if entry.get_entry_type() == EntryType::EntryConfChange {
+            ConfChange::parse_from_bytes(&entry.data)?
+        } else {
+            // Never proposed by us; decoded so the group stays in step if a
+            // future version does.
+            let v2 = ConfChangeV2::parse_from_bytes(&entry.data)?;
+            let conf_state = self.raw.apply_conf_change(&v2)?;
+            return self.raw.mut_store().set_conf_state(&mut self.batch, conf_state);
+        };
+        let conf_state = match self.raw.apply_conf_change(&change) {
+            Ok(conf_state) => conf_state,
+            Err(err) => {
+                tracing::warn!(member = self.config.id, %err, "membership change refused by raft-rs");
+                return Err(err.into());
+            }
+        };
+        let store = self.raw.mut_store();
+        store.set_conf_state(&mut self.batch, conf_state)?;
+        match change.get_change_type() {
+            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                let addr = membership::added_member_addr(&change)?;
+                tracing::info!(member = self.config.id, added = change.node_id, addr, "member added");
+                store.put_member(&mut self.batch, change.node_id, &addr)?;
+            }
+            ConfChangeType::RemoveNode => {
+                tracing::info!(member = self.config.id, removed = change.node_id, "member removed");
+                store.remove_member(&mut self.batch, change.node_id)?;
+                if change.node_id == self.config.id {
+                    self.removed = true;
+                }
+            }
+        }
+        self.transport.set_members(self.raw.store().members());
+        Ok(())
+    }
+
+    /// Every `snapshot_interval` applied entries, writes the state machine's
+    /// state at the applied index and drops the log before it but for
+    /// `keep_entries`. Written at once, not with the next Ready: the leader
+    /// may have to send this snapshot before then, and reads it from disk.
+    async fn maybe_snapshot(&mut self) -> Result<()> {
+        let applied = self.raw.raft.raft_log.applied;
+        let store = self.raw.store();
+        if applied < store.snapshot_meta().index + self.config.snapshot_interval {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let state = self
+            .machine
+            .snapshot()
+            .map_err(|err| Error::Corrupt(format!("the state machine cannot write a snapshot: {err}")))?;
+        let data = membership::encode_snapshot(store.members(), state);
+        let mut meta = raft::eraftpb::SnapshotMetadata {
+            index: applied,
+            term: store.term(applied)?,
+            ..Default::default()
+        };
+        meta.set_conf_state(store.conf_state().clone());
+        let bytes = data.len();
+        let keep = self.config.keep_entries;
+        self.raw
+            .mut_store()
+            .store_snapshot(&mut self.batch, meta, &data, keep)?;
+        self.write_batch(true, 0).await?;
+        self.metrics.add_snapshot_taken();
+        tracing::info!(member = self.config.id, index = applied, bytes, elapsed = ?started.elapsed(), "snapshot taken");
+        Ok(())
+    }
+
+    /// Publishes a change of leader or term; when this member stops leading,
+    /// its waiting proposals learn their outcome is unknown.
+    fn publish_leadership(&mut self) {
+        let raft = &self.raw.raft;
+        let leader_id = (raft.leader_id != raft::INVALID_ID).then_some(raft.leader_id);
+        let seen = Leadership {
+            term: raft.term,
+            leader_id,
+            leader_addr: leader_id.and_then(|id| self.raw.store().members().get(&id).cloned()),
+            is_leader: raft.state == StateRole::Leader,
+        };
+        let previous = self.leadership.borrow().clone();
+        if previous == seen {
+            return;
+        }
+        if previous.leader_id != seen.leader_id {
+            self.metrics.add_leader_change();
+            tracing::info!(member = self.config.id, term = seen.term, leader = ?seen.leader_id, "leader changed");
+        }
+        if previous.is_leader && !seen.is_leader {
+            self.pending
+                .fail_all("this member lost leadership before the entry committed");
+        }
+        self.leadership.send_replace(seen);
+    }
+}

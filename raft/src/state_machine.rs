@@ -1,0 +1,37 @@
+//! The seam between consensus and what it replicates.
+
+/// An error a state machine gives back: the Raft node stops on it, since a
+/// replica that cannot apply or restore the log can no longer follow it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the Raft node applies committed entries to, in log order, on every
+/// member. `swarmd` puts the store behind it; the tests use
+/// [`crate::testing::LogMachine`].
+///
+/// All three methods run on the Ready loop, which waits for them: they must
+/// be quick, or heartbeats wait too.
+pub trait StateMachine: Send + 'static {
+    /// What applying one entry tells the member that proposed it (for the
+    /// store: whether the transaction's changes applied).
+    type Output: Send + 'static;
+
+    /// Applies the entry committed at `index`. Called once per entry that a
+    /// proposal carried, in increasing `index` order (the gaps are entries
+    /// of Raft's own: leader no-ops and membership changes).
+    fn apply(&mut self, index: u64, data: &[u8]) -> Self::Output;
+
+    /// The whole state as of the last applied entry.
+    ///
+    /// # Errors
+    ///
+    /// Whatever keeps the machine from writing its state out.
+    fn snapshot(&self) -> Result<Vec<u8>, BoxError>;
+
+    /// Replaces the whole state by a snapshot's (taken by `snapshot` on this
+    /// or another member).
+    ///
+    /// # Errors
+    ///
+    /// Bytes that do not decode; the state must then be left as it was.
+    fn restore(&mut self, data: &[u8]) -> Result<(), BoxError>;
+}

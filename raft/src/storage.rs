@@ -1,0 +1,598 @@
+//! The Raft log, hard state and snapshot in RocksDB, as raft-rs's [`Storage`].
+//!
+//! # Layout on disk
+//!
+//! Three column families:
+//!
+//! - `entries`: key = the entry's index as 8 big-endian bytes, so keys sort
+//!   in log order and a range read is one seek; value = the encoded
+//!   `eraftpb.Entry`.
+//! - `state`: `identity` (format, cluster id, member id), `hard_state`,
+//!   `conf_state`, `truncated` (index and term of the last entry dropped by
+//!   compaction or covered by a snapshot), `applied`, and one `member/<id>`
+//!   key per member holding its address.
+//! - `snapshot`: `meta` (the snapshot's `SnapshotMetadata`) and `data`.
+//!
+//! Every change goes into a [`WriteBatch`] that the Ready loop writes once,
+//! synced, per Ready: a snapshot, the entries it lets go of and the state
+//! that points at it change together or not at all.
+//!
+//! # Who calls what
+//!
+//! The Ready loop alone owns the storage (through raft-rs's `RawNode`), so
+//! the caches below need no lock: the mutating methods update them as they
+//! add to the batch, and the loop does not let raft-rs read before the batch
+//! is on disk.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::{GetEntriesContext, RaftState, StorageError};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+
+use crate::error::{Error, Result};
+
+const CF_ENTRIES: &str = "entries";
+const CF_STATE: &str = "state";
+const CF_SNAPSHOT: &str = "snapshot";
+
+const KEY_IDENTITY: &[u8] = b"identity";
+const KEY_HARD_STATE: &[u8] = b"hard_state";
+const KEY_CONF_STATE: &[u8] = b"conf_state";
+const KEY_TRUNCATED: &[u8] = b"truncated";
+const KEY_APPLIED: &[u8] = b"applied";
+const MEMBER_PREFIX: &[u8] = b"member/";
+const KEY_SNAPSHOT_META: &[u8] = b"meta";
+const KEY_SNAPSHOT_DATA: &[u8] = b"data";
+
+/// Bumped when the layout above changes; a data dir of another format is
+/// refused, never rewritten.
+const FORMAT_VERSION: u32 = 1;
+
+/// Whether [`RocksStorage::open`] found a data dir or made a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// The directory was empty or absent: a new, uninitialized log.
+    New,
+    /// An existing log of this cluster and member.
+    Existing,
+}
+
+/// The Raft log and state of one member, in RocksDB.
+pub struct RocksStorage {
+    db: Arc<DB>,
+    dir: PathBuf,
+    hard_state: HardState,
+    conf_state: ConfState,
+    /// Index and term of the entry just before the first one in the log.
+    truncated: (u64, u64),
+    /// The term of each entry in the log, from `truncated.0 + 1` on: raft-rs
+    /// asks for terms far more often than for entries.
+    terms: VecDeque<u64>,
+    applied: u64,
+    members: BTreeMap<u64, String>,
+    snapshot_meta: SnapshotMetadata,
+}
+
+impl RocksStorage {
+    /// Opens the data dir of member `node_id` of cluster `cluster_id`,
+    /// creating it when it is absent or empty.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DataDir`] when the directory holds something other than a
+    /// Raft data dir, one of another format, cluster or member, or one
+    /// RocksDB cannot open (corruption). Nothing in it is changed then.
+    pub fn open(dir: &Path, cluster_id: u64, node_id: u64) -> Result<(Self, Opened)> {
+        let data_dir_error = |reason: String| Error::DataDir {
+            dir: dir.to_path_buf(),
+            reason,
+        };
+        let is_new = match std::fs::read_dir(dir) {
+            Ok(mut entries) => {
+                let empty = entries.next().is_none();
+                if !empty && !dir.join("CURRENT").exists() {
+                    return Err(data_dir_error(
+                        "not empty and not a Raft data directory (no RocksDB CURRENT file); refusing to touch it"
+                            .into(),
+                    ));
+                }
+                empty
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => true,
+            Err(err) => return Err(data_dir_error(format!("cannot read it: {err}"))),
+        };
+        if is_new {
+            std::fs::create_dir_all(dir).map_err(|err| data_dir_error(format!("cannot create it: {err}")))?;
+        }
+
+        let mut options = Options::default();
+        options.create_if_missing(is_new);
+        options.create_missing_column_families(is_new);
+        let families =
+            [CF_ENTRIES, CF_STATE, CF_SNAPSHOT].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&options, dir, families)
+            .map_err(|err| data_dir_error(format!("RocksDB cannot open it: {err}")))?;
+
+        let mut storage = RocksStorage {
+            db: Arc::new(db),
+            dir: dir.to_path_buf(),
+            hard_state: HardState::default(),
+            conf_state: ConfState::default(),
+            truncated: (0, 0),
+            terms: VecDeque::new(),
+            applied: 0,
+            members: BTreeMap::new(),
+            snapshot_meta: SnapshotMetadata::default(),
+        };
+        if is_new {
+            let mut batch = WriteBatch::default();
+            batch.put_cf(
+                cf(&storage.db, CF_STATE)?,
+                KEY_IDENTITY,
+                identity_bytes(cluster_id, node_id),
+            );
+            storage.write(batch)?;
+            return Ok((storage, Opened::New));
+        }
+        storage.check_identity(cluster_id, node_id)?;
+        storage.load()?;
+        Ok((storage, Opened::Existing))
+    }
+
+    fn check_identity(&self, cluster_id: u64, node_id: u64) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        let data_dir_error = |reason: String| Error::DataDir {
+            dir: self.dir.clone(),
+            reason,
+        };
+        let Some(bytes) = self.db.get_cf(cf(&db, CF_STATE)?, KEY_IDENTITY)? else {
+            return Err(data_dir_error(
+                "holds a RocksDB without a Raft identity; refusing to touch it".into(),
+            ));
+        };
+        let (format, found_cluster, found_node) =
+            parse_identity(&bytes).ok_or_else(|| data_dir_error("its identity record is corrupt".into()))?;
+        if format != FORMAT_VERSION {
+            return Err(data_dir_error(format!(
+                "format {format}, this build reads format {FORMAT_VERSION}"
+            )));
+        }
+        if found_cluster != cluster_id {
+            return Err(data_dir_error(format!(
+                "belongs to cluster {found_cluster:x}, not {cluster_id:x}; refusing to touch it"
+            )));
+        }
+        if found_node != node_id {
+            return Err(data_dir_error(format!(
+                "belongs to member {found_node}, not {node_id}; refusing to touch it"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads the state and the terms of the log into the caches.
+    fn load(&mut self) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        let state = cf(&db, CF_STATE)?;
+        if let Some(bytes) = self.db.get_cf(state, KEY_HARD_STATE)? {
+            self.hard_state = HardState::parse_from_bytes(&bytes)?;
+        }
+        if let Some(bytes) = self.db.get_cf(state, KEY_CONF_STATE)? {
+            self.conf_state = ConfState::parse_from_bytes(&bytes)?;
+        }
+        if let Some(bytes) = self.db.get_cf(state, KEY_TRUNCATED)? {
+            let (index, term) = parse_pair(&bytes).ok_or_else(|| Error::Corrupt("truncated state".into()))?;
+            self.truncated = (index, term);
+        }
+        if let Some(bytes) = self.db.get_cf(state, KEY_APPLIED)? {
+            self.applied = parse_u64(&bytes).ok_or_else(|| Error::Corrupt("applied index".into()))?;
+        }
+        for item in self
+            .db
+            .iterator_cf(state, IteratorMode::From(MEMBER_PREFIX, Direction::Forward))
+        {
+            let (key, value) = item?;
+            let Some(id) = key.strip_prefix(MEMBER_PREFIX) else {
+                break;
+            };
+            let id = parse_u64(id).ok_or_else(|| Error::Corrupt("member key".into()))?;
+            let addr = String::from_utf8(value.to_vec()).map_err(|_| Error::Corrupt("member address".into()))?;
+            self.members.insert(id, addr);
+        }
+        if let Some(bytes) = self.db.get_cf(cf(&db, CF_SNAPSHOT)?, KEY_SNAPSHOT_META)? {
+            self.snapshot_meta = SnapshotMetadata::parse_from_bytes(&bytes)?;
+        }
+        let stored = self.db.iterator_cf(cf(&db, CF_ENTRIES)?, IteratorMode::Start);
+        for (expected, item) in (self.truncated.0 + 1..).zip(stored) {
+            let (key, value) = item?;
+            let entry = Entry::parse_from_bytes(&value)?;
+            if parse_u64(&key) != Some(expected) || entry.index != expected {
+                return Err(Error::Corrupt(format!("log has a gap or a stray entry at {expected}")));
+            }
+            self.terms.push_back(entry.term);
+        }
+        if self.applied > self.last() {
+            return Err(Error::Corrupt(format!(
+                "applied index {} is past the last entry {}",
+                self.applied,
+                self.last()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The database, for the synced write of a batch off the Ready loop.
+    pub(crate) fn db(&self) -> Arc<DB> {
+        Arc::clone(&self.db)
+    }
+
+    /// Writes `batch` and waits for the fsync.
+    pub(crate) fn write(&self, batch: WriteBatch) -> Result<()> {
+        write_synced(&self.db, batch)
+    }
+
+    /// Whether the log has ever been given a configuration (by bootstrap, a
+    /// snapshot or a conf change).
+    pub fn is_initialized(&self) -> bool {
+        !self.conf_state.voters.is_empty() || self.last() > 0
+    }
+
+    /// Makes a new log the first configuration of a new group: every initial
+    /// member must be bootstrapped with the same `members`.
+    pub(crate) fn bootstrap(&mut self, batch: &mut WriteBatch, members: &BTreeMap<u64, String>) -> Result<()> {
+        let conf_state = ConfState {
+            voters: members.keys().copied().collect(),
+            ..Default::default()
+        };
+        self.set_conf_state(batch, conf_state)?;
+        for (id, addr) in members {
+            self.put_member(batch, *id, addr)?;
+        }
+        Ok(())
+    }
+
+    /// The index of the last entry (or of the snapshot, if the log is empty).
+    pub fn last(&self) -> u64 {
+        self.truncated.0 + self.terms.len() as u64
+    }
+
+    /// The index the state machine had applied when last written.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// The configuration as of the last applied change.
+    pub fn conf_state(&self) -> &ConfState {
+        &self.conf_state
+    }
+
+    /// The members and their addresses as of the last applied change.
+    pub fn members(&self) -> &BTreeMap<u64, String> {
+        &self.members
+    }
+
+    /// The metadata of the stored snapshot (index 0 when there is none).
+    pub fn snapshot_meta(&self) -> &SnapshotMetadata {
+        &self.snapshot_meta
+    }
+
+    /// The stored snapshot's data, if there is one.
+    ///
+    /// # Errors
+    ///
+    /// A RocksDB read error.
+    pub fn snapshot_data(&self) -> Result<Option<Vec<u8>>> {
+        let db = Arc::clone(&self.db);
+        Ok(self.db.get_cf(cf(&db, CF_SNAPSHOT)?, KEY_SNAPSHOT_DATA)?)
+    }
+
+    /// Adds `entries` to the log, replacing any entries at or after the
+    /// first one's index (a new leader's log wins over ours).
+    pub(crate) fn append(&mut self, batch: &mut WriteBatch, entries: &[Entry]) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        let Some(first) = entries.first() else { return Ok(()) };
+        if first.index <= self.truncated.0 || first.index > self.last() + 1 {
+            return Err(Error::Corrupt(format!(
+                "append at {} to a log of ({}, {}]",
+                first.index,
+                self.truncated.0,
+                self.last()
+            )));
+        }
+        let cf = cf(&db, CF_ENTRIES)?;
+        let new_last = first.index + entries.len() as u64 - 1;
+        if new_last < self.last() {
+            batch.delete_range_cf(cf, index_key(new_last + 1), index_key(self.last() + 1));
+        }
+        for entry in entries {
+            batch.put_cf(cf, index_key(entry.index), entry.write_to_bytes()?);
+        }
+        self.terms.truncate((first.index - self.truncated.0 - 1) as usize);
+        self.terms.extend(entries.iter().map(|entry| entry.term));
+        Ok(())
+    }
+
+    pub(crate) fn set_hard_state(&mut self, batch: &mut WriteBatch, hard_state: HardState) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        batch.put_cf(cf(&db, CF_STATE)?, KEY_HARD_STATE, hard_state.write_to_bytes()?);
+        self.hard_state = hard_state;
+        Ok(())
+    }
+
+    pub(crate) fn set_commit(&mut self, batch: &mut WriteBatch, commit: u64) -> Result<()> {
+        let mut hard_state = self.hard_state.clone();
+        hard_state.commit = commit;
+        self.set_hard_state(batch, hard_state)
+    }
+
+    pub(crate) fn set_applied(&mut self, batch: &mut WriteBatch, applied: u64) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        batch.put_cf(cf(&db, CF_STATE)?, KEY_APPLIED, applied.to_be_bytes());
+        self.applied = applied;
+        Ok(())
+    }
+
+    pub(crate) fn set_conf_state(&mut self, batch: &mut WriteBatch, conf_state: ConfState) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        batch.put_cf(cf(&db, CF_STATE)?, KEY_CONF_STATE, conf_state.write_to_bytes()?);
+        self.conf_state = conf_state;
+        Ok(())
+    }
+
+    pub(crate) fn put_member(&mut self, batch: &mut WriteBatch, id: u64, addr: &str) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        batch.put_cf(cf(&db, CF_STATE)?, member_key(id), addr.as_bytes());
+        self.members.insert(id, addr.to_string());
+        Ok(())
+    }
+
+    pub(crate) fn remove_member(&mut self, batch: &mut WriteBatch, id: u64) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        batch.delete_cf(cf(&db, CF_STATE)?, member_key(id));
+        self.members.remove(&id);
+        Ok(())
+    }
+
+    /// Replaces the member list (a snapshot received from the leader).
+    fn replace_members(&mut self, batch: &mut WriteBatch, members: BTreeMap<u64, String>) -> Result<()> {
+        let old: Vec<u64> = self.members.keys().copied().collect();
+        for id in old {
+            self.remove_member(batch, id)?;
+        }
+        for (id, addr) in members {
+            self.put_member(batch, id, &addr)?;
+        }
+        Ok(())
+    }
+
+    /// Stores a snapshot this member took at `meta.index` (all applied), and
+    /// drops the entries more than `keep` before it.
+    pub(crate) fn store_snapshot(
+        &mut self,
+        batch: &mut WriteBatch,
+        meta: SnapshotMetadata,
+        data: &[u8],
+        keep: u64,
+    ) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        let snapshot = cf(&db, CF_SNAPSHOT)?;
+        batch.put_cf(snapshot, KEY_SNAPSHOT_META, meta.write_to_bytes()?);
+        batch.put_cf(snapshot, KEY_SNAPSHOT_DATA, data);
+        let compact_to = meta.index.saturating_sub(keep);
+        self.snapshot_meta = meta;
+        if compact_to > self.truncated.0 {
+            let term = self
+                .term_of(compact_to)
+                .map_err(|err| Error::Corrupt(err.to_string()))?;
+            batch.delete_range_cf(
+                cf(&db, CF_ENTRIES)?,
+                index_key(self.truncated.0 + 1),
+                index_key(compact_to + 1),
+            );
+            self.terms.drain(..(compact_to - self.truncated.0) as usize);
+            self.set_truncated(batch, compact_to, term)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the whole log by a snapshot received from the leader.
+    pub(crate) fn install_snapshot(
+        &mut self,
+        batch: &mut WriteBatch,
+        snapshot: &Snapshot,
+        members: BTreeMap<u64, String>,
+    ) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        let meta = snapshot.get_metadata();
+        let entries = cf(&db, CF_ENTRIES)?;
+        if self.last() > self.truncated.0 {
+            batch.delete_range_cf(entries, index_key(self.truncated.0 + 1), index_key(self.last() + 1));
+        }
+        self.terms.clear();
+        self.set_truncated(batch, meta.index, meta.term)?;
+        let mut hard_state = self.hard_state.clone();
+        hard_state.term = hard_state.term.max(meta.term);
+        hard_state.commit = hard_state.commit.max(meta.index);
+        self.set_hard_state(batch, hard_state)?;
+        self.set_conf_state(batch, meta.get_conf_state().clone())?;
+        self.set_applied(batch, meta.index)?;
+        self.replace_members(batch, members)?;
+        let snapshots = cf(&db, CF_SNAPSHOT)?;
+        batch.put_cf(snapshots, KEY_SNAPSHOT_META, meta.write_to_bytes()?);
+        batch.put_cf(snapshots, KEY_SNAPSHOT_DATA, &snapshot.data);
+        self.snapshot_meta = meta.clone();
+        Ok(())
+    }
+
+    fn set_truncated(&mut self, batch: &mut WriteBatch, index: u64, term: u64) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&index.to_be_bytes());
+        bytes[8..].copy_from_slice(&term.to_be_bytes());
+        batch.put_cf(cf(&db, CF_STATE)?, KEY_TRUNCATED, bytes);
+        self.truncated = (index, term);
+        Ok(())
+    }
+
+    fn term_of(&self, index: u64) -> raft::Result<u64> {
+        if index == self.truncated.0 {
+            return Ok(self.truncated.1);
+        }
+        if index < self.truncated.0 {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        match self.terms.get((index - self.truncated.0 - 1) as usize) {
+            Some(term) => Ok(*term),
+            None => Err(raft::Error::Store(StorageError::Unavailable)),
+        }
+    }
+
+    fn read_entries(&self, low: u64, high: u64, max_size: Option<u64>) -> Result<Vec<Entry>> {
+        let db = Arc::clone(&self.db);
+        let mut entries = Vec::with_capacity((high - low).min(1024) as usize);
+        let mut size = 0u64;
+        let start = index_key(low);
+        let iter = self
+            .db
+            .iterator_cf(cf(&db, CF_ENTRIES)?, IteratorMode::From(&start, Direction::Forward));
+        for item in iter.take((high - low) as usize) {
+            let (_, value) = item?;
+            size += value.len() as u64;
+            // raft-rs wants at least one entry, even one over the limit.
+            if !entries.is_empty() && max_size.is_some_and(|max| size > max) {
+                return Ok(entries);
+            }
+            let entry = Entry::parse_from_bytes(&value)?;
+            if entry.index != low + entries.len() as u64 {
+                return Err(Error::Corrupt(format!(
+                    "expected entry {} in the log",
+                    low + entries.len() as u64
+                )));
+            }
+            entries.push(entry);
+        }
+        if entries.len() as u64 != high - low {
+            return Err(Error::Corrupt(format!(
+                "entries [{low}, {high}) are not all in the log"
+            )));
+        }
+        Ok(entries)
+    }
+}
+
+impl raft::Storage for RocksStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        let mut hard_state = self.hard_state.clone();
+        // Entries up to `applied` were applied, so they were committed, and
+        // applying happens before the hard state carrying the new commit
+        // index reaches disk (raft-rs's documented order). Start from the
+        // larger so a restart replays all of them without waiting for a
+        // leader. `load` checked that `applied` is within the log.
+        hard_state.commit = hard_state.commit.max(self.applied).max(self.truncated.0);
+        Ok(RaftState::new(hard_state, self.conf_state.clone()))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low <= self.truncated.0 {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > self.last() + 1 {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        self.read_entries(low, high, max_size.into()).map_err(storage_error)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.term_of(idx)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.truncated.0 + 1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last())
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        if self.snapshot_meta.index < request_index || self.snapshot_meta.index == 0 {
+            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+        }
+        let data = self
+            .snapshot_data()
+            .map_err(storage_error)?
+            .ok_or(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))?;
+        let mut snapshot = Snapshot::default();
+        snapshot.set_metadata(self.snapshot_meta.clone());
+        snapshot.data = data.into();
+        Ok(snapshot)
+    }
+}
+
+/// Writes `batch` with one fsync.
+pub(crate) fn write_synced(db: &DB, batch: WriteBatch) -> Result<()> {
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    db.write_opt(batch, &options)?;
+    Ok(())
+}
+
+/// A column family of `db`; all three are created with the database.
+fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily> {
+    db.cf_handle(name)
+        .ok_or_else(|| Error::Corrupt(format!("column family {name} is missing")))
+}
+
+fn storage_error(err: Error) -> raft::Error {
+    raft::Error::Store(StorageError::Other(Box::new(err)))
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn member_key(id: u64) -> Vec<u8> {
+    let mut key = MEMBER_PREFIX.to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+fn parse_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+fn parse_pair(bytes: &[u8]) -> Option<(u64, u64)> {
+    if bytes.len() != 16 {
+        return None;
+    }
+    Some((parse_u64(&bytes[..8])?, parse_u64(&bytes[8..])?))
+}
+
+fn identity_bytes(cluster_id: u64, node_id: u64) -> Vec<u8> {
+    let mut bytes = FORMAT_VERSION.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&cluster_id.to_be_bytes());
+    bytes.extend_from_slice(&node_id.to_be_bytes());
+    bytes
+}
+
+fn parse_identity(bytes: &[u8]) -> Option<(u32, u64, u64)> {
+    if bytes.len() != 20 {
+        return None;
+    }
+    let format = u32::from_be_bytes(bytes[..4].try_into().ok()?);
+    Some((format, parse_u64(&bytes[4..12])?, parse_u64(&bytes[12..])?))
+}
+
+#[cfg(test)]
+#[path = "storage_test.rs"]
+mod tests;

@@ -1,0 +1,223 @@
+use raft::Storage as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use rocksdb::WriteBatch;
+
+use super::*;
+
+const CLUSTER: u64 = 0xc1;
+
+fn entry(index: u64, term: u64) -> Entry {
+    Entry {
+        index,
+        term,
+        data: format!("entry {index}").into_bytes().into(),
+        ..Default::default()
+    }
+}
+
+fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
+    range.map(|index| entry(index, term)).collect()
+}
+
+fn append(storage: &mut RocksStorage, new: &[Entry]) {
+    let mut batch = WriteBatch::default();
+    storage.append(&mut batch, new).unwrap();
+    storage.write(batch).unwrap();
+}
+
+fn read(storage: &RocksStorage, low: u64, high: u64) -> Vec<u64> {
+    let context = raft::GetEntriesContext::empty(false);
+    storage
+        .entries(low, high, None, context)
+        .unwrap()
+        .iter()
+        .map(|entry| entry.index)
+        .collect()
+}
+
+#[test]
+fn a_reopened_log_holds_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, opened) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    assert_eq!(opened, Opened::New);
+    assert!(!storage.is_initialized());
+    append(&mut storage, &entries(1..=5, 1));
+    let mut batch = WriteBatch::default();
+    let hard_state = HardState {
+        term: 1,
+        vote: 1,
+        commit: 4,
+        ..Default::default()
+    };
+    storage.set_hard_state(&mut batch, hard_state.clone()).unwrap();
+    storage.set_applied(&mut batch, 3).unwrap();
+    storage.put_member(&mut batch, 1, "127.0.0.1:1").unwrap();
+    storage.write(batch).unwrap();
+    drop(storage);
+
+    let (storage, opened) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    assert_eq!(opened, Opened::Existing);
+    assert_eq!(read(&storage, 1, 6), vec![1, 2, 3, 4, 5]);
+    assert_eq!(storage.last_index().unwrap(), 5);
+    assert_eq!(storage.term(5).unwrap(), 1);
+    assert_eq!(storage.initial_state().unwrap().hard_state, hard_state);
+    assert_eq!(storage.applied(), 3);
+    assert_eq!(storage.members().get(&1).map(String::as_str), Some("127.0.0.1:1"));
+}
+
+#[test]
+fn an_append_replaces_the_entries_from_its_first_index_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(1..=6, 1));
+    append(&mut storage, &entries(4..=4, 2));
+    assert_eq!(storage.last_index().unwrap(), 4);
+    assert_eq!(storage.term(4).unwrap(), 2);
+    assert_eq!(read(&storage, 1, 5), vec![1, 2, 3, 4]);
+    drop(storage);
+    let (storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    assert_eq!(
+        storage.last_index().unwrap(),
+        4,
+        "the replaced tail stays gone after a restart"
+    );
+}
+
+#[test]
+fn entries_respect_the_size_limit_but_return_at_least_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(1..=10, 1));
+    let context = || raft::GetEntriesContext::empty(false);
+    assert_eq!(storage.entries(1, 11, 1, context()).unwrap().len(), 1);
+    let one_size = entry(1, 1).compute_size() as u64 + 2;
+    assert_eq!(storage.entries(1, 11, one_size * 3, context()).unwrap().len(), 3);
+    assert!(matches!(
+        storage.entries(1, 12, None, context()),
+        Err(raft::Error::Store(StorageError::Unavailable))
+    ));
+}
+
+#[test]
+fn a_snapshot_compacts_the_log_but_keeps_the_tail_it_was_asked_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(1..=20, 3));
+    let meta = SnapshotMetadata {
+        index: 15,
+        term: 3,
+        ..Default::default()
+    };
+    let mut batch = WriteBatch::default();
+    storage.store_snapshot(&mut batch, meta, b"state at 15", 5).unwrap();
+    storage.write(batch).unwrap();
+    drop(storage);
+
+    let (storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    assert_eq!(storage.first_index().unwrap(), 11);
+    assert_eq!(storage.term(10).unwrap(), 3, "the term before the first entry is kept");
+    assert!(matches!(
+        storage.term(9),
+        Err(raft::Error::Store(StorageError::Compacted))
+    ));
+    assert_eq!(read(&storage, 11, 21).len(), 10);
+    let snapshot = storage.snapshot(0, 2).unwrap();
+    assert_eq!(snapshot.get_metadata().index, 15);
+    assert_eq!(&snapshot.data[..], b"state at 15");
+    assert!(
+        storage.snapshot(16, 2).is_err(),
+        "a snapshot older than asked for is not offered"
+    );
+}
+
+#[test]
+fn an_installed_snapshot_replaces_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 2).unwrap();
+    append(&mut storage, &entries(1..=5, 1));
+    let conf_state = ConfState {
+        voters: vec![1, 2, 3],
+        ..Default::default()
+    };
+    let mut meta = SnapshotMetadata {
+        index: 100,
+        term: 4,
+        ..Default::default()
+    };
+    meta.set_conf_state(conf_state.clone());
+    let mut snapshot = Snapshot {
+        data: b"leader state".to_vec().into(),
+        ..Default::default()
+    };
+    snapshot.set_metadata(meta);
+    let members = [(1, "a:1".to_string()), (2, "b:2".to_string()), (3, "c:3".to_string())].into();
+    let mut batch = WriteBatch::default();
+    storage.install_snapshot(&mut batch, &snapshot, members).unwrap();
+    storage.write(batch).unwrap();
+    drop(storage);
+
+    let (storage, _) = RocksStorage::open(dir.path(), CLUSTER, 2).unwrap();
+    assert_eq!(storage.first_index().unwrap(), 101);
+    assert_eq!(storage.last_index().unwrap(), 100);
+    assert_eq!(storage.term(100).unwrap(), 4);
+    let state = storage.initial_state().unwrap();
+    assert_eq!(state.hard_state.commit, 100);
+    assert_eq!(state.conf_state, conf_state);
+    assert_eq!(storage.members().len(), 3);
+    assert_eq!(storage.snapshot_data().unwrap().as_deref(), Some(&b"leader state"[..]));
+}
+
+#[test]
+fn a_restart_commits_at_least_what_was_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(1..=5, 1));
+    let mut batch = WriteBatch::default();
+    storage.set_applied(&mut batch, 4).unwrap();
+    storage.write(batch).unwrap();
+    assert_eq!(storage.initial_state().unwrap().hard_state.commit, 4);
+}
+
+#[test]
+fn a_data_dir_of_another_cluster_or_member_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(1..=3, 1));
+    drop(storage);
+    let other_cluster = RocksStorage::open(dir.path(), CLUSTER + 1, 1).err().unwrap();
+    assert!(
+        other_cluster.to_string().contains("belongs to cluster"),
+        "{other_cluster}"
+    );
+    let other_member = RocksStorage::open(dir.path(), CLUSTER, 2).err().unwrap();
+    assert!(
+        other_member.to_string().contains("belongs to member 1"),
+        "{other_member}"
+    );
+    let (storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    assert_eq!(storage.last_index().unwrap(), 3, "nothing was lost by the refusals");
+}
+
+#[test]
+fn a_directory_that_is_not_a_raft_data_dir_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let err = RocksStorage::open(dir.path(), CLUSTER, 1).err().unwrap();
+    assert!(matches!(err, Error::DataDir { .. }), "{err}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("notes.txt")]);
+}
+
+#[test]
+fn a_corrupt_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(1..=3, 1));
+    drop(storage);
+    std::fs::write(dir.path().join("CURRENT"), "MANIFEST-999999\n").unwrap();
+    let err = RocksStorage::open(dir.path(), CLUSTER, 1).err().unwrap();
+    assert!(matches!(err, Error::DataDir { .. }), "{err}");
+}

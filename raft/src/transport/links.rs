@@ -1,0 +1,41 @@
+//! A test hook: links to chosen peers can be cut, and healed.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The set of peers this member neither sends to nor accepts messages
+/// from. Empty in production; tests cut links to stage partitions. Both
+/// directions are checked here, so cutting a link on one member is enough to
+/// silence it both ways.
+#[derive(Clone, Debug, Default)]
+pub struct Links {
+    cut: Arc<Mutex<HashSet<u64>>>,
+}
+
+impl Links {
+    /// Drops every message to and from `peer` until healed.
+    pub fn cut(&self, peer: u64) {
+        self.lock().insert(peer);
+    }
+
+    /// Lets messages to and from `peer` through again.
+    pub fn heal(&self, peer: u64) {
+        self.lock().remove(&peer);
+    }
+
+    /// Heals every link.
+    pub fn heal_all(&self) {
+        self.lock().clear();
+    }
+
+    /// Whether the link to `peer` is cut.
+    pub fn is_cut(&self, peer: u64) -> bool {
+        self.lock().contains(&peer)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashSet<u64>> {
+        // Nothing panics while holding this lock, but a poisoned set is
+        // still a valid set.
+        self.cut.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

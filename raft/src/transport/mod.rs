@@ -1,0 +1,167 @@
+//! Raft messages between members, over tonic.
+//!
+//! The Ready loop hands outgoing messages to [`Transport::send`], which
+//! never waits: each peer has a bounded queue drained by its own task
+//! (`peer`), so a slow or dead peer costs dropped messages (which raft-rs
+//! resends once told the peer is unreachable), never a stalled loop.
+//! Snapshots go on their own task, streamed in chunks. Incoming messages
+//! arrive through [`TransportService`] (`server`) and reach the loop over a
+//! channel.
+
+mod channel;
+mod links;
+mod peer;
+mod server;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use raft::eraftpb::{Message, MessageType};
+use swarm_proto::v1::raft_transport_client::RaftTransportClient;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub use links::Links;
+pub use server::TransportService;
+
+use crate::metrics::Metrics;
+use peer::Route;
+
+/// What the transport's tasks tell the Ready loop, which relays it to
+/// raft-rs.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// Sending to this peer failed.
+    Unreachable(u64),
+    /// A snapshot was streamed to `to`, or failed to be.
+    Snapshot { to: u64, delivered: bool },
+}
+
+struct PeerLink {
+    addr: String,
+    queue: mpsc::Sender<Message>,
+    client: RaftTransportClient<Channel>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for PeerLink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The sending side of one member's transport, owned by its Ready loop.
+pub(crate) struct Transport {
+    id: u64,
+    cluster_id: u64,
+    peer_queue: usize,
+    snapshot_chunk_bytes: usize,
+    links: Links,
+    peers: HashMap<u64, PeerLink>,
+    reports: mpsc::UnboundedSender<Report>,
+    metrics: Arc<Metrics>,
+}
+
+impl Transport {
+    pub(crate) fn new(
+        config: &crate::Config,
+        links: Links,
+        reports: mpsc::UnboundedSender<Report>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Transport {
+            id: config.id,
+            cluster_id: config.cluster_id,
+            peer_queue: config.peer_queue,
+            snapshot_chunk_bytes: config.snapshot_chunk_bytes,
+            links,
+            peers: HashMap::new(),
+            reports,
+            metrics,
+        }
+    }
+
+    /// Starts, restarts (on a new address) and stops peer tasks so that
+    /// there is one per member other than this one.
+    pub(crate) fn set_members(&mut self, members: &BTreeMap<u64, String>) {
+        self.peers.retain(|id, link| members.get(id) == Some(&link.addr));
+        for (&id, addr) in members {
+            if id == self.id || self.peers.contains_key(&id) {
+                continue;
+            }
+            match self.connect(id, addr) {
+                Ok(link) => {
+                    self.peers.insert(id, link);
+                }
+                Err(err) => tracing::error!(peer = id, addr, %err, "bad peer address; messages to it are dropped"),
+            }
+        }
+    }
+
+    fn connect(&self, to: u64, addr: &str) -> Result<PeerLink, tonic::transport::Error> {
+        let client = RaftTransportClient::new(channel::peer_channel(addr)?);
+        let (queue, receiver) = mpsc::channel(self.peer_queue);
+        let route = Route {
+            cluster_id: self.cluster_id,
+            from: self.id,
+            to,
+        };
+        let task = tokio::spawn(peer::run(
+            route,
+            receiver,
+            client.clone(),
+            self.links.clone(),
+            self.reports.clone(),
+            Arc::clone(&self.metrics),
+        ));
+        Ok(PeerLink {
+            addr: addr.to_string(),
+            queue,
+            client,
+            task,
+        })
+    }
+
+    /// Queues `messages` for their peers without waiting. Returns the peers
+    /// whose queue was full or who are unknown: the caller reports them
+    /// unreachable to raft-rs.
+    pub(crate) fn send(&mut self, messages: Vec<Message>) -> Vec<u64> {
+        let mut unreachable = Vec::new();
+        for message in messages {
+            let to = message.to;
+            let Some(link) = self.peers.get(&to) else {
+                self.metrics.add_messages_dropped(1);
+                unreachable.push(to);
+                continue;
+            };
+            if message.get_msg_type() == MessageType::MsgSnapshot {
+                if self.links.is_cut(to) {
+                    let _ = self.reports.send(Report::Snapshot { to, delivered: false });
+                    continue;
+                }
+                let route = Route {
+                    cluster_id: self.cluster_id,
+                    from: self.id,
+                    to,
+                };
+                tokio::spawn(peer::send_snapshot(
+                    route,
+                    message,
+                    link.client.clone(),
+                    self.snapshot_chunk_bytes,
+                    self.reports.clone(),
+                    Arc::clone(&self.metrics),
+                ));
+                continue;
+            }
+            if link.queue.try_send(message).is_err() {
+                self.metrics.add_messages_dropped(1);
+                if !unreachable.contains(&to) {
+                    unreachable.push(to);
+                }
+            }
+        }
+        unreachable
+    }
+}
