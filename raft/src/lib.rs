@@ -37,7 +37,7 @@ pub mod transport;
 pub use config::Config;
 pub use error::{Error, Peer, Result};
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use node::{Leadership, RaftHandle, RaftNode, Role, Start, Status};
+pub use node::{Leadership, Progress, RaftHandle, RaftNode, Role, Start, Status};
 pub use state_machine::{BoxError, StateMachine};
 pub use storage::RocksStorage;
 pub use transport::{Links, TransportService};

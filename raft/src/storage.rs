@@ -242,17 +242,48 @@ impl RocksStorage {
     }
 
     /// Makes a new log the first configuration of a new group: every initial
-    /// member must be bootstrapped with the same `members`.
-    pub(crate) fn bootstrap(&mut self, batch: &mut WriteBatch, members: &BTreeMap<u64, String>) -> Result<()> {
+    /// member must be bootstrapped with the same `members` and `data`.
+    ///
+    /// The first configuration is a snapshot at index 1 (term 1) rather
+    /// than log entries: a member that joins later then always starts from
+    /// a snapshot, which carries the configuration and the member addresses
+    /// no entry of the log holds (raft-rs's `MemStorage` docs name the two
+    /// ways; tikv takes this one).
+    pub(crate) fn bootstrap(
+        &mut self,
+        batch: &mut WriteBatch,
+        members: &BTreeMap<u64, String>,
+        data: &[u8],
+    ) -> Result<()> {
         let conf_state = ConfState {
             voters: members.keys().copied().collect(),
             ..Default::default()
         };
-        self.set_conf_state(batch, conf_state)?;
+        self.set_conf_state(batch, conf_state.clone())?;
         for (id, addr) in members {
             self.put_member(batch, *id, addr)?;
         }
-        Ok(())
+        let mut meta = SnapshotMetadata {
+            index: 1,
+            term: 1,
+            ..Default::default()
+        };
+        meta.set_conf_state(conf_state);
+        let db = Arc::clone(&self.db);
+        let snapshots = cf(&db, CF_SNAPSHOT)?;
+        batch.put_cf(snapshots, KEY_SNAPSHOT_META, meta.write_to_bytes()?);
+        batch.put_cf(snapshots, KEY_SNAPSHOT_DATA, data);
+        self.snapshot_meta = meta;
+        self.set_truncated(batch, 1, 1)?;
+        self.set_hard_state(
+            batch,
+            HardState {
+                term: 1,
+                commit: 1,
+                ..Default::default()
+            },
+        )?;
+        self.set_applied(batch, 1)
     }
 
     /// The index of the last entry (or of the snapshot, if the log is empty).

@@ -60,6 +60,18 @@ pub struct Status {
     pub snapshot_index: u64,
     /// The members and their addresses.
     pub members: BTreeMap<u64, String>,
+    /// On the leader, how far each member has replicated and whether it
+    /// answered within the last election timeout; empty elsewhere.
+    pub progress: BTreeMap<u64, Progress>,
+}
+
+/// A member's replication as its leader sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The highest index known to be in its log.
+    pub matched: u64,
+    /// Whether it answered within the last election timeout.
+    pub active: bool,
 }
 
 /// A proposal on its way to the Ready loop.

@@ -73,10 +73,10 @@ pub(crate) fn decode_snapshot(data: &Bytes) -> Result<(BTreeMap<u64, String>, By
 }
 
 /// Checks, on the leader, that removing `id` leaves a group that can still
-/// commit: enough of the remaining voters recently answered to form its
-/// quorum. SwarmKit refuses such removals for the same reason: a group
-/// that cannot commit cannot undo the removal either.
-pub(crate) fn check_removal(raw: &RawNode<RocksStorage>, id: u64) -> Result<()> {
+/// commit: enough of the remaining voters are `active` (this member always
+/// is) to form its quorum. SwarmKit refuses such removals for the same
+/// reason: a group that cannot commit cannot undo the removal either.
+pub(crate) fn check_removal(raw: &RawNode<RocksStorage>, id: u64, active: impl Fn(u64) -> bool) -> Result<()> {
     let raft = &raw.raft;
     debug_assert_eq!(raft.state, StateRole::Leader);
     let voters = raft.prs().conf().voters().ids();
@@ -91,7 +91,7 @@ pub(crate) fn check_removal(raw: &RawNode<RocksStorage>, id: u64) -> Result<()> 
     let remaining: Vec<u64> = voters.iter().filter(|&voter| voter != id).collect();
     let reachable = remaining
         .iter()
-        .filter(|&&voter| voter == raft.id || raft.prs().get(voter).is_some_and(|progress| progress.recent_active))
+        .filter(|&&voter| voter == raft.id || active(voter))
         .count();
     let quorum = remaining.len() / 2 + 1;
     if reachable < quorum {

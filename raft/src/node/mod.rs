@@ -14,7 +14,7 @@ use rocksdb::WriteBatch;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use handle::{Leadership, RaftHandle, Role, Status};
+pub use handle::{Leadership, Progress, RaftHandle, Role, Status};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -75,8 +75,11 @@ impl<S: StateMachine> RaftNode<S> {
                     "the initial members do not include this member {id}"
                 )));
             }
+            let state = machine
+                .snapshot()
+                .map_err(|err| Error::Corrupt(format!("the state machine cannot write its first snapshot: {err}")))?;
             let mut batch = WriteBatch::default();
-            storage.bootstrap(&mut batch, members)?;
+            storage.bootstrap(&mut batch, members, &membership::encode_snapshot(members, state))?;
             storage.write(batch)?;
         }
         let snapshot_index = storage.snapshot_meta().index;
@@ -130,6 +133,7 @@ impl<S: StateMachine> RaftNode<S> {
             leadership: leadership_tx,
             metrics,
             removed: false,
+            last_heard: Default::default(),
         };
         let task = tokio::spawn(ready_loop.run());
         Ok(RaftNode {

@@ -7,6 +7,7 @@
 //! while the previous turn waited for its fsync therefore shares the next
 //! fsync: that is group commit.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,8 +18,9 @@ use raft::{SnapshotStatus, StateRole, Storage as _};
 use rocksdb::WriteBatch;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
+use tracing::Instrument as _;
 
-use super::handle::{Command, Leadership, Proposal, Role, Status};
+use super::handle::{Command, Leadership, Progress, Proposal, Role, Status};
 use super::membership;
 use super::pending::{Pending, Waiter};
 use crate::config::Config;
@@ -26,7 +28,7 @@ use crate::error::{Error, Peer, Result};
 use crate::metrics::Metrics;
 use crate::state_machine::StateMachine;
 use crate::storage::{self, RocksStorage};
-use crate::transport::{Report, Transport};
+use crate::transport::{Inbound, Report, Transport};
 
 /// How many queued events of each kind one turn takes at most, so that a
 /// flood of one kind cannot starve ticks.
@@ -45,13 +47,17 @@ pub(crate) struct ReadyLoop<S: StateMachine> {
     pub batch: WriteBatch,
     pub proposals: mpsc::Receiver<Proposal<S::Output>>,
     pub commands: mpsc::Receiver<Command>,
-    pub inbound: mpsc::Receiver<Message>,
+    pub inbound: mpsc::Receiver<Inbound>,
     pub reports: mpsc::UnboundedReceiver<Report>,
     pub shutdown: oneshot::Receiver<()>,
     pub leadership: watch::Sender<Leadership>,
     pub metrics: Arc<Metrics>,
     /// Set when this member's own removal applied: it stops.
     pub removed: bool,
+    /// When each peer's last message arrived. raft-rs's own `recent_active`
+    /// is cleared at every election timeout, so it reads "inactive" for a
+    /// moment even for a healthy peer.
+    pub last_heard: HashMap<u64, Instant>,
 }
 
 impl<S: StateMachine> ReadyLoop<S> {
@@ -145,7 +151,9 @@ impl<S: StateMachine> ReadyLoop<S> {
         }
     }
 
-    fn on_message(&mut self, mut message: Message) {
+    fn on_message(&mut self, Inbound { from_addr, mut message }: Inbound) {
+        self.transport.learn(message.from, &from_addr);
+        self.last_heard.insert(message.from, Instant::now());
         if message.get_msg_type() == MessageType::MsgHeartbeat {
             // A leader tells a follower to commit up to what it believes the
             // follower holds. If this member's log was lost (a wiped data dir
@@ -185,7 +193,7 @@ impl<S: StateMachine> ReadyLoop<S> {
             Command::RemoveMember { id, reply } => {
                 let result = self
                     .check_leader()
-                    .and_then(|()| membership::check_removal(&self.raw, id));
+                    .and_then(|()| membership::check_removal(&self.raw, id, |peer| self.recently_heard(peer)));
                 self.propose_conf_change(result.map(|()| membership::remove_member_change(id)), reply);
             }
             Command::TransferLeadership { to, reply } => {
@@ -195,6 +203,13 @@ impl<S: StateMachine> ReadyLoop<S> {
                 let _ = reply.send(self.status());
             }
         }
+    }
+
+    /// Whether `peer` sent anything within the last election timeout.
+    fn recently_heard(&self, peer: u64) -> bool {
+        self.last_heard
+            .get(&peer)
+            .is_some_and(|at| at.elapsed() < self.config.election_timeout())
     }
 
     fn check_leader(&self) -> Result<()> {
@@ -268,17 +283,14 @@ impl<S: StateMachine> ReadyLoop<S> {
             Some(id) => return Err(Error::Transfer(format!("member {id} is not another voting member"))),
             // The most up-to-date member that recently answered takes over
             // fastest: raft-rs sends it what it lacks, then MsgTimeoutNow.
+            // (A leader just elected has heard from no one yet: then the
+            // most up-to-date.)
             None => voters
                 .iter()
-                .filter_map(|&id| {
-                    raft.prs()
-                        .get(id)
-                        .filter(|progress| progress.recent_active)
-                        .map(|p| (p.matched, id))
-                })
+                .filter_map(|&id| raft.prs().get(id).map(|p| ((self.recently_heard(id), p.matched), id)))
                 .max()
                 .map(|(_, id)| id)
-                .ok_or_else(|| Error::Transfer("no other member is reachable".into()))?,
+                .ok_or_else(|| Error::Transfer("there is no other voting member".into()))?,
         };
         tracing::info!(member = self.config.id, to = target, "transferring leadership");
         self.raw.transfer_leader(target);
@@ -304,6 +316,22 @@ impl<S: StateMachine> ReadyLoop<S> {
             last_index: raft.raft_log.last_index(),
             snapshot_index: storage.snapshot_meta().index,
             members: storage.members().clone(),
+            progress: if raft.state == StateRole::Leader {
+                raft.prs()
+                    .iter()
+                    .map(|(&id, p)| {
+                        (
+                            id,
+                            Progress {
+                                matched: p.matched,
+                                active: id == raft.id || self.recently_heard(id),
+                            },
+                        )
+                    })
+                    .collect()
+            } else {
+                BTreeMap::new()
+            },
         }
     }
 
@@ -314,7 +342,7 @@ impl<S: StateMachine> ReadyLoop<S> {
             return Ok(());
         }
         self.metrics.add_ready_cycle();
-        let mut ready = self.raw.ready();
+        let ready = self.raw.ready();
         let span = tracing::debug_span!(
             "raft.ready",
             member = self.config.id,
@@ -323,8 +351,10 @@ impl<S: StateMachine> ReadyLoop<S> {
             messages = ready.messages().len() + ready.persisted_messages().len(),
             fsync_us = tracing::field::Empty,
         );
-        let _enter = span.enter();
+        self.process_ready(ready).instrument(span).await
+    }
 
+    async fn process_ready(&mut self, mut ready: raft::Ready) -> Result<()> {
         // 1. A leader's appends go out before its own write: they promise
         //    nothing about this member's disk (raft-rs counts the leader
         //    toward a quorum only once `advance` says its write is done), and
@@ -353,7 +383,7 @@ impl<S: StateMachine> ReadyLoop<S> {
         let micros = self
             .write_batch(ready.must_sync() || !ready.snapshot().is_empty(), entries)
             .await?;
-        span.record("fsync_us", micros);
+        tracing::Span::current().record("fsync_us", micros);
 
         // 6. Votes and append acknowledgements promise what is now on disk:
         //    only now may they go.

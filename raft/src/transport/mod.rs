@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 pub use links::Links;
+pub(crate) use server::Inbound;
 pub use server::TransportService;
 
 use crate::metrics::Metrics;
@@ -54,6 +55,7 @@ impl Drop for PeerLink {
 /// The sending side of one member's transport, owned by its Ready loop.
 pub(crate) struct Transport {
     id: u64,
+    addr: String,
     cluster_id: u64,
     peer_queue: usize,
     snapshot_chunk_bytes: usize,
@@ -72,6 +74,7 @@ impl Transport {
     ) -> Self {
         Transport {
             id: config.id,
+            addr: config.addr.clone(),
             cluster_id: config.cluster_id,
             peer_queue: config.peer_queue,
             snapshot_chunk_bytes: config.snapshot_chunk_bytes,
@@ -109,6 +112,7 @@ impl Transport {
         };
         let task = tokio::spawn(peer::run(
             route,
+            self.addr.clone(),
             receiver,
             client.clone(),
             self.links.clone(),
@@ -121,6 +125,21 @@ impl Transport {
             client,
             task,
         })
+    }
+
+    /// Learns the address of a peer that sent a message but is not (yet)
+    /// among the members this member knows, so that replies reach it.
+    pub(crate) fn learn(&mut self, id: u64, addr: &str) {
+        if id == self.id || addr.is_empty() || self.peers.contains_key(&id) {
+            return;
+        }
+        match self.connect(id, addr) {
+            Ok(link) => {
+                tracing::info!(peer = id, addr, "learned a peer's address from its message");
+                self.peers.insert(id, link);
+            }
+            Err(err) => tracing::warn!(peer = id, addr, %err, "a peer sent an unusable address"),
+        }
     }
 
     /// Queues `messages` for their peers without waiting. Returns the peers

@@ -30,10 +30,22 @@ pub(crate) struct Route {
     pub to: u64,
 }
 
+/// A batch to `route.to`, saying where its sender listens.
+fn batch(route: Route, from_addr: &str, messages: Vec<Bytes>) -> RaftBatch {
+    RaftBatch {
+        cluster_id: route.cluster_id,
+        from: route.from,
+        to: route.to,
+        messages,
+        from_addr: from_addr.to_string(),
+    }
+}
+
 /// Sends what arrives on `queue` to the peer until the queue closes (the
 /// peer was removed or the member stopped).
 pub(crate) async fn run(
     route: Route,
+    from_addr: String,
     mut queue: mpsc::Receiver<Message>,
     mut client: RaftTransportClient<Channel>,
     links: Links,
@@ -62,13 +74,7 @@ pub(crate) async fn run(
             continue;
         }
         let count = messages.len();
-        let batch = RaftBatch {
-            cluster_id: route.cluster_id,
-            from: route.from,
-            to: route.to,
-            messages,
-        };
-        match client.send(batch).await {
+        match client.send(batch(route, &from_addr, messages)).await {
             Ok(_) => {
                 metrics.add_messages_sent(count);
                 backoff = BACKOFF_MIN;

@@ -15,18 +15,25 @@ use super::Links;
 /// raft-rs message is at most the configured message size (1 MiB).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// A message from a peer, with the address the peer says it listens on
+/// (empty when it did not say).
+pub(crate) struct Inbound {
+    pub from_addr: String,
+    pub message: Message,
+}
+
 /// The transport service of one member; serve it with
 /// [`TransportService::into_server`] on the member's address.
 #[derive(Clone)]
 pub struct TransportService {
     id: u64,
     cluster_id: u64,
-    inbound: mpsc::Sender<Message>,
+    inbound: mpsc::Sender<Inbound>,
     links: Links,
 }
 
 impl TransportService {
-    pub(crate) fn new(id: u64, cluster_id: u64, inbound: mpsc::Sender<Message>, links: Links) -> Self {
+    pub(crate) fn new(id: u64, cluster_id: u64, inbound: mpsc::Sender<Inbound>, links: Links) -> Self {
         TransportService {
             id,
             cluster_id,
@@ -58,9 +65,13 @@ impl TransportService {
         Ok(!self.links.is_cut(from))
     }
 
-    async fn deliver(&self, message: Message) -> Result<(), Status> {
+    async fn deliver(&self, from_addr: &str, message: Message) -> Result<(), Status> {
+        let inbound = Inbound {
+            from_addr: from_addr.to_string(),
+            message,
+        };
         self.inbound
-            .send(message)
+            .send(inbound)
             .await
             .map_err(|_| Status::unavailable(format!("raft member {} has stopped", self.id)))
     }
@@ -77,7 +88,7 @@ impl RaftTransport for TransportService {
         let batch = request.into_inner();
         if self.admit(batch.cluster_id, batch.from, batch.to)? {
             for bytes in &batch.messages {
-                self.deliver(decode(bytes)?).await?;
+                self.deliver(&batch.from_addr, decode(bytes)?).await?;
             }
         }
         Ok(Response::new(RaftAck {}))
@@ -99,7 +110,7 @@ impl RaftTransport for TransportService {
         }
         tracing::info!(from = first.from, bytes = data.len(), "snapshot received");
         message.mut_snapshot().data = data.freeze();
-        self.deliver(message).await?;
+        self.deliver("", message).await?;
         Ok(Response::new(RaftAck {}))
     }
 }

@@ -247,3 +247,23 @@ pub async fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T 
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+impl Cluster {
+    /// Cuts every link between the members of `side` and the others.
+    pub fn partition(&self, side: &[u64]) {
+        for (&id, member) in &self.members {
+            for &other in self.addrs.keys() {
+                if side.contains(&id) != side.contains(&other) {
+                    member.handle.links().cut(other);
+                }
+            }
+        }
+    }
+
+    /// Heals every cut link.
+    pub fn heal(&self) {
+        for member in self.members.values() {
+            member.handle.links().heal_all();
+        }
+    }
+}

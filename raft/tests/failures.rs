@@ -1,0 +1,203 @@
+//! Members lost, cut off, far behind, wiped, and all restarted: the group
+//! goes on where a majority can, and every member converges afterwards.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+use swarm_raft::Error;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_is_replaced_and_catches_up_after_restart() {
+    let mut cluster = Cluster::start(3).await;
+    let old_leader = cluster.leader().await;
+    cluster.propose_many(old_leader, 200, 16, "before").await;
+    cluster.stop(old_leader, false).await;
+
+    let new_leader = cluster.leader().await;
+    assert_ne!(new_leader, old_leader);
+    cluster.propose_many(new_leader, 200, 16, "after").await;
+
+    cluster.restart(old_leader).await;
+    let log = cluster.converge(400).await;
+    assert_eq!(log.len(), 400);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minority_cannot_commit_and_says_so_while_the_majority_goes_on() {
+    let cluster = Cluster::start(5).await;
+    let leader = cluster.leader().await;
+    cluster.propose_many(leader, 50, 8, "before").await;
+    let follower = *cluster.members.keys().find(|id| **id != leader).unwrap();
+    let minority = [leader, follower];
+    let majority: Vec<u64> = cluster
+        .members
+        .keys()
+        .copied()
+        .filter(|id| !minority.contains(id))
+        .collect();
+    cluster.partition(&minority);
+
+    // The old leader takes the proposal, cannot commit it, and steps down
+    // once it has not heard from a majority for an election timeout.
+    let started = Instant::now();
+    let err = cluster.handle(leader).propose(b"minority".to_vec()).await.unwrap_err();
+    assert!(
+        matches!(err, Error::UnknownOutcome { .. } | Error::NotLeader { .. }),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the minority answered after {:?}",
+        started.elapsed()
+    );
+    let err = cluster
+        .handle(follower)
+        .propose(b"minority".to_vec())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotLeader { .. }), "{err}");
+
+    let new_leader = cluster.leader_among(&majority).await;
+    cluster.propose_many(new_leader, 100, 8, "majority").await;
+
+    cluster.heal();
+    let log = cluster.converge(150).await;
+    assert!(
+        log.iter().all(|(_, data)| &data[..] != b"minority"),
+        "the minority's proposal was replaced, never applied"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_behind_the_retained_log_catches_up_by_snapshot() {
+    let cluster = Cluster::start_with(3, |config| {
+        config.snapshot_interval = 200;
+        config.keep_entries = 20;
+    })
+    .await;
+    let leader = cluster.leader().await;
+    let behind = *cluster.members.keys().find(|id| **id != leader).unwrap();
+    cluster.partition(&[behind]);
+    cluster.propose_many(leader, 1000, 32, "while away").await;
+    let status = cluster.handle(leader).status().await.unwrap();
+    assert!(status.snapshot_index >= 800, "the leader compacted its log: {status:?}");
+
+    cluster.heal();
+    cluster.converge(1000).await;
+    assert!(
+        cluster.handle(behind).metrics().snapshots_installed >= 1,
+        "it caught up by snapshot"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_member_added_back_under_a_new_id_catches_up() {
+    let mut cluster = Cluster::start_with(3, |config| {
+        config.snapshot_interval = 100;
+        config.keep_entries = 10;
+    })
+    .await;
+    let leader = cluster.leader().await;
+    cluster.propose_many(leader, 300, 16, "first").await;
+    let lost = *cluster.members.keys().find(|id| **id != leader).unwrap();
+    cluster.stop(lost, false).await;
+    std::fs::remove_dir_all(cluster.dir(lost)).unwrap();
+    cluster.handle(leader).remove_member(lost).await.unwrap();
+
+    let addr = cluster.start_joiner(4).await;
+    cluster.handle(leader).add_member(4, &addr).await.unwrap();
+    cluster.propose_many(leader, 100, 16, "second").await;
+    cluster.converge(400).await;
+    let status = cluster.handle(4).status().await.unwrap();
+    assert_eq!(status.members.keys().copied().collect::<Vec<_>>(), {
+        let mut ids: Vec<u64> = cluster.members.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    });
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_members_restarted_keep_everything_and_elect_a_leader() {
+    let mut cluster = Cluster::start_with(3, |config| {
+        config.snapshot_interval = 150;
+        config.keep_entries = 10;
+    })
+    .await;
+    let leader = cluster.leader().await;
+    cluster.propose_many(leader, 400, 16, "kept").await;
+    let before = cluster.converge(400).await;
+    for id in [1, 2, 3] {
+        cluster.stop(id, true).await;
+    }
+    for id in [1, 2, 3] {
+        cluster.restart(id).await;
+    }
+    let leader = cluster.leader().await;
+    let after = cluster.converge(400).await;
+    assert_eq!(after, before, "the restarted members hold exactly what they had");
+    cluster.propose_many(leader, 10, 4, "more").await;
+    cluster.converge(410).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_member_that_would_lose_quorum_is_refused() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let mut followers = cluster.members.keys().copied().filter(|id| *id != leader);
+    let (dead, alive) = (followers.next().unwrap(), followers.next().unwrap());
+    cluster.stop(dead, false).await;
+    wait_for_inactive(&cluster, leader, dead).await;
+    // Without `alive`, the group would be {leader, dead}: one reachable of
+    // two, below its quorum of two.
+    let refused = match cluster.handle(leader).remove_member(alive).await {
+        Err(Error::Membership(reason)) => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert!(refused.contains("below the quorum"), "{refused}");
+    assert!(refused.contains(&alive.to_string()), "{refused}");
+    let err = cluster.handle(leader).remove_member(leader).await.unwrap_err();
+    assert!(matches!(err, Error::Membership(_)), "{err}");
+    // Removing the dead one is fine: the two left are both reachable.
+    cluster.handle(leader).remove_member(dead).await.unwrap();
+    cluster.propose(b"still committing".to_vec()).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_on_request_and_proposals_go_on() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    cluster.propose_many(leader, 50, 8, "before").await;
+    let target = *cluster.members.keys().find(|id| **id != leader).unwrap();
+    let new_leader = cluster.handle(leader).transfer_leadership(Some(target)).await.unwrap();
+    assert_eq!(new_leader, target);
+    assert_eq!(cluster.leader().await, target);
+    let automatic = cluster.handle(target).transfer_leadership(None).await.unwrap();
+    assert_ne!(automatic, target);
+    cluster.propose_many(automatic, 50, 8, "after").await;
+    cluster.converge(100).await;
+    cluster.shutdown().await;
+}
+
+/// Waits until the leader has noticed that `member` stopped answering.
+async fn wait_for_inactive(cluster: &Cluster, leader: u64, member: u64) {
+    let deadline = Instant::now() + common::DEADLINE;
+    loop {
+        let status = cluster.handle(leader).status().await.unwrap();
+        if status.progress.get(&member).is_some_and(|progress| !progress.active) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the leader never noticed member {member} stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
