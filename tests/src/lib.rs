@@ -1,5 +1,6 @@
-//! Integration tests that start real `swarmd` processes: a stub for now.
-//!
-//! This crate will hold the multi-process tests (loopback clusters, a real
-//! RocksDB, a real Docker engine), the docker compose cluster, and the
-//! whole-cluster load and fault tools.
+//! Multi-process tests and tools: the Raft crash test's child, benchmark
+//! binaries, and (to come) tests that start real `swarmd` processes, the
+//! docker compose cluster, and whole-cluster load and fault tools.
+
+pub mod crash;
+pub mod fsync;

@@ -1,15 +1,11 @@
-//! Measures what one durable write costs on this disk: write 4 KiB at the
-//! end of a file, then `fdatasync`, as a Raft log append does. Prints p50,
-//! p99 and the rate, so that benchmark figures can be read against the disk
-//! they ran on (BENCHMARKS.md reports ratios to it).
+//! Measures what one durable write costs on this disk (see
+//! `swarm_tests::fsync`), so that benchmark figures can be read against
+//! the disk they ran on (BENCHMARKS.md reports ratios to it).
 //!
 //! Usage: `fsync-latency [DIR] [COUNT]` (default: the system temp dir, 500).
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -22,19 +18,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match measure(&dir, count) {
-        Ok(mut samples) => {
-            samples.sort();
-            let total: Duration = samples.iter().sum();
-            let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-            println!(
-                "fsync latency in {} ({count} writes of 4 KiB + fdatasync): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {:.0} fsyncs/s",
-                dir.display(),
-                at(0.50).as_secs_f64() * 1e3,
-                at(0.99).as_secs_f64() * 1e3,
-                at(1.0).as_secs_f64() * 1e3,
-                count as f64 / total.as_secs_f64(),
-            );
+    match swarm_tests::fsync::measure(&dir, count) {
+        Ok(latency) => {
+            println!("{} in {}", latency, dir.display());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -42,22 +28,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn measure(dir: &std::path::Path, count: usize) -> std::io::Result<Vec<Duration>> {
-    let path = dir.join(format!("fsync-latency-{}", std::process::id()));
-    let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
-    let block = [0xa5u8; 4096];
-    let mut samples = Vec::with_capacity(count);
-    let result = (|| {
-        for _ in 0..count {
-            let start = Instant::now();
-            file.write_all(&block)?;
-            file.sync_data()?;
-            samples.push(start.elapsed());
-        }
-        Ok(())
-    })();
-    std::fs::remove_file(&path)?;
-    result.map(|()| samples)
 }
