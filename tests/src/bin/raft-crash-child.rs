@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use futures::StreamExt as _;
 use swarm_raft::testing::LogMachine;
-use swarm_raft::{Config, RaftNode, Start};
+use swarm_raft::{RaftNode, Start};
 
 /// Proposals kept in flight, so that a kill lands among many unanswered.
 const IN_FLIGHT: usize = 64;
