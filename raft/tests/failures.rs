@@ -188,7 +188,7 @@ async fn leadership_moves_on_request_and_proposals_go_on() {
 
 /// Waits until the leader has noticed that `member` stopped answering.
 async fn wait_for_inactive(cluster: &Cluster, leader: u64, member: u64) {
-    let deadline = Instant::now() + common::DEADLINE;
+    let deadline = Instant::now() + swarm_raft::testing::cluster::DEADLINE;
     loop {
         let status = cluster.handle(leader).status().await.unwrap();
         if status.progress.get(&member).is_some_and(|progress| !progress.active) {

@@ -1,269 +1,58 @@
-//! A group of real members in one test process: each with its own RocksDB
-//! data dir and its transport served by tonic on a loopback port.
+//! The fixture of the group tests: a real group in this process
+//! (`swarm_raft::testing::cluster`) with test timing and logs.
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
 
-use swarm_raft::testing::LogMachine;
-use swarm_raft::{Config, Error, RaftHandle, RaftNode, Start};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use swarm_raft::Config;
 
-pub const CLUSTER_ID: u64 = 0x5eed;
-
-/// How long a test waits for a state before failing.
-pub const DEADLINE: Duration = Duration::from_secs(30);
-
-pub struct Member {
-    pub id: u64,
-    pub addr: String,
-    pub node: RaftNode<LogMachine>,
-    pub handle: RaftHandle<usize>,
-    pub machine: LogMachine,
-    server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
-}
-
-impl Member {
-    /// Stops serving and stops the member: gracefully (`shutdown`) or as a
-    /// crash would (`kill`).
-    pub async fn stop(mut self, graceful: bool) {
-        if graceful {
-            self.node.shutdown().await.expect("clean shutdown");
-        } else {
-            self.node.kill().await;
-        }
-        if let Some((stop, server)) = self.server.take() {
-            let _ = stop.send(());
-            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-        }
-    }
-}
-
+/// A group whose data dirs live in a temporary directory removed on drop.
 pub struct Cluster {
-    pub root: tempfile::TempDir,
-    pub members: BTreeMap<u64, Member>,
-    pub addrs: BTreeMap<u64, String>,
-    pub tweak: fn(&mut Config),
+    inner: swarm_raft::testing::cluster::Cluster,
+    _root: tempfile::TempDir,
 }
 
 /// Test timing: a 50 ms tick (elections after 0.5-1 s) keeps the tests
 /// quick without making elections flap on a loaded 2-core machine.
-pub fn test_config(id: u64, dir: PathBuf, addr: &str) -> Config {
-    let mut config = Config::new(id, CLUSTER_ID, dir, addr);
+fn test_timing(config: &mut Config) {
     config.tick = Duration::from_millis(50);
-    config
-}
-
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
-
-async fn bind() -> (TcpListener, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr").to_string();
-    (listener, addr)
 }
 
 impl Cluster {
-    /// Starts `size` members, ids 1..=size, bootstrapped together.
     pub async fn start(size: u64) -> Cluster {
         Self::start_with(size, |_| {}).await
     }
 
     pub async fn start_with(size: u64, tweak: fn(&mut Config)) -> Cluster {
-        init_tracing();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let root = tempfile::tempdir().expect("tempdir");
-        let mut listeners = BTreeMap::new();
-        let mut addrs = BTreeMap::new();
-        for id in 1..=size {
-            let (listener, addr) = bind().await;
-            listeners.insert(id, listener);
-            addrs.insert(id, addr);
-        }
-        let mut cluster = Cluster {
-            root,
-            members: BTreeMap::new(),
-            addrs: addrs.clone(),
-            tweak,
+        let configure = move |config: &mut Config| {
+            test_timing(config);
+            tweak(config);
         };
-        for (id, listener) in listeners {
-            let member = cluster
-                .launch(id, listener, Start::Bootstrap(addrs.clone()))
-                .await
-                .expect("start member");
-            cluster.members.insert(id, member);
-        }
-        cluster
+        let inner = swarm_raft::testing::cluster::Cluster::start(root.path().to_path_buf(), size, configure).await;
+        Cluster { inner, _root: root }
     }
 
-    pub fn dir(&self, id: u64) -> PathBuf {
-        self.root.path().join(format!("member-{id}"))
-    }
-
-    fn config(&self, id: u64) -> Config {
-        let mut config = test_config(id, self.dir(id), &self.addrs[&id]);
-        (self.tweak)(&mut config);
-        config
-    }
-
-    async fn launch(&self, id: u64, listener: TcpListener, start: Start) -> Result<Member, Error> {
-        let machine = LogMachine::new();
-        let node = RaftNode::start(self.config(id), machine.clone(), start).await?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let router = tonic::transport::Server::builder().add_service(node.transport_service().into_server());
-        let server = tokio::spawn(async move {
-            let incoming = TcpListenerStream::new(listener);
-            let _ = router
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        Ok(Member {
-            id,
-            addr: self.addrs[&id].clone(),
-            handle: node.handle(),
-            node,
-            machine,
-            server: Some((stop, server)),
-        })
-    }
-
-    /// Starts member `id` again from its data dir, on its old address.
-    pub async fn restart(&mut self, id: u64) {
-        let listener = TcpListener::bind(&self.addrs[&id])
-            .await
-            .expect("rebind the member's address");
-        let member = self.launch(id, listener, Start::Join).await.expect("restart member");
-        self.members.insert(id, member);
-    }
-
-    /// Starts a new, empty member `id` that waits to be added.
-    pub async fn start_joiner(&mut self, id: u64) -> String {
-        let (listener, addr) = bind().await;
-        self.addrs.insert(id, addr.clone());
-        let member = self.launch(id, listener, Start::Join).await.expect("start joiner");
-        self.members.insert(id, member);
-        addr
-    }
-
-    pub async fn stop(&mut self, id: u64, graceful: bool) {
-        let member = self.members.remove(&id).expect("a running member");
-        member.stop(graceful).await;
-    }
-
-    pub fn handle(&self, id: u64) -> &RaftHandle<usize> {
-        &self.members[&id].handle
-    }
-
-    /// Waits until one running member leads and every running member agrees
-    /// on it; returns its id.
-    pub async fn leader(&self) -> u64 {
-        let ids: Vec<u64> = self.members.keys().copied().collect();
-        self.leader_among(&ids).await
-    }
-
-    pub async fn leader_among(&self, ids: &[u64]) -> u64 {
-        wait_for("a leader that the members agree on", || {
-            let leaders: Vec<u64> = ids.iter().filter(|id| self.handle(**id).is_leader()).copied().collect();
-            let [leader] = leaders[..] else { return None };
-            ids.iter()
-                .all(|id| self.handle(*id).leadership().leader_id == Some(leader))
-                .then_some(leader)
-        })
-        .await
-    }
-
-    /// Proposes through whichever member leads, retrying while there is
-    /// none; returns the index.
-    pub async fn propose(&self, data: Vec<u8>) -> u64 {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let leader = self.members.values().find(|member| member.handle.is_leader());
-            if let Some(member) = leader {
-                match member.handle.propose(data.clone()).await {
-                    Ok((index, _)) => return index,
-                    Err(Error::NotLeader { .. } | Error::Dropped { .. }) => {}
-                    Err(err) => panic!("proposal failed: {err}"),
-                }
-            }
-            assert!(Instant::now() < deadline, "no leader took the proposal in {DEADLINE:?}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Proposes `count` entries with `in_flight` proposals at a time on the
-    /// member `leader`; returns the indexes.
-    pub async fn propose_many(&self, leader: u64, count: usize, in_flight: usize, tag: &str) -> Vec<u64> {
-        use futures::StreamExt as _;
-        let handle = self.handle(leader).clone();
-        futures::stream::iter(0..count)
-            .map(|n| {
-                let handle = handle.clone();
-                let data = format!("{tag}-{n}").into_bytes();
-                async move { handle.propose(data).await.expect("proposal committed").0 }
-            })
-            .buffer_unordered(in_flight)
-            .collect()
-            .await
-    }
-
-    /// Waits until every running member has applied exactly the same
-    /// entries as `reference`, and at least `count` of them.
-    pub async fn converge(&self, count: usize) -> Vec<(u64, bytes::Bytes)> {
-        wait_for("all members to apply the same entries", || {
-            let mut logs = self.members.values().map(|member| member.machine.entries());
-            let first = logs.next()?;
-            (first.len() >= count && logs.all(|log| log == first)).then_some(first)
-        })
-        .await
-    }
-
-    pub async fn shutdown(mut self) {
-        let ids: Vec<u64> = self.members.keys().copied().collect();
-        for id in ids {
-            self.stop(id, true).await;
-        }
+    pub async fn shutdown(self) {
+        self.inner.shutdown().await;
     }
 }
 
-/// Polls `probe` until it returns something, failing the test after
-/// [`DEADLINE`].
-pub async fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+impl Deref for Cluster {
+    type Target = swarm_raft::testing::cluster::Cluster;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
     }
 }
 
-impl Cluster {
-    /// Cuts every link between the members of `side` and the others.
-    pub fn partition(&self, side: &[u64]) {
-        for (&id, member) in &self.members {
-            for &other in self.addrs.keys() {
-                if side.contains(&id) != side.contains(&other) {
-                    member.handle.links().cut(other);
-                }
-            }
-        }
-    }
-
-    /// Heals every cut link.
-    pub fn heal(&self) {
-        for member in self.members.values() {
-            member.handle.links().heal_all();
-        }
+impl DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
     }
 }
