@@ -38,6 +38,6 @@ pub use config::Config;
 pub use error::{Error, Peer, Result};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use node::{Leadership, Progress, RaftHandle, RaftNode, Role, Start, Status};
-pub use state_machine::{BoxError, StateMachine};
+pub use state_machine::{BoxError, SnapshotWriter, StateMachine};
 pub use storage::RocksStorage;
 pub use transport::{Links, TransportService};

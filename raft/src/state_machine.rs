@@ -4,6 +4,15 @@
 /// replica that cannot apply or restore the log can no longer follow it.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Serializes a state captured by [`StateMachine::snapshot`], off the
+/// Ready loop.
+///
+/// # Errors
+///
+/// Whatever keeps the machine from writing its state out; the member logs
+/// it and tries again at the next snapshot point.
+pub type SnapshotWriter = Box<dyn FnOnce() -> Result<Vec<u8>, BoxError> + Send>;
+
 /// What the Raft node applies committed entries to, in log order, on every
 /// member. `swarmd` puts the store behind it; the tests use
 /// [`crate::testing::LogMachine`].
@@ -20,12 +29,11 @@ pub trait StateMachine: Send + 'static {
     /// of Raft's own: leader no-ops and membership changes).
     fn apply(&mut self, index: u64, data: &[u8]) -> Self::Output;
 
-    /// The whole state as of the last applied entry.
-    ///
-    /// # Errors
-    ///
-    /// Whatever keeps the machine from writing its state out.
-    fn snapshot(&self) -> Result<Vec<u8>, BoxError>;
+    /// Captures the whole state as of the last applied entry, and returns
+    /// what writes it out. The capture runs on the Ready loop and must be
+    /// cheap (the store clones the root of its persistent maps); the writer
+    /// runs on a blocking thread while the loop goes on.
+    fn snapshot(&self) -> SnapshotWriter;
 
     /// Replaces the whole state by a snapshot's (taken by `snapshot` on this
     /// or another member).

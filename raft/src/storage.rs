@@ -11,11 +11,16 @@
 //!   `conf_state`, `truncated` (index and term of the last entry dropped by
 //!   compaction or covered by a snapshot), `applied`, and one `member/<id>`
 //!   key per member holding its address.
-//! - `snapshot`: `meta` (the snapshot's `SnapshotMetadata`) and `data`.
+//! - `snapshot`: `meta` (the current snapshot's `SnapshotMetadata`) and
+//!   `data/<index>` (its data, keyed by its index).
 //!
 //! Every change goes into a [`WriteBatch`] that the Ready loop writes once,
-//! synced, per Ready: a snapshot, the entries it lets go of and the state
-//! that points at it change together or not at all.
+//! synced, per Ready. One exception: a snapshot this member takes has its
+//! data written off the loop first ([`write_snapshot_data`]), under its own
+//! key; the loop then switches `meta` to it, drops the old data and the
+//! entries it covers in one batch. Until then the old snapshot stays whole,
+//! and RocksDB's write-ahead log keeps the order, so a synced `meta` never
+//! points at data that did not reach the disk.
 //!
 //! # Who calls what
 //!
@@ -24,6 +29,7 @@
 //! add to the batch, and the loop does not let raft-rs read before the batch
 //! is on disk.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,7 +52,7 @@ const KEY_TRUNCATED: &[u8] = b"truncated";
 const KEY_APPLIED: &[u8] = b"applied";
 const MEMBER_PREFIX: &[u8] = b"member/";
 const KEY_SNAPSHOT_META: &[u8] = b"meta";
-const KEY_SNAPSHOT_DATA: &[u8] = b"data";
+const SNAPSHOT_DATA_PREFIX: &[u8] = b"data/";
 
 /// Bumped when the layout above changes; a data dir of another format is
 /// refused, never rewritten.
@@ -75,6 +81,10 @@ pub struct RocksStorage {
     applied: u64,
     members: BTreeMap<u64, String>,
     snapshot_meta: SnapshotMetadata,
+    /// Set when raft-rs asked for a snapshot to send to a member that the
+    /// stored one does not include: the Ready loop then takes a fresh one.
+    /// (raft-rs asks through `&self`.)
+    snapshot_wanted: Cell<bool>,
 }
 
 impl RocksStorage {
@@ -127,6 +137,7 @@ impl RocksStorage {
             applied: 0,
             members: BTreeMap::new(),
             snapshot_meta: SnapshotMetadata::default(),
+            snapshot_wanted: Cell::new(false),
         };
         if is_new {
             let mut batch = WriteBatch::default();
@@ -272,7 +283,7 @@ impl RocksStorage {
         let db = Arc::clone(&self.db);
         let snapshots = cf(&db, CF_SNAPSHOT)?;
         batch.put_cf(snapshots, KEY_SNAPSHOT_META, meta.write_to_bytes()?);
-        batch.put_cf(snapshots, KEY_SNAPSHOT_DATA, data);
+        batch.put_cf(snapshots, snapshot_data_key(1), data);
         self.snapshot_meta = meta;
         self.set_truncated(batch, 1, 1)?;
         self.set_hard_state(
@@ -318,7 +329,9 @@ impl RocksStorage {
     /// A RocksDB read error.
     pub fn snapshot_data(&self) -> Result<Option<Vec<u8>>> {
         let db = Arc::clone(&self.db);
-        Ok(self.db.get_cf(cf(&db, CF_SNAPSHOT)?, KEY_SNAPSHOT_DATA)?)
+        Ok(self
+            .db
+            .get_cf(cf(&db, CF_SNAPSHOT)?, snapshot_data_key(self.snapshot_meta.index))?)
     }
 
     /// Adds `entries` to the log, replacing any entries at or after the
@@ -400,19 +413,20 @@ impl RocksStorage {
         Ok(())
     }
 
-    /// Stores a snapshot this member took at `meta.index` (all applied), and
-    /// drops the entries more than `keep` before it.
-    pub(crate) fn store_snapshot(
-        &mut self,
-        batch: &mut WriteBatch,
-        meta: SnapshotMetadata,
-        data: &[u8],
-        keep: u64,
-    ) -> Result<()> {
+    /// Makes the snapshot whose data [`write_snapshot_data`] wrote at
+    /// `meta.index` the current one, drops the previous one's data, and
+    /// drops the entries more than `keep` before it. A snapshot no newer
+    /// than the current one (one was installed from the leader meanwhile) is
+    /// dropped instead.
+    pub(crate) fn snapshot_written(&mut self, batch: &mut WriteBatch, meta: SnapshotMetadata, keep: u64) -> Result<()> {
         let db = Arc::clone(&self.db);
-        let snapshot = cf(&db, CF_SNAPSHOT)?;
-        batch.put_cf(snapshot, KEY_SNAPSHOT_META, meta.write_to_bytes()?);
-        batch.put_cf(snapshot, KEY_SNAPSHOT_DATA, data);
+        let snapshots = cf(&db, CF_SNAPSHOT)?;
+        if meta.index <= self.snapshot_meta.index {
+            batch.delete_cf(snapshots, snapshot_data_key(meta.index));
+            return Ok(());
+        }
+        batch.delete_cf(snapshots, snapshot_data_key(self.snapshot_meta.index));
+        batch.put_cf(snapshots, KEY_SNAPSHOT_META, meta.write_to_bytes()?);
         let compact_to = meta.index.saturating_sub(keep);
         self.snapshot_meta = meta;
         if compact_to > self.truncated.0 {
@@ -428,6 +442,12 @@ impl RocksStorage {
             self.set_truncated(batch, compact_to, term)?;
         }
         Ok(())
+    }
+
+    /// Whether raft-rs asked for a snapshot the stored one cannot serve;
+    /// clears the request.
+    pub(crate) fn take_snapshot_request(&self) -> bool {
+        self.snapshot_wanted.replace(false)
     }
 
     /// Replaces the whole log by a snapshot received from the leader.
@@ -453,8 +473,9 @@ impl RocksStorage {
         self.set_applied(batch, meta.index)?;
         self.replace_members(batch, members)?;
         let snapshots = cf(&db, CF_SNAPSHOT)?;
+        batch.delete_cf(snapshots, snapshot_data_key(self.snapshot_meta.index));
         batch.put_cf(snapshots, KEY_SNAPSHOT_META, meta.write_to_bytes()?);
-        batch.put_cf(snapshots, KEY_SNAPSHOT_DATA, &snapshot.data);
+        batch.put_cf(snapshots, snapshot_data_key(meta.index), &snapshot.data);
         self.snapshot_meta = meta.clone();
         Ok(())
     }
@@ -555,8 +576,14 @@ impl raft::Storage for RocksStorage {
         Ok(self.last())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        if self.snapshot_meta.index < request_index || self.snapshot_meta.index == 0 {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let conf_state = self.snapshot_meta.get_conf_state();
+        let includes_peer = conf_state.voters.contains(&to) || conf_state.learners.contains(&to);
+        if self.snapshot_meta.index < request_index || self.snapshot_meta.index == 0 || !includes_peer {
+            // raft-rs refuses a snapshot whose configuration leaves out the
+            // member receiving it (one added after the snapshot was taken):
+            // ask the Ready loop for a fresh one; raft-rs asks again later.
+            self.snapshot_wanted.set(true);
             return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
         }
         let data = self
@@ -568,6 +595,15 @@ impl raft::Storage for RocksStorage {
         snapshot.data = data.into();
         Ok(snapshot)
     }
+}
+
+/// Writes the data of a snapshot this member took at `index`, off the Ready
+/// loop; [`RocksStorage::snapshot_written`] then makes it current. Not
+/// synced: the synced batch that switches to it syncs the write-ahead log
+/// up to and including this write.
+pub(crate) fn write_snapshot_data(db: &DB, index: u64, data: &[u8]) -> Result<()> {
+    db.put_cf(cf(db, CF_SNAPSHOT)?, snapshot_data_key(index), data)?;
+    Ok(())
 }
 
 /// Writes `batch` with one fsync.
@@ -590,6 +626,12 @@ fn storage_error(err: Error) -> raft::Error {
 
 fn index_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
+}
+
+fn snapshot_data_key(index: u64) -> Vec<u8> {
+    let mut key = SNAPSHOT_DATA_PREFIX.to_vec();
+    key.extend_from_slice(&index.to_be_bytes());
+    key
 }
 
 fn member_key(id: u64) -> Vec<u8> {

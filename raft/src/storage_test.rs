@@ -108,8 +108,9 @@ fn a_snapshot_compacts_the_log_but_keeps_the_tail_it_was_asked_to() {
         term: 3,
         ..Default::default()
     };
+    write_snapshot_data(&storage.db(), 15, b"state at 15").unwrap();
     let mut batch = WriteBatch::default();
-    storage.store_snapshot(&mut batch, meta, b"state at 15", 5).unwrap();
+    storage.snapshot_written(&mut batch, meta, 5).unwrap();
     storage.write(batch).unwrap();
     drop(storage);
 
@@ -121,13 +122,40 @@ fn a_snapshot_compacts_the_log_but_keeps_the_tail_it_was_asked_to() {
         Err(raft::Error::Store(StorageError::Compacted))
     ));
     assert_eq!(read(&storage, 11, 21).len(), 10);
-    let snapshot = storage.snapshot(0, 2).unwrap();
-    assert_eq!(snapshot.get_metadata().index, 15);
-    assert_eq!(&snapshot.data[..], b"state at 15");
+    let snapshot = storage.snapshot(0, 2).unwrap_err();
     assert!(
-        storage.snapshot(16, 2).is_err(),
+        matches!(
+            snapshot,
+            raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)
+        ),
+        "a snapshot whose configuration leaves out the member is not offered to it"
+    );
+    assert!(storage.take_snapshot_request(), "a fresh snapshot is asked for instead");
+    drop(storage);
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    let mut batch = WriteBatch::default();
+    let mut meta = SnapshotMetadata {
+        index: 18,
+        term: 3,
+        ..Default::default()
+    };
+    meta.set_conf_state(ConfState {
+        voters: vec![1, 2],
+        ..Default::default()
+    });
+    write_snapshot_data(&storage.db(), 18, b"state at 18").unwrap();
+    storage.snapshot_written(&mut batch, meta, 5).unwrap();
+    storage.write(batch).unwrap();
+    let snapshot = storage.snapshot(0, 2).unwrap();
+    assert_eq!(snapshot.get_metadata().index, 18);
+    assert_eq!(&snapshot.data[..], b"state at 18");
+    assert!(
+        storage.snapshot(19, 2).is_err(),
         "a snapshot older than asked for is not offered"
     );
+    let db = storage.db();
+    let old_data = db.get_cf(cf(&db, CF_SNAPSHOT).unwrap(), snapshot_data_key(15)).unwrap();
+    assert_eq!(old_data, None, "the replaced snapshot's data is gone");
 }
 
 #[test]

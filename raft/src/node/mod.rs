@@ -75,8 +75,7 @@ impl<S: StateMachine> RaftNode<S> {
                     "the initial members do not include this member {id}"
                 )));
             }
-            let state = machine
-                .snapshot()
+            let state = machine.snapshot()()
                 .map_err(|err| Error::Corrupt(format!("the state machine cannot write its first snapshot: {err}")))?;
             let mut batch = WriteBatch::default();
             storage.bootstrap(&mut batch, members, &membership::encode_snapshot(members, state))?;
@@ -106,6 +105,7 @@ impl<S: StateMachine> RaftNode<S> {
         let (commands_tx, commands) = mpsc::channel(64);
         let (shutdown_tx, shutdown) = oneshot::channel();
         let (leadership_tx, leadership) = watch::channel(Leadership::default());
+        let (snapshots_written, snapshots_done) = mpsc::unbounded_channel();
 
         let handle = RaftHandle {
             id: config.id,
@@ -133,6 +133,9 @@ impl<S: StateMachine> RaftNode<S> {
             leadership: leadership_tx,
             metrics,
             removed: false,
+            snapshot_started: None,
+            snapshots_written,
+            snapshots_done,
             last_heard: Default::default(),
         };
         let task = tokio::spawn(ready_loop.run());
@@ -166,10 +169,9 @@ impl<S: StateMachine> RaftNode<S> {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        let result = (&mut self.task).await.map_err(|_| Error::Stopped)?;
-        // The loop owned the database; it is closed once the task is gone.
-        debug_assert!(self.db.strong_count() == 0);
-        result
+        let result = (&mut self.task).await.map_err(|_| Error::Stopped);
+        self.wait_closed().await;
+        result?
     }
 
     /// Ends the member abruptly, as a crash would (the loop is cancelled
@@ -178,7 +180,12 @@ impl<S: StateMachine> RaftNode<S> {
     pub async fn kill(mut self) {
         self.task.abort();
         let _ = (&mut self.task).await;
-        // A write cut short still holds the database until the disk answers.
+        self.wait_closed().await;
+    }
+
+    /// Waits (up to 10 s) until RocksDB is closed: a write or a snapshot
+    /// cut short on a blocking thread holds the database until it ends.
+    async fn wait_closed(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while self.db.strong_count() > 0 && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;

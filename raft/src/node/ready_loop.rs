@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, MessageType, Snapshot};
+use raft::eraftpb::{
+    ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, MessageType, Snapshot, SnapshotMetadata,
+};
 use raft::raw_node::RawNode;
 use raft::{SnapshotStatus, StateRole, Storage as _};
 use rocksdb::WriteBatch;
@@ -54,6 +56,11 @@ pub(crate) struct ReadyLoop<S: StateMachine> {
     pub metrics: Arc<Metrics>,
     /// Set when this member's own removal applied: it stops.
     pub removed: bool,
+    /// When the snapshot being written off the loop was started, if one is.
+    pub snapshot_started: Option<Instant>,
+    /// Where snapshot writers report; the loop holds both ends.
+    pub snapshots_written: mpsc::UnboundedSender<(SnapshotMetadata, Result<usize>)>,
+    pub snapshots_done: mpsc::UnboundedReceiver<(SnapshotMetadata, Result<usize>)>,
     /// When each peer's last message arrived. raft-rs's own `recent_active`
     /// is cleared at every election timeout, so it reads "inactive" for a
     /// moment even for a healthy peer.
@@ -76,6 +83,11 @@ impl<S: StateMachine> ReadyLoop<S> {
                 Some(message) = self.inbound.recv() => self.on_message(message),
                 Some(proposal) = self.proposals.recv() => self.on_proposal(proposal),
                 Some(report) = self.reports.recv() => self.on_report(report),
+                Some((meta, written)) = self.snapshots_done.recv() => {
+                    if let Err(err) = self.on_snapshot_written(meta, written).await {
+                        break Err(err);
+                    }
+                }
                 _ = ticker.tick() => {
                     self.raw.tick();
                 }
@@ -401,7 +413,7 @@ impl<S: StateMachine> ReadyLoop<S> {
         self.send(light.take_messages());
         self.apply(light.take_committed_entries())?;
         self.raw.advance_apply();
-        self.maybe_snapshot().await
+        self.maybe_snapshot()
     }
 
     /// Writes the batch, if anything is in it; synced when the Ready says
@@ -540,36 +552,64 @@ impl<S: StateMachine> ReadyLoop<S> {
         Ok(())
     }
 
-    /// Every `snapshot_interval` applied entries, writes the state machine's
-    /// state at the applied index and drops the log before it but for
-    /// `keep_entries`. Written at once, not with the next Ready: the leader
-    /// may have to send this snapshot before then, and reads it from disk.
-    async fn maybe_snapshot(&mut self) -> Result<()> {
-        let applied = self.raw.raft.raft_log.applied;
+    /// Starts a snapshot at the applied index every `snapshot_interval`
+    /// entries, or when raft-rs needs one the stored snapshot cannot serve.
+    /// The state is captured here; it is serialized and written on a
+    /// blocking thread, and [`ReadyLoop::on_snapshot_written`] makes it
+    /// current. One at a time.
+    fn maybe_snapshot(&mut self) -> Result<()> {
         let store = self.raw.store();
-        if applied < store.snapshot_meta().index + self.config.snapshot_interval {
+        let wanted = store.take_snapshot_request();
+        let applied = self.raw.raft.raft_log.applied;
+        let due = applied >= store.snapshot_meta().index + self.config.snapshot_interval;
+        // A request dropped while a snapshot is in progress comes again:
+        // raft-rs asks at each attempt to catch the member up.
+        if self.snapshot_started.is_some() || !(due || wanted) || applied <= store.snapshot_meta().index {
             return Ok(());
         }
-        let started = Instant::now();
-        let state = self
-            .machine
-            .snapshot()
-            .map_err(|err| Error::Corrupt(format!("the state machine cannot write a snapshot: {err}")))?;
-        let data = membership::encode_snapshot(store.members(), state);
-        let mut meta = raft::eraftpb::SnapshotMetadata {
+        let mut meta = SnapshotMetadata {
             index: applied,
             term: store.term(applied)?,
             ..Default::default()
         };
         meta.set_conf_state(store.conf_state().clone());
-        let bytes = data.len();
-        let keep = self.config.keep_entries;
-        self.raw
-            .mut_store()
-            .store_snapshot(&mut self.batch, meta, &data, keep)?;
-        self.write_batch(true, 0).await?;
-        self.metrics.add_snapshot_taken();
-        tracing::info!(member = self.config.id, index = applied, bytes, elapsed = ?started.elapsed(), "snapshot taken");
+        let members = store.members().clone();
+        let writer = self.machine.snapshot();
+        let db = store.db();
+        let done = self.snapshots_written.clone();
+        self.snapshot_started = Some(Instant::now());
+        tokio::task::spawn_blocking(move || {
+            let written = writer()
+                .map_err(|err| Error::Corrupt(format!("the state machine cannot write a snapshot: {err}")))
+                .and_then(|state| {
+                    let data = membership::encode_snapshot(&members, state);
+                    storage::write_snapshot_data(&db, meta.index, &data).map(|()| data.len())
+                });
+            // The loop may have stopped meanwhile; then no one needs it.
+            let _ = done.send((meta, written));
+        });
+        Ok(())
+    }
+
+    /// Makes a snapshot written off the loop current, compacts the log
+    /// behind it, and writes that at once.
+    async fn on_snapshot_written(&mut self, meta: SnapshotMetadata, written: Result<usize>) -> Result<()> {
+        let elapsed = self
+            .snapshot_started
+            .take()
+            .map(|started| started.elapsed())
+            .unwrap_or_default();
+        let index = meta.index;
+        match written {
+            Ok(bytes) => {
+                let keep = self.config.keep_entries;
+                self.raw.mut_store().snapshot_written(&mut self.batch, meta, keep)?;
+                self.write_batch(true, 0).await?;
+                self.metrics.add_snapshot_taken();
+                tracing::info!(member = self.config.id, index, bytes, ?elapsed, "snapshot taken");
+            }
+            Err(err) => tracing::error!(member = self.config.id, index, %err, "snapshot failed; retrying later"),
+        }
         Ok(())
     }
 

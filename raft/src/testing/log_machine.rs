@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Buf, BufMut, Bytes};
 
-use crate::state_machine::{BoxError, StateMachine};
+use crate::state_machine::{BoxError, SnapshotWriter, StateMachine};
 
 /// Records each applied entry's index and data, in order. Clones share the
 /// record, so a test keeps one to look at while the member owns the other.
@@ -54,16 +54,19 @@ impl StateMachine for LogMachine {
         applied.len()
     }
 
-    fn snapshot(&self) -> Result<Vec<u8>, BoxError> {
-        let applied = self.lock();
-        let size = applied.iter().map(|(_, data)| 12 + data.len()).sum();
-        let mut bytes = Vec::with_capacity(size);
-        for (index, data) in applied.iter() {
-            bytes.put_u64(*index);
-            bytes.put_u32(u32::try_from(data.len())?);
-            bytes.put_slice(data);
-        }
-        Ok(bytes)
+    fn snapshot(&self) -> SnapshotWriter {
+        // Clones of `Bytes` share the data: the capture copies no payload.
+        let applied = self.lock().clone();
+        Box::new(move || {
+            let size = applied.iter().map(|(_, data)| 12 + data.len()).sum();
+            let mut bytes = Vec::with_capacity(size);
+            for (index, data) in &applied {
+                bytes.put_u64(*index);
+                bytes.put_u32(u32::try_from(data.len())?);
+                bytes.put_slice(data);
+            }
+            Ok(bytes)
+        })
     }
 
     fn restore(&mut self, mut data: &[u8]) -> Result<(), BoxError> {
@@ -96,7 +99,7 @@ mod tests {
         machine.apply(5, b"");
         machine.apply(6, b"ccc");
         let mut restored = LogMachine::new();
-        restored.restore(&machine.snapshot().unwrap()).unwrap();
+        restored.restore(&machine.snapshot()().unwrap()).unwrap();
         assert_eq!(restored.entries(), machine.entries());
     }
 
@@ -104,7 +107,7 @@ mod tests {
     fn restore_refuses_truncated_bytes_and_keeps_its_state() {
         let mut machine = LogMachine::new();
         machine.apply(1, b"keep");
-        let mut bytes = machine.snapshot().unwrap();
+        let mut bytes = machine.snapshot()().unwrap();
         bytes.pop();
         assert!(machine.restore(&bytes).is_err());
         assert_eq!(machine.len(), 1);
