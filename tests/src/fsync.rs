@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 /// Latencies of `count` durable writes.
 #[derive(Debug, Clone, Copy)]
 pub struct FsyncLatency {
-    /// Writes measured.
+    /// Threads writing at once, each to its own file.
+    pub writers: usize,
+    /// Writes measured, all threads together.
     pub count: usize,
     /// Median.
     pub p50: Duration,
@@ -27,8 +29,9 @@ impl std::fmt::Display for FsyncLatency {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "fsync ({} writes of 4 KiB + fdatasync): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {:.0} fsyncs/s",
+            "fsync ({} writes of 4 KiB + fdatasync, {} writer(s) at once): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {:.0} fsyncs/s",
             self.count,
+            self.writers,
             self.p50.as_secs_f64() * 1e3,
             self.p99.as_secs_f64() * 1e3,
             self.max.as_secs_f64() * 1e3,
@@ -43,8 +46,46 @@ impl std::fmt::Display for FsyncLatency {
 ///
 /// The file cannot be created, written, synced or removed.
 pub fn measure(dir: &Path, count: usize) -> std::io::Result<FsyncLatency> {
-    let count = count.max(1);
-    let path = dir.join(format!("fsync-latency-{}", std::process::id()));
+    measure_concurrent(dir, 1, count)
+}
+
+/// Measures `count` durable writes by each of `writers` threads at once,
+/// each to its own file, as the members of a group on one machine write.
+/// On this disk concurrent fsyncs stall each other far more than one alone.
+///
+/// # Errors
+///
+/// A file cannot be created, written, synced or removed.
+pub fn measure_concurrent(dir: &Path, writers: usize, count: usize) -> std::io::Result<FsyncLatency> {
+    let started = Instant::now();
+    let samples: Vec<std::io::Result<Vec<Duration>>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..writers.max(1))
+            .map(|writer| scope.spawn(move || one_writer(dir, writer, count.max(1))))
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| thread.join().unwrap_or_else(|_| Err(std::io::Error::other("panicked"))))
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    let mut all = Vec::new();
+    for writer in samples {
+        all.extend(writer?);
+    }
+    all.sort();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Ok(FsyncLatency {
+        writers: writers.max(1),
+        count: all.len(),
+        p50: at(0.50),
+        p99: at(0.99),
+        max: at(1.0),
+        per_second: all.len() as f64 / elapsed.as_secs_f64(),
+    })
+}
+
+fn one_writer(dir: &Path, writer: usize, count: usize) -> std::io::Result<Vec<Duration>> {
+    let path = dir.join(format!("fsync-latency-{}-{writer}", std::process::id()));
     let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
     let block = [0xa5u8; 4096];
     let mut samples = Vec::with_capacity(count);
@@ -58,15 +99,5 @@ pub fn measure(dir: &Path, count: usize) -> std::io::Result<FsyncLatency> {
         Ok(())
     })();
     std::fs::remove_file(&path)?;
-    result?;
-    samples.sort();
-    let total: Duration = samples.iter().sum();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    Ok(FsyncLatency {
-        count,
-        p50: at(0.50),
-        p99: at(0.99),
-        max: at(1.0),
-        per_second: count as f64 / total.as_secs_f64(),
-    })
+    result.map(|()| samples)
 }

@@ -13,7 +13,6 @@ use crate::{Config, Error, RaftHandle, RaftNode, Start};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// The cluster id of every group started here.
 pub const CLUSTER_ID: u64 = 0x5eed;
@@ -56,6 +55,8 @@ pub struct Cluster {
     pub addrs: BTreeMap<u64, String>,
     /// Applied to each member's default configuration.
     pub tweak: Arc<dyn Fn(&mut Config) + Send + Sync>,
+    /// Makes each member's state machine.
+    pub new_machine: fn() -> LogMachine,
 }
 
 async fn bind() -> (TcpListener, String) {
@@ -68,6 +69,16 @@ impl Cluster {
     /// Starts `size` members, ids 1..=size, bootstrapped together, with
     /// their data dirs under `root` and `tweak` applied to the defaults.
     pub async fn start(root: PathBuf, size: u64, tweak: impl Fn(&mut Config) + Send + Sync + 'static) -> Cluster {
+        Self::start_with_machines(root, size, LogMachine::new, tweak).await
+    }
+
+    /// As [`Cluster::start`], each member's state machine made by `new_machine`.
+    pub async fn start_with_machines(
+        root: PathBuf,
+        size: u64,
+        new_machine: fn() -> LogMachine,
+        tweak: impl Fn(&mut Config) + Send + Sync + 'static,
+    ) -> Cluster {
         let tweak = Arc::new(tweak);
         let mut listeners = BTreeMap::new();
         let mut addrs = BTreeMap::new();
@@ -81,6 +92,7 @@ impl Cluster {
             members: BTreeMap::new(),
             addrs: addrs.clone(),
             tweak,
+            new_machine,
         };
         for (id, listener) in listeners {
             let member = cluster
@@ -104,12 +116,12 @@ impl Cluster {
     }
 
     async fn launch(&self, id: u64, listener: TcpListener, start: Start) -> Result<Member, Error> {
-        let machine = LogMachine::new();
+        let machine = (self.new_machine)();
         let node = RaftNode::start(self.config(id), machine.clone(), start).await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let router = tonic::transport::Server::builder().add_service(node.transport_service().into_server());
         let server = tokio::spawn(async move {
-            let incoming = TcpListenerStream::new(listener);
+            let incoming = crate::transport::incoming(listener);
             let _ = router
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;

@@ -1,5 +1,7 @@
-//! A state machine for tests and benchmarks: it keeps every entry applied.
+//! A state machine for tests and benchmarks: it keeps every entry applied
+//! (or the last few, for a state of bounded size).
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Buf, BufMut, Bytes};
@@ -10,18 +12,29 @@ use crate::state_machine::{BoxError, SnapshotWriter, StateMachine};
 /// record, so a test keeps one to look at while the member owns the other.
 #[derive(Clone, Debug, Default)]
 pub struct LogMachine {
-    applied: Arc<Mutex<Vec<(u64, Bytes)>>>,
+    applied: Arc<Mutex<VecDeque<(u64, Bytes)>>>,
+    /// Keep only this many of the latest entries (None: all).
+    limit: Option<usize>,
 }
 
 impl LogMachine {
-    /// An empty machine.
+    /// An empty machine that keeps every entry.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The entries applied so far, in order.
+    /// An empty machine that keeps only the latest `limit` entries, so its
+    /// snapshots stay the same size however long a benchmark runs.
+    pub fn keeping_last(limit: usize) -> Self {
+        LogMachine {
+            limit: Some(limit),
+            ..Self::default()
+        }
+    }
+
+    /// The entries applied (and kept) so far, in order.
     pub fn entries(&self) -> Vec<(u64, Bytes)> {
-        self.lock().clone()
+        self.lock().iter().cloned().collect()
     }
 
     /// How many entries were applied.
@@ -36,10 +49,10 @@ impl LogMachine {
 
     /// The index of the last applied entry (0 if none).
     pub fn last_index(&self) -> u64 {
-        self.lock().last().map_or(0, |(index, _)| *index)
+        self.lock().back().map_or(0, |(index, _)| *index)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<(u64, Bytes)>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<(u64, Bytes)>> {
         self.applied.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
@@ -50,7 +63,10 @@ impl StateMachine for LogMachine {
 
     fn apply(&mut self, index: u64, data: &[u8]) -> usize {
         let mut applied = self.lock();
-        applied.push((index, Bytes::copy_from_slice(data)));
+        applied.push_back((index, Bytes::copy_from_slice(data)));
+        if self.limit.is_some_and(|limit| applied.len() > limit) {
+            applied.pop_front();
+        }
         applied.len()
     }
 
@@ -70,7 +86,7 @@ impl StateMachine for LogMachine {
     }
 
     fn restore(&mut self, mut data: &[u8]) -> Result<(), BoxError> {
-        let mut restored = Vec::new();
+        let mut restored = VecDeque::new();
         while data.has_remaining() {
             if data.remaining() < 12 {
                 return Err("truncated entry header".into());
@@ -80,7 +96,7 @@ impl StateMachine for LogMachine {
             if data.remaining() < len {
                 return Err("truncated entry".into());
             }
-            restored.push((index, Bytes::copy_from_slice(&data[..len])));
+            restored.push_back((index, Bytes::copy_from_slice(&data[..len])));
             data.advance(len);
         }
         *self.lock() = restored;

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+pub use channel::incoming;
 pub use links::Links;
 pub(crate) use server::Inbound;
 pub use server::TransportService;

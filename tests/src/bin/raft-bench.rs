@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
+use swarm_raft::testing::LogMachine;
 use swarm_raft::testing::cluster::Cluster;
 use swarm_raft::{Config, MetricsSnapshot, RaftHandle};
 use swarm_tests::fsync::{self, FsyncLatency};
@@ -30,6 +31,10 @@ struct Args {
     /// Trials of the failover and transfer scenarios.
     #[arg(long, default_value_t = 20)]
     trials: usize,
+    /// Entries between snapshots in the throughput scenarios (default: the
+    /// crate's, 10,000).
+    #[arg(long)]
+    snapshot_interval: Option<u64>,
     /// Scenarios to run (durable, cluster, failover, transfer, snapshot).
     scenarios: Vec<String>,
 }
@@ -60,8 +65,8 @@ async fn main() -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root)?;
         match scenario {
-            "durable" => throughput(&root, 1, args.seconds).await?,
-            "cluster" => throughput(&root, 3, args.seconds).await?,
+            "durable" => throughput(&root, 1, &args).await?,
+            "cluster" => throughput(&root, 3, &args).await?,
             "failover" => failover(&root, args.trials).await?,
             "transfer" => transfer(&root, args.trials).await?,
             "snapshot" => snapshot(&root).await?,
@@ -118,32 +123,45 @@ async fn load(handle: &RaftHandle<usize>, in_flight: usize, seconds: u64) -> any
     Ok(all)
 }
 
-fn delta(after: MetricsSnapshot, before: MetricsSnapshot) -> (u64, u64, u64) {
+fn delta(after: MetricsSnapshot, before: MetricsSnapshot) -> (u64, u64, u64, u64) {
     (
         after.fsyncs - before.fsyncs,
         after.entries_persisted - before.entries_persisted,
         after.fsync_micros - before.fsync_micros,
+        after.messages_dropped - before.messages_dropped,
     )
 }
 
 /// Durable throughput with `size` members on loopback.
-async fn throughput(root: &Path, size: u64, seconds: u64) -> anyhow::Result<()> {
-    let cluster = Cluster::start(root.to_path_buf(), size, |_| {}).await;
+async fn throughput(root: &Path, size: u64, args: &Args) -> anyhow::Result<()> {
+    let seconds = args.seconds;
+    let interval = args.snapshot_interval;
+    // A state of bounded size (the latest 10,000 entries, about 2.7 MB), as
+    // the store's is: snapshots cost the same at the end of a run as at
+    // its start.
+    let keep_last = || LogMachine::keeping_last(10_000);
+    let cluster = Cluster::start_with_machines(root.to_path_buf(), size, keep_last, move |config| {
+        if let Some(interval) = interval {
+            config.snapshot_interval = interval;
+        }
+    })
+    .await;
     let leader = cluster.leader().await;
     let handle = cluster.handle(leader).clone();
     load(&handle, 16, 1).await?; // warm up
     println!("\n{size} member(s), durable, {ENTRY_BYTES} B entries, {seconds} s per point");
     println!(
-        "| in flight | proposals/s | p50 ms | p99 ms | fsyncs/s (leader) | entries/fsync | leader write ms | fsync p50 ms (probe) | target/s |"
+        "| in flight | proposals/s | p50 ms | p99 ms | fsyncs/s (leader) | entries/fsync | leader write ms | dropped msgs | fsync p50 ms (probe, {size} writer(s)) | target/s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for in_flight in IN_FLIGHT {
-        let probe = measure_fsync(root)?;
+        // As many writers as members: they share this one disk.
+        let probe = fsync::measure_concurrent(root, size as usize, 300 / size as usize)?;
         let before = handle.metrics();
         let started = Instant::now();
         let latencies = load(&handle, in_flight, seconds).await?;
         let elapsed = started.elapsed();
-        let (fsyncs, entries, micros) = delta(handle.metrics(), before);
+        let (fsyncs, entries, micros, dropped) = delta(handle.metrics(), before);
         let rate = latencies.len() as f64 / elapsed.as_secs_f64();
         let target = match (size, in_flight) {
             (1, 256) => "30,000".to_string(),
@@ -151,7 +169,7 @@ async fn throughput(root: &Path, size: u64, seconds: u64) -> anyhow::Result<()> 
             _ => format!("{:.0}", 0.8 * in_flight as f64 / probe.p50.as_secs_f64()),
         };
         println!(
-            "| {in_flight} | {rate:.0} | {:.2} | {:.2} | {:.0} | {:.1} | {:.2} | {:.2} (p99 {:.2}) | {target} |",
+            "| {in_flight} | {rate:.0} | {:.2} | {:.2} | {:.0} | {:.1} | {:.2} | {dropped} | {:.2} (p99 {:.2}) | {target} |",
             ms(percentile(&latencies, 0.5)),
             ms(percentile(&latencies, 0.99)),
             fsyncs as f64 / elapsed.as_secs_f64(),
