@@ -33,6 +33,10 @@ pub struct Config {
     /// A leader steps down when it has not heard from a majority within an
     /// election timeout, so a leader in a minority stops taking proposals.
     pub check_quorum: bool,
+    /// Campaign at once when the silent leader's address refuses
+    /// connections (its process is gone), instead of waiting out an
+    /// election timeout (`node/failover.rs`).
+    pub fast_failover: bool,
     /// Take a snapshot (and compact the log) after this many applied entries.
     pub snapshot_interval: u64,
     /// Entries kept before the snapshot's index, so that a follower a little
@@ -63,6 +67,7 @@ impl Config {
             election_ticks: 10,
             pre_vote: true,
             check_quorum: true,
+            fast_failover: true,
             snapshot_interval: 10_000,
             keep_entries: 500,
             proposal_queue: 4096,

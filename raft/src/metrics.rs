@@ -18,6 +18,7 @@ pub struct Metrics {
     snapshots_sent: AtomicU64,
     snapshots_installed: AtomicU64,
     leader_changes: AtomicU64,
+    fast_failovers: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -47,6 +48,9 @@ pub struct MetricsSnapshot {
     pub snapshots_installed: u64,
     /// Changes of the known leader (including to none).
     pub leader_changes: u64,
+    /// Campaigns started at once because the leader's address refused
+    /// connections.
+    pub fast_failovers: u64,
 }
 
 impl MetricsSnapshot {
@@ -76,6 +80,7 @@ impl Metrics {
             snapshots_sent: self.snapshots_sent.load(Relaxed),
             snapshots_installed: self.snapshots_installed.load(Relaxed),
             leader_changes: self.leader_changes.load(Relaxed),
+            fast_failovers: self.fast_failovers.load(Relaxed),
         }
     }
 
@@ -107,6 +112,9 @@ impl Metrics {
     }
     pub(crate) fn add_snapshot_installed(&self) {
         self.snapshots_installed.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn add_fast_failover(&self) {
+        self.fast_failovers.fetch_add(1, Relaxed);
     }
     pub(crate) fn add_leader_change(&self) {
         self.leader_changes.fetch_add(1, Relaxed);

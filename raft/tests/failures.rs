@@ -219,3 +219,45 @@ async fn a_member_added_after_the_last_snapshot_gets_a_fresh_one_that_includes_i
     assert!(cluster.handle(4).metrics().snapshots_installed >= 1);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_leader_is_replaced_without_waiting_out_its_lease() {
+    let mut cluster = Cluster::start(3).await;
+    let old_leader = cluster.leader().await;
+    cluster.propose_many(old_leader, 20, 4, "before").await;
+    cluster.stop(old_leader, false).await;
+    let new_leader = cluster.leader().await;
+    assert_ne!(new_leader, old_leader);
+    let fast: u64 = cluster
+        .members
+        .values()
+        .map(|member| member.handle.metrics().fast_failovers)
+        .sum();
+    assert_eq!(
+        fast, 1,
+        "one follower found the leader's port closed and campaigned at once"
+    );
+    cluster.propose_many(new_leader, 20, 4, "after").await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_but_alive_is_not_replaced_by_a_fast_campaign() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    cluster.partition(&[leader]);
+    let others: Vec<u64> = cluster.members.keys().copied().filter(|id| *id != leader).collect();
+    let new_leader = cluster.leader_among(&others).await;
+    assert_ne!(new_leader, leader);
+    let fast: u64 = cluster
+        .members
+        .values()
+        .map(|member| member.handle.metrics().fast_failovers)
+        .sum();
+    assert_eq!(
+        fast, 0,
+        "its address still answers: only the election timeout may replace it"
+    );
+    cluster.heal();
+    cluster.shutdown().await;
+}

@@ -2,6 +2,7 @@
 //! the state machine, and spawns the Ready loop; [`RaftHandle`] is how the
 //! rest of the program talks to it.
 
+mod failover;
 mod handle;
 mod membership;
 mod pending;
@@ -23,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::state_machine::StateMachine;
 use crate::storage::RocksStorage;
 use crate::transport::{Links, Transport, TransportService};
+use failover::LeaderWatch;
 use pending::Pending;
 use ready_loop::ReadyLoop;
 
@@ -98,6 +100,7 @@ impl<S: StateMachine> RaftNode<S> {
         let metrics = Arc::new(Metrics::default());
         let links = Links::default();
         let (reports_tx, reports) = mpsc::unbounded_channel();
+        let leader_watch = LeaderWatch::new(reports_tx.clone());
         let mut transport = Transport::new(&config, links.clone(), reports_tx, Arc::clone(&metrics));
         transport.set_members(&members);
         let (inbound_tx, inbound) = mpsc::channel(config.peer_queue);
@@ -136,6 +139,7 @@ impl<S: StateMachine> RaftNode<S> {
             snapshot_started: None,
             snapshots_written,
             snapshots_done,
+            leader_watch,
             last_heard: Default::default(),
         };
         let task = tokio::spawn(ready_loop.run());

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 use tracing::Instrument as _;
 
+use super::failover::LeaderWatch;
 use super::handle::{Command, Leadership, Progress, Proposal, Role, Status};
 use super::membership;
 use super::pending::{Pending, Waiter};
@@ -61,6 +62,8 @@ pub(crate) struct ReadyLoop<S: StateMachine> {
     /// Where snapshot writers report; the loop holds both ends.
     pub snapshots_written: mpsc::UnboundedSender<(SnapshotMetadata, Result<usize>)>,
     pub snapshots_done: mpsc::UnboundedReceiver<(SnapshotMetadata, Result<usize>)>,
+    /// Watches for a leader whose process is gone (`failover`).
+    pub leader_watch: LeaderWatch,
     /// When each peer's last message arrived. raft-rs's own `recent_active`
     /// is cleared at every election timeout, so it reads "inactive" for a
     /// moment even for a healthy peer.
@@ -90,6 +93,7 @@ impl<S: StateMachine> ReadyLoop<S> {
                 }
                 _ = ticker.tick() => {
                     self.raw.tick();
+                    self.leader_watch.on_tick(&self.raw, &self.config);
                 }
             }
             self.drain_queues();
@@ -192,6 +196,17 @@ impl<S: StateMachine> ReadyLoop<S> {
                     SnapshotStatus::Failure
                 };
                 self.raw.report_snapshot(to, status);
+            }
+            Report::LeaderProbe { leader, term, refused } => {
+                if let Some(timeout_now) = self
+                    .leader_watch
+                    .on_probe(&self.raw, &self.config, leader, term, refused)
+                {
+                    self.metrics.add_fast_failover();
+                    if let Err(err) = self.raw.step(timeout_now) {
+                        tracing::warn!(member = self.config.id, %err, "could not start the campaign");
+                    }
+                }
             }
         }
     }

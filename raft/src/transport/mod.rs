@@ -38,6 +38,8 @@ pub(crate) enum Report {
     Unreachable(u64),
     /// A snapshot was streamed to `to`, or failed to be.
     Snapshot { to: u64, delivered: bool },
+    /// A probe of the silent leader's address (`node::failover`).
+    LeaderProbe { leader: u64, term: u64, refused: bool },
 }
 
 struct PeerLink {

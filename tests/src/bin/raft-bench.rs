@@ -183,26 +183,27 @@ async fn throughput(root: &Path, size: u64, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Time from killing the leader to the next committed proposal.
+/// Time from killing the leader to the next committed proposal, with the
+/// fast failover on (the default) and off (raft-rs's election timeout).
 async fn failover(root: &Path, trials: usize) -> anyhow::Result<()> {
-    let mut cluster = Cluster::start(root.to_path_buf(), 3, |_| {}).await;
-    let mut samples = Vec::new();
-    for _ in 0..trials {
-        let leader = cluster.leader().await;
-        cluster.propose(b"before".to_vec()).await;
-        let started = Instant::now();
-        cluster.stop(leader, false).await;
-        cluster.propose(b"after".to_vec()).await;
-        samples.push(started.elapsed());
-        cluster.restart(leader).await;
-        cluster.leader().await;
+    for fast_failover in [true, false] {
+        let dir = root.join(if fast_failover { "fast" } else { "election-timeout" });
+        let mut cluster = Cluster::start(dir, 3, move |config| config.fast_failover = fast_failover).await;
+        let mut samples = Vec::new();
+        for _ in 0..trials {
+            let leader = cluster.leader().await;
+            cluster.propose(b"before".to_vec()).await;
+            let started = Instant::now();
+            cluster.stop(leader, false).await;
+            cluster.propose(b"after".to_vec()).await;
+            samples.push(started.elapsed());
+            cluster.restart(leader).await;
+            cluster.leader().await;
+        }
+        let what = format!("leader killed -> next committed proposal (3 members, fast failover {fast_failover})");
+        report(&what, &mut samples);
+        cluster.shutdown().await;
     }
-    report(
-        "leader killed -> next committed proposal (3 members)",
-        &mut samples,
-        &Config::new(1, 1, "", ""),
-    );
-    cluster.shutdown().await;
     Ok(())
 }
 
@@ -219,22 +220,19 @@ async fn transfer(root: &Path, trials: usize) -> anyhow::Result<()> {
         cluster.handle(new_leader).propose(b"after".to_vec()).await?;
         samples.push(started.elapsed());
     }
-    report(
-        "graceful transfer -> next committed proposal (3 members)",
-        &mut samples,
-        &Config::new(1, 1, "", ""),
-    );
+    report("graceful transfer -> next committed proposal (3 members)", &mut samples);
     cluster.shutdown().await;
     Ok(())
 }
 
-fn report(what: &str, samples: &mut [Duration], config: &Config) {
+fn report(what: &str, samples: &mut [Duration]) {
     samples.sort_unstable();
+    let defaults = Config::new(1, 1, "", "");
     println!(
         "\n{what}, {} trials (tick {:?}, election {} ticks): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         samples.len(),
-        config.tick,
-        config.election_ticks,
+        defaults.tick,
+        defaults.election_ticks,
         ms(percentile(samples, 0.5)),
         ms(percentile(samples, 0.99)),
         ms(percentile(samples, 1.0)),
