@@ -155,8 +155,10 @@ async fn throughput(root: &Path, size: u64, args: &Args) -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for in_flight in IN_FLIGHT {
-        // As many writers as members: they share this one disk.
-        let probe = fsync::measure_concurrent(root, size as usize, 300 / size as usize)?;
+        // As many writers as members: they share this one disk. A second
+        // of writing at least, so that the disk's periodic stalls under
+        // concurrent writers (every ~100 ms here) are in the sample.
+        let probe = fsync::measure_concurrent(root, size as usize, 1500 / size as usize)?;
         let before = handle.metrics();
         let started = Instant::now();
         let latencies = load(&handle, in_flight, seconds).await?;
