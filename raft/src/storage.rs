@@ -360,9 +360,14 @@ impl RocksStorage {
         Ok(())
     }
 
+    /// Adds a write of `key` in the state column family to `batch`.
+    fn put_state(&self, batch: &mut WriteBatch, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        batch.put_cf(cf(&self.db, CF_STATE)?, key, value);
+        Ok(())
+    }
+
     pub(crate) fn set_hard_state(&mut self, batch: &mut WriteBatch, hard_state: HardState) -> Result<()> {
-        let db = Arc::clone(&self.db);
-        batch.put_cf(cf(&db, CF_STATE)?, KEY_HARD_STATE, hard_state.write_to_bytes()?);
+        self.put_state(batch, KEY_HARD_STATE, hard_state.write_to_bytes()?)?;
         self.hard_state = hard_state;
         Ok(())
     }
@@ -374,29 +379,25 @@ impl RocksStorage {
     }
 
     pub(crate) fn set_applied(&mut self, batch: &mut WriteBatch, applied: u64) -> Result<()> {
-        let db = Arc::clone(&self.db);
-        batch.put_cf(cf(&db, CF_STATE)?, KEY_APPLIED, applied.to_be_bytes());
+        self.put_state(batch, KEY_APPLIED, applied.to_be_bytes())?;
         self.applied = applied;
         Ok(())
     }
 
     pub(crate) fn set_conf_state(&mut self, batch: &mut WriteBatch, conf_state: ConfState) -> Result<()> {
-        let db = Arc::clone(&self.db);
-        batch.put_cf(cf(&db, CF_STATE)?, KEY_CONF_STATE, conf_state.write_to_bytes()?);
+        self.put_state(batch, KEY_CONF_STATE, conf_state.write_to_bytes()?)?;
         self.conf_state = conf_state;
         Ok(())
     }
 
     pub(crate) fn put_member(&mut self, batch: &mut WriteBatch, id: u64, addr: &str) -> Result<()> {
-        let db = Arc::clone(&self.db);
-        batch.put_cf(cf(&db, CF_STATE)?, member_key(id), addr.as_bytes());
+        self.put_state(batch, member_key(id), addr.as_bytes())?;
         self.members.insert(id, addr.to_string());
         Ok(())
     }
 
     pub(crate) fn remove_member(&mut self, batch: &mut WriteBatch, id: u64) -> Result<()> {
-        let db = Arc::clone(&self.db);
-        batch.delete_cf(cf(&db, CF_STATE)?, member_key(id));
+        batch.delete_cf(cf(&self.db, CF_STATE)?, member_key(id));
         self.members.remove(&id);
         Ok(())
     }
@@ -481,11 +482,10 @@ impl RocksStorage {
     }
 
     fn set_truncated(&mut self, batch: &mut WriteBatch, index: u64, term: u64) -> Result<()> {
-        let db = Arc::clone(&self.db);
         let mut bytes = [0; 16];
         bytes[..8].copy_from_slice(&index.to_be_bytes());
         bytes[8..].copy_from_slice(&term.to_be_bytes());
-        batch.put_cf(cf(&db, CF_STATE)?, KEY_TRUNCATED, bytes);
+        self.put_state(batch, KEY_TRUNCATED, bytes)?;
         self.truncated = (index, term);
         Ok(())
     }

@@ -88,8 +88,10 @@ impl LeaderWatch {
     }
 
     /// On a probe's answer: the message that starts the campaign, when the
-    /// leader refused the connection and is still the one this member
-    /// follows and has not heard from.
+    /// leader refused the connection and this member has heard from no
+    /// leader since: it still follows the silent one, or it follows none
+    /// because a member ranked before it campaigned and lost (its log was
+    /// behind this one's, which is why this one must try next).
     pub(crate) fn on_probe(
         &mut self,
         raw: &RawNode<RocksStorage>,
@@ -100,11 +102,9 @@ impl LeaderWatch {
     ) -> Option<Message> {
         self.probing = false;
         let raft = &raw.raft;
-        let still_silent = raft.state == StateRole::Follower
-            && raft.leader_id == leader
-            && raft.term == term
-            && raft.election_elapsed >= Self::silent_ticks(config);
-        if !refused || !still_silent {
+        let still_silent = (raft.leader_id == leader && raft.election_elapsed >= Self::silent_ticks(config))
+            || raft.leader_id == INVALID_ID;
+        if !refused || raft.state != StateRole::Follower || raft.term < term || !still_silent {
             return None;
         }
         tracing::info!(
@@ -117,7 +117,7 @@ impl LeaderWatch {
         timeout_now.set_msg_type(MessageType::MsgTimeoutNow);
         timeout_now.from = leader;
         timeout_now.to = raft.id;
-        timeout_now.term = term;
+        timeout_now.term = raft.term;
         Some(timeout_now)
     }
 }
