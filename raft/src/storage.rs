@@ -1,4 +1,4 @@
-//! The Raft log, hard state and snapshot in RocksDB, as raft-rs's [`Storage`].
+//! The Raft log, hard state and snapshot in RocksDB, as raft-rs's [`raft::Storage`].
 //!
 //! # Layout on disk
 //!
@@ -16,7 +16,7 @@
 //!
 //! Every change goes into a [`WriteBatch`] that the Ready loop writes once,
 //! synced, per Ready. One exception: a snapshot this member takes has its
-//! data written off the loop first ([`write_snapshot_data`]), under its own
+//! data written off the loop first (`write_snapshot_data`), under its own
 //! key; the loop then switches `meta` to it, drops the old data and the
 //! entries it covers in one batch. Until then the old snapshot stays whole,
 //! and RocksDB's write-ahead log keeps the order, so a synced `meta` never

@@ -1,6 +1,6 @@
 //! Raft messages between members, over tonic.
 //!
-//! The Ready loop hands outgoing messages to [`Transport::send`], which
+//! The Ready loop hands outgoing messages to `Transport::send`, which
 //! never waits: each peer has a bounded queue drained by its own task
 //! (`peer`), so a slow or dead peer costs dropped messages (which raft-rs
 //! resends once told the peer is unreachable), never a stalled loop.
