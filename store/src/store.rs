@@ -283,6 +283,15 @@ impl MemoryStore {
         snapshot::encode(&self.current())
     }
 
+    /// Captures the current state (the clone of an `Arc`: writers go on
+    /// undisturbed) and returns what encodes it as [`MemoryStore::snapshot`]
+    /// would, so that the encoding can run on another thread while entries
+    /// keep being applied.
+    pub fn snapshot_writer(&self) -> impl FnOnce() -> Vec<u8> + Send + 'static {
+        let state = self.current();
+        move || snapshot::encode(&state)
+    }
+
     /// Replaces the whole store with a snapshot from [`MemoryStore::snapshot`].
     /// Every watcher is closed: it must start again from `view_and_watch`.
     ///

@@ -198,3 +198,16 @@ async fn restored_tasks_share_their_service_spec() {
     }
     assert_eq!(checked, 20);
 }
+
+#[tokio::test]
+async fn a_snapshot_writer_encodes_the_state_of_its_capture_not_later_writes() {
+    let store = populated().await;
+    let write = store.snapshot_writer();
+    let expected = store.snapshot();
+    store.update(|tx| tx.create(node("written-after"))).await.unwrap();
+    let bytes = std::thread::spawn(write).join().unwrap();
+    assert_eq!(bytes, expected);
+    let restored = MemoryStore::new();
+    restored.restore(&bytes).unwrap();
+    assert!(restored.read().get_by_name::<Node>("written-after").is_none());
+}

@@ -1,0 +1,3 @@
+//! What a manager runs.
+
+pub mod raft_store;

@@ -1,0 +1,94 @@
+//! The store behind Raft: where `swarm-store` and `swarm-raft` meet, the
+//! only place that knows both (ARCHITECTURE.md, "Crates").
+//!
+//! A write transaction's store actions become one Raft entry
+//! ([`RaftProposer`]); every committed entry is applied to the store on every
+//! manager ([`StoreMachine`]), and the proposer's future resolves with what
+//! that apply said on this manager. Snapshots are the store's own.
+
+use std::sync::{Arc, OnceLock};
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use prost::Message as _;
+use swarm_proto::v1::{StoreAction, StoreActions};
+use swarm_raft::{BoxError, RaftHandle, SnapshotWriter, StateMachine};
+use swarm_store::{Error, MemoryStore, Proposer};
+
+/// What applying one entry to the store said.
+pub type ApplyResult = swarm_store::Result<()>;
+
+/// The store as Raft's state machine.
+pub struct StoreMachine {
+    store: MemoryStore,
+}
+
+impl StoreMachine {
+    /// Applies committed entries to `store`.
+    pub fn new(store: MemoryStore) -> Self {
+        StoreMachine { store }
+    }
+}
+
+impl StateMachine for StoreMachine {
+    type Output = ApplyResult;
+
+    fn apply(&mut self, index: u64, data: &[u8]) -> ApplyResult {
+        let actions = StoreActions::decode(data)
+            .map_err(|err| Error::Invalid(format!("entry {index} holds no store actions: {err}")))?;
+        // A refused entry (a conflict found at apply) still takes its
+        // index; the proposer hears why.
+        self.store.apply(actions.actions, index)
+    }
+
+    fn snapshot(&self) -> SnapshotWriter {
+        let write = self.store.snapshot_writer();
+        Box::new(move || Ok(write()))
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), BoxError> {
+        Ok(self.store.restore(data)?)
+    }
+}
+
+/// Proposes each transaction's actions as one Raft entry. Built before the
+/// Raft member (the store needs it first); [`RaftProposer::connect`] hands it
+/// the member once started.
+#[derive(Default)]
+pub struct RaftProposer {
+    raft: OnceLock<RaftHandle<ApplyResult>>,
+}
+
+impl RaftProposer {
+    /// A proposer with no Raft member yet: proposals fail until
+    /// [`RaftProposer::connect`].
+    pub fn new() -> Arc<Self> {
+        Arc::new(RaftProposer::default())
+    }
+
+    /// Sends proposals to `raft` from now on. Only the first call counts.
+    pub fn connect(&self, raft: RaftHandle<ApplyResult>) {
+        let _ = self.raft.set(raft);
+    }
+}
+
+impl Proposer for RaftProposer {
+    fn propose(&self, actions: Vec<StoreAction>) -> BoxFuture<'static, swarm_store::Result<u64>> {
+        let Some(raft) = self.raft.get().cloned() else {
+            return futures::future::ready(Err(Error::ProposalFailed("raft has not started".into()))).boxed();
+        };
+        let data = StoreActions { actions }.encode_to_vec();
+        async move {
+            match raft.propose(data).await {
+                Ok((index, applied)) => applied.map(|()| index),
+                // The message says whether the entry may still commit.
+                Err(err) => Err(Error::ProposalFailed(err.to_string())),
+            }
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+#[path = "raft_store_test.rs"]
+mod tests;

@@ -1,0 +1,145 @@
+//! The store over a real single-member Raft group, on a real RocksDB.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use swarm_proto::v1::{Annotations, Node, NodeSpec};
+use swarm_raft::{Config, RaftNode, Start};
+use swarm_store::{Read as _, id};
+
+use super::*;
+
+/// A manager's store and the Raft member it commits through.
+struct Manager {
+    store: MemoryStore,
+    raft: RaftNode<StoreMachine>,
+}
+
+async fn start(dir: &Path, snapshot_interval: u64) -> Manager {
+    let mut config = Config::new(1, 0x57, dir, "127.0.0.1:1");
+    config.tick = Duration::from_millis(20);
+    config.snapshot_interval = snapshot_interval;
+    config.keep_entries = 5;
+    let proposer = RaftProposer::new();
+    let store = MemoryStore::builder().proposer(proposer.clone()).build();
+    let members = BTreeMap::from([(1, config.addr.clone())]);
+    let raft = RaftNode::start(config, StoreMachine::new(store.clone()), Start::Bootstrap(members))
+        .await
+        .unwrap();
+    proposer.connect(raft.handle());
+    let mut leadership = raft.handle().watch_leadership();
+    tokio::time::timeout(Duration::from_secs(10), leadership.wait_for(|seen| seen.is_leader))
+        .await
+        .expect("a single member elects itself")
+        .unwrap();
+    Manager { store, raft }
+}
+
+fn node(name: &str) -> Node {
+    Node {
+        id: id::generate(),
+        spec: Some(NodeSpec {
+            annotations: Some(Annotations {
+                name: name.to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn version(node: &Node) -> u64 {
+    node.meta.as_ref().map_or(0, |meta| meta.version)
+}
+
+#[tokio::test]
+async fn a_transaction_commits_through_raft_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = start(dir.path(), 10_000).await;
+    manager.store.update(|tx| tx.create(node("n1"))).await.unwrap();
+    let written = manager.store.read().get_by_name::<Node>("n1").cloned().unwrap();
+    let raft_index = manager.raft.handle().status().await.unwrap().applied;
+    assert_eq!(
+        version(&written),
+        raft_index,
+        "the version is the Raft index of the write"
+    );
+    manager.raft.shutdown().await.unwrap();
+
+    let manager = start(dir.path(), 10_000).await;
+    let replayed = manager
+        .store
+        .read()
+        .get_by_name::<Node>("n1")
+        .cloned()
+        .expect("replayed from the log");
+    assert_eq!(replayed, written);
+    manager.store.update(|tx| tx.create(node("n2"))).await.unwrap();
+    let later = manager.store.read().get_by_name::<Node>("n2").cloned().unwrap();
+    assert!(version(&later) > version(&written));
+    manager.raft.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_conflict_found_at_apply_reaches_the_writer_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = start(dir.path(), 10_000).await;
+    manager.store.update(|tx| tx.create(node("n1"))).await.unwrap();
+    let stale = (*manager.store.read().get_by_name::<Node>("n1").cloned().unwrap()).clone();
+    let mut first = stale.clone();
+    first
+        .spec
+        .as_mut()
+        .unwrap()
+        .annotations
+        .as_mut()
+        .unwrap()
+        .labels
+        .insert("a".into(), "1".into());
+    manager.store.update(|tx| tx.update(first)).await.unwrap();
+
+    let err = manager.store.update(|tx| tx.update(stale)).await.unwrap_err();
+    assert!(matches!(err, Error::VersionConflict { .. }), "{err}");
+    let stored = manager.store.read().get_by_name::<Node>("n1").cloned().unwrap();
+    assert_eq!(
+        stored
+            .spec
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap()
+            .labels
+            .get("a")
+            .map(String::as_str),
+        Some("1")
+    );
+    manager.raft.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_restart_rebuilds_the_store_from_a_snapshot_and_the_entries_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = start(dir.path(), 50).await;
+    for n in 0..120 {
+        manager
+            .store
+            .update(|tx| tx.create(node(&format!("n{n}"))))
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while manager.raft.handle().status().await.unwrap().snapshot_index < 100 {
+        assert!(Instant::now() < deadline, "no snapshot was taken");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = manager.store.snapshot();
+    manager.raft.shutdown().await.unwrap();
+
+    let manager = start(dir.path(), 50).await;
+    assert_eq!(manager.store.read().count::<Node>(), 120);
+    assert_eq!(manager.store.snapshot(), before, "the same store, byte for byte");
+    manager.raft.shutdown().await.unwrap();
+}
