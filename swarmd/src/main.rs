@@ -1,12 +1,124 @@
-//! `swarmd`, the daemon every host runs: a stub for now.
-//!
-//! It will hold the node life cycle, the CA, the manager (Control API,
-//! leader-forwarding proxy, dispatcher, orchestrators, scheduler) and the
-//! agent that drives the Docker engine; see ARCHITECTURE.md.
+//! `swarmd`: runs a node until SIGINT or SIGTERM, then stops it cleanly
+//! within 10 seconds. A second signal exits at once (RocksDB's write-ahead
+//! log keeps what was acknowledged).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use swarmd::manager::RaftOptions;
+use swarmd::node::{self, Options};
+
+/// The orchestrator daemon: a manager of a SwarmKit-style cluster.
+#[derive(Parser, Debug)]
+#[command(version, disable_version_flag = true)]
+struct Args {
+    /// The state dir: identity, Raft log and snapshots.
+    #[arg(short = 'd', long = "state-dir", default_value = "/var/lib/swarmd")]
+    state_dir: PathBuf,
+    /// The Control API's Unix socket (mode 0600).
+    #[arg(long = "listen-control-api", default_value = "/var/run/swarmd.sock")]
+    listen_control_api: PathBuf,
+    /// The address managers reach this one's Raft transport at.
+    #[arg(long = "listen-remote-api", default_value = "0.0.0.0:4242")]
+    listen_remote_api: std::net::SocketAddr,
+    /// The name this node reports (default: the machine's hostname).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Log filter: a level (error, warn, info, debug, trace) or a
+    /// tracing-subscriber directive.
+    #[arg(short = 'l', long = "log-level", default_value = "info")]
+    log_level: String,
+    /// Length of one Raft tick, in milliseconds.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    tick: u64,
+    /// Raft ticks between heartbeats.
+    #[arg(long = "heartbeat-tick", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    heartbeat_tick: u64,
+    /// Raft ticks without a leader before an election.
+    #[arg(long = "election-tick", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..))]
+    election_tick: u64,
+    /// Print the version.
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: (),
+}
 
 fn main() -> ExitCode {
-    eprintln!("swarmd: the daemon is not built yet; this workspace holds the API types and the store so far");
-    ExitCode::FAILURE
+    let args = Args::parse();
+    let filter = match tracing_subscriber::EnvFilter::try_new(&args.log_level) {
+        Ok(filter) => filter,
+        Err(err) => {
+            eprintln!("Error: --log-level {:?}: {err}", args.log_level);
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("Error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let hostname = match args.hostname {
+        Some(hostname) => hostname,
+        None => std::fs::read_to_string("/etc/hostname")
+            .map(|name| name.trim().to_string())
+            .unwrap_or_default(),
+    };
+    let options = Options {
+        state_dir: args.state_dir,
+        control_socket: args.listen_control_api,
+        hostname,
+        raft: RaftOptions {
+            dir: PathBuf::new(),
+            listen: args.listen_remote_api,
+            tick: Duration::from_millis(args.tick),
+            heartbeat_ticks: args.heartbeat_tick as usize,
+            election_ticks: args.election_tick as usize,
+        },
+    };
+    let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(signals(stopping));
+    let shutdown = async {
+        let _ = stop_requested.await;
+    };
+    Ok(node::run(options, shutdown).await?)
+}
+
+/// Resolves the shutdown on the first SIGINT or SIGTERM; bounds the clean
+/// stop to 10 seconds; exits at once on a second signal.
+async fn signals(stopping: tokio::sync::oneshot::Sender<()>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        tracing::error!("cannot listen for signals; stop with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("stop requested");
+    let _ = stopping.send(());
+    tokio::select! {
+        _ = interrupt.recv() => tracing::warn!("second signal: exiting now"),
+        _ = terminate.recv() => tracing::warn!("second signal: exiting now"),
+        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::error!("the stop took over 10 s: exiting now"),
+    }
+    std::process::exit(130);
 }

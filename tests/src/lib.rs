@@ -1,6 +1,7 @@
 //! Multi-process tests and tools: the Raft crash test's child, benchmark
-//! binaries, and (to come) tests that start real `swarmd` processes, the
-//! docker compose cluster, and whole-cluster load and fault tools.
+//! binaries, real `swarmd` processes for tests (`daemon`), and (to come)
+//! the docker compose cluster and whole-cluster load and fault tools.
 
 pub mod crash;
+pub mod daemon;
 pub mod fsync;

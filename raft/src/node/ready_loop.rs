@@ -78,6 +78,14 @@ impl<S: StateMachine> ReadyLoop<S> {
     pub(crate) async fn run(mut self) -> Result<()> {
         let mut ticker = tokio::time::interval(self.config.tick);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let voters = self.raw.raft.prs().conf().voters().ids();
+        if voters.len() == 1 && voters.contains(self.config.id) {
+            // Alone in its group, no one can contest: lead now rather than
+            // after an election timeout (a single manager serves at once).
+            if let Err(err) = self.raw.campaign() {
+                tracing::warn!(member = self.config.id, %err, "could not campaign");
+            }
+        }
         let result = loop {
             tokio::select! {
                 // Shutdown first: a stop is never starved by load.

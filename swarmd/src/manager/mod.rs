@@ -1,3 +1,142 @@
-//! What a manager runs.
+//! What a manager runs: the store behind Raft, the Raft transport server,
+//! the objects of a new cluster, and the Control API.
 
+pub mod bootstrap;
+pub mod controlapi;
 pub mod raft_store;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use swarm_raft::{RaftNode, Start};
+use swarm_store::MemoryStore;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::node::state_dir::Identity;
+use raft_store::{RaftProposer, StoreMachine};
+
+/// How a manager's Raft member is set up.
+#[derive(Debug, Clone)]
+pub struct RaftOptions {
+    /// Where RocksDB keeps the log.
+    pub dir: PathBuf,
+    /// The address the Raft transport listens on.
+    pub listen: SocketAddr,
+    /// The length of one tick.
+    pub tick: Duration,
+    /// Ticks between heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Ticks without a leader before an election.
+    pub election_ticks: usize,
+}
+
+/// A running manager.
+pub struct Manager {
+    /// The cluster state, committed through Raft.
+    pub store: MemoryStore,
+    /// The address other managers reach this one's Raft transport at.
+    pub raft_addr: String,
+    raft: RaftNode<StoreMachine>,
+    transport: (oneshot::Sender<()>, JoinHandle<()>),
+}
+
+impl Manager {
+    /// Starts the Raft member (a new single-member group on a first start,
+    /// else the one in `options.dir`) with the store behind it, serves the
+    /// Raft transport, and waits until this member leads.
+    ///
+    /// # Errors
+    ///
+    /// The transport address cannot be bound, or Raft cannot start (a data
+    /// dir of another cluster, a corrupt log).
+    pub async fn start(identity: &Identity, options: &RaftOptions) -> Result<Manager> {
+        let listener = TcpListener::bind(options.listen)
+            .await
+            .map_err(Error::io(format!("bind the Raft transport on {}", options.listen)))?;
+        let addr = advertised(
+            listener
+                .local_addr()
+                .map_err(Error::io("read the transport's address"))?,
+        );
+        let mut config = swarm_raft::Config::new(identity.raft_id, identity.cluster_id, &options.dir, addr.clone());
+        config.tick = options.tick;
+        config.heartbeat_ticks = options.heartbeat_ticks;
+        config.election_ticks = options.election_ticks;
+
+        let proposer = RaftProposer::new();
+        let store = MemoryStore::builder().proposer(proposer.clone()).build();
+        // The first start makes a group of this one member; the cluster
+        // issue adds joining an existing one.
+        let members = BTreeMap::from([(identity.raft_id, addr.clone())]);
+        let raft = RaftNode::start(config, StoreMachine::new(store.clone()), Start::Bootstrap(members)).await?;
+        proposer.connect(raft.handle());
+
+        let (stop, stopped) = oneshot::channel::<()>();
+        let router = tonic::transport::Server::builder().add_service(raft.transport_service().into_server());
+        let server = tokio::spawn(async move {
+            let incoming = swarm_raft::transport::incoming(listener);
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(err) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+                tracing::error!(%err, "the Raft transport server failed");
+            }
+        });
+        let manager = Manager {
+            store,
+            raft_addr: addr,
+            raft,
+            transport: (stop, server),
+        };
+        manager.wait_for_leadership().await?;
+        Ok(manager)
+    }
+
+    async fn wait_for_leadership(&self) -> Result<()> {
+        let mut leadership = self.raft.handle().watch_leadership();
+        leadership
+            .wait_for(|seen| seen.is_leader)
+            .await
+            .map_err(|_| Error::Raft(swarm_raft::Error::Stopped))?;
+        Ok(())
+    }
+
+    /// The handle of this manager's Raft member.
+    pub fn raft(&self) -> swarm_raft::RaftHandle<raft_store::ApplyResult> {
+        self.raft.handle()
+    }
+
+    /// Stops the Raft member (proposals in flight fail, RocksDB closes) and
+    /// its transport server.
+    ///
+    /// # Errors
+    ///
+    /// The error that stopped the Raft member earlier, if one did.
+    pub async fn stop(self) -> Result<()> {
+        let Manager {
+            raft,
+            transport: (stop, server),
+            ..
+        } = self;
+        let stopped = raft.shutdown().await;
+        let _ = stop.send(());
+        let _ = server.await;
+        Ok(stopped?)
+    }
+}
+
+/// The address peers are told to use: the listening one, with loopback in
+/// place of "any address" (a single manager; the cluster issue adds
+/// `--advertise-addr`).
+fn advertised(listening: SocketAddr) -> String {
+    let mut addr = listening;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    addr.to_string()
+}

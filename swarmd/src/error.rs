@@ -1,0 +1,91 @@
+//! The one error type of the daemon, and its one mapping to gRPC statuses.
+
+use std::path::PathBuf;
+
+/// Why the daemon, or one request to it, failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The state dir cannot be used: unreadable, of another format, or its
+    /// identity file is damaged. It is left as it was found.
+    #[error("state dir {}: {reason}", .dir.display())]
+    StateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The Control API socket cannot be served.
+    #[error("control socket {}: {reason}", .path.display())]
+    Socket {
+        /// The socket's path.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A request named something that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// A request is malformed; the message names the field.
+    #[error("{0}")]
+    InvalidArgument(String),
+
+    /// The store refused or failed an operation.
+    #[error(transparent)]
+    Store(#[from] swarm_store::Error),
+
+    /// Consensus failed (start, storage, a proposal).
+    #[error(transparent)]
+    Raft(#[from] swarm_raft::Error),
+
+    /// Serving gRPC failed.
+    #[error("grpc transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+
+    /// An I/O error, with what was being done.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// The result type of the daemon.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O error while doing `what`.
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Io { what, source }
+    }
+}
+
+/// The one place errors become gRPC statuses, with codes used as meant.
+impl From<Error> for tonic::Status {
+    fn from(err: Error) -> Self {
+        use swarm_store::Error as Store;
+        let message = err.to_string();
+        match err {
+            Error::NotFound(_) | Error::Store(Store::NotFound { .. }) => tonic::Status::not_found(message),
+            Error::InvalidArgument(_) | Error::Store(Store::Invalid(_)) => tonic::Status::invalid_argument(message),
+            Error::Store(Store::AlreadyExists { .. } | Store::NameConflict { .. }) => {
+                tonic::Status::already_exists(message)
+            }
+            Error::Store(Store::VersionConflict { .. }) => tonic::Status::aborted(message),
+            // Not the leader, no leader yet, leadership lost, shutting down:
+            // the client may try again (the message says whether a write
+            // may still have committed).
+            Error::Store(Store::ProposalFailed(_) | Store::Closed(_)) | Error::Raft(_) => {
+                tonic::Status::unavailable(message)
+            }
+            Error::StateDir { .. } | Error::Socket { .. } | Error::Transport(_) | Error::Io { .. } => {
+                tonic::Status::internal(message)
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The objects a new cluster starts with: the `default` Cluster, holding
+//! the cluster-wide settings, and the Node of its first manager.
+
+use swarm_proto::v1::{
+    Annotations, CaConfig, Cluster, ClusterSpec, DispatcherConfig, ManagerStatus, Node, NodeDescription,
+    NodeMembership, NodeRole, NodeSpec, NodeStatus, OrchestrationConfig, RaftConfig, manager_status, node_status,
+};
+use swarm_store::{MemoryStore, Read as _};
+
+use super::RaftOptions;
+use crate::error::Result;
+use crate::node::state_dir::Identity;
+
+/// The name of the one cluster object, as in SwarmKit.
+pub const DEFAULT_CLUSTER: &str = "default";
+
+/// Creates the `default` cluster and this manager's node, if missing, in
+/// one transaction. A restart finds both and changes nothing.
+///
+/// # Errors
+///
+/// The transaction failed (for example this manager lost leadership).
+pub async fn ensure_cluster(
+    store: &MemoryStore,
+    identity: &Identity,
+    hostname: &str,
+    raft_addr: &str,
+    raft: &RaftOptions,
+) -> Result<()> {
+    let (has_cluster, has_node) = store.view(|read| {
+        (
+            read.get_by_name::<Cluster>(DEFAULT_CLUSTER).is_some(),
+            read.get::<Node>(&identity.node_id).is_some(),
+        )
+    });
+    if has_cluster && has_node {
+        return Ok(());
+    }
+    store
+        .update(|tx| {
+            if !has_cluster {
+                tx.create(default_cluster(raft))?;
+            }
+            if !has_node {
+                tx.create(first_manager(identity, hostname, raft_addr))?;
+            }
+            Ok(())
+        })
+        .await?;
+    tracing::info!(
+        cluster = DEFAULT_CLUSTER,
+        node = identity.node_id,
+        "created the cluster and its first manager"
+    );
+    Ok(())
+}
+
+fn duration(duration: std::time::Duration) -> Option<prost_types::Duration> {
+    prost_types::Duration::try_from(duration).ok()
+}
+
+fn default_cluster(raft: &RaftOptions) -> Cluster {
+    let defaults = swarm_raft::Config::new(1, 1, "", "");
+    Cluster {
+        id: swarm_store::id::generate(),
+        spec: Some(ClusterSpec {
+            annotations: Some(Annotations {
+                name: DEFAULT_CLUSTER.into(),
+                ..Default::default()
+            }),
+            orchestration: Some(OrchestrationConfig {
+                task_history_retention_limit: 5,
+            }),
+            raft: Some(RaftConfig {
+                snapshot_interval: defaults.snapshot_interval,
+                keep_old_snapshots: 0,
+                log_entries_for_slow_followers: defaults.keep_entries,
+                heartbeat_tick: raft.heartbeat_ticks as u32,
+                election_tick: raft.election_ticks as u32,
+                tick: duration(raft.tick),
+            }),
+            dispatcher: Some(DispatcherConfig {
+                heartbeat_period: duration(std::time::Duration::from_secs(5)),
+            }),
+            ca_config: Some(CaConfig {
+                node_cert_expiry: duration(std::time::Duration::from_secs(90 * 24 * 3600)),
+            }),
+            task_defaults: None,
+        }),
+        ..Default::default()
+    }
+}
+
+fn first_manager(identity: &Identity, hostname: &str, raft_addr: &str) -> Node {
+    Node {
+        id: identity.node_id.clone(),
+        spec: Some(NodeSpec {
+            annotations: Some(Annotations::default()),
+            desired_role: NodeRole::Manager.into(),
+            membership: NodeMembership::Accepted.into(),
+            ..Default::default()
+        }),
+        description: Some(NodeDescription {
+            hostname: hostname.to_string(),
+            ..Default::default()
+        }),
+        status: Some(NodeStatus {
+            state: node_status::State::Ready.into(),
+            ..Default::default()
+        }),
+        manager_status: Some(ManagerStatus {
+            raft_id: identity.raft_id,
+            addr: raft_addr.to_string(),
+            leader: true,
+            reachability: manager_status::Reachability::Reachable.into(),
+        }),
+        role: NodeRole::Manager.into(),
+        ..Default::default()
+    }
+}

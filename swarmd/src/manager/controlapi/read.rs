@@ -1,0 +1,130 @@
+//! Get and list, the same for every kind of object.
+
+use std::sync::Arc;
+
+use swarm_proto::v1::ListFilters;
+use swarm_store::{MemoryStore, Read as _, StoreObject};
+
+use crate::error::{Error, Result};
+
+/// The object of kind `T` with id `id`; `field` names the request field in
+/// errors (for example `service_id`).
+pub(crate) fn get<T: StoreObject + Clone>(store: &MemoryStore, field: &str, id: &str) -> Result<T> {
+    if id.is_empty() {
+        return Err(Error::InvalidArgument(format!("{field} is required")));
+    }
+    store
+        .read()
+        .get::<T>(id)
+        .map(|object| T::clone(object))
+        .ok_or_else(|| Error::NotFound(format!("{} {id} not found", T::KIND)))
+}
+
+/// The objects of kind `T` that `filters` and `keep` select, in id order.
+pub(crate) fn list<T: StoreObject + Clone>(
+    store: &MemoryStore,
+    filters: Option<&ListFilters>,
+    keep: impl Fn(&T) -> bool,
+) -> Vec<T> {
+    let read = store.read();
+    read.list::<T>()
+        .into_iter()
+        .filter(|object| filters.is_none_or(|filters| matches(filters, object.as_ref())) && keep(object))
+        .map(|object: &Arc<T>| T::clone(object))
+        .collect()
+}
+
+/// Whether `object` passes every filter that is set: any of the names
+/// (case-insensitive), any of the name prefixes, any of the id prefixes,
+/// and all of the labels (`key` or `key=value`).
+fn matches<T: StoreObject>(filters: &ListFilters, object: &T) -> bool {
+    let annotations = object.annotations();
+    let name = annotations
+        .map_or("", |annotations| annotations.name.as_str())
+        .to_lowercase();
+    let any_or_none = |list: &[String], test: &dyn Fn(&str) -> bool| list.is_empty() || list.iter().any(|v| test(v));
+    any_or_none(&filters.names, &|wanted| name == wanted.to_lowercase())
+        && any_or_none(&filters.name_prefixes, &|prefix| {
+            name.starts_with(&prefix.to_lowercase())
+        })
+        && any_or_none(&filters.id_prefixes, &|prefix| object.id().starts_with(prefix))
+        && filters.labels.iter().all(|label| {
+            let labels = annotations.map(|annotations| &annotations.labels);
+            match label.split_once('=') {
+                Some((key, value)) => labels
+                    .and_then(|labels| labels.get(key))
+                    .is_some_and(|found| found == value),
+                None => labels.is_some_and(|labels| labels.contains_key(label.as_str())),
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use swarm_proto::v1::{Annotations, Node, NodeSpec};
+
+    use super::*;
+
+    fn node(name: &str, labels: &[(&str, &str)]) -> Node {
+        let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Node {
+            id: swarm_store::id::generate(),
+            spec: Some(NodeSpec {
+                annotations: Some(Annotations {
+                    name: name.to_string(),
+                    labels,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn filters_select_by_name_prefix_id_and_label() {
+        let a = node("Web-1", &[("zone", "a")]);
+        let b = node("db-1", &[("zone", "b"), ("ssd", "")]);
+        let filters = |f: ListFilters| (matches(&f, &a), matches(&f, &b));
+        assert_eq!(filters(ListFilters::default()), (true, true));
+        assert_eq!(
+            filters(ListFilters {
+                names: vec!["web-1".into()],
+                ..Default::default()
+            }),
+            (true, false)
+        );
+        assert_eq!(
+            filters(ListFilters {
+                name_prefixes: vec!["DB".into()],
+                ..Default::default()
+            }),
+            (false, true)
+        );
+        let by_id = ListFilters {
+            id_prefixes: vec![a.id[..6].to_string()],
+            ..Default::default()
+        };
+        assert!(matches(&by_id, &a));
+        assert_eq!(
+            filters(ListFilters {
+                labels: vec!["zone=b".into()],
+                ..Default::default()
+            }),
+            (false, true)
+        );
+        assert_eq!(
+            filters(ListFilters {
+                labels: vec!["ssd".into()],
+                ..Default::default()
+            }),
+            (false, true)
+        );
+        assert_eq!(
+            filters(ListFilters {
+                labels: vec!["zone".into(), "ssd".into()],
+                ..Default::default()
+            }),
+            (false, true)
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! The node life cycle, as SwarmKit's `agent.Node`: start (open the state
+//! dir, start the manager), ready (the Control API serves), stop (on the
+//! shutdown signal: stop taking requests, let those in flight finish, close
+//! RocksDB, remove the socket), or err.
+
+pub mod socket;
+pub mod state_dir;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use swarm_proto::v1::control_server::ControlServer;
+
+use crate::error::{Error, Result};
+use crate::manager::controlapi::ControlApi;
+use crate::manager::{Manager, RaftOptions, bootstrap};
+use state_dir::StateDir;
+
+/// What a node is started with (the `swarmd` flags).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The state dir.
+    pub state_dir: PathBuf,
+    /// The Control API's Unix socket.
+    pub control_socket: PathBuf,
+    /// The name this node reports.
+    pub hostname: String,
+    /// The manager's Raft settings (its dir is set from the state dir).
+    pub raft: RaftOptions,
+}
+
+/// Runs a node until `shutdown` resolves, then stops it cleanly.
+///
+/// # Errors
+///
+/// An unusable state dir or socket path, a Raft member that cannot start,
+/// or a server that fails; what was found on disk is left as it was.
+pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let state_dir = StateDir::open(&options.state_dir)?;
+    let identity = &state_dir.identity;
+    tracing::info!(
+        cluster = format!("{:016x}", identity.cluster_id),
+        node = identity.node_id,
+        new = state_dir.created,
+        "starting"
+    );
+    let raft = RaftOptions {
+        dir: state_dir.raft_dir(),
+        ..options.raft.clone()
+    };
+    let manager = Manager::start(identity, &raft).await?;
+    let served = serve(&options, &state_dir, &manager, &raft, shutdown).await;
+    let stopped = manager.stop().await;
+    served.and(stopped)
+}
+
+/// Serves the Control API until `shutdown`; the socket is removed after.
+async fn serve(
+    options: &Options,
+    state_dir: &StateDir,
+    manager: &Manager,
+    raft: &RaftOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    bootstrap::ensure_cluster(
+        &manager.store,
+        &state_dir.identity,
+        &options.hostname,
+        &manager.raft_addr,
+        raft,
+    )
+    .await?;
+    let listener = socket::bind(&options.control_socket).await?;
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let control = ControlServer::new(ControlApi::new(manager.store.clone()));
+    let server = tonic::transport::Server::builder()
+        .trace_fn(|request| tracing::info_span!("control", rpc = request.uri().path()))
+        .add_service(control);
+    tracing::info!(socket = %options.control_socket.display(), "node is ready");
+    let served = server
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(Error::from);
+    tracing::info!("stopping: no new requests; those in flight finished");
+    let _ = std::fs::remove_file(&options.control_socket);
+    served
+}

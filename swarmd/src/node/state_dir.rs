@@ -1,0 +1,169 @@
+//! The state dir: who this node is (its identity file) and where its Raft
+//! data lives. A dir that holds something else is refused, never rewritten.
+
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+const IDENTITY: &str = "identity";
+const RAFT: &str = "raft";
+const FORMAT: &str = "swarmd-identity 1";
+
+/// Who this node is, decided on its first start and kept in the state dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The cluster it belongs to (also the Raft cluster id).
+    pub cluster_id: u64,
+    /// Its Raft member id.
+    pub raft_id: u64,
+    /// Its node object's id (25 characters of base36).
+    pub node_id: String,
+}
+
+/// An opened state dir.
+#[derive(Debug)]
+pub struct StateDir {
+    path: PathBuf,
+    /// Who this node is.
+    pub identity: Identity,
+    /// Whether this start created the identity (a new cluster).
+    pub created: bool,
+}
+
+impl StateDir {
+    /// Opens `path`, creating it (mode 0700) and a new identity when it is
+    /// absent or empty.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StateDir`] when it cannot be created or read, holds Raft data
+    /// but no identity, or an identity that does not parse.
+    pub fn open(path: &Path) -> Result<StateDir> {
+        let fail = |reason: String| Error::StateDir {
+            dir: path.to_path_buf(),
+            reason,
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(|err| fail(format!("cannot create it: {err}")))?;
+        let identity_path = path.join(IDENTITY);
+        match std::fs::read_to_string(&identity_path) {
+            Ok(text) => {
+                let identity = parse(&text).ok_or_else(|| fail(format!("{} is damaged", identity_path.display())))?;
+                Ok(StateDir {
+                    path: path.to_path_buf(),
+                    identity,
+                    created: false,
+                })
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                if path.join(RAFT).exists() {
+                    return Err(fail(
+                        "holds Raft data but no identity file; refusing to touch it".into(),
+                    ));
+                }
+                let identity = Identity {
+                    cluster_id: nonzero_random(),
+                    raft_id: nonzero_random(),
+                    node_id: swarm_store::id::generate(),
+                };
+                write_atomically(&identity_path, &format(&identity)).map_err(|err| fail(err.to_string()))?;
+                Ok(StateDir {
+                    path: path.to_path_buf(),
+                    identity,
+                    created: true,
+                })
+            }
+            Err(err) => Err(fail(format!("cannot read {}: {err}", identity_path.display()))),
+        }
+    }
+
+    /// Where RocksDB keeps the Raft log and snapshots.
+    pub fn raft_dir(&self) -> PathBuf {
+        self.path.join(RAFT)
+    }
+}
+
+fn nonzero_random() -> u64 {
+    rand::random::<u64>().max(1)
+}
+
+fn format(identity: &Identity) -> String {
+    format!(
+        "{FORMAT}\ncluster {:016x}\nraft {:016x}\nnode {}\n",
+        identity.cluster_id, identity.raft_id, identity.node_id
+    )
+}
+
+fn parse(text: &str) -> Option<Identity> {
+    let mut lines = text.lines();
+    if lines.next()? != FORMAT {
+        return None;
+    }
+    let mut field = |name: &str| lines.next()?.strip_prefix(name)?.strip_prefix(' ').map(str::to_string);
+    let cluster_id = u64::from_str_radix(&field("cluster")?, 16).ok()?;
+    let raft_id = u64::from_str_radix(&field("raft")?, 16).ok()?;
+    let node_id = field("node")?;
+    let valid = cluster_id != 0 && raft_id != 0 && node_id.len() == 25;
+    valid.then_some(Identity {
+        cluster_id,
+        raft_id,
+        node_id,
+    })
+}
+
+/// Writes `text` to `path` so that a crash leaves either no file or the
+/// whole file: a temporary file, synced, renamed, and the dir synced.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let temporary = path.with_extension("new");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(text.as_bytes())?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_dir_gets_an_identity_that_later_starts_read_back() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("node-1");
+        let first = StateDir::open(&dir).unwrap();
+        assert!(first.created);
+        let again = StateDir::open(&dir).unwrap();
+        assert!(!again.created);
+        assert_eq!(again.identity, first.identity);
+    }
+
+    #[test]
+    fn a_damaged_identity_is_refused_and_left_alone() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join(IDENTITY), "garbage\n").unwrap();
+        let err = StateDir::open(root.path()).unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(root.path().join(IDENTITY)).unwrap(),
+            "garbage\n"
+        );
+    }
+
+    #[test]
+    fn raft_data_without_an_identity_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(RAFT)).unwrap();
+        let err = StateDir::open(root.path()).unwrap_err();
+        assert!(err.to_string().contains("no identity"), "{err}");
+        assert!(!root.path().join(IDENTITY).exists());
+    }
+}

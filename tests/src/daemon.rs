@@ -1,0 +1,134 @@
+//! Real `swarmd` processes for tests: start one on a state dir, reach its
+//! Control API over the Unix socket, stop it with a signal or SIGKILL.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::TokioIo;
+use swarm_proto::v1::control_client::ControlClient;
+use tonic::transport::{Channel, Endpoint};
+
+/// A connection to a Control API served on the Unix socket at `path`.
+///
+/// # Errors
+///
+/// Nothing answers at `path`.
+pub async fn connect(path: &Path) -> Result<ControlClient<Channel>, tonic::transport::Error> {
+    let path = path.to_path_buf();
+    // The URI is required by the API but unused: the connector dials the socket.
+    let channel = Endpoint::from_static("http://swarmd.sock")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move { tokio::net::UnixStream::connect(path).await.map(TokioIo::new) }
+        }))
+        .await?;
+    Ok(ControlClient::new(channel))
+}
+
+/// A running `swarmd` process.
+pub struct Daemon {
+    /// The process.
+    pub child: Child,
+    /// Its Control API socket.
+    pub socket: PathBuf,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `binary` on `state_dir` with its socket inside it and its
+    /// Raft transport on a free loopback port, and waits until the socket
+    /// answers.
+    ///
+    /// # Panics
+    ///
+    /// When it cannot start or does not serve within 30 s.
+    pub async fn start(binary: &Path, state_dir: &Path, hostname: &str) -> Daemon {
+        let socket = state_dir.join("swarm.sock");
+        let log = state_dir.with_extension("log");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open the log");
+        let child = Command::new(binary)
+            .args([
+                "-d",
+                &state_dir.to_string_lossy(),
+                "--listen-control-api",
+                &socket.to_string_lossy(),
+            ])
+            .args(["--listen-remote-api", "127.0.0.1:0", "--hostname", hostname])
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start swarmd");
+        let daemon = Daemon { child, socket, log };
+        daemon.wait_until_serving().await;
+        daemon
+    }
+
+    async fn wait_until_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while connect(&self.socket).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "swarmd did not serve in 30 s; its log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// What it logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` (for example `libc`'s SIGINT = 2) and waits up to
+    /// `within` for the process to exit.
+    ///
+    /// # Panics
+    ///
+    /// When it does not exit in time.
+    pub fn signal_and_wait(mut self, signal: i32, within: Duration) -> ExitStatus {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status();
+        assert!(status.is_ok_and(|status| status.success()), "kill -{signal} failed");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for swarmd") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "swarmd did not exit within {within:?}; its log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The `swarmd` binary of this build: beside the test binaries' `deps`
+/// folder. `scripts/test` builds every binary before the tests run.
+///
+/// # Panics
+///
+/// When it has not been built.
+pub fn swarmd_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let binary = profile_dir.join("swarmd");
+    assert!(
+        binary.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first (scripts/test does)",
+        binary.display()
+    );
+    binary
+}

@@ -1,0 +1,107 @@
+//! A real `swarmd` process: it creates its cluster on a first start, serves
+//! the Control API on its socket, stops cleanly on SIGINT and SIGTERM, and
+//! comes back with everything after a clean stop or a kill -9.
+
+use std::time::Duration;
+
+use swarm_proto::v1::{ListClustersRequest, ListNodesRequest, NodeRole};
+use swarm_tests::daemon::{Daemon, connect, swarmd_binary};
+
+const SIGINT: i32 = 2;
+const SIGKILL: i32 = 9;
+const SIGTERM: i32 = 15;
+
+/// The cluster's id and this node's id and hostname, as the API reports them.
+async fn identity(daemon: &Daemon) -> (String, String, String) {
+    let mut control = connect(&daemon.socket).await.unwrap();
+    let clusters = control
+        .list_clusters(ListClustersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .clusters;
+    assert_eq!(clusters.len(), 1);
+    let cluster = &clusters[0];
+    assert_eq!(
+        cluster.spec.as_ref().unwrap().annotations.as_ref().unwrap().name,
+        "default"
+    );
+    let nodes = control
+        .list_nodes(ListNodesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .nodes;
+    assert_eq!(nodes.len(), 1);
+    let node = &nodes[0];
+    assert_eq!(node.role, i32::from(NodeRole::Manager));
+    assert!(node.manager_status.as_ref().unwrap().leader);
+    let hostname = node.description.as_ref().unwrap().hostname.clone();
+    (cluster.id.clone(), node.id.clone(), hostname)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let binary = swarmd_binary();
+
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    let first = identity(&daemon).await;
+    assert_eq!(first.2, "node-1");
+    assert!(daemon.log_text().contains("node is ready"));
+    let socket = daemon.socket.clone();
+    let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+    assert!(status.success(), "exit after SIGINT: {status}");
+    assert!(!socket.exists(), "the socket is removed on a clean stop");
+
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    assert_eq!(identity(&daemon).await, first, "the same cluster and node after SIGINT");
+    let status = daemon.signal_and_wait(SIGTERM, Duration::from_secs(10));
+    assert!(status.success(), "exit after SIGTERM: {status}");
+
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    assert_eq!(
+        identity(&daemon).await,
+        first,
+        "the same cluster and node after SIGTERM"
+    );
+    daemon.signal_and_wait(SIGKILL, Duration::from_secs(10));
+    assert!(socket.exists(), "a killed daemon leaves its socket");
+
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    assert_eq!(
+        identity(&daemon).await,
+        first,
+        "the same cluster and node after kill -9"
+    );
+    assert!(daemon.log_text().contains("replacing a stale control socket"));
+    let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let binary = swarmd_binary();
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+
+    // The same state dir and socket: the socket is live, so it is refused.
+    let second = std::process::Command::new(&binary)
+        .args([
+            "-d",
+            &dir.to_string_lossy(),
+            "--listen-control-api",
+            &daemon.socket.to_string_lossy(),
+        ])
+        .args(["--listen-remote-api", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("Error:"), "{stderr}");
+
+    let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+    assert!(status.success());
+}
