@@ -32,6 +32,11 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
 
+    /// A request is well formed but the state forbids it now (a secret in
+    /// use, a manager to remove, nothing to roll back to).
+    #[error("{0}")]
+    FailedPrecondition(String),
+
     /// The store refused or failed an operation.
     #[error(transparent)]
     Store(#[from] swarm_store::Error),
@@ -77,6 +82,7 @@ impl From<Error> for tonic::Status {
                 tonic::Status::already_exists(message)
             }
             Error::Store(Store::VersionConflict { .. }) => tonic::Status::aborted(message),
+            Error::FailedPrecondition(_) => tonic::Status::failed_precondition(message),
             // Not the leader, no leader yet, leadership lost, shutting down:
             // the client may try again (the message says whether a write
             // may still have committed).

@@ -105,3 +105,66 @@ async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_service_create_survives_kill_9_and_bad_input_is_refused() {
+    use swarm_proto::v1::{ContainerSpec, CreateServiceRequest, GetServiceRequest, ServiceSpec, TaskSpec, task_spec};
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let binary = swarmd_binary();
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    let mut control = connect(&daemon.socket).await.unwrap();
+    let spec = |name: &str, image: &str| ServiceSpec {
+        annotations: Some(swarm_proto::v1::Annotations {
+            name: name.into(),
+            ..Default::default()
+        }),
+        task: Some(swarm_proto::Shared::new(TaskSpec {
+            runtime: Some(task_spec::Runtime::Container(ContainerSpec {
+                image: image.into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let created = control
+        .create_service(CreateServiceRequest {
+            spec: Some(spec("web", "busybox:local")),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap();
+    let refused = control
+        .create_service(CreateServiceRequest {
+            spec: Some(spec("web", "busybox:local")),
+        })
+        .await;
+    assert_eq!(refused.unwrap_err().code(), tonic::Code::AlreadyExists);
+    let refused = control
+        .create_service(CreateServiceRequest {
+            spec: Some(spec("bad name", "busybox")),
+        })
+        .await;
+    assert_eq!(refused.unwrap_err().code(), tonic::Code::InvalidArgument);
+    drop(control);
+    daemon.signal_and_wait(SIGKILL, Duration::from_secs(10));
+
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    let mut control = connect(&daemon.socket).await.unwrap();
+    let found = control
+        .get_service(GetServiceRequest {
+            service_id: created.id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        found.into_inner().service.unwrap(),
+        created,
+        "acknowledged, so kept, version and all"
+    );
+    let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+    assert!(status.success());
+}

@@ -1,11 +1,13 @@
 //! The Control API, as SwarmKit's `manager/controlapi`: what `swarmctl`
 //! calls, over the local Unix socket.
 //!
-//! So far the reads: get and list of every kind, with their filters. The
-//! writes (create, update, remove, with validation as SwarmKit does it) come
-//! next and answer `Unimplemented` until then.
+//! Reads (`read.rs`) answer from the local store; writes (`write.rs`) are
+//! validated (`validate.rs`, as SwarmKit's controlapi) and committed as one
+//! store transaction each.
 
 mod read;
+mod validate;
+mod write;
 
 use swarm_proto::v1::control_server::Control;
 use swarm_proto::v1::*;
@@ -29,10 +31,6 @@ type Reply<T> = Result<Response<T>, Status>;
 
 fn ok<T>(message: T) -> Reply<T> {
     Ok(Response::new(message))
-}
-
-fn not_yet<T>(rpc: &str) -> Reply<T> {
-    Err(Status::unimplemented(format!("{rpc} is not implemented yet")))
 }
 
 /// A secret as reads return it: everything but its data.
@@ -60,12 +58,16 @@ impl Control for ControlApi {
         ok(ListNodesResponse { nodes })
     }
 
-    async fn update_node(&self, _: Request<UpdateNodeRequest>) -> Reply<UpdateNodeResponse> {
-        not_yet("UpdateNode")
+    async fn update_node(&self, request: Request<UpdateNodeRequest>) -> Reply<UpdateNodeResponse> {
+        let request = request.into_inner();
+        let node = write::update_node(&self.store, &request.node_id, request.node_version, request.spec).await?;
+        ok(UpdateNodeResponse { node: Some(node) })
     }
 
-    async fn remove_node(&self, _: Request<RemoveNodeRequest>) -> Reply<RemoveNodeResponse> {
-        not_yet("RemoveNode")
+    async fn remove_node(&self, request: Request<RemoveNodeRequest>) -> Reply<RemoveNodeResponse> {
+        let request = request.into_inner();
+        write::remove_node(&self.store, &request.node_id, request.force).await?;
+        ok(RemoveNodeResponse {})
     }
 
     async fn get_service(&self, request: Request<GetServiceRequest>) -> Reply<GetServiceResponse> {
@@ -78,16 +80,27 @@ impl Control for ControlApi {
         ok(ListServicesResponse { services })
     }
 
-    async fn create_service(&self, _: Request<CreateServiceRequest>) -> Reply<CreateServiceResponse> {
-        not_yet("CreateService")
+    async fn create_service(&self, request: Request<CreateServiceRequest>) -> Reply<CreateServiceResponse> {
+        let service = write::create_service(&self.store, request.into_inner().spec).await?;
+        ok(CreateServiceResponse { service: Some(service) })
     }
 
-    async fn update_service(&self, _: Request<UpdateServiceRequest>) -> Reply<UpdateServiceResponse> {
-        not_yet("UpdateService")
+    async fn update_service(&self, request: Request<UpdateServiceRequest>) -> Reply<UpdateServiceResponse> {
+        let request = request.into_inner();
+        let service = write::update_service(
+            &self.store,
+            &request.service_id,
+            request.service_version,
+            request.spec,
+            request.rollback,
+        )
+        .await?;
+        ok(UpdateServiceResponse { service: Some(service) })
     }
 
-    async fn remove_service(&self, _: Request<RemoveServiceRequest>) -> Reply<RemoveServiceResponse> {
-        not_yet("RemoveService")
+    async fn remove_service(&self, request: Request<RemoveServiceRequest>) -> Reply<RemoveServiceResponse> {
+        write::remove::<Service>(&self.store, "service_id", &request.get_ref().service_id).await?;
+        ok(RemoveServiceResponse {})
     }
 
     async fn get_task(&self, request: Request<GetTaskRequest>) -> Reply<GetTaskResponse> {
@@ -107,8 +120,9 @@ impl Control for ControlApi {
         ok(ListTasksResponse { tasks })
     }
 
-    async fn remove_task(&self, _: Request<RemoveTaskRequest>) -> Reply<RemoveTaskResponse> {
-        not_yet("RemoveTask")
+    async fn remove_task(&self, request: Request<RemoveTaskRequest>) -> Reply<RemoveTaskResponse> {
+        write::remove_task(&self.store, &request.get_ref().task_id).await?;
+        ok(RemoveTaskResponse {})
     }
 
     async fn get_cluster(&self, request: Request<GetClusterRequest>) -> Reply<GetClusterResponse> {
@@ -121,8 +135,16 @@ impl Control for ControlApi {
         ok(ListClustersResponse { clusters })
     }
 
-    async fn update_cluster(&self, _: Request<UpdateClusterRequest>) -> Reply<UpdateClusterResponse> {
-        not_yet("UpdateCluster")
+    async fn update_cluster(&self, request: Request<UpdateClusterRequest>) -> Reply<UpdateClusterResponse> {
+        let request = request.into_inner();
+        if request.rotate_worker_token || request.rotate_manager_token {
+            return Err(Status::unimplemented(
+                "join tokens come with the cluster issue: nothing to rotate yet",
+            ));
+        }
+        let cluster =
+            write::update_cluster(&self.store, &request.cluster_id, request.cluster_version, request.spec).await?;
+        ok(UpdateClusterResponse { cluster: Some(cluster) })
     }
 
     async fn get_secret(&self, request: Request<GetSecretRequest>) -> Reply<GetSecretResponse> {
@@ -139,16 +161,29 @@ impl Control for ControlApi {
         })
     }
 
-    async fn create_secret(&self, _: Request<CreateSecretRequest>) -> Reply<CreateSecretResponse> {
-        not_yet("CreateSecret")
+    async fn create_secret(&self, request: Request<CreateSecretRequest>) -> Reply<CreateSecretResponse> {
+        let secret = write::create_secret(&self.store, request.into_inner().spec).await?;
+        ok(CreateSecretResponse {
+            secret: Some(without_data(secret)),
+        })
     }
 
-    async fn update_secret(&self, _: Request<UpdateSecretRequest>) -> Reply<UpdateSecretResponse> {
-        not_yet("UpdateSecret")
+    async fn update_secret(&self, request: Request<UpdateSecretRequest>) -> Reply<UpdateSecretResponse> {
+        let request = request.into_inner();
+        let secret =
+            write::update_secret(&self.store, &request.secret_id, request.secret_version, request.spec).await?;
+        ok(UpdateSecretResponse {
+            secret: Some(without_data(secret)),
+        })
     }
 
-    async fn remove_secret(&self, _: Request<RemoveSecretRequest>) -> Reply<RemoveSecretResponse> {
-        not_yet("RemoveSecret")
+    async fn remove_secret(&self, request: Request<RemoveSecretRequest>) -> Reply<RemoveSecretResponse> {
+        let id = &request.get_ref().secret_id;
+        write::remove_referenced::<Secret>(&self.store, "secret_id", id, |container, id| {
+            container.secrets.iter().any(|reference| reference.secret_id == id)
+        })
+        .await?;
+        ok(RemoveSecretResponse {})
     }
 
     async fn get_config(&self, request: Request<GetConfigRequest>) -> Reply<GetConfigResponse> {
@@ -161,15 +196,27 @@ impl Control for ControlApi {
         ok(ListConfigsResponse { configs })
     }
 
-    async fn create_config(&self, _: Request<CreateConfigRequest>) -> Reply<CreateConfigResponse> {
-        not_yet("CreateConfig")
+    async fn create_config(&self, request: Request<CreateConfigRequest>) -> Reply<CreateConfigResponse> {
+        let config = write::create_config(&self.store, request.into_inner().spec).await?;
+        ok(CreateConfigResponse { config: Some(config) })
     }
 
-    async fn update_config(&self, _: Request<UpdateConfigRequest>) -> Reply<UpdateConfigResponse> {
-        not_yet("UpdateConfig")
+    async fn update_config(&self, request: Request<UpdateConfigRequest>) -> Reply<UpdateConfigResponse> {
+        let request = request.into_inner();
+        let config =
+            write::update_config(&self.store, &request.config_id, request.config_version, request.spec).await?;
+        ok(UpdateConfigResponse { config: Some(config) })
     }
 
-    async fn remove_config(&self, _: Request<RemoveConfigRequest>) -> Reply<RemoveConfigResponse> {
-        not_yet("RemoveConfig")
+    async fn remove_config(&self, request: Request<RemoveConfigRequest>) -> Reply<RemoveConfigResponse> {
+        let id = &request.get_ref().config_id;
+        write::remove_referenced::<Config>(&self.store, "config_id", id, |container, id| {
+            container.configs.iter().any(|reference| reference.config_id == id)
+        })
+        .await?;
+        ok(RemoveConfigResponse {})
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,313 @@
+//! The Control API's answers and codes, on a store that commits locally.
+
+use std::collections::HashMap;
+
+use swarm_proto::v1::control_server::Control;
+use swarm_proto::v1::*;
+use swarm_store::MemoryStore;
+use tonic::{Code, Request};
+
+use super::ControlApi;
+
+fn api() -> (ControlApi, MemoryStore) {
+    let store = MemoryStore::new();
+    (ControlApi::new(store.clone()), store)
+}
+
+fn annotations(name: &str) -> Option<Annotations> {
+    Some(Annotations {
+        name: name.into(),
+        labels: HashMap::new(),
+    })
+}
+
+fn spec(name: &str, image: &str) -> ServiceSpec {
+    ServiceSpec {
+        annotations: annotations(name),
+        task: Some(swarm_proto::Shared::new(TaskSpec {
+            runtime: Some(task_spec::Runtime::Container(ContainerSpec {
+                image: image.into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn container(spec: &mut ServiceSpec) -> &mut ContainerSpec {
+    let task = swarm_proto::Shared::make_mut(spec.task.as_mut().unwrap());
+    match task.runtime.as_mut().unwrap() {
+        task_spec::Runtime::Container(container) => container,
+    }
+}
+
+async fn create(api: &ControlApi, spec: ServiceSpec) -> Result<Service, tonic::Status> {
+    let response = api
+        .create_service(Request::new(CreateServiceRequest { spec: Some(spec) }))
+        .await?;
+    Ok(response.into_inner().service.unwrap())
+}
+
+/// Asserts `code`, a message naming `mention`, and an unchanged store.
+async fn refused<T: std::fmt::Debug>(
+    store: &MemoryStore,
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+    code: Code,
+    mention: &str,
+) {
+    let before = store.snapshot();
+    let status = call.await.unwrap_err();
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().contains(mention),
+        "{:?} does not mention {mention:?}",
+        status.message()
+    );
+    assert_eq!(store.snapshot(), before, "a refused request changed the store");
+}
+
+#[tokio::test]
+async fn a_created_service_is_read_back_and_a_second_of_its_name_is_refused() {
+    let (api, store) = api();
+    let web = create(&api, spec("web", "busybox:local")).await.unwrap();
+    let got = api
+        .get_service(Request::new(GetServiceRequest {
+            service_id: web.id.clone(),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(got.into_inner().service.unwrap(), web);
+    assert!(matches!(
+        web.spec.as_ref().unwrap().mode,
+        Some(service_spec::Mode::Replicated(ReplicatedService { replicas: 1 }))
+    ));
+    refused(
+        &store,
+        create(&api, spec("WEB", "busybox:local")),
+        Code::AlreadyExists,
+        "already in use",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_service_specs_are_refused_naming_the_field() {
+    let (api, store) = api();
+    refused(
+        &store,
+        create(&api, spec("web!", "busybox")),
+        Code::InvalidArgument,
+        "spec.annotations.name",
+    )
+    .await;
+    refused(
+        &store,
+        create(&api, spec(&"a".repeat(64), "busybox")),
+        Code::InvalidArgument,
+        "63",
+    )
+    .await;
+    refused(
+        &store,
+        create(&api, spec("web", " ")),
+        Code::InvalidArgument,
+        "spec.task.container.image",
+    )
+    .await;
+    let mut env = spec("web", "busybox");
+    container(&mut env).env = vec!["A=1".into(), "B".into()];
+    refused(
+        &store,
+        create(&api, env),
+        Code::InvalidArgument,
+        "spec.task.container.env",
+    )
+    .await;
+    let mut negative = spec("web", "busybox");
+    container(&mut negative).stop_grace_period = Some(prost_types::Duration { seconds: -1, nanos: 0 });
+    refused(
+        &store,
+        create(&api, negative),
+        Code::InvalidArgument,
+        "stop_grace_period",
+    )
+    .await;
+    let mut constraint = spec("web", "busybox");
+    let task = swarm_proto::Shared::make_mut(constraint.task.as_mut().unwrap());
+    task.placement = Some(Box::new(Placement {
+        constraints: vec!["node.labels.zone = a".into()],
+        ..Default::default()
+    }));
+    refused(
+        &store,
+        create(&api, constraint),
+        Code::InvalidArgument,
+        "spec.task.placement.constraints",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn updates_carry_the_version_read_and_can_roll_back() {
+    let (api, store) = api();
+    let web = create(&api, spec("web", "busybox:1")).await.unwrap();
+    let version = web.meta.as_ref().unwrap().version;
+    let update = |version, spec: Option<ServiceSpec>, rollback| {
+        let request = UpdateServiceRequest {
+            service_id: web.id.clone(),
+            service_version: version,
+            spec,
+            rollback,
+        };
+        api.update_service(Request::new(request))
+    };
+    let updated = update(version, Some(spec("web", "busybox:2")), false)
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap();
+    assert!(updated.meta.as_ref().unwrap().version > version);
+    assert_eq!(updated.previous_spec.as_ref().unwrap(), web.spec.as_ref().unwrap());
+
+    refused(
+        &store,
+        update(version, Some(spec("web", "busybox:3")), false),
+        Code::Aborted,
+        "version",
+    )
+    .await;
+    refused(
+        &store,
+        update(
+            updated.meta.as_ref().unwrap().version,
+            Some(spec("www", "busybox:3")),
+            false,
+        ),
+        Code::InvalidArgument,
+        "renamed",
+    )
+    .await;
+
+    let rolled_back = update(updated.meta.as_ref().unwrap().version, None, true)
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap();
+    assert_eq!(rolled_back.spec, web.spec);
+}
+
+#[tokio::test]
+async fn unknown_ids_are_not_found_and_a_missing_one_is_invalid() {
+    let (api, store) = api();
+    let unknown = swarm_store::id::generate();
+    let get = api
+        .get_service(Request::new(GetServiceRequest {
+            service_id: unknown.clone(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(get.code(), Code::NotFound);
+    refused(
+        &store,
+        api.remove_service(Request::new(RemoveServiceRequest { service_id: unknown })),
+        Code::NotFound,
+        "not found",
+    )
+    .await;
+    refused(
+        &store,
+        api.remove_service(Request::new(RemoveServiceRequest::default())),
+        Code::InvalidArgument,
+        "service_id",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn secret_data_is_never_returned_and_a_used_secret_stays() {
+    let (api, store) = api();
+    let secret_spec = SecretSpec {
+        annotations: annotations("db-pass"),
+        data: b"hunter2".to_vec(),
+    };
+    let created = api
+        .create_secret(Request::new(CreateSecretRequest {
+            spec: Some(secret_spec),
+        }))
+        .await
+        .unwrap();
+    let created = created.into_inner().secret.unwrap();
+    assert!(created.spec.as_ref().unwrap().data.is_empty());
+    let listed = api
+        .list_secrets(Request::new(ListSecretsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .secrets;
+    assert!(
+        listed
+            .iter()
+            .all(|secret| secret.spec.as_ref().unwrap().data.is_empty())
+    );
+
+    let big = SecretSpec {
+        annotations: annotations("big"),
+        data: vec![0; 500 * 1024 + 1],
+    };
+    refused(
+        &store,
+        api.create_secret(Request::new(CreateSecretRequest { spec: Some(big) })),
+        Code::InvalidArgument,
+        "spec.data",
+    )
+    .await;
+
+    let mut uses = spec("app", "busybox");
+    container(&mut uses).secrets = vec![SecretReference {
+        secret_id: created.id.clone(),
+        secret_name: "db-pass".into(),
+        target: "db".into(),
+    }];
+    create(&api, uses).await.unwrap();
+    let remove = RemoveSecretRequest {
+        secret_id: created.id.clone(),
+    };
+    refused(
+        &store,
+        api.remove_secret(Request::new(remove)),
+        Code::FailedPrecondition,
+        "app",
+    )
+    .await;
+
+    let mut relabel = created.spec.clone().unwrap();
+    relabel
+        .annotations
+        .as_mut()
+        .unwrap()
+        .labels
+        .insert("team".into(), "db".into());
+    let version = created.meta.as_ref().unwrap().version;
+    let request = UpdateSecretRequest {
+        secret_id: created.id.clone(),
+        secret_version: version,
+        spec: Some(relabel.clone()),
+    };
+    api.update_secret(Request::new(request)).await.unwrap();
+    relabel.data = b"changed".to_vec();
+    let request = UpdateSecretRequest {
+        secret_id: created.id,
+        secret_version: version + 1,
+        spec: Some(relabel),
+    };
+    refused(
+        &store,
+        api.update_secret(Request::new(request)),
+        Code::InvalidArgument,
+        "only labels",
+    )
+    .await;
+}

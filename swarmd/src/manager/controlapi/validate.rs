@@ -1,0 +1,276 @@
+//! Validation of what a client asks to store, as SwarmKit's controlapi does
+//! it. Every refusal is [`Error::InvalidArgument`] naming the field.
+
+use swarm_proto::v1::{
+    Annotations, ContainerSpec, EndpointSpec, HealthConfig, Placement, RestartPolicy, ServiceSpec, UpdateConfig,
+    service_spec, task_spec,
+};
+
+use crate::error::{Error, Result};
+
+/// The largest secret SwarmKit accepts, and so do we.
+pub(crate) const MAX_SECRET_BYTES: usize = 500 * 1024;
+/// The largest config SwarmKit accepts.
+pub(crate) const MAX_CONFIG_BYTES: usize = 1000 * 1024;
+
+fn invalid(message: String) -> Error {
+    Error::InvalidArgument(message)
+}
+
+/// A name: 1 to 63 characters, letters and digits with `-` or `_` inside
+/// (a DNS label, as SwarmKit checks it).
+pub(crate) fn annotations(field: &str, annotations: Option<&Annotations>) -> Result<()> {
+    let name = annotations.map_or("", |annotations| annotations.name.as_str());
+    if name.is_empty() {
+        return Err(invalid(format!("{field}.name is required")));
+    }
+    if name.len() > 63 {
+        return Err(invalid(format!("{field}.name {name:?} is longer than 63 characters")));
+    }
+    let bytes = name.as_bytes();
+    let inner_ok = bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
+    let ends_ok = bytes[0].is_ascii_alphanumeric() && bytes[bytes.len() - 1].is_ascii_alphanumeric();
+    if !inner_ok || !ends_ok {
+        return Err(invalid(format!(
+            "{field}.name {name:?} is not a valid name: letters and digits, with - or _ inside"
+        )));
+    }
+    Ok(())
+}
+
+fn non_negative(field: &str, duration: Option<&prost_types::Duration>) -> Result<()> {
+    match duration {
+        Some(duration) if duration.seconds < 0 || duration.nanos < 0 => {
+            Err(invalid(format!("{field} must not be negative")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A service spec, whole.
+pub(crate) fn service_spec(spec: Option<&ServiceSpec>) -> Result<&ServiceSpec> {
+    let spec = spec.ok_or_else(|| invalid("spec is required".into()))?;
+    annotations("spec.annotations", spec.annotations.as_ref())?;
+    let task = spec
+        .task
+        .as_deref()
+        .ok_or_else(|| invalid("spec.task is required".into()))?;
+    match &task.runtime {
+        Some(task_spec::Runtime::Container(container)) => container_spec(container)?,
+        None => return Err(invalid("spec.task.container is required".into())),
+    }
+    if let Some(restart) = &task.restart {
+        restart_policy(restart)?;
+    }
+    if let Some(placement) = &task.placement {
+        self::placement(placement)?;
+    }
+    if let Some(resources) = &task.resources {
+        for (field, resources) in [("reservations", &resources.reservations), ("limits", &resources.limits)] {
+            if resources
+                .as_ref()
+                .is_some_and(|r| r.nano_cpus < 0 || r.memory_bytes < 0)
+            {
+                return Err(invalid(format!("spec.task.resources.{field} must not be negative")));
+            }
+        }
+    }
+    if let Some(service_spec::Mode::ReplicatedJob(job)) = &spec.mode
+        && job.total_completions > 0
+        && job.max_concurrent > job.total_completions
+    {
+        return Err(invalid(
+            "spec.mode.replicated_job.max_concurrent exceeds total_completions".into(),
+        ));
+    }
+    for (field, update) in [("spec.update", &spec.update), ("spec.rollback", &spec.rollback)] {
+        if let Some(update) = update {
+            update_config(field, update)?;
+        }
+    }
+    if let Some(endpoint) = &spec.endpoint {
+        self::endpoint(endpoint)?;
+    }
+    Ok(spec)
+}
+
+fn container_spec(container: &ContainerSpec) -> Result<()> {
+    if container.image.trim().is_empty() {
+        return Err(invalid("spec.task.container.image is required".into()));
+    }
+    if let Some(entry) = container
+        .env
+        .iter()
+        .find(|entry| !entry.contains('=') || entry.starts_with('='))
+    {
+        return Err(invalid(format!(
+            "spec.task.container.env entry {entry:?} is not KEY=VALUE"
+        )));
+    }
+    non_negative(
+        "spec.task.container.stop_grace_period",
+        container.stop_grace_period.as_ref(),
+    )?;
+    if let Some(health) = &container.healthcheck {
+        healthcheck(health)?;
+    }
+    for mount in &container.mounts {
+        if !mount.target.starts_with('/') {
+            return Err(invalid(format!(
+                "spec.task.container.mounts target {:?} is not an absolute path",
+                mount.target
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn healthcheck(health: &HealthConfig) -> Result<()> {
+    non_negative("spec.task.container.healthcheck.interval", health.interval.as_ref())?;
+    non_negative("spec.task.container.healthcheck.timeout", health.timeout.as_ref())?;
+    non_negative(
+        "spec.task.container.healthcheck.start_period",
+        health.start_period.as_ref(),
+    )?;
+    if health.retries < 0 {
+        return Err(invalid(
+            "spec.task.container.healthcheck.retries must not be negative".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn restart_policy(restart: &RestartPolicy) -> Result<()> {
+    non_negative("spec.task.restart.delay", restart.delay.as_ref())?;
+    non_negative("spec.task.restart.window", restart.window.as_ref())
+}
+
+fn update_config(field: &str, update: &UpdateConfig) -> Result<()> {
+    non_negative(&format!("{field}.delay"), update.delay.as_ref())?;
+    non_negative(&format!("{field}.monitor"), update.monitor.as_ref())
+}
+
+fn endpoint(endpoint: &EndpointSpec) -> Result<()> {
+    for port in &endpoint.ports {
+        if port.target_port == 0 || port.target_port > 65535 || port.published_port > 65535 {
+            return Err(invalid(format!(
+                "spec.endpoint.ports: {}:{} is not a valid port pair",
+                port.published_port, port.target_port
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn placement(placement: &Placement) -> Result<()> {
+    for expression in &placement.constraints {
+        constraint(expression)
+            .map_err(|why| invalid(format!("spec.task.placement.constraints: {expression:?}: {why}")))?;
+    }
+    Ok(())
+}
+
+/// A placement constraint: `<key> == <value>` or `<key> != <value>`, where
+/// the key is `node.id`, `node.hostname`, `node.role`, `node.platform.os`,
+/// `node.platform.arch`, `node.labels.<label>` or `engine.labels.<label>`.
+pub(crate) fn constraint(expression: &str) -> Result<(), String> {
+    let (key, value) = match (expression.split_once("=="), expression.split_once("!=")) {
+        (Some(pair), None) | (None, Some(pair)) => pair,
+        _ => return Err("expected exactly one == or !=".into()),
+    };
+    let (key, value) = (key.trim(), value.trim());
+    if value.is_empty() {
+        return Err("the value is empty".into());
+    }
+    let known = [
+        "node.id",
+        "node.hostname",
+        "node.role",
+        "node.platform.os",
+        "node.platform.arch",
+    ];
+    let label = ["node.labels.", "engine.labels."]
+        .iter()
+        .any(|prefix| key.strip_prefix(prefix).is_some_and(|label| !label.is_empty()));
+    if !known.contains(&key) && !label {
+        return Err(format!("unknown key {key:?}"));
+    }
+    if key == "node.role" && !["manager", "worker"].contains(&value) {
+        return Err(format!("node.role is manager or worker, not {value:?}"));
+    }
+    Ok(())
+}
+
+/// A secret's or config's name and data.
+pub(crate) fn secret_or_config(kind: &str, annotations: Option<&Annotations>, data: &[u8], max: usize) -> Result<()> {
+    self::annotations("spec.annotations", annotations)?;
+    if data.is_empty() {
+        return Err(invalid(format!("spec.data is required: a {kind} holds data")));
+    }
+    if data.len() > max {
+        return Err(invalid(format!(
+            "spec.data is {} bytes; a {kind} holds at most {max}",
+            data.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str) -> Option<Annotations> {
+        Some(Annotations {
+            name: name.into(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn names_are_dns_labels_of_at_most_63_characters() {
+        assert!(annotations("spec.annotations", named("web").as_ref()).is_ok());
+        assert!(annotations("spec.annotations", named("web_1-a").as_ref()).is_ok());
+        for bad in ["", "-web", "web-", "we b", "wéb", &"a".repeat(64)] {
+            let err = annotations("spec.annotations", named(bad).as_ref()).unwrap_err();
+            assert!(err.to_string().contains("spec.annotations.name"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn constraints_follow_the_grammar() {
+        for good in [
+            "node.labels.zone == a",
+            "node.role!=manager",
+            "engine.labels.os == linux",
+            "node.hostname==n1",
+        ] {
+            assert!(constraint(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "node.labels.zone = a",
+            "zone == a",
+            "node.labels. == a",
+            "node.role == boss",
+            "node.id ==",
+            "a == b == c",
+        ] {
+            assert!(constraint(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_over_500_kib_are_refused() {
+        let err = secret_or_config(
+            "secret",
+            named("db-pass").as_ref(),
+            &vec![0; MAX_SECRET_BYTES + 1],
+            MAX_SECRET_BYTES,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("at most 512000"), "{err}");
+        assert!(secret_or_config("secret", named("db-pass").as_ref(), b"x", MAX_SECRET_BYTES).is_ok());
+    }
+}

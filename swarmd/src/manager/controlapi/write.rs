@@ -1,0 +1,325 @@
+//! Create, update and remove: each one store transaction, committed through
+//! Raft, answered with the object as stored.
+
+use swarm_proto::v1::{
+    Cluster, ClusterSpec, Config, ConfigSpec, Node, NodeRole, NodeSpec, Secret, SecretSpec, Service, ServiceSpec, Task,
+    node_status, service_spec, task_spec,
+};
+use swarm_store::{MemoryStore, Read as _, StoreObject, WriteTx};
+
+use super::validate;
+use crate::error::{Error, Result};
+
+/// The object of kind `T` with `id` inside a transaction, or NotFound.
+fn current<T: StoreObject>(tx: &WriteTx, id: &str) -> Result<T, swarm_store::Error> {
+    tx.get::<T>(id)
+        .map(|object| T::clone(object))
+        .ok_or_else(|| swarm_store::Error::NotFound {
+            kind: T::KIND,
+            id: id.to_string(),
+        })
+}
+
+/// Sets the version the client read, which the store checks against the
+/// stored one: a stale version is refused (Aborted), never merged.
+fn at_version<T: StoreObject>(mut object: T, version: u64) -> T {
+    object.meta_mut().version = version;
+    object
+}
+
+/// What a transaction stored, read back by id.
+fn stored<T: StoreObject>(store: &MemoryStore, id: &str) -> Result<T> {
+    super::read::get(store, "id", id)
+}
+
+fn required<'a>(field: &str, id: &'a str) -> Result<&'a str> {
+    if id.is_empty() {
+        Err(Error::InvalidArgument(format!("{field} is required")))
+    } else {
+        Ok(id)
+    }
+}
+
+/// A service spec as stored: validated, with a replicated mode of one task
+/// when none is given (as `docker service create`).
+fn service_spec(spec: Option<ServiceSpec>) -> Result<ServiceSpec> {
+    validate::service_spec(spec.as_ref())?;
+    let mut spec = spec.unwrap_or_default();
+    if spec.mode.is_none() {
+        spec.mode = Some(service_spec::Mode::Replicated(swarm_proto::v1::ReplicatedService {
+            replicas: 1,
+        }));
+    }
+    Ok(spec)
+}
+
+pub(crate) async fn create_service(store: &MemoryStore, spec: Option<ServiceSpec>) -> Result<Service> {
+    let spec = service_spec(spec)?;
+    let service = Service {
+        id: swarm_store::id::generate(),
+        spec: Some(spec),
+        ..Default::default()
+    };
+    let id = service.id.clone();
+    store.update(|tx| tx.create(service)).await?;
+    stored(store, &id)
+}
+
+pub(crate) async fn update_service(
+    store: &MemoryStore,
+    id: &str,
+    version: u64,
+    spec: Option<ServiceSpec>,
+    rollback: bool,
+) -> Result<Service> {
+    let id = required("service_id", id)?;
+    // Checked before the transaction, which must not end empty-handed; a
+    // change meanwhile fails it on the version anyway.
+    let existing: Service = super::read::get(store, "service_id", id)?;
+    let next = if rollback {
+        existing
+            .previous_spec
+            .clone()
+            .ok_or_else(|| Error::FailedPrecondition(format!("service {id} has no previous spec to roll back to")))?
+    } else {
+        service_spec(spec)?
+    };
+    let name = |spec: Option<&ServiceSpec>| {
+        spec.and_then(|spec| spec.annotations.as_ref())
+            .map(|a| a.name.to_lowercase())
+    };
+    if name(existing.spec.as_ref()) != name(Some(&next)) {
+        return Err(Error::InvalidArgument(
+            "spec.annotations.name: a service cannot be renamed".into(),
+        ));
+    }
+    store
+        .update(|tx| {
+            let mut service = at_version(current::<Service>(tx, id)?, version);
+            service.previous_spec = service.spec.replace(next);
+            tx.update(service)
+        })
+        .await?;
+    stored(store, id)
+}
+
+pub(crate) async fn remove<T: StoreObject>(store: &MemoryStore, field: &str, id: &str) -> Result<()> {
+    let id = required(field, id)?;
+    store.update(|tx| tx.delete::<T>(id)).await?;
+    Ok(())
+}
+
+pub(crate) async fn remove_node(store: &MemoryStore, id: &str, force: bool) -> Result<()> {
+    let id = required("node_id", id)?;
+    let node: Node = super::read::get(store, "node_id", id)?;
+    if node.role == i32::from(NodeRole::Manager) {
+        return Err(Error::FailedPrecondition(format!(
+            "node {id} is a manager: demote it before removing it"
+        )));
+    }
+    let ready = node
+        .status
+        .as_ref()
+        .is_some_and(|status| status.state == i32::from(node_status::State::Ready));
+    if ready && !force {
+        return Err(Error::FailedPrecondition(format!(
+            "node {id} is up: stop it first, or remove it with force"
+        )));
+    }
+    remove::<Node>(store, "node_id", id).await
+}
+
+pub(crate) async fn update_node(store: &MemoryStore, id: &str, version: u64, spec: Option<NodeSpec>) -> Result<Node> {
+    let id = required("node_id", id)?;
+    let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
+    if let Some(annotations) = spec
+        .annotations
+        .as_ref()
+        .filter(|annotations| !annotations.name.is_empty())
+    {
+        validate::annotations("spec.annotations", Some(annotations))?;
+    }
+    store
+        .update(|tx| {
+            let mut node = at_version(current::<Node>(tx, id)?, version);
+            node.spec = Some(spec);
+            tx.update(node)
+        })
+        .await?;
+    stored(store, id)
+}
+
+pub(crate) async fn update_cluster(
+    store: &MemoryStore,
+    id: &str,
+    version: u64,
+    spec: Option<ClusterSpec>,
+) -> Result<Cluster> {
+    let id = required("cluster_id", id)?;
+    let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
+    validate::annotations("spec.annotations", spec.annotations.as_ref())?;
+    store
+        .update(|tx| {
+            let mut cluster = at_version(current::<Cluster>(tx, id)?, version);
+            cluster.spec = Some(spec);
+            tx.update(cluster)
+        })
+        .await?;
+    stored(store, id)
+}
+
+pub(crate) async fn create_secret(store: &MemoryStore, spec: Option<SecretSpec>) -> Result<Secret> {
+    let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
+    validate::secret_or_config(
+        "secret",
+        spec.annotations.as_ref(),
+        &spec.data,
+        validate::MAX_SECRET_BYTES,
+    )?;
+    let secret = Secret {
+        id: swarm_store::id::generate(),
+        spec: Some(spec),
+        ..Default::default()
+    };
+    let id = secret.id.clone();
+    store.update(|tx| tx.create(secret)).await?;
+    stored(store, &id)
+}
+
+pub(crate) async fn create_config(store: &MemoryStore, spec: Option<ConfigSpec>) -> Result<Config> {
+    let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
+    validate::secret_or_config(
+        "config",
+        spec.annotations.as_ref(),
+        &spec.data,
+        validate::MAX_CONFIG_BYTES,
+    )?;
+    let config = Config {
+        id: swarm_store::id::generate(),
+        spec: Some(spec),
+        ..Default::default()
+    };
+    let id = config.id.clone();
+    store.update(|tx| tx.create(config)).await?;
+    stored(store, &id)
+}
+
+/// Secrets and configs are immutable but for their labels (SwarmKit).
+pub(crate) async fn update_secret(
+    store: &MemoryStore,
+    id: &str,
+    version: u64,
+    spec: Option<SecretSpec>,
+) -> Result<Secret> {
+    let id = required("secret_id", id)?;
+    let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
+    let existing: Secret = super::read::get(store, "secret_id", id)?;
+    let existing_spec = existing.spec.unwrap_or_default();
+    only_labels_changed(
+        existing_spec.annotations.as_ref(),
+        spec.annotations.as_ref(),
+        &existing_spec.data,
+        &spec.data,
+    )?;
+    store
+        .update(|tx| {
+            let mut secret = at_version(current::<Secret>(tx, id)?, version);
+            secret.spec.get_or_insert_with(Default::default).annotations = spec.annotations;
+            tx.update(secret)
+        })
+        .await?;
+    stored(store, id)
+}
+
+/// As [`update_secret`].
+pub(crate) async fn update_config(
+    store: &MemoryStore,
+    id: &str,
+    version: u64,
+    spec: Option<ConfigSpec>,
+) -> Result<Config> {
+    let id = required("config_id", id)?;
+    let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
+    let existing: Config = super::read::get(store, "config_id", id)?;
+    let existing_spec = existing.spec.unwrap_or_default();
+    only_labels_changed(
+        existing_spec.annotations.as_ref(),
+        spec.annotations.as_ref(),
+        &existing_spec.data,
+        &spec.data,
+    )?;
+    store
+        .update(|tx| {
+            let mut config = at_version(current::<Config>(tx, id)?, version);
+            config.spec.get_or_insert_with(Default::default).annotations = spec.annotations;
+            tx.update(config)
+        })
+        .await?;
+    stored(store, id)
+}
+
+/// Refuses any change to a secret's or config's name or data; an empty
+/// `data` in the request means "unchanged" (reads never return it).
+fn only_labels_changed(
+    stored: Option<&swarm_proto::v1::Annotations>,
+    requested: Option<&swarm_proto::v1::Annotations>,
+    stored_data: &[u8],
+    requested_data: &[u8],
+) -> Result<()> {
+    let name =
+        |annotations: Option<&swarm_proto::v1::Annotations>| annotations.map(|a| a.name.clone()).unwrap_or_default();
+    if name(stored) != name(requested) {
+        return Err(Error::InvalidArgument(
+            "spec.annotations.name: only labels can be updated".into(),
+        ));
+    }
+    if !requested_data.is_empty() && requested_data != stored_data {
+        return Err(Error::InvalidArgument("spec.data: only labels can be updated".into()));
+    }
+    Ok(())
+}
+
+/// Refuses to remove a secret or config a service uses.
+pub(crate) async fn remove_referenced<T: StoreObject>(
+    store: &MemoryStore,
+    field: &str,
+    id: &str,
+    used_by: impl Fn(&swarm_proto::v1::ContainerSpec, &str) -> bool,
+) -> Result<()> {
+    let id = required(field, id)?;
+    let users: Vec<String> = store.view(|read| {
+        read.list::<Service>()
+            .into_iter()
+            .filter(|service| {
+                let container = service
+                    .spec
+                    .as_ref()
+                    .and_then(|spec| spec.task.as_deref())
+                    .and_then(|task| task.runtime.as_ref())
+                    .map(|task_spec::Runtime::Container(container)| container);
+                container.is_some_and(|container| used_by(container, id))
+            })
+            .map(|service| {
+                service
+                    .spec
+                    .as_ref()
+                    .and_then(|spec| spec.annotations.as_ref())
+                    .map(|a| a.name.clone())
+                    .unwrap_or_default()
+            })
+            .collect()
+    });
+    if !users.is_empty() {
+        return Err(Error::FailedPrecondition(format!(
+            "{} {id} is in use by service(s) {}",
+            T::KIND,
+            users.join(", ")
+        )));
+    }
+    remove::<T>(store, field, id).await
+}
+
+/// Removes a task (its service's orchestrator replaces it if still wanted).
+pub(crate) async fn remove_task(store: &MemoryStore, id: &str) -> Result<()> {
+    remove::<Task>(store, "task_id", id).await
+}
