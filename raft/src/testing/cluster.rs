@@ -28,23 +28,62 @@ pub struct Member {
     pub node: RaftNode<LogMachine>,
     pub handle: RaftHandle<usize>,
     pub machine: LogMachine,
-    server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    server: Option<Server>,
+}
+
+/// The transport server of a member: one signal closes its listening socket
+/// at once (as a process's death does), the other lets its connections go.
+struct Server {
+    close_listener: oneshot::Sender<()>,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
 }
 
 impl Member {
     /// Stops serving and stops the member: gracefully (`shutdown`) or as a
-    /// crash would (`kill`).
+    /// crash would (`kill`). Either way the address refuses connections
+    /// from the first moment, as a stopped process's does.
     pub async fn stop(mut self, graceful: bool) {
+        // The listener closes before the member stops, so that no peer
+        // reaches a half-stopped one.
+        let server = self.server.take().map(
+            |Server {
+                 close_listener,
+                 shutdown,
+                 task,
+             }| {
+                let _ = close_listener.send(());
+                (shutdown, task)
+            },
+        );
         if graceful {
             self.node.shutdown().await.expect("clean shutdown");
         } else {
             self.node.kill().await;
         }
-        if let Some((stop, server)) = self.server.take() {
-            let _ = stop.send(());
-            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        if let Some((shutdown, task)) = server {
+            let _ = shutdown.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
     }
+}
+
+/// Accepts connections (Nagle off) until `close` fires, then drops the
+/// listener at once: its port refuses connections from then on, while the
+/// connections already made are left to the server's graceful shutdown.
+fn closable_incoming(
+    listener: TcpListener,
+    close: oneshot::Receiver<()>,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold((listener, close), |(listener, mut close)| async move {
+        tokio::select! {
+            _ = &mut close => None,
+            accepted = listener.accept() => {
+                let stream = accepted.and_then(|(stream, _)| stream.set_nodelay(true).map(|()| stream));
+                Some((stream, (listener, close)))
+            }
+        }
+    })
 }
 
 /// The running members of one group, by id.
@@ -118,23 +157,29 @@ impl Cluster {
     async fn launch(&self, id: u64, listener: TcpListener, start: Start) -> Result<Member, Error> {
         let machine = (self.new_machine)();
         let node = RaftNode::start(self.config(id), machine.clone(), start).await?;
-        let (stop, stopped) = oneshot::channel::<()>();
+        let (shutdown, shutdown_requested) = oneshot::channel::<()>();
+        let (close_listener, listener_closed) = oneshot::channel::<()>();
         let router = tonic::transport::Server::builder().add_service(node.transport_service().into_server());
-        let server = tokio::spawn(async move {
-            let incoming = crate::transport::incoming(listener);
+        let task = tokio::spawn(async move {
+            let incoming = closable_incoming(listener, listener_closed);
             let _ = router
                 .serve_with_incoming_shutdown(incoming, async {
-                    let _ = stopped.await;
+                    let _ = shutdown_requested.await;
                 })
                 .await;
         });
+        let server = Server {
+            close_listener,
+            shutdown,
+            task,
+        };
         Ok(Member {
             id,
             addr: self.addrs[&id].clone(),
             handle: node.handle(),
             node,
             machine,
-            server: Some((stop, server)),
+            server: Some(server),
         })
     }
 
