@@ -1,11 +1,44 @@
-//! `swarmctl`, the operator's gRPC client: a stub for now.
+//! `swarmctl`, the operator's client of a swarmd manager's Control API.
 //!
-//! It will speak the Control API (`swarm-proto`) to a manager's Unix socket:
-//! `service create/ls/inspect/update/rm`, `task ls`, `node ls/drain/...`.
+//! # Layout
+//!
+//! `cli.rs` holds what the command line accepts (clap definitions);
+//! `commands/` what each command does, one module per noun; `resolve.rs`
+//! turns a name, ID or ID prefix into one object; `output.rs` prints
+//! aligned tables. Errors print on one line (`Error: service "web" not
+//! found`) and exit 1; a usage error exits 2 (clap).
+
+mod cli;
+mod commands;
+mod connect;
+mod output;
+mod resolve;
 
 use std::process::ExitCode;
 
+use clap::Parser as _;
+
 fn main() -> ExitCode {
-    eprintln!("swarmctl: the client is not built yet; it comes with the daemon");
-    ExitCode::FAILURE
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("Error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // A closed pipe (`swarmctl service ls | head`) is not an error.
+            if err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("Error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

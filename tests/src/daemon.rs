@@ -112,19 +112,24 @@ impl Daemon {
     }
 }
 
-/// The `swarmd` binary of this build: beside the test binaries' `deps`
-/// folder. `scripts/test` builds every binary before the tests run.
+/// The `swarmd` binary of this build (see [`workspace_binary`]).
+pub fn swarmd_binary() -> PathBuf {
+    workspace_binary("swarmd")
+}
+
+/// A binary of this workspace, beside the test binaries' `deps` folder.
+/// `scripts/test` builds every binary before the tests run.
 ///
 /// # Panics
 ///
 /// When it has not been built.
-pub fn swarmd_binary() -> PathBuf {
+pub fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps/<test>");
-    let binary = profile_dir.join("swarmd");
+    let binary = profile_dir.join(name);
     assert!(
         binary.exists(),
         "{} is not built: run `cargo build --workspace --bins` first (scripts/test does)",

@@ -203,9 +203,28 @@ pub(crate) fn constraint(expression: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A secret's or config's name: as a service's, but up to 64 characters
+/// and dots allowed inside (`app.conf`), as SwarmKit checks it.
+fn data_name(annotations: Option<&Annotations>) -> Result<()> {
+    let name = annotations.map_or("", |annotations| annotations.name.as_str());
+    let bytes = name.as_bytes();
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric();
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "spec.annotations.name {name:?} is not a valid name: 1 to 64 letters and digits, with - _ or . inside"
+        )))
+    }
+}
+
 /// A secret's or config's name and data.
 pub(crate) fn secret_or_config(kind: &str, annotations: Option<&Annotations>, data: &[u8], max: usize) -> Result<()> {
-    self::annotations("spec.annotations", annotations)?;
+    data_name(annotations)?;
     if data.is_empty() {
         return Err(invalid(format!("spec.data is required: a {kind} holds data")));
     }
@@ -258,6 +277,17 @@ mod tests {
             "a == b == c",
         ] {
             assert!(constraint(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secret_and_config_names_may_hold_dots() {
+        assert!(secret_or_config("config", named("app.conf").as_ref(), b"x", MAX_CONFIG_BYTES).is_ok());
+        for bad in [".conf", "app.", "a b", ""] {
+            assert!(
+                secret_or_config("config", named(bad).as_ref(), b"x", MAX_CONFIG_BYTES).is_err(),
+                "{bad:?}"
+            );
         }
     }
 

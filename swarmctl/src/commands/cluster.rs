@@ -1,0 +1,61 @@
+//! `swarmctl cluster ...`
+
+use swarm_proto::v1::{Cluster, GetClusterRequest, ListClustersRequest};
+
+use super::{labels, name, reply};
+use crate::cli::ClusterCommand;
+use crate::connect::Control;
+use crate::{output, resolve};
+
+pub async fn run(control: &mut Control, command: ClusterCommand) -> anyhow::Result<()> {
+    match command {
+        ClusterCommand::Ls(list) => {
+            let clusters = all(control).await?;
+            let rows = clusters
+                .iter()
+                .map(|cluster| vec![cluster.id.clone(), annotations_name(cluster)])
+                .collect();
+            output::table(&["ID", "NAME"], rows, list.quiet)?;
+        }
+        ClusterCommand::Inspect { reference } => {
+            let candidates: Vec<_> = all(control)
+                .await?
+                .iter()
+                .map(|c| (c.id.clone(), annotations_name(c)))
+                .collect();
+            let cluster_id = resolve::pick("cluster", &reference, &candidates)?;
+            let cluster = reply(control.get_cluster(GetClusterRequest { cluster_id }).await)?
+                .cluster
+                .unwrap_or_default();
+            let spec = cluster.spec.clone().unwrap_or_default();
+            let raft = spec.raft.unwrap_or_default();
+            let retention = spec
+                .orchestration
+                .map_or(0, |orchestration| orchestration.task_history_retention_limit);
+            output::fields(&[
+                ("ID", cluster.id.clone()),
+                ("Name", annotations_name(&cluster)),
+                ("Labels", labels(&spec.annotations.unwrap_or_default().labels)),
+                ("Task history retention", retention.to_string()),
+                ("Raft snapshot interval", raft.snapshot_interval.to_string()),
+                (
+                    "Raft entries kept for slow followers",
+                    raft.log_entries_for_slow_followers.to_string(),
+                ),
+                (
+                    "Raft heartbeat / election ticks",
+                    format!("{} / {}", raft.heartbeat_tick, raft.election_tick),
+                ),
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+fn annotations_name(cluster: &Cluster) -> String {
+    name(cluster.spec.as_ref().and_then(|spec| spec.annotations.as_ref()))
+}
+
+async fn all(control: &mut Control) -> anyhow::Result<Vec<Cluster>> {
+    Ok(reply(control.list_clusters(ListClustersRequest::default()).await)?.clusters)
+}

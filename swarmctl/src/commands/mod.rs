@@ -1,0 +1,59 @@
+//! The actions, one module per noun.
+
+mod cluster;
+mod data;
+mod node;
+mod service;
+mod task;
+
+use crate::cli::{Cli, Command};
+use crate::connect::connect;
+
+/// Runs the command line's command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Version => {
+            println!("swarmctl {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "swarmctl", &mut std::io::stdout());
+            Ok(())
+        }
+        command => {
+            let mut control = connect(&cli.socket).await?;
+            match command {
+                Command::Cluster(command) => cluster::run(&mut control, command).await,
+                Command::Node(command) => node::run(&mut control, command).await,
+                Command::Service(command) => service::run(&mut control, command).await,
+                Command::Task(command) => task::run(&mut control, command).await,
+                Command::Secret(command) => data::run_secret(&mut control, command).await,
+                Command::Config(command) => data::run_config(&mut control, command).await,
+                Command::Version | Command::Completion { .. } => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+/// The reply of an RPC, or its error's message alone (the status code is
+/// for programs; the message names what is wrong).
+pub(crate) fn reply<T>(result: Result<tonic::Response<T>, tonic::Status>) -> anyhow::Result<T> {
+    result
+        .map(tonic::Response::into_inner)
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))
+}
+
+/// The name in an object's annotations.
+pub(crate) fn name(annotations: Option<&swarm_proto::v1::Annotations>) -> String {
+    annotations
+        .map(|annotations| annotations.name.clone())
+        .unwrap_or_default()
+}
+
+/// `key=value` pairs, sorted, comma-separated.
+pub(crate) fn labels(labels: &std::collections::HashMap<String, String>) -> String {
+    let mut pairs: Vec<String> = labels.iter().map(|(key, value)| format!("{key}={value}")).collect();
+    pairs.sort();
+    pairs.join(", ")
+}

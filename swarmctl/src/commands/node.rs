@@ -1,0 +1,113 @@
+//! `swarmctl node ...`
+
+use swarm_proto::v1::{GetNodeRequest, ListNodesRequest, Node, NodeAvailability, NodeRole, node_status};
+
+use super::{labels, reply};
+use crate::cli::NodeCommand;
+use crate::connect::Control;
+use crate::{output, resolve};
+
+pub async fn run(control: &mut Control, command: NodeCommand) -> anyhow::Result<()> {
+    match command {
+        NodeCommand::Ls(list) => {
+            let rows = all(control)
+                .await?
+                .iter()
+                .map(|node| {
+                    vec![
+                        node.id.clone(),
+                        hostname(node),
+                        role(node),
+                        status(node),
+                        availability(node),
+                        leader(node),
+                    ]
+                })
+                .collect();
+            output::table(
+                &["ID", "HOSTNAME", "ROLE", "STATUS", "AVAILABILITY", "MANAGER STATUS"],
+                rows,
+                list.quiet,
+            )?;
+        }
+        NodeCommand::Inspect { reference } => {
+            let candidates: Vec<_> = all(control)
+                .await?
+                .iter()
+                .map(|node| (node.id.clone(), hostname(node)))
+                .collect();
+            let node_id = resolve::pick("node", &reference, &candidates)?;
+            let node = reply(control.get_node(GetNodeRequest { node_id }).await)?
+                .node
+                .unwrap_or_default();
+            let spec_labels = node
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.annotations.as_ref())
+                .map(|a| labels(&a.labels));
+            let addr = node
+                .manager_status
+                .as_ref()
+                .map(|manager| manager.addr.clone())
+                .unwrap_or_default();
+            output::fields(&[
+                ("ID", node.id.clone()),
+                ("Hostname", hostname(&node)),
+                ("Role", role(&node)),
+                ("Status", status(&node)),
+                ("Availability", availability(&node)),
+                ("Manager status", leader(&node)),
+                ("Manager address", addr),
+                ("Labels", spec_labels.unwrap_or_default()),
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+async fn all(control: &mut Control) -> anyhow::Result<Vec<Node>> {
+    Ok(reply(control.list_nodes(ListNodesRequest::default()).await)?.nodes)
+}
+
+fn hostname(node: &Node) -> String {
+    node.description
+        .as_ref()
+        .map(|description| description.hostname.clone())
+        .unwrap_or_default()
+}
+
+fn role(node: &Node) -> String {
+    match NodeRole::try_from(node.role) {
+        Ok(NodeRole::Manager) => "manager".into(),
+        _ => "worker".into(),
+    }
+}
+
+fn status(node: &Node) -> String {
+    let state = node.status.as_ref().map_or(0, |status| status.state);
+    match node_status::State::try_from(state) {
+        Ok(node_status::State::Ready) => "ready",
+        Ok(node_status::State::Down) => "down",
+        Ok(node_status::State::Disconnected) => "disconnected",
+        _ => "unknown",
+    }
+    .into()
+}
+
+fn availability(node: &Node) -> String {
+    let availability = node.spec.as_ref().map_or(0, |spec| spec.availability);
+    match NodeAvailability::try_from(availability) {
+        Ok(NodeAvailability::Pause) => "pause",
+        Ok(NodeAvailability::Drain) => "drain",
+        _ => "active",
+    }
+    .into()
+}
+
+fn leader(node: &Node) -> String {
+    match &node.manager_status {
+        Some(manager) if manager.leader => "leader".into(),
+        Some(_) => "reachable".into(),
+        None => String::new(),
+    }
+}

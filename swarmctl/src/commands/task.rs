@@ -1,0 +1,106 @@
+//! `swarmctl task ...`
+
+use swarm_proto::v1::{GetTaskRequest, ListTasksRequest, RemoveTaskRequest, Task, TaskState};
+
+use super::reply;
+use crate::cli::TaskCommand;
+use crate::connect::Control;
+use crate::{output, resolve};
+
+pub async fn run(control: &mut Control, command: TaskCommand) -> anyhow::Result<()> {
+    match command {
+        TaskCommand::Ls { list, service } => {
+            let service_ids = match service {
+                Some(reference) => vec![super::service::get(control, &reference).await?.id],
+                None => Vec::new(),
+            };
+            let tasks = reply(
+                control
+                    .list_tasks(ListTasksRequest {
+                        service_ids,
+                        ..Default::default()
+                    })
+                    .await,
+            )?
+            .tasks;
+            let rows = tasks
+                .iter()
+                .map(|task| {
+                    vec![
+                        task.id.clone(),
+                        task.service_id.clone(),
+                        task.slot.to_string(),
+                        task.node_id.clone(),
+                        state(task),
+                        desired(task),
+                    ]
+                })
+                .collect();
+            output::table(
+                &["ID", "SERVICE", "SLOT", "NODE", "STATE", "DESIRED STATE"],
+                rows,
+                list.quiet,
+            )?;
+        }
+        TaskCommand::Inspect { reference } => {
+            let task = get(control, &reference).await?;
+            let message = task
+                .status
+                .as_ref()
+                .map(|status| status.message.clone())
+                .unwrap_or_default();
+            let error = task
+                .status
+                .as_ref()
+                .map(|status| status.err.clone())
+                .unwrap_or_default();
+            output::fields(&[
+                ("ID", task.id.clone()),
+                ("Service", task.service_id.clone()),
+                ("Slot", task.slot.to_string()),
+                ("Node", task.node_id.clone()),
+                ("State", state(&task)),
+                ("Desired state", desired(&task)),
+                ("Message", message),
+                ("Error", error),
+            ])?;
+        }
+        TaskCommand::Rm { references } => {
+            for reference in references {
+                let task = get(control, &reference).await?;
+                reply(
+                    control
+                        .remove_task(RemoveTaskRequest {
+                            task_id: task.id.clone(),
+                        })
+                        .await,
+                )?;
+                println!("{}", task.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Task> {
+    let tasks = reply(control.list_tasks(ListTasksRequest::default()).await)?.tasks;
+    let candidates: Vec<_> = tasks.iter().map(|task| (task.id.clone(), String::new())).collect();
+    let task_id = resolve::pick("task", reference, &candidates)?;
+    Ok(reply(control.get_task(GetTaskRequest { task_id }).await)?
+        .task
+        .unwrap_or_default())
+}
+
+fn state_name(state: i32) -> String {
+    TaskState::try_from(state)
+        .map(|state| state.as_str_name().trim_start_matches("TASK_STATE_").to_lowercase())
+        .unwrap_or_else(|_| state.to_string())
+}
+
+fn state(task: &Task) -> String {
+    state_name(task.status.as_ref().map_or(0, |status| status.state))
+}
+
+fn desired(task: &Task) -> String {
+    state_name(task.desired_state)
+}

@@ -1,0 +1,30 @@
+//! The connection to a manager's Control API over its Unix socket.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use hyper_util::rt::TokioIo;
+use swarm_proto::v1::control_client::ControlClient;
+use tonic::transport::{Channel, Endpoint};
+
+/// The Control API client.
+pub type Control = ControlClient<Channel>;
+
+/// Connects to the socket at `path`.
+pub async fn connect(path: &Path) -> anyhow::Result<Control> {
+    let socket = path.to_path_buf();
+    // The URI is required by the API but unused: the connector dials the socket.
+    let channel = Endpoint::from_static("http://swarmd.sock")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let socket = socket.clone();
+            async move { tokio::net::UnixStream::connect(socket).await.map(TokioIo::new) }
+        }))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot reach swarmd at {} (set --socket or SWARM_SOCKET)",
+                path.display()
+            )
+        })?;
+    Ok(ControlClient::new(channel))
+}

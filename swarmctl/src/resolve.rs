@@ -1,0 +1,60 @@
+//! From what an operator types (a name, an ID, or an unambiguous ID prefix)
+//! to one object's ID.
+
+use anyhow::bail;
+
+/// Picks the one object `reference` names among `candidates` (id, name):
+/// an exact ID, then a name (case-insensitive), then a unique ID prefix.
+pub fn pick(kind: &str, reference: &str, candidates: &[(String, String)]) -> anyhow::Result<String> {
+    if let Some((id, _)) = candidates.iter().find(|(id, _)| id == reference) {
+        return Ok(id.clone());
+    }
+    let by_name: Vec<&String> = candidates
+        .iter()
+        .filter(|(_, name)| name.eq_ignore_ascii_case(reference))
+        .map(|(id, _)| id)
+        .collect();
+    if let [id] = by_name[..] {
+        return Ok(id.clone());
+    }
+    let by_prefix: Vec<&String> = candidates
+        .iter()
+        .filter(|(id, _)| id.starts_with(reference))
+        .map(|(id, _)| id)
+        .collect();
+    match by_prefix[..] {
+        [id] => Ok(id.clone()),
+        [] => bail!("{kind} {reference:?} not found"),
+        _ => {
+            let matches: Vec<&str> = by_prefix.iter().map(|id| id.as_str()).collect();
+            bail!("{kind} {reference:?} is ambiguous: it matches {}", matches.join(", "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidates() -> Vec<(String, String)> {
+        vec![("abc123".into(), "web".into()), ("abd456".into(), "db".into())]
+    }
+
+    #[test]
+    fn an_id_a_name_or_a_unique_prefix_names_one_object() {
+        assert_eq!(pick("service", "abc123", &candidates()).unwrap(), "abc123");
+        assert_eq!(pick("service", "WEB", &candidates()).unwrap(), "abc123");
+        assert_eq!(pick("service", "abd", &candidates()).unwrap(), "abd456");
+    }
+
+    #[test]
+    fn an_ambiguous_prefix_lists_its_matches_and_an_unknown_one_is_not_found() {
+        let err = pick("service", "ab", &candidates()).unwrap_err().to_string();
+        assert!(
+            err.contains("ambiguous") && err.contains("abc123") && err.contains("abd456"),
+            "{err}"
+        );
+        let err = pick("service", "zzz", &candidates()).unwrap_err().to_string();
+        assert_eq!(err, "service \"zzz\" not found");
+    }
+}

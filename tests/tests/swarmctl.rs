@@ -1,0 +1,145 @@
+//! The walkthrough of the daemon issue, line by line, with the real
+//! `swarmctl` against a real `swarmd`: outputs and exit codes checked.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use swarm_tests::daemon::{Daemon, swarmd_binary, workspace_binary};
+
+/// Runs swarmctl with `args` against `socket`; returns (exit code, stdout, stderr).
+fn swarmctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(workspace_binary("swarmctl"))
+        .args(args)
+        .env("SWARM_SOCKET", socket)
+        .output()
+        .expect("run swarmctl");
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("utf-8 output");
+    (
+        output.status.code().unwrap_or(-1),
+        text(output.stdout),
+        text(output.stderr),
+    )
+}
+
+/// Runs swarmctl and requires success; returns stdout.
+fn ok(socket: &Path, args: &[&str]) -> String {
+    let (code, stdout, stderr) = swarmctl(socket, args);
+    assert_eq!(code, 0, "swarmctl {args:?} failed: {stderr}");
+    stdout
+}
+
+/// Runs swarmctl and requires a one-line error containing `mention`.
+fn fails(socket: &Path, args: &[&str], mention: &str) {
+    let (code, _, stderr) = swarmctl(socket, args);
+    assert_eq!(code, 1, "swarmctl {args:?} should fail: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("Error: ") && stderr.contains(mention), "{stderr}");
+}
+
+/// The data lines of a table (its header dropped), split into columns.
+fn rows(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_walkthrough_of_a_single_node_manager() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
+    let socket = daemon.socket.clone();
+
+    let cluster = ok(&socket, &["cluster", "inspect", "default"]);
+    assert!(cluster.contains("Name:") && cluster.contains("default"), "{cluster}");
+
+    let id = ok(
+        &socket,
+        &[
+            "service",
+            "create",
+            "--name",
+            "web",
+            "--image",
+            "busybox:local",
+            "--replicas",
+            "3",
+            "--command",
+            "sleep",
+            "--args",
+            "3600",
+        ],
+    );
+    let id = id.trim();
+    assert_eq!(id.len(), 25, "prints the new service's id: {id:?}");
+
+    let services = rows(&ok(&socket, &["service", "ls"]));
+    assert_eq!(
+        services,
+        vec![vec![id.to_string(), "web".into(), "busybox:local".into(), "0/3".into()]]
+    );
+
+    for reference in ["web", id, &id[..6]] {
+        let inspect = ok(&socket, &["service", "inspect", reference]);
+        assert!(
+            inspect.contains(id) && inspect.contains("sleep") && inspect.contains("3600"),
+            "{inspect}"
+        );
+    }
+
+    ok(
+        &socket,
+        &["service", "update", "web", "--replicas", "5", "--env", "A=1"],
+    );
+    let inspect = ok(&socket, &["service", "inspect", "web"]);
+    assert!(
+        inspect.contains("replicated (5 tasks)") && inspect.contains("A=1"),
+        "{inspect}"
+    );
+
+    let nodes = rows(&ok(&socket, &["node", "ls"]));
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0][1..], ["node-1", "manager", "ready", "active", "leader"]);
+
+    let pass = root.path().join("pass.txt");
+    std::fs::write(&pass, "hunter2").unwrap();
+    ok(&socket, &["secret", "create", "db-pass", "-f", &pass.to_string_lossy()]);
+    ok(
+        &socket,
+        &["config", "create", "app.conf", "-f", &pass.to_string_lossy()],
+    );
+    let secrets = ok(&socket, &["secret", "ls"]);
+    assert!(secrets.contains("db-pass") && !secrets.contains("hunter2"), "{secrets}");
+    assert_eq!(ok(&socket, &["config", "ls", "-q"]).lines().count(), 1);
+
+    fails(
+        &socket,
+        &["service", "create", "--name", "web", "--image", "busybox"],
+        "already in use",
+    );
+    fails(
+        &socket,
+        &["service", "create", "--name", "bad name", "--image", "busybox"],
+        "spec.annotations.name",
+    );
+    fails(
+        &socket,
+        &[
+            "service", "create", "--name", "x", "--image", "busybox", "--env", "NOEQUALS",
+        ],
+        "env",
+    );
+    fails(&socket, &["service", "inspect", "nope"], "service \"nope\" not found");
+
+    assert_eq!(ok(&socket, &["service", "rm", "web"]).trim(), id);
+    assert_eq!(ok(&socket, &["service", "ls", "-q"]), "");
+
+    let status = daemon.signal_and_wait(2, Duration::from_secs(10));
+    assert!(status.success());
+    let (code, _, stderr) = swarmctl(&socket, &["service", "ls"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("cannot reach swarmd"), "{stderr}");
+}
