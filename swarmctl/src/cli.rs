@@ -42,6 +42,13 @@ pub enum Command {
     /// Configs given to services.
     #[command(subcommand)]
     Config(DataCommand),
+    /// Stream every change to the store, live, one line each.
+    Watch {
+        /// Only this kind: node, service, task, cluster, secret or config
+        /// (repeatable; default all).
+        #[arg(long)]
+        kind: Vec<String>,
+    },
     /// Print the client's version.
     Version,
     /// Print a shell completion script.

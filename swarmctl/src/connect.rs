@@ -10,8 +10,13 @@ use tonic::transport::{Channel, Endpoint};
 /// The Control API client.
 pub type Control = ControlClient<Channel>;
 
-/// Connects to the socket at `path`.
+/// Connects to the Control API on the socket at `path`.
 pub async fn connect(path: &Path) -> anyhow::Result<Control> {
+    Ok(ControlClient::new(channel(path).await?))
+}
+
+/// A channel to the socket at `path`, for any of the daemon's services.
+pub async fn channel(path: &Path) -> anyhow::Result<Channel> {
     let socket = path.to_path_buf();
     // The URI is required by the API but unused: the connector dials the socket.
     let channel = Endpoint::from_static("http://swarmd.sock")
@@ -26,5 +31,5 @@ pub async fn connect(path: &Path) -> anyhow::Result<Control> {
                 path.display()
             )
         })?;
-    Ok(ControlClient::new(channel))
+    Ok(channel)
 }

@@ -15,6 +15,15 @@ use tonic::transport::{Channel, Endpoint};
 ///
 /// Nothing answers at `path`.
 pub async fn connect(path: &Path) -> Result<ControlClient<Channel>, tonic::transport::Error> {
+    Ok(ControlClient::new(channel(path).await?))
+}
+
+/// A channel to the Unix socket at `path`, for any of the daemon's services.
+///
+/// # Errors
+///
+/// Nothing answers at `path`.
+pub async fn channel(path: &Path) -> Result<Channel, tonic::transport::Error> {
     let path = path.to_path_buf();
     // The URI is required by the API but unused: the connector dials the socket.
     let channel = Endpoint::from_static("http://swarmd.sock")
@@ -23,7 +32,7 @@ pub async fn connect(path: &Path) -> Result<ControlClient<Channel>, tonic::trans
             async move { tokio::net::UnixStream::connect(path).await.map(TokioIo::new) }
         }))
         .await?;
-    Ok(ControlClient::new(channel))
+    Ok(channel)
 }
 
 /// A running `swarmd` process.

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use swarm_tests::daemon::{Daemon, swarmd_binary, workspace_binary};
 
@@ -46,12 +47,53 @@ fn rows(table: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Collects the lines `swarmctl watch` prints, as they come.
+fn watched_lines(stdout: std::process::ChildStdout) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+/// Writes probe configs until the watch reports one: from then on it sees
+/// every change.
+fn wait_until_watching(socket: &Path, watched: &Mutex<Vec<String>>, scratch: &Path) {
+    let file = scratch.join("probe");
+    std::fs::write(&file, "probe").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for attempt in 0.. {
+        let name = format!("probe-{attempt}");
+        ok(socket, &["config", "create", &name, "-f", &file.to_string_lossy()]);
+        let until = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < until {
+            if watched.lock().unwrap().iter().any(|line| line.ends_with(&name)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(Instant::now() < deadline, "swarmctl watch never reported a change");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_walkthrough_of_a_single_node_manager() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("node-1");
     let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
     let socket = daemon.socket.clone();
+    let mut watch = Command::new(workspace_binary("swarmctl"))
+        .args(["watch"])
+        .env("SWARM_SOCKET", &socket)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start swarmctl watch");
+    let watched = watched_lines(watch.stdout.take().expect("piped"));
+    wait_until_watching(&socket, &watched, root.path());
 
     let cluster = ok(&socket, &["cluster", "inspect", "default"]);
     assert!(cluster.contains("Name:") && cluster.contains("default"), "{cluster}");
@@ -113,7 +155,8 @@ async fn the_walkthrough_of_a_single_node_manager() {
     );
     let secrets = ok(&socket, &["secret", "ls"]);
     assert!(secrets.contains("db-pass") && !secrets.contains("hunter2"), "{secrets}");
-    assert_eq!(ok(&socket, &["config", "ls", "-q"]).lines().count(), 1);
+    let configs = ok(&socket, &["config", "ls"]);
+    assert!(configs.contains("app.conf"), "{configs}");
 
     fails(
         &socket,
@@ -139,6 +182,20 @@ async fn the_walkthrough_of_a_single_node_manager() {
 
     let status = daemon.signal_and_wait(2, Duration::from_secs(10));
     assert!(status.success());
+    let ended = watch.wait_with_output().expect("swarmctl watch ends with the daemon");
+    let lines = watched.lock().unwrap().clone();
+    let services: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|line| line.split('\t').collect::<Vec<_>>())
+        .filter(|fields| fields[2] == "service")
+        .map(|fields| (fields[1], fields[4]))
+        .collect();
+    assert_eq!(
+        services,
+        [("create", "web"), ("update", "web"), ("remove", "web")],
+        "{lines:?}"
+    );
+    assert!(String::from_utf8_lossy(&ended.stderr).contains("stopping"));
     let (code, _, stderr) = swarmctl(&socket, &["service", "ls"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("cannot reach swarmd"), "{stderr}");

@@ -168,3 +168,93 @@ async fn an_acknowledged_service_create_survives_kill_9_and_bad_input_is_refused
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_sees_every_change_in_order_with_no_gap_across_1000_writes() {
+    use futures::StreamExt as _;
+    use swarm_proto::v1::watch_client::WatchClient;
+    use swarm_proto::v1::watch_request::WatchEntry;
+    use swarm_proto::v1::{
+        ContainerSpec, CreateServiceRequest, ServiceSpec, TaskSpec, WatchRequest, object, task_spec,
+    };
+    const WRITES: usize = 1000;
+    const CLIENTS: usize = 16;
+
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    let channel = swarm_tests::daemon::channel(&daemon.socket).await.unwrap();
+    let request = WatchRequest {
+        entries: vec![WatchEntry {
+            kind: "service".into(),
+            ..Default::default()
+        }],
+        include_commits: true,
+    };
+    let mut stream = WatchClient::new(channel.clone())
+        .watch(request)
+        .await
+        .unwrap()
+        .into_inner();
+
+    let writers: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let mut control = swarm_proto::v1::control_client::ControlClient::new(channel.clone());
+            tokio::spawn(async move {
+                for n in (client..WRITES).step_by(CLIENTS) {
+                    let spec = ServiceSpec {
+                        annotations: Some(swarm_proto::v1::Annotations {
+                            name: format!("svc-{n}"),
+                            ..Default::default()
+                        }),
+                        task: Some(swarm_proto::Shared::new(TaskSpec {
+                            runtime: Some(task_spec::Runtime::Container(ContainerSpec {
+                                image: "busybox".into(),
+                                ..Default::default()
+                            })),
+                            ..Default::default()
+                        })),
+                        ..Default::default()
+                    };
+                    control
+                        .create_service(CreateServiceRequest { spec: Some(spec) })
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    let mut names = std::collections::BTreeSet::new();
+    let mut last_index = 0;
+    while names.len() < WRITES {
+        let message = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("the watch keeps up")
+            .expect("the stream stays open")
+            .unwrap();
+        assert!(
+            message.commit_index > last_index,
+            "commits in order: {} after {last_index}",
+            message.commit_index
+        );
+        last_index = message.commit_index;
+        assert_eq!(message.events.len(), 1, "one service per transaction");
+        let Some(object::Object::Service(service)) = message.events[0].object.as_ref().and_then(|o| o.object.clone())
+        else {
+            panic!("a service event");
+        };
+        assert_eq!(
+            service.meta.as_ref().unwrap().version,
+            message.commit_index,
+            "the event is the commit's"
+        );
+        let name = service.spec.unwrap().annotations.unwrap().name;
+        assert!(names.insert(name.clone()), "{name} seen twice");
+    }
+    assert_eq!(names.len(), WRITES);
+    let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+    assert!(status.success());
+}

@@ -5,6 +5,7 @@ mod data;
 mod node;
 mod service;
 mod task;
+mod watch;
 
 use crate::cli::{Cli, Command};
 use crate::connect::connect;
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut command, "swarmctl", &mut std::io::stdout());
             Ok(())
         }
+        Command::Watch { kind } => watch::run(&cli.socket, kind).await,
         command => {
             let mut control = connect(&cli.socket).await?;
             match command {
@@ -30,7 +32,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Task(command) => task::run(&mut control, command).await,
                 Command::Secret(command) => data::run_secret(&mut control, command).await,
                 Command::Config(command) => data::run_config(&mut control, command).await,
-                Command::Version | Command::Completion { .. } => unreachable!("handled above"),
+                Command::Version | Command::Completion { .. } | Command::Watch { .. } => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod controlapi;
 pub mod raft_store;
+pub mod watchapi;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

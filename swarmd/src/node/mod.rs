@@ -10,9 +10,11 @@ use std::future::Future;
 use std::path::PathBuf;
 
 use swarm_proto::v1::control_server::ControlServer;
+use swarm_proto::v1::watch_server::WatchServer;
 
 use crate::error::{Error, Result};
 use crate::manager::controlapi::ControlApi;
+use crate::manager::watchapi::WatchApi;
 use crate::manager::{Manager, RaftOptions, bootstrap};
 use state_dir::StateDir;
 
@@ -73,9 +75,18 @@ async fn serve(
     let listener = socket::bind(&options.control_socket).await?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let control = ControlServer::new(ControlApi::new(manager.store.clone()));
+    let (stopping, stop_watches) = tokio::sync::watch::channel(false);
+    let watch = WatchServer::new(WatchApi::new(manager.store.clone(), stop_watches));
+    // Watch streams never end by themselves: end them when the stop
+    // begins, so that the graceful stop waits only for real requests.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
     let server = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("control", rpc = request.uri().path()))
-        .add_service(control);
+        .add_service(control)
+        .add_service(watch);
     tracing::info!(socket = %options.control_socket.display(), "node is ready");
     let served = server
         .serve_with_incoming_shutdown(incoming, shutdown)

@@ -1,0 +1,79 @@
+//! `swarmctl watch`: every change to the store, live.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use swarm_proto::v1::watch_client::WatchClient;
+use swarm_proto::v1::watch_request::WatchEntry;
+use swarm_proto::v1::{WatchRequest, object};
+
+use super::name;
+use crate::connect::channel;
+
+pub async fn run(socket: &Path, kinds: Vec<String>) -> anyhow::Result<()> {
+    let entries = kinds
+        .into_iter()
+        .map(|kind| WatchEntry {
+            kind,
+            ..Default::default()
+        })
+        .collect();
+    let request = WatchRequest {
+        entries,
+        include_commits: true,
+    };
+    let mut stream = super::reply(WatchClient::new(channel(socket).await?).watch(request).await)?;
+    let mut stdout = std::io::stdout().lock();
+    while let Some(message) = stream
+        .message()
+        .await
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))?
+    {
+        for event in message.events {
+            let action = swarm_proto::v1::store_action::Kind::try_from(event.action)
+                .map(|kind| kind.as_str_name().trim_start_matches("KIND_").to_lowercase())
+                .unwrap_or_default();
+            let (kind, id, object_name) = describe(event.object.and_then(|object| object.object));
+            writeln!(
+                stdout,
+                "{}\t{action}\t{kind}\t{id}\t{object_name}",
+                message.commit_index
+            )?;
+        }
+        stdout.flush()?;
+    }
+    Ok(())
+}
+
+fn describe(object: Option<object::Object>) -> (&'static str, String, String) {
+    match object {
+        Some(object::Object::Node(node)) => {
+            let hostname = node
+                .description
+                .map(|description| description.hostname)
+                .unwrap_or_default();
+            ("node", node.id, hostname)
+        }
+        Some(object::Object::Service(service)) => {
+            let service_name = name(service.spec.as_ref().and_then(|spec| spec.annotations.as_ref()));
+            ("service", service.id, service_name)
+        }
+        Some(object::Object::Task(task)) => ("task", task.id, task.service_id),
+        Some(object::Object::Cluster(cluster)) => (
+            "cluster",
+            cluster.id,
+            name(cluster.spec.as_ref().and_then(|spec| spec.annotations.as_ref())),
+        ),
+        Some(object::Object::Secret(secret)) => (
+            "secret",
+            secret.id,
+            name(secret.spec.as_ref().and_then(|spec| spec.annotations.as_ref())),
+        ),
+        Some(object::Object::Config(config)) => (
+            "config",
+            config.id,
+            name(config.spec.as_ref().and_then(|spec| spec.annotations.as_ref())),
+        ),
+        None => ("?", String::new(), String::new()),
+    }
+}

@@ -1,0 +1,191 @@
+//! The Watch API, as SwarmKit's watchapi: a server stream of the store's
+//! changes, in commit order, filtered by kind and action. A client that
+//! falls behind (its buffer full) is cut off with an error saying so; it
+//! never slows the store or the other watchers.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use swarm_proto::v1::watch_server::Watch;
+use swarm_proto::v1::{WatchMessage, WatchRequest, object, store_action, watch_message, watch_request};
+use swarm_store::{Action, Change, Event, Filter, Kind, MemoryStore, Object};
+use tonic::{Request, Response, Status};
+
+use crate::error::Error;
+
+/// Serves watches of a manager's store.
+#[derive(Clone)]
+pub struct WatchApi {
+    store: MemoryStore,
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl WatchApi {
+    /// Watches `store`; every stream ends (Unavailable) once `stopping`
+    /// turns true, so that a graceful stop need not wait for clients that
+    /// would watch forever.
+    pub fn new(store: MemoryStore, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        WatchApi { store, stopping }
+    }
+}
+
+fn kind(name: &str) -> Result<Kind, Status> {
+    Ok(match name {
+        "node" => Kind::Node,
+        "service" => Kind::Service,
+        "task" => Kind::Task,
+        "cluster" => Kind::Cluster,
+        "secret" => Kind::Secret,
+        "config" => Kind::Config,
+        other => {
+            return Err(Status::invalid_argument(format!(
+                "entries.kind {other:?} is not node, service, task, cluster, secret or config"
+            )));
+        }
+    })
+}
+
+fn action_kind(action: Action) -> store_action::Kind {
+    match action {
+        Action::Create => store_action::Kind::Create,
+        Action::Update => store_action::Kind::Update,
+        Action::Remove => store_action::Kind::Remove,
+    }
+}
+
+/// One entry of the request, checked: a change matches it when all its
+/// set conditions hold.
+struct Entry {
+    kind: Option<Kind>,
+    actions: Vec<i32>,
+    service_id: String,
+    node_id: String,
+}
+
+impl Entry {
+    fn new(entry: watch_request::WatchEntry) -> Result<Entry, Status> {
+        let kind = if entry.kind.is_empty() {
+            None
+        } else {
+            Some(kind(&entry.kind)?)
+        };
+        Ok(Entry {
+            kind,
+            actions: entry.actions,
+            service_id: entry.service_id,
+            node_id: entry.node_id,
+        })
+    }
+
+    fn matches(&self, change: &Change) -> bool {
+        let task = match change.object() {
+            Object::Task(task) => Some(task),
+            _ => None,
+        };
+        self.kind.is_none_or(|kind| change.kind() == kind)
+            && (self.actions.is_empty() || self.actions.contains(&i32::from(action_kind(change.action))))
+            && (self.service_id.is_empty() || task.is_some_and(|task| task.service_id == self.service_id))
+            && (self.node_id.is_empty() || task.is_some_and(|task| task.node_id == self.node_id))
+    }
+}
+
+fn proto_object(object: &Object) -> swarm_proto::v1::Object {
+    let object = match object {
+        Object::Node(node) => object::Object::Node((**node).clone()),
+        Object::Service(service) => object::Object::Service((**service).clone()),
+        Object::Task(task) => object::Object::Task((**task).clone()),
+        Object::Cluster(cluster) => object::Object::Cluster((**cluster).clone()),
+        Object::Secret(secret) => {
+            let mut secret = (**secret).clone();
+            if let Some(spec) = secret.spec.as_mut() {
+                spec.data.clear();
+            }
+            object::Object::Secret(secret)
+        }
+        Object::Config(config) => object::Object::Config((**config).clone()),
+    };
+    swarm_proto::v1::Object { object: Some(object) }
+}
+
+fn event(change: &Change) -> watch_message::Event {
+    let updated_from = match change.action {
+        Action::Update => change.old.as_ref().map(proto_object),
+        _ => None,
+    };
+    watch_message::Event {
+        action: action_kind(change.action).into(),
+        object: Some(proto_object(change.object())),
+        old_object: updated_from,
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Watch for WatchApi {
+    type WatchStream = WatchStream;
+
+    async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
+        let request = request.into_inner();
+        let entries: Arc<Vec<Entry>> = Arc::new(request.entries.into_iter().map(Entry::new).collect::<Result<_, _>>()?);
+        let mut filter =
+            Filter::all().matching(move |change| entries.is_empty() || entries.iter().any(|e| e.matches(change)));
+        let with_commits = request.include_commits;
+        if with_commits {
+            filter = filter.with_commits();
+        }
+        let mut watcher = self.store.watch(filter);
+        let mut stopping = self.stopping.clone();
+        let stream = async_stream(move |sender| async move {
+            // With commit markers, one message per transaction: its changes
+            // and its index; without, one message per change.
+            let mut events = Vec::new();
+            loop {
+                let received = tokio::select! {
+                    received = watcher.recv() => received,
+                    // The one change is to "stopping" (or the sender gone).
+                    _ = stopping.changed() => {
+                        let _ = sender.send(Err(Status::unavailable("the manager is stopping"))).await;
+                        return;
+                    }
+                };
+                let message = match received {
+                    Ok(Event::Change(change)) if with_commits => {
+                        events.push(event(&change));
+                        continue;
+                    }
+                    Ok(Event::Change(change)) => WatchMessage {
+                        events: vec![event(&change)],
+                        commit_index: 0,
+                    },
+                    Ok(Event::Commit { index }) => WatchMessage {
+                        events: std::mem::take(&mut events),
+                        commit_index: index,
+                    },
+                    Err(err) => {
+                        let _ = sender.send(Err(Status::from(Error::Store(err)))).await;
+                        return;
+                    }
+                };
+                if sender.send(Ok(message)).await.is_err() {
+                    return; // the client went away
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+}
+
+/// A stream fed by `produce` through a small channel, so that a client that
+/// reads slowly holds the producer here, not the store: the store's own
+/// per-watcher buffer then fills and cuts it off.
+fn async_stream<F, Fut>(produce: F) -> WatchStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<WatchMessage, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(produce(sender));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))
+}
