@@ -27,7 +27,22 @@ pub(crate) fn list<T: StoreObject + Clone>(
     keep: impl Fn(&T) -> bool,
 ) -> Vec<T> {
     let read = store.read();
-    read.list::<T>()
+    // Names go through the store's name index; the other filters look at
+    // each object.
+    let candidates: Vec<&Arc<T>> = match filters.filter(|filters| !filters.names.is_empty()) {
+        Some(filters) => {
+            let mut found: Vec<&Arc<T>> = filters
+                .names
+                .iter()
+                .filter_map(|name| read.get_by_name::<T>(name))
+                .collect();
+            found.sort_by(|a, b| a.id().cmp(b.id()));
+            found.dedup_by(|a, b| a.id() == b.id());
+            found
+        }
+        None => read.list::<T>(),
+    };
+    candidates
         .into_iter()
         .filter(|object| filters.is_none_or(|filters| matches(filters, object.as_ref())) && keep(object))
         .map(|object: &Arc<T>| T::clone(object))

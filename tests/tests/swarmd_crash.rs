@@ -1,0 +1,142 @@
+//! kill -9 in the middle of 500 service creates made by 16 concurrent
+//! clients, then a restart: every create that was acknowledged is there,
+//! under the ID it was acknowledged with, once, and the name index agrees
+//! with the table. Ten kill points at random moments, on one state dir.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use swarm_proto::v1::control_client::ControlClient;
+use swarm_proto::v1::{
+    Annotations, ContainerSpec, CreateServiceRequest, ListFilters, ListServicesRequest, ServiceSpec, TaskSpec,
+    task_spec,
+};
+use swarm_tests::daemon::{Daemon, channel, swarmd_binary};
+
+const ROUNDS: usize = 10;
+const CREATES: usize = 500;
+const CLIENTS: usize = 16;
+
+fn spec(name: &str) -> ServiceSpec {
+    ServiceSpec {
+        annotations: Some(Annotations {
+            name: name.into(),
+            ..Default::default()
+        }),
+        task: Some(swarm_proto::Shared::new(TaskSpec {
+            runtime: Some(task_spec::Runtime::Container(ContainerSpec {
+                image: "busybox".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_creates_survive_kill_9_at_random_moments() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let binary = swarmd_binary();
+    // Name -> the ID its create was acknowledged with, over all rounds.
+    let mut acknowledged: BTreeMap<String, String> = BTreeMap::new();
+
+    for round in 0..ROUNDS {
+        let daemon = Daemon::start(&binary, &dir, "node-1").await;
+        let channel = channel(&daemon.socket).await.unwrap();
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                let mut control = ControlClient::new(channel.clone());
+                tokio::spawn(async move {
+                    let mut acked = Vec::new();
+                    for n in (client..CREATES).step_by(CLIENTS) {
+                        let name = format!("r{round}-{n}");
+                        match control
+                            .create_service(CreateServiceRequest {
+                                spec: Some(spec(&name)),
+                            })
+                            .await
+                        {
+                            Ok(reply) => acked.push((name, reply.into_inner().service.unwrap().id)),
+                            Err(_) => break, // killed: what follows cannot be acknowledged
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        // The kill point: anywhere from before the first create to after the last.
+        let kill_after = Duration::from_millis(rand::random_range(0..400));
+        tokio::time::sleep(kill_after).await;
+        daemon.signal_and_wait(9, Duration::from_secs(10));
+        for client in clients {
+            for (name, id) in client.await.unwrap() {
+                assert!(
+                    acknowledged.insert(name.clone(), id).is_none(),
+                    "{name} acknowledged twice"
+                );
+            }
+        }
+
+        let daemon = Daemon::start(&binary, &dir, "node-1").await;
+        let mut control = ControlClient::new(channel_for(&daemon).await);
+        let services = control
+            .list_services(ListServicesRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .services;
+        let stored: BTreeMap<String, String> = services
+            .iter()
+            .map(|service| {
+                (
+                    service
+                        .spec
+                        .as_ref()
+                        .unwrap()
+                        .annotations
+                        .as_ref()
+                        .unwrap()
+                        .name
+                        .clone(),
+                    service.id.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(stored.len(), services.len(), "round {round}: a name stored twice");
+        for (name, id) in &acknowledged {
+            assert_eq!(
+                stored.get(name),
+                Some(id),
+                "round {round}: acknowledged {name} lost or changed"
+            );
+        }
+        // The name index agrees with the table, for every acknowledged name.
+        for name in acknowledged
+            .keys()
+            .filter(|name| name.starts_with(&format!("r{round}-")))
+        {
+            let filters = ListFilters {
+                names: vec![name.clone()],
+                ..Default::default()
+            };
+            let found = control
+                .list_services(ListServicesRequest { filters: Some(filters) })
+                .await
+                .unwrap();
+            assert_eq!(found.into_inner().services.len(), 1, "round {round}: {name} by name");
+        }
+        eprintln!(
+            "round {round}: killed after {kill_after:?}; {} acknowledged so far, {} stored, all there",
+            acknowledged.len(),
+            stored.len()
+        );
+        let status = daemon.signal_and_wait(2, Duration::from_secs(10));
+        assert!(status.success());
+    }
+}
+
+async fn channel_for(daemon: &Daemon) -> tonic::transport::Channel {
+    channel(&daemon.socket).await.unwrap()
+}
