@@ -72,6 +72,26 @@ pub enum ClusterCommand {
     Ls(ListArgs),
     /// Show a cluster by name, ID or ID prefix.
     Inspect { reference: String },
+    /// Change the cluster's settings.
+    Update {
+        reference: String,
+        /// Finished tasks kept per slot.
+        #[arg(long)]
+        task_history_limit: Option<i64>,
+        #[command(flatten)]
+        labels: LabelArgs,
+    },
+}
+
+/// Label changes.
+#[derive(Args, Debug)]
+pub struct LabelArgs {
+    /// Add or replace a label, key=value (repeatable).
+    #[arg(long)]
+    pub label_add: Vec<String>,
+    /// Remove a label by key (repeatable).
+    #[arg(long)]
+    pub label_rm: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +100,15 @@ pub enum NodeCommand {
     Ls(ListArgs),
     /// Show a node by hostname, ID or ID prefix.
     Inspect { reference: String },
+    /// Change a node's labels or availability.
+    Update {
+        reference: String,
+        /// active, pause (no new tasks) or drain (tasks move away).
+        #[arg(long, value_parser = ["active", "pause", "drain"])]
+        availability: Option<String>,
+        #[command(flatten)]
+        labels: LabelArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]

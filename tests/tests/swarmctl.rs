@@ -146,6 +146,23 @@ async fn the_walkthrough_of_a_single_node_manager() {
     assert_eq!(nodes.len(), 1);
     assert_eq!(nodes[0][1..], ["node-1", "manager", "ready", "active", "leader"]);
 
+    ok(
+        &socket,
+        &[
+            "node",
+            "update",
+            "node-1",
+            "--label-add",
+            "zone=a",
+            "--availability",
+            "drain",
+        ],
+    );
+    let node = ok(&socket, &["node", "inspect", "node-1"]);
+    assert!(node.contains("zone=a") && node.contains("drain"), "{node}");
+    ok(&socket, &["cluster", "update", "default", "--task-history-limit", "7"]);
+    assert!(ok(&socket, &["cluster", "inspect", "default"]).contains("7"));
+
     let pass = root.path().join("pass.txt");
     std::fs::write(&pass, "hunter2").unwrap();
     ok(&socket, &["secret", "create", "db-pass", "-f", &pass.to_string_lossy()]);

@@ -1,6 +1,6 @@
 //! `swarmctl cluster ...`
 
-use swarm_proto::v1::{Cluster, GetClusterRequest, ListClustersRequest};
+use swarm_proto::v1::{Cluster, GetClusterRequest, ListClustersRequest, UpdateClusterRequest};
 
 use super::{labels, name, reply};
 use crate::cli::ClusterCommand;
@@ -17,16 +17,34 @@ pub async fn run(control: &mut Control, command: ClusterCommand) -> anyhow::Resu
                 .collect();
             output::table(&["ID", "NAME"], rows, list.quiet)?;
         }
+        ClusterCommand::Update {
+            reference,
+            task_history_limit,
+            labels: changes,
+        } => {
+            let cluster = get(control, &reference).await?;
+            let version = cluster.meta.as_ref().map_or(0, |meta| meta.version);
+            let mut spec = cluster.spec.clone().unwrap_or_default();
+            super::change_labels(
+                &mut spec.annotations.get_or_insert_with(Default::default).labels,
+                &changes,
+            )?;
+            if let Some(limit) = task_history_limit {
+                spec.orchestration
+                    .get_or_insert_with(Default::default)
+                    .task_history_retention_limit = limit;
+            }
+            let request = UpdateClusterRequest {
+                cluster_id: cluster.id.clone(),
+                cluster_version: version,
+                spec: Some(spec),
+                ..Default::default()
+            };
+            reply(control.update_cluster(request).await)?;
+            println!("{}", cluster.id);
+        }
         ClusterCommand::Inspect { reference } => {
-            let candidates: Vec<_> = all(control)
-                .await?
-                .iter()
-                .map(|c| (c.id.clone(), annotations_name(c)))
-                .collect();
-            let cluster_id = resolve::pick("cluster", &reference, &candidates)?;
-            let cluster = reply(control.get_cluster(GetClusterRequest { cluster_id }).await)?
-                .cluster
-                .unwrap_or_default();
+            let cluster = get(control, &reference).await?;
             let spec = cluster.spec.clone().unwrap_or_default();
             let raft = spec.raft.unwrap_or_default();
             let retention = spec
@@ -54,6 +72,18 @@ pub async fn run(control: &mut Control, command: ClusterCommand) -> anyhow::Resu
 
 fn annotations_name(cluster: &Cluster) -> String {
     name(cluster.spec.as_ref().and_then(|spec| spec.annotations.as_ref()))
+}
+
+async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Cluster> {
+    let candidates: Vec<_> = all(control)
+        .await?
+        .iter()
+        .map(|c| (c.id.clone(), annotations_name(c)))
+        .collect();
+    let cluster_id = resolve::pick("cluster", reference, &candidates)?;
+    Ok(reply(control.get_cluster(GetClusterRequest { cluster_id }).await)?
+        .cluster
+        .unwrap_or_default())
 }
 
 async fn all(control: &mut Control) -> anyhow::Result<Vec<Cluster>> {

@@ -61,3 +61,22 @@ pub(crate) fn labels(labels: &std::collections::HashMap<String, String>) -> Stri
     pairs.sort();
     pairs.join(", ")
 }
+
+/// Applies `--label-add` and `--label-rm` to `labels`.
+pub(crate) fn change_labels(
+    labels: &mut std::collections::HashMap<String, String>,
+    changes: &crate::cli::LabelArgs,
+) -> anyhow::Result<()> {
+    for pair in &changes.label_add {
+        let Some((key, value)) = pair.split_once('=').filter(|(key, _)| !key.is_empty()) else {
+            anyhow::bail!("--label-add {pair:?} is not key=value");
+        };
+        labels.insert(key.to_string(), value.to_string());
+    }
+    for key in &changes.label_rm {
+        if labels.remove(key).is_none() {
+            anyhow::bail!("--label-rm {key:?}: no such label");
+        }
+    }
+    Ok(())
+}

@@ -1,6 +1,8 @@
 //! `swarmctl node ...`
 
-use swarm_proto::v1::{GetNodeRequest, ListNodesRequest, Node, NodeAvailability, NodeRole, node_status};
+use swarm_proto::v1::{
+    GetNodeRequest, ListNodesRequest, Node, NodeAvailability, NodeRole, UpdateNodeRequest, node_status,
+};
 
 use super::{labels, reply};
 use crate::cli::NodeCommand;
@@ -30,16 +32,34 @@ pub async fn run(control: &mut Control, command: NodeCommand) -> anyhow::Result<
                 list.quiet,
             )?;
         }
+        NodeCommand::Update {
+            reference,
+            availability,
+            labels: changes,
+        } => {
+            let node = get(control, &reference).await?;
+            let version = node.meta.as_ref().map_or(0, |meta| meta.version);
+            let mut spec = node.spec.clone().unwrap_or_default();
+            let annotations = spec.annotations.get_or_insert_with(Default::default);
+            super::change_labels(&mut annotations.labels, &changes)?;
+            if let Some(availability) = availability {
+                spec.availability = match availability.as_str() {
+                    "pause" => NodeAvailability::Pause,
+                    "drain" => NodeAvailability::Drain,
+                    _ => NodeAvailability::Active,
+                }
+                .into();
+            }
+            let request = UpdateNodeRequest {
+                node_id: node.id.clone(),
+                node_version: version,
+                spec: Some(spec),
+            };
+            reply(control.update_node(request).await)?;
+            println!("{}", node.id);
+        }
         NodeCommand::Inspect { reference } => {
-            let candidates: Vec<_> = all(control)
-                .await?
-                .iter()
-                .map(|node| (node.id.clone(), hostname(node)))
-                .collect();
-            let node_id = resolve::pick("node", &reference, &candidates)?;
-            let node = reply(control.get_node(GetNodeRequest { node_id }).await)?
-                .node
-                .unwrap_or_default();
+            let node = get(control, &reference).await?;
             let spec_labels = node
                 .spec
                 .as_ref()
@@ -63,6 +83,18 @@ pub async fn run(control: &mut Control, command: NodeCommand) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Node> {
+    let candidates: Vec<_> = all(control)
+        .await?
+        .iter()
+        .map(|node| (node.id.clone(), hostname(node)))
+        .collect();
+    let node_id = resolve::pick("node", reference, &candidates)?;
+    Ok(reply(control.get_node(GetNodeRequest { node_id }).await)?
+        .node
+        .unwrap_or_default())
 }
 
 async fn all(control: &mut Control) -> anyhow::Result<Vec<Node>> {

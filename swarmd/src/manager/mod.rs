@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod controlapi;
+pub mod proxy;
 pub mod raft_store;
 pub mod watchapi;
 

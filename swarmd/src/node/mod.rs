@@ -14,6 +14,7 @@ use swarm_proto::v1::watch_server::WatchServer;
 
 use crate::error::{Error, Result};
 use crate::manager::controlapi::ControlApi;
+use crate::manager::proxy::LeaderOnly;
 use crate::manager::watchapi::WatchApi;
 use crate::manager::{Manager, RaftOptions, bootstrap};
 use state_dir::StateDir;
@@ -74,9 +75,10 @@ async fn serve(
     .await?;
     let listener = socket::bind(&options.control_socket).await?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-    let control = ControlServer::new(ControlApi::new(manager.store.clone()));
+    let leader_only = LeaderOnly::new(manager.raft());
+    let control = ControlServer::with_interceptor(ControlApi::new(manager.store.clone()), leader_only.clone());
     let (stopping, stop_watches) = tokio::sync::watch::channel(false);
-    let watch = WatchServer::new(WatchApi::new(manager.store.clone(), stop_watches));
+    let watch = WatchServer::with_interceptor(WatchApi::new(manager.store.clone(), stop_watches), leader_only);
     // Watch streams never end by themselves: end them when the stop
     // begins, so that the graceful stop waits only for real requests.
     let shutdown = async move {
