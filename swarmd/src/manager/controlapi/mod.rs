@@ -170,8 +170,13 @@ impl Control for ControlApi {
 
     async fn update_secret(&self, request: Request<UpdateSecretRequest>) -> Reply<UpdateSecretResponse> {
         let request = request.into_inner();
-        let secret =
-            write::update_secret(&self.store, &request.secret_id, request.secret_version, request.spec).await?;
+        let secret = write::update_labels::<Secret>(
+            &self.store,
+            &request.secret_id,
+            request.secret_version,
+            request.spec.map(|spec| (spec.annotations, spec.data)),
+        )
+        .await?;
         ok(UpdateSecretResponse {
             secret: Some(without_data(secret)),
         })
@@ -203,8 +208,13 @@ impl Control for ControlApi {
 
     async fn update_config(&self, request: Request<UpdateConfigRequest>) -> Reply<UpdateConfigResponse> {
         let request = request.into_inner();
-        let config =
-            write::update_config(&self.store, &request.config_id, request.config_version, request.spec).await?;
+        let config = write::update_labels::<Config>(
+            &self.store,
+            &request.config_id,
+            request.config_version,
+            request.spec.map(|spec| (spec.annotations, spec.data)),
+        )
+        .await?;
         ok(UpdateConfigResponse { config: Some(config) })
     }
 

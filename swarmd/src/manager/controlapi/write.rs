@@ -204,55 +204,58 @@ pub(crate) async fn create_config(store: &MemoryStore, spec: Option<ConfigSpec>)
     stored(store, &id)
 }
 
-/// Secrets and configs are immutable but for their labels (SwarmKit).
-pub(crate) async fn update_secret(
-    store: &MemoryStore,
-    id: &str,
-    version: u64,
-    spec: Option<SecretSpec>,
-) -> Result<Secret> {
-    let id = required("secret_id", id)?;
-    let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
-    let existing: Secret = super::read::get(store, "secret_id", id)?;
-    let existing_spec = existing.spec.unwrap_or_default();
-    only_labels_changed(
-        existing_spec.annotations.as_ref(),
-        spec.annotations.as_ref(),
-        &existing_spec.data,
-        &spec.data,
-    )?;
-    store
-        .update(|tx| {
-            let mut secret = at_version(current::<Secret>(tx, id)?, version);
-            secret.spec.get_or_insert_with(Default::default).annotations = spec.annotations;
-            tx.update(secret)
-        })
-        .await?;
-    stored(store, id)
+/// A secret or a config: named data that is immutable but for its labels.
+pub(crate) trait LabeledData: StoreObject {
+    /// The request field naming its id.
+    const ID_FIELD: &'static str;
+    /// Its annotations and data.
+    fn parts(&self) -> (Option<&swarm_proto::v1::Annotations>, &[u8]);
+    /// Replaces its annotations.
+    fn set_annotations(&mut self, annotations: Option<swarm_proto::v1::Annotations>);
 }
 
-/// As [`update_secret`].
-pub(crate) async fn update_config(
+impl LabeledData for Secret {
+    const ID_FIELD: &'static str = "secret_id";
+    fn parts(&self) -> (Option<&swarm_proto::v1::Annotations>, &[u8]) {
+        self.spec
+            .as_ref()
+            .map_or((None, &[][..]), |spec| (spec.annotations.as_ref(), &spec.data[..]))
+    }
+    fn set_annotations(&mut self, annotations: Option<swarm_proto::v1::Annotations>) {
+        self.spec.get_or_insert_with(Default::default).annotations = annotations;
+    }
+}
+
+impl LabeledData for Config {
+    const ID_FIELD: &'static str = "config_id";
+    fn parts(&self) -> (Option<&swarm_proto::v1::Annotations>, &[u8]) {
+        self.spec
+            .as_ref()
+            .map_or((None, &[][..]), |spec| (spec.annotations.as_ref(), &spec.data[..]))
+    }
+    fn set_annotations(&mut self, annotations: Option<swarm_proto::v1::Annotations>) {
+        self.spec.get_or_insert_with(Default::default).annotations = annotations;
+    }
+}
+
+/// Changes a secret's or config's labels (SwarmKit allows nothing else):
+/// `annotations` and `data` are the request's spec.
+pub(crate) async fn update_labels<T: LabeledData>(
     store: &MemoryStore,
     id: &str,
     version: u64,
-    spec: Option<ConfigSpec>,
-) -> Result<Config> {
-    let id = required("config_id", id)?;
-    let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
-    let existing: Config = super::read::get(store, "config_id", id)?;
-    let existing_spec = existing.spec.unwrap_or_default();
-    only_labels_changed(
-        existing_spec.annotations.as_ref(),
-        spec.annotations.as_ref(),
-        &existing_spec.data,
-        &spec.data,
-    )?;
+    spec: Option<(Option<swarm_proto::v1::Annotations>, Vec<u8>)>,
+) -> Result<T> {
+    let id = required(T::ID_FIELD, id)?;
+    let (annotations, data) = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
+    let existing: T = super::read::get(store, T::ID_FIELD, id)?;
+    let (existing_annotations, existing_data) = existing.parts();
+    only_labels_changed(existing_annotations, annotations.as_ref(), existing_data, &data)?;
     store
         .update(|tx| {
-            let mut config = at_version(current::<Config>(tx, id)?, version);
-            config.spec.get_or_insert_with(Default::default).annotations = spec.annotations;
-            tx.update(config)
+            let mut object = at_version(current::<T>(tx, id)?, version);
+            object.set_annotations(annotations);
+            tx.update(object)
         })
         .await?;
     stored(store, id)
