@@ -13,7 +13,8 @@
 //!
 //! Everything lives in [`v1`]; the helpers in this crate only add what the
 //! generated code cannot say, such as the ordering of task states, and
-//! [`Shared`], which lets every task of a service share one task spec.
+//! [`Shared`], which lets every task of a service share one task spec, and
+//! constructors such as [`v1::ServiceSpec::container`].
 
 #![deny(missing_docs)]
 
@@ -23,6 +24,7 @@ pub mod v1 {
     tonic::include_proto!("swarm.v1");
 }
 
+mod builders;
 mod shared;
 mod task_state;
 

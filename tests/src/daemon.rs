@@ -86,7 +86,7 @@ impl Daemon {
                 "swarmd did not serve in 30 s; its log:\n{}",
                 self.log_text()
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -126,23 +126,26 @@ pub fn swarmd_binary() -> PathBuf {
     workspace_binary("swarmd")
 }
 
-/// A binary of this workspace, beside the test binaries' `deps` folder.
-/// `scripts/test` builds every binary before the tests run.
+/// A binary of this workspace, from the same build as the running
+/// executable: beside it (a benchmark binary) or beside its `deps` folder
+/// (a test). `scripts/test` builds every binary before the tests run.
 ///
 /// # Panics
 ///
 /// When it has not been built.
 pub fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
-    let binary = profile_dir.join(name);
-    assert!(
-        binary.exists(),
-        "{} is not built: run `cargo build --workspace --bins` first (scripts/test does)",
-        binary.display()
-    );
-    binary
+    let exe = std::env::current_exe().expect("the running executable's path");
+    let beside = exe.parent().expect("target/<profile>/<binary>");
+    let candidates = [Some(beside), beside.parent().filter(|_| beside.ends_with("deps"))];
+    let found = candidates
+        .into_iter()
+        .flatten()
+        .map(|dir| dir.join(name))
+        .find(|binary| binary.exists());
+    found.unwrap_or_else(|| {
+        panic!(
+            "{name} is not built beside {}: run `cargo build --workspace --bins` first (scripts/test does)",
+            exe.display()
+        )
+    })
 }

@@ -1,7 +1,9 @@
 //! Multi-process tests and tools: the Raft crash test's child, benchmark
-//! binaries, real `swarmd` processes for tests (`daemon`), and (to come)
-//! the docker compose cluster and whole-cluster load and fault tools.
+//! binaries and their statistics, real `swarmd` processes for tests and
+//! benchmarks (`daemon`), and (to come) the docker compose cluster and
+//! whole-cluster load and fault tools.
 
 pub mod crash;
 pub mod daemon;
 pub mod fsync;
+pub mod stats;

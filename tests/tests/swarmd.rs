@@ -108,26 +108,13 @@ async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledged_service_create_survives_kill_9_and_bad_input_is_refused() {
-    use swarm_proto::v1::{ContainerSpec, CreateServiceRequest, GetServiceRequest, ServiceSpec, TaskSpec, task_spec};
+    use swarm_proto::v1::{CreateServiceRequest, GetServiceRequest, ServiceSpec};
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("node-1");
     let binary = swarmd_binary();
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
     let mut control = connect(&daemon.socket).await.unwrap();
-    let spec = |name: &str, image: &str| ServiceSpec {
-        annotations: Some(swarm_proto::v1::Annotations {
-            name: name.into(),
-            ..Default::default()
-        }),
-        task: Some(swarm_proto::Shared::new(TaskSpec {
-            runtime: Some(task_spec::Runtime::Container(ContainerSpec {
-                image: image.into(),
-                ..Default::default()
-            })),
-            ..Default::default()
-        })),
-        ..Default::default()
-    };
+    let spec = ServiceSpec::container;
     let created = control
         .create_service(CreateServiceRequest {
             spec: Some(spec("web", "busybox:local")),
@@ -174,9 +161,7 @@ async fn a_watch_sees_every_change_in_order_with_no_gap_across_1000_writes() {
     use futures::StreamExt as _;
     use swarm_proto::v1::watch_client::WatchClient;
     use swarm_proto::v1::watch_request::WatchEntry;
-    use swarm_proto::v1::{
-        ContainerSpec, CreateServiceRequest, ServiceSpec, TaskSpec, WatchRequest, object, task_spec,
-    };
+    use swarm_proto::v1::{CreateServiceRequest, ServiceSpec, WatchRequest, object};
     const WRITES: usize = 1000;
     const CLIENTS: usize = 16;
 
@@ -201,20 +186,7 @@ async fn a_watch_sees_every_change_in_order_with_no_gap_across_1000_writes() {
             let mut control = swarm_proto::v1::control_client::ControlClient::new(channel.clone());
             tokio::spawn(async move {
                 for n in (client..WRITES).step_by(CLIENTS) {
-                    let spec = ServiceSpec {
-                        annotations: Some(swarm_proto::v1::Annotations {
-                            name: format!("svc-{n}"),
-                            ..Default::default()
-                        }),
-                        task: Some(swarm_proto::Shared::new(TaskSpec {
-                            runtime: Some(task_spec::Runtime::Container(ContainerSpec {
-                                image: "busybox".into(),
-                                ..Default::default()
-                            })),
-                            ..Default::default()
-                        })),
-                        ..Default::default()
-                    };
+                    let spec = ServiceSpec::container(format!("svc-{n}"), "busybox");
                     control
                         .create_service(CreateServiceRequest { spec: Some(spec) })
                         .await

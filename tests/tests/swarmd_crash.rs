@@ -7,32 +7,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use swarm_proto::v1::control_client::ControlClient;
-use swarm_proto::v1::{
-    Annotations, ContainerSpec, CreateServiceRequest, ListFilters, ListServicesRequest, ServiceSpec, TaskSpec,
-    task_spec,
-};
+use swarm_proto::v1::{CreateServiceRequest, ListFilters, ListServicesRequest, ServiceSpec};
 use swarm_tests::daemon::{Daemon, channel, swarmd_binary};
 
 const ROUNDS: usize = 10;
 const CREATES: usize = 500;
 const CLIENTS: usize = 16;
-
-fn spec(name: &str) -> ServiceSpec {
-    ServiceSpec {
-        annotations: Some(Annotations {
-            name: name.into(),
-            ..Default::default()
-        }),
-        task: Some(swarm_proto::Shared::new(TaskSpec {
-            runtime: Some(task_spec::Runtime::Container(ContainerSpec {
-                image: "busybox".into(),
-                ..Default::default()
-            })),
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_creates_survive_kill_9_at_random_moments() {
@@ -54,7 +34,7 @@ async fn acknowledged_creates_survive_kill_9_at_random_moments() {
                         let name = format!("r{round}-{n}");
                         match control
                             .create_service(CreateServiceRequest {
-                                spec: Some(spec(&name)),
+                                spec: Some(ServiceSpec::container(&name, "busybox")),
                             })
                             .await
                         {

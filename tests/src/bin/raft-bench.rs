@@ -18,6 +18,7 @@ use swarm_raft::testing::LogMachine;
 use swarm_raft::testing::cluster::Cluster;
 use swarm_raft::{Config, MetricsSnapshot, RaftHandle};
 use swarm_tests::fsync::{self, FsyncLatency};
+use swarm_tests::stats::{ms, percentile};
 
 #[derive(Parser)]
 #[command(about = "Benchmarks of the Raft layer")]
@@ -84,14 +85,6 @@ fn fsync_line(dir: &Path) -> anyhow::Result<String> {
 
 fn measure_fsync(dir: &Path) -> anyhow::Result<FsyncLatency> {
     fsync::measure(dir, 300).with_context(|| format!("measure fsync in {}", dir.display()))
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1e3
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
 /// Proposes 256-byte entries with `in_flight` proposers for `seconds` and

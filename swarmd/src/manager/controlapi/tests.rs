@@ -22,17 +22,7 @@ fn annotations(name: &str) -> Option<Annotations> {
 }
 
 fn spec(name: &str, image: &str) -> ServiceSpec {
-    ServiceSpec {
-        annotations: annotations(name),
-        task: Some(swarm_proto::Shared::new(TaskSpec {
-            runtime: Some(task_spec::Runtime::Container(ContainerSpec {
-                image: image.into(),
-                ..Default::default()
-            })),
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
+    ServiceSpec::container(name, image)
 }
 
 fn container(spec: &mut ServiceSpec) -> &mut ContainerSpec {

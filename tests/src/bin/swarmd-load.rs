@@ -1,0 +1,321 @@
+//! Load on a real `swarmd` (issue "swarmd and swarmctl"): durable service
+//! creates through the Control API's Unix socket with 1, 16, 64 and 256
+//! concurrent clients; the daemon's memory holding 10,000 services; the time
+//! from start to serving with 100,000 services in the store. Every figure is
+//! printed beside the fsync latency measured in the same run, on the same
+//! disk. Results go in BENCHMARKS.md.
+//!
+//! Usage: `swarmd-load [--dir DIR] [--seconds N] [--clients 1,16,64,256] [SCENARIO...]` where a
+//! scenario is `creates`, `memory` or `startup` (default: all). Build with
+//! `--release`: it starts the `swarmd` binary built beside it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use swarm_proto::v1::control_client::ControlClient;
+use swarm_proto::v1::{CreateServiceRequest, ListClustersRequest, ListServicesRequest, ServiceSpec};
+use swarm_tests::daemon::{Daemon, channel, swarmd_binary};
+use swarm_tests::fsync::{self, FsyncLatency};
+use swarm_tests::stats::{ms, percentile};
+use tonic::transport::Channel;
+
+#[derive(Parser)]
+#[command(about = "Load on a real swarmd through its Control API")]
+struct Args {
+    /// Where the state dirs go (on the disk to measure).
+    #[arg(long, default_value = "target/swarmd-load")]
+    dir: PathBuf,
+    /// Seconds of load per point of the `creates` scenario.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Services in the store for the `memory` scenario.
+    #[arg(long, default_value_t = 10_000)]
+    services: usize,
+    /// Services in the store for the `startup` scenario.
+    #[arg(long, default_value_t = 100_000)]
+    objects: usize,
+    /// Client counts of the `creates` scenario.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64, 256])]
+    clients: Vec<usize>,
+    /// Scenarios to run (creates, memory, startup).
+    scenarios: Vec<String>,
+}
+
+const SIGINT: i32 = 2;
+const SIGKILL: i32 = 9;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let all = ["creates", "memory", "startup"];
+    let scenarios: Vec<&str> = if args.scenarios.is_empty() {
+        all.to_vec()
+    } else {
+        args.scenarios.iter().map(String::as_str).collect()
+    };
+    if let Some(unknown) = scenarios.iter().find(|name| !all.contains(name)) {
+        anyhow::bail!("unknown scenario {unknown:?}; choose among {all:?}");
+    }
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("create {}", args.dir.display()))?;
+    let binary = swarmd_binary();
+    println!("swarmd: {}", binary.display());
+    println!("disk: {}", measure_fsync(&args.dir)?);
+    for scenario in scenarios {
+        let root = args.dir.join(scenario);
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root)?;
+        match scenario {
+            "creates" => creates(&binary, &root, &args.clients, args.seconds).await?,
+            "memory" => memory(&binary, &root, args.services).await?,
+            "startup" => startup(&binary, &root, args.objects).await?,
+            _ => unreachable!("checked above"),
+        }
+        std::fs::remove_dir_all(&root)?;
+        println!("disk: {}", measure_fsync(&args.dir)?);
+    }
+    Ok(())
+}
+
+fn measure_fsync(dir: &Path) -> anyhow::Result<FsyncLatency> {
+    fsync::measure(dir, 1000).with_context(|| format!("measure fsync in {}", dir.display()))
+}
+
+/// What the clients of one run saw.
+struct Run {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+/// What each client of a run asks for, one request after the other.
+#[derive(Clone)]
+enum Load {
+    /// Creates services named `{prefix}-{client}-{n}`: a durable write each.
+    Create { prefix: String },
+    /// Lists the clusters (one object): a read, which costs the RPC stack
+    /// and the leader check but no write, the ceiling of what the creates
+    /// can reach.
+    Read,
+}
+
+/// `clients` clients, each on its own connection, send requests of `load`
+/// until `stop` says so.
+async fn run_clients(
+    socket: &Path,
+    clients: usize,
+    load: Load,
+    stop: impl Fn(usize, Instant) -> bool + Clone + Send + 'static,
+) -> anyhow::Result<Run> {
+    let mut channels = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        channels.push(channel(socket).await.context("connect to swarmd")?);
+    }
+    let started = Instant::now();
+    let workers: Vec<_> = channels
+        .into_iter()
+        .enumerate()
+        .map(|(client, channel)| {
+            let (load, stop) = (load.clone(), stop.clone());
+            tokio::spawn(async move { one_client(ControlClient::new(channel), client, load, stop).await })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    Ok(Run { latencies, elapsed })
+}
+
+async fn one_client(
+    mut control: ControlClient<Channel>,
+    client: usize,
+    load: Load,
+    stop: impl Fn(usize, Instant) -> bool,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut latencies = Vec::new();
+    let mut n = 0;
+    while !stop(n, Instant::now()) {
+        let started = Instant::now();
+        match &load {
+            Load::Create { prefix } => {
+                let name = format!("{prefix}-{client}-{n}");
+                let spec = ServiceSpec::container(&name, "busybox:local");
+                let request = CreateServiceRequest { spec: Some(spec) };
+                control
+                    .create_service(request)
+                    .await
+                    .with_context(|| format!("create service {name}"))?;
+            }
+            Load::Read => {
+                control
+                    .list_clusters(ListClustersRequest::default())
+                    .await
+                    .context("list clusters")?;
+            }
+        }
+        latencies.push(started.elapsed());
+        n += 1;
+    }
+    Ok(latencies)
+}
+
+/// CPU seconds a process has used so far (user + system), from /proc.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("parse /proc/PID/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("short /proc/PID/stat")?.parse()?) };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ")".
+    let clock_ticks = 100.0; // USER_HZ on Linux
+    Ok((ticks(11)? + ticks(12)?) / clock_ticks)
+}
+
+/// Resident memory of a process, in bytes, from /proc.
+fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .context("no VmRSS in /proc/PID/status")?;
+    let kib: u64 = line.split_whitespace().nth(1).context("parse VmRSS")?.parse()?;
+    Ok(kib * 1024)
+}
+
+/// Durable creates with each count of clients (1, 16, 64, 256), each on a fresh
+/// daemon, against the targets of the issue.
+async fn creates(binary: &Path, root: &Path, counts: &[usize], seconds: u64) -> anyhow::Result<()> {
+    println!("\ndurable service creates through the Unix socket, one connection per client, {seconds} s per point");
+    println!(
+        "| clients | creates/s | p50 ms | p99 ms | max ms | swarmd CPU (cores) | fsync p50 / p99 ms (probe) | target | reads/s (p50 ms), same clients |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for &clients in counts {
+        let daemon = Daemon::start(binary, &root.join(format!("clients-{clients}")), "load").await;
+        // Warm up: connections, allocator, the RocksDB memtable.
+        let warm_up = Load::Create { prefix: "warm".into() };
+        run_clients(&daemon.socket, 16, warm_up, |n, _| n == 20).await?;
+        let probe = fsync::measure(root, 1000)?;
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let cpu_before = cpu_seconds(daemon.child.id())?;
+        let load = Load::Create { prefix: "svc".into() };
+        let run = run_clients(&daemon.socket, clients, load, move |_, now| now >= deadline).await?;
+        let cpu = (cpu_seconds(daemon.child.id())? - cpu_before) / run.elapsed.as_secs_f64();
+        let rate = run.latencies.len() as f64 / run.elapsed.as_secs_f64();
+        let (p50, p99) = (percentile(&run.latencies, 0.5), percentile(&run.latencies, 0.99));
+        let target = match clients {
+            1 => format!("p50 <= {:.2} ms", 1.2 * ms(probe.p50) + 1.0),
+            64 => format!(
+                ">= {:.0}/s, p99 < {:.2} ms",
+                0.8 * 64.0 / probe.p50.as_secs_f64(),
+                3.0 * ms(probe.p99) + 10.0
+            ),
+            256 => ">= 25,000/s".to_string(),
+            _ => String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let reads = run_clients(&daemon.socket, clients, Load::Read, move |_, now| now >= deadline).await?;
+        println!(
+            "| {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {cpu:.2} | {:.2} / {:.2} | {target} | {:.0} ({:.2}) |",
+            ms(p50),
+            ms(p99),
+            ms(percentile(&run.latencies, 1.0)),
+            ms(probe.p50),
+            ms(probe.p99),
+            reads.latencies.len() as f64 / reads.elapsed.as_secs_f64(),
+            ms(percentile(&reads.latencies, 0.5)),
+        );
+        let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+        anyhow::ensure!(status.success(), "swarmd exited with {status} after SIGINT");
+    }
+    Ok(())
+}
+
+/// The resident memory of a daemon holding `services` services.
+async fn memory(binary: &Path, root: &Path, services: usize) -> anyhow::Result<()> {
+    let daemon = Daemon::start(binary, &root.join("node"), "load").await;
+    let empty = rss_bytes(daemon.child.id())?;
+    let services = fill(&daemon.socket, services).await?.latencies.len();
+    let full = rss_bytes(daemon.child.id())?;
+    println!(
+        "\nswarmd RSS: {:.1} MiB serving an empty store, {:.1} MiB holding {services} services ({:.0} bytes per service over the empty store)",
+        mib(empty),
+        mib(full),
+        full.saturating_sub(empty) as f64 / services as f64
+    );
+    let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+    anyhow::ensure!(status.success(), "swarmd exited with {status} after SIGINT");
+    Ok(())
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Creates `count` services (rounded up to a multiple of 64) with 64 clients.
+async fn fill(socket: &Path, count: usize) -> anyhow::Result<Run> {
+    const CLIENTS: usize = 64;
+    let per_client = count.div_ceil(CLIENTS);
+    let load = Load::Create { prefix: "fill".into() };
+    run_clients(socket, CLIENTS, load, move |n, _| n == per_client).await
+}
+
+/// Time from starting `swarmd` on a state dir holding `objects` services to
+/// its first answer, after a clean stop (SIGINT) and after kill -9, twice
+/// each; then a check that every service came back.
+async fn startup(binary: &Path, root: &Path, objects: usize) -> anyhow::Result<()> {
+    let dir = root.join("node");
+    let mut daemon = Daemon::start(binary, &dir, "load").await;
+    let filled = fill(&daemon.socket, objects).await?;
+    let objects = filled.latencies.len();
+    println!(
+        "\n{objects} services created in {:.1} s; swarmd RSS {:.0} MiB",
+        filled.elapsed.as_secs_f64(),
+        mib(rss_bytes(daemon.child.id())?)
+    );
+    for (how, signal) in [
+        ("SIGINT", SIGINT),
+        ("kill -9", SIGKILL),
+        ("SIGINT", SIGINT),
+        ("kill -9", SIGKILL),
+    ] {
+        let status = daemon.signal_and_wait(signal, Duration::from_secs(10));
+        anyhow::ensure!(
+            signal == SIGKILL || status.success(),
+            "swarmd exited with {status} after {how}"
+        );
+        let started = Instant::now();
+        daemon = Daemon::start(binary, &dir, "load").await;
+        let mut control = ControlClient::new(channel(&daemon.socket).await?);
+        control.list_clusters(ListClustersRequest::default()).await?;
+        println!(
+            "start to first answer after {how}, {objects} services in the store: {:.0} ms (target < 2,000 ms)",
+            ms(started.elapsed())
+        );
+    }
+    let services = count_services(&daemon.socket).await?;
+    anyhow::ensure!(
+        services >= objects,
+        "{services} services came back, {objects} were created"
+    );
+    let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+    anyhow::ensure!(status.success(), "swarmd exited with {status} after SIGINT");
+    Ok(())
+}
+
+/// Every service in the store (the list is larger than tonic's default
+/// 4 MiB message limit).
+async fn count_services(socket: &Path) -> anyhow::Result<usize> {
+    let mut control = ControlClient::new(channel(socket).await?).max_decoding_message_size(usize::MAX);
+    let list = control
+        .list_services(ListServicesRequest::default())
+        .await?
+        .into_inner();
+    Ok(list.services.len())
+}
