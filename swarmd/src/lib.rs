@@ -10,6 +10,7 @@
 //!   ([`manager::raft_store`]), the objects of a new cluster, the Control API
 //!   ([`manager::controlapi`]). The proxy to the leader, the dispatcher, the
 //!   orchestrators and the scheduler come with the next issues.
+//! - [`metrics`]: the Prometheus endpoint (`--listen-metrics`).
 //! - `ca/`, `agent/`: to come.
 //!
 //! [`Error`] is the one error type; `From<Error> for tonic::Status` is the one
@@ -19,6 +20,7 @@
 
 mod error;
 pub mod manager;
+pub mod metrics;
 pub mod node;
 
 pub use error::{Error, Result};

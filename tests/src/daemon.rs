@@ -54,6 +54,15 @@ impl Daemon {
     ///
     /// When it cannot start or does not serve within 30 s.
     pub async fn start(binary: &Path, state_dir: &Path, hostname: &str) -> Daemon {
+        Daemon::start_with(binary, state_dir, hostname, &[]).await
+    }
+
+    /// As [`Daemon::start`], with more flags.
+    ///
+    /// # Panics
+    ///
+    /// When it cannot start or does not serve within 30 s.
+    pub async fn start_with(binary: &Path, state_dir: &Path, hostname: &str, flags: &[&str]) -> Daemon {
         let socket = state_dir.join("swarm.sock");
         let log = state_dir.with_extension("log");
         let stderr = std::fs::OpenOptions::new()
@@ -69,6 +78,7 @@ impl Daemon {
                 &socket.to_string_lossy(),
             ])
             .args(["--listen-remote-api", "127.0.0.1:0", "--hostname", hostname])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()

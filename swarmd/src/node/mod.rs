@@ -7,6 +7,7 @@ pub mod socket;
 pub mod state_dir;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use swarm_proto::v1::control_server::ControlServer;
@@ -17,6 +18,7 @@ use crate::manager::controlapi::ControlApi;
 use crate::manager::proxy::LeaderOnly;
 use crate::manager::watchapi::WatchApi;
 use crate::manager::{Manager, RaftOptions, bootstrap};
+use crate::metrics::Metrics;
 use state_dir::StateDir;
 
 /// What a node is started with (the `swarmd` flags).
@@ -30,6 +32,8 @@ pub struct Options {
     pub hostname: String,
     /// The manager's Raft settings (its dir is set from the state dir).
     pub raft: RaftOptions,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Runs a node until `shutdown` resolves, then stops it cleanly.
@@ -73,20 +77,33 @@ async fn serve(
         raft,
     )
     .await?;
+    let metrics = Metrics::new(manager.store.clone(), manager.raft());
+    let metrics_listener = match options.metrics {
+        Some(addr) => Some(Metrics::bind(addr).await?),
+        None => None,
+    };
     let listener = socket::bind(&options.control_socket).await?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let leader_only = LeaderOnly::new(manager.raft());
     let control = ControlServer::with_interceptor(ControlApi::new(manager.store.clone()), leader_only.clone());
     let (stopping, stop_watches) = tokio::sync::watch::channel(false);
-    let watch = WatchServer::with_interceptor(WatchApi::new(manager.store.clone(), stop_watches), leader_only);
+    let watch = WatchServer::with_interceptor(WatchApi::new(manager.store.clone(), stop_watches.clone()), leader_only);
     // Watch streams never end by themselves: end them when the stop
     // begins, so that the graceful stop waits only for real requests.
     let shutdown = async move {
         shutdown.await;
         let _ = stopping.send(true);
     };
+    let metrics_server = metrics_listener.map(|listener| {
+        let mut stopped = stop_watches.clone();
+        let stopped = async move {
+            let _ = stopped.wait_for(|stopping| *stopping).await;
+        };
+        tokio::spawn(metrics.clone().serve(listener, stopped))
+    });
     let server = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("control", rpc = request.uri().path()))
+        .layer(metrics.layer())
         .add_service(control)
         .add_service(watch);
     tracing::info!(socket = %options.control_socket.display(), "node is ready");
@@ -96,5 +113,8 @@ async fn serve(
         .map_err(Error::from);
     tracing::info!("stopping: no new requests; those in flight finished");
     let _ = std::fs::remove_file(&options.control_socket);
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
+    }
     served
 }

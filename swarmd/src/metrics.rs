@@ -1,0 +1,355 @@
+//! The Prometheus endpoint (`--listen-metrics`): requests served by the
+//! Control and Watch APIs, the Raft member's counters, and the store's
+//! object counts, in the OpenMetrics text format at `GET /metrics`.
+//!
+//! Request counters are bumped as requests finish (a tower layer on the
+//! gRPC server); Raft and store figures are read at each scrape, so the hot
+//! paths pay nothing for them.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use swarm_store::{Kind, MemoryStore, Read as _, ReadTx};
+use tokio::net::TcpListener;
+
+use crate::error::{Error, Result};
+use crate::manager::raft_store::ApplyResult;
+
+type RaftHandle = swarm_raft::RaftHandle<ApplyResult>;
+
+/// Labels of a finished request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// The gRPC path, `/swarm.v1.Control/CreateService`.
+    method: String,
+    /// The gRPC status code's name, `Ok`, `NotFound`, ...
+    code: String,
+}
+
+/// Labels of a request's latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: String,
+}
+
+/// Requests served, by method and status code, and their latency.
+#[derive(Debug)]
+struct Requests {
+    finished: Family<RequestLabels, Counter>,
+    seconds: Family<MethodLabels, Histogram>,
+}
+
+impl Requests {
+    fn record(&self, method: String, code: tonic::Code, started: Instant) {
+        let code = format!("{code:?}");
+        self.seconds
+            .get_or_create(&MethodLabels { method: method.clone() })
+            .observe(started.elapsed().as_secs_f64());
+        self.finished.get_or_create(&RequestLabels { method, code }).inc();
+    }
+}
+
+/// The daemon's metrics registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    requests: Arc<Requests>,
+}
+
+impl Metrics {
+    /// A registry that reads `raft` and `store` at each scrape.
+    pub fn new(store: MemoryStore, raft: RaftHandle) -> Metrics {
+        let requests = Arc::new(Requests {
+            finished: Family::default(),
+            // 100 µs to about 3 s.
+            seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 16))),
+        });
+        let mut registry = Registry::default();
+        registry.register(
+            "swarmd_requests",
+            "gRPC requests finished, by method and status code",
+            requests.finished.clone(),
+        );
+        registry.register(
+            "swarmd_request_duration_seconds",
+            "Time from a gRPC request to its response headers, by method",
+            requests.seconds.clone(),
+        );
+        registry.register_collector(Box::new(RaftCollector(raft)));
+        registry.register_collector(Box::new(StoreCollector(store)));
+        Metrics {
+            registry: Arc::new(registry),
+            requests,
+        }
+    }
+
+    /// A tower layer for the gRPC server that counts every request.
+    pub fn layer(&self) -> CountRequestsLayer {
+        CountRequestsLayer {
+            requests: self.requests.clone(),
+        }
+    }
+
+    /// Everything, in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail; a collector's error would be a bug.
+        if let Err(err) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(%err, "cannot encode the metrics");
+        }
+        text
+    }
+
+    /// Binds `addr` for [`Metrics::serve`]; failing here fails the start.
+    ///
+    /// # Errors
+    ///
+    /// The address cannot be bound.
+    pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+        TcpListener::bind(addr)
+            .await
+            .map_err(Error::io(format!("bind the metrics endpoint on {addr}")))
+    }
+
+    /// Serves `GET /metrics` on `listener` until `shutdown` resolves.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "metrics served at http://{addr}/metrics");
+        }
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = self.clone();
+                async move {
+                    let headers = [(
+                        http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )];
+                    (headers, metrics.encode())
+                }
+            }),
+        );
+        if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(%err, "the metrics endpoint failed");
+        }
+    }
+}
+
+/// Reads the Raft member's counters and leadership at each scrape.
+struct RaftCollector(RaftHandle);
+
+impl std::fmt::Debug for RaftCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RaftCollector")
+    }
+}
+
+impl Collector for RaftCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let m = self.0.metrics();
+        let counters: [(&str, &str, u64); 12] = [
+            (
+                "swarm_raft_proposals",
+                "Proposals appended by this member as leader",
+                m.proposals,
+            ),
+            (
+                "swarm_raft_applied_entries",
+                "Log entries applied to the store",
+                m.applied_entries,
+            ),
+            ("swarm_raft_fsyncs", "Synced writes of the Raft log", m.fsyncs),
+            (
+                "swarm_raft_entries_persisted",
+                "Log entries written by those writes",
+                m.entries_persisted,
+            ),
+            (
+                "swarm_raft_messages_sent",
+                "Raft messages delivered to peers",
+                m.messages_sent,
+            ),
+            (
+                "swarm_raft_messages_dropped",
+                "Raft messages dropped (full queue, unreachable peer)",
+                m.messages_dropped,
+            ),
+            (
+                "swarm_raft_snapshots_taken",
+                "Snapshots taken of the store",
+                m.snapshots_taken,
+            ),
+            (
+                "swarm_raft_snapshots_sent",
+                "Snapshots streamed to followers",
+                m.snapshots_sent,
+            ),
+            (
+                "swarm_raft_snapshots_installed",
+                "Snapshots received and installed",
+                m.snapshots_installed,
+            ),
+            (
+                "swarm_raft_leader_changes",
+                "Changes of the known leader",
+                m.leader_changes,
+            ),
+            (
+                "swarm_raft_fast_failovers",
+                "Campaigns started at once because the leader's address refused connections",
+                m.fast_failovers,
+            ),
+            ("swarm_raft_ready_cycles", "Ready cycles handled", m.ready_cycles),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+        }
+        let write_seconds = ConstCounter::new(m.fsync_micros as f64 / 1e6);
+        write_seconds.encode(encoder.encode_descriptor(
+            "swarm_raft_fsync_seconds",
+            "Time spent in synced writes of the Raft log",
+            None,
+            write_seconds.metric_type(),
+        )?)?;
+        let leadership = self.0.leadership();
+        let gauges: [(&str, &str, i64); 2] = [
+            ("swarm_raft_term", "The current Raft term", leadership.term as i64),
+            (
+                "swarm_raft_is_leader",
+                "1 if this member leads its group",
+                i64::from(leadership.is_leader),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the store's object counts at each scrape, from one consistent view.
+struct StoreCollector(MemoryStore);
+
+impl std::fmt::Debug for StoreCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreCollector")
+    }
+}
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let tx = self.0.read();
+        let objects = ConstGauge::new(0i64);
+        let mut family = encoder.encode_descriptor(
+            "swarm_store_objects",
+            "Objects in the store, by kind",
+            None,
+            objects.metric_type(),
+        )?;
+        for kind in Kind::ALL {
+            let count = ConstGauge::new(count(&tx, kind) as i64);
+            count.encode(family.encode_family(&[("kind", kind.as_str())])?)?;
+        }
+        let gauges: [(&str, &str, i64); 2] = [
+            (
+                "swarm_store_index",
+                "The Raft index of the last change applied to the store",
+                tx.index() as i64,
+            ),
+            (
+                "swarm_store_watchers",
+                "Open watches of the store",
+                self.0.watcher_count() as i64,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
+fn count(tx: &ReadTx, kind: Kind) -> usize {
+    use swarm_proto::v1::{Cluster, Config, Node, Secret, Service, Task};
+    match kind {
+        Kind::Node => tx.count::<Node>(),
+        Kind::Service => tx.count::<Service>(),
+        Kind::Task => tx.count::<Task>(),
+        Kind::Cluster => tx.count::<Cluster>(),
+        Kind::Secret => tx.count::<Secret>(),
+        Kind::Config => tx.count::<Config>(),
+    }
+}
+
+/// Wraps a gRPC server's routes to count each request as it finishes.
+#[derive(Clone)]
+pub struct CountRequestsLayer {
+    requests: Arc<Requests>,
+}
+
+impl<S> tower::Layer<S> for CountRequestsLayer {
+    type Service = CountRequests<S>;
+
+    fn layer(&self, inner: S) -> CountRequests<S> {
+        CountRequests {
+            inner,
+            requests: self.requests.clone(),
+        }
+    }
+}
+
+/// See [`CountRequestsLayer`].
+#[derive(Clone)]
+pub struct CountRequests<S> {
+    inner: S,
+    requests: Arc<Requests>,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for CountRequests<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = std::result::Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().to_string();
+        let requests = self.requests.clone();
+        let started = Instant::now();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            // A failed call answers with its status in the headers; a
+            // successful one puts `Ok` in the trailers, after the body.
+            let code = match &response {
+                Ok(response) => response
+                    .headers()
+                    .get("grpc-status")
+                    .map_or(tonic::Code::Ok, |status| tonic::Code::from_bytes(status.as_bytes())),
+                Err(_) => tonic::Code::Unknown,
+            };
+            requests.record(method, code, started);
+            response
+        })
+    }
+}

@@ -1,0 +1,113 @@
+//! `swarmd --listen-metrics`: a Prometheus scrape of a real daemon shows
+//! the requests it served, by method and status code, its Raft member and
+//! its store, and the endpoint goes away with a clean stop.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use swarm_proto::v1::{CreateServiceRequest, GetServiceRequest, ServiceSpec};
+use swarm_tests::daemon::{Daemon, connect, swarmd_binary};
+
+const SIGINT: i32 = 2;
+
+/// The address the daemon logged it serves metrics on.
+fn metrics_addr(daemon: &Daemon) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = daemon.log_text();
+        let found = log
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_once("/metrics"))
+            .map(|(addr, _)| addr.to_string());
+        if let Some(addr) = found {
+            return addr;
+        }
+        assert!(Instant::now() < deadline, "no metrics address logged:\n{log}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `GET path` over plain HTTP/1.0: the status line and the body.
+fn http_get(addr: &str, path: &str) -> std::io::Result<(String, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: swarmd\r\n\r\n").as_bytes())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.lines().next().unwrap_or_default().to_string();
+    Ok((status, body.to_string()))
+}
+
+/// The value of the sample whose line starts with `series` (name and labels).
+fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_shows_requests_by_code_raft_and_store_and_ends_with_the_daemon() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_with(
+        &swarmd_binary(),
+        &root.path().join("node-1"),
+        "node-1",
+        &["--listen-metrics", "127.0.0.1:0"],
+    )
+    .await;
+    let addr = metrics_addr(&daemon);
+
+    let mut control = connect(&daemon.socket).await.unwrap();
+    for name in ["web", "db"] {
+        let spec = ServiceSpec::container(name, "busybox:local");
+        control
+            .create_service(CreateServiceRequest { spec: Some(spec) })
+            .await
+            .unwrap();
+    }
+    let missing = GetServiceRequest {
+        service_id: "nosuchservice".into(),
+    };
+    let refused = control.get_service(missing).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound);
+
+    let (status, body) = http_get(&addr, "/metrics").unwrap();
+    assert!(status.contains("200"), "{status}\n{body}");
+    let create = r#"swarmd_requests_total{method="/swarm.v1.Control/CreateService",code="Ok"}"#;
+    assert_eq!(sample(&body, create), Some(2.0), "{body}");
+    let get = r#"swarmd_requests_total{method="/swarm.v1.Control/GetService",code="NotFound"}"#;
+    assert_eq!(sample(&body, get), Some(1.0), "{body}");
+    let latency = r#"swarmd_request_duration_seconds_count{method="/swarm.v1.Control/CreateService"}"#;
+    assert_eq!(sample(&body, latency), Some(2.0), "{body}");
+    assert_eq!(
+        sample(&body, r#"swarm_store_objects{kind="service"}"#),
+        Some(2.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, r#"swarm_store_objects{kind="cluster"}"#),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(sample(&body, "swarm_raft_is_leader"), Some(1.0), "{body}");
+    // The bootstrap objects and the two services, each a synced write.
+    assert!(
+        sample(&body, "swarm_raft_fsyncs_total").is_some_and(|n| n >= 3.0),
+        "{body}"
+    );
+    assert!(sample(&body, "swarm_store_index").is_some_and(|n| n >= 3.0), "{body}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+
+    let (status, _) = http_get(&addr, "/").unwrap();
+    assert!(status.contains("404"), "{status}");
+
+    let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+    assert!(status.success());
+    assert!(
+        TcpStream::connect(&addr).is_err(),
+        "the metrics endpoint outlived the daemon"
+    );
+}
