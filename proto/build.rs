@@ -45,6 +45,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     let descriptors = protox::compile(&paths, [PROTO_ROOT])?;
+    // Kept for reflection: swarmctl prints any message as JSON from it.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("descriptors.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
     let mut builder = tonic_prost_build::configure()
         // Services are served by swarmd and called by swarmctl: both sides.
         .build_server(true)
@@ -61,7 +67,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for field in BOXED {
         builder = builder.boxed(field);
     }
-    builder.compile_fds(descriptors)?;
+    // `prost::Name` on every message: its full protobuf name, to find its
+    // descriptor.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
+    builder.compile_fds_with_config(descriptors, config)?;
     share_fields()
 }
 

@@ -24,6 +24,11 @@ pub mod v1 {
     tonic::include_proto!("swarm.v1");
 }
 
+/// The encoded `FileDescriptorSet` of every `.proto` file above (and the
+/// well-known types they import), for reflection: printing a message as
+/// JSON, for example.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
+
 mod builders;
 mod shared;
 mod task_state;

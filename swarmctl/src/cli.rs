@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::output::Format;
+
 /// The operator's client of a swarmd manager's Control API.
 #[derive(Parser, Debug)]
 #[command(name = "swarmctl", version, disable_version_flag = true)]
@@ -18,6 +20,9 @@ pub struct Cli {
         global = true
     )]
     pub socket: PathBuf,
+    /// How `ls` and `inspect` print: `table` for people, `json` for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
+    pub format: Format,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -61,7 +66,7 @@ pub enum Command {
 /// Lists share these.
 #[derive(Args, Debug)]
 pub struct ListArgs {
-    /// Print only the IDs.
+    /// Print only the IDs (over `--format`).
     #[arg(short, long)]
     pub quiet: bool,
 }

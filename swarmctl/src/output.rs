@@ -1,4 +1,5 @@
-//! Aligned tables, as SwarmKit's swarmctl prints them (elastic tabstops).
+//! Aligned tables, as SwarmKit's swarmctl prints them (elastic tabstops),
+//! and JSON for scripts (`--format json`).
 
 use std::io::Write as _;
 
@@ -28,4 +29,61 @@ pub fn fields(fields: &[(&str, String)]) -> std::io::Result<()> {
         writeln!(writer, "{name}:\t{value}")?;
     }
     writer.flush()
+}
+
+/// How lists and inspections print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned tables and `Name: value` lines, for people.
+    Table,
+    /// The objects themselves, in protobuf's canonical JSON mapping, for
+    /// scripts (a list prints an array).
+    Json,
+}
+
+/// Prints `objects` as one JSON array.
+pub fn json_list<T: prost::Message + prost::Name>(objects: &[T]) -> anyhow::Result<()> {
+    let descriptor = descriptor::<T>()?;
+    let values = objects
+        .iter()
+        .map(|object| to_json(&descriptor, object))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    print_json(&serde_json::Value::Array(values))
+}
+
+/// Prints one object as JSON.
+pub fn json_one<T: prost::Message + prost::Name>(object: &T) -> anyhow::Result<()> {
+    print_json(&to_json(&descriptor::<T>()?, object)?)
+}
+
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The descriptor of `T`, from the API's own descriptor set.
+fn descriptor<T: prost::Name>() -> anyhow::Result<prost_reflect::MessageDescriptor> {
+    let pool = prost_reflect::DescriptorPool::decode(swarm_proto::FILE_DESCRIPTOR_SET)?;
+    let name = T::full_name();
+    pool.get_message_by_name(&name)
+        .ok_or_else(|| anyhow::anyhow!("no descriptor for {name}"))
+}
+
+/// The object in protobuf's JSON mapping (field names in lowerCamelCase,
+/// enums by name, timestamps in RFC 3339), read back through its
+/// descriptor: the generated types carry no serde code. Two choices for
+/// scripts: 64-bit integers print as numbers, not strings, and fields at
+/// their default value print too, so that a script finds `"replicas": 0`
+/// rather than nothing.
+fn to_json<T: prost::Message>(
+    descriptor: &prost_reflect::MessageDescriptor,
+    object: &T,
+) -> anyhow::Result<serde_json::Value> {
+    let message = prost_reflect::DynamicMessage::decode(descriptor.clone(), object.encode_to_vec().as_slice())?;
+    let options = prost_reflect::SerializeOptions::new()
+        .stringify_64_bit_integers(false)
+        .skip_default_fields(false);
+    Ok(message.serialize_with_options(serde_json::value::Serializer, &options)?)
 }

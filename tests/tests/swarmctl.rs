@@ -175,6 +175,28 @@ async fn the_walkthrough_of_a_single_node_manager() {
     let configs = ok(&socket, &["config", "ls"]);
     assert!(configs.contains("app.conf"), "{configs}");
 
+    // --format json: the objects themselves, for scripts.
+    let json = |args: &[&str]| -> serde_json::Value {
+        let stdout = ok(&socket, args);
+        serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("{args:?} printed no JSON ({err}):\n{stdout}"))
+    };
+    let services = json(&["service", "ls", "--format", "json"]);
+    assert_eq!(services.as_array().map(Vec::len), Some(1), "{services}");
+    assert_eq!(services[0]["id"], id);
+    assert_eq!(services[0]["spec"]["annotations"]["name"], "web");
+    assert_eq!(services[0]["spec"]["replicated"]["replicas"], 5);
+    assert_eq!(services[0]["spec"]["task"]["container"]["env"][0], "A=1");
+    let node = json(&["--format", "json", "node", "inspect", "node-1"]);
+    assert_eq!(node["role"], "NODE_ROLE_MANAGER");
+    assert_eq!(node["spec"]["annotations"]["labels"]["zone"], "a");
+    let secret = json(&["secret", "inspect", "db-pass", "--format", "json"]);
+    assert_eq!(secret["spec"]["annotations"]["name"], "db-pass");
+    assert!(!secret.to_string().contains("hunter2"), "{secret}");
+    assert!(secret["spec"]["data"].as_str().is_none_or(str::is_empty), "{secret}");
+    assert_eq!(ok(&socket, &["service", "ls", "-q", "--format", "json"]).trim(), id);
+    let (code, _, stderr) = swarmctl(&socket, &["service", "ls", "--format", "yaml"]);
+    assert!(code == 2 && stderr.contains("invalid value 'yaml'"), "{code}: {stderr}");
+
     fails(
         &socket,
         &["service", "create", "--name", "web", "--image", "busybox"],

@@ -5,12 +5,16 @@ use swarm_proto::v1::{Cluster, GetClusterRequest, ListClustersRequest, UpdateClu
 use super::{labels, name, reply};
 use crate::cli::ClusterCommand;
 use crate::connect::Control;
-use crate::{output, resolve};
+use crate::output::{self, Format};
+use crate::resolve;
 
-pub async fn run(control: &mut Control, command: ClusterCommand) -> anyhow::Result<()> {
+pub async fn run(control: &mut Control, command: ClusterCommand, format: Format) -> anyhow::Result<()> {
     match command {
         ClusterCommand::Ls(list) => {
             let clusters = all(control).await?;
+            if format == Format::Json && !list.quiet {
+                return output::json_list(&clusters);
+            }
             let rows = clusters
                 .iter()
                 .map(|cluster| vec![cluster.id.clone(), annotations_name(cluster)])
@@ -45,6 +49,9 @@ pub async fn run(control: &mut Control, command: ClusterCommand) -> anyhow::Resu
         }
         ClusterCommand::Inspect { reference } => {
             let cluster = get(control, &reference).await?;
+            if format == Format::Json {
+                return output::json_one(&cluster);
+            }
             let spec = cluster.spec.clone().unwrap_or_default();
             let raft = spec.raft.unwrap_or_default();
             let retention = spec

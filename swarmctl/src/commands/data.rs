@@ -1,148 +1,144 @@
 //! `swarmctl secret ...` and `swarmctl config ...`: named data given to
-//! services; a secret's data is never shown.
+//! services. The two kinds differ only in their RPCs, so one generic set of
+//! actions serves both. A secret's data is never shown: the manager never
+//! returns it.
 
 use anyhow::Context as _;
 use swarm_proto::v1::{
-    Annotations, ConfigSpec, CreateConfigRequest, CreateSecretRequest, ListConfigsRequest, ListSecretsRequest,
-    RemoveConfigRequest, RemoveSecretRequest, SecretSpec,
+    Annotations, Config, ConfigSpec, CreateConfigRequest, CreateSecretRequest, ListConfigsRequest, ListSecretsRequest,
+    Meta, RemoveConfigRequest, RemoveSecretRequest, Secret, SecretSpec,
 };
 
 use super::{labels, name, reply};
 use crate::cli::DataCommand;
 use crate::connect::Control;
-use crate::{output, resolve};
+use crate::output::{self, Format};
+use crate::resolve;
 
-/// One secret or config as listed.
-struct Item {
-    id: String,
-    name: String,
-    labels: String,
-    version: u64,
+/// A kind of named data: its RPCs and where its fields are.
+pub trait Data: prost::Message + prost::Name + Sized {
+    /// The kind, as messages name it.
+    const KIND: &'static str;
+    fn id(&self) -> &str;
+    fn meta(&self) -> Option<&Meta>;
+    fn annotations(&self) -> Option<&Annotations>;
+    async fn list(control: &mut Control) -> anyhow::Result<Vec<Self>>;
+    async fn create(control: &mut Control, annotations: Annotations, data: Vec<u8>) -> anyhow::Result<Self>;
+    async fn remove(control: &mut Control, id: String) -> anyhow::Result<()>;
 }
 
-pub async fn run_secret(control: &mut Control, command: DataCommand) -> anyhow::Result<()> {
+impl Data for Secret {
+    const KIND: &'static str = "secret";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn meta(&self) -> Option<&Meta> {
+        self.meta.as_ref()
+    }
+    fn annotations(&self) -> Option<&Annotations> {
+        self.spec.as_ref()?.annotations.as_ref()
+    }
+    async fn list(control: &mut Control) -> anyhow::Result<Vec<Secret>> {
+        Ok(reply(control.list_secrets(ListSecretsRequest::default()).await)?.secrets)
+    }
+    async fn create(control: &mut Control, annotations: Annotations, data: Vec<u8>) -> anyhow::Result<Secret> {
+        let spec = SecretSpec {
+            annotations: Some(annotations),
+            data,
+        };
+        let created = reply(control.create_secret(CreateSecretRequest { spec: Some(spec) }).await)?;
+        Ok(created.secret.unwrap_or_default())
+    }
+    async fn remove(control: &mut Control, secret_id: String) -> anyhow::Result<()> {
+        reply(control.remove_secret(RemoveSecretRequest { secret_id }).await)?;
+        Ok(())
+    }
+}
+
+impl Data for Config {
+    const KIND: &'static str = "config";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn meta(&self) -> Option<&Meta> {
+        self.meta.as_ref()
+    }
+    fn annotations(&self) -> Option<&Annotations> {
+        self.spec.as_ref()?.annotations.as_ref()
+    }
+    async fn list(control: &mut Control) -> anyhow::Result<Vec<Config>> {
+        Ok(reply(control.list_configs(ListConfigsRequest::default()).await)?.configs)
+    }
+    async fn create(control: &mut Control, annotations: Annotations, data: Vec<u8>) -> anyhow::Result<Config> {
+        let spec = ConfigSpec {
+            annotations: Some(annotations),
+            data,
+        };
+        let created = reply(control.create_config(CreateConfigRequest { spec: Some(spec) }).await)?;
+        Ok(created.config.unwrap_or_default())
+    }
+    async fn remove(control: &mut Control, config_id: String) -> anyhow::Result<()> {
+        reply(control.remove_config(RemoveConfigRequest { config_id }).await)?;
+        Ok(())
+    }
+}
+
+pub async fn run<D: Data>(control: &mut Control, command: DataCommand, format: Format) -> anyhow::Result<()> {
     match command {
         DataCommand::Create { name, file } => {
             let data = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let spec = SecretSpec {
-                annotations: Some(Annotations {
-                    name,
-                    ..Default::default()
-                }),
-                data,
+            let annotations = Annotations {
+                name,
+                ..Default::default()
             };
-            let secret = reply(control.create_secret(CreateSecretRequest { spec: Some(spec) }).await)?;
-            println!("{}", secret.secret.unwrap_or_default().id);
+            println!("{}", D::create(control, annotations, data).await?.id());
         }
         DataCommand::Rm { references } => {
             for reference in references {
-                let secret_id = resolve::pick("secret", &reference, &candidates(&secrets(control).await?))?;
-                reply(
-                    control
-                        .remove_secret(RemoveSecretRequest {
-                            secret_id: secret_id.clone(),
-                        })
-                        .await,
-                )?;
-                println!("{secret_id}");
+                let id = resolve::pick(D::KIND, &reference, &candidates(&D::list(control).await?))?;
+                D::remove(control, id.clone()).await?;
+                println!("{id}");
             }
         }
-        command => show("secret", secrets(control).await?, command)?,
-    }
-    Ok(())
-}
-
-pub async fn run_config(control: &mut Control, command: DataCommand) -> anyhow::Result<()> {
-    match command {
-        DataCommand::Create { name, file } => {
-            let data = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let spec = ConfigSpec {
-                annotations: Some(Annotations {
-                    name,
-                    ..Default::default()
-                }),
-                data,
-            };
-            let config = reply(control.create_config(CreateConfigRequest { spec: Some(spec) }).await)?;
-            println!("{}", config.config.unwrap_or_default().id);
-        }
-        DataCommand::Rm { references } => {
-            for reference in references {
-                let config_id = resolve::pick("config", &reference, &candidates(&configs(control).await?))?;
-                reply(
-                    control
-                        .remove_config(RemoveConfigRequest {
-                            config_id: config_id.clone(),
-                        })
-                        .await,
-                )?;
-                println!("{config_id}");
-            }
-        }
-        command => show("config", configs(control).await?, command)?,
-    }
-    Ok(())
-}
-
-fn candidates(items: &[Item]) -> Vec<(String, String)> {
-    items.iter().map(|item| (item.id.clone(), item.name.clone())).collect()
-}
-
-fn show(kind: &str, items: Vec<Item>, command: DataCommand) -> anyhow::Result<()> {
-    match command {
         DataCommand::Ls(list) => {
+            let items = D::list(control).await?;
+            if format == Format::Json && !list.quiet {
+                return output::json_list(&items);
+            }
             let rows = items
-                .into_iter()
-                .map(|item| vec![item.id, item.name, item.labels])
+                .iter()
+                .map(|item| vec![item.id().to_string(), name(item.annotations()), item_labels(item)])
                 .collect();
             output::table(&["ID", "NAME", "LABELS"], rows, list.quiet)?;
         }
         DataCommand::Inspect { reference } => {
-            let id = resolve::pick(kind, &reference, &candidates(&items))?;
+            let items = D::list(control).await?;
+            let id = resolve::pick(D::KIND, &reference, &candidates(&items))?;
             let item = items
                 .into_iter()
-                .find(|item| item.id == id)
+                .find(|item| item.id() == id)
                 .context("listed a moment ago")?;
+            if format == Format::Json {
+                return output::json_one(&item);
+            }
             output::fields(&[
-                ("ID", item.id),
-                ("Name", item.name),
-                ("Labels", item.labels),
-                ("Version", item.version.to_string()),
+                ("ID", id),
+                ("Name", name(item.annotations())),
+                ("Labels", item_labels(&item)),
+                ("Version", item.meta().map_or(0, |meta| meta.version).to_string()),
             ])?;
         }
-        DataCommand::Create { .. } | DataCommand::Rm { .. } => unreachable!("handled by the caller"),
     }
     Ok(())
 }
 
-async fn secrets(control: &mut Control) -> anyhow::Result<Vec<Item>> {
-    let secrets = reply(control.list_secrets(ListSecretsRequest::default()).await)?.secrets;
-    Ok(secrets
-        .into_iter()
-        .map(|secret| {
-            let annotations = secret.spec.and_then(|spec| spec.annotations);
-            Item {
-                id: secret.id,
-                name: name(annotations.as_ref()),
-                labels: labels(&annotations.unwrap_or_default().labels),
-                version: secret.meta.map_or(0, |meta| meta.version),
-            }
-        })
-        .collect())
+fn item_labels(item: &impl Data) -> String {
+    item.annotations().map(|a| labels(&a.labels)).unwrap_or_default()
 }
 
-async fn configs(control: &mut Control) -> anyhow::Result<Vec<Item>> {
-    let configs = reply(control.list_configs(ListConfigsRequest::default()).await)?.configs;
-    Ok(configs
-        .into_iter()
-        .map(|config| {
-            let annotations = config.spec.and_then(|spec| spec.annotations);
-            Item {
-                id: config.id,
-                name: name(annotations.as_ref()),
-                labels: labels(&annotations.unwrap_or_default().labels),
-                version: config.meta.map_or(0, |meta| meta.version),
-            }
-        })
-        .collect())
+fn candidates(items: &[impl Data]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|item| (item.id().to_string(), name(item.annotations())))
+        .collect()
 }

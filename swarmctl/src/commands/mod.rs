@@ -9,6 +9,7 @@ mod watch;
 
 use crate::cli::{Cli, Command};
 use crate::connect::connect;
+use swarm_proto::v1::{Config, Secret};
 
 /// Runs the command line's command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -24,14 +25,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Watch { kind } => watch::run(&cli.socket, kind).await,
         command => {
+            let format = cli.format;
             let mut control = connect(&cli.socket).await?;
             match command {
-                Command::Cluster(command) => cluster::run(&mut control, command).await,
-                Command::Node(command) => node::run(&mut control, command).await,
-                Command::Service(command) => service::run(&mut control, command).await,
-                Command::Task(command) => task::run(&mut control, command).await,
-                Command::Secret(command) => data::run_secret(&mut control, command).await,
-                Command::Config(command) => data::run_config(&mut control, command).await,
+                Command::Cluster(command) => cluster::run(&mut control, command, format).await,
+                Command::Node(command) => node::run(&mut control, command, format).await,
+                Command::Service(command) => service::run(&mut control, command, format).await,
+                Command::Task(command) => task::run(&mut control, command, format).await,
+                Command::Secret(command) => data::run::<Secret>(&mut control, command, format).await,
+                Command::Config(command) => data::run::<Config>(&mut control, command, format).await,
                 Command::Version | Command::Completion { .. } | Command::Watch { .. } => {
                     unreachable!("handled above")
                 }

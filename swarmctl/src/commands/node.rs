@@ -7,13 +7,17 @@ use swarm_proto::v1::{
 use super::{labels, reply};
 use crate::cli::NodeCommand;
 use crate::connect::Control;
-use crate::{output, resolve};
+use crate::output::{self, Format};
+use crate::resolve;
 
-pub async fn run(control: &mut Control, command: NodeCommand) -> anyhow::Result<()> {
+pub async fn run(control: &mut Control, command: NodeCommand, format: Format) -> anyhow::Result<()> {
     match command {
         NodeCommand::Ls(list) => {
-            let rows = all(control)
-                .await?
+            let nodes = all(control).await?;
+            if format == Format::Json && !list.quiet {
+                return output::json_list(&nodes);
+            }
+            let rows = nodes
                 .iter()
                 .map(|node| {
                     vec![
@@ -60,6 +64,9 @@ pub async fn run(control: &mut Control, command: NodeCommand) -> anyhow::Result<
         }
         NodeCommand::Inspect { reference } => {
             let node = get(control, &reference).await?;
+            if format == Format::Json {
+                return output::json_one(&node);
+            }
             let spec_labels = node
                 .spec
                 .as_ref()

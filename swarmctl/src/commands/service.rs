@@ -10,9 +10,10 @@ use swarm_proto::v1::{
 use super::{labels, name, reply};
 use crate::cli::{ServiceCommand, ServiceSpecArgs, ServiceUpdateArgs};
 use crate::connect::Control;
-use crate::{output, resolve};
+use crate::output::{self, Format};
+use crate::resolve;
 
-pub async fn run(control: &mut Control, command: ServiceCommand) -> anyhow::Result<()> {
+pub async fn run(control: &mut Control, command: ServiceCommand, format: Format) -> anyhow::Result<()> {
     match command {
         ServiceCommand::Create(args) => {
             let spec = spec_from(args)?;
@@ -21,6 +22,9 @@ pub async fn run(control: &mut Control, command: ServiceCommand) -> anyhow::Resu
         }
         ServiceCommand::Ls(list) => {
             let services = all(control).await?;
+            if format == Format::Json && !list.quiet {
+                return output::json_list(&services);
+            }
             let tasks = reply(control.list_tasks(ListTasksRequest::default()).await)?.tasks;
             let rows = services
                 .iter()
@@ -46,6 +50,9 @@ pub async fn run(control: &mut Control, command: ServiceCommand) -> anyhow::Resu
         }
         ServiceCommand::Inspect { reference } => {
             let service = get(control, &reference).await?;
+            if format == Format::Json {
+                return output::json_one(&service);
+            }
             let spec = service.spec.clone().unwrap_or_default();
             let container = container(&spec).cloned().unwrap_or_default();
             output::fields(&[

@@ -5,9 +5,10 @@ use swarm_proto::v1::{GetTaskRequest, ListTasksRequest, RemoveTaskRequest, Task,
 use super::reply;
 use crate::cli::TaskCommand;
 use crate::connect::Control;
-use crate::{output, resolve};
+use crate::output::{self, Format};
+use crate::resolve;
 
-pub async fn run(control: &mut Control, command: TaskCommand) -> anyhow::Result<()> {
+pub async fn run(control: &mut Control, command: TaskCommand, format: Format) -> anyhow::Result<()> {
     match command {
         TaskCommand::Ls { list, service } => {
             let service_ids = match service {
@@ -23,6 +24,9 @@ pub async fn run(control: &mut Control, command: TaskCommand) -> anyhow::Result<
                     .await,
             )?
             .tasks;
+            if format == Format::Json && !list.quiet {
+                return output::json_list(&tasks);
+            }
             let rows = tasks
                 .iter()
                 .map(|task| {
@@ -44,6 +48,9 @@ pub async fn run(control: &mut Control, command: TaskCommand) -> anyhow::Result<
         }
         TaskCommand::Inspect { reference } => {
             let task = get(control, &reference).await?;
+            if format == Format::Json {
+                return output::json_one(&task);
+            }
             let message = task
                 .status
                 .as_ref()
