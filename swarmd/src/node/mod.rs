@@ -85,7 +85,10 @@ async fn serve(
     let listener = socket::bind(&options.control_socket).await?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let leader_only = LeaderOnly::new(manager.raft());
-    let control = ControlServer::with_interceptor(ControlApi::new(manager.store.clone()), leader_only.clone());
+    let control = ControlServer::with_interceptor(
+        ControlApi::new(manager.store.clone()).with_leadership(manager.raft().watch_leadership()),
+        leader_only.clone(),
+    );
     let (stopping, stop_watches) = tokio::sync::watch::channel(false);
     let watch = WatchServer::with_interceptor(WatchApi::new(manager.store.clone(), stop_watches.clone()), leader_only);
     // Watch streams never end by themselves: end them when the stop

@@ -11,19 +11,42 @@ mod write;
 
 use swarm_proto::v1::control_server::Control;
 use swarm_proto::v1::*;
+use swarm_raft::Leadership;
 use swarm_store::MemoryStore;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 /// Serves the Control API from a manager's store.
 #[derive(Clone)]
 pub struct ControlApi {
     store: MemoryStore,
+    leadership: Option<watch::Receiver<Leadership>>,
 }
 
 impl ControlApi {
     /// Answers from `store`.
     pub fn new(store: MemoryStore) -> Self {
-        ControlApi { store }
+        ControlApi {
+            store,
+            leadership: None,
+        }
+    }
+
+    /// Reports which manager leads from `leadership` (the Raft member's),
+    /// as SwarmKit does: a node's `manager_status.leader` is computed when
+    /// it is read, never stored, so it is never stale.
+    pub fn with_leadership(mut self, leadership: watch::Receiver<Leadership>) -> Self {
+        self.leadership = Some(leadership);
+        self
+    }
+
+    /// `node` with `manager_status.leader` set from the current leadership
+    /// (left as stored without a Raft member, in unit tests).
+    fn mark_leader(&self, mut node: Node) -> Node {
+        if let (Some(leadership), Some(status)) = (&self.leadership, node.manager_status.as_mut()) {
+            status.leader = leadership.borrow().leader_id == Some(status.raft_id);
+        }
+        node
     }
 }
 
@@ -45,7 +68,9 @@ fn without_data(mut secret: Secret) -> Secret {
 impl Control for ControlApi {
     async fn get_node(&self, request: Request<GetNodeRequest>) -> Reply<GetNodeResponse> {
         let node = read::get(&self.store, "node_id", &request.get_ref().node_id)?;
-        ok(GetNodeResponse { node: Some(node) })
+        ok(GetNodeResponse {
+            node: Some(self.mark_leader(node)),
+        })
     }
 
     async fn list_nodes(&self, request: Request<ListNodesRequest>) -> Reply<ListNodesResponse> {
@@ -55,13 +80,16 @@ impl Control for ControlApi {
             (request.roles.is_empty() || request.roles.contains(&node.role))
                 && (request.memberships.is_empty() || request.memberships.contains(&membership))
         });
+        let nodes = nodes.into_iter().map(|node| self.mark_leader(node)).collect();
         ok(ListNodesResponse { nodes })
     }
 
     async fn update_node(&self, request: Request<UpdateNodeRequest>) -> Reply<UpdateNodeResponse> {
         let request = request.into_inner();
         let node = write::update_node(&self.store, &request.node_id, request.node_version, request.spec).await?;
-        ok(UpdateNodeResponse { node: Some(node) })
+        ok(UpdateNodeResponse {
+            node: Some(self.mark_leader(node)),
+        })
     }
 
     async fn remove_node(&self, request: Request<RemoveNodeRequest>) -> Reply<RemoveNodeResponse> {

@@ -301,3 +301,49 @@ async fn secret_data_is_never_returned_and_a_used_secret_stays() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_nodes_leader_flag_follows_raft_leadership_not_what_was_stored() {
+    let store = MemoryStore::new();
+    let node = Node {
+        id: swarm_store::id::generate(),
+        role: NodeRole::Manager.into(),
+        manager_status: Some(ManagerStatus {
+            raft_id: 7,
+            leader: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let node_id = node.id.clone();
+    store.update(|tx| tx.create(node)).await.unwrap();
+    let leadership = |leader_id| swarm_raft::Leadership {
+        term: 2,
+        leader_id,
+        leader_addr: None,
+        is_leader: false,
+    };
+    let (leader, watched) = tokio::sync::watch::channel(leadership(Some(8)));
+    let api = ControlApi::new(store).with_leadership(watched);
+    let is_leader = async |api: &ControlApi| {
+        let listed = api.list_nodes(Request::new(ListNodesRequest::default())).await.unwrap();
+        let got = api
+            .get_node(Request::new(GetNodeRequest {
+                node_id: node_id.clone(),
+            }))
+            .await
+            .unwrap();
+        let flag = |node: &Node| node.manager_status.as_ref().unwrap().leader;
+        let (listed, got) = (
+            flag(&listed.get_ref().nodes[0]),
+            flag(got.get_ref().node.as_ref().unwrap()),
+        );
+        assert_eq!(listed, got);
+        listed
+    };
+    assert!(!is_leader(&api).await, "member 8 leads");
+    leader.send(leadership(Some(7))).unwrap();
+    assert!(is_leader(&api).await, "member 7 leads");
+    leader.send(leadership(None)).unwrap();
+    assert!(!is_leader(&api).await, "no leader");
+}
