@@ -111,11 +111,34 @@ impl Daemon {
     /// # Panics
     ///
     /// When it does not exit in time.
-    pub fn signal_and_wait(mut self, signal: i32, within: Duration) -> ExitStatus {
+    pub fn signal_and_wait(self, signal: i32, within: Duration) -> ExitStatus {
+        self.signal(signal);
+        self.wait(within)
+    }
+
+    /// Sends `signal` without waiting.
+    ///
+    /// # Panics
+    ///
+    /// When `kill` fails.
+    pub fn signal(&self, signal: i32) {
         let status = Command::new("kill")
             .args([format!("-{signal}"), self.child.id().to_string()])
             .status();
         assert!(status.is_ok_and(|status| status.success()), "kill -{signal} failed");
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `within` for the process to exit.
+    ///
+    /// # Panics
+    ///
+    /// When it does not exit in time.
+    pub fn wait(mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for swarmd") {
@@ -124,6 +147,23 @@ impl Daemon {
             assert!(
                 Instant::now() < deadline,
                 "swarmd did not exit within {within:?}; its log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits up to `within` until its log contains `text`.
+    ///
+    /// # Panics
+    ///
+    /// When it does not in time.
+    pub fn wait_for_log(&self, text: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log_text().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "swarmd did not log {text:?} within {within:?}; its log:\n{}",
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(10));

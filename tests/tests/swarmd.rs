@@ -1,5 +1,5 @@
 //! A real `swarmd` process: it creates its cluster on a first start, serves
-//! the Control API on its socket, stops cleanly on SIGINT and SIGTERM, and
+//! the Control API on its socket, stops cleanly on SIGINT and SIGTERM (at once on a second signal), and
 //! comes back with everything after a clean stop or a kill -9.
 
 use std::time::Duration;
@@ -227,6 +227,69 @@ async fn a_watch_sees_every_change_in_order_with_no_gap_across_1000_writes() {
         assert!(names.insert(name.clone()), "{name} seen twice");
     }
     assert_eq!(names.len(), WRITES);
+    let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigint_ends_a_stalled_stop_at_once_and_loses_nothing() {
+    use futures::stream;
+    use http_body_util::StreamBody;
+    use swarm_proto::v1::{CreateServiceRequest, ListServicesRequest, ServiceSpec};
+    use swarm_tests::daemon::channel;
+    use tower::ServiceExt as _;
+
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let binary = swarmd_binary();
+    let mut daemon = Daemon::start(&binary, &dir, "node-1").await;
+    let mut control = connect(&daemon.socket).await.unwrap();
+    for n in 0..20 {
+        let spec = ServiceSpec::container(format!("svc-{n}"), "busybox");
+        control
+            .create_service(CreateServiceRequest { spec: Some(spec) })
+            .await
+            .unwrap();
+    }
+
+    // A request whose body never ends: a graceful stop waits for it (up to
+    // its 10 s bound).
+    let stalled_channel = channel(&daemon.socket).await.unwrap();
+    let never = stream::pending::<Result<http_body::Frame<bytes::Bytes>, tonic::Status>>();
+    let request = http::Request::post("http://swarmd.sock/swarm.v1.Control/ListServices")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(tonic::body::Body::new(StreamBody::new(never)))
+        .unwrap();
+    let mut stalled = Box::pin(stalled_channel.clone().oneshot(request));
+    let pending = tokio::time::timeout(Duration::from_millis(100), &mut stalled).await;
+    assert!(pending.is_err(), "the stalled request was answered");
+    // Frames of one connection arrive in order: once this answer is back,
+    // the server has opened the stalled stream too.
+    let mut same_connection = swarm_proto::v1::control_client::ControlClient::new(stalled_channel);
+    same_connection
+        .list_services(ListServicesRequest::default())
+        .await
+        .unwrap();
+
+    daemon.signal(SIGINT);
+    daemon.wait_for_log("stop requested", Duration::from_secs(10));
+    assert!(daemon.is_running(), "the stop did not wait for the stalled request");
+    daemon.signal(SIGINT);
+    let status = daemon.wait(Duration::from_secs(2));
+    assert_eq!(status.code(), Some(130), "exit after the second SIGINT: {status}");
+    drop(stalled);
+
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    assert!(daemon.log_text().contains("second signal: exiting now"));
+    let mut control = connect(&daemon.socket).await.unwrap();
+    let services = control
+        .list_services(ListServicesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .services;
+    assert_eq!(services.len(), 20, "every acknowledged create is back");
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());
 }
