@@ -1,6 +1,7 @@
 //! A real `swarmd` process: it creates its cluster on a first start, serves
-//! the Control API on its socket, stops cleanly on SIGINT and SIGTERM (at once on a second signal), and
-//! comes back with everything after a clean stop or a kill -9.
+//! the Control API on its socket, stops cleanly on SIGINT and SIGTERM (at
+//! once on a second signal), and comes back with everything after a clean
+//! stop or a kill -9.
 
 use std::time::Duration;
 
