@@ -12,8 +12,13 @@ pub type Control = ControlClient<Channel>;
 
 /// Connects to the Control API on the socket at `path`.
 pub async fn connect(path: &Path) -> anyhow::Result<Control> {
-    Ok(ControlClient::new(channel(path).await?))
+    // gRPC's default 4 MiB limit on a reply would fail `service ls` beyond
+    // about 40,000 services; a list is as large as the cluster is.
+    Ok(ControlClient::new(channel(path).await?).max_decoding_message_size(MAX_REPLY_BYTES))
 }
+
+/// The largest reply accepted: far above any cluster's list, still a bound.
+const MAX_REPLY_BYTES: usize = 1 << 30;
 
 /// A channel to the socket at `path`, for any of the daemon's services.
 pub async fn channel(path: &Path) -> anyhow::Result<Channel> {

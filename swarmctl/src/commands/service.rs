@@ -2,8 +2,8 @@
 
 use anyhow::bail;
 use swarm_proto::v1::{
-    Annotations, ContainerSpec, CreateServiceRequest, GetServiceRequest, ListServicesRequest, ListTasksRequest,
-    Placement, RemoveServiceRequest, ReplicatedService, Service, ServiceSpec, TaskSpec, TaskState,
+    Annotations, ContainerSpec, CreateServiceRequest, GetServiceRequest, ListFilters, ListServicesRequest,
+    ListTasksRequest, Placement, RemoveServiceRequest, ReplicatedService, Service, ServiceSpec, TaskSpec, TaskState,
     UpdateServiceRequest, service_spec, task_spec,
 };
 
@@ -104,13 +104,26 @@ async fn all(control: &mut Control) -> anyhow::Result<Vec<Service>> {
     Ok(reply(control.list_services(ListServicesRequest::default()).await)?.services)
 }
 
-/// The service `reference` names (name, ID or unique ID prefix).
+/// The service `reference` names (name, ID or unique ID prefix). Only the
+/// services that can match are fetched: those of that name and those whose
+/// ID starts with it, so that a cluster of 100,000 services costs no more.
 pub(crate) async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Service> {
-    let candidates: Vec<_> = all(control)
-        .await?
-        .iter()
-        .map(|s| (s.id.clone(), service_name(s)))
-        .collect();
+    let mut candidates = Vec::new();
+    let by_name = ListFilters {
+        names: vec![reference.to_string()],
+        ..Default::default()
+    };
+    let by_id_prefix = ListFilters {
+        id_prefixes: vec![reference.to_string()],
+        ..Default::default()
+    };
+    for filters in [by_name, by_id_prefix] {
+        let request = ListServicesRequest { filters: Some(filters) };
+        let services = reply(control.list_services(request).await)?.services;
+        candidates.extend(services.iter().map(|s| (s.id.clone(), service_name(s))));
+    }
+    candidates.sort();
+    candidates.dedup();
     let service_id = resolve::pick("service", reference, &candidates)?;
     Ok(reply(control.get_service(GetServiceRequest { service_id }).await)?
         .service

@@ -1,6 +1,6 @@
 //! `swarmctl task ...`
 
-use swarm_proto::v1::{GetTaskRequest, ListTasksRequest, RemoveTaskRequest, Task, TaskState};
+use swarm_proto::v1::{GetTaskRequest, ListFilters, ListTasksRequest, RemoveTaskRequest, Task, TaskState};
 
 use super::reply;
 use crate::cli::TaskCommand;
@@ -89,8 +89,17 @@ pub async fn run(control: &mut Control, command: TaskCommand, format: Format) ->
     Ok(())
 }
 
+/// The task `reference` names (its ID or a unique ID prefix); only the
+/// tasks whose ID starts with it are fetched.
 async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Task> {
-    let tasks = reply(control.list_tasks(ListTasksRequest::default()).await)?.tasks;
+    let request = ListTasksRequest {
+        filters: Some(ListFilters {
+            id_prefixes: vec![reference.to_string()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let tasks = reply(control.list_tasks(request).await)?.tasks;
     let candidates: Vec<_> = tasks.iter().map(|task| (task.id.clone(), String::new())).collect();
     let task_id = resolve::pick("task", reference, &candidates)?;
     Ok(reply(control.get_task(GetTaskRequest { task_id }).await)?

@@ -301,9 +301,28 @@ async fn startup(binary: &Path, root: &Path, objects: usize) -> anyhow::Result<(
     }
     let services = count_services(&daemon.socket).await?;
     anyhow::ensure!(
-        services >= objects,
+        services == objects,
         "{services} services came back, {objects} were created"
     );
+    // What an operator waits for with that many services.
+    for args in [&["service", "ls", "-q"][..], &["service", "inspect", "fill-0-0"]] {
+        let started = Instant::now();
+        let output = std::process::Command::new(swarm_tests::daemon::workspace_binary("swarmctl"))
+            .args(["--socket", &daemon.socket.to_string_lossy()])
+            .args(args)
+            .output()?;
+        let elapsed = started.elapsed();
+        anyhow::ensure!(
+            output.status.success(),
+            "swarmctl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        println!(
+            "swarmctl {} with {objects} services: {:.0} ms",
+            args.join(" "),
+            ms(elapsed)
+        );
+    }
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     anyhow::ensure!(status.success(), "swarmd exited with {status} after SIGINT");
     Ok(())
