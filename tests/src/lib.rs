@@ -6,4 +6,5 @@
 pub mod crash;
 pub mod daemon;
 pub mod fsync;
+pub mod metrics;
 pub mod stats;

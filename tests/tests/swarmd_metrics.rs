@@ -2,51 +2,14 @@
 //! the requests it served, by method and status code, its Raft member and
 //! its store, and the endpoint goes away with a clean stop.
 
-use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use swarm_proto::v1::{CreateServiceRequest, GetServiceRequest, ServiceSpec};
 use swarm_tests::daemon::{Daemon, connect, swarmd_binary};
+use swarm_tests::metrics::{http_get, metrics_addr, sample};
 
 const SIGINT: i32 = 2;
-
-/// The address the daemon logged it serves metrics on.
-fn metrics_addr(daemon: &Daemon) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = daemon.log_text();
-        let found = log
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_once("/metrics"))
-            .map(|(addr, _)| addr.to_string());
-        if let Some(addr) = found {
-            return addr;
-        }
-        assert!(Instant::now() < deadline, "no metrics address logged:\n{log}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// `GET path` over plain HTTP/1.0: the status line and the body.
-fn http_get(addr: &str, path: &str) -> std::io::Result<(String, String)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: swarmd\r\n\r\n").as_bytes())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.lines().next().unwrap_or_default().to_string();
-    Ok((status, body.to_string()))
-}
-
-/// The value of the sample whose line starts with `series` (name and labels).
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|value| value.parse().ok())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_shows_requests_by_code_raft_and_store_and_ends_with_the_daemon() {

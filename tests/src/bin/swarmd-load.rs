@@ -18,6 +18,7 @@ use swarm_proto::v1::control_client::ControlClient;
 use swarm_proto::v1::{CreateServiceRequest, ListClustersRequest, ListServicesRequest, ServiceSpec};
 use swarm_tests::daemon::{Daemon, channel, swarmd_binary};
 use swarm_tests::fsync::{self, FsyncLatency};
+use swarm_tests::metrics::{http_get, metrics_addr, sample};
 use swarm_tests::stats::{ms, percentile};
 use tonic::transport::Channel;
 
@@ -162,6 +163,34 @@ async fn one_client(
     Ok(latencies)
 }
 
+/// The Raft log's synced writes so far, from the daemon's metrics.
+#[derive(Clone, Copy)]
+struct RaftWrites {
+    fsyncs: f64,
+    entries: f64,
+    seconds: f64,
+}
+
+impl RaftWrites {
+    fn scrape(addr: &str) -> anyhow::Result<RaftWrites> {
+        let (_, body) = http_get(addr, "/metrics")?;
+        let value = |series: &str| sample(&body, series).with_context(|| format!("no {series} in the metrics"));
+        Ok(RaftWrites {
+            fsyncs: value("swarm_raft_fsyncs_total")?,
+            entries: value("swarm_raft_entries_persisted_total")?,
+            seconds: value("swarm_raft_fsync_seconds_total")?,
+        })
+    }
+
+    fn since(self, before: RaftWrites) -> RaftWrites {
+        RaftWrites {
+            fsyncs: self.fsyncs - before.fsyncs,
+            entries: self.entries - before.entries,
+            seconds: self.seconds - before.seconds,
+        }
+    }
+}
+
 /// CPU seconds a process has used so far (user + system), from /proc.
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -193,20 +222,24 @@ fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
 async fn creates(binary: &Path, root: &Path, counts: &[usize], seconds: u64) -> anyhow::Result<()> {
     println!("\ndurable service creates through the Unix socket, one connection per client, {seconds} s per point");
     println!(
-        "| clients | creates/s | p50 ms | p99 ms | max ms | swarmd CPU (cores) | fsync p50 / p99 ms (probe) | target | reads/s (p50 ms), same clients |"
+        "| clients | creates/s | p50 ms | p99 ms | max ms | swarmd CPU (cores) | entries per synced write | synced write ms | fsync p50 / p99 ms (probe) | target | reads/s (p50 ms), same clients |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for &clients in counts {
-        let daemon = Daemon::start(binary, &root.join(format!("clients-{clients}")), "load").await;
+        let dir = root.join(format!("clients-{clients}"));
+        let daemon = Daemon::start_with(binary, &dir, "load", &["--listen-metrics", "127.0.0.1:0"]).await;
+        let metrics = metrics_addr(&daemon);
         // Warm up: connections, allocator, the RocksDB memtable.
         let warm_up = Load::Create { prefix: "warm".into() };
         run_clients(&daemon.socket, 16, warm_up, |n, _| n == 20).await?;
         let probe = fsync::measure(root, 1000)?;
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let cpu_before = cpu_seconds(daemon.child.id())?;
+        let writes_before = RaftWrites::scrape(&metrics)?;
         let load = Load::Create { prefix: "svc".into() };
         let run = run_clients(&daemon.socket, clients, load, move |_, now| now >= deadline).await?;
         let cpu = (cpu_seconds(daemon.child.id())? - cpu_before) / run.elapsed.as_secs_f64();
+        let writes = RaftWrites::scrape(&metrics)?.since(writes_before);
         let rate = run.latencies.len() as f64 / run.elapsed.as_secs_f64();
         let (p50, p99) = (percentile(&run.latencies, 0.5), percentile(&run.latencies, 0.99));
         let target = match clients {
@@ -222,10 +255,12 @@ async fn creates(binary: &Path, root: &Path, counts: &[usize], seconds: u64) -> 
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let reads = run_clients(&daemon.socket, clients, Load::Read, move |_, now| now >= deadline).await?;
         println!(
-            "| {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {cpu:.2} | {:.2} / {:.2} | {target} | {:.0} ({:.2}) |",
+            "| {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {cpu:.2} | {:.1} | {:.2} | {:.2} / {:.2} | {target} | {:.0} ({:.2}) |",
             ms(p50),
             ms(p99),
             ms(percentile(&run.latencies, 1.0)),
+            writes.entries / writes.fsyncs.max(1.0),
+            writes.seconds * 1e3 / writes.fsyncs.max(1.0),
             ms(probe.p50),
             ms(probe.p99),
             reads.latencies.len() as f64 / reads.elapsed.as_secs_f64(),
