@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, ValueEnum as _};
 use swarm_proto::v1::control_client::ControlClient;
 use swarm_proto::v1::{CreateServiceRequest, ListClustersRequest, ListServicesRequest, ServiceSpec};
 use swarm_tests::daemon::{Daemon, channel, swarmd_binary};
@@ -40,8 +40,19 @@ struct Args {
     /// Client counts of the `creates` scenario.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64, 256])]
     clients: Vec<usize>,
-    /// Scenarios to run (creates, memory, startup).
-    scenarios: Vec<String>,
+    /// Scenarios to run (default: all).
+    #[arg(value_enum)]
+    scenarios: Vec<Scenario>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Scenario {
+    /// Durable service creates with each count of clients.
+    Creates,
+    /// The daemon's memory holding `--services` services.
+    Memory,
+    /// Start to serving with `--objects` services in the store.
+    Startup,
 }
 
 const SIGINT: i32 = 2;
@@ -50,28 +61,23 @@ const SIGKILL: i32 = 9;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let all = ["creates", "memory", "startup"];
-    let scenarios: Vec<&str> = if args.scenarios.is_empty() {
-        all.to_vec()
+    let scenarios = if args.scenarios.is_empty() {
+        Scenario::value_variants().to_vec()
     } else {
-        args.scenarios.iter().map(String::as_str).collect()
+        args.scenarios.clone()
     };
-    if let Some(unknown) = scenarios.iter().find(|name| !all.contains(name)) {
-        anyhow::bail!("unknown scenario {unknown:?}; choose among {all:?}");
-    }
     std::fs::create_dir_all(&args.dir).with_context(|| format!("create {}", args.dir.display()))?;
     let binary = swarmd_binary();
     println!("swarmd: {}", binary.display());
     println!("disk: {}", measure_fsync(&args.dir)?);
     for scenario in scenarios {
-        let root = args.dir.join(scenario);
+        let root = args.dir.join(format!("{scenario:?}").to_lowercase());
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root)?;
         match scenario {
-            "creates" => creates(&binary, &root, &args.clients, args.seconds).await?,
-            "memory" => memory(&binary, &root, args.services).await?,
-            "startup" => startup(&binary, &root, args.objects).await?,
-            _ => unreachable!("checked above"),
+            Scenario::Creates => creates(&binary, &root, &args.clients, args.seconds).await?,
+            Scenario::Memory => memory(&binary, &root, args.services).await?,
+            Scenario::Startup => startup(&binary, &root, args.objects).await?,
         }
         std::fs::remove_dir_all(&root)?;
         println!("disk: {}", measure_fsync(&args.dir)?);
