@@ -37,12 +37,26 @@ async fn a_scrape_shows_requests_by_code_raft_and_store_and_ends_with_the_daemon
     let refused = control.get_service(missing).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::NotFound);
 
+    // A method that does not exist is counted, under one shared label.
+    for path in ["/swarm.v1.Control/Nope", "/no.such.Service/Call"] {
+        let request = http::Request::post(format!("http://swarmd.sock{path}"))
+            .header("content-type", "application/grpc")
+            .body(tonic::body::Body::empty())
+            .unwrap();
+        let channel = swarm_tests::daemon::channel(&daemon.socket).await.unwrap();
+        let response = tower::ServiceExt::oneshot(channel, request).await.unwrap();
+        assert_eq!(response.headers()["grpc-status"], "12", "{path}: Unimplemented");
+    }
+
     let (status, body) = http_get(&addr, "/metrics").unwrap();
     assert!(status.contains("200"), "{status}\n{body}");
     let create = r#"swarmd_requests_total{method="/swarm.v1.Control/CreateService",code="Ok"}"#;
     assert_eq!(sample(&body, create), Some(2.0), "{body}");
     let get = r#"swarmd_requests_total{method="/swarm.v1.Control/GetService",code="NotFound"}"#;
     assert_eq!(sample(&body, get), Some(1.0), "{body}");
+    let unknown = r#"swarmd_requests_total{method="other",code="Unimplemented"}"#;
+    assert_eq!(sample(&body, unknown), Some(2.0), "{body}");
+    assert!(!body.contains("Nope") && !body.contains("no.such"), "{body}");
     let latency = r#"swarmd_request_duration_seconds_count{method="/swarm.v1.Control/CreateService"}"#;
     assert_eq!(sample(&body, latency), Some(2.0), "{body}");
     assert_eq!(
