@@ -93,8 +93,7 @@ impl Metrics {
             "Time from a gRPC request to its response headers, by method",
             requests.seconds.clone(),
         );
-        registry.register_collector(Box::new(RaftCollector(raft)));
-        registry.register_collector(Box::new(StoreCollector(store)));
+        registry.register_collector(Box::new(StateCollector { raft, store }));
         Metrics {
             registry: Arc::new(registry),
             requests,
@@ -153,18 +152,28 @@ impl Metrics {
     }
 }
 
-/// Reads the Raft member's counters and leadership at each scrape.
-struct RaftCollector(RaftHandle);
+/// Reads the Raft member's and the store's figures at each scrape.
+struct StateCollector {
+    raft: RaftHandle,
+    store: MemoryStore,
+}
 
-impl std::fmt::Debug for RaftCollector {
+impl std::fmt::Debug for StateCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RaftCollector")
+        f.write_str("StateCollector")
     }
 }
 
-impl Collector for RaftCollector {
+impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let m = self.0.metrics();
+        self.encode_raft(&mut encoder)?;
+        self.encode_store(&mut encoder)
+    }
+}
+
+impl StateCollector {
+    fn encode_raft(&self, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        let m = self.raft.metrics();
         let counters: [(&str, &str, u64); 12] = [
             (
                 "swarm_raft_proposals",
@@ -230,35 +239,25 @@ impl Collector for RaftCollector {
             None,
             write_seconds.metric_type(),
         )?)?;
-        let leadership = self.0.leadership();
-        let gauges: [(&str, &str, i64); 2] = [
-            ("swarm_raft_term", "The current Raft term", leadership.term as i64),
-            (
-                "swarm_raft_is_leader",
-                "1 if this member leads its group",
-                i64::from(leadership.is_leader),
-            ),
-        ];
-        for (name, help, value) in gauges {
-            let gauge = ConstGauge::new(value);
-            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
-        }
-        Ok(())
+        let leadership = self.raft.leadership();
+        gauge(
+            encoder,
+            "swarm_raft_term",
+            "The current Raft term",
+            leadership.term as i64,
+        )?;
+        let is_leader = i64::from(leadership.is_leader);
+        gauge(
+            encoder,
+            "swarm_raft_is_leader",
+            "1 if this member leads its group",
+            is_leader,
+        )
     }
-}
 
-/// Reads the store's object counts at each scrape, from one consistent view.
-struct StoreCollector(MemoryStore);
-
-impl std::fmt::Debug for StoreCollector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StoreCollector")
-    }
-}
-
-impl Collector for StoreCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let tx = self.0.read();
+    /// Object counts by kind, from one consistent view.
+    fn encode_store(&self, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        let tx = self.store.read();
         let objects = ConstGauge::new(0i64);
         let mut family = encoder.encode_descriptor(
             "swarm_store_objects",
@@ -270,24 +269,21 @@ impl Collector for StoreCollector {
             let count = ConstGauge::new(count(&tx, kind) as i64);
             count.encode(family.encode_family(&[("kind", kind.as_str())])?)?;
         }
-        let gauges: [(&str, &str, i64); 2] = [
-            (
-                "swarm_store_index",
-                "The Raft index of the last change applied to the store",
-                tx.index() as i64,
-            ),
-            (
-                "swarm_store_watchers",
-                "Open watches of the store",
-                self.0.watcher_count() as i64,
-            ),
-        ];
-        for (name, help, value) in gauges {
-            let gauge = ConstGauge::new(value);
-            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
-        }
-        Ok(())
+        let index = tx.index() as i64;
+        gauge(
+            encoder,
+            "swarm_store_index",
+            "The Raft index of the last change applied to the store",
+            index,
+        )?;
+        let watchers = self.store.watcher_count() as i64;
+        gauge(encoder, "swarm_store_watchers", "Open watches of the store", watchers)
     }
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> std::fmt::Result {
+    let gauge = ConstGauge::new(value);
+    gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)
 }
 
 fn count(tx: &ReadTx, kind: Kind) -> usize {
