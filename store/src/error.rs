@@ -55,9 +55,15 @@ pub enum Error {
     Invalid(String),
 
     /// The proposer could not commit the transaction (for example this
-    /// manager is not, or no longer, the Raft leader). Nothing was applied.
+    /// manager is not the Raft leader). Nothing was applied, nor will be.
     #[error("proposal failed: {0}")]
     ProposalFailed(String),
+
+    /// The proposer lost track of the transaction after sending it (for
+    /// example leadership moved while it waited): it may still commit. A
+    /// caller reads before retrying anything not idempotent.
+    #[error("{0}")]
+    OutcomeUnknown(String),
 
     /// A watcher was closed: it fell behind, or the store was replaced by a
     /// snapshot. Its owner should start again from `view_and_watch`.

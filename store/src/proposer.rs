@@ -24,7 +24,9 @@ pub trait Proposer: Send + Sync + 'static {
     /// # Errors
     ///
     /// The future fails with [`Error::ProposalFailed`](crate::Error::ProposalFailed)
-    /// if the entry cannot be committed (no leader, leadership lost, shutting
-    /// down), or with the error `apply` gave.
+    /// if the entry cannot be committed (no leader, shutting down), with
+    /// [`Error::OutcomeUnknown`](crate::Error::OutcomeUnknown) if it was sent
+    /// but may or may not commit (leadership lost while waiting), or with the
+    /// error `apply` gave.
     fn propose(&self, actions: Vec<StoreAction>) -> BoxFuture<'static, Result<u64>>;
 }

@@ -83,15 +83,37 @@ impl From<Error> for tonic::Status {
             }
             Error::Store(Store::VersionConflict { .. }) => tonic::Status::aborted(message),
             Error::FailedPrecondition(_) => tonic::Status::failed_precondition(message),
-            // Not the leader, no leader yet, leadership lost, shutting down:
-            // the client may try again (the message says whether a write
-            // may still have committed).
+            // Not the leader, no leader yet, shutting down: nothing was
+            // written, and the client may try again.
             Error::Store(Store::ProposalFailed(_) | Store::Closed(_)) | Error::Raft(_) => {
                 tonic::Status::unavailable(message)
             }
+            // Leadership moved while the write waited: it may still commit,
+            // so a blind retry is not safe (the message says so).
+            Error::Store(Store::OutcomeUnknown(_)) => tonic::Status::unknown(message),
             Error::StateDir { .. } | Error::Socket { .. } | Error::Transport(_) | Error::Io { .. } => {
                 tonic::Status::internal(message)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+    use swarm_store::Error as Store;
+    use tonic::Code;
+
+    fn code(err: Error) -> Code {
+        tonic::Status::from(err).code()
+    }
+
+    #[test]
+    fn a_write_that_may_still_commit_is_not_reported_as_safe_to_retry() {
+        let unknown = Store::OutcomeUnknown("leadership lost; it may still commit".into());
+        assert_eq!(code(Error::Store(unknown)), Code::Unknown);
+        let failed = Store::ProposalFailed("not the leader".into());
+        assert_eq!(code(Error::Store(failed)), Code::Unavailable);
+        assert_eq!(code(Error::Raft(swarm_raft::Error::Stopped)), Code::Unavailable);
     }
 }

@@ -81,7 +81,7 @@ impl Proposer for RaftProposer {
         async move {
             match raft.propose(data).await {
                 Ok((index, applied)) => applied.map(|()| index),
-                // The message says whether the entry may still commit.
+                Err(err @ swarm_raft::Error::UnknownOutcome { .. }) => Err(Error::OutcomeUnknown(err.to_string())),
                 Err(err) => Err(Error::ProposalFailed(err.to_string())),
             }
         }
