@@ -32,6 +32,14 @@ fn stored<T: StoreObject>(store: &MemoryStore, id: &str) -> Result<T> {
     super::read::get(store, "id", id)
 }
 
+/// Creates `object` in a transaction of its own; returns it as stored
+/// (with its version).
+async fn insert<T: StoreObject>(store: &MemoryStore, object: T) -> Result<T> {
+    let id = object.id().to_string();
+    store.update(|tx| tx.create(object)).await?;
+    stored(store, &id)
+}
+
 fn required<'a>(field: &str, id: &'a str) -> Result<&'a str> {
     if id.is_empty() {
         Err(Error::InvalidArgument(format!("{field} is required")))
@@ -60,9 +68,7 @@ pub(crate) async fn create_service(store: &MemoryStore, spec: Option<ServiceSpec
         spec: Some(spec),
         ..Default::default()
     };
-    let id = service.id.clone();
-    store.update(|tx| tx.create(service)).await?;
-    stored(store, &id)
+    insert(store, service).await
 }
 
 pub(crate) async fn update_service(
@@ -181,9 +187,7 @@ pub(crate) async fn create_secret(store: &MemoryStore, spec: Option<SecretSpec>)
         spec: Some(spec),
         ..Default::default()
     };
-    let id = secret.id.clone();
-    store.update(|tx| tx.create(secret)).await?;
-    stored(store, &id)
+    insert(store, secret).await
 }
 
 pub(crate) async fn create_config(store: &MemoryStore, spec: Option<ConfigSpec>) -> Result<Config> {
@@ -199,9 +203,7 @@ pub(crate) async fn create_config(store: &MemoryStore, spec: Option<ConfigSpec>)
         spec: Some(spec),
         ..Default::default()
     };
-    let id = config.id.clone();
-    store.update(|tx| tx.create(config)).await?;
-    stored(store, &id)
+    insert(store, config).await
 }
 
 /// A secret or a config: named data that is immutable but for its labels.
