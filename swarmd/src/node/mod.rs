@@ -77,11 +77,15 @@ async fn serve(
         raft,
     )
     .await?;
-    let metrics = Metrics::new(manager.store.clone(), manager.raft());
-    let metrics_listener = match options.metrics {
-        Some(addr) => Some(Metrics::bind(addr).await?),
+    // Without --listen-metrics, requests are not counted at all.
+    let metrics = match options.metrics {
+        Some(addr) => Some((
+            Metrics::new(manager.store.clone(), manager.raft()),
+            Metrics::bind(addr).await?,
+        )),
         None => None,
     };
+    let count_requests = metrics.as_ref().map(|(metrics, _)| metrics.layer());
     let listener = socket::bind(&options.control_socket).await?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let leader_only = LeaderOnly::new(manager.raft());
@@ -97,16 +101,16 @@ async fn serve(
         shutdown.await;
         let _ = stopping.send(true);
     };
-    let metrics_server = metrics_listener.map(|listener| {
+    let metrics_server = metrics.map(|(metrics, listener)| {
         let mut stopped = stop_watches.clone();
         let stopped = async move {
             let _ = stopped.wait_for(|stopping| *stopping).await;
         };
-        tokio::spawn(metrics.clone().serve(listener, stopped))
+        tokio::spawn(metrics.serve(listener, stopped))
     });
     let server = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("control", rpc = request.uri().path()))
-        .layer(metrics.layer())
+        .layer(tower::util::option_layer(count_requests))
         .add_service(control)
         .add_service(watch);
     tracing::info!(socket = %options.control_socket.display(), "node is ready");
