@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 /// The settings of one Raft member. [`Config::new`] gives ours defaults
 /// (ARCHITECTURE.md, "Defaults worth knowing"): a 100 ms tick, heartbeat
 /// every tick, an election after 10 ticks, PreVote and CheckQuorum on, a
-/// snapshot every 10,000 entries keeping 500 behind it for slow followers.
+/// snapshot every 10,000 entries, once the log since the last one holds half
+/// its size, keeping 500 entries behind it for slow followers.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// This member's Raft id: never 0, never reused for another data dir.
@@ -39,6 +40,11 @@ pub struct Config {
     pub fast_failover: bool,
     /// Take a snapshot (and compact the log) after this many applied entries.
     pub snapshot_interval: u64,
+    /// And only once the entries applied since the last snapshot add up to
+    /// this fraction of its size in bytes (0: the entry count alone), so
+    /// that a large state is not written out again for a few small entries
+    /// (`node/snapshot_schedule.rs`).
+    pub snapshot_log_fraction: f64,
     /// Entries kept before the snapshot's index, so that a follower a little
     /// behind catches up from the log instead of a whole snapshot.
     pub keep_entries: u64,
@@ -69,6 +75,7 @@ impl Config {
             check_quorum: true,
             fast_failover: true,
             snapshot_interval: 10_000,
+            snapshot_log_fraction: 0.5,
             keep_entries: 500,
             proposal_queue: 4096,
             peer_queue: 4096,
@@ -99,6 +106,11 @@ impl Config {
         }
         if self.snapshot_interval == 0 {
             return Err(Error::Config("snapshot_interval must be at least 1".into()));
+        }
+        if !(self.snapshot_log_fraction >= 0.0 && self.snapshot_log_fraction.is_finite()) {
+            return Err(Error::Config(
+                "snapshot_log_fraction must be a finite number, 0 or more".into(),
+            ));
         }
         if self.proposal_queue == 0 || self.peer_queue == 0 {
             return Err(Error::Config("queues must hold at least 1".into()));

@@ -29,6 +29,16 @@ pub trait StateMachine: Send + 'static {
     /// of Raft's own: leader no-ops and membership changes).
     fn apply(&mut self, index: u64, data: &[u8]) -> Self::Output;
 
+    /// Applies a run of consecutive committed entries, `(index, data)` in
+    /// order, and returns one output per entry, in the same order. The
+    /// default applies them one by one; a machine that applies many entries
+    /// at once for less than one at a time (the store builds one new state
+    /// for a whole run) overrides it. The loop hands it every run of
+    /// proposals one `Ready` commits.
+    fn apply_run(&mut self, entries: &[(u64, &[u8])]) -> Vec<Self::Output> {
+        entries.iter().map(|&(index, data)| self.apply(index, data)).collect()
+    }
+
     /// Captures the whole state as of the last applied entry, and returns
     /// what writes it out. The capture runs on the Ready loop and must be
     /// cheap (the store clones the root of its persistent maps); the writer

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use swarm_proto::v1::{Cluster, Config, Node, Secret, Service, Task, store_action};
 
 use crate::id::Id;
-use crate::table::{Deferred, Table};
+use crate::table::{Checked, Deferred, Table};
+use crate::tx::Pending;
 use crate::watch::{Action, Change};
 use crate::{Error, Kind, Object, Result, StoreObject};
 
@@ -96,6 +97,36 @@ impl State {
             Kind::Cluster => stamp::<Cluster>(self, id, version),
             Kind::Secret => stamp::<Secret>(self, id, version),
             Kind::Config => stamp::<Config>(self, id, version),
+        }
+    }
+
+    /// Applies a change a write transaction recorded, checked already
+    /// against this very state: the object as the transaction left it goes
+    /// in (or, for a remove, out), with no check and no version.
+    pub(crate) fn replay(&mut self, pending: &Pending) {
+        fn replay<T: StoreObject>(state: &mut State, pending: &Pending) {
+            let table = T::table_mut(state);
+            match pending.action {
+                None => {}
+                Some(Action::Remove) => {
+                    table.remove(pending.object.id());
+                }
+                Some(Action::Create | Action::Update) => {
+                    let Some(obj) = T::from_object(&pending.object) else {
+                        return;
+                    };
+                    let old = pending.old.as_ref().and_then(T::from_object).cloned();
+                    table.insert(&Checked { id: pending.id, old }, obj.clone());
+                }
+            }
+        }
+        match pending.object.kind() {
+            Kind::Node => replay::<Node>(self, pending),
+            Kind::Service => replay::<Service>(self, pending),
+            Kind::Task => replay::<Task>(self, pending),
+            Kind::Cluster => replay::<Cluster>(self, pending),
+            Kind::Secret => replay::<Secret>(self, pending),
+            Kind::Config => replay::<Config>(self, pending),
         }
     }
 

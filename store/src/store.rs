@@ -16,6 +16,42 @@ fn into_actions(changes: Vec<Pending>) -> impl Iterator<Item = (Action, Object)>
     changes.into_iter().filter_map(|p| Some((p.action?, p.object)))
 }
 
+/// Store actions as the changes they carry.
+fn decode(actions: Vec<StoreAction>) -> Result<Vec<(Action, Object)>> {
+    actions
+        .into_iter()
+        .map(|a| {
+            let action = Action::from_proto(a.kind)?;
+            let target = a
+                .target
+                .ok_or_else(|| crate::Error::Invalid("store action without an object".into()))?;
+            Ok((action, Object::from_target(target)))
+        })
+        .collect()
+}
+
+/// Checks and applies the changes of one entry to `state`, all or none:
+/// on error `state` is as it was.
+fn apply_entry(state: &mut State, changes: Vec<(Action, Object)>, index: u64) -> Result<Vec<Arc<Change>>> {
+    // A single change is checked before it touches anything; only several
+    // need a copy to go back to (a persistent clone: cheap to take, but the
+    // paths written after it are copied again).
+    let saved = (changes.len() > 1).then(|| state.clone());
+    let mut applied = Vec::with_capacity(changes.len());
+    for (action, object) in changes {
+        match state.apply(action, object, index) {
+            Ok(change) => applied.push(Arc::new(change)),
+            Err(e) => {
+                if let Some(saved) = saved {
+                    *state = saved;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(applied)
+}
+
 /// The cluster state, in memory: six tables with indexes, read and write
 /// transactions, and a watch queue. Cloning the handle is cheap; every clone
 /// is the same store.
@@ -145,11 +181,17 @@ impl MemoryStore {
                 let guard = self.lock_commit();
                 let current = self.current();
                 let index = current.index + 1;
-                if Arc::ptr_eq(&base, &current) {
-                    self.commit_checked(&guard, state, changes, index);
-                } else {
-                    drop(state);
-                    self.apply_locked(&guard, into_actions(changes).collect(), index)?;
+                match state {
+                    Some(state) if Arc::ptr_eq(&base, &current) => {
+                        self.commit_checked(&guard, state, changes, index);
+                    }
+                    // Checked against an older state, or not built (one
+                    // change, which applying copies no more than building
+                    // would): check and apply on the current one.
+                    _ => {
+                        drop(state);
+                        self.apply_locked(&guard, into_actions(changes).collect(), index)?;
+                    }
                 }
                 Ok(index)
             }
@@ -177,44 +219,57 @@ impl MemoryStore {
     /// The first check that failed, or [`Error::Invalid`](crate::Error::Invalid)
     /// for a malformed action.
     pub fn apply(&self, actions: Vec<StoreAction>, index: u64) -> Result<()> {
-        let changes = actions
-            .into_iter()
-            .map(|a| {
-                let action = Action::from_proto(a.kind)?;
-                let target = a
-                    .target
-                    .ok_or_else(|| crate::Error::Invalid("store action without an object".into()))?;
-                Ok((action, Object::from_target(target)))
-            })
-            .collect::<Result<Vec<_>>>();
-        let guard = self.lock_commit();
-        let result = changes.and_then(|changes| self.apply_locked(&guard, changes, index));
-        if result.is_err() {
+        let mut results = self.apply_all(vec![(index, actions)]);
+        results.pop().unwrap_or(Ok(()))
+    }
+
+    /// Applies a run of committed entries, `(index, actions)` in index
+    /// order, exactly as [`MemoryStore::apply`] would one after the other,
+    /// and returns what each said. Readers see the state after the last one
+    /// only: one new state is built for the whole run, so that the paths of
+    /// the indexes that many entries touch are copied once, not once per
+    /// entry. Watchers still get one commit per entry.
+    pub fn apply_all(&self, entries: Vec<(u64, Vec<StoreAction>)>) -> Vec<Result<()>> {
+        let _guard = self.lock_commit();
+        let current = self.current();
+        let mut next = (*current).clone();
+        let mut results = Vec::with_capacity(entries.len());
+        let mut events = Vec::with_capacity(entries.len());
+        for (index, actions) in entries {
+            if index <= next.index {
+                tracing::debug!(index, applied = next.index, "entry already applied");
+                results.push(Ok(()));
+                continue;
+            }
+            let applied = decode(actions).and_then(|changes| apply_entry(&mut next, changes, index));
             // The entry is in the log whatever it held: the index moves on.
-            self.advance_to(index);
+            next.index = index;
+            results.push(match applied {
+                Ok(applied) => {
+                    events.push((applied, index));
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::debug!(index, error = %e, "entry refused");
+                    Err(e)
+                }
+            });
         }
-        result
+        if next.index != current.index {
+            self.swap(next);
+        }
+        // After the swap: a watcher that sees a change can read it.
+        for (applied, index) in events {
+            self.inner.watch.publish(&applied, index);
+        }
+        results
     }
 
     /// Checks and applies `changes` at `index`; on error changes nothing.
     fn apply_locked(&self, _commit: &MutexGuard<'_, ()>, changes: Vec<(Action, Object)>, index: u64) -> Result<()> {
-        let current = self.current();
-        if index <= current.index {
-            tracing::debug!(index, applied = current.index, "entry already applied");
-            return Ok(());
-        }
-        let mut next = (*current).clone();
+        let mut next = (*self.current()).clone();
+        let applied = apply_entry(&mut next, changes, index)?;
         next.index = index;
-        let mut applied = Vec::with_capacity(changes.len());
-        for (action, object) in changes {
-            match next.apply(action, object, index) {
-                Ok(change) => applied.push(Arc::new(change)),
-                Err(e) => {
-                    tracing::debug!(index, error = %e, "entry refused");
-                    return Err(e);
-                }
-            }
-        }
         self.swap(next);
         self.inner.watch.publish(&applied, index);
         Ok(())
@@ -246,16 +301,6 @@ impl MemoryStore {
         }
         self.swap(next);
         self.inner.watch.publish(&applied, index);
-    }
-
-    /// Records that the entry at `index` was applied without changes.
-    fn advance_to(&self, index: u64) {
-        let current = self.current();
-        if index > current.index {
-            let mut next = (*current).clone();
-            next.index = index;
-            self.swap(next);
-        }
     }
 
     /// A watcher of the changes `filter` selects, from the next commit on.

@@ -105,6 +105,12 @@ impl<T: StoreObject> Table<T> {
         self.objects.get(&Id::parse(id)?)
     }
 
+    /// The object with this id, and the id as a number.
+    pub fn lookup(&self, id: &str) -> Option<(Id, &Arc<T>)> {
+        let id = Id::parse(id)?;
+        Some((id, self.objects.get(&id)?))
+    }
+
     /// The object with this name, compared case-insensitively.
     pub fn get_by_name(&self, name: &str) -> Option<&Arc<T>> {
         let id = self.names.get(&Probe::new(&lower(name)))?;

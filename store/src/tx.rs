@@ -1,6 +1,7 @@
 //! Transactions: [`ReadTx`] sees one consistent state; [`WriteTx`] changes a
 //! private copy of it and records what it changed.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -99,10 +100,10 @@ enum Undo {
     Replaced(usize, Pending),
 }
 
-/// What [`WriteTx::checkpoint`] saves: the private state (a cheap persistent
-/// clone) and a mark in the undo log.
+/// What [`WriteTx::checkpoint`] saves: the private state if built (a cheap
+/// persistent clone) and a mark in the undo log.
 pub(crate) struct Checkpoint {
-    state: State,
+    own: Option<State>,
     undo_len: usize,
     size: Option<usize>,
 }
@@ -114,25 +115,48 @@ pub struct WriteTx {
     /// one at commit, the transaction's own state is the next one: nothing
     /// needs checking or applying again.
     base: Arc<State>,
-    state: State,
+    /// The transaction's own state: the base with its changes applied. It is
+    /// built only once a second write or a read after a write needs it: the
+    /// first write is checked against the base and only recorded. So the
+    /// common transaction, one create or update committed through a
+    /// proposer, never copies an index: the committed entry is applied to
+    /// the shared state anyway.
+    own: OnceCell<State>,
     changes: Changes,
     now: prost_types::Timestamp,
 }
 
 impl Read for WriteTx {
     fn state(&self) -> &State {
-        &self.state
+        if self.own.get().is_none() && self.changes.list.is_empty() {
+            return &self.base;
+        }
+        self.own.get_or_init(|| replayed(&self.base, &self.changes.list))
     }
 }
 
 impl WriteTx {
     pub(crate) fn new(base: Arc<State>) -> WriteTx {
         WriteTx {
-            state: (*base).clone(),
+            own: OnceCell::new(),
             changes: Changes::default(),
             now: SystemTime::now().into(),
             base,
         }
+    }
+
+    /// The state a write goes to: none for the transaction's first write
+    /// (checked against the base, then only recorded), its own state,
+    /// built now if need be, for every later one.
+    fn writable(&mut self) -> Option<&mut State> {
+        if self.own.get().is_none() {
+            if self.changes.list.is_empty() {
+                return None;
+            }
+            let own = replayed(&self.base, &self.changes.list);
+            self.own = OnceCell::from(own);
+        }
+        self.own.get_mut()
     }
 
     /// Sum the encoded size of changes from now on: batches bound their
@@ -150,7 +174,7 @@ impl WriteTx {
     /// transaction, [`Error::AlreadyExists`] for a taken id,
     /// [`Error::NameConflict`] for a taken name.
     pub fn create<T: StoreObject>(&mut self, mut obj: T) -> Result<()> {
-        let at = T::table(&self.state).check_create(&obj)?;
+        let at = T::table(self.state()).check_create(&obj)?;
         let removed_here = |&i: &usize| self.changes.list[i].action == Some(Action::Remove);
         if self.changes.by_object.get(&(T::KIND, at.id)).is_some_and(removed_here) {
             return Err(Error::Invalid(format!(
@@ -159,13 +183,15 @@ impl WriteTx {
                 obj.id()
             )));
         }
-        obj.share_parts(&self.state);
+        obj.share_parts(self.state());
         let meta = obj.meta_mut();
         meta.version = 0;
         meta.created_at = Some(self.now);
         meta.updated_at = Some(self.now);
         let obj = Arc::new(obj);
-        T::table_mut(&mut self.state).insert(&at, obj.clone());
+        if let Some(own) = self.writable() {
+            T::table_mut(own).insert(&at, obj.clone());
+        }
         self.record(Action::Create, at.id, T::into_object(obj), None);
         Ok(())
     }
@@ -178,14 +204,16 @@ impl WriteTx {
     /// [`Error::NotFound`], [`Error::VersionConflict`] if the object moved
     /// on, [`Error::NameConflict`] if `obj` takes another object's name.
     pub fn update<T: StoreObject>(&mut self, mut obj: T) -> Result<()> {
-        let at = T::table(&self.state).check_update(&obj)?;
+        let at = T::table(self.state()).check_update(&obj)?;
         let created_at = at.old.as_ref().and_then(|o| o.meta()?.created_at);
-        obj.share_parts(&self.state);
+        obj.share_parts(self.state());
         let meta = obj.meta_mut();
         meta.created_at = created_at;
         meta.updated_at = Some(self.now);
         let obj = Arc::new(obj);
-        T::table_mut(&mut self.state).insert(&at, obj.clone());
+        if let Some(own) = self.writable() {
+            T::table_mut(own).insert(&at, obj.clone());
+        }
         self.record(Action::Update, at.id, T::into_object(obj), at.old.map(T::into_object));
         Ok(())
     }
@@ -196,12 +224,14 @@ impl WriteTx {
     ///
     /// [`Error::NotFound`].
     pub fn delete<T: StoreObject>(&mut self, id: &str) -> Result<()> {
-        let (id, old) = T::table_mut(&mut self.state)
-            .remove(id)
-            .ok_or_else(|| Error::NotFound {
-                kind: T::KIND,
-                id: id.to_owned(),
-            })?;
+        let removed = match self.writable() {
+            Some(own) => T::table_mut(own).remove(id),
+            None => T::table(&self.base).lookup(id).map(|(id, old)| (id, old.clone())),
+        };
+        let (id, old) = removed.ok_or_else(|| Error::NotFound {
+            kind: T::KIND,
+            id: id.to_owned(),
+        })?;
         let old = T::into_object(old);
         self.record(Action::Remove, id, old.clone(), Some(old));
         Ok(())
@@ -260,7 +290,7 @@ impl WriteTx {
     pub(crate) fn checkpoint(&mut self) -> Checkpoint {
         let undo = self.changes.undo.get_or_insert_with(Vec::new);
         Checkpoint {
-            state: self.state.clone(),
+            own: self.own.get().cloned(),
             undo_len: undo.len(),
             size: self.changes.size,
         }
@@ -282,7 +312,9 @@ impl WriteTx {
             }
         }
         changes.size = checkpoint.size;
-        self.state = checkpoint.state;
+        // Without an own state the checkpoint held at most one change, as
+        // the list does again now: the base and that change still tell it.
+        self.own = checkpoint.own.map_or_else(OnceCell::new, OnceCell::from);
     }
 
     /// Keeps every change since `checkpoint`: it can no longer be rolled
@@ -293,12 +325,23 @@ impl WriteTx {
         }
     }
 
-    /// The state the transaction started from, its own state, and its
-    /// changes in the order first made.
-    pub(crate) fn into_parts(self) -> (Arc<State>, State, Vec<Pending>) {
+    /// The state the transaction started from, its own state if it was
+    /// built, and its changes in the order first made.
+    pub(crate) fn into_parts(self) -> (Arc<State>, Option<State>, Vec<Pending>) {
         let changes = self.changes.list.into_iter().filter(|p| p.action.is_some()).collect();
-        (self.base, self.state, changes)
+        (self.base, self.own.into_inner(), changes)
     }
+}
+
+/// `base` with `changes` applied. Only ever called with at most one change
+/// (every write after the first goes to the built state), so the order of
+/// the changes among themselves never matters.
+fn replayed(base: &State, changes: &[Pending]) -> State {
+    let mut state = base.clone();
+    for pending in changes {
+        state.replay(pending);
+    }
+    state
 }
 
 /// A change as a store action, the form a Raft entry carries.

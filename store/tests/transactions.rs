@@ -434,3 +434,52 @@ async fn failed_batch_update_is_undone(store: MemoryStore) {
         assert_eq!(tx.get::<Node>(&existing.id).unwrap().meta.as_ref().unwrap().version, 1);
     });
 }
+
+#[tokio::test]
+async fn reads_after_a_first_update_or_delete_see_it() {
+    // A transaction's first write is only recorded; the state its later
+    // reads and writes see is built from it then. Both commit paths.
+    for store in [MemoryStore::new(), common::store_through_apply()] {
+        let (a, b) = (node("a"), node("b"));
+        store.update(|tx| tx.create(a.clone())).await.unwrap();
+        store.update(|tx| tx.create(b.clone())).await.unwrap();
+        let b_version = store.view(|tx| tx.get::<Node>(&b.id).unwrap().meta.as_ref().unwrap().version);
+        store
+            .update(|tx| {
+                let mut renamed = (**tx.get::<Node>(&a.id).unwrap()).clone();
+                node_annotations(&mut renamed).name = "renamed".into();
+                tx.update(renamed)?;
+                assert!(tx.get_by_name::<Node>("a").is_none(), "the old name is free");
+                assert_eq!(tx.get_by_name::<Node>("RENAMED").unwrap().id, a.id);
+                // The freed name can be taken in the same transaction.
+                let mut taker = b.clone();
+                node_annotations(&mut taker).name = "a".into();
+                taker.meta.get_or_insert_default().version = b_version;
+                tx.update(taker)
+            })
+            .await
+            .unwrap();
+        store
+            .update(|tx| {
+                tx.delete::<Node>(&a.id)?;
+                assert!(tx.get::<Node>(&a.id).is_none());
+                assert!(tx.get_by_name::<Node>("renamed").is_none());
+                assert_eq!(tx.count::<Node>(), 1);
+                // Its name is free again within the transaction.
+                let mut reborn = node("renamed");
+                reborn.id = "0000000000000000000000001".into();
+                tx.create(reborn)
+            })
+            .await
+            .unwrap();
+        store.view(|tx| {
+            assert_eq!(tx.get_by_name::<Node>("a").unwrap().id, b.id);
+            assert_eq!(
+                tx.get_by_name::<Node>("renamed").unwrap().id,
+                "0000000000000000000000001"
+            );
+            assert_eq!(tx.count::<Node>(), 2);
+        });
+        store.verify_indexes().unwrap();
+    }
+}

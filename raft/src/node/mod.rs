@@ -7,6 +7,7 @@ mod handle;
 mod membership;
 mod pending;
 mod ready_loop;
+mod snapshot_schedule;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::transport::{Links, Transport, TransportService};
 use failover::LeaderWatch;
 use pending::Pending;
 use ready_loop::ReadyLoop;
+use snapshot_schedule::SnapshotSchedule;
 
 /// How a member starts when its data dir holds no log yet. A data dir that
 /// holds one always restarts from it, whatever is asked here.
@@ -122,6 +124,7 @@ impl<S: StateMachine> RaftNode<S> {
         let service = TransportService::new(config.id, config.cluster_id, inbound_tx, links);
         tracing::info!(member = config.id, dir = %config.data_dir.display(), snapshot_index, "raft member starting");
         let ready_loop = ReadyLoop {
+            snapshot_schedule: SnapshotSchedule::new(&config),
             config,
             raw,
             machine,

@@ -26,6 +26,7 @@ use super::failover::LeaderWatch;
 use super::handle::{Command, Leadership, Progress, Proposal, Role, Status};
 use super::membership;
 use super::pending::{Pending, Waiter};
+use super::snapshot_schedule::SnapshotSchedule;
 use crate::config::Config;
 use crate::error::{Error, Peer, Result};
 use crate::metrics::Metrics;
@@ -63,6 +64,8 @@ pub(crate) struct ReadyLoop<S: StateMachine> {
     pub removed: bool,
     /// When the snapshot being written off the loop was started, if one is.
     pub snapshot_started: Option<Instant>,
+    /// When the next snapshot is due.
+    pub snapshot_schedule: SnapshotSchedule,
     /// Where snapshot writers report; the loop holds both ends.
     pub snapshots_written: mpsc::UnboundedSender<(SnapshotMetadata, Result<usize>)>,
     pub snapshots_done: mpsc::UnboundedReceiver<(SnapshotMetadata, Result<usize>)>,
@@ -523,21 +526,26 @@ impl<S: StateMachine> ReadyLoop<S> {
             return Ok(());
         };
         let count = entries.len() as u64;
+        let bytes = entries.iter().map(|entry| entry.data.len() as u64).sum();
+        self.snapshot_schedule.applied(bytes);
+        // Proposals go to the machine in runs, as many as follow each other;
+        // Raft's own entries between them end a run.
+        let mut run = Vec::new();
         for entry in entries {
             let (index, term) = (entry.index, entry.term);
-            match entry.get_entry_type() {
-                EntryType::EntryNormal if entry.data.is_empty() => {
+            let kind = entry.get_entry_type();
+            if kind == EntryType::EntryNormal && !entry.data.is_empty() {
+                run.push(entry);
+                continue;
+            }
+            self.apply_run(&mut run);
+            match kind {
+                EntryType::EntryNormal => {
                     // A new leader's no-op, or a conf change raft-rs refused
                     // because another was pending (it appends an empty entry
                     // in its place).
                     if let Some(waiter) = self.pending.take_applied(index, term) {
                         waiter.fail(Error::Membership("another membership change was in progress".into()));
-                    }
-                }
-                EntryType::EntryNormal => {
-                    let output = self.machine.apply(index, &entry.data);
-                    if let Some(Waiter::Proposal(reply)) = self.pending.take_applied(index, term) {
-                        let _ = reply.send(Ok((index, output)));
                     }
                 }
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
@@ -548,9 +556,26 @@ impl<S: StateMachine> ReadyLoop<S> {
                 }
             }
         }
+        self.apply_run(&mut run);
         self.raw.mut_store().set_applied(&mut self.batch, last)?;
         self.metrics.add_applied(count);
         Ok(())
+    }
+
+    /// Applies a run of committed proposals to the machine and answers
+    /// their proposers; leaves `run` empty.
+    fn apply_run(&mut self, run: &mut Vec<Entry>) {
+        if run.is_empty() {
+            return;
+        }
+        let entries: Vec<(u64, &[u8])> = run.iter().map(|e| (e.index, &e.data[..])).collect();
+        let outputs = self.machine.apply_run(&entries);
+        debug_assert_eq!(outputs.len(), run.len(), "one output per entry");
+        for (entry, output) in run.drain(..).zip(outputs) {
+            if let Some(Waiter::Proposal(reply)) = self.pending.take_applied(entry.index, entry.term) {
+                let _ = reply.send(Ok((entry.index, output)));
+            }
+        }
     }
 
     /// Applies a committed membership change to raft-rs, the stored conf
@@ -602,7 +627,7 @@ impl<S: StateMachine> ReadyLoop<S> {
         let store = self.raw.store();
         let wanted = store.take_snapshot_request();
         let applied = self.raw.raft.raft_log.applied;
-        let due = applied >= store.snapshot_meta().index + self.config.snapshot_interval;
+        let due = self.snapshot_schedule.due(applied, store.snapshot_meta().index);
         // A request dropped while a snapshot is in progress comes again:
         // raft-rs asks at each attempt to catch the member up.
         if self.snapshot_started.is_some() || !(due || wanted) || applied <= store.snapshot_meta().index {
@@ -619,6 +644,7 @@ impl<S: StateMachine> ReadyLoop<S> {
         let db = store.db();
         let done = self.snapshots_written.clone();
         self.snapshot_started = Some(Instant::now());
+        self.snapshot_schedule.started();
         tokio::task::spawn_blocking(move || {
             let written = writer()
                 .map_err(|err| Error::Corrupt(format!("the state machine cannot write a snapshot: {err}")))
@@ -645,6 +671,7 @@ impl<S: StateMachine> ReadyLoop<S> {
             Ok(bytes) => {
                 let keep = self.config.keep_entries;
                 self.raw.mut_store().snapshot_written(&mut self.batch, meta, keep)?;
+                self.snapshot_schedule.written(bytes);
                 self.write_batch(true, 0).await?;
                 self.metrics.add_snapshot_taken();
                 tracing::info!(member = self.config.id, index, bytes, ?elapsed, "snapshot taken");

@@ -34,11 +34,33 @@ impl StateMachine for StoreMachine {
     type Output = ApplyResult;
 
     fn apply(&mut self, index: u64, data: &[u8]) -> ApplyResult {
-        let actions = StoreActions::decode(data)
-            .map_err(|err| Error::Invalid(format!("entry {index} holds no store actions: {err}")))?;
-        // A refused entry (a conflict found at apply) still takes its
-        // index; the proposer hears why.
-        self.store.apply(actions.actions, index)
+        self.apply_run(&[(index, data)]).pop().unwrap_or(Ok(()))
+    }
+
+    fn apply_run(&mut self, entries: &[(u64, &[u8])]) -> Vec<ApplyResult> {
+        // An entry that does not decode still takes its index (as nothing);
+        // its proposer hears why. So does one refused by a conflict found at
+        // apply.
+        let mut undecodable = Vec::new();
+        let decoded = entries
+            .iter()
+            .enumerate()
+            .map(|(i, &(index, data))| match StoreActions::decode(data) {
+                Ok(actions) => (index, actions.actions),
+                Err(err) => {
+                    undecodable.push((
+                        i,
+                        Error::Invalid(format!("entry {index} holds no store actions: {err}")),
+                    ));
+                    (index, Vec::new())
+                }
+            })
+            .collect();
+        let mut results = self.store.apply_all(decoded);
+        for (i, err) in undecodable {
+            results[i] = Err(err);
+        }
+        results
     }
 
     fn snapshot(&self) -> SnapshotWriter {
