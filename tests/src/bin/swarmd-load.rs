@@ -5,7 +5,7 @@
 //! printed beside the fsync latency measured in the same run, on the same
 //! disk. Results go in BENCHMARKS.md.
 //!
-//! Usage: `swarmd-load [--dir DIR] [--seconds N] [--clients 1,16,64,256] [SCENARIO...]` where a
+//! Usage: `swarmd-load [--dir DIR] [--seconds N] [--clients 1,16,64,256] [--connections N] [SCENARIO...]` where a
 //! scenario is `creates`, `memory` or `startup` (default: all). Build with
 //! `--release`: it starts the `swarmd` binary built beside it.
 
@@ -40,6 +40,11 @@ struct Args {
     /// Client counts of the `creates` scenario.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64, 256])]
     clients: Vec<usize>,
+    /// HTTP/2 connections the clients of the `creates` scenario share, as
+    /// etcd's benchmark separates `--conns` from `--clients` (0: one
+    /// connection per client).
+    #[arg(long, default_value_t = 0)]
+    connections: usize,
     /// Scenarios to run (default: all).
     #[arg(value_enum)]
     scenarios: Vec<Scenario>,
@@ -75,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root)?;
         match scenario {
-            Scenario::Creates => creates(&binary, &root, &args.clients, args.seconds).await?,
+            Scenario::Creates => creates(&binary, &root, &args.clients, args.connections, args.seconds).await?,
             Scenario::Memory => memory(&binary, &root, args.services).await?,
             Scenario::Startup => startup(&binary, &root, args.objects).await?,
         }
@@ -106,24 +111,30 @@ enum Load {
     Read,
 }
 
-/// `clients` clients, each on its own connection, send requests of `load`
-/// until `stop` says so.
+/// `clients` clients send requests of `load` until `stop` says so, over
+/// `connections` HTTP/2 connections (as many as clients if 0), client `i` on
+/// connection `i % connections`.
 async fn run_clients(
     socket: &Path,
     clients: usize,
+    connections: usize,
     load: Load,
     stop: impl Fn(usize, Instant) -> bool + Clone + Send + 'static,
 ) -> anyhow::Result<Run> {
-    let mut channels = Vec::with_capacity(clients);
-    for _ in 0..clients {
+    let connections = if connections == 0 {
+        clients
+    } else {
+        connections.min(clients)
+    };
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections {
         channels.push(channel(socket).await.context("connect to swarmd")?);
     }
     let started = Instant::now();
-    let workers: Vec<_> = channels
-        .into_iter()
-        .enumerate()
+    let workers: Vec<_> = (0..clients)
+        .zip(channels.iter().cycle())
         .map(|(client, channel)| {
-            let (load, stop) = (load.clone(), stop.clone());
+            let (load, stop, channel) = (load.clone(), stop.clone(), channel.clone());
             tokio::spawn(async move { one_client(ControlClient::new(channel), client, load, stop).await })
         })
         .collect();
@@ -225,8 +236,12 @@ fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
 
 /// Durable creates with each count of clients (1, 16, 64, 256), each on a fresh
 /// daemon, against the targets of the issue.
-async fn creates(binary: &Path, root: &Path, counts: &[usize], seconds: u64) -> anyhow::Result<()> {
-    println!("\ndurable service creates through the Unix socket, one connection per client, {seconds} s per point");
+async fn creates(binary: &Path, root: &Path, counts: &[usize], connections: usize, seconds: u64) -> anyhow::Result<()> {
+    let shared = match connections {
+        0 => "one connection per client".to_string(),
+        n => format!("the clients sharing {n} connections"),
+    };
+    println!("\ndurable service creates through the Unix socket, {shared}, {seconds} s per point");
     println!(
         "| clients | creates/s | p50 ms | p99 ms | max ms | swarmd CPU (cores) | entries per synced write | synced write ms | fsync p50 / p99 ms (probe) | target | reads/s (p50 ms), same clients |"
     );
@@ -237,13 +252,16 @@ async fn creates(binary: &Path, root: &Path, counts: &[usize], seconds: u64) -> 
         let metrics = metrics_addr(&daemon);
         // Warm up: connections, allocator, the RocksDB memtable.
         let warm_up = Load::Create { prefix: "warm".into() };
-        run_clients(&daemon.socket, 16, warm_up, |n, _| n == 20).await?;
+        run_clients(&daemon.socket, 16, connections, warm_up, |n, _| n == 20).await?;
         let probe = fsync::measure(root, 1000)?;
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let cpu_before = cpu_seconds(daemon.child.id())?;
         let writes_before = RaftWrites::scrape(&metrics)?;
         let load = Load::Create { prefix: "svc".into() };
-        let run = run_clients(&daemon.socket, clients, load, move |_, now| now >= deadline).await?;
+        let run = run_clients(&daemon.socket, clients, connections, load, move |_, now| {
+            now >= deadline
+        })
+        .await?;
         let cpu = (cpu_seconds(daemon.child.id())? - cpu_before) / run.elapsed.as_secs_f64();
         let writes = RaftWrites::scrape(&metrics)?.since(writes_before);
         let rate = run.latencies.len() as f64 / run.elapsed.as_secs_f64();
@@ -259,7 +277,10 @@ async fn creates(binary: &Path, root: &Path, counts: &[usize], seconds: u64) -> 
             _ => String::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(seconds);
-        let reads = run_clients(&daemon.socket, clients, Load::Read, move |_, now| now >= deadline).await?;
+        let reads = run_clients(&daemon.socket, clients, connections, Load::Read, move |_, now| {
+            now >= deadline
+        })
+        .await?;
         println!(
             "| {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {cpu:.2} | {:.1} | {:.2} | {:.2} / {:.2} | {target} | {:.0} ({:.2}) |",
             ms(p50),
@@ -304,7 +325,7 @@ async fn fill(socket: &Path, count: usize) -> anyhow::Result<Run> {
     const CLIENTS: usize = 64;
     let per_client = count.div_ceil(CLIENTS);
     let load = Load::Create { prefix: "fill".into() };
-    run_clients(socket, CLIENTS, load, move |n, _| n == per_client).await
+    run_clients(socket, CLIENTS, 0, load, move |n, _| n == per_client).await
 }
 
 /// Time from starting `swarmd` on a state dir holding `objects` services to
