@@ -243,9 +243,9 @@ async fn creates(binary: &Path, root: &Path, counts: &[usize], connections: usiz
     };
     println!("\ndurable service creates through the Unix socket, {shared}, {seconds} s per point");
     println!(
-        "| clients | creates/s | p50 ms | p99 ms | max ms | swarmd CPU (cores) | entries per synced write | synced write ms | fsync p50 / p99 ms (probe) | target | reads/s (p50 ms), same clients |"
+        "| clients | creates/s | p50 ms | p99 ms | max ms | swarmd CPU (cores) | swarmd CPU per create (µs) | entries per synced write | synced write ms | fsync p50 / p99 ms (probe) | target | reads/s (p50 ms), same clients |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &clients in counts {
         let dir = root.join(format!("clients-{clients}"));
         let daemon = Daemon::start_with(binary, &dir, "load", &["--listen-metrics", "127.0.0.1:0"]).await;
@@ -282,10 +282,11 @@ async fn creates(binary: &Path, root: &Path, counts: &[usize], connections: usiz
         })
         .await?;
         println!(
-            "| {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {cpu:.2} | {:.1} | {:.2} | {:.2} / {:.2} | {target} | {:.0} ({:.2}) |",
+            "| {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {cpu:.2} | {:.0} | {:.1} | {:.2} | {:.2} / {:.2} | {target} | {:.0} ({:.2}) |",
             ms(p50),
             ms(p99),
             ms(percentile(&run.latencies, 1.0)),
+            cpu * 1e6 / rate,
             writes.entries / writes.fsyncs.max(1.0),
             writes.seconds * 1e3 / writes.fsyncs.max(1.0),
             ms(probe.p50),
