@@ -483,3 +483,51 @@ async fn reads_after_a_first_update_or_delete_see_it() {
         store.verify_indexes().unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_run_of_entries_applies_each_on_its_own_and_readers_see_the_end() {
+    use swarm_proto::v1::{StoreAction, store_action};
+    let create = |s: &Service| StoreAction {
+        kind: store_action::Kind::Create as i32,
+        target: Some(store_action::Target::Service(s.clone())),
+    };
+    let store = MemoryStore::new();
+    let mut watcher = store.watch(swarm_store::Filter::all().with_commits());
+    let (a, b, c, d) = (service("a"), service("b"), service("c"), service("d"));
+    let mut a_again = service("A");
+    a_again.id = "0000000000000000000000002".into();
+    let results = store.apply_all(vec![
+        (1, vec![create(&a)]),
+        // Takes a's name (case-insensitively): refused whole, with the
+        // create of b beside it.
+        (2, vec![create(&b), create(&a_again)]),
+        (3, vec![create(&c)]),
+        (4, vec![StoreAction { kind: 9, target: None }]),
+        (5, vec![create(&d)]),
+    ]);
+    assert!(
+        results[0].is_ok() && results[2].is_ok() && results[4].is_ok(),
+        "{results:?}"
+    );
+    assert!(matches!(results[1], Err(Error::NameConflict { .. })), "{results:?}");
+    assert!(matches!(results[3], Err(Error::Invalid(_))), "{results:?}");
+    store.view(|tx| {
+        assert_eq!(tx.index(), 5, "refused entries take their index too");
+        let names: Vec<_> = tx.list::<Service>().iter().map(|s| s.id.clone()).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(
+            tx.get::<Service>(&b.id).is_none(),
+            "the refused entry's other change is not applied"
+        );
+        assert_eq!(tx.get::<Service>(&c.id).unwrap().meta.as_ref().unwrap().version, 3);
+    });
+    store.verify_indexes().unwrap();
+    // One commit per applied entry, in order, each after its own change.
+    let mut commits = Vec::new();
+    while let Some(event) = watcher.try_recv().unwrap() {
+        if let swarm_store::Event::Commit { index } = event {
+            commits.push(index);
+        }
+    }
+    assert_eq!(commits, [1, 3, 5]);
+}

@@ -143,3 +143,34 @@ async fn a_restart_rebuilds_the_store_from_a_snapshot_and_the_entries_after_it()
     assert_eq!(manager.store.snapshot(), before, "the same store, byte for byte");
     manager.raft.shutdown().await.unwrap();
 }
+
+#[test]
+fn an_entry_that_does_not_decode_is_refused_alone_and_takes_its_index() {
+    use swarm_proto::v1::{StoreAction, store_action};
+    let store = MemoryStore::new();
+    let mut machine = StoreMachine::new(store.clone());
+    let entry = |node: &Node| {
+        StoreActions {
+            actions: vec![StoreAction {
+                kind: store_action::Kind::Create as i32,
+                target: Some(store_action::Target::Node(node.clone())),
+            }],
+        }
+        .encode_to_vec()
+    };
+    let (first, last) = (node("first"), node("last"));
+    let (first_bytes, last_bytes) = (entry(&first), entry(&last));
+    let garbage = [0xff_u8, 0xff, 0xff];
+    let results = machine.apply_run(&[(1, &first_bytes), (2, &garbage), (3, &last_bytes)]);
+    assert_eq!(results.len(), 3);
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    match &results[1] {
+        Err(Error::Invalid(message)) => assert!(message.contains("entry 2"), "{message}"),
+        other => panic!("expected the entry to be refused, got {other:?}"),
+    }
+    store.view(|tx| {
+        assert_eq!(tx.index(), 3);
+        assert_eq!(tx.count::<Node>(), 2);
+        assert_eq!(version(tx.get::<Node>(&last.id).unwrap()), 3);
+    });
+}
