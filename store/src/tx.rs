@@ -128,10 +128,7 @@ pub struct WriteTx {
 
 impl Read for WriteTx {
     fn state(&self) -> &State {
-        if self.own.get().is_none() && self.changes.list.is_empty() {
-            return &self.base;
-        }
-        self.own.get_or_init(|| replayed(&self.base, &self.changes.list))
+        if self.unwritten() { &self.base } else { self.own() }
     }
 }
 
@@ -145,17 +142,26 @@ impl WriteTx {
         }
     }
 
+    /// True while the transaction has written nothing and built no state
+    /// of its own: it reads, and checks its first write, on the base.
+    fn unwritten(&self) -> bool {
+        self.own.get().is_none() && self.changes.list.is_empty()
+    }
+
+    /// The transaction's own state, built from the base and the change
+    /// recorded so far if it was not yet.
+    fn own(&self) -> &State {
+        self.own.get_or_init(|| replayed(&self.base, &self.changes.list))
+    }
+
     /// The state a write goes to: none for the transaction's first write
-    /// (checked against the base, then only recorded), its own state,
-    /// built now if need be, for every later one.
+    /// (checked against the base, then only recorded), its own state for
+    /// every later one.
     fn writable(&mut self) -> Option<&mut State> {
-        if self.own.get().is_none() {
-            if self.changes.list.is_empty() {
-                return None;
-            }
-            let own = replayed(&self.base, &self.changes.list);
-            self.own = OnceCell::from(own);
+        if self.unwritten() {
+            return None;
         }
+        self.own();
         self.own.get_mut()
     }
 

@@ -3,7 +3,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::daemon::Daemon;
 
@@ -14,20 +14,14 @@ use crate::daemon::Daemon;
 ///
 /// When it logs none within 10 s.
 pub fn metrics_addr(daemon: &Daemon) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = daemon.log_text();
-        let found = log
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_once("/metrics"))
-            .map(|(addr, _)| addr.to_string());
-        if let Some(addr) = found {
-            return addr;
-        }
-        assert!(Instant::now() < deadline, "no metrics address logged:\n{log}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    const LOGGED: &str = "metrics served at http://";
+    daemon.wait_for_log(LOGGED, Duration::from_secs(10));
+    let log = daemon.log_text();
+    log.split(LOGGED)
+        .nth(1)
+        .and_then(|rest| rest.split_once("/metrics"))
+        .map(|(addr, _)| addr.to_string())
+        .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
 }
 
 /// `GET path` over plain HTTP/1.0: the status line and the body.
