@@ -48,10 +48,14 @@ pub enum Error {
     /// The proposal was appended to the log at `index`, but this member lost
     /// leadership (or stopped) before it committed: it may still commit
     /// under the next leader, or not.
-    #[error("unknown outcome for the proposal at index {index}: {reason}; it may still commit")]
+    #[error("unknown outcome for the proposal{}: {reason}; it may still commit", match .index {
+        Some(index) => format!(" at index {index}"),
+        None => String::new(),
+    })]
     UnknownOutcome {
-        /// Where the entry was appended.
-        index: u64,
+        /// Where the entry was appended, when the member got as far as
+        /// telling (not when its loop died before answering).
+        index: Option<u64>,
         /// What interrupted the wait.
         reason: &'static str,
     },
@@ -95,6 +99,13 @@ pub enum Error {
     /// The configuration is not usable.
     #[error("invalid raft configuration: {0}")]
     Config(String),
+
+    /// The state machine broke the contract of [`crate::StateMachine`]
+    /// (for example returned fewer outputs than it was given entries). The
+    /// node stops rather than leave proposers waiting for answers that will
+    /// never come.
+    #[error("the state machine broke its contract: {0}")]
+    Machine(String),
 }
 
 /// The result type of this crate.

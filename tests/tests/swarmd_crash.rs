@@ -1,9 +1,12 @@
 //! kill -9 in the middle of 500 service creates made by 16 concurrent
 //! clients, then a restart: every create that was acknowledged is there,
 //! under the ID it was acknowledged with, once, and the name index agrees
-//! with the table. Ten kill points at random moments, on one state dir.
+//! with the table. Ten kill points at random moments, on one state dir:
+//! each round kills after a random number of acknowledgements, so the kill
+//! always lands among creates in flight.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use swarm_proto::v1::control_client::ControlClient;
@@ -25,9 +28,12 @@ async fn acknowledged_creates_survive_kill_9_at_random_moments() {
     for round in 0..ROUNDS {
         let daemon = Daemon::start(&binary, &dir, "node-1").await;
         let channel = channel(&daemon.socket).await.unwrap();
+        // Acknowledgements so far this round, watched for the kill point.
+        let acks = Arc::new(tokio::sync::watch::Sender::new(0usize));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|client| {
                 let mut control = ControlClient::new(channel.clone());
+                let acks = Arc::clone(&acks);
                 tokio::spawn(async move {
                     let mut acked = Vec::new();
                     for n in (client..CREATES).step_by(CLIENTS) {
@@ -38,7 +44,10 @@ async fn acknowledged_creates_survive_kill_9_at_random_moments() {
                             })
                             .await
                         {
-                            Ok(reply) => acked.push((name, reply.into_inner().service.unwrap().id)),
+                            Ok(reply) => {
+                                acked.push((name, reply.into_inner().service.unwrap().id));
+                                acks.send_modify(|count| *count += 1);
+                            }
                             Err(_) => break, // killed: what follows cannot be acknowledged
                         }
                     }
@@ -46,18 +55,31 @@ async fn acknowledged_creates_survive_kill_9_at_random_moments() {
                 })
             })
             .collect();
-        // The kill point: anywhere from before the first create to after the last.
-        let kill_after = Duration::from_millis(rand::random_range(0..400));
-        tokio::time::sleep(kill_after).await;
+        // The kill point: after a random number of acknowledgements, far
+        // enough from the end that creates are still in flight.
+        let kill_after = rand::random_range(0..CREATES - 4 * CLIENTS);
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            acks.subscribe().wait_for(|count| *count >= kill_after),
+        )
+        .await
+        .expect("creates are acknowledged")
+        .expect("the clients run");
         daemon.signal_and_wait(9, Duration::from_secs(10));
+        let mut acked_this_round = 0;
         for client in clients {
             for (name, id) in client.await.unwrap() {
+                acked_this_round += 1;
                 assert!(
                     acknowledged.insert(name.clone(), id).is_none(),
                     "{name} acknowledged twice"
                 );
             }
         }
+        assert!(
+            acked_this_round < CREATES,
+            "round {round}: the kill came after every create was acknowledged"
+        );
 
         let daemon = Daemon::start(&binary, &dir, "node-1").await;
         let mut control = ControlClient::new(channel_for(&daemon).await);
@@ -108,7 +130,8 @@ async fn acknowledged_creates_survive_kill_9_at_random_moments() {
             assert_eq!(found.into_inner().services.len(), 1, "round {round}: {name} by name");
         }
         eprintln!(
-            "round {round}: killed after {kill_after:?}; {} acknowledged so far, {} stored, all there",
+            "round {round}: killed after {kill_after} acknowledgements ({acked_this_round} in all); \
+             {} acknowledged so far, {} stored, all there",
             acknowledged.len(),
             stored.len()
         );

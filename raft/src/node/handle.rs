@@ -140,8 +140,9 @@ impl<O: Send + 'static> RaftHandle<O> {
     /// [`Error::NotLeader`] (with the leader, if known) and
     /// [`Error::Dropped`]: not committed. [`Error::UnknownOutcome`]: the
     /// entry was appended but this member lost leadership or stopped before
-    /// it applied; it may still commit. [`Error::Stopped`]: the member has
-    /// stopped.
+    /// it applied (or its loop ended without answering); it may still
+    /// commit. [`Error::Stopped`]: the member had stopped before the
+    /// proposal reached it.
     #[tracing::instrument(name = "raft.propose", level = "debug", skip_all, fields(member = self.id, bytes = data.len()))]
     pub async fn propose(&self, data: Vec<u8>) -> Result<(u64, O)> {
         if data.is_empty() {
@@ -156,7 +157,12 @@ impl<O: Send + 'static> RaftHandle<O> {
             .send(Proposal { data, reply })
             .await
             .map_err(|_| Error::Stopped)?;
-        response.await.map_err(|_| Error::Stopped)?
+        // Sent but never answered: the loop died (a panic, an abort) with
+        // the proposal in its queue or its log, where it may yet commit.
+        response.await.map_err(|_| Error::UnknownOutcome {
+            index: None,
+            reason: "the raft member stopped without answering",
+        })?
     }
 
     /// Adds member `id`, reachable at `addr`, to the group; returns the

@@ -73,7 +73,7 @@ impl<O> Pending<O> {
             }
             let skipped_index = *entry.key();
             entry.remove().waiter.fail(Error::UnknownOutcome {
-                index: skipped_index,
+                index: Some(skipped_index),
                 reason: "the log moved past the entry without applying it here",
             });
         }
@@ -90,7 +90,10 @@ impl<O> Pending<O> {
     /// Tells every waiter its outcome is unknown (leadership lost, stop).
     pub(crate) fn fail_all(&mut self, reason: &'static str) {
         for (index, entry) in std::mem::take(&mut self.by_index) {
-            entry.waiter.fail(Error::UnknownOutcome { index, reason });
+            entry.waiter.fail(Error::UnknownOutcome {
+                index: Some(index),
+                reason,
+            });
         }
     }
 }
@@ -132,7 +135,7 @@ mod tests {
         assert!(pending.take_applied(8, 2).is_none());
         assert!(matches!(
             skipped_receiver.try_recv(),
-            Ok(Err(Error::UnknownOutcome { index: 5, .. }))
+            Ok(Err(Error::UnknownOutcome { index: Some(5), .. }))
         ));
         assert_eq!(pending.len(), 1);
     }
@@ -145,7 +148,7 @@ mod tests {
         pending.fail_all("leadership lost");
         assert!(matches!(
             receiver.try_recv(),
-            Ok(Err(Error::UnknownOutcome { index: 3, .. }))
+            Ok(Err(Error::UnknownOutcome { index: Some(3), .. }))
         ));
     }
 }

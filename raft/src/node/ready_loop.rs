@@ -137,6 +137,12 @@ impl<S: StateMachine> ReadyLoop<S> {
         };
         self.pending
             .fail_all("the raft member stopped before the entry applied");
+        // Proposals still queued never reached the log: say so, rather than
+        // let their proposers see a dropped reply (an unknown outcome).
+        self.proposals.close();
+        while let Ok(proposal) = self.proposals.try_recv() {
+            let _ = proposal.reply.send(Err(Error::Stopped));
+        }
         if result.is_ok() && !self.batch.is_empty() {
             // What a restart would rebuild anyway, written so it need not.
             let batch = std::mem::take(&mut self.batch);
@@ -538,7 +544,7 @@ impl<S: StateMachine> ReadyLoop<S> {
                 run.push(entry);
                 continue;
             }
-            self.apply_run(&mut run);
+            self.apply_run(&mut run)?;
             match kind {
                 EntryType::EntryNormal => {
                     // A new leader's no-op, or a conf change raft-rs refused
@@ -556,7 +562,7 @@ impl<S: StateMachine> ReadyLoop<S> {
                 }
             }
         }
-        self.apply_run(&mut run);
+        self.apply_run(&mut run)?;
         self.raw.mut_store().set_applied(&mut self.batch, last)?;
         self.metrics.add_applied(count);
         Ok(())
@@ -564,18 +570,29 @@ impl<S: StateMachine> ReadyLoop<S> {
 
     /// Applies a run of committed proposals to the machine and answers
     /// their proposers; leaves `run` empty.
-    fn apply_run(&mut self, run: &mut Vec<Entry>) {
+    fn apply_run(&mut self, run: &mut Vec<Entry>) -> Result<()> {
         if run.is_empty() {
-            return;
+            return Ok(());
         }
         let entries: Vec<(u64, &[u8])> = run.iter().map(|e| (e.index, &e.data[..])).collect();
         let outputs = self.machine.apply_run(&entries);
-        debug_assert_eq!(outputs.len(), run.len(), "one output per entry");
+        if outputs.len() != run.len() {
+            // Which entries the outputs belong to is unknowable: stopping is
+            // the only answer that does not mislead a proposer.
+            return Err(Error::Machine(format!(
+                "apply_run returned {} outputs for the {} entries {}..={}",
+                outputs.len(),
+                run.len(),
+                run[0].index,
+                run[run.len() - 1].index
+            )));
+        }
         for (entry, output) in run.drain(..).zip(outputs) {
             if let Some(Waiter::Proposal(reply)) = self.pending.take_applied(entry.index, entry.term) {
                 let _ = reply.send(Ok((entry.index, output)));
             }
         }
+        Ok(())
     }
 
     /// Applies a committed membership change to raft-rs, the stored conf

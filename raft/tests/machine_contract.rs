@@ -1,0 +1,60 @@
+//! A state machine that breaks its contract stops the member with an error
+//! that says so, and no proposer is left waiting for an answer.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use swarm_raft::testing::LogMachine;
+use swarm_raft::{Config, Error, RaftNode, SnapshotWriter, Start, StateMachine};
+
+/// Applies every entry but returns one output fewer than it was given.
+struct ShortMachine(LogMachine);
+
+impl StateMachine for ShortMachine {
+    type Output = usize;
+
+    fn apply(&mut self, index: u64, data: &[u8]) -> usize {
+        self.0.apply(index, data)
+    }
+
+    fn apply_run(&mut self, entries: &[(u64, &[u8])]) -> Vec<usize> {
+        let mut outputs: Vec<usize> = entries.iter().map(|&(index, data)| self.apply(index, data)).collect();
+        outputs.pop();
+        outputs
+    }
+
+    fn snapshot(&self) -> SnapshotWriter {
+        self.0.snapshot()
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), swarm_raft::BoxError> {
+        self.0.restore(data)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_that_returns_too_few_outputs_stops_the_member_and_answers_its_proposers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(1, 7, dir.path(), "127.0.0.1:1");
+    config.tick = Duration::from_millis(20);
+    let members = BTreeMap::from([(config.id, config.addr.clone())]);
+    let node = RaftNode::start(config, ShortMachine(LogMachine::new()), Start::Bootstrap(members))
+        .await
+        .expect("start");
+    let handle = node.handle();
+    handle
+        .watch_leadership()
+        .wait_for(|leadership| leadership.is_leader)
+        .await
+        .expect("leads");
+
+    let answer = tokio::time::timeout(Duration::from_secs(10), handle.propose(b"x".to_vec()))
+        .await
+        .expect("the proposer got an answer");
+    assert!(matches!(answer, Err(Error::UnknownOutcome { .. })), "{answer:?}");
+    let stopped = node.shutdown().await.expect_err("the member stopped on an error");
+    assert!(
+        matches!(&stopped, Error::Machine(reason) if reason.contains("0 outputs for the 1 entries")),
+        "{stopped}"
+    );
+}
