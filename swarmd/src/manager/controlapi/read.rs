@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use swarm_proto::v1::ListFilters;
+use swarm_proto::v1::{Cluster, Config, ListFilters, Node, Secret, Service, Task};
 use swarm_store::{MemoryStore, Read as _, StoreObject};
 
 use crate::error::{Error, Result};
@@ -20,16 +20,49 @@ pub(crate) fn get<T: StoreObject + Clone>(store: &MemoryStore, field: &str, id: 
         .ok_or_else(|| Error::NotFound(format!("{} {id} not found", T::KIND)))
 }
 
+/// The name that the `names` and `name_prefixes` filters of a list match.
+pub(crate) trait FilterName {
+    /// Whether that name is the one the store indexes (its annotations').
+    const INDEXED: bool = true;
+
+    fn filter_name(&self) -> &str;
+}
+
+macro_rules! filter_by_annotations_name {
+    ($($kind:ty),*) => {$(
+        impl FilterName for $kind {
+            fn filter_name(&self) -> &str {
+                self.annotations().map_or("", |annotations| annotations.name.as_str())
+            }
+        }
+    )*};
+}
+filter_by_annotations_name!(Service, Task, Cluster, Secret, Config);
+
+/// Nodes are listed by hostname, as SwarmKit's controlapi does: a node's
+/// spec rarely has a name, and hostnames need not be unique, so the store
+/// does not index them.
+impl FilterName for Node {
+    const INDEXED: bool = false;
+
+    fn filter_name(&self) -> &str {
+        self.description
+            .as_ref()
+            .map_or("", |description| description.hostname.as_str())
+    }
+}
+
 /// The objects of kind `T` that `filters` and `keep` select, in id order.
-pub(crate) fn list<T: StoreObject + Clone>(
+pub(crate) fn list<T: StoreObject + FilterName + Clone>(
     store: &MemoryStore,
     filters: Option<&ListFilters>,
     keep: impl Fn(&T) -> bool,
 ) -> Vec<T> {
     let read = store.read();
-    // Names go through the store's name index; the other filters look at
-    // each object.
-    let candidates: Vec<&Arc<T>> = match filters.filter(|filters| !filters.names.is_empty()) {
+    // Names go through the store's name index where it has one; the other
+    // filters look at each object.
+    let by_name = filters.filter(|filters| T::INDEXED && !filters.names.is_empty());
+    let candidates: Vec<&Arc<T>> = match by_name {
         Some(filters) => {
             let mut found: Vec<&Arc<T>> = filters
                 .names
@@ -52,11 +85,9 @@ pub(crate) fn list<T: StoreObject + Clone>(
 /// Whether `object` passes every filter that is set: any of the names
 /// (case-insensitive), any of the name prefixes, any of the id prefixes,
 /// and all of the labels (`key` or `key=value`).
-fn matches<T: StoreObject>(filters: &ListFilters, object: &T) -> bool {
+fn matches<T: StoreObject + FilterName>(filters: &ListFilters, object: &T) -> bool {
     let annotations = object.annotations();
-    let name = annotations
-        .map_or("", |annotations| annotations.name.as_str())
-        .to_lowercase();
+    let name = object.filter_name().to_lowercase();
     let any_or_none = |list: &[String], test: &dyn Fn(&str) -> bool| list.is_empty() || list.iter().any(|v| test(v));
     any_or_none(&filters.names, &|wanted| name == wanted.to_lowercase())
         && any_or_none(&filters.name_prefixes, &|prefix| {
@@ -76,19 +107,23 @@ fn matches<T: StoreObject>(filters: &ListFilters, object: &T) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use swarm_proto::v1::{Annotations, Node, NodeSpec};
+    use swarm_proto::v1::{Annotations, NodeDescription, NodeSpec};
 
     use super::*;
 
-    fn node(name: &str, labels: &[(&str, &str)]) -> Node {
+    fn node(hostname: &str, labels: &[(&str, &str)]) -> Node {
         let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Node {
             id: swarm_store::id::generate(),
             spec: Some(NodeSpec {
                 annotations: Some(Annotations {
-                    name: name.to_string(),
+                    name: String::new(),
                     labels,
                 }),
+                ..Default::default()
+            }),
+            description: Some(NodeDescription {
+                hostname: hostname.to_string(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -96,7 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn filters_select_by_name_prefix_id_and_label() {
+    fn filters_select_nodes_by_hostname_prefix_id_and_label() {
         let a = node("Web-1", &[("zone", "a")]);
         let b = node("db-1", &[("zone", "b"), ("ssd", "")]);
         let filters = |f: ListFilters| (matches(&f, &a), matches(&f, &b));

@@ -180,6 +180,16 @@ async fn updates_carry_the_version_read_and_can_roll_back() {
     )
     .await;
 
+    let mut global = spec("web", "busybox:3");
+    global.mode = Some(service_spec::Mode::Global(GlobalService {}));
+    refused(
+        &store,
+        update(updated.meta.as_ref().unwrap().version, Some(global), false),
+        Code::InvalidArgument,
+        "spec.mode",
+    )
+    .await;
+
     let rolled_back = update(updated.meta.as_ref().unwrap().version, None, true)
         .await
         .unwrap()
@@ -255,13 +265,30 @@ async fn secret_data_is_never_returned_and_a_used_secret_stays() {
     )
     .await;
 
-    let mut uses = spec("app", "busybox");
-    container(&mut uses).secrets = vec![SecretReference {
-        secret_id: created.id.clone(),
-        secret_name: "db-pass".into(),
-        target: "db".into(),
-    }];
-    create(&api, uses).await.unwrap();
+    let uses = |secret_id: &str, secret_name: &str| {
+        let mut uses = spec("app", "busybox");
+        container(&mut uses).secrets = vec![SecretReference {
+            secret_id: secret_id.into(),
+            secret_name: secret_name.into(),
+            target: "db".into(),
+        }];
+        uses
+    };
+    refused(
+        &store,
+        create(&api, uses(&swarm_store::id::generate(), "db-pass")),
+        Code::InvalidArgument,
+        "not found",
+    )
+    .await;
+    refused(
+        &store,
+        create(&api, uses(&created.id, "other")),
+        Code::InvalidArgument,
+        "is named \"db-pass\"",
+    )
+    .await;
+    create(&api, uses(&created.id, "db-pass")).await.unwrap();
     let remove = RemoveSecretRequest {
         secret_id: created.id.clone(),
     };
@@ -346,4 +373,136 @@ async fn a_nodes_leader_flag_follows_raft_leadership_not_what_was_stored() {
     assert!(is_leader(&api).await, "member 7 leads");
     leader.send(leadership(None)).unwrap();
     assert!(!is_leader(&api).await, "no leader");
+}
+
+#[tokio::test]
+async fn nodes_are_listed_by_hostname_as_swarmkit_does() {
+    let (api, store) = api();
+    for hostname in ["node-1", "node-2", "db-1"] {
+        let node = Node {
+            id: swarm_store::id::generate(),
+            description: Some(NodeDescription {
+                hostname: hostname.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        store.update(|tx| tx.create(node)).await.unwrap();
+    }
+    let hostnames = async |filters: ListFilters| {
+        let listed = api
+            .list_nodes(Request::new(ListNodesRequest {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        let mut hostnames: Vec<String> = listed
+            .into_inner()
+            .nodes
+            .into_iter()
+            .map(|node| node.description.unwrap().hostname)
+            .collect();
+        hostnames.sort();
+        hostnames
+    };
+    let by_names = ListFilters {
+        names: vec!["NODE-2".into(), "db-1".into()],
+        ..Default::default()
+    };
+    assert_eq!(hostnames(by_names).await, ["db-1", "node-2"]);
+    let by_prefix = ListFilters {
+        name_prefixes: vec!["node".into()],
+        ..Default::default()
+    };
+    assert_eq!(hostnames(by_prefix).await, ["node-1", "node-2"]);
+}
+
+#[tokio::test]
+async fn bad_cluster_specs_are_refused_naming_the_field() {
+    let (api, store) = api();
+    let cluster = Cluster {
+        id: swarm_store::id::generate(),
+        spec: Some(ClusterSpec {
+            annotations: annotations("default"),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    store.update(|tx| tx.create(cluster.clone())).await.unwrap();
+    let version = store.view(|read| {
+        use swarm_store::Read as _;
+        read.get::<Cluster>(&cluster.id).unwrap().meta.as_ref().unwrap().version
+    });
+    let update = |change: fn(&mut ClusterSpec)| {
+        let mut spec = cluster.spec.clone().unwrap();
+        change(&mut spec);
+        api.update_cluster(Request::new(UpdateClusterRequest {
+            cluster_id: cluster.id.clone(),
+            cluster_version: version,
+            spec: Some(spec),
+            ..Default::default()
+        }))
+    };
+    refused(
+        &store,
+        update(|spec| spec.annotations = annotations("other")),
+        Code::InvalidArgument,
+        "renamed",
+    )
+    .await;
+    refused(
+        &store,
+        update(|spec| {
+            spec.dispatcher = Some(DispatcherConfig {
+                heartbeat_period: Some(prost_types::Duration { seconds: -5, nanos: 0 }),
+            })
+        }),
+        Code::InvalidArgument,
+        "spec.dispatcher.heartbeat_period",
+    )
+    .await;
+    refused(
+        &store,
+        update(|spec| {
+            spec.ca_config = Some(CaConfig {
+                node_cert_expiry: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
+            })
+        }),
+        Code::InvalidArgument,
+        "spec.ca_config.node_cert_expiry",
+    )
+    .await;
+    refused(
+        &store,
+        update(|spec| {
+            spec.raft = Some(RaftConfig {
+                heartbeat_tick: 3,
+                election_tick: 2,
+                ..Default::default()
+            })
+        }),
+        Code::InvalidArgument,
+        "spec.raft.election_tick",
+    )
+    .await;
+    refused(
+        &store,
+        update(|spec| {
+            spec.orchestration = Some(OrchestrationConfig {
+                task_history_retention_limit: -1,
+            })
+        }),
+        Code::InvalidArgument,
+        "task_history_retention_limit",
+    )
+    .await;
+    let updated = update(|spec| {
+        spec.orchestration = Some(OrchestrationConfig {
+            task_history_retention_limit: 10,
+        })
+    })
+    .await
+    .unwrap();
+    assert!(updated.into_inner().cluster.unwrap().meta.unwrap().version > version);
 }

@@ -2,8 +2,8 @@
 //! it. Every refusal is [`Error::InvalidArgument`] naming the field.
 
 use swarm_proto::v1::{
-    Annotations, ContainerSpec, EndpointSpec, HealthConfig, Placement, RestartPolicy, ServiceSpec, UpdateConfig,
-    service_spec, task_spec,
+    Annotations, ClusterSpec, ContainerSpec, EndpointSpec, HealthConfig, Placement, RestartPolicy, ServiceSpec,
+    UpdateConfig, service_spec, task_spec,
 };
 
 use crate::error::{Error, Result};
@@ -62,7 +62,7 @@ pub(crate) fn service_spec(spec: Option<&ServiceSpec>) -> Result<&ServiceSpec> {
         None => return Err(invalid("spec.task.container is required".into())),
     }
     if let Some(restart) = &task.restart {
-        restart_policy(restart)?;
+        restart_policy("spec.task.restart", restart)?;
     }
     if let Some(placement) = &task.placement {
         self::placement(placement)?;
@@ -142,9 +142,9 @@ fn healthcheck(health: &HealthConfig) -> Result<()> {
     Ok(())
 }
 
-fn restart_policy(restart: &RestartPolicy) -> Result<()> {
-    non_negative("spec.task.restart.delay", restart.delay.as_ref())?;
-    non_negative("spec.task.restart.window", restart.window.as_ref())
+fn restart_policy(field: &str, restart: &RestartPolicy) -> Result<()> {
+    non_negative(&format!("{field}.delay"), restart.delay.as_ref())?;
+    non_negative(&format!("{field}.window"), restart.window.as_ref())
 }
 
 fn update_config(field: &str, update: &UpdateConfig) -> Result<()> {
@@ -201,6 +201,59 @@ pub(crate) fn constraint(expression: &str) -> Result<(), String> {
         return Err(format!("node.role is manager or worker, not {value:?}"));
     }
     Ok(())
+}
+
+/// The shortest node certificate lifetime a cluster may ask for (SwarmKit's
+/// `ca.MinNodeCertExpiration`).
+const MIN_NODE_CERT_EXPIRY: prost_types::Duration = prost_types::Duration {
+    seconds: 3600,
+    nanos: 0,
+};
+
+/// A cluster spec, whole, as SwarmKit's `validateClusterSpec` and a little
+/// more: no negative period, a certificate lifetime of at least an hour,
+/// and Raft timing that can elect a leader.
+pub(crate) fn cluster_spec(spec: &ClusterSpec) -> Result<()> {
+    annotations("spec.annotations", spec.annotations.as_ref())?;
+    if let Some(orchestration) = &spec.orchestration
+        && orchestration.task_history_retention_limit < 0
+    {
+        return Err(invalid(
+            "spec.orchestration.task_history_retention_limit must not be negative".into(),
+        ));
+    }
+    if let Some(dispatcher) = &spec.dispatcher {
+        non_negative("spec.dispatcher.heartbeat_period", dispatcher.heartbeat_period.as_ref())?;
+    }
+    if let Some(expiry) = spec.ca_config.as_ref().and_then(|ca| ca.node_cert_expiry.as_ref())
+        && (expiry.seconds, expiry.nanos) < (MIN_NODE_CERT_EXPIRY.seconds, MIN_NODE_CERT_EXPIRY.nanos)
+    {
+        return Err(invalid("spec.ca_config.node_cert_expiry must be at least 1h".into()));
+    }
+    if let Some(raft) = &spec.raft {
+        non_negative("spec.raft.tick", raft.tick.as_ref())?;
+        if raft.heartbeat_tick > 0 && raft.election_tick > 0 && raft.election_tick <= raft.heartbeat_tick {
+            return Err(invalid(format!(
+                "spec.raft.election_tick ({}) must be greater than spec.raft.heartbeat_tick ({})",
+                raft.election_tick, raft.heartbeat_tick
+            )));
+        }
+    }
+    if let Some(restart) = spec
+        .task_defaults
+        .as_ref()
+        .and_then(|defaults| defaults.restart.as_ref())
+    {
+        restart_policy("spec.task_defaults.restart", restart)?;
+    }
+    Ok(())
+}
+
+/// Whether two service modes are of one kind: a service cannot move
+/// between replicated, global and the job modes (SwarmKit refuses it too:
+/// its orchestrators own a service by mode).
+pub(crate) fn same_mode_kind(a: Option<&service_spec::Mode>, b: Option<&service_spec::Mode>) -> bool {
+    a.map(std::mem::discriminant) == b.map(std::mem::discriminant)
 }
 
 /// A secret's or config's name: as a service's, but up to 64 characters

@@ -63,12 +63,57 @@ fn service_spec(spec: Option<ServiceSpec>) -> Result<ServiceSpec> {
 
 pub(crate) async fn create_service(store: &MemoryStore, spec: Option<ServiceSpec>) -> Result<Service> {
     let spec = service_spec(spec)?;
+    let id = swarm_store::id::generate();
     let service = Service {
-        id: swarm_store::id::generate(),
+        id: id.clone(),
         spec: Some(spec),
         ..Default::default()
     };
-    insert(store, service).await
+    store
+        .update(|tx| {
+            references_exist(tx, service.spec.as_ref().unwrap_or(&ServiceSpec::default()))?;
+            tx.create(service)
+        })
+        .await?;
+    stored(store, &id)
+}
+
+/// Refuses a spec that names a secret or config the store does not hold
+/// (by ID, and by name where the reference gives one), as SwarmKit's
+/// `checkSecretExistence`: checked in the transaction that stores the
+/// spec, so a concurrent removal cannot slip between check and write.
+fn references_exist(tx: &WriteTx, spec: &ServiceSpec) -> Result<(), swarm_store::Error> {
+    let Some(task_spec::Runtime::Container(container)) = spec.task.as_deref().and_then(|task| task.runtime.as_ref())
+    else {
+        return Ok(());
+    };
+    fn name<T: StoreObject>(object: &T) -> &str {
+        object.annotations().map_or("", |annotations| annotations.name.as_str())
+    }
+    let secrets = container.secrets.iter().map(|r| {
+        let stored = tx.get::<Secret>(&r.secret_id).map(|secret| name(secret.as_ref()));
+        ("secret", &r.secret_id, &r.secret_name, stored)
+    });
+    let configs = container.configs.iter().map(|r| {
+        let stored = tx.get::<Config>(&r.config_id).map(|config| name(config.as_ref()));
+        ("config", &r.config_id, &r.config_name, stored)
+    });
+    for (kind, id, wanted_name, stored_name) in secrets.chain(configs) {
+        match stored_name {
+            None => {
+                return Err(swarm_store::Error::Invalid(format!(
+                    "spec.task.container.{kind}s: {kind} {id:?} not found"
+                )));
+            }
+            Some(stored_name) if !wanted_name.is_empty() && stored_name != wanted_name => {
+                return Err(swarm_store::Error::Invalid(format!(
+                    "spec.task.container.{kind}s: {kind} {id:?} is named {stored_name:?}, not {wanted_name:?}"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 pub(crate) async fn update_service(
@@ -99,8 +144,15 @@ pub(crate) async fn update_service(
             "spec.annotations.name: a service cannot be renamed".into(),
         ));
     }
+    let existing_mode = existing.spec.as_ref().and_then(|spec| spec.mode.as_ref());
+    if !validate::same_mode_kind(existing_mode, next.mode.as_ref()) {
+        return Err(Error::InvalidArgument(
+            "spec.mode: a service cannot change between replicated, global and job modes".into(),
+        ));
+    }
     store
         .update(|tx| {
+            references_exist(tx, &next)?;
             let mut service = at_version(current::<Service>(tx, id)?, version);
             service.previous_spec = service.spec.replace(next);
             tx.update(service)
@@ -163,10 +215,19 @@ pub(crate) async fn update_cluster(
 ) -> Result<Cluster> {
     let id = required("cluster_id", id)?;
     let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
-    validate::annotations("spec.annotations", spec.annotations.as_ref())?;
+    validate::cluster_spec(&spec)?;
     store
         .update(|tx| {
             let mut cluster = at_version(current::<Cluster>(tx, id)?, version);
+            let name = |spec: Option<&ClusterSpec>| {
+                spec.and_then(|spec| spec.annotations.as_ref())
+                    .map(|annotations| annotations.name.clone())
+            };
+            if name(cluster.spec.as_ref()) != name(Some(&spec)) {
+                return Err(swarm_store::Error::Invalid(
+                    "spec.annotations.name: a cluster cannot be renamed".into(),
+                ));
+            }
             cluster.spec = Some(spec);
             tx.update(cluster)
         })
