@@ -193,8 +193,9 @@ impl<O: Send + 'static> RaftHandle<O> {
         self.request(|reply| Command::RemoveMember { id, reply }).await?
     }
 
-    /// Hands leadership to `to`, or to the most up-to-date other member, and
-    /// waits until this member sees the new leader; returns its id.
+    /// Hands leadership to `to`, or to the most up-to-date other member that
+    /// answered within the last election timeout, and waits until this
+    /// member sees the new leader; returns its id.
     ///
     /// # Errors
     ///
@@ -217,6 +218,27 @@ impl<O: Send + 'static> RaftHandle<O> {
             Ok(Ok(())) => Ok(target),
             Ok(Err(_)) => Err(Error::Stopped),
             Err(_) => Err(Error::Transfer(format!("member {target} did not take over in time"))),
+        }
+    }
+
+    /// What a graceful stop does first: a leader hands leadership to
+    /// another member, so that the group goes on at once rather than after
+    /// an election timeout (SwarmKit's node does the same). Returns the new
+    /// leader; `None` when this member does not lead, or leads alone, or the
+    /// transfer did not complete (the group then elects as after a crash).
+    pub async fn hand_over(&self) -> Option<u64> {
+        if !self.is_leader() {
+            return None;
+        }
+        match self.transfer_leadership(None).await {
+            Ok(to) => {
+                tracing::info!(member = self.id, to, "handed leadership over before stopping");
+                Some(to)
+            }
+            Err(err) => {
+                tracing::debug!(member = self.id, %err, "no leadership hand-over before stopping");
+                None
+            }
         }
     }
 

@@ -345,14 +345,15 @@ impl<S: StateMachine> ReadyLoop<S> {
             Some(id) => return Err(Error::Transfer(format!("member {id} is not another voting member"))),
             // The most up-to-date member that recently answered takes over
             // fastest: raft-rs sends it what it lacks, then MsgTimeoutNow.
-            // (A leader just elected has heard from no one yet: then the
-            // most up-to-date.)
+            // One not heard from for an election timeout would most likely
+            // never take over (a just-elected leader has heard its voters).
             None => voters
                 .iter()
-                .filter_map(|&id| raft.prs().get(id).map(|p| ((self.recently_heard(id), p.matched), id)))
+                .filter(|&&id| self.recently_heard(id))
+                .filter_map(|&id| raft.prs().get(id).map(|p| (p.matched, id)))
                 .max()
                 .map(|(_, id)| id)
-                .ok_or_else(|| Error::Transfer("there is no other voting member".into()))?,
+                .ok_or_else(|| Error::Transfer("no other voting member answered recently".into()))?,
         };
         tracing::info!(member = self.config.id, to = target, "transferring leadership");
         self.raw.transfer_leader(target);

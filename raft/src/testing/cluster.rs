@@ -207,6 +207,15 @@ impl Cluster {
         member.stop(graceful).await;
     }
 
+    /// Stops member `id` as swarmd's graceful stop does: a leader first
+    /// hands leadership over, then the member stops gracefully. Returns the
+    /// member it handed over to, if it did.
+    pub async fn stop_handing_over(&mut self, id: u64) -> Option<u64> {
+        let handed_to = self.handle(id).hand_over().await;
+        self.stop(id, true).await;
+        handed_to
+    }
+
     /// The handle of running member `id`.
     pub fn handle(&self, id: u64) -> &RaftHandle<usize> {
         &self.members[&id].handle

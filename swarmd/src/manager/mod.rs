@@ -113,8 +113,9 @@ impl Manager {
         self.raft.handle()
     }
 
-    /// Stops the Raft member (proposals in flight fail, RocksDB closes) and
-    /// its transport server.
+    /// Hands leadership over if another manager can take it, then stops the
+    /// Raft member (proposals in flight fail, RocksDB closes) and its
+    /// transport server.
     ///
     /// # Errors
     ///
@@ -125,6 +126,9 @@ impl Manager {
             transport: (stop, server),
             ..
         } = self;
+        // While the transport still serves: the new leader's first message
+        // is what tells this member the transfer completed.
+        raft.handle().hand_over().await;
         let stopped = raft.shutdown().await;
         let _ = stop.send(());
         let _ = server.await;
