@@ -81,9 +81,7 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     let hostname = match args.hostname {
         Some(hostname) => hostname,
-        None => std::fs::read_to_string("/etc/hostname")
-            .map(|name| name.trim().to_string())
-            .unwrap_or_default(),
+        None => machine_hostname()?,
     };
     let options = Options {
         state_dir: args.state_dir,
@@ -127,4 +125,15 @@ async fn signals(stopping: tokio::sync::oneshot::Sender<()>) {
         _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::error!("the stop took over 10 s: exiting now"),
     }
     std::process::exit(130);
+}
+
+/// The kernel's host name (what `hostname` prints; a container's own), or
+/// `/etc/hostname` where `/proc` is not mounted.
+fn machine_hostname() -> anyhow::Result<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|name| name.trim().to_string())
+        .find(|name| !name.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("cannot tell this machine's hostname: give one with --hostname"))
 }

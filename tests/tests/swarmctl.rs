@@ -215,6 +215,78 @@ async fn the_walkthrough_of_a_single_node_manager() {
         "env",
     );
     fails(&socket, &["service", "inspect", "nope"], "service \"nope\" not found");
+    fails(
+        &socket,
+        &[
+            "service",
+            "create",
+            "--name",
+            "c",
+            "--image",
+            "busybox",
+            "--constraint",
+            "node.labels.zone = a",
+        ],
+        "spec.task.placement.constraints",
+    );
+    ok(
+        &socket,
+        &[
+            "service",
+            "create",
+            "--name",
+            "everywhere",
+            "--image",
+            "busybox",
+            "--mode",
+            "global",
+        ],
+    );
+    fails(
+        &socket,
+        &["service", "update", "everywhere", "--replicas", "2"],
+        "replicated services only",
+    );
+    ok(&socket, &["service", "rm", "everywhere"]);
+    let (code, _, stderr) = swarmctl(
+        &socket,
+        &[
+            "service",
+            "create",
+            "--name",
+            "g",
+            "--image",
+            "busybox",
+            "--mode",
+            "global",
+            "--replicas",
+            "2",
+        ],
+    );
+    assert!(code == 2 && stderr.contains("cannot be used with"), "{code}: {stderr}");
+    let pass_path = pass.to_string_lossy();
+    fails(
+        &socket,
+        &["secret", "create", "db-pass", "-f", &pass_path],
+        "already in use",
+    );
+    fails(
+        &socket,
+        &["config", "create", "app.conf", "-f", &pass_path],
+        "already in use",
+    );
+    let big = root.path().join("big");
+    std::fs::write(&big, vec![b'x'; 500 * 1024 + 1]).unwrap();
+    fails(
+        &socket,
+        &["secret", "create", "big", "-f", &big.to_string_lossy()],
+        "at most 512000",
+    );
+    fails(
+        &socket,
+        &["cluster", "update", "default", "--task-history-limit=-1"],
+        "task_history_retention_limit",
+    );
 
     assert_eq!(ok(&socket, &["service", "rm", "web"]).trim(), id);
     assert_eq!(ok(&socket, &["service", "ls", "-q"]), "");
@@ -231,11 +303,31 @@ async fn the_walkthrough_of_a_single_node_manager() {
         .collect();
     assert_eq!(
         services,
-        [("create", "web"), ("update", "web"), ("remove", "web")],
+        [
+            ("create", "web"),
+            ("update", "web"),
+            ("create", "everywhere"),
+            ("remove", "everywhere"),
+            ("remove", "web")
+        ],
         "{lines:?}"
     );
     assert!(String::from_utf8_lossy(&ended.stderr).contains("stopping"));
     let (code, _, stderr) = swarmctl(&socket, &["service", "ls"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("cannot reach swarmd"), "{stderr}");
+
+    // Started again with the same -d: everything acknowledged is back.
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
+    assert_eq!(ok(&socket, &["service", "ls", "-q"]), "", "web stays removed");
+    let listed = |kind: &str, name: &str| rows(&ok(&socket, &[kind, "ls"])).iter().any(|row| row[1] == name);
+    assert!(listed("secret", "db-pass") && listed("config", "app.conf"));
+    let node = json(&["--format", "json", "node", "inspect", "node-1"]);
+    assert_eq!(node["spec"]["annotations"]["labels"]["zone"], "a");
+    let cluster = json(&["cluster", "inspect", "default", "--format", "json"]);
+    assert_eq!(
+        cluster["spec"]["orchestration"]["taskHistoryRetentionLimit"], 7,
+        "{cluster}"
+    );
+    assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
 }

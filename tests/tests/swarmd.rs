@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use swarm_proto::v1::{ListClustersRequest, ListNodesRequest, NodeRole};
+use swarm_proto::v1::{
+    Annotations, ConfigSpec, CreateConfigRequest, CreateSecretRequest, CreateServiceRequest, ListClustersRequest,
+    ListConfigsRequest, ListNodesRequest, ListSecretsRequest, ListServicesRequest, NodeRole, SecretSpec, ServiceSpec,
+};
 use swarm_tests::daemon::{Daemon, connect, swarmd_binary};
 
 const SIGINT: i32 = 2;
@@ -41,6 +44,58 @@ async fn identity(daemon: &Daemon) -> (String, String, String) {
     (cluster.id.clone(), node.id.clone(), hostname)
 }
 
+/// Everything a user stored, as the API lists it: services, secrets and
+/// configs, whole (versions included), and the cluster and node identity.
+#[derive(Debug, PartialEq)]
+struct Contents {
+    identity: (String, String, String),
+    services: Vec<swarm_proto::v1::Service>,
+    secrets: Vec<swarm_proto::v1::Secret>,
+    configs: Vec<swarm_proto::v1::Config>,
+}
+
+async fn contents(daemon: &Daemon) -> Contents {
+    let mut control = connect(&daemon.socket).await.unwrap();
+    let services = control.list_services(ListServicesRequest::default()).await.unwrap();
+    let secrets = control.list_secrets(ListSecretsRequest::default()).await.unwrap();
+    let configs = control.list_configs(ListConfigsRequest::default()).await.unwrap();
+    Contents {
+        identity: identity(daemon).await,
+        services: services.into_inner().services,
+        secrets: secrets.into_inner().secrets,
+        configs: configs.into_inner().configs,
+    }
+}
+
+/// Stores a service, a secret and a config named after `tag`.
+async fn store_some(daemon: &Daemon, tag: &str) {
+    let mut control = connect(&daemon.socket).await.unwrap();
+    let annotations = Some(Annotations {
+        name: tag.to_string(),
+        labels: [("round".to_string(), tag.to_string())].into(),
+    });
+    control
+        .create_service(CreateServiceRequest {
+            spec: Some(ServiceSpec::container(tag, "busybox:local")),
+        })
+        .await
+        .unwrap();
+    let data = tag.as_bytes().to_vec();
+    let spec = SecretSpec {
+        annotations: annotations.clone(),
+        data: data.clone(),
+    };
+    control
+        .create_secret(CreateSecretRequest { spec: Some(spec) })
+        .await
+        .unwrap();
+    let spec = ConfigSpec { annotations, data };
+    control
+        .create_config(CreateConfigRequest { spec: Some(spec) })
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
     let root = tempfile::tempdir().unwrap();
@@ -51,31 +106,32 @@ async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
     let first = identity(&daemon).await;
     assert_eq!(first.2, "node-1");
     assert!(daemon.log_text().contains("node is ready"));
+    store_some(&daemon, "before-sigint").await;
+    let stored = contents(&daemon).await;
     let socket = daemon.socket.clone();
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success(), "exit after SIGINT: {status}");
     assert!(!socket.exists(), "the socket is removed on a clean stop");
 
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
-    assert_eq!(identity(&daemon).await, first, "the same cluster and node after SIGINT");
+    assert_eq!(contents(&daemon).await, stored, "everything is back after SIGINT");
+    assert_eq!(stored.identity, first);
+    store_some(&daemon, "before-sigterm").await;
+    let stored = contents(&daemon).await;
     let status = daemon.signal_and_wait(SIGTERM, Duration::from_secs(10));
     assert!(status.success(), "exit after SIGTERM: {status}");
+    assert!(!socket.exists(), "the socket is removed on a clean stop");
 
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
-    assert_eq!(
-        identity(&daemon).await,
-        first,
-        "the same cluster and node after SIGTERM"
-    );
+    assert_eq!(contents(&daemon).await, stored, "everything is back after SIGTERM");
+    store_some(&daemon, "before-kill").await;
+    let stored = contents(&daemon).await;
+    assert_eq!(stored.services.len(), 3);
     daemon.signal_and_wait(SIGKILL, Duration::from_secs(10));
     assert!(socket.exists(), "a killed daemon leaves its socket");
 
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
-    assert_eq!(
-        identity(&daemon).await,
-        first,
-        "the same cluster and node after kill -9"
-    );
+    assert_eq!(contents(&daemon).await, stored, "everything is back after kill -9");
     assert!(daemon.log_text().contains("replacing a stale control socket"));
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());
