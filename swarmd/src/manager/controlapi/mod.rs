@@ -12,7 +12,7 @@ mod write;
 use swarm_proto::v1::control_server::Control;
 use swarm_proto::v1::*;
 use swarm_raft::Leadership;
-use swarm_store::MemoryStore;
+use swarm_store::{By, MemoryStore};
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
@@ -75,11 +75,17 @@ impl Control for ControlApi {
 
     async fn list_nodes(&self, request: Request<ListNodesRequest>) -> Reply<ListNodesResponse> {
         let request = request.into_inner();
-        let nodes = read::list(&self.store, request.filters.as_ref(), |node: &Node| {
+        let roles: Vec<By> = request
+            .roles
+            .iter()
+            .filter_map(|&role| NodeRole::try_from(role).ok())
+            .map(By::Role)
+            .collect();
+        let nodes = read::list(&self.store, request.filters.as_ref(), &roles, |node: &Node| {
             let membership = node.spec.as_ref().map_or(0, |spec| spec.membership);
             (request.roles.is_empty() || request.roles.contains(&node.role))
                 && (request.memberships.is_empty() || request.memberships.contains(&membership))
-        });
+        })?;
         let nodes = nodes.into_iter().map(|node| self.mark_leader(node)).collect();
         ok(ListNodesResponse { nodes })
     }
@@ -104,7 +110,7 @@ impl Control for ControlApi {
     }
 
     async fn list_services(&self, request: Request<ListServicesRequest>) -> Reply<ListServicesResponse> {
-        let services = read::list(&self.store, request.get_ref().filters.as_ref(), |_: &Service| true);
+        let services = read::list(&self.store, request.get_ref().filters.as_ref(), &[], |_: &Service| true)?;
         ok(ListServicesResponse { services })
     }
 
@@ -138,13 +144,19 @@ impl Control for ControlApi {
 
     async fn list_tasks(&self, request: Request<ListTasksRequest>) -> Reply<ListTasksResponse> {
         let request = request.into_inner();
-        let tasks = read::list(&self.store, request.filters.as_ref(), |task: &Task| {
+        // The narrowest of the request's task indexes.
+        let indexed: Vec<By> = if !request.service_ids.is_empty() {
+            request.service_ids.iter().map(|id| By::ServiceId(id)).collect()
+        } else {
+            request.node_ids.iter().map(|id| By::NodeId(id)).collect()
+        };
+        let tasks = read::list(&self.store, request.filters.as_ref(), &indexed, |task: &Task| {
             let state = task.status.as_ref().map_or(0, |status| status.state);
             (request.service_ids.is_empty() || request.service_ids.contains(&task.service_id))
                 && (request.node_ids.is_empty() || request.node_ids.contains(&task.node_id))
                 && (request.desired_states.is_empty() || request.desired_states.contains(&task.desired_state))
                 && (request.states.is_empty() || request.states.contains(&state))
-        });
+        })?;
         ok(ListTasksResponse { tasks })
     }
 
@@ -159,7 +171,7 @@ impl Control for ControlApi {
     }
 
     async fn list_clusters(&self, request: Request<ListClustersRequest>) -> Reply<ListClustersResponse> {
-        let clusters = read::list(&self.store, request.get_ref().filters.as_ref(), |_: &Cluster| true);
+        let clusters = read::list(&self.store, request.get_ref().filters.as_ref(), &[], |_: &Cluster| true)?;
         ok(ListClustersResponse { clusters })
     }
 
@@ -183,7 +195,7 @@ impl Control for ControlApi {
     }
 
     async fn list_secrets(&self, request: Request<ListSecretsRequest>) -> Reply<ListSecretsResponse> {
-        let secrets = read::list(&self.store, request.get_ref().filters.as_ref(), |_: &Secret| true);
+        let secrets = read::list(&self.store, request.get_ref().filters.as_ref(), &[], |_: &Secret| true)?;
         ok(ListSecretsResponse {
             secrets: secrets.into_iter().map(without_data).collect(),
         })
@@ -225,7 +237,7 @@ impl Control for ControlApi {
     }
 
     async fn list_configs(&self, request: Request<ListConfigsRequest>) -> Reply<ListConfigsResponse> {
-        let configs = read::list(&self.store, request.get_ref().filters.as_ref(), |_: &Config| true);
+        let configs = read::list(&self.store, request.get_ref().filters.as_ref(), &[], |_: &Config| true)?;
         ok(ListConfigsResponse { configs })
     }
 

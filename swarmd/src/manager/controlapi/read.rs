@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use swarm_proto::v1::{Cluster, Config, ListFilters, Node, Secret, Service, Task};
-use swarm_store::{MemoryStore, Read as _, StoreObject};
+use swarm_store::{By, MemoryStore, Read as _, StoreObject};
 
 use crate::error::{Error, Result};
 
@@ -53,33 +53,44 @@ impl FilterName for Node {
 }
 
 /// The objects of kind `T` that `filters` and `keep` select, in id order.
+/// `indexed` are store index selectors of which an object must match at
+/// least one (a request's service IDs, say), or none to read every object;
+/// `keep` must check them too where `filters` names do the narrowing.
 pub(crate) fn list<T: StoreObject + FilterName + Clone>(
     store: &MemoryStore,
     filters: Option<&ListFilters>,
+    indexed: &[By<'_>],
     keep: impl Fn(&T) -> bool,
-) -> Vec<T> {
+) -> Result<Vec<T>> {
     let read = store.read();
-    // Names go through the store's name index where it has one; the other
-    // filters look at each object.
+    // Candidates come from the narrowest index the request allows: the
+    // name index, then the caller's selectors, else the whole table. Every
+    // filter is then checked on each candidate.
     let by_name = filters.filter(|filters| T::INDEXED && !filters.names.is_empty());
-    let candidates: Vec<&Arc<T>> = match by_name {
-        Some(filters) => {
-            let mut found: Vec<&Arc<T>> = filters
-                .names
-                .iter()
-                .filter_map(|name| read.get_by_name::<T>(name))
-                .collect();
-            found.sort_by(|a, b| a.id().cmp(b.id()));
-            found.dedup_by(|a, b| a.id() == b.id());
-            found
+    let mut candidates: Vec<&Arc<T>> = if let Some(filters) = by_name {
+        filters
+            .names
+            .iter()
+            .filter_map(|name| read.get_by_name::<T>(name))
+            .collect()
+    } else if !indexed.is_empty() {
+        let mut found = Vec::new();
+        for &by in indexed {
+            found.extend(read.find::<T>(by)?);
         }
-        None => read.list::<T>(),
+        found
+    } else {
+        read.list::<T>()
     };
-    candidates
+    if by_name.is_some() || indexed.len() > 1 {
+        candidates.sort_by(|a, b| a.id().cmp(b.id()));
+        candidates.dedup_by(|a, b| a.id() == b.id());
+    }
+    Ok(candidates
         .into_iter()
         .filter(|object| filters.is_none_or(|filters| matches(filters, object.as_ref())) && keep(object))
         .map(|object: &Arc<T>| T::clone(object))
-        .collect()
+        .collect())
 }
 
 /// Whether `object` passes every filter that is set: any of the names

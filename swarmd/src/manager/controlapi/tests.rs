@@ -506,3 +506,67 @@ async fn bad_cluster_specs_are_refused_naming_the_field() {
     .unwrap();
     assert!(updated.into_inner().cluster.unwrap().meta.unwrap().version > version);
 }
+
+#[tokio::test]
+async fn tasks_are_listed_by_service_node_and_desired_state() {
+    let (api, store) = api();
+    let [svc_a, svc_b, svc_c, node_1, node_2] = std::array::from_fn(|_| swarm_store::id::generate());
+    // (service, node, desired state) of each task.
+    let layout = [
+        (&svc_a, &node_1, TaskState::Running),
+        (&svc_a, &node_2, TaskState::Shutdown),
+        (&svc_b, &node_1, TaskState::Running),
+        (&svc_c, &String::new(), TaskState::Running),
+    ];
+    let mut ids = Vec::new();
+    for (slot, (service_id, node_id, desired)) in layout.into_iter().enumerate() {
+        let task = Task {
+            id: swarm_store::id::generate(),
+            service_id: service_id.clone(),
+            node_id: node_id.clone(),
+            slot: slot as u64 + 1,
+            desired_state: desired.into(),
+            ..Default::default()
+        };
+        ids.push(task.id.clone());
+        store.update(|tx| tx.create(task)).await.unwrap();
+    }
+    let listed = async |request: ListTasksRequest| {
+        let tasks = api.list_tasks(Request::new(request)).await.unwrap().into_inner().tasks;
+        let mut found: Vec<usize> = tasks
+            .iter()
+            .map(|task| ids.iter().position(|id| *id == task.id).unwrap())
+            .collect();
+        found.sort();
+        found
+    };
+    let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(listed(ListTasksRequest::default()).await, [0, 1, 2, 3]);
+    let by_services = ListTasksRequest {
+        service_ids: strings(&[&svc_a, &svc_b]),
+        ..Default::default()
+    };
+    assert_eq!(listed(by_services).await, [0, 1, 2]);
+    let by_node = ListTasksRequest {
+        node_ids: strings(&[&node_1]),
+        ..Default::default()
+    };
+    assert_eq!(listed(by_node).await, [0, 2]);
+    let running_of_a_on_node_1 = ListTasksRequest {
+        service_ids: strings(&[&svc_a]),
+        node_ids: strings(&[&node_1]),
+        desired_states: vec![TaskState::Running.into()],
+        ..Default::default()
+    };
+    assert_eq!(listed(running_of_a_on_node_1).await, [0]);
+    let shut_down = ListTasksRequest {
+        desired_states: vec![TaskState::Shutdown.into()],
+        ..Default::default()
+    };
+    assert_eq!(listed(shut_down).await, [1]);
+    let unknown_service = ListTasksRequest {
+        service_ids: strings(&[&swarm_store::id::generate()]),
+        ..Default::default()
+    };
+    assert_eq!(listed(unknown_service).await, Vec::<usize>::new());
+}
