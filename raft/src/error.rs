@@ -89,12 +89,14 @@ pub enum Error {
     Corrupt(String),
 
     /// RocksDB refused a read or a write.
+    // The message includes the cause, which is therefore not also given as
+    // `source()`: a printed chain would say it twice.
     #[error("rocksdb: {0}")]
-    Storage(#[from] rocksdb::Error),
+    Storage(rocksdb::Error),
 
     /// raft-rs refused an operation.
     #[error("raft: {0}")]
-    Raft(#[from] raft::Error),
+    Raft(raft::Error),
 
     /// The configuration is not usable.
     #[error("invalid raft configuration: {0}")]
@@ -110,6 +112,18 @@ pub enum Error {
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<rocksdb::Error> for Error {
+    fn from(err: rocksdb::Error) -> Self {
+        Error::Storage(err)
+    }
+}
+
+impl From<raft::Error> for Error {
+    fn from(err: raft::Error) -> Self {
+        Error::Raft(err)
+    }
+}
 
 impl From<protobuf::ProtobufError> for Error {
     fn from(err: protobuf::ProtobufError) -> Self {

@@ -122,6 +122,15 @@ impl RocksStorage {
         let mut options = Options::default();
         options.create_if_missing(is_new);
         options.create_missing_column_families(is_new);
+        // RocksDB's own LOG file: only what it writes at open (its options)
+        // and fatal errors. Our errors come back from each call and are
+        // reported with it. More than that is worse than noise on a full
+        // disk: the LOG write that fails there is followed by another, and
+        // Debian's build (assertions on) aborts the process on it
+        // (`AssertFalseAndGetStatusForPrevError`) instead of letting the
+        // node stop with its error. One LOG file per start, five kept.
+        options.set_log_level(rocksdb::LogLevel::Fatal);
+        options.set_keep_log_file_num(5);
         let families =
             [CF_ENTRIES, CF_STATE, CF_SNAPSHOT].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&options, dir, families)

@@ -45,18 +45,34 @@ pub enum Error {
     #[error(transparent)]
     Raft(#[from] swarm_raft::Error),
 
-    /// Serving gRPC failed.
+    /// Serving gRPC failed: the transport's error and its causes, in one
+    /// message.
     #[error("grpc transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    Transport(String),
 
     /// An I/O error, with what was being done.
-    #[error("{what}: {source}")]
+    // As every variant here, the message includes its cause, which is not
+    // also given as `source()` (a printed chain would say it twice).
+    #[error("{what}: {error}")]
     Io {
         /// What was being done.
         what: String,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
+}
+
+impl From<tonic::transport::Error> for Error {
+    fn from(err: tonic::transport::Error) -> Self {
+        // Its own message is only "transport error": the cause is below.
+        let mut message = err.to_string();
+        let mut cause = std::error::Error::source(&err);
+        while let Some(err) = cause {
+            message.push_str(&format!(": {err}"));
+            cause = err.source();
+        }
+        Error::Transport(message)
+    }
 }
 
 /// The result type of the daemon.
@@ -66,7 +82,7 @@ impl Error {
     /// An I/O error while doing `what`.
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let what = what.into();
-        move |source| Error::Io { what, source }
+        move |error| Error::Io { what, error }
     }
 }
 

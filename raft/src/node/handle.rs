@@ -242,6 +242,17 @@ impl<O: Send + 'static> RaftHandle<O> {
         }
     }
 
+    /// Resolves once the member's loop has ended: stopped, removed from
+    /// the group, or failed (the error is what [`crate::RaftNode::shutdown`]
+    /// returns). A daemon selects on it to stop rather than serve a
+    /// member that can no longer commit anything.
+    pub async fn stopped(&self) {
+        // The loop owns the sender of the leadership channel: it closes
+        // when the loop ends, and not before.
+        let mut leadership = self.leadership.clone();
+        while leadership.changed().await.is_ok() {}
+    }
+
     /// The member's view of the group.
     ///
     /// # Errors

@@ -95,10 +95,18 @@ async fn serve(
     );
     let (stopping, stop_watches) = tokio::sync::watch::channel(false);
     let watch = WatchServer::with_interceptor(WatchApi::new(manager.store.clone(), stop_watches.clone()), leader_only);
-    // Watch streams never end by themselves: end them when the stop
-    // begins, so that the graceful stop waits only for real requests.
+    // The node stops on the signal, or when its Raft member has stopped on
+    // an error (a disk that refuses writes, say): a manager that can commit
+    // nothing should exit with that error, for its supervisor to see, rather
+    // than answer Unavailable forever. Watch streams never end by
+    // themselves: end them when the stop begins, so that the graceful stop
+    // waits only for real requests.
+    let raft = manager.raft();
     let shutdown = async move {
-        shutdown.await;
+        tokio::select! {
+            () = shutdown => {}
+            () = raft.stopped() => tracing::error!("the raft member stopped: stopping the node"),
+        }
         let _ = stopping.send(true);
     };
     let metrics_server = metrics.map(|(metrics, listener)| {
