@@ -167,6 +167,14 @@ pub struct ServiceSpecArgs {
     /// A placement constraint, such as `node.labels.zone == a` (repeatable).
     #[arg(long)]
     pub constraint: Vec<String>,
+    /// A secret the tasks get, by name or ID: `NAME` (at /run/secrets/NAME)
+    /// or `source=NAME,target=FILE` (repeatable).
+    #[arg(long)]
+    pub secret: Vec<String>,
+    /// A config the tasks get, by name or ID: `NAME` (at /NAME) or
+    /// `source=NAME,target=/PATH` (repeatable).
+    #[arg(long)]
+    pub config: Vec<String>,
 }
 
 #[derive(Args, Debug)]

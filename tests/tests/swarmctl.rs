@@ -288,6 +288,37 @@ async fn the_walkthrough_of_a_single_node_manager() {
         "task_history_retention_limit",
     );
 
+    // Secrets and configs given to a service, by name; one in use stays.
+    ok(
+        &socket,
+        &[
+            "service",
+            "create",
+            "--name",
+            "app",
+            "--image",
+            "busybox",
+            "--secret",
+            "db-pass",
+            "--config",
+            "source=app.conf,target=/etc/app.conf",
+        ],
+    );
+    let inspect = ok(&socket, &["service", "inspect", "app"]);
+    assert!(
+        inspect.contains("db-pass -> db-pass") && inspect.contains("app.conf -> /etc/app.conf"),
+        "{inspect}"
+    );
+    fails(&socket, &["secret", "rm", "db-pass"], "in use by service(s) app");
+    fails(
+        &socket,
+        &[
+            "service", "create", "--name", "x", "--image", "busybox", "--secret", "nope",
+        ],
+        "secret \"nope\" not found",
+    );
+    ok(&socket, &["service", "rm", "app"]);
+
     assert_eq!(ok(&socket, &["service", "rm", "web"]).trim(), id);
     assert_eq!(ok(&socket, &["service", "ls", "-q"]), "");
 
@@ -308,6 +339,8 @@ async fn the_walkthrough_of_a_single_node_manager() {
             ("update", "web"),
             ("create", "everywhere"),
             ("remove", "everywhere"),
+            ("create", "app"),
+            ("remove", "app"),
             ("remove", "web")
         ],
         "{lines:?}"

@@ -132,6 +132,41 @@ pub async fn run<D: Data>(control: &mut Control, command: DataCommand, format: F
     Ok(())
 }
 
+/// A service's use of a secret or config, from `--secret`/`--config`:
+/// `NAME` or `source=NAME[,target=T]` (Docker's two forms); the source is
+/// resolved to one object here. Returns (id, name, target), the target
+/// defaulting to `default_target(name)`.
+pub async fn reference<D: Data>(
+    control: &mut Control,
+    flag: &str,
+    default_target: impl Fn(&str) -> String,
+) -> anyhow::Result<(String, String, String)> {
+    let (mut source, mut target) = (None, None);
+    if flag.contains('=') {
+        for field in flag.split(',') {
+            match field.split_once('=') {
+                Some(("source" | "src", value)) if !value.is_empty() => source = Some(value),
+                Some(("target", value)) if !value.is_empty() => target = Some(value.to_string()),
+                _ => anyhow::bail!("--{} {flag:?}: expected NAME or source=NAME[,target=PATH]", D::KIND),
+            }
+        }
+    } else {
+        source = Some(flag).filter(|name| !name.is_empty());
+    }
+    let Some(source) = source else {
+        anyhow::bail!("--{} {flag:?} names no source", D::KIND);
+    };
+    let items = D::list(control).await?;
+    let id = resolve::pick(D::KIND, source, &candidates(&items))?;
+    let name = items
+        .iter()
+        .find(|item| item.id() == id)
+        .map(|item| name(item.annotations()))
+        .unwrap_or_default();
+    let target = target.unwrap_or_else(|| default_target(&name));
+    Ok((id, name, target))
+}
+
 fn item_labels(item: &impl Data) -> String {
     item.annotations().map(|a| labels(&a.labels)).unwrap_or_default()
 }

@@ -2,12 +2,12 @@
 
 use anyhow::bail;
 use swarm_proto::v1::{
-    Annotations, ContainerSpec, CreateServiceRequest, GetServiceRequest, ListFilters, ListServicesRequest,
-    ListTasksRequest, Placement, RemoveServiceRequest, ReplicatedService, Service, ServiceSpec, TaskSpec, TaskState,
-    UpdateServiceRequest, service_spec, task_spec,
+    Annotations, Config, ConfigReference, ContainerSpec, CreateServiceRequest, GetServiceRequest, ListFilters,
+    ListServicesRequest, ListTasksRequest, Placement, RemoveServiceRequest, ReplicatedService, Secret, SecretReference,
+    Service, ServiceSpec, TaskSpec, TaskState, UpdateServiceRequest, service_spec, task_spec,
 };
 
-use super::{labels, name, reply};
+use super::{data, labels, name, reply};
 use crate::cli::{ServiceCommand, ServiceSpecArgs, ServiceUpdateArgs};
 use crate::connect::Control;
 use crate::output::{self, Format};
@@ -16,7 +16,27 @@ use crate::resolve;
 pub async fn run(control: &mut Control, command: ServiceCommand, format: Format) -> anyhow::Result<()> {
     match command {
         ServiceCommand::Create(args) => {
-            let spec = spec_from(args)?;
+            let mut secrets = Vec::new();
+            for flag in &args.secret {
+                let (secret_id, secret_name, target) =
+                    data::reference::<Secret>(control, flag, |name| name.to_string()).await?;
+                secrets.push(SecretReference {
+                    secret_id,
+                    secret_name,
+                    target,
+                });
+            }
+            let mut configs = Vec::new();
+            for flag in &args.config {
+                let (config_id, config_name, target) =
+                    data::reference::<Config>(control, flag, |name| format!("/{name}")).await?;
+                configs.push(ConfigReference {
+                    config_id,
+                    config_name,
+                    target,
+                });
+            }
+            let spec = spec_from(args, secrets, configs)?;
             let service = reply(control.create_service(CreateServiceRequest { spec: Some(spec) }).await)?;
             println!("{}", service.service.unwrap_or_default().id);
         }
@@ -68,6 +88,14 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
                 ("Command", container.command.join(" ")),
                 ("Args", container.args.join(" ")),
                 ("Env", container.env.join(", ")),
+                (
+                    "Secrets",
+                    references(container.secrets.iter().map(|r| (&r.secret_name, &r.target))),
+                ),
+                (
+                    "Configs",
+                    references(container.configs.iter().map(|r| (&r.config_name, &r.target))),
+                ),
             ])?;
         }
         ServiceCommand::Update { reference, changes } => {
@@ -130,6 +158,14 @@ pub(crate) async fn get(control: &mut Control, reference: &str) -> anyhow::Resul
         .unwrap_or_default())
 }
 
+/// `name -> target, ...`
+fn references<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> String {
+    pairs
+        .map(|(name, target)| format!("{name} -> {target}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn service_name(service: &Service) -> String {
     name(service.spec.as_ref().and_then(|spec| spec.annotations.as_ref()))
 }
@@ -177,7 +213,11 @@ fn key_value_map(pairs: &[String], flag: &str) -> anyhow::Result<std::collection
         .collect()
 }
 
-fn spec_from(args: ServiceSpecArgs) -> anyhow::Result<ServiceSpec> {
+fn spec_from(
+    args: ServiceSpecArgs,
+    secrets: Vec<SecretReference>,
+    configs: Vec<ConfigReference>,
+) -> anyhow::Result<ServiceSpec> {
     let mode = match args.mode.as_deref() {
         Some("global") => service_spec::Mode::Global(Default::default()),
         _ => service_spec::Mode::Replicated(ReplicatedService {
@@ -195,6 +235,8 @@ fn spec_from(args: ServiceSpecArgs) -> anyhow::Result<ServiceSpec> {
         command: args.command,
         args: args.args,
         env: args.env,
+        secrets,
+        configs,
         ..Default::default()
     };
     Ok(ServiceSpec {
