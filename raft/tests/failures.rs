@@ -100,6 +100,40 @@ async fn a_member_behind_the_retained_log_catches_up_by_snapshot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_retention_changes_while_running() {
+    let cluster = Cluster::start(1).await;
+    let leader = cluster.leader().await;
+    let handle = cluster.handle(leader);
+    cluster.propose_many(leader, 300, 16, "default").await;
+    assert_eq!(
+        handle.status().await.unwrap().snapshot_index,
+        1,
+        "10,000 entries by default"
+    );
+
+    let err = handle.set_log_retention(0, 10).await.unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    handle.set_log_retention(100, 10).await.unwrap();
+    cluster.propose_many(leader, 300, 16, "every 100").await;
+    // A snapshot once 100 entries are applied after the change (the
+    // first, so no log share to wait for), compacted to keep 10.
+    let deadline = Instant::now() + swarm_raft::testing::cluster::DEADLINE;
+    let status = loop {
+        let status = handle.status().await.unwrap();
+        if status.snapshot_index > 301 || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(status.snapshot_index > 301, "a snapshot after 100 entries: {status:?}");
+    assert!(
+        status.first_index >= status.snapshot_index - 10,
+        "10 entries kept: {status:?}"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_member_added_back_under_a_new_id_catches_up() {
     let mut cluster = Cluster::start_with(3, |config| {
         config.snapshot_interval = 100;

@@ -83,6 +83,11 @@ pub enum ClusterCommand {
         /// Finished tasks kept per slot.
         #[arg(long)]
         task_history_limit: Option<i64>,
+        /// Log entries applied between two Raft snapshots (at least; a
+        /// snapshot also waits for the log to hold half the last one's
+        /// size). Takes effect at once.
+        #[arg(long)]
+        snapshot_interval: Option<u64>,
         #[command(flatten)]
         labels: LabelArgs,
     },

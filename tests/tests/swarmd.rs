@@ -350,3 +350,37 @@ async fn a_second_sigint_ends_a_stalled_stop_at_once_and_loses_nothing() {
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clusters_snapshot_interval_takes_effect_while_running() {
+    use swarm_proto::v1::UpdateClusterRequest;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
+    store_some(&daemon, "before").await;
+    assert!(
+        !daemon.log_text().contains("snapshot taken"),
+        "10,000 entries by default"
+    );
+
+    let mut control = connect(&daemon.socket).await.unwrap();
+    let clusters = control.list_clusters(ListClustersRequest::default()).await.unwrap();
+    let cluster = clusters.into_inner().clusters.remove(0);
+    let mut spec = cluster.spec.unwrap();
+    spec.raft.as_mut().unwrap().snapshot_interval = 20;
+    control
+        .update_cluster(UpdateClusterRequest {
+            cluster_id: cluster.id,
+            cluster_version: cluster.meta.unwrap().version,
+            spec: Some(spec),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    daemon.wait_for_log("snapshot_interval=20", Duration::from_secs(10));
+    for round in 0..10 {
+        store_some(&daemon, &format!("after-{round}")).await;
+    }
+    daemon.wait_for_log("snapshot taken", Duration::from_secs(10));
+    assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
+}

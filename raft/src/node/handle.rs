@@ -98,6 +98,11 @@ pub(crate) enum Command {
     Status {
         reply: oneshot::Sender<Status>,
     },
+    SetLogRetention {
+        snapshot_interval: u64,
+        keep_entries: u64,
+        reply: oneshot::Sender<Result<()>>,
+    },
 }
 
 /// A handle to a running member. Clone it freely; requests fail with
@@ -219,6 +224,22 @@ impl<O: Send + 'static> RaftHandle<O> {
             Ok(Err(_)) => Err(Error::Stopped),
             Err(_) => Err(Error::Transfer(format!("member {target} did not take over in time"))),
         }
+    }
+
+    /// Changes, from now on, how many entries are applied between two
+    /// snapshots and how many compaction keeps for slow followers (as
+    /// SwarmKit applies its cluster object's Raft settings while running).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an interval of 0; [`Error::Stopped`].
+    pub async fn set_log_retention(&self, snapshot_interval: u64, keep_entries: u64) -> Result<()> {
+        self.request(|reply| Command::SetLogRetention {
+            snapshot_interval,
+            keep_entries,
+            reply,
+        })
+        .await?
     }
 
     /// What a graceful stop does first: a leader hands leadership to

@@ -264,7 +264,33 @@ impl<S: StateMachine> ReadyLoop<S> {
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Command::SetLogRetention {
+                snapshot_interval,
+                keep_entries,
+                reply,
+            } => {
+                let _ = reply.send(self.set_log_retention(snapshot_interval, keep_entries));
+            }
         }
+    }
+
+    fn set_log_retention(&mut self, snapshot_interval: u64, keep_entries: u64) -> Result<()> {
+        if snapshot_interval == 0 {
+            return Err(Error::Config("snapshot_interval must be at least 1".into()));
+        }
+        let unchanged = (self.config.snapshot_interval, self.config.keep_entries) == (snapshot_interval, keep_entries);
+        if !unchanged {
+            tracing::info!(
+                member = self.config.id,
+                snapshot_interval,
+                keep_entries,
+                "log retention changed"
+            );
+            self.config.snapshot_interval = snapshot_interval;
+            self.config.keep_entries = keep_entries;
+            self.snapshot_schedule.set_interval(snapshot_interval);
+        }
+        Ok(())
     }
 
     /// Whether `peer` sent anything within the last election timeout.

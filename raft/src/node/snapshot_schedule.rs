@@ -30,6 +30,11 @@ impl SnapshotSchedule {
         }
     }
 
+    /// Snapshots from now on every `interval` entries (and the log share).
+    pub(crate) fn set_interval(&mut self, interval: u64) {
+        self.interval = interval;
+    }
+
     /// Entries of `bytes` in all were applied.
     pub(crate) fn applied(&mut self, bytes: u64) {
         self.log_bytes = self.log_bytes.saturating_add(bytes);

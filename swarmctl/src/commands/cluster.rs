@@ -24,6 +24,7 @@ pub async fn run(control: &mut Control, command: ClusterCommand, format: Format)
         ClusterCommand::Update {
             reference,
             task_history_limit,
+            snapshot_interval,
             labels: changes,
         } => {
             let cluster = get(control, &reference).await?;
@@ -37,6 +38,9 @@ pub async fn run(control: &mut Control, command: ClusterCommand, format: Format)
                 spec.orchestration
                     .get_or_insert_with(Default::default)
                     .task_history_retention_limit = limit;
+            }
+            if let Some(interval) = snapshot_interval {
+                spec.raft.get_or_insert_with(Default::default).snapshot_interval = interval;
             }
             let request = UpdateClusterRequest {
                 cluster_id: cluster.id.clone(),

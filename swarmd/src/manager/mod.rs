@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod controlapi;
 pub mod proxy;
+mod raft_settings;
 pub mod raft_store;
 pub mod watchapi;
 
@@ -45,6 +46,7 @@ pub struct Manager {
     pub raft_addr: String,
     raft: RaftNode<StoreMachine>,
     transport: (oneshot::Sender<()>, JoinHandle<()>),
+    raft_settings: JoinHandle<()>,
 }
 
 impl Manager {
@@ -90,8 +92,9 @@ impl Manager {
             }
         });
         let manager = Manager {
-            store,
+            store: store.clone(),
             raft_addr: addr,
+            raft_settings: raft_settings::follow(store.clone(), raft.handle()),
             raft,
             transport: (stop, server),
         };
@@ -124,8 +127,10 @@ impl Manager {
         let Manager {
             raft,
             transport: (stop, server),
+            raft_settings,
             ..
         } = self;
+        raft_settings.abort();
         // While the transport still serves: the new leader's first message
         // is what tells this member the transfer completed.
         raft.handle().hand_over().await;

@@ -477,6 +477,7 @@ async fn bad_cluster_specs_are_refused_naming_the_field() {
         &store,
         update(|spec| {
             spec.raft = Some(RaftConfig {
+                snapshot_interval: 10_000,
                 heartbeat_tick: 3,
                 election_tick: 2,
                 ..Default::default()
@@ -484,6 +485,13 @@ async fn bad_cluster_specs_are_refused_naming_the_field() {
         }),
         Code::InvalidArgument,
         "spec.raft.election_tick",
+    )
+    .await;
+    refused(
+        &store,
+        update(|spec| spec.raft = Some(RaftConfig::default())),
+        Code::InvalidArgument,
+        "spec.raft.snapshot_interval",
     )
     .await;
     refused(

@@ -231,6 +231,9 @@ pub(crate) fn cluster_spec(spec: &ClusterSpec) -> Result<()> {
         return Err(invalid("spec.ca_config.node_cert_expiry must be at least 1h".into()));
     }
     if let Some(raft) = &spec.raft {
+        if raft.snapshot_interval == 0 {
+            return Err(invalid("spec.raft.snapshot_interval must be at least 1".into()));
+        }
         non_negative("spec.raft.tick", raft.tick.as_ref())?;
         if raft.heartbeat_tick > 0 && raft.election_tick > 0 && raft.election_tick <= raft.heartbeat_tick {
             return Err(invalid(format!(
