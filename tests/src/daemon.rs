@@ -1,11 +1,13 @@
 //! Real `swarmd` processes for tests: start one on a state dir, reach its
 //! Control API over the Unix socket, stop it with a signal or SIGKILL.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::TokioIo;
+use swarm_proto::v1::ListServicesRequest;
 use swarm_proto::v1::control_client::ControlClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -98,6 +100,31 @@ impl Daemon {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// Every service it lists, as name -> ID, and how many it listed (more
+    /// than the map holds if a name was listed twice).
+    ///
+    /// # Panics
+    ///
+    /// When the list fails.
+    pub async fn service_ids_by_name(&self) -> (BTreeMap<String, String>, usize) {
+        let mut control = connect(&self.socket).await.expect("reach swarmd");
+        let services = control
+            .list_services(ListServicesRequest::default())
+            .await
+            .expect("list services")
+            .into_inner()
+            .services;
+        let count = services.len();
+        let by_name = services
+            .into_iter()
+            .map(|service| {
+                let name = service.spec.and_then(|spec| spec.annotations).unwrap_or_default().name;
+                (name, service.id)
+            })
+            .collect();
+        (by_name, count)
     }
 
     /// What it logged so far.

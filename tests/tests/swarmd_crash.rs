@@ -83,30 +83,8 @@ async fn acknowledged_creates_survive_kill_9_at_random_moments() {
 
         let daemon = Daemon::start(&binary, &dir, "node-1").await;
         let mut control = ControlClient::new(channel_for(&daemon).await);
-        let services = control
-            .list_services(ListServicesRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .services;
-        let stored: BTreeMap<String, String> = services
-            .iter()
-            .map(|service| {
-                (
-                    service
-                        .spec
-                        .as_ref()
-                        .unwrap()
-                        .annotations
-                        .as_ref()
-                        .unwrap()
-                        .name
-                        .clone(),
-                    service.id.clone(),
-                )
-            })
-            .collect();
-        assert_eq!(stored.len(), services.len(), "round {round}: a name stored twice");
+        let (stored, listed) = daemon.service_ids_by_name().await;
+        assert_eq!(stored.len(), listed, "round {round}: a name stored twice");
         for (name, id) in &acknowledged {
             assert_eq!(
                 stored.get(name),

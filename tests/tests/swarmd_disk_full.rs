@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use swarm_proto::v1::{CreateServiceRequest, ListServicesRequest, ServiceSpec};
+use swarm_proto::v1::{CreateServiceRequest, ServiceSpec};
 use swarm_tests::daemon::{Daemon, connect, swarmd_binary};
 
 /// A tmpfs mounted for the test, unmounted when dropped (a failed test
@@ -114,17 +114,7 @@ async fn a_full_disk_stops_the_node_with_its_error_and_loses_nothing_acknowledge
     // Room again: everything acknowledged is back.
     tmpfs.resize("256m");
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
-    let mut control = connect(&daemon.socket).await.unwrap();
-    let services = control
-        .list_services(ListServicesRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .services;
-    let stored: BTreeMap<String, String> = services
-        .into_iter()
-        .map(|service| (service.spec.unwrap().annotations.unwrap().name, service.id))
-        .collect();
+    let (stored, _) = daemon.service_ids_by_name().await;
     for (name, id) in &acknowledged {
         assert_eq!(stored.get(name), Some(id), "acknowledged {name} lost");
     }
@@ -139,6 +129,7 @@ async fn a_full_disk_stops_the_node_with_its_error_and_loses_nothing_acknowledge
         refusal.message()
     );
     // And it takes writes again.
+    let mut control = connect(&daemon.socket).await.unwrap();
     control
         .create_service(CreateServiceRequest {
             spec: Some(bulky_service("after")),
