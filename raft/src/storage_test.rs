@@ -66,6 +66,26 @@ fn a_reopened_log_holds_what_was_written() {
 }
 
 #[test]
+fn a_flushed_log_leaves_nothing_to_replay_and_reopens_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(1..=50, 1));
+    let in_memtables = |storage: &RocksStorage| {
+        let db = storage.db();
+        let entries = cf(&db, CF_ENTRIES).unwrap();
+        db.property_int_value_cf(entries, "rocksdb.num-entries-active-mem-table")
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(in_memtables(&storage), 50);
+    storage.flush().unwrap();
+    assert_eq!(in_memtables(&storage), 0, "everything is in tables");
+    drop(storage);
+    let (storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    assert_eq!(read(&storage, 1, 51).len(), 50);
+}
+
+#[test]
 fn an_append_replaces_the_entries_from_its_first_index_on() {
     let dir = tempfile::tempdir().unwrap();
     let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();

@@ -70,7 +70,9 @@ impl<S: StateMachine> RaftNode<S> {
     /// When called outside a tokio runtime.
     pub async fn start(config: Config, mut machine: S, start: Start) -> Result<Self> {
         config.validate()?;
+        let opening = std::time::Instant::now();
         let (mut storage, _) = RocksStorage::open(&config.data_dir, config.cluster_id, config.id)?;
+        let opened = opening.elapsed();
         // A log that exists restarts as it is, whatever `start` says.
         if let (false, Start::Bootstrap(members)) = (storage.is_initialized(), &start) {
             if !members.contains_key(&config.id) {
@@ -86,6 +88,7 @@ impl<S: StateMachine> RaftNode<S> {
             storage.write(batch)?;
         }
         let snapshot_index = storage.snapshot_meta().index;
+        let restoring = std::time::Instant::now();
         if snapshot_index > 0 {
             let data = storage
                 .snapshot_data()?
@@ -122,7 +125,17 @@ impl<S: StateMachine> RaftNode<S> {
             election_timeout: config.election_timeout(),
         };
         let service = TransportService::new(config.id, config.cluster_id, inbound_tx, links);
-        tracing::info!(member = config.id, dir = %config.data_dir.display(), snapshot_index, "raft member starting");
+        // Where a slow start goes: opening RocksDB (and replaying its
+        // write-ahead log), restoring the snapshot into the machine; the
+        // entries after it are applied by the loop's first turns.
+        tracing::info!(
+            member = config.id,
+            dir = %config.data_dir.display(),
+            snapshot_index,
+            open = ?opened,
+            restore = ?restoring.elapsed(),
+            "raft member starting"
+        );
         let ready_loop = ReadyLoop {
             snapshot_schedule: SnapshotSchedule::new(&config),
             config,
