@@ -42,6 +42,11 @@ const DRAIN_LIMIT: usize = 4096;
 /// to let more join (see `run`).
 const FEW_PROPOSALS: usize = 32;
 
+/// How long a clean stop waits for a snapshot being written (one of a
+/// 100,000-service store takes a quarter of a second); swarmd's whole
+/// stop has 10 s.
+const SNAPSHOT_AT_STOP: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub(crate) struct ReadyLoop<S: StateMachine> {
     pub config: Config,
     pub raw: RawNode<RocksStorage>,
@@ -144,6 +149,7 @@ impl<S: StateMachine> ReadyLoop<S> {
             let _ = proposal.reply.send(Err(Error::Stopped));
         }
         if result.is_ok() {
+            self.finish_snapshot_in_progress().await?;
             if !self.batch.is_empty() {
                 // What a restart would rebuild anyway, written so it need not.
                 let batch = std::mem::take(&mut self.batch);
@@ -153,6 +159,20 @@ impl<S: StateMachine> ReadyLoop<S> {
             self.raw.store().flush()?;
         }
         result
+    }
+
+    /// On a clean stop, waits (a while) for a snapshot being written to
+    /// finish and makes it current, so that the next start restores it
+    /// rather than replay the entries it covers.
+    async fn finish_snapshot_in_progress(&mut self) -> Result<()> {
+        if self.snapshot_started.is_none() {
+            return Ok(());
+        }
+        match tokio::time::timeout(SNAPSHOT_AT_STOP, self.snapshots_done.recv()).await {
+            Ok(Some((meta, written))) => self.on_snapshot_written(meta, written).await,
+            // Abandoned: the data written so far is never pointed at.
+            Ok(None) | Err(_) => Ok(()),
+        }
     }
 
     /// Takes everything already waiting into this turn; returns how many
