@@ -2,6 +2,22 @@
 //! to one object's ID.
 
 use anyhow::bail;
+use swarm_proto::v1::ListFilters;
+
+/// The two list filters that fetch every object `reference` may name: by
+/// name, and by ID prefix (an exact ID is a prefix of itself). Their
+/// results, together, are what [`pick`] chooses among.
+pub fn filters(reference: &str) -> [ListFilters; 2] {
+    let by_name = ListFilters {
+        names: vec![reference.to_string()],
+        ..Default::default()
+    };
+    let by_id_prefix = ListFilters {
+        id_prefixes: vec![reference.to_string()],
+        ..Default::default()
+    };
+    [by_name, by_id_prefix]
+}
 
 /// Picks the one object `reference` names among `candidates` (id, name):
 /// an exact ID, then a name (case-insensitive), then a unique ID prefix.

@@ -92,12 +92,20 @@ pub async fn run(control: &mut Control, command: NodeCommand, format: Format) ->
     Ok(())
 }
 
+/// The node `reference` names (hostname, ID or unique ID prefix). As for
+/// services, only the nodes that can match are fetched.
 async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Node> {
-    let candidates: Vec<_> = all(control)
-        .await?
-        .iter()
-        .map(|node| (node.id.clone(), hostname(node)))
-        .collect();
+    let mut candidates = Vec::new();
+    for filters in resolve::filters(reference) {
+        let request = ListNodesRequest {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let nodes = reply(control.list_nodes(request).await)?.nodes;
+        candidates.extend(nodes.iter().map(|node| (node.id.clone(), hostname(node))));
+    }
+    candidates.sort();
+    candidates.dedup();
     let node_id = resolve::pick("node", reference, &candidates)?;
     Ok(reply(control.get_node(GetNodeRequest { node_id }).await)?
         .node

@@ -2,9 +2,9 @@
 
 use anyhow::bail;
 use swarm_proto::v1::{
-    Annotations, Config, ConfigReference, ContainerSpec, CreateServiceRequest, GetServiceRequest, ListFilters,
-    ListServicesRequest, ListTasksRequest, Placement, RemoveServiceRequest, ReplicatedService, Secret, SecretReference,
-    Service, ServiceSpec, TaskSpec, TaskState, UpdateServiceRequest, service_spec, task_spec,
+    Annotations, Config, ConfigReference, ContainerSpec, CreateServiceRequest, GetServiceRequest, ListServicesRequest,
+    ListTasksRequest, Placement, RemoveServiceRequest, ReplicatedService, Secret, SecretReference, Service,
+    ServiceSpec, TaskSpec, TaskState, UpdateServiceRequest, service_spec, task_spec,
 };
 
 use super::{data, labels, name, reply};
@@ -137,15 +137,7 @@ async fn all(control: &mut Control) -> anyhow::Result<Vec<Service>> {
 /// ID starts with it, so that a cluster of 100,000 services costs no more.
 pub(crate) async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Service> {
     let mut candidates = Vec::new();
-    let by_name = ListFilters {
-        names: vec![reference.to_string()],
-        ..Default::default()
-    };
-    let by_id_prefix = ListFilters {
-        id_prefixes: vec![reference.to_string()],
-        ..Default::default()
-    };
-    for filters in [by_name, by_id_prefix] {
+    for filters in resolve::filters(reference) {
         let request = ListServicesRequest { filters: Some(filters) };
         let services = reply(control.list_services(request).await)?.services;
         candidates.extend(services.iter().map(|s| (s.id.clone(), service_name(s))));
