@@ -30,8 +30,14 @@ pub fn pick(kind: &str, reference: &str, candidates: &[(String, String)]) -> any
         .filter(|(_, name)| name.eq_ignore_ascii_case(reference))
         .map(|(id, _)| id)
         .collect();
-    if let [id] = by_name[..] {
-        return Ok(id.clone());
+    match by_name[..] {
+        [id] => return Ok(id.clone()),
+        // Names are unique but for nodes' hostnames.
+        [_, _, ..] => {
+            let matches: Vec<&str> = by_name.iter().map(|id| id.as_str()).collect();
+            bail!("{kind} {reference:?} is ambiguous: it names {}", matches.join(", "))
+        }
+        [] => {}
     }
     let by_prefix: Vec<&String> = candidates
         .iter()
@@ -61,6 +67,17 @@ mod tests {
         assert_eq!(pick("service", "abc123", &candidates()).unwrap(), "abc123");
         assert_eq!(pick("service", "WEB", &candidates()).unwrap(), "abc123");
         assert_eq!(pick("service", "abd", &candidates()).unwrap(), "abd456");
+    }
+
+    #[test]
+    fn a_hostname_two_nodes_share_is_ambiguous() {
+        let nodes = vec![("abc123".into(), "n1".into()), ("xyz789".into(), "n1".into())];
+        let err = pick("node", "n1", &nodes).unwrap_err().to_string();
+        assert!(
+            err.contains("ambiguous") && err.contains("abc123") && err.contains("xyz789"),
+            "{err}"
+        );
+        assert_eq!(pick("node", "xyz", &nodes).unwrap(), "xyz789");
     }
 
     #[test]

@@ -144,8 +144,10 @@ impl<S: StateMachine> ReadyLoop<S> {
             .fail_all("the raft member stopped before the entry applied");
         // Proposals still queued never reached the log: say so, rather than
         // let their proposers see a dropped reply (an unknown outcome).
+        // (`recv` rather than `try_recv`: it also waits for the sends that
+        // had a slot reserved when the channel closed.)
         self.proposals.close();
-        while let Ok(proposal) = self.proposals.try_recv() {
+        while let Some(proposal) = self.proposals.recv().await {
             let _ = proposal.reply.send(Err(Error::Stopped));
         }
         if result.is_ok() {

@@ -40,7 +40,10 @@ pub async fn run(control: &mut Control, command: ClusterCommand, format: Format)
                     .task_history_retention_limit = limit;
             }
             if let Some(interval) = snapshot_interval {
-                spec.raft.get_or_insert_with(Default::default).snapshot_interval = interval;
+                let Some(raft) = spec.raft.as_mut() else {
+                    anyhow::bail!("cluster {reference:?} has no raft settings to change");
+                };
+                raft.snapshot_interval = interval;
             }
             let request = UpdateClusterRequest {
                 cluster_id: cluster.id.clone(),

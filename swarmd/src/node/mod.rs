@@ -105,7 +105,8 @@ async fn serve(
     let shutdown = async move {
         tokio::select! {
             () = shutdown => {}
-            () = raft.stopped() => tracing::error!("the raft member stopped: stopping the node"),
+            // Its error, if it failed, is what the node then exits with.
+            () = raft.stopped() => tracing::warn!("the raft member stopped: stopping the node"),
         }
         let _ = stopping.send(true);
     };

@@ -21,6 +21,7 @@ use tonic::{Request, Response, Status};
 pub struct ControlApi {
     store: MemoryStore,
     leadership: Option<watch::Receiver<Leadership>>,
+    references: write::ReferenceLock,
 }
 
 impl ControlApi {
@@ -29,6 +30,7 @@ impl ControlApi {
         ControlApi {
             store,
             leadership: None,
+            references: write::ReferenceLock::default(),
         }
     }
 
@@ -115,7 +117,7 @@ impl Control for ControlApi {
     }
 
     async fn create_service(&self, request: Request<CreateServiceRequest>) -> Reply<CreateServiceResponse> {
-        let service = write::create_service(&self.store, request.into_inner().spec).await?;
+        let service = write::create_service(&self.store, &self.references, request.into_inner().spec).await?;
         ok(CreateServiceResponse { service: Some(service) })
     }
 
@@ -123,6 +125,7 @@ impl Control for ControlApi {
         let request = request.into_inner();
         let service = write::update_service(
             &self.store,
+            &self.references,
             &request.service_id,
             request.service_version,
             request.spec,
@@ -144,11 +147,17 @@ impl Control for ControlApi {
 
     async fn list_tasks(&self, request: Request<ListTasksRequest>) -> Reply<ListTasksResponse> {
         let request = request.into_inner();
-        // The narrowest of the request's task indexes.
-        let indexed: Vec<By> = if !request.service_ids.is_empty() {
+        // The narrowest of the request's task indexes; none when it asks
+        // for something they do not hold (an empty node ID: the tasks not
+        // yet assigned).
+        let indexable =
+            |ids: &[String]| !ids.is_empty() && ids.iter().all(|id| swarm_store::id::Id::parse(id).is_some());
+        let indexed: Vec<By> = if indexable(&request.service_ids) {
             request.service_ids.iter().map(|id| By::ServiceId(id)).collect()
-        } else {
+        } else if indexable(&request.node_ids) {
             request.node_ids.iter().map(|id| By::NodeId(id)).collect()
+        } else {
+            Vec::new()
         };
         let tasks = read::list(&self.store, request.filters.as_ref(), &indexed, |task: &Task| {
             let state = task.status.as_ref().map_or(0, |status| status.state);
@@ -224,7 +233,7 @@ impl Control for ControlApi {
 
     async fn remove_secret(&self, request: Request<RemoveSecretRequest>) -> Reply<RemoveSecretResponse> {
         let id = &request.get_ref().secret_id;
-        write::remove_referenced::<Secret>(&self.store, "secret_id", id, |container, id| {
+        write::remove_referenced::<Secret>(&self.store, &self.references, "secret_id", id, |container, id| {
             container.secrets.iter().any(|reference| reference.secret_id == id)
         })
         .await?;
@@ -260,7 +269,7 @@ impl Control for ControlApi {
 
     async fn remove_config(&self, request: Request<RemoveConfigRequest>) -> Reply<RemoveConfigResponse> {
         let id = &request.get_ref().config_id;
-        write::remove_referenced::<Config>(&self.store, "config_id", id, |container, id| {
+        write::remove_referenced::<Config>(&self.store, &self.references, "config_id", id, |container, id| {
             container.configs.iter().any(|reference| reference.config_id == id)
         })
         .await?;

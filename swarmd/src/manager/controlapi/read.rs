@@ -82,7 +82,8 @@ pub(crate) fn list<T: StoreObject + FilterName + Clone>(
     } else {
         read.list::<T>()
     };
-    if by_name.is_some() || indexed.len() > 1 {
+    if by_name.is_some() || !indexed.is_empty() {
+        // Index selectors give key order (tasks of a service by slot).
         candidates.sort_by(|a, b| a.id().cmp(b.id()));
         candidates.dedup_by(|a, b| a.id() == b.id());
     }

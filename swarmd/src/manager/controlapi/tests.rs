@@ -541,6 +541,7 @@ async fn tasks_are_listed_by_service_node_and_desired_state() {
     }
     let listed = async |request: ListTasksRequest| {
         let tasks = api.list_tasks(Request::new(request)).await.unwrap().into_inner().tasks;
+        assert!(tasks.is_sorted_by(|a, b| a.id < b.id), "in ID order");
         let mut found: Vec<usize> = tasks
             .iter()
             .map(|task| ids.iter().position(|id| *id == task.id).unwrap())
@@ -572,9 +573,59 @@ async fn tasks_are_listed_by_service_node_and_desired_state() {
         ..Default::default()
     };
     assert_eq!(listed(shut_down).await, [1]);
+    let unassigned = ListTasksRequest {
+        node_ids: strings(&[""]),
+        ..Default::default()
+    };
+    assert_eq!(listed(unassigned).await, [3]);
     let unknown_service = ListTasksRequest {
         service_ids: strings(&[&swarm_store::id::generate()]),
         ..Default::default()
     };
     assert_eq!(listed(unknown_service).await, Vec::<usize>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_never_names_a_secret_removed_beside_its_create() {
+    let (api, store) = api();
+    for round in 0..300 {
+        let name = format!("s{round}");
+        let secret_spec = SecretSpec {
+            annotations: annotations(&name),
+            data: b"x".to_vec(),
+        };
+        let secret = api
+            .create_secret(Request::new(CreateSecretRequest {
+                spec: Some(secret_spec),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .secret
+            .unwrap();
+        let mut uses = spec(&format!("app{round}"), "busybox");
+        container(&mut uses).secrets = vec![SecretReference {
+            secret_id: secret.id.clone(),
+            secret_name: name.clone(),
+            target: name.clone(),
+        }];
+        let (create, remove) = {
+            let (a, b) = (api.clone(), api.clone());
+            let secret_id = secret.id.clone();
+            let create = tokio::spawn(async move { create(&a, uses).await });
+            let remove =
+                tokio::spawn(async move { b.remove_secret(Request::new(RemoveSecretRequest { secret_id })).await });
+            (create.await.unwrap(), remove.await.unwrap())
+        };
+        // One of the two wins; never both.
+        assert!(
+            create.is_ok() != remove.is_ok(),
+            "round {round}: create {:?}, remove {:?}",
+            create.map(|_| ()),
+            remove.map(|_| ())
+        );
+        use swarm_store::Read as _;
+        let dangling = store.view(|read| read.get::<Secret>(&secret.id).is_none() && create.is_ok());
+        assert!(!dangling, "round {round}: a service names a removed secret");
+    }
 }

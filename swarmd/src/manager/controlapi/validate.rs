@@ -116,12 +116,44 @@ fn container_spec(container: &ContainerSpec) -> Result<()> {
     if let Some(health) = &container.healthcheck {
         healthcheck(health)?;
     }
+    let secrets = container.secrets.iter().map(|r| (&r.secret_id, &r.target));
+    references("secrets", secrets, |target| !target.starts_with('/'))?;
+    let configs = container.configs.iter().map(|r| (&r.config_id, &r.target));
+    references("configs", configs, |target| target.starts_with('/'))?;
     for mount in &container.mounts {
         if !mount.target.starts_with('/') {
             return Err(invalid(format!(
                 "spec.task.container.mounts target {:?} is not an absolute path",
                 mount.target
             )));
+        }
+    }
+    Ok(())
+}
+
+/// A container's secret or config references (ID, target), as SwarmKit's
+/// `validateSecretRefsSpec`: each names an object and a target of the right
+/// form (`target_form`), inside where it is mounted (no `..`), and no two
+/// share a target.
+fn references<'a>(
+    field: &str,
+    references: impl Iterator<Item = (&'a String, &'a String)>,
+    target_form: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let mut targets = std::collections::HashSet::new();
+    for (id, target) in references {
+        let field = format!("spec.task.container.{field}");
+        if id.is_empty() {
+            return Err(invalid(format!("{field}: a reference names no ID")));
+        }
+        let escapes = target.split('/').any(|part| part == "..");
+        if target.is_empty() || escapes || !target_form(target) {
+            return Err(invalid(format!(
+                "{field}: target {target:?} of {id} is not a valid path"
+            )));
+        }
+        if !targets.insert(target) {
+            return Err(invalid(format!("{field}: two references share the target {target:?}")));
         }
     }
     Ok(())
@@ -253,8 +285,9 @@ pub(crate) fn cluster_spec(spec: &ClusterSpec) -> Result<()> {
 }
 
 /// Whether two service modes are of one kind: a service cannot move
-/// between replicated, global and the job modes (SwarmKit refuses it too:
-/// its orchestrators own a service by mode).
+/// between replicated, global and the job modes (SwarmKit refuses it too,
+/// as Unimplemented; we answer InvalidArgument naming the field, as for
+/// every spec we refuse).
 pub(crate) fn same_mode_kind(a: Option<&service_spec::Mode>, b: Option<&service_spec::Mode>) -> bool {
     a.map(std::mem::discriminant) == b.map(std::mem::discriminant)
 }
@@ -333,6 +366,44 @@ mod tests {
             "a == b == c",
         ] {
             assert!(constraint(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secret_and_config_targets_are_checked() {
+        let mut spec = ServiceSpec::container("web", "busybox");
+        let task = swarm_proto::Shared::make_mut(spec.task.as_mut().unwrap());
+        let Some(task_spec::Runtime::Container(container)) = task.runtime.as_mut() else {
+            unreachable!("a container spec")
+        };
+        let secret = |target: &str| swarm_proto::v1::SecretReference {
+            secret_id: "s1".into(),
+            secret_name: "db".into(),
+            target: target.into(),
+        };
+        let config = |target: &str| swarm_proto::v1::ConfigReference {
+            config_id: "c1".into(),
+            config_name: "app".into(),
+            target: target.into(),
+        };
+        container.secrets = vec![secret("db"), secret("sub/db2")];
+        container.configs = vec![config("/etc/app.conf")];
+        assert!(container_spec(container).is_ok());
+        for bad in [
+            vec![secret("")],
+            vec![secret("../etc/passwd")],
+            vec![secret("/abs")],
+            vec![secret("a"), secret("a")],
+        ] {
+            container.secrets = bad;
+            let err = container_spec(container).unwrap_err().to_string();
+            assert!(err.contains("spec.task.container.secrets"), "{err}");
+        }
+        container.secrets.clear();
+        for bad in [vec![config("relative")], vec![config("/etc/../x")]] {
+            container.configs = bad;
+            let err = container_spec(container).unwrap_err().to_string();
+            assert!(err.contains("spec.task.container.configs"), "{err}");
         }
     }
 

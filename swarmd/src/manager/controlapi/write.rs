@@ -10,6 +10,31 @@ use swarm_store::{MemoryStore, Read as _, StoreObject, WriteTx};
 use super::validate;
 use crate::error::{Error, Result};
 
+/// Serializes the writes that must agree about which secrets and configs
+/// services use: a service create or update that names any, and a secret's
+/// or config's removal. The store checks conflicts only on what a
+/// transaction writes (see `MemoryStore::update`), and each of these rests
+/// on what it only reads: run at once, a create could name a secret that a
+/// removal, having found no user, deletes. One at a time, on the manager
+/// that serves every write (the leader), they cannot interleave. Services
+/// that name none, nearly all, do not wait.
+#[derive(Clone, Default)]
+pub(crate) struct ReferenceLock(std::sync::Arc<tokio::sync::Mutex<()>>);
+
+impl ReferenceLock {
+    /// Held while a service spec that names secrets or configs is stored.
+    async fn for_spec(&self, spec: &ServiceSpec) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let container = spec.task.as_deref().and_then(|task| task.runtime.as_ref());
+        let Some(task_spec::Runtime::Container(container)) = container else {
+            return None;
+        };
+        if container.secrets.is_empty() && container.configs.is_empty() {
+            return None;
+        }
+        Some(self.0.lock().await)
+    }
+}
+
 /// The object of kind `T` with `id` inside a transaction, or NotFound.
 fn current<T: StoreObject>(tx: &WriteTx, id: &str) -> Result<T, swarm_store::Error> {
     tx.get::<T>(id)
@@ -61,8 +86,13 @@ fn service_spec(spec: Option<ServiceSpec>) -> Result<ServiceSpec> {
     Ok(spec)
 }
 
-pub(crate) async fn create_service(store: &MemoryStore, spec: Option<ServiceSpec>) -> Result<Service> {
+pub(crate) async fn create_service(
+    store: &MemoryStore,
+    references: &ReferenceLock,
+    spec: Option<ServiceSpec>,
+) -> Result<Service> {
     let spec = service_spec(spec)?;
+    let _serialized = references.for_spec(&spec).await;
     let id = swarm_store::id::generate();
     let service = Service {
         id: id.clone(),
@@ -80,8 +110,8 @@ pub(crate) async fn create_service(store: &MemoryStore, spec: Option<ServiceSpec
 
 /// Refuses a spec that names a secret or config the store does not hold
 /// (by ID, and by name where the reference gives one), as SwarmKit's
-/// `checkSecretExistence`: checked in the transaction that stores the
-/// spec, so a concurrent removal cannot slip between check and write.
+/// `checkSecretExistence`. A removal cannot slip in between: both hold the
+/// [`ReferenceLock`].
 fn references_exist(tx: &WriteTx, spec: &ServiceSpec) -> Result<(), swarm_store::Error> {
     let Some(task_spec::Runtime::Container(container)) = spec.task.as_deref().and_then(|task| task.runtime.as_ref())
     else {
@@ -118,6 +148,7 @@ fn references_exist(tx: &WriteTx, spec: &ServiceSpec) -> Result<(), swarm_store:
 
 pub(crate) async fn update_service(
     store: &MemoryStore,
+    references: &ReferenceLock,
     id: &str,
     version: u64,
     spec: Option<ServiceSpec>,
@@ -150,6 +181,7 @@ pub(crate) async fn update_service(
             "spec.mode: a service cannot change between replicated, global and job modes".into(),
         ));
     }
+    let _serialized = references.for_spec(&next).await;
     store
         .update(|tx| {
             references_exist(tx, &next)?;
@@ -348,11 +380,15 @@ fn only_labels_changed(
 /// Refuses to remove a secret or config a service uses.
 pub(crate) async fn remove_referenced<T: StoreObject>(
     store: &MemoryStore,
+    references: &ReferenceLock,
     field: &str,
     id: &str,
     used_by: impl Fn(&swarm_proto::v1::ContainerSpec, &str) -> bool,
 ) -> Result<()> {
     let id = required(field, id)?;
+    // No service that names it can be stored between the check and the
+    // removal.
+    let _serialized = references.0.lock().await;
     let users: Vec<String> = store.view(|read| {
         read.list::<Service>()
             .into_iter()
