@@ -45,19 +45,21 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
             if format == Format::Json && !list.quiet {
                 return output::json_list(&services);
             }
-            let tasks = reply(control.list_tasks(ListTasksRequest::default()).await)?.tasks;
+            // Running tasks per service, counted once (IDs only need none).
+            let mut running_tasks = std::collections::HashMap::new();
+            if !list.quiet {
+                let request = ListTasksRequest {
+                    states: vec![TaskState::Running.into()],
+                    ..Default::default()
+                };
+                for task in reply(control.list_tasks(request).await)?.tasks {
+                    *running_tasks.entry(task.service_id).or_insert(0usize) += 1;
+                }
+            }
             let rows = services
                 .iter()
                 .map(|service| {
-                    let running = tasks
-                        .iter()
-                        .filter(|task| task.service_id == service.id)
-                        .filter(|task| {
-                            task.status
-                                .as_ref()
-                                .is_some_and(|s| s.state == i32::from(TaskState::Running))
-                        })
-                        .count();
+                    let running = running_tasks.get(&service.id).copied().unwrap_or(0);
                     vec![
                         service.id.clone(),
                         service_name(service),
