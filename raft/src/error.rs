@@ -60,6 +60,16 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The proposal is larger than one entry may be
+    /// ([`crate::MAX_ENTRY_BYTES`]); it was not appended.
+    #[error("a proposal of {bytes} bytes is larger than the {max} bytes an entry may hold")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The most an entry may hold.
+        max: usize,
+    },
+
     /// The node has stopped (or was removed from the group); nothing sent
     /// now reaches the log.
     #[error("the raft node has stopped")]

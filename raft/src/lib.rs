@@ -34,6 +34,12 @@ pub mod storage;
 pub mod testing;
 pub mod transport;
 
+/// The largest proposal a member takes. An entry travels whole in one
+/// append message, whatever `Config::max_message_bytes` says (that bounds
+/// how many entries share one), so a larger entry could never reach a
+/// follower: the transport takes messages of up to 64 MiB.
+pub const MAX_ENTRY_BYTES: usize = 32 * 1024 * 1024;
+
 pub use config::Config;
 pub use error::{Error, Peer, Result};
 pub use metrics::{Metrics, MetricsSnapshot};

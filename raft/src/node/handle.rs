@@ -142,8 +142,8 @@ impl<O: Send + 'static> RaftHandle<O> {
     ///
     /// # Errors
     ///
-    /// [`Error::NotLeader`] (with the leader, if known) and
-    /// [`Error::Dropped`]: not committed. [`Error::UnknownOutcome`]: the
+    /// [`Error::NotLeader`] (with the leader, if known),
+    /// [`Error::Dropped`] and [`Error::TooLarge`]: not committed. [`Error::UnknownOutcome`]: the
     /// entry was appended but this member lost leadership or stopped before
     /// it applied (or its loop ended without answering); it may still
     /// commit. [`Error::Stopped`]: the member had stopped before the
@@ -155,6 +155,12 @@ impl<O: Send + 'static> RaftHandle<O> {
             // of ours could not be told apart.
             return Err(Error::Dropped {
                 reason: "an empty proposal carries nothing",
+            });
+        }
+        if data.len() > crate::MAX_ENTRY_BYTES {
+            return Err(Error::TooLarge {
+                bytes: data.len(),
+                max: crate::MAX_ENTRY_BYTES,
             });
         }
         let (reply, response) = oneshot::channel();

@@ -12,7 +12,8 @@ use tonic::{Request, Response, Status, Streaming};
 use super::Links;
 
 /// The largest batch accepted; senders close batches at 4 MiB, and one
-/// raft-rs message is at most the configured message size (1 MiB).
+/// raft-rs message holds entries up to the configured message size (1 MiB)
+/// or a single larger one, of at most `MAX_ENTRY_BYTES` (32 MiB).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A message from a peer, with the address the peer says it listens on

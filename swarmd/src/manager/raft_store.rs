@@ -104,6 +104,7 @@ impl Proposer for RaftProposer {
             match raft.propose(data).await {
                 Ok((index, applied)) => applied.map(|()| index),
                 Err(err @ swarm_raft::Error::UnknownOutcome { .. }) => Err(Error::OutcomeUnknown(err.to_string())),
+                Err(err @ swarm_raft::Error::TooLarge { .. }) => Err(Error::Invalid(format!("transaction: {err}"))),
                 Err(err) => Err(Error::ProposalFailed(err.to_string())),
             }
         }

@@ -1,5 +1,7 @@
-//! A state machine that breaks its contract stops the member with an error
-//! that says so, and no proposer is left waiting for an answer.
+//! What a member refuses rather than go wrong: a state machine that breaks
+//! its contract stops the member with an error that says so, no proposer
+//! left waiting; a proposal too large to ever reach a follower is refused
+//! before it enters the log.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -57,4 +59,31 @@ async fn a_machine_that_returns_too_few_outputs_stops_the_member_and_answers_its
         matches!(&stopped, Error::Machine(reason) if reason.contains("0 outputs for the 1 entries")),
         "{stopped}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_larger_than_an_entry_may_be_is_refused_and_the_member_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(1, 7, dir.path(), "127.0.0.1:1");
+    config.tick = Duration::from_millis(20);
+    let members = BTreeMap::from([(config.id, config.addr.clone())]);
+    let node = RaftNode::start(config, LogMachine::new(), Start::Bootstrap(members))
+        .await
+        .expect("start");
+    let handle = node.handle();
+    handle
+        .watch_leadership()
+        .wait_for(|leadership| leadership.is_leader)
+        .await
+        .expect("leads");
+    let err = handle
+        .propose(vec![0; swarm_raft::MAX_ENTRY_BYTES + 1])
+        .await
+        .expect_err("too large");
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+    handle
+        .propose(vec![0; 1024])
+        .await
+        .expect("a proposal of a normal size");
+    node.shutdown().await.expect("clean stop");
 }
