@@ -39,6 +39,7 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
+use crate::entry_cache::EntryCache;
 use crate::error::{Error, Result};
 
 const CF_ENTRIES: &str = "entries";
@@ -81,6 +82,9 @@ pub struct RocksStorage {
     /// The term of each entry in the log, from `truncated.0 + 1` on: raft-rs
     /// asks for terms far more often than for entries.
     terms: VecDeque<u64>,
+    /// The last entries themselves, which raft-rs reads next (to apply them
+    /// and to send them to followers).
+    recent: EntryCache,
     applied: u64,
     members: BTreeMap<u64, String>,
     snapshot_meta: SnapshotMetadata,
@@ -154,6 +158,7 @@ impl RocksStorage {
             conf_state: ConfState::default(),
             truncated: (0, 0),
             terms: VecDeque::new(),
+            recent: EntryCache::default(),
             applied: 0,
             members: BTreeMap::new(),
             snapshot_meta: SnapshotMetadata::default(),
@@ -386,6 +391,7 @@ impl RocksStorage {
         }
         self.terms.truncate((first.index - self.truncated.0 - 1) as usize);
         self.terms.extend(entries.iter().map(|entry| entry.term));
+        self.recent.append(entries);
         Ok(())
     }
 
@@ -469,6 +475,7 @@ impl RocksStorage {
                 index_key(compact_to + 1),
             );
             self.terms.drain(..(compact_to - self.truncated.0) as usize);
+            self.recent.compact_to(compact_to);
             self.set_truncated(batch, compact_to, term)?;
         }
         Ok(())
@@ -494,6 +501,7 @@ impl RocksStorage {
             batch.delete_range_cf(entries, index_key(self.truncated.0 + 1), index_key(self.last() + 1));
         }
         self.terms.clear();
+        self.recent.clear();
         self.set_truncated(batch, meta.index, meta.term)?;
         let mut hard_state = self.hard_state.clone();
         hard_state.term = hard_state.term.max(meta.term);
@@ -533,6 +541,9 @@ impl RocksStorage {
     }
 
     fn read_entries(&self, low: u64, high: u64, max_size: Option<u64>) -> Result<Vec<Entry>> {
+        if let Some(entries) = self.recent.get(low, high, max_size) {
+            return Ok(entries);
+        }
         let db = Arc::clone(&self.db);
         let mut entries = Vec::with_capacity((high - low).min(1024) as usize);
         let mut size = 0u64;

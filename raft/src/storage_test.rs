@@ -86,6 +86,27 @@ fn a_flushed_log_leaves_nothing_to_replay_and_reopens_whole() {
 }
 
 #[test]
+fn reads_span_the_entries_held_in_memory_and_those_only_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(1..=5, 1));
+    drop(storage);
+    // Reopened: 1-5 only on disk; 6-8 in memory as well.
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(6..=8, 2));
+    let context = || raft::GetEntriesContext::empty(false);
+    let all = storage.entries(1, 9, None, context()).unwrap();
+    assert_eq!(all, [entries(1..=5, 1), entries(6..=8, 2)].concat());
+    assert_eq!(storage.entries(6, 9, None, context()).unwrap(), entries(6..=8, 2));
+    // A follower's conflicting tail replaced from 7 on, in memory too.
+    append(&mut storage, &entries(7..=7, 3));
+    assert_eq!(
+        storage.entries(6, 8, None, context()).unwrap(),
+        [entries(6..=6, 2), entries(7..=7, 3)].concat()
+    );
+}
+
+#[test]
 fn an_append_replaces_the_entries_from_its_first_index_on() {
     let dir = tempfile::tempdir().unwrap();
     let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
