@@ -34,21 +34,27 @@ impl StateMachine for ShortMachine {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_machine_that_returns_too_few_outputs_stops_the_member_and_answers_its_proposers() {
+/// A member alone in its group, in a temporary data dir, once it leads.
+async fn single_member<S: StateMachine>(machine: S) -> (tempfile::TempDir, RaftNode<S>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::new(1, 7, dir.path(), "127.0.0.1:1");
     config.tick = Duration::from_millis(20);
     let members = BTreeMap::from([(config.id, config.addr.clone())]);
-    let node = RaftNode::start(config, ShortMachine(LogMachine::new()), Start::Bootstrap(members))
+    let node = RaftNode::start(config, machine, Start::Bootstrap(members))
         .await
         .expect("start");
-    let handle = node.handle();
-    handle
+    node.handle()
         .watch_leadership()
         .wait_for(|leadership| leadership.is_leader)
         .await
         .expect("leads");
+    (dir, node)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_that_returns_too_few_outputs_stops_the_member_and_answers_its_proposers() {
+    let (_dir, node) = single_member(ShortMachine(LogMachine::new())).await;
+    let handle = node.handle();
 
     let answer = tokio::time::timeout(Duration::from_secs(10), handle.propose(b"x".to_vec()))
         .await
@@ -63,19 +69,8 @@ async fn a_machine_that_returns_too_few_outputs_stops_the_member_and_answers_its
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proposal_larger_than_an_entry_may_be_is_refused_and_the_member_goes_on() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config::new(1, 7, dir.path(), "127.0.0.1:1");
-    config.tick = Duration::from_millis(20);
-    let members = BTreeMap::from([(config.id, config.addr.clone())]);
-    let node = RaftNode::start(config, LogMachine::new(), Start::Bootstrap(members))
-        .await
-        .expect("start");
+    let (_dir, node) = single_member(LogMachine::new()).await;
     let handle = node.handle();
-    handle
-        .watch_leadership()
-        .wait_for(|leadership| leadership.is_leader)
-        .await
-        .expect("leads");
     let err = handle
         .propose(vec![0; swarm_raft::MAX_ENTRY_BYTES + 1])
         .await
