@@ -20,6 +20,11 @@ use swarm_raft::{Config, MetricsSnapshot, RaftHandle};
 use swarm_tests::fsync::{self, FsyncLatency};
 use swarm_tests::stats::{ms, percentile};
 
+/// The allocator swarmd runs on, so that the Raft layer is measured as the
+/// daemon runs it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "Benchmarks of the Raft layer")]
 struct Args {

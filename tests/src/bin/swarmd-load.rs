@@ -22,6 +22,12 @@ use swarm_tests::metrics::{http_get, metrics_addr, sample};
 use swarm_tests::stats::{ms, percentile};
 use tonic::transport::Channel;
 
+/// The allocator swarmd runs on: the load process shares the daemon's two
+/// cores, and every microsecond it spends in glibc's malloc is one the
+/// daemon does not get.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "Load on a real swarmd through its Control API")]
 struct Args {
