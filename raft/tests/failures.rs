@@ -117,15 +117,10 @@ async fn log_retention_changes_while_running() {
     cluster.propose_many(leader, 300, 16, "every 100").await;
     // A snapshot once 100 entries are applied after the change (the
     // first, so no log share to wait for), compacted to keep 10.
-    let deadline = Instant::now() + swarm_raft::testing::cluster::DEADLINE;
-    let status = loop {
-        let status = handle.status().await.unwrap();
-        if status.snapshot_index > 301 || Instant::now() > deadline {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
-    assert!(status.snapshot_index > 301, "a snapshot after 100 entries: {status:?}");
+    let status = status_when(handle, "a snapshot after 100 entries", |status| {
+        status.snapshot_index > 301
+    })
+    .await;
     assert!(
         status.first_index >= status.snapshot_index - 10,
         "10 entries kept: {status:?}"
@@ -242,17 +237,29 @@ async fn a_leader_stopped_gracefully_hands_over_and_the_group_goes_on() {
 
 /// Waits until the leader has noticed that `member` stopped answering.
 async fn wait_for_inactive(cluster: &Cluster, leader: u64, member: u64) {
+    status_when(
+        cluster.handle(leader),
+        "the leader noticed the member stopped",
+        |status| status.progress.get(&member).is_some_and(|progress| !progress.active),
+    )
+    .await;
+}
+
+/// Polls the member's status until `wanted` holds (failing the test, with
+/// `what` and the last status, after the cluster's deadline); returns it.
+async fn status_when(
+    handle: &swarm_raft::RaftHandle<usize>,
+    what: &str,
+    wanted: impl Fn(&swarm_raft::Status) -> bool,
+) -> swarm_raft::Status {
     let deadline = Instant::now() + swarm_raft::testing::cluster::DEADLINE;
     loop {
-        let status = cluster.handle(leader).status().await.unwrap();
-        if status.progress.get(&member).is_some_and(|progress| !progress.active) {
-            return;
+        let status = handle.status().await.unwrap();
+        if wanted(&status) {
+            return status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the leader never noticed member {member} stopped"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(Instant::now() < deadline, "never: {what}; last {status:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

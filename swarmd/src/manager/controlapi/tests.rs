@@ -444,67 +444,53 @@ async fn bad_cluster_specs_are_refused_naming_the_field() {
             ..Default::default()
         }))
     };
-    refused(
-        &store,
-        update(|spec| spec.annotations = annotations("other")),
-        Code::InvalidArgument,
-        "renamed",
-    )
-    .await;
-    refused(
-        &store,
-        update(|spec| {
-            spec.dispatcher = Some(DispatcherConfig {
-                heartbeat_period: Some(prost_types::Duration { seconds: -5, nanos: 0 }),
-            })
-        }),
-        Code::InvalidArgument,
-        "spec.dispatcher.heartbeat_period",
-    )
-    .await;
-    refused(
-        &store,
-        update(|spec| {
-            spec.ca_config = Some(CaConfig {
-                node_cert_expiry: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
-            })
-        }),
-        Code::InvalidArgument,
-        "spec.ca_config.node_cert_expiry",
-    )
-    .await;
-    refused(
-        &store,
-        update(|spec| {
-            spec.raft = Some(RaftConfig {
-                snapshot_interval: 10_000,
-                heartbeat_tick: 3,
-                election_tick: 2,
-                ..Default::default()
-            })
-        }),
-        Code::InvalidArgument,
-        "spec.raft.election_tick",
-    )
-    .await;
-    refused(
-        &store,
-        update(|spec| spec.raft = Some(RaftConfig::default())),
-        Code::InvalidArgument,
-        "spec.raft.snapshot_interval",
-    )
-    .await;
-    refused(
-        &store,
-        update(|spec| {
-            spec.orchestration = Some(OrchestrationConfig {
-                task_history_retention_limit: -1,
-            })
-        }),
-        Code::InvalidArgument,
-        "task_history_retention_limit",
-    )
-    .await;
+    // Each change, and what its refusal must mention.
+    type Change = fn(&mut ClusterSpec);
+    let refusals: [(Change, &str); 6] = [
+        (|spec| spec.annotations = annotations("other"), "renamed"),
+        (
+            |spec| {
+                spec.dispatcher = Some(DispatcherConfig {
+                    heartbeat_period: Some(prost_types::Duration { seconds: -5, nanos: 0 }),
+                })
+            },
+            "spec.dispatcher.heartbeat_period",
+        ),
+        (
+            |spec| {
+                spec.ca_config = Some(CaConfig {
+                    node_cert_expiry: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
+                })
+            },
+            "spec.ca_config.node_cert_expiry",
+        ),
+        (
+            |spec| {
+                spec.raft = Some(RaftConfig {
+                    snapshot_interval: 10_000,
+                    heartbeat_tick: 3,
+                    election_tick: 2,
+                    ..Default::default()
+                })
+            },
+            "spec.raft.election_tick",
+        ),
+        (
+            |spec| spec.raft = Some(RaftConfig::default()),
+            "spec.raft.snapshot_interval",
+        ),
+        (
+            |spec| {
+                spec.orchestration = Some(OrchestrationConfig {
+                    task_history_retention_limit: -1,
+                })
+            },
+            "task_history_retention_limit",
+        ),
+    ];
+    for (change, mention) in refusals {
+        refused(&store, update(change), Code::InvalidArgument, mention).await;
+    }
     let updated = update(|spec| {
         spec.orchestration = Some(OrchestrationConfig {
             task_history_retention_limit: 10,
