@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use swarm_proto::v1::{Mount, PlacementPreference, PortConfig};
+
 use crate::output::Format;
+use crate::parse;
 
 /// The operator's client of a swarmd manager's Control API.
 #[derive(Parser, Debug)]
@@ -124,22 +127,39 @@ pub enum NodeCommand {
 #[derive(Subcommand, Debug)]
 pub enum ServiceCommand {
     /// Create a service.
-    Create(ServiceSpecArgs),
+    Create(Box<ServiceSpecArgs>),
     /// List the services.
     Ls(ListArgs),
     /// Show a service by name, ID or ID prefix.
     Inspect { reference: String },
-    /// Change a service.
+    /// Change a service: only what the flags name changes.
     Update {
         reference: String,
         #[command(flatten)]
-        changes: ServiceUpdateArgs,
+        changes: Box<ServiceUpdateArgs>,
     },
+    /// Go back to the service's previous spec (the one before its last
+    /// update).
+    Rollback { reference: String },
     /// Remove services.
     Rm {
         #[arg(required = true)]
         references: Vec<String>,
     },
+}
+
+/// How a service runs its tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServiceMode {
+    /// `--replicas` tasks, kept running.
+    Replicated,
+    /// One task on every node, kept running.
+    Global,
+    /// Tasks run to completion: `--replicas` completions in all,
+    /// `--max-concurrent` at once.
+    ReplicatedJob,
+    /// One task on every node, run to completion.
+    GlobalJob,
 }
 
 #[derive(Args, Debug)]
@@ -150,12 +170,15 @@ pub struct ServiceSpecArgs {
     /// The image each task runs.
     #[arg(long)]
     pub image: String,
-    /// Tasks to run (replicated mode).
-    #[arg(long, conflicts_with = "mode")]
+    /// How the tasks run.
+    #[arg(long, value_enum, default_value_t = ServiceMode::Replicated)]
+    pub mode: ServiceMode,
+    /// Tasks to run (replicated mode; default 1), or completions in all (replicated-job).
+    #[arg(long)]
     pub replicas: Option<u64>,
-    /// replicated (the default) or global: one task per node.
-    #[arg(long, value_parser = ["replicated", "global"])]
-    pub mode: Option<String>,
+    /// Tasks of a replicated job run at once (default: `--replicas`).
+    #[arg(long)]
+    pub max_concurrent: Option<u64>,
     /// The command (replaces the image's entrypoint); one or more words, up
     /// to the next flag (write `--command=-x` for a word that starts with -).
     #[arg(long, num_args = 1..)]
@@ -164,14 +187,28 @@ pub struct ServiceSpecArgs {
     #[arg(long, num_args = 1..)]
     pub args: Vec<String>,
     /// An environment variable, KEY=VALUE (repeatable).
-    #[arg(long)]
+    #[arg(short, long)]
     pub env: Vec<String>,
     /// A label of the service, key=value (repeatable).
     #[arg(long)]
     pub label: Vec<String>,
+    /// A label of the containers, key=value (repeatable).
+    #[arg(long)]
+    pub container_label: Vec<String>,
     /// A placement constraint, such as `node.labels.zone == a` (repeatable).
     #[arg(long)]
     pub constraint: Vec<String>,
+    /// Spread the tasks evenly over the values of a node attribute:
+    /// `spread=node.labels.zone` (repeatable: in order of importance).
+    #[arg(long, value_name = "spread=DESCRIPTOR", value_parser = parse::placement_preference)]
+    pub placement_pref: Vec<PlacementPreference>,
+    /// A mount: `type=bind|volume|tmpfs,source=...,target=/PATH[,readonly]` (repeatable).
+    #[arg(long, value_parser = parse::mount)]
+    pub mount: Vec<Mount>,
+    /// A published port: `[PUBLISHED:]TARGET[/tcp|udp|sctp]` or
+    /// `published=P,target=T,protocol=tcp,mode=ingress|host` (repeatable).
+    #[arg(short, long, value_name = "PORT", value_parser = parse::port)]
+    pub publish: Vec<PortConfig>,
     /// A secret the tasks get, by name or ID: `NAME` (at /run/secrets/NAME)
     /// or `source=NAME,target=FILE` (repeatable).
     #[arg(long)]
@@ -180,6 +217,8 @@ pub struct ServiceSpecArgs {
     /// `source=NAME,target=/PATH` (repeatable).
     #[arg(long)]
     pub config: Vec<String>,
+    #[command(flatten)]
+    pub task: TaskFlags,
 }
 
 #[derive(Args, Debug)]
@@ -187,13 +226,243 @@ pub struct ServiceUpdateArgs {
     /// A new image.
     #[arg(long)]
     pub image: Option<String>,
-    /// A new number of tasks (replicated services).
+    /// A new number of tasks (replicated), or of completions (replicated-job).
     #[arg(long)]
     pub replicas: Option<u64>,
-    /// Add or replace an environment variable, KEY=VALUE (repeatable).
+    /// Tasks of a replicated job run at once.
     #[arg(long)]
-    pub env: Vec<String>,
+    pub max_concurrent: Option<u64>,
+    /// A new command, in words, as `create` takes it (`--command=` alone
+    /// clears it).
+    #[arg(long, num_args = 0..)]
+    pub command: Option<Vec<String>>,
+    /// New arguments, in words (`--args=` alone clears them).
+    #[arg(long, num_args = 0..)]
+    pub args: Option<Vec<String>>,
+    /// Add or replace an environment variable, KEY=VALUE (repeatable).
+    #[arg(long, visible_alias = "env")]
+    pub env_add: Vec<String>,
+    /// Remove an environment variable by its key (repeatable).
+    #[arg(long)]
+    pub env_rm: Vec<String>,
+    #[command(flatten)]
+    pub labels: LabelArgs,
+    /// Add or replace a label of the containers, key=value (repeatable).
+    #[arg(long)]
+    pub container_label_add: Vec<String>,
+    /// Remove a label of the containers by key (repeatable).
+    #[arg(long)]
+    pub container_label_rm: Vec<String>,
+    /// Add a placement constraint (repeatable).
+    #[arg(long)]
+    pub constraint_add: Vec<String>,
+    /// Remove a placement constraint, written as it was added (repeatable).
+    #[arg(long)]
+    pub constraint_rm: Vec<String>,
+    /// Add a placement preference, `spread=DESCRIPTOR` (repeatable).
+    #[arg(long, value_name = "spread=DESCRIPTOR", value_parser = parse::placement_preference)]
+    pub placement_pref_add: Vec<PlacementPreference>,
+    /// Remove a placement preference, `spread=DESCRIPTOR` (repeatable).
+    #[arg(long, value_name = "spread=DESCRIPTOR", value_parser = parse::placement_preference)]
+    pub placement_pref_rm: Vec<PlacementPreference>,
+    /// Add or replace a mount (by its target), as `create --mount` (repeatable).
+    #[arg(long, value_parser = parse::mount)]
+    pub mount_add: Vec<Mount>,
+    /// Remove a mount by its target path (repeatable).
+    #[arg(long, value_name = "TARGET")]
+    pub mount_rm: Vec<String>,
+    /// Add or replace a published port (by its target port and protocol),
+    /// as `create --publish` (repeatable).
+    #[arg(long, value_name = "PORT", value_parser = parse::port)]
+    pub publish_add: Vec<PortConfig>,
+    /// Remove a published port: `TARGET[/PROTOCOL]` (repeatable).
+    #[arg(long, value_name = "TARGET[/PROTOCOL]")]
+    pub publish_rm: Vec<String>,
+    /// Add a secret, as `create --secret` (repeatable).
+    #[arg(long)]
+    pub secret_add: Vec<String>,
+    /// Remove a secret by name (repeatable).
+    #[arg(long)]
+    pub secret_rm: Vec<String>,
+    /// Add a config, as `create --config` (repeatable).
+    #[arg(long)]
+    pub config_add: Vec<String>,
+    /// Remove a config by name (repeatable).
+    #[arg(long)]
+    pub config_rm: Vec<String>,
+    /// Replace every task even if nothing else changed.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub task: TaskFlags,
 }
+
+/// What `service create` and `service update` both set, each flag
+/// replacing one field.
+#[derive(Args, Debug)]
+pub struct TaskFlags {
+    /// The working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// The user the command runs as: `name`, `uid` or `uid:gid`.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// The container's hostname.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Give a task this long to stop after its stop signal, before it is killed.
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub stop_grace_period: Option<prost_types::Duration>,
+    /// The signal that stops a container (default the image's, else SIGTERM).
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Give the container a terminal (`--tty=false` to take it away).
+    #[arg(short, long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tty: Option<bool>,
+    /// Mount the container's root filesystem read-only.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub read_only: Option<bool>,
+    /// At most this many CPUs, such as 0.5 (0: no limit).
+    #[arg(long, value_name = "CPUS", value_parser = parse::nano_cpus)]
+    pub limit_cpu: Option<i64>,
+    /// At most this much memory, such as 512m or 1g (0: no limit).
+    #[arg(long, value_name = "BYTES", value_parser = parse::memory_bytes)]
+    pub limit_memory: Option<i64>,
+    /// CPUs a node must have free for a task, such as 0.25.
+    #[arg(long, value_name = "CPUS", value_parser = parse::nano_cpus)]
+    pub reserve_cpu: Option<i64>,
+    /// Memory a node must have free for a task, such as 256m.
+    #[arg(long, value_name = "BYTES", value_parser = parse::memory_bytes)]
+    pub reserve_memory: Option<i64>,
+    /// When a task that stopped is replaced.
+    #[arg(long, value_enum)]
+    pub restart_condition: Option<RestartCondition>,
+    /// Wait this long before replacing a stopped task.
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub restart_delay: Option<prost_types::Duration>,
+    /// Give up after this many restarts within `--restart-window` (0: never).
+    #[arg(long, value_name = "N")]
+    pub restart_max_attempts: Option<u64>,
+    /// The window `--restart-max-attempts` counts restarts in (0: forever).
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub restart_window: Option<prost_types::Duration>,
+    /// At most this many tasks of the service on one node (0: no limit).
+    #[arg(long, value_name = "N")]
+    pub replicas_max_per_node: Option<u64>,
+    /// The health check: a shell command, healthy when it exits 0.
+    #[arg(long, value_name = "COMMAND")]
+    pub health_cmd: Option<String>,
+    /// Time between two health checks.
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub health_interval: Option<prost_types::Duration>,
+    /// A health check taking longer than this failed.
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub health_timeout: Option<prost_types::Duration>,
+    /// Failed checks in a row that make a task unhealthy.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
+    pub health_retries: Option<i32>,
+    /// Failed checks do not count for this long after the start.
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub health_start_period: Option<prost_types::Duration>,
+    /// Turn off the image's health check.
+    #[arg(long, conflicts_with = "health_cmd")]
+    pub no_healthcheck: bool,
+    #[command(flatten)]
+    pub update: UpdatePolicyFlags,
+    #[command(flatten)]
+    pub rollback: RollbackPolicyFlags,
+}
+
+/// When a stopped task is replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RestartCondition {
+    /// Never.
+    None,
+    /// When it failed (exited non-zero).
+    OnFailure,
+    /// Whenever it stopped.
+    Any,
+}
+
+/// What to do when an update (or a rollback) sees tasks fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailureAction {
+    Pause,
+    Continue,
+    Rollback,
+}
+
+/// Whether a new task starts before or after the one it replaces stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum UpdateOrder {
+    StopFirst,
+    StartFirst,
+}
+
+/// How tasks are replaced in steps: the same flags for updates
+/// (`--update-...`) and rollbacks (`--rollback-...`).
+macro_rules! policy_flags {
+    ($name:ident, $prefix:literal, $what:literal) => {
+        #[doc = concat!("How ", $what, " replaces tasks: the `--", $prefix, "-...` flags.")]
+        #[derive(Args, Debug)]
+        pub struct $name {
+            #[doc = concat!("Tasks ", $what, " replaces at once (0: all).")]
+            #[arg(long = concat!($prefix, "-parallelism"), id = concat!($prefix, "-parallelism"), value_name = "N")]
+            pub parallelism: Option<u64>,
+            #[doc = concat!("Time ", $what, " waits between two steps.")]
+            #[arg(
+                long = concat!($prefix, "-delay"),
+                id = concat!($prefix, "-delay"),
+                value_name = "DURATION",
+                value_parser = parse::duration
+            )]
+            pub delay: Option<prost_types::Duration>,
+            #[doc = concat!("What ", $what, " does when tasks fail.")]
+            #[arg(long = concat!($prefix, "-failure-action"), id = concat!($prefix, "-failure-action"), value_enum)]
+            pub failure_action: Option<FailureAction>,
+            #[doc = concat!("How long ", $what, " watches each new task for a failure.")]
+            #[arg(
+                long = concat!($prefix, "-monitor"),
+                id = concat!($prefix, "-monitor"),
+                value_name = "DURATION",
+                value_parser = parse::duration
+            )]
+            pub monitor: Option<prost_types::Duration>,
+            #[doc = concat!("The share of tasks (0 to 1) that may fail before ", $what, " counts as failed.")]
+            #[arg(long = concat!($prefix, "-max-failure-ratio"), id = concat!($prefix, "-max-failure-ratio"), value_name = "RATIO")]
+            pub max_failure_ratio: Option<f32>,
+            #[doc = concat!("Whether ", $what, " starts a new task before stopping the old one.")]
+            #[arg(long = concat!($prefix, "-order"), id = concat!($prefix, "-order"), value_enum)]
+            pub order: Option<UpdateOrder>,
+        }
+
+        impl From<$name> for PolicyFlags {
+            fn from(flags: $name) -> PolicyFlags {
+                PolicyFlags {
+                    parallelism: flags.parallelism,
+                    delay: flags.delay,
+                    failure_action: flags.failure_action,
+                    monitor: flags.monitor,
+                    max_failure_ratio: flags.max_failure_ratio,
+                    order: flags.order,
+                }
+            }
+        }
+    };
+}
+
+/// The `--update-...` or the `--rollback-...` flags, whichever were meant.
+#[derive(Debug)]
+pub struct PolicyFlags {
+    pub parallelism: Option<u64>,
+    pub delay: Option<prost_types::Duration>,
+    pub failure_action: Option<FailureAction>,
+    pub monitor: Option<prost_types::Duration>,
+    pub max_failure_ratio: Option<f32>,
+    pub order: Option<UpdateOrder>,
+}
+policy_flags!(UpdatePolicyFlags, "update", "an update");
+policy_flags!(RollbackPolicyFlags, "rollback", "a rollback");
 
 #[derive(Subcommand, Debug)]
 pub enum TaskCommand {

@@ -12,6 +12,7 @@ mod cli;
 mod commands;
 mod connect;
 mod output;
+mod parse;
 mod resolve;
 
 use std::process::ExitCode;

@@ -245,25 +245,9 @@ async fn the_walkthrough_of_a_single_node_manager() {
     fails(
         &socket,
         &["service", "update", "everywhere", "--replicas", "2"],
-        "replicated services only",
+        "--replicas applies to replicated services and jobs only",
     );
     ok(&socket, &["service", "rm", "everywhere"]);
-    let (code, _, stderr) = swarmctl(
-        &socket,
-        &[
-            "service",
-            "create",
-            "--name",
-            "g",
-            "--image",
-            "busybox",
-            "--mode",
-            "global",
-            "--replicas",
-            "2",
-        ],
-    );
-    assert!(code == 2 && stderr.contains("cannot be used with"), "{code}: {stderr}");
     let pass_path = pass.to_string_lossy();
     fails(
         &socket,
@@ -363,4 +347,281 @@ async fn the_walkthrough_of_a_single_node_manager() {
         "{cluster}"
     );
     assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
+}
+
+/// `service create`, `update` and `rollback` with the flags of `docker
+/// service`: each flag lands in its field of the stored spec (read back as
+/// JSON), an update changes only what its flags name, a rollback restores
+/// the spec before, and bad values are refused by the client (exit 2,
+/// before anything is sent) or by the manager (exit 1, the field named),
+/// with the service left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_specs_from_docker_style_flags() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    let socket = daemon.socket.clone();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let stdout = ok(&socket, args);
+        serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("{args:?} printed no JSON ({err}):\n{stdout}"))
+    };
+    let pass = root.path().join("pass.txt");
+    std::fs::write(&pass, "hunter2").unwrap();
+    ok(&socket, &["secret", "create", "db-pass", "-f", pass.to_str().unwrap()]);
+
+    #[rustfmt::skip]
+    let create = [
+        "service", "create", "--name", "api", "--image", "busybox:local",
+        "--mode", "replicated-job", "--replicas", "6", "--max-concurrent", "2",
+        "-e", "A=1", "--label", "tier=back", "--container-label", "team=core",
+        "--constraint", "node.role==manager", "--placement-pref", "spread=node.labels.zone",
+        "--mount", "type=bind,source=/srv,target=/data,readonly", "--mount", "type=tmpfs,target=/scratch",
+        "-p", "8080:80", "-p", "published=5353,target=53,protocol=udp,mode=host",
+        "-w", "/app", "-u", "1000:1000", "--hostname", "api-host", "--tty", "--read-only",
+        "--stop-grace-period", "1m30s", "--stop-signal", "SIGINT",
+        "--limit-cpu", "0.5", "--limit-memory", "512m", "--reserve-cpu", "0.25", "--reserve-memory", "256m",
+        "--restart-condition", "on-failure", "--restart-delay", "1.5s", "--restart-max-attempts", "3",
+        "--restart-window", "2m",
+        "--health-cmd", "wget -q localhost", "--health-interval", "10s", "--health-timeout", "2s",
+        "--health-retries", "4", "--health-start-period", "1m",
+        "--update-parallelism", "2", "--update-delay", "10s", "--update-failure-action", "rollback",
+        "--update-monitor", "30s", "--update-max-failure-ratio", "0.25", "--update-order", "start-first",
+        "--rollback-parallelism", "0", "--rollback-order", "stop-first",
+    ];
+    let id = ok(&socket, &create).trim().to_string();
+    let service = json(&["service", "inspect", "api", "--format", "json"]);
+    assert_eq!(service["id"], id.as_str());
+    let spec = &service["spec"];
+    let (task, container) = (&spec["task"], &spec["task"]["container"]);
+    for (value, expected) in [
+        (&spec["replicatedJob"]["totalCompletions"], serde_json::json!(6)),
+        (&spec["replicatedJob"]["maxConcurrent"], serde_json::json!(2)),
+        (&spec["annotations"]["labels"]["tier"], serde_json::json!("back")),
+        (&container["env"], serde_json::json!(["A=1"])),
+        (&container["labels"]["team"], serde_json::json!("core")),
+        (&container["dir"], serde_json::json!("/app")),
+        (&container["user"], serde_json::json!("1000:1000")),
+        (&container["hostname"], serde_json::json!("api-host")),
+        (&container["tty"], serde_json::json!(true)),
+        (&container["readOnly"], serde_json::json!(true)),
+        (&container["stopGracePeriod"], serde_json::json!("90s")),
+        (&container["stopSignal"], serde_json::json!("SIGINT")),
+        (&container["mounts"][0]["type"], serde_json::json!("TYPE_BIND")),
+        (&container["mounts"][0]["source"], serde_json::json!("/srv")),
+        (&container["mounts"][0]["readOnly"], serde_json::json!(true)),
+        (&container["mounts"][1]["type"], serde_json::json!("TYPE_TMPFS")),
+        (&container["mounts"][1]["target"], serde_json::json!("/scratch")),
+        (
+            &container["healthcheck"]["test"],
+            serde_json::json!(["CMD-SHELL", "wget -q localhost"]),
+        ),
+        (&container["healthcheck"]["interval"], serde_json::json!("10s")),
+        (&container["healthcheck"]["timeout"], serde_json::json!("2s")),
+        (&container["healthcheck"]["retries"], serde_json::json!(4)),
+        (&container["healthcheck"]["startPeriod"], serde_json::json!("60s")),
+        (
+            &task["placement"]["constraints"],
+            serde_json::json!(["node.role==manager"]),
+        ),
+        (
+            &task["placement"]["preferences"][0]["spread"]["spreadDescriptor"],
+            serde_json::json!("node.labels.zone"),
+        ),
+        (&task["resources"]["limits"]["nanoCpus"], serde_json::json!(500_000_000)),
+        (
+            &task["resources"]["limits"]["memoryBytes"],
+            serde_json::json!(512 << 20),
+        ),
+        (
+            &task["resources"]["reservations"]["nanoCpus"],
+            serde_json::json!(250_000_000),
+        ),
+        (
+            &task["resources"]["reservations"]["memoryBytes"],
+            serde_json::json!(256 << 20),
+        ),
+        (&task["restart"]["condition"], serde_json::json!("CONDITION_ON_FAILURE")),
+        (&task["restart"]["delay"], serde_json::json!("1.500s")),
+        (&task["restart"]["maxAttempts"], serde_json::json!(3)),
+        (&task["restart"]["window"], serde_json::json!("120s")),
+        (&spec["endpoint"]["ports"][0]["publishedPort"], serde_json::json!(8080)),
+        (&spec["endpoint"]["ports"][0]["targetPort"], serde_json::json!(80)),
+        (
+            &spec["endpoint"]["ports"][1]["protocol"],
+            serde_json::json!("PROTOCOL_UDP"),
+        ),
+        (
+            &spec["endpoint"]["ports"][1]["publishMode"],
+            serde_json::json!("PUBLISH_MODE_HOST"),
+        ),
+        (&spec["update"]["parallelism"], serde_json::json!(2)),
+        (&spec["update"]["delay"], serde_json::json!("10s")),
+        (
+            &spec["update"]["failureAction"],
+            serde_json::json!("FAILURE_ACTION_ROLLBACK"),
+        ),
+        (&spec["update"]["monitor"], serde_json::json!("30s")),
+        (&spec["update"]["maxFailureRatio"], serde_json::json!(0.25)),
+        (&spec["update"]["order"], serde_json::json!("ORDER_START_FIRST")),
+        (&spec["rollback"]["parallelism"], serde_json::json!(0)),
+        (&spec["rollback"]["order"], serde_json::json!("ORDER_STOP_FIRST")),
+    ] {
+        assert_eq!(value, &expected, "in {service:#}");
+    }
+    let inspect = ok(&socket, &["service", "inspect", "api"]);
+    for line in [
+        "replicated job (6 completions, 2 at once)",
+        "bind /srv -> /data (read-only), tmpfs /scratch",
+        "8080:80/tcp (ingress), 5353:53/udp (host)",
+        "0.5 CPUs, 512 MiB memory",
+        "on-failure, delay 1.5s, at most 3 attempts, window 2m0s",
+        "wget -q localhost, every 10s, timeout 2s, start period 1m0s, 4 retries",
+        "2 at a time, delay 10s, on failure rollback, monitor 30s, max failure ratio 0.25, start-first",
+        "all at once, on failure pause, stop-first",
+    ] {
+        assert!(inspect.contains(line), "{line:?} not in:\n{inspect}");
+    }
+
+    // An update changes what its flags name, and nothing else.
+    #[rustfmt::skip]
+    let update = [
+        "service", "update", "api", "--replicas", "8", "--env-rm", "A", "--env-add", "B=2",
+        "--label-add", "tier=front", "--container-label-rm", "team",
+        "--constraint-rm", "node.role==manager", "--constraint-add", "node.labels.zone==a",
+        "--mount-rm", "/scratch", "--publish-rm", "53/udp", "--publish-add", "9090:90",
+        "--limit-memory", "1g", "--secret-add", "db-pass", "--force",
+    ];
+    ok(&socket, &update);
+    let updated = json(&["service", "inspect", "api", "--format", "json"]);
+    let (spec, container) = (&updated["spec"], &updated["spec"]["task"]["container"]);
+    assert_eq!(spec["replicatedJob"]["totalCompletions"], 8);
+    assert_eq!(spec["replicatedJob"]["maxConcurrent"], 2);
+    assert_eq!(spec["annotations"]["labels"]["tier"], "front");
+    assert_eq!(container["env"], serde_json::json!(["B=2"]));
+    assert_eq!(container["labels"], serde_json::json!({}));
+    assert_eq!(container["mounts"].as_array().map(Vec::len), Some(1));
+    assert_eq!(container["secrets"][0]["secretName"], "db-pass");
+    assert_eq!(container["secrets"][0]["target"], "db-pass");
+    assert_eq!(
+        spec["task"]["placement"]["constraints"],
+        serde_json::json!(["node.labels.zone==a"])
+    );
+    let ports: Vec<_> = spec["endpoint"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["targetPort"])
+        .collect();
+    assert_eq!(ports, [80, 90]);
+    assert_eq!(spec["task"]["resources"]["limits"]["memoryBytes"], 1 << 30);
+    assert_eq!(
+        spec["task"]["resources"]["limits"]["nanoCpus"], 500_000_000,
+        "untouched"
+    );
+    assert_eq!(spec["task"]["forceUpdate"], 1);
+    assert_eq!(
+        container["healthcheck"],
+        service["spec"]["task"]["container"]["healthcheck"]
+    );
+    assert_eq!(spec["update"], service["spec"]["update"]);
+    assert_eq!(updated["previousSpec"], service["spec"]);
+
+    // Refusals leave the service as it was.
+    fails(
+        &socket,
+        &["service", "update", "api", "--reserve-memory", "2g"],
+        "reservations must not exceed",
+    );
+    fails(
+        &socket,
+        &["service", "update", "api", "--env-rm", "NOPE"],
+        "no such variable",
+    );
+    fails(
+        &socket,
+        &["service", "update", "api", "--mount-rm", "/nowhere"],
+        "no such mount",
+    );
+    fails(
+        &socket,
+        &["service", "update", "api", "--replicas-max-per-node", "2"],
+        "max_replicas applies to replicated",
+    );
+    fails(
+        &socket,
+        &["service", "update", "api", "--update-max-failure-ratio", "1.5"],
+        "max_failure_ratio",
+    );
+    fails(
+        &socket,
+        &["service", "update", "api", "--health-interval", "1us"],
+        "at least 1ms",
+    );
+    fails(
+        &socket,
+        &[
+            "service",
+            "update",
+            "api",
+            "--mount-add",
+            "type=bind,source=rel,target=/x",
+        ],
+        "bind mount source",
+    );
+    fails(
+        &socket,
+        &[
+            "service",
+            "create",
+            "--name",
+            "g",
+            "--image",
+            "busybox:local",
+            "--mode",
+            "global",
+            "--replicas",
+            "2",
+        ],
+        "--replicas applies to replicated services and jobs only",
+    );
+    fails(
+        &socket,
+        &[
+            "service",
+            "create",
+            "--name",
+            "p",
+            "--image",
+            "busybox:local",
+            "-p",
+            "8080:80",
+            "-p",
+            "8080:81",
+        ],
+        "published port 8080/tcp is given twice",
+    );
+    for (flag, value) in [
+        ("--restart-delay", "5x"),
+        ("--limit-memory", "lots"),
+        ("--limit-cpu", "-1"),
+        ("--publish-add", "99999"),
+        ("--mount-add", "type=nfs,target=/x"),
+        ("--health-retries", "-1"),
+        ("--update-order", "random"),
+    ] {
+        let (code, _, stderr) = swarmctl(&socket, &["service", "update", "api", &format!("{flag}={value}")]);
+        assert!(code == 2 && stderr.contains(flag), "{flag} {value}: {code}: {stderr}");
+    }
+    assert_eq!(json(&["service", "inspect", "api", "--format", "json"]), updated);
+
+    // A rollback puts the spec before the update back; a service never
+    // updated has nothing to roll back to.
+    ok(&socket, &["service", "rollback", "api"]);
+    let rolled_back = json(&["service", "inspect", "api", "--format", "json"]);
+    assert_eq!(rolled_back["spec"], service["spec"]);
+    ok(
+        &socket,
+        &["service", "create", "--name", "web", "--image", "busybox:local"],
+    );
+    fails(&socket, &["service", "rollback", "web"], "no previous spec");
+    drop(daemon);
 }

@@ -69,16 +69,33 @@ pub(crate) fn change_labels(
     labels: &mut std::collections::HashMap<String, String>,
     changes: &crate::cli::LabelArgs,
 ) -> anyhow::Result<()> {
-    for pair in &changes.label_add {
-        let Some((key, value)) = pair.split_once('=').filter(|(key, _)| !key.is_empty()) else {
-            anyhow::bail!("--label-add {pair:?} is not key=value");
-        };
-        labels.insert(key.to_string(), value.to_string());
-    }
-    for key in &changes.label_rm {
-        if labels.remove(key).is_none() {
-            anyhow::bail!("--label-rm {key:?}: no such label");
+    change_map(labels, &changes.label_add, &changes.label_rm, "label")
+}
+
+/// Applies `--FLAG-add key=value` (add or replace) and `--FLAG-rm key`
+/// (which must be there) to `map`.
+pub(crate) fn change_map(
+    map: &mut std::collections::HashMap<String, String>,
+    add: &[String],
+    remove: &[String],
+    flag: &str,
+) -> anyhow::Result<()> {
+    map.extend(key_values(add, &format!("{flag}-add"))?);
+    for key in remove {
+        if map.remove(key).is_none() {
+            anyhow::bail!("--{flag}-rm {key:?}: no such {}", flag.replace('-', " "));
         }
     }
     Ok(())
+}
+
+/// `key=value` flags (`--FLAG`) as a map.
+pub(crate) fn key_values(pairs: &[String], flag: &str) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+            _ => anyhow::bail!("--{flag} {pair:?} is not key=value"),
+        })
+        .collect()
 }

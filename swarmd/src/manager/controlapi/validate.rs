@@ -2,8 +2,8 @@
 //! it. Every refusal is [`Error::InvalidArgument`] naming the field.
 
 use swarm_proto::v1::{
-    Annotations, ClusterSpec, ContainerSpec, EndpointSpec, HealthConfig, Placement, RestartPolicy, ServiceSpec,
-    UpdateConfig, service_spec, task_spec,
+    Annotations, ClusterSpec, ContainerSpec, EndpointSpec, HealthConfig, Mount, Placement, ResourceRequirements,
+    Resources, RestartPolicy, ServiceSpec, UpdateConfig, endpoint_spec, mount, port_config, service_spec, task_spec,
 };
 
 use crate::error::{Error, Result};
@@ -68,14 +68,14 @@ pub(crate) fn service_spec(spec: Option<&ServiceSpec>) -> Result<&ServiceSpec> {
         self::placement(placement)?;
     }
     if let Some(resources) = &task.resources {
-        for (field, resources) in [("reservations", &resources.reservations), ("limits", &resources.limits)] {
-            if resources
-                .as_ref()
-                .is_some_and(|r| r.nano_cpus < 0 || r.memory_bytes < 0)
-            {
-                return Err(invalid(format!("spec.task.resources.{field} must not be negative")));
-            }
-        }
+        self::resources(resources)?;
+    }
+    if task.placement.as_ref().is_some_and(|p| p.max_replicas > 0)
+        && !matches!(spec.mode, Some(service_spec::Mode::Replicated(_)))
+    {
+        return Err(invalid(
+            "spec.task.placement.max_replicas applies to replicated services only".into(),
+        ));
     }
     if let Some(service_spec::Mode::ReplicatedJob(job)) = &spec.mode
         && job.total_completions > 0
@@ -120,13 +120,74 @@ fn container_spec(container: &ContainerSpec) -> Result<()> {
     references("secrets", secrets, |target| !target.starts_with('/'))?;
     let configs = container.configs.iter().map(|r| (&r.config_id, &r.target));
     references("configs", configs, |target| target.starts_with('/'))?;
-    for mount in &container.mounts {
+    mounts(&container.mounts)
+}
+
+/// Mounts, as SwarmKit's `validateMounts`: each at its own absolute target;
+/// a bind mount's source an absolute path, a tmpfs mount's none.
+fn mounts(mounts: &[Mount]) -> Result<()> {
+    let mut targets = std::collections::HashSet::new();
+    for mount in mounts {
+        let field = "spec.task.container.mounts";
         if !mount.target.starts_with('/') {
             return Err(invalid(format!(
-                "spec.task.container.mounts target {:?} is not an absolute path",
+                "{field}: target {:?} is not an absolute path",
                 mount.target
             )));
         }
+        if !targets.insert(mount.target.trim_end_matches('/')) {
+            return Err(invalid(format!(
+                "{field}: two mounts share the target {:?}",
+                mount.target
+            )));
+        }
+        match mount.r#type() {
+            mount::Type::Bind if !mount.source.starts_with('/') => {
+                return Err(invalid(format!(
+                    "{field}: bind mount source {:?} is not an absolute path",
+                    mount.source
+                )));
+            }
+            mount::Type::Tmpfs if !mount.source.is_empty() => {
+                return Err(invalid(format!(
+                    "{field}: tmpfs mount at {:?} takes no source",
+                    mount.target
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The smallest CPU and memory figures SwarmKit's `validateResources`
+/// accepts (0 means none): Docker refuses less.
+const MIN_NANO_CPUS: i64 = 1_000_000;
+const MIN_MEMORY_BYTES: i64 = 4 * 1024 * 1024;
+
+/// Limits and reservations: none negative, none set below what a container
+/// can run with, no reservation above its limit.
+fn resources(resources: &ResourceRequirements) -> Result<()> {
+    let none = Resources::default();
+    let limits = resources.limits.as_ref().unwrap_or(&none);
+    let reservations = resources.reservations.as_ref().unwrap_or(&none);
+    for (field, r) in [("limits", limits), ("reservations", reservations)] {
+        let field = format!("spec.task.resources.{field}");
+        if r.nano_cpus < 0 || r.memory_bytes < 0 {
+            return Err(invalid(format!("{field} must not be negative")));
+        }
+        if r.nano_cpus != 0 && r.nano_cpus < MIN_NANO_CPUS {
+            return Err(invalid(format!("{field}.nano_cpus must be at least 0.001 CPUs")));
+        }
+        if r.memory_bytes != 0 && r.memory_bytes < MIN_MEMORY_BYTES {
+            return Err(invalid(format!("{field}.memory_bytes must be at least 4 MiB")));
+        }
+    }
+    let over = |reserved: i64, limit: i64| limit > 0 && reserved > limit;
+    if over(reservations.nano_cpus, limits.nano_cpus) || over(reservations.memory_bytes, limits.memory_bytes) {
+        return Err(invalid(
+            "spec.task.resources.reservations must not exceed spec.task.resources.limits".into(),
+        ));
     }
     Ok(())
 }
@@ -159,13 +220,24 @@ fn references<'a>(
     Ok(())
 }
 
+/// The shortest health check period Docker accepts (0 means its default).
+const MIN_HEALTH_PERIOD_NANOS: i128 = 1_000_000;
+
 fn healthcheck(health: &HealthConfig) -> Result<()> {
-    non_negative("spec.task.container.healthcheck.interval", health.interval.as_ref())?;
-    non_negative("spec.task.container.healthcheck.timeout", health.timeout.as_ref())?;
-    non_negative(
-        "spec.task.container.healthcheck.start_period",
-        health.start_period.as_ref(),
-    )?;
+    for (name, period) in [
+        ("interval", &health.interval),
+        ("timeout", &health.timeout),
+        ("start_period", &health.start_period),
+    ] {
+        let field = format!("spec.task.container.healthcheck.{name}");
+        non_negative(&field, period.as_ref())?;
+        let nanos = period
+            .as_ref()
+            .map_or(0, |d| i128::from(d.seconds) * 1_000_000_000 + i128::from(d.nanos));
+        if nanos != 0 && nanos < MIN_HEALTH_PERIOD_NANOS {
+            return Err(invalid(format!("{field} must be 0 or at least 1ms")));
+        }
+    }
     if health.retries < 0 {
         return Err(invalid(
             "spec.task.container.healthcheck.retries must not be negative".into(),
@@ -181,15 +253,42 @@ fn restart_policy(field: &str, restart: &RestartPolicy) -> Result<()> {
 
 fn update_config(field: &str, update: &UpdateConfig) -> Result<()> {
     non_negative(&format!("{field}.delay"), update.delay.as_ref())?;
-    non_negative(&format!("{field}.monitor"), update.monitor.as_ref())
+    non_negative(&format!("{field}.monitor"), update.monitor.as_ref())?;
+    if !(0.0..=1.0).contains(&update.max_failure_ratio) {
+        return Err(invalid(format!(
+            "{field}.max_failure_ratio {} is not between 0 and 1",
+            update.max_failure_ratio
+        )));
+    }
+    Ok(())
 }
 
+/// Published ports: valid numbers, no published port given twice for one
+/// protocol, and none through the routing mesh of a DNS round-robin
+/// service (it has no virtual IP to route to), as SwarmKit's
+/// `validateEndpointSpec`.
 fn endpoint(endpoint: &EndpointSpec) -> Result<()> {
+    let mut published = std::collections::HashSet::new();
     for port in &endpoint.ports {
+        let pair = format!("{}:{}", port.published_port, port.target_port);
         if port.target_port == 0 || port.target_port > 65535 || port.published_port > 65535 {
+            return Err(invalid(format!("spec.endpoint.ports: {pair} is not a valid port pair")));
+        }
+        let ingress = port.publish_mode() == port_config::PublishMode::Ingress;
+        if ingress && endpoint.mode() == endpoint_spec::ResolutionMode::Dnsrr {
             return Err(invalid(format!(
-                "spec.endpoint.ports: {}:{} is not a valid port pair",
-                port.published_port, port.target_port
+                "spec.endpoint.ports: {pair} is published through the ingress mesh, which a dnsrr service cannot use"
+            )));
+        }
+        if port.published_port != 0 && !published.insert((port.published_port, port.protocol)) {
+            let protocol = port
+                .protocol()
+                .as_str_name()
+                .trim_start_matches("PROTOCOL_")
+                .to_ascii_lowercase();
+            return Err(invalid(format!(
+                "spec.endpoint.ports: published port {}/{protocol} is given twice",
+                port.published_port
             )));
         }
     }
@@ -201,7 +300,30 @@ fn placement(placement: &Placement) -> Result<()> {
         constraint(expression)
             .map_err(|why| invalid(format!("spec.task.placement.constraints: {expression:?}: {why}")))?;
     }
+    for preference in &placement.preferences {
+        let descriptor = preference.spread.as_ref().map_or("", |s| s.spread_descriptor.as_str());
+        if !node_attribute(descriptor) {
+            return Err(invalid(format!(
+                "spec.task.placement.preferences: cannot spread over {descriptor:?}: not a node attribute such as node.labels.zone"
+            )));
+        }
+    }
     Ok(())
+}
+
+/// A key of a node that constraints compare and preferences spread over.
+fn node_attribute(key: &str) -> bool {
+    let known = [
+        "node.id",
+        "node.hostname",
+        "node.role",
+        "node.platform.os",
+        "node.platform.arch",
+    ];
+    let label = ["node.labels.", "engine.labels."]
+        .iter()
+        .any(|prefix| key.strip_prefix(prefix).is_some_and(|label| !label.is_empty()));
+    known.contains(&key) || label
 }
 
 /// A placement constraint: `<key> == <value>` or `<key> != <value>`, where
@@ -216,17 +338,7 @@ pub(crate) fn constraint(expression: &str) -> Result<(), String> {
     if value.is_empty() {
         return Err("the value is empty".into());
     }
-    let known = [
-        "node.id",
-        "node.hostname",
-        "node.role",
-        "node.platform.os",
-        "node.platform.arch",
-    ];
-    let label = ["node.labels.", "engine.labels."]
-        .iter()
-        .any(|prefix| key.strip_prefix(prefix).is_some_and(|label| !label.is_empty()));
-    if !known.contains(&key) && !label {
+    if !node_attribute(key) {
         return Err(format!("unknown key {key:?}"));
     }
     if key == "node.role" && !["manager", "worker"].contains(&value) {
@@ -367,6 +479,190 @@ mod tests {
         ] {
             assert!(constraint(bad).is_err(), "{bad}");
         }
+    }
+
+    /// `spec` changed by `change`, then validated: the refusal's message,
+    /// or `None` if it passed.
+    fn refusal(change: impl FnOnce(&mut ServiceSpec)) -> Option<String> {
+        let mut spec = ServiceSpec::container("web", "busybox");
+        spec.mode = Some(service_spec::Mode::Replicated(Default::default()));
+        change(&mut spec);
+        service_spec(Some(&spec)).err().map(|err| err.to_string())
+    }
+
+    fn task(spec: &mut ServiceSpec) -> &mut swarm_proto::v1::TaskSpec {
+        swarm_proto::Shared::make_mut(spec.task.as_mut().unwrap())
+    }
+
+    fn container(spec: &mut ServiceSpec) -> &mut ContainerSpec {
+        let Some(task_spec::Runtime::Container(container)) = task(spec).runtime.as_mut() else {
+            unreachable!("a container spec")
+        };
+        container
+    }
+
+    fn mount(kind: mount::Type, source: &str, target: &str) -> Mount {
+        Mount {
+            r#type: kind.into(),
+            source: source.into(),
+            target: target.into(),
+            read_only: false,
+        }
+    }
+
+    #[test]
+    fn mounts_are_checked_as_swarmkit_does() {
+        let with_mounts = |mounts: Vec<Mount>| refusal(|spec| container(spec).mounts = mounts);
+        assert_eq!(with_mounts(vec![mount(mount::Type::Bind, "/srv", "/data")]), None);
+        assert_eq!(with_mounts(vec![mount(mount::Type::Volume, "cache", "/cache")]), None);
+        assert_eq!(with_mounts(vec![mount(mount::Type::Tmpfs, "", "/tmp")]), None);
+        for (bad, says) in [
+            (
+                vec![mount(mount::Type::Volume, "v", "relative")],
+                "not an absolute path",
+            ),
+            (vec![mount(mount::Type::Bind, "srv", "/data")], "bind mount source"),
+            (vec![mount(mount::Type::Tmpfs, "x", "/tmp")], "takes no source"),
+            (
+                vec![
+                    mount(mount::Type::Volume, "a", "/d"),
+                    mount(mount::Type::Volume, "b", "/d/"),
+                ],
+                "share the target",
+            ),
+        ] {
+            let err = with_mounts(bad).expect("refused");
+            assert!(
+                err.contains("spec.task.container.mounts") && err.contains(says),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn resources_are_at_least_what_a_container_needs_and_reservations_fit_limits() {
+        let with = |limits: Resources, reservations: Resources| {
+            refusal(|spec| {
+                task(spec).resources = Some(ResourceRequirements {
+                    limits: Some(limits),
+                    reservations: Some(reservations),
+                })
+            })
+        };
+        let r = |nano_cpus, memory_bytes| Resources {
+            nano_cpus,
+            memory_bytes,
+            ..Default::default()
+        };
+        assert_eq!(with(r(500_000_000, 64 << 20), r(250_000_000, 32 << 20)), None);
+        assert_eq!(with(r(0, 0), r(2_000_000_000, 0)), None, "no limit: any reservation");
+        for (limits, reservations, says) in [
+            (r(-1, 0), r(0, 0), "limits must not be negative"),
+            (r(999_999, 0), r(0, 0), "limits.nano_cpus must be at least"),
+            (
+                r(0, 0),
+                r(0, 1 << 20),
+                "reservations.memory_bytes must be at least 4 MiB",
+            ),
+            (r(500_000_000, 0), r(600_000_000, 0), "must not exceed"),
+            (r(0, 8 << 20), r(0, 16 << 20), "must not exceed"),
+        ] {
+            let err = with(limits, reservations).expect("refused");
+            assert!(err.contains(says), "{err}");
+        }
+    }
+
+    #[test]
+    fn ports_are_published_once_and_never_through_the_mesh_of_a_dnsrr_service() {
+        let port = |published, target, mode: port_config::PublishMode| swarm_proto::v1::PortConfig {
+            published_port: published,
+            target_port: target,
+            publish_mode: mode.into(),
+            ..Default::default()
+        };
+        let with = |mode: endpoint_spec::ResolutionMode, ports| {
+            refusal(|spec| {
+                spec.endpoint = Some(EndpointSpec {
+                    mode: mode.into(),
+                    ports,
+                })
+            })
+        };
+        let (vip, dnsrr) = (endpoint_spec::ResolutionMode::Vip, endpoint_spec::ResolutionMode::Dnsrr);
+        let (ingress, host) = (port_config::PublishMode::Ingress, port_config::PublishMode::Host);
+        assert_eq!(
+            with(
+                vip,
+                vec![port(8080, 80, ingress), port(0, 80, ingress), port(0, 81, ingress)]
+            ),
+            None
+        );
+        assert_eq!(with(dnsrr, vec![port(8080, 80, host)]), None);
+        let err = with(vip, vec![port(8080, 80, ingress), port(8080, 81, ingress)]).expect("refused");
+        assert!(err.contains("published port 8080/tcp is given twice"), "{err}");
+        let err = with(dnsrr, vec![port(8080, 80, ingress)]).expect("refused");
+        assert!(err.contains("dnsrr"), "{err}");
+        let err = with(vip, vec![port(8080, 0, ingress)]).expect("refused");
+        assert!(err.contains("not a valid port pair"), "{err}");
+    }
+
+    #[test]
+    fn update_policies_health_checks_and_placement_are_checked() {
+        let ratio = |max_failure_ratio| {
+            refusal(|spec| {
+                spec.rollback = Some(UpdateConfig {
+                    max_failure_ratio,
+                    ..Default::default()
+                })
+            })
+        };
+        assert_eq!(ratio(0.5), None);
+        for bad in [-0.1, 1.5, f32::NAN] {
+            let err = ratio(bad).expect("refused");
+            assert!(err.contains("spec.rollback.max_failure_ratio"), "{err}");
+        }
+        let interval = |nanos| {
+            refusal(|spec| {
+                container(spec).healthcheck = Some(Box::new(HealthConfig {
+                    interval: Some(prost_types::Duration { seconds: 0, nanos }),
+                    ..Default::default()
+                }))
+            })
+        };
+        assert_eq!(interval(0), None);
+        assert_eq!(interval(1_000_000), None);
+        let err = interval(999).expect("refused");
+        assert!(err.contains("healthcheck.interval must be 0 or at least 1ms"), "{err}");
+        let spread = |descriptor: &str| {
+            refusal(|spec| {
+                task(spec).placement = Some(Box::new(Placement {
+                    preferences: vec![swarm_proto::v1::PlacementPreference {
+                        spread: Some(swarm_proto::v1::SpreadOver {
+                            spread_descriptor: descriptor.into(),
+                        }),
+                    }],
+                    ..Default::default()
+                }))
+            })
+        };
+        assert_eq!(spread("node.labels.zone"), None);
+        let err = spread("zone").expect("refused");
+        assert!(err.contains("cannot spread over \"zone\""), "{err}");
+        let max_replicas = |mode: service_spec::Mode| {
+            refusal(|spec| {
+                spec.mode = Some(mode);
+                task(spec).placement = Some(Box::new(Placement {
+                    max_replicas: 2,
+                    ..Default::default()
+                }))
+            })
+        };
+        assert_eq!(max_replicas(service_spec::Mode::Replicated(Default::default())), None);
+        let err = max_replicas(service_spec::Mode::Global(Default::default())).expect("refused");
+        assert!(
+            err.contains("max_replicas applies to replicated services only"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,0 +1,316 @@
+//! `service inspect` for people: the service's spec as `Name: value`
+//! lines. The identity, mode, image, command, environment, secrets and
+//! configs always print; the rest only when the spec sets it.
+
+use swarm_proto::v1::{
+    ContainerSpec, HealthConfig, Mount, PortConfig, Resources, RestartPolicy, Service, ServiceSpec, UpdateConfig,
+    mount, port_config, restart_policy, service_spec, task_spec, update_config, update_status,
+};
+
+use super::super::labels;
+
+/// The lines `service inspect` prints for `service`.
+pub fn fields(service: &Service) -> Vec<(&'static str, String)> {
+    let spec = service.spec.clone().unwrap_or_default();
+    let container = container(&spec).cloned().unwrap_or_default();
+    let mut fields = vec![
+        ("ID", service.id.clone()),
+        ("Name", super::service_name(service)),
+        ("Labels", labels(&spec.annotations.clone().unwrap_or_default().labels)),
+        (
+            "Version",
+            service.meta.as_ref().map_or(0, |meta| meta.version).to_string(),
+        ),
+        ("Mode", mode(&spec)),
+        ("Image", container.image.clone()),
+        ("Command", container.command.join(" ")),
+        ("Args", container.args.join(" ")),
+        ("Env", container.env.join(", ")),
+        (
+            "Secrets",
+            references(container.secrets.iter().map(|r| (&r.secret_name, &r.target))),
+        ),
+        (
+            "Configs",
+            references(container.configs.iter().map(|r| (&r.config_name, &r.target))),
+        ),
+    ];
+    let mut optional = |name: &'static str, value: String| {
+        if !value.is_empty() {
+            fields.push((name, value));
+        }
+    };
+    optional_container_fields(&container, &mut optional);
+    let task = spec.task.as_deref().cloned().unwrap_or_default();
+    if let Some(resources) = &task.resources {
+        optional("Limits", resources_text(resources.limits.as_ref()));
+        optional("Reservations", resources_text(resources.reservations.as_ref()));
+    }
+    optional(
+        "Restart policy",
+        task.restart.as_ref().map(restart_text).unwrap_or_default(),
+    );
+    if let Some(placement) = &task.placement {
+        optional("Constraints", placement.constraints.join(", "));
+        let preferences = placement
+            .preferences
+            .iter()
+            .filter_map(|p| p.spread.as_ref().map(|s| format!("spread={}", s.spread_descriptor)));
+        optional("Preferences", preferences.collect::<Vec<_>>().join(", "));
+        if placement.max_replicas > 0 {
+            optional("Max replicas per node", placement.max_replicas.to_string());
+        }
+    }
+    if task.force_update > 0 {
+        optional("Forced updates", task.force_update.to_string());
+    }
+    let ports = spec.endpoint.as_ref().map(|e| e.ports.as_slice()).unwrap_or_default();
+    optional("Ports", ports.iter().map(port_text).collect::<Vec<_>>().join(", "));
+    optional(
+        "Update config",
+        spec.update.as_ref().map(policy_text).unwrap_or_default(),
+    );
+    optional(
+        "Rollback config",
+        spec.rollback.as_ref().map(policy_text).unwrap_or_default(),
+    );
+    if let Some(status) = &service.update_status {
+        let state = update_status::State::try_from(status.state).unwrap_or_default();
+        optional(
+            "Update status",
+            format!("{} {}", enum_word(state.as_str_name(), "STATE_"), status.message),
+        );
+    }
+    if service.previous_spec.is_some() {
+        optional("Previous spec", "kept (service rollback goes back to it)".into());
+    }
+    fields
+}
+
+fn optional_container_fields(container: &ContainerSpec, optional: &mut impl FnMut(&'static str, String)) {
+    optional("Container labels", labels(&container.labels));
+    optional("Workdir", container.dir.clone());
+    optional("User", container.user.clone());
+    optional("Hostname", container.hostname.clone());
+    if container.tty {
+        optional("TTY", "yes".into());
+    }
+    if container.read_only {
+        optional("Read-only", "yes".into());
+    }
+    optional(
+        "Stop grace period",
+        container.stop_grace_period.as_ref().map(duration).unwrap_or_default(),
+    );
+    optional("Stop signal", container.stop_signal.clone());
+    optional(
+        "Mounts",
+        container.mounts.iter().map(mount_text).collect::<Vec<_>>().join(", "),
+    );
+    optional(
+        "Healthcheck",
+        container.healthcheck.as_deref().map(health_text).unwrap_or_default(),
+    );
+}
+
+pub(super) fn container(spec: &ServiceSpec) -> Option<&ContainerSpec> {
+    spec.task
+        .as_deref()
+        .and_then(|task| task.runtime.as_ref())
+        .map(|task_spec::Runtime::Container(c)| c)
+}
+
+fn mode(spec: &ServiceSpec) -> String {
+    match &spec.mode {
+        Some(service_spec::Mode::Replicated(replicated)) => format!("replicated ({} tasks)", replicated.replicas),
+        Some(service_spec::Mode::Global(_)) => "global".into(),
+        Some(service_spec::Mode::ReplicatedJob(job)) => format!(
+            "replicated job ({} completions, {} at once)",
+            job.total_completions, job.max_concurrent
+        ),
+        Some(service_spec::Mode::GlobalJob(_)) => "global job".into(),
+        None => String::new(),
+    }
+}
+
+/// `name -> target, ...`
+fn references<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> String {
+    pairs
+        .map(|(name, target)| format!("{name} -> {target}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A protobuf enum value's name without its `prefix`, in lower case with
+/// dashes: `ORDER_START_FIRST` as `start-first`.
+fn enum_word(name: &str, prefix: &str) -> String {
+    name.strip_prefix(prefix)
+        .unwrap_or(name)
+        .replace('_', "-")
+        .to_ascii_lowercase()
+}
+
+fn mount_text(mount: &Mount) -> String {
+    let kind = mount::Type::try_from(mount.r#type).unwrap_or_default();
+    let kind = enum_word(kind.as_str_name(), "TYPE_");
+    let mut text = match mount.source.as_str() {
+        "" => format!("{kind} {}", mount.target),
+        source => format!("{kind} {source} -> {}", mount.target),
+    };
+    if mount.read_only {
+        text.push_str(" (read-only)");
+    }
+    text
+}
+
+fn port_text(port: &PortConfig) -> String {
+    let protocol = port_config::Protocol::try_from(port.protocol).unwrap_or_default();
+    let protocol = enum_word(protocol.as_str_name(), "PROTOCOL_");
+    let mode = port_config::PublishMode::try_from(port.publish_mode).unwrap_or_default();
+    let mode = enum_word(mode.as_str_name(), "PUBLISH_MODE_");
+    let published = match port.published_port {
+        0 => "*".to_string(),
+        port => port.to_string(),
+    };
+    format!("{published}:{}/{protocol} ({mode})", port.target_port)
+}
+
+fn health_text(health: &HealthConfig) -> String {
+    match health.test.split_first() {
+        Some((none, _)) if none == "NONE" => "off".into(),
+        _ => {
+            let mut parts = vec![health.test.iter().skip(1).cloned().collect::<Vec<_>>().join(" ")];
+            for (name, value) in [
+                ("every", &health.interval),
+                ("timeout", &health.timeout),
+                ("start period", &health.start_period),
+            ] {
+                if let Some(value) = value {
+                    parts.push(format!("{name} {}", duration(value)));
+                }
+            }
+            if health.retries > 0 {
+                parts.push(format!("{} retries", health.retries));
+            }
+            parts.join(", ")
+        }
+    }
+}
+
+fn resources_text(resources: Option<&Resources>) -> String {
+    let Some(resources) = resources else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    if resources.nano_cpus > 0 {
+        parts.push(format!("{} CPUs", resources.nano_cpus as f64 / 1e9));
+    }
+    if resources.memory_bytes > 0 {
+        parts.push(format!("{} memory", bytes(resources.memory_bytes)));
+    }
+    parts.join(", ")
+}
+
+fn restart_text(restart: &RestartPolicy) -> String {
+    let condition = restart_policy::Condition::try_from(restart.condition).unwrap_or_default();
+    let mut parts = vec![enum_word(condition.as_str_name(), "CONDITION_")];
+    if let Some(delay) = &restart.delay {
+        parts.push(format!("delay {}", duration(delay)));
+    }
+    if restart.max_attempts > 0 {
+        parts.push(format!("at most {} attempts", restart.max_attempts));
+    }
+    if let Some(window) = &restart.window {
+        parts.push(format!("window {}", duration(window)));
+    }
+    parts.join(", ")
+}
+
+fn policy_text(config: &UpdateConfig) -> String {
+    let action = update_config::FailureAction::try_from(config.failure_action).unwrap_or_default();
+    let order = update_config::Order::try_from(config.order).unwrap_or_default();
+    let mut parts = vec![match config.parallelism {
+        0 => "all at once".to_string(),
+        n => format!("{n} at a time"),
+    }];
+    if let Some(delay) = &config.delay {
+        parts.push(format!("delay {}", duration(delay)));
+    }
+    parts.push(format!(
+        "on failure {}",
+        enum_word(action.as_str_name(), "FAILURE_ACTION_")
+    ));
+    if let Some(monitor) = &config.monitor {
+        parts.push(format!("monitor {}", duration(monitor)));
+    }
+    if config.max_failure_ratio > 0.0 {
+        parts.push(format!("max failure ratio {}", config.max_failure_ratio));
+    }
+    parts.push(enum_word(order.as_str_name(), "ORDER_"));
+    parts.join(", ")
+}
+
+/// A size in the largest binary unit it has at least one of: `512 MiB`,
+/// `1.5 GiB`.
+fn bytes(bytes: i64) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let rounded = (value * 100.0).round() / 100.0;
+    format!("{rounded} {}", units[unit])
+}
+
+/// A duration as Go prints one: `1h30m0s`, `1.5s`, `250ms`.
+fn duration(duration: &prost_types::Duration) -> String {
+    let total = std::time::Duration::new(duration.seconds.max(0) as u64, duration.nanos.max(0) as u32);
+    if total.is_zero() {
+        return "0s".into();
+    }
+    if total < std::time::Duration::from_secs(1) {
+        return format!("{:?}", total);
+    }
+    let seconds = total.as_secs();
+    let (hours, minutes) = (seconds / 3600, seconds / 60 % 60);
+    let rest = std::time::Duration::new(seconds % 60, total.subsec_nanos()).as_secs_f64();
+    match (hours, minutes) {
+        (0, 0) => format!("{rest}s"),
+        (0, _) => format!("{minutes}m{rest}s"),
+        _ => format!("{hours}h{minutes}m{rest}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        let d = |seconds, nanos| duration(&prost_types::Duration { seconds, nanos });
+        assert_eq!(d(0, 0), "0s");
+        assert_eq!(d(0, 250_000_000), "250ms");
+        assert_eq!(d(1, 500_000_000), "1.5s");
+        assert_eq!(d(90, 0), "1m30s");
+        assert_eq!(d(5400, 0), "1h30m0s");
+    }
+
+    #[test]
+    fn sizes_print_in_their_largest_unit() {
+        assert_eq!(bytes(512), "512 bytes");
+        assert_eq!(bytes(512 << 20), "512 MiB");
+        assert_eq!(bytes(3 << 29), "1.5 GiB");
+        assert_eq!(bytes(1 << 30), "1 GiB");
+    }
+
+    #[test]
+    fn enum_names_print_as_words() {
+        assert_eq!(enum_word(mount::Type::Bind.as_str_name(), "TYPE_"), "bind");
+        let order = update_config::Order::StartFirst.as_str_name();
+        assert_eq!(enum_word(order, "ORDER_"), "start-first");
+        let mode = port_config::PublishMode::Host.as_str_name();
+        assert_eq!(enum_word(mode, "PUBLISH_MODE_"), "host");
+    }
+}

@@ -1,0 +1,192 @@
+//! `swarmctl service ...`
+
+use anyhow::bail;
+use swarm_proto::v1::{
+    Config, ConfigReference, CreateServiceRequest, GetServiceRequest, ListServicesRequest, ListTasksRequest,
+    RemoveServiceRequest, Secret, SecretReference, Service, ServiceSpec, TaskState, UpdateServiceRequest, service_spec,
+};
+
+use super::{data, name, reply};
+use crate::cli::ServiceCommand;
+use crate::connect::Control;
+use crate::output::{self, Format};
+use crate::resolve;
+
+mod inspect;
+mod spec;
+
+pub async fn run(control: &mut Control, command: ServiceCommand, format: Format) -> anyhow::Result<()> {
+    match command {
+        ServiceCommand::Create(args) => {
+            let secrets = secret_references(control, &args.secret).await?;
+            let configs = config_references(control, &args.config).await?;
+            let spec = spec::create(*args, secrets, configs)?;
+            let service = reply(control.create_service(CreateServiceRequest { spec: Some(spec) }).await)?;
+            println!("{}", service.service.unwrap_or_default().id);
+        }
+        ServiceCommand::Ls(list) => {
+            let services = all(control).await?;
+            if format == Format::Json && !list.quiet {
+                return output::json_list(&services);
+            }
+            // Running tasks per service, counted once (IDs only need none).
+            let mut running_tasks = std::collections::HashMap::new();
+            if !list.quiet {
+                let request = ListTasksRequest {
+                    states: vec![TaskState::Running.into()],
+                    ..Default::default()
+                };
+                for task in reply(control.list_tasks(request).await)?.tasks {
+                    *running_tasks.entry(task.service_id).or_insert(0usize) += 1;
+                }
+            }
+            let rows = services
+                .iter()
+                .map(|service| {
+                    let running = running_tasks.get(&service.id).copied().unwrap_or(0);
+                    vec![
+                        service.id.clone(),
+                        service_name(service),
+                        image(service),
+                        replicas(service, running),
+                    ]
+                })
+                .collect();
+            output::table(&["ID", "NAME", "IMAGE", "REPLICAS"], rows, list.quiet)?;
+        }
+        ServiceCommand::Inspect { reference } => {
+            let service = get(control, &reference).await?;
+            if format == Format::Json {
+                return output::json_one(&service);
+            }
+            output::fields(&inspect::fields(&service))?;
+        }
+        ServiceCommand::Update { reference, changes } => {
+            let service = get(control, &reference).await?;
+            let secrets = secret_references(control, &changes.secret_add).await?;
+            let configs = config_references(control, &changes.config_add).await?;
+            let spec = spec::update(service.spec.clone().unwrap_or_default(), *changes, secrets, configs)?;
+            update(control, &service, Some(spec), false).await?;
+        }
+        ServiceCommand::Rollback { reference } => {
+            let service = get(control, &reference).await?;
+            if service.previous_spec.is_none() {
+                bail!("service {reference:?} has no previous spec to roll back to");
+            }
+            update(control, &service, None, true).await?;
+        }
+        ServiceCommand::Rm { references } => {
+            for reference in references {
+                let service = get(control, &reference).await?;
+                reply(
+                    control
+                        .remove_service(RemoveServiceRequest {
+                            service_id: service.id.clone(),
+                        })
+                        .await,
+                )?;
+                println!("{}", service.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends `spec` (or asks for the previous one) with the version `service`
+/// was read at: a change made meanwhile by someone else is refused, not
+/// overwritten.
+async fn update(
+    control: &mut Control,
+    service: &Service,
+    spec: Option<ServiceSpec>,
+    rollback: bool,
+) -> anyhow::Result<()> {
+    let request = UpdateServiceRequest {
+        service_id: service.id.clone(),
+        service_version: service.meta.as_ref().map_or(0, |meta| meta.version),
+        spec,
+        rollback,
+    };
+    let updated = reply(control.update_service(request).await)?;
+    println!("{}", updated.service.unwrap_or_default().id);
+    Ok(())
+}
+
+/// `--secret` (or `--secret-add`) flags, each resolved to one secret.
+async fn secret_references(control: &mut Control, flags: &[String]) -> anyhow::Result<Vec<SecretReference>> {
+    let mut references = Vec::new();
+    for flag in flags {
+        let (secret_id, secret_name, target) =
+            data::reference::<Secret>(control, flag, |name| name.to_string()).await?;
+        references.push(SecretReference {
+            secret_id,
+            secret_name,
+            target,
+        });
+    }
+    Ok(references)
+}
+
+/// `--config` (or `--config-add`) flags, each resolved to one config.
+async fn config_references(control: &mut Control, flags: &[String]) -> anyhow::Result<Vec<ConfigReference>> {
+    let mut references = Vec::new();
+    for flag in flags {
+        let (config_id, config_name, target) =
+            data::reference::<Config>(control, flag, |name| format!("/{name}")).await?;
+        references.push(ConfigReference {
+            config_id,
+            config_name,
+            target,
+        });
+    }
+    Ok(references)
+}
+
+async fn all(control: &mut Control) -> anyhow::Result<Vec<Service>> {
+    Ok(reply(control.list_services(ListServicesRequest::default()).await)?.services)
+}
+
+/// The service `reference` names (name, ID or unique ID prefix). Only the
+/// services that can match are fetched: those of that name and those whose
+/// ID starts with it, so that a cluster of 100,000 services costs no more.
+pub(crate) async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Service> {
+    let mut candidates = Vec::new();
+    for filters in resolve::filters(reference) {
+        let request = ListServicesRequest { filters: Some(filters) };
+        let services = reply(control.list_services(request).await)?.services;
+        candidates.extend(services.iter().map(|s| (s.id.clone(), service_name(s))));
+    }
+    candidates.sort();
+    candidates.dedup();
+    let service_id = resolve::pick("service", reference, &candidates)?;
+    Ok(reply(control.get_service(GetServiceRequest { service_id }).await)?
+        .service
+        .unwrap_or_default())
+}
+
+fn service_name(service: &Service) -> String {
+    name(service.spec.as_ref().and_then(|spec| spec.annotations.as_ref()))
+}
+
+fn image(service: &Service) -> String {
+    service
+        .spec
+        .as_ref()
+        .and_then(inspect::container)
+        .map(|container| container.image.clone())
+        .unwrap_or_default()
+}
+
+fn replicas(service: &Service, running: usize) -> String {
+    match service.spec.as_ref().and_then(|spec| spec.mode.as_ref()) {
+        Some(service_spec::Mode::Replicated(replicated)) => format!("{running}/{}", replicated.replicas),
+        Some(service_spec::Mode::ReplicatedJob(job)) => {
+            format!(
+                "{running}/{} ({} completions)",
+                job.max_concurrent, job.total_completions
+            )
+        }
+        Some(service_spec::Mode::GlobalJob(_)) => format!("{running} (global job)"),
+        _ => format!("{running} (global)"),
+    }
+}

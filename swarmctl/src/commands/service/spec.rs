@@ -1,0 +1,416 @@
+//! Service specs from flags: `service create` builds one from nothing,
+//! `service update` changes, in the spec the service has, only what its
+//! flags name (removals first, so that `--env-rm A --env-add A=2` works).
+//! What needs no manager is checked here: a flag that does not fit the
+//! service's mode, a removal of something the service does not have. The
+//! manager validates the whole spec again.
+
+use anyhow::bail;
+use swarm_proto::Shared;
+use swarm_proto::v1::{
+    Annotations, ConfigReference, ContainerSpec, EndpointSpec, HealthConfig, Placement, ReplicatedJob,
+    ReplicatedService, Resources, SecretReference, ServiceSpec, TaskSpec, UpdateConfig, restart_policy, service_spec,
+    task_spec, update_config,
+};
+
+use super::super::{change_map, key_values};
+use crate::cli::{
+    FailureAction, PolicyFlags, RestartCondition, ServiceMode, ServiceSpecArgs, ServiceUpdateArgs, TaskFlags,
+    UpdateOrder,
+};
+use crate::parse;
+
+/// The spec `service create` asks for.
+pub fn create(
+    args: ServiceSpecArgs,
+    secrets: Vec<SecretReference>,
+    configs: Vec<ConfigReference>,
+) -> anyhow::Result<ServiceSpec> {
+    let container = ContainerSpec {
+        image: args.image,
+        labels: key_values(&args.container_label, "container-label")?,
+        command: args.command,
+        args: args.args,
+        env: args.env,
+        mounts: args.mount,
+        secrets,
+        configs,
+        ..Default::default()
+    };
+    let placement = Placement {
+        constraints: args.constraint,
+        preferences: args.placement_pref,
+        ..Default::default()
+    };
+    let mut spec = ServiceSpec {
+        annotations: Some(Annotations {
+            name: args.name,
+            labels: key_values(&args.label, "label")?,
+        }),
+        task: Some(Shared::new(TaskSpec {
+            runtime: Some(task_spec::Runtime::Container(container)),
+            placement: (placement != Placement::default()).then(|| Box::new(placement)),
+            ..Default::default()
+        })),
+        mode: Some(new_mode(args.mode, args.replicas, args.max_concurrent)?),
+        endpoint: (!args.publish.is_empty()).then(|| EndpointSpec {
+            ports: args.publish,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    apply_task_flags(&mut spec, args.task);
+    Ok(spec)
+}
+
+/// `spec` with the changes `service update` asks for; `secrets` and
+/// `configs` are its `--secret-add` and `--config-add`, resolved.
+pub fn update(
+    mut spec: ServiceSpec,
+    changes: ServiceUpdateArgs,
+    secrets: Vec<SecretReference>,
+    configs: Vec<ConfigReference>,
+) -> anyhow::Result<ServiceSpec> {
+    change_counts(&mut spec.mode, changes.replicas, changes.max_concurrent)?;
+    let labels = &mut spec.annotations.get_or_insert_with(Default::default).labels;
+    change_map(labels, &changes.labels.label_add, &changes.labels.label_rm, "label")?;
+    if !changes.publish_rm.is_empty() || !changes.publish_add.is_empty() {
+        let ports = &mut spec.endpoint.get_or_insert_with(Default::default).ports;
+        for removed in &changes.publish_rm {
+            let removed_port = parse::port(removed).map_err(|why| anyhow::anyhow!("--publish-rm: {why}"))?;
+            let same = |port: &swarm_proto::v1::PortConfig| {
+                port.target_port == removed_port.target_port && port.protocol == removed_port.protocol
+            };
+            remove_where(ports, same, "publish-rm", removed, "port")?;
+        }
+        for added in changes.publish_add {
+            ports.retain(|port| !(port.target_port == added.target_port && port.protocol == added.protocol));
+            ports.push(added);
+        }
+    }
+
+    let task = Shared::make_mut(spec.task.get_or_insert_with(Default::default));
+    if changes.force {
+        task.force_update += 1;
+    }
+    if !changes.constraint_rm.is_empty()
+        || !changes.constraint_add.is_empty()
+        || !changes.placement_pref_rm.is_empty()
+        || !changes.placement_pref_add.is_empty()
+    {
+        let placement = task.placement.get_or_insert_with(Default::default);
+        for removed in &changes.constraint_rm {
+            remove_where(
+                &mut placement.constraints,
+                |c| c == removed,
+                "constraint-rm",
+                removed,
+                "constraint",
+            )?;
+        }
+        placement.constraints.extend(changes.constraint_add);
+        for removed in &changes.placement_pref_rm {
+            let shown = removed.spread.as_ref().map_or("", |s| &s.spread_descriptor);
+            remove_where(
+                &mut placement.preferences,
+                |p| p == removed,
+                "placement-pref-rm",
+                shown,
+                "preference",
+            )?;
+        }
+        placement.preferences.extend(changes.placement_pref_add);
+    }
+
+    let container = container_mut(task);
+    if let Some(image) = changes.image {
+        container.image = image;
+    }
+    if let Some(command) = changes.command {
+        container.command = command;
+    }
+    if let Some(args) = changes.args {
+        container.args = args;
+    }
+    for key in &changes.env_rm {
+        remove_where(
+            &mut container.env,
+            |entry| env_key(entry) == key,
+            "env-rm",
+            key,
+            "variable",
+        )?;
+    }
+    for entry in changes.env_add {
+        container.env.retain(|existing| env_key(existing) != env_key(&entry));
+        container.env.push(entry);
+    }
+    change_map(
+        &mut container.labels,
+        &changes.container_label_add,
+        &changes.container_label_rm,
+        "container-label",
+    )?;
+    for target in &changes.mount_rm {
+        remove_where(
+            &mut container.mounts,
+            |m| &m.target == target,
+            "mount-rm",
+            target,
+            "mount",
+        )?;
+    }
+    for added in changes.mount_add {
+        container.mounts.retain(|mount| mount.target != added.target);
+        container.mounts.push(added);
+    }
+    for name in &changes.secret_rm {
+        remove_where(
+            &mut container.secrets,
+            |r| &r.secret_name == name || &r.secret_id == name,
+            "secret-rm",
+            name,
+            "secret",
+        )?;
+    }
+    for added in secrets {
+        container.secrets.retain(|r| r.target != added.target);
+        container.secrets.push(added);
+    }
+    for name in &changes.config_rm {
+        remove_where(
+            &mut container.configs,
+            |r| &r.config_name == name || &r.config_id == name,
+            "config-rm",
+            name,
+            "config",
+        )?;
+    }
+    for added in configs {
+        container.configs.retain(|r| r.target != added.target);
+        container.configs.push(added);
+    }
+    apply_task_flags(&mut spec, changes.task);
+    Ok(spec)
+}
+
+/// Removes the items `matches` selects; an error if there is none, so that
+/// a mistyped removal is not taken for done.
+fn remove_where<T>(
+    items: &mut Vec<T>,
+    matches: impl Fn(&T) -> bool,
+    flag: &str,
+    shown: &str,
+    what: &str,
+) -> anyhow::Result<()> {
+    let before = items.len();
+    items.retain(|item| !matches(item));
+    if items.len() == before {
+        bail!("--{flag} {shown:?}: the service has no such {what}");
+    }
+    Ok(())
+}
+
+/// `KEY` of `KEY=VALUE`.
+fn env_key(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(key, _)| key)
+}
+
+/// A new service's mode; replicated: 1 task unless `--replicas`;
+/// replicated job: 1 completion, all at once unless `--max-concurrent`.
+fn new_mode(
+    kind: ServiceMode,
+    replicas: Option<u64>,
+    max_concurrent: Option<u64>,
+) -> anyhow::Result<service_spec::Mode> {
+    let mut mode = Some(match kind {
+        ServiceMode::Replicated => service_spec::Mode::Replicated(ReplicatedService { replicas: 1 }),
+        ServiceMode::Global => service_spec::Mode::Global(Default::default()),
+        ServiceMode::ReplicatedJob => service_spec::Mode::ReplicatedJob(ReplicatedJob {
+            max_concurrent: 1,
+            total_completions: 1,
+        }),
+        ServiceMode::GlobalJob => service_spec::Mode::GlobalJob(Default::default()),
+    });
+    change_counts(&mut mode, replicas, max_concurrent)?;
+    if let Some(service_spec::Mode::ReplicatedJob(job)) = &mut mode
+        && max_concurrent.is_none()
+    {
+        job.max_concurrent = job.total_completions;
+    }
+    Ok(mode.unwrap_or(service_spec::Mode::Replicated(ReplicatedService { replicas: 1 })))
+}
+
+/// Applies `--replicas` and `--max-concurrent` to a mode they fit.
+fn change_counts(
+    mode: &mut Option<service_spec::Mode>,
+    replicas: Option<u64>,
+    max_concurrent: Option<u64>,
+) -> anyhow::Result<()> {
+    match mode {
+        Some(service_spec::Mode::Replicated(replicated)) => {
+            if max_concurrent.is_some() {
+                bail!("--max-concurrent applies to replicated jobs only");
+            }
+            if let Some(replicas) = replicas {
+                replicated.replicas = replicas;
+            }
+        }
+        Some(service_spec::Mode::ReplicatedJob(job)) => {
+            if let Some(replicas) = replicas {
+                job.total_completions = replicas;
+            }
+            if let Some(max_concurrent) = max_concurrent {
+                job.max_concurrent = max_concurrent;
+            }
+        }
+        _ if replicas.is_some() => bail!("--replicas applies to replicated services and jobs only"),
+        _ if max_concurrent.is_some() => bail!("--max-concurrent applies to replicated jobs only"),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The container spec of `task`, made one if it has none.
+fn container_mut(task: &mut TaskSpec) -> &mut ContainerSpec {
+    let task_spec::Runtime::Container(container) = task
+        .runtime
+        .get_or_insert_with(|| task_spec::Runtime::Container(Default::default()));
+    container
+}
+
+/// Sets what `flags` name, and only that.
+fn apply_task_flags(spec: &mut ServiceSpec, flags: TaskFlags) {
+    apply_policy(&mut spec.update, flags.update.into());
+    apply_policy(&mut spec.rollback, flags.rollback.into());
+    let task = Shared::make_mut(spec.task.get_or_insert_with(Default::default));
+
+    if flags.limit_cpu.is_some() || flags.limit_memory.is_some() {
+        let limits = task
+            .resources
+            .get_or_insert_with(Default::default)
+            .limits
+            .get_or_insert_with(Default::default);
+        set_resources(limits, flags.limit_cpu, flags.limit_memory);
+    }
+    if flags.reserve_cpu.is_some() || flags.reserve_memory.is_some() {
+        let reservations = task
+            .resources
+            .get_or_insert_with(Default::default)
+            .reservations
+            .get_or_insert_with(Default::default);
+        set_resources(reservations, flags.reserve_cpu, flags.reserve_memory);
+    }
+    if flags.restart_condition.is_some()
+        || flags.restart_delay.is_some()
+        || flags.restart_max_attempts.is_some()
+        || flags.restart_window.is_some()
+    {
+        let restart = task.restart.get_or_insert_with(Default::default);
+        if let Some(condition) = flags.restart_condition {
+            restart.set_condition(match condition {
+                RestartCondition::None => restart_policy::Condition::None,
+                RestartCondition::OnFailure => restart_policy::Condition::OnFailure,
+                RestartCondition::Any => restart_policy::Condition::Any,
+            });
+        }
+        replace(&mut restart.delay, flags.restart_delay);
+        replace_value(&mut restart.max_attempts, flags.restart_max_attempts);
+        replace(&mut restart.window, flags.restart_window);
+    }
+    if let Some(max) = flags.replicas_max_per_node {
+        task.placement.get_or_insert_with(Default::default).max_replicas = max;
+    }
+
+    let container = container_mut(task);
+    replace_value(&mut container.dir, flags.workdir);
+    replace_value(&mut container.user, flags.user);
+    replace_value(&mut container.hostname, flags.hostname);
+    replace(&mut container.stop_grace_period, flags.stop_grace_period);
+    replace_value(&mut container.stop_signal, flags.stop_signal);
+    replace_value(&mut container.tty, flags.tty);
+    replace_value(&mut container.read_only, flags.read_only);
+    if flags.no_healthcheck {
+        container.healthcheck = Some(Box::new(HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }));
+    }
+    if flags.health_cmd.is_some()
+        || flags.health_interval.is_some()
+        || flags.health_timeout.is_some()
+        || flags.health_retries.is_some()
+        || flags.health_start_period.is_some()
+    {
+        let health = container.healthcheck.get_or_insert_with(Default::default);
+        if let Some(command) = flags.health_cmd {
+            health.test = vec!["CMD-SHELL".into(), command];
+        }
+        replace(&mut health.interval, flags.health_interval);
+        replace(&mut health.timeout, flags.health_timeout);
+        replace_value(&mut health.retries, flags.health_retries);
+        replace(&mut health.start_period, flags.health_start_period);
+    }
+}
+
+fn set_resources(resources: &mut Resources, cpus: Option<i64>, memory: Option<i64>) {
+    replace_value(&mut resources.nano_cpus, cpus);
+    replace_value(&mut resources.memory_bytes, memory);
+}
+
+/// Applies the `--update-...` or `--rollback-...` flags to `config`.
+fn apply_policy(config: &mut Option<UpdateConfig>, flags: PolicyFlags) {
+    let PolicyFlags {
+        parallelism,
+        delay,
+        failure_action,
+        monitor,
+        max_failure_ratio,
+        order,
+    } = flags;
+    if parallelism.is_none()
+        && delay.is_none()
+        && failure_action.is_none()
+        && monitor.is_none()
+        && max_failure_ratio.is_none()
+        && order.is_none()
+    {
+        return;
+    }
+    // SwarmKit's defaults for what the flags leave unset: one task at a time.
+    let config = config.get_or_insert_with(|| UpdateConfig {
+        parallelism: 1,
+        ..Default::default()
+    });
+    replace_value(&mut config.parallelism, parallelism);
+    replace(&mut config.delay, delay);
+    replace(&mut config.monitor, monitor);
+    replace_value(&mut config.max_failure_ratio, max_failure_ratio);
+    if let Some(action) = failure_action {
+        config.set_failure_action(match action {
+            FailureAction::Pause => update_config::FailureAction::Pause,
+            FailureAction::Continue => update_config::FailureAction::Continue,
+            FailureAction::Rollback => update_config::FailureAction::Rollback,
+        });
+    }
+    if let Some(order) = order {
+        config.set_order(match order {
+            UpdateOrder::StopFirst => update_config::Order::StopFirst,
+            UpdateOrder::StartFirst => update_config::Order::StartFirst,
+        });
+    }
+}
+
+/// `*field = Some(value)` when a flag gave one.
+fn replace<T>(field: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *field = value;
+    }
+}
+
+/// `*field = value` when a flag gave one.
+fn replace_value<T>(field: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *field = value;
+    }
+}
