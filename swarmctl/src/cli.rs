@@ -113,15 +113,44 @@ pub enum NodeCommand {
     Ls(ListArgs),
     /// Show a node by hostname, ID or ID prefix.
     Inspect { reference: String },
-    /// Change a node's labels or availability.
+    /// Change a node's labels, availability or role.
     Update {
         reference: String,
         /// active, pause (no new tasks) or drain (tasks move away).
         #[arg(long, value_parser = ["active", "pause", "drain"])]
         availability: Option<String>,
+        /// manager or worker (the last manager cannot be demoted).
+        #[arg(long, value_parser = ["manager", "worker"])]
+        role: Option<String>,
         #[command(flatten)]
         labels: LabelArgs,
     },
+    /// Let nodes take new tasks again.
+    Activate(NodeReferences),
+    /// Give nodes no new tasks; those they run stay.
+    Pause(NodeReferences),
+    /// Move every task away from nodes (for maintenance).
+    Drain(NodeReferences),
+    /// Make nodes managers.
+    Promote(NodeReferences),
+    /// Make managers workers (never the last one).
+    Demote(NodeReferences),
+    /// Remove nodes from the cluster: a manager must be demoted first, and
+    /// a node still up needs `--force`.
+    Rm {
+        #[command(flatten)]
+        nodes: NodeReferences,
+        /// Remove nodes that are still up.
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+/// Nodes, each by hostname, ID or ID prefix.
+#[derive(Args, Debug)]
+pub struct NodeReferences {
+    #[arg(required = true, value_name = "NODE")]
+    pub references: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

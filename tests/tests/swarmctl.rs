@@ -625,3 +625,44 @@ async fn service_specs_from_docker_style_flags() {
     fails(&socket, &["service", "rollback", "web"], "no previous spec");
     drop(daemon);
 }
+
+/// SwarmKit's node commands on a single manager: availability changes
+/// stick; the last manager is neither demoted nor removed, and a refusal
+/// changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_commands_keep_the_last_manager() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    let socket = daemon.socket.clone();
+    let node = || -> serde_json::Value {
+        let stdout = ok(&socket, &["node", "inspect", "node-1", "--format", "json"]);
+        serde_json::from_str(&stdout).expect("JSON")
+    };
+    for (command, availability) in [
+        ("drain", "NODE_AVAILABILITY_DRAIN"),
+        ("pause", "NODE_AVAILABILITY_PAUSE"),
+        ("activate", "NODE_AVAILABILITY_ACTIVE"),
+    ] {
+        ok(&socket, &["node", command, "node-1"]);
+        assert_eq!(node()["spec"]["availability"], availability, "after node {command}");
+    }
+    ok(&socket, &["node", "update", "node-1", "--availability", "drain"]);
+    assert!(rows(&ok(&socket, &["node", "ls"]))[0].contains(&"drain".to_string()));
+    let before = node();
+    fails(
+        &socket,
+        &["node", "demote", "node-1"],
+        "is the last manager of the cluster",
+    );
+    fails(
+        &socket,
+        &["node", "update", "node-1", "--role", "worker"],
+        "last manager",
+    );
+    fails(&socket, &["node", "rm", "--force", "node-1"], "is a manager: demote it");
+    fails(&socket, &["node", "drain", "node-9"], "node \"node-9\" not found");
+    assert_eq!(node(), before, "a refusal changed the node");
+    ok(&socket, &["node", "promote", "node-1"]);
+    assert_eq!(node()["spec"]["desiredRole"], "NODE_ROLE_MANAGER");
+    drop(daemon);
+}

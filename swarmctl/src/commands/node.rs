@@ -1,11 +1,12 @@
 //! `swarmctl node ...`
 
 use swarm_proto::v1::{
-    GetNodeRequest, ListNodesRequest, Node, NodeAvailability, NodeRole, UpdateNodeRequest, node_status,
+    GetNodeRequest, ListNodesRequest, Node, NodeAvailability, NodeRole, NodeSpec, RemoveNodeRequest, UpdateNodeRequest,
+    node_status,
 };
 
 use super::{labels, reply};
-use crate::cli::NodeCommand;
+use crate::cli::{NodeCommand, NodeReferences};
 use crate::connect::Control;
 use crate::output::{self, Format};
 use crate::resolve;
@@ -39,28 +40,44 @@ pub async fn run(control: &mut Control, command: NodeCommand, format: Format) ->
         NodeCommand::Update {
             reference,
             availability,
+            role,
             labels: changes,
         } => {
-            let node = get(control, &reference).await?;
-            let version = node.meta.as_ref().map_or(0, |meta| meta.version);
-            let mut spec = node.spec.clone().unwrap_or_default();
-            let annotations = spec.annotations.get_or_insert_with(Default::default);
-            super::change_labels(&mut annotations.labels, &changes)?;
-            if let Some(availability) = availability {
-                spec.availability = match availability.as_str() {
-                    "pause" => NodeAvailability::Pause,
-                    "drain" => NodeAvailability::Drain,
-                    _ => NodeAvailability::Active,
+            change(control, &reference, |spec| {
+                let annotations = spec.annotations.get_or_insert_with(Default::default);
+                super::change_labels(&mut annotations.labels, &changes)?;
+                if let Some(availability) = availability.as_deref() {
+                    spec.set_availability(match availability {
+                        "pause" => NodeAvailability::Pause,
+                        "drain" => NodeAvailability::Drain,
+                        _ => NodeAvailability::Active,
+                    });
                 }
-                .into();
+                if let Some(role) = role.as_deref() {
+                    spec.set_desired_role(match role {
+                        "manager" => NodeRole::Manager,
+                        _ => NodeRole::Worker,
+                    });
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        NodeCommand::Activate(nodes) => set_availability(control, nodes, NodeAvailability::Active).await?,
+        NodeCommand::Pause(nodes) => set_availability(control, nodes, NodeAvailability::Pause).await?,
+        NodeCommand::Drain(nodes) => set_availability(control, nodes, NodeAvailability::Drain).await?,
+        NodeCommand::Promote(nodes) => set_role(control, nodes, NodeRole::Manager).await?,
+        NodeCommand::Demote(nodes) => set_role(control, nodes, NodeRole::Worker).await?,
+        NodeCommand::Rm { nodes, force } => {
+            for reference in &nodes.references {
+                let node = get(control, reference).await?;
+                let request = RemoveNodeRequest {
+                    node_id: node.id.clone(),
+                    force,
+                };
+                reply(control.remove_node(request).await)?;
+                println!("{}", node.id);
             }
-            let request = UpdateNodeRequest {
-                node_id: node.id.clone(),
-                node_version: version,
-                spec: Some(spec),
-            };
-            reply(control.update_node(request).await)?;
-            println!("{}", node.id);
         }
         NodeCommand::Inspect { reference } => {
             let node = get(control, &reference).await?;
@@ -83,11 +100,59 @@ pub async fn run(control: &mut Control, command: NodeCommand, format: Format) ->
                 ("Role", role(&node)),
                 ("Status", status(&node)),
                 ("Availability", availability(&node)),
+                ("Desired role", desired_role(&node)),
                 ("Manager status", leader(&node)),
                 ("Manager address", addr),
                 ("Labels", spec_labels.unwrap_or_default()),
             ])?;
         }
+    }
+    Ok(())
+}
+
+/// Changes the spec of the node `reference` names with `edit`, at the
+/// version read (a change made meanwhile is refused, not overwritten);
+/// prints the node's ID.
+async fn change(
+    control: &mut Control,
+    reference: &str,
+    edit: impl FnOnce(&mut NodeSpec) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let node = get(control, reference).await?;
+    let mut spec = node.spec.clone().unwrap_or_default();
+    edit(&mut spec)?;
+    let request = UpdateNodeRequest {
+        node_id: node.id.clone(),
+        node_version: node.meta.as_ref().map_or(0, |meta| meta.version),
+        spec: Some(spec),
+    };
+    reply(control.update_node(request).await)?;
+    println!("{}", node.id);
+    Ok(())
+}
+
+async fn set_availability(
+    control: &mut Control,
+    nodes: NodeReferences,
+    availability: NodeAvailability,
+) -> anyhow::Result<()> {
+    for reference in &nodes.references {
+        change(control, reference, |spec| {
+            spec.set_availability(availability);
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+async fn set_role(control: &mut Control, nodes: NodeReferences, role: NodeRole) -> anyhow::Result<()> {
+    for reference in &nodes.references {
+        change(control, reference, |spec| {
+            spec.set_desired_role(role);
+            Ok(())
+        })
+        .await?;
     }
     Ok(())
 }
@@ -121,6 +186,17 @@ fn hostname(node: &Node) -> String {
         .as_ref()
         .map(|description| description.hostname.clone())
         .unwrap_or_default()
+}
+
+/// The role the node is asked to take, when it is not the one it has.
+fn desired_role(node: &Node) -> String {
+    match node.spec.as_ref().map(|spec| spec.desired_role) {
+        Some(desired) if desired != node.role => match NodeRole::try_from(desired) {
+            Ok(NodeRole::Manager) => "manager".into(),
+            _ => "worker".into(),
+        },
+        _ => String::new(),
+    }
 }
 
 fn role(node: &Node) -> String {

@@ -419,6 +419,58 @@ async fn nodes_are_listed_by_hostname_as_swarmkit_does() {
 }
 
 #[tokio::test]
+async fn the_last_manager_cannot_be_demoted_and_a_manager_is_not_removed() {
+    let (api, store) = api();
+    let manager = |hostname: &str| Node {
+        id: swarm_store::id::generate(),
+        role: NodeRole::Manager.into(),
+        spec: Some(NodeSpec {
+            desired_role: NodeRole::Manager.into(),
+            ..Default::default()
+        }),
+        description: Some(NodeDescription {
+            hostname: hostname.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (first, second) = (manager("node-1"), manager("node-2"));
+    for node in [first.clone(), second.clone()] {
+        store.update(|tx| tx.create(node)).await.unwrap();
+    }
+    let demote = async |node_id: &str| {
+        let node = api
+            .get_node(Request::new(GetNodeRequest {
+                node_id: node_id.into(),
+            }))
+            .await?
+            .into_inner()
+            .node
+            .unwrap();
+        let mut spec = node.spec.clone().unwrap();
+        spec.set_desired_role(NodeRole::Worker);
+        api.update_node(Request::new(UpdateNodeRequest {
+            node_id: node.id.clone(),
+            node_version: node.meta.unwrap().version,
+            spec: Some(spec),
+        }))
+        .await
+    };
+    // Of two managers, one may go; then the other is the last.
+    let demoted = demote(&first.id).await.unwrap().into_inner().node.unwrap();
+    assert_eq!(demoted.spec.unwrap().desired_role(), NodeRole::Worker);
+    refused(&store, demote(&second.id), Code::FailedPrecondition, "last manager").await;
+    // A node still a manager by role is not removed, even with force.
+    let remove = |node_id: &str, force| {
+        api.remove_node(Request::new(RemoveNodeRequest {
+            node_id: node_id.into(),
+            force,
+        }))
+    };
+    refused(&store, remove(&second.id, true), Code::FailedPrecondition, "demote it").await;
+}
+
+#[tokio::test]
 async fn bad_cluster_specs_are_refused_naming_the_field() {
     let (api, store) = api();
     let cluster = Cluster {

@@ -5,7 +5,7 @@ use swarm_proto::v1::{
     Cluster, ClusterSpec, Config, ConfigSpec, Node, NodeRole, NodeSpec, Secret, SecretSpec, Service, ServiceSpec, Task,
     node_status, service_spec, task_spec,
 };
-use swarm_store::{MemoryStore, Read as _, StoreObject, WriteTx};
+use swarm_store::{By, MemoryStore, Read as _, StoreObject, WriteTx};
 
 use super::validate;
 use crate::error::{Error, Result};
@@ -229,14 +229,41 @@ pub(crate) async fn update_node(store: &MemoryStore, id: &str, version: u64, spe
     {
         validate::annotations("spec.annotations", Some(annotations))?;
     }
-    store
+    let outcome = store
         .update(|tx| {
             let mut node = at_version(current::<Node>(tx, id)?, version);
+            // Checked in the transaction: two managers demoted at once
+            // cannot both pass as "not the last".
+            if demotes(&node, &spec) && !another_manager(tx, id)? {
+                return Ok(Err(Error::FailedPrecondition(format!(
+                    "node {id} is the last manager of the cluster: it cannot be demoted"
+                ))));
+            }
             node.spec = Some(spec);
-            tx.update(node)
+            tx.update(node)?;
+            Ok(Ok(()))
         })
         .await?;
+    outcome?;
     stored(store, id)
+}
+
+/// Whether `spec` asks a manager to become a worker.
+fn demotes(node: &Node, spec: &NodeSpec) -> bool {
+    let manager = i32::from(NodeRole::Manager);
+    spec.desired_role != manager && node.spec.as_ref().map_or(node.role, |spec| spec.desired_role) == manager
+}
+
+/// Whether a manager other than `id` stays one (not itself being demoted).
+fn another_manager(tx: &WriteTx, id: &str) -> Result<bool, swarm_store::Error> {
+    let managers = tx.find::<Node>(By::Role(NodeRole::Manager))?;
+    Ok(managers.iter().any(|node| {
+        node.id != id
+            && node
+                .spec
+                .as_ref()
+                .is_none_or(|spec| spec.desired_role == i32::from(NodeRole::Manager))
+    }))
 }
 
 pub(crate) async fn update_cluster(
