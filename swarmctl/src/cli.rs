@@ -91,6 +91,17 @@ pub enum ClusterCommand {
         /// size). Takes effect at once.
         #[arg(long)]
         snapshot_interval: Option<u64>,
+        /// Log entries kept behind a snapshot, so that a follower a little
+        /// behind catches up from the log rather than a whole snapshot.
+        #[arg(long)]
+        log_entries_for_slow_followers: Option<u64>,
+        /// How often agents report to the dispatcher (a node missing three
+        /// is down).
+        #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+        heartbeat_period: Option<prost_types::Duration>,
+        /// How long node certificates are valid (at least 1h).
+        #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+        cert_expiry: Option<prost_types::Duration>,
         #[command(flatten)]
         labels: LabelArgs,
     },
@@ -514,17 +525,26 @@ pub enum TaskCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
-    /// Create one from a file's contents.
+    /// Create one from a file's contents (`-f -`: from standard input).
     Create {
         name: String,
-        /// The file holding the data.
+        /// The file holding the data, or `-` for standard input.
         #[arg(short, long)]
         file: PathBuf,
+        /// A label, key=value (repeatable).
+        #[arg(long)]
+        label: Vec<String>,
     },
     /// List them (their data is never shown).
     Ls(ListArgs),
     /// Show one by name, ID or ID prefix.
     Inspect { reference: String },
+    /// Change one's labels (its name and data never change).
+    Update {
+        reference: String,
+        #[command(flatten)]
+        labels: LabelArgs,
+    },
     /// Remove them.
     Rm {
         #[arg(required = true)]

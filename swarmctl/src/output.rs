@@ -87,3 +87,37 @@ fn to_json<T: prost::Message>(
         .skip_default_fields(false);
     Ok(message.serialize_with_options(serde_json::value::Serializer, &options)?)
 }
+
+/// A duration as Go prints one: `1h30m0s`, `1.5s`, `250ms`.
+pub fn duration(duration: &prost_types::Duration) -> String {
+    let total = std::time::Duration::new(duration.seconds.max(0) as u64, duration.nanos.max(0) as u32);
+    if total.is_zero() {
+        return "0s".into();
+    }
+    if total < std::time::Duration::from_secs(1) {
+        return format!("{:?}", total);
+    }
+    let seconds = total.as_secs();
+    let (hours, minutes) = (seconds / 3600, seconds / 60 % 60);
+    let rest = std::time::Duration::new(seconds % 60, total.subsec_nanos()).as_secs_f64();
+    match (hours, minutes) {
+        (0, 0) => format!("{rest}s"),
+        (0, _) => format!("{minutes}m{rest}s"),
+        _ => format!("{hours}h{minutes}m{rest}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        let d = |seconds, nanos| duration(&prost_types::Duration { seconds, nanos });
+        assert_eq!(d(0, 0), "0s");
+        assert_eq!(d(0, 250_000_000), "250ms");
+        assert_eq!(d(1, 500_000_000), "1.5s");
+        assert_eq!(d(90, 0), "1m30s");
+        assert_eq!(d(5400, 0), "1h30m0s");
+    }
+}

@@ -666,3 +666,70 @@ async fn node_commands_keep_the_last_manager() {
     assert_eq!(node()["spec"]["desiredRole"], "NODE_ROLE_MANAGER");
     drop(daemon);
 }
+
+/// Secrets and configs from standard input with labels, label updates that
+/// keep the data, and the cluster settings `cluster update` changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_of_secrets_and_configs_and_cluster_settings() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    let socket = daemon.socket.clone();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let stdout = ok(&socket, args);
+        serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("{args:?} printed no JSON ({err}):\n{stdout}"))
+    };
+    for kind in ["secret", "config"] {
+        let mut create = Command::new(workspace_binary("swarmctl"))
+            .args([kind, "create", "api-key", "-f", "-", "--label", "env=prod"])
+            .env("SWARM_SOCKET", &socket)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start swarmctl");
+        std::io::Write::write_all(&mut create.stdin.take().expect("piped"), b"k3y").unwrap();
+        let created = create.wait_with_output().unwrap();
+        assert!(created.status.success(), "{kind} create from stdin");
+        let before = json(&[kind, "inspect", "api-key", "--format", "json"]);
+        assert_eq!(
+            before["spec"]["annotations"]["labels"],
+            serde_json::json!({"env": "prod"})
+        );
+        ok(
+            &socket,
+            &[kind, "update", "api-key", "--label-add", "team=a", "--label-rm", "env"],
+        );
+        let after = json(&[kind, "inspect", "api-key", "--format", "json"]);
+        assert_eq!(after["spec"]["annotations"]["labels"], serde_json::json!({"team": "a"}));
+        assert!(after["meta"]["version"].as_u64() > before["meta"]["version"].as_u64());
+        if kind == "config" {
+            // A config's data is returned: the label update kept it.
+            assert_eq!(after["spec"]["data"], before["spec"]["data"]);
+            assert_eq!(after["spec"]["data"], "azN5", "base64 of k3y");
+        }
+        fails(
+            &socket,
+            &[kind, "update", "api-key", "--label-rm", "nope"],
+            "no such label",
+        );
+    }
+
+    #[rustfmt::skip]
+    let update = [
+        "cluster", "update", "default", "--heartbeat-period", "10s", "--cert-expiry", "48h",
+        "--log-entries-for-slow-followers", "1000", "--snapshot-interval", "20000",
+    ];
+    ok(&socket, &update);
+    let spec = &json(&["cluster", "inspect", "default", "--format", "json"])["spec"];
+    assert_eq!(spec["dispatcher"]["heartbeatPeriod"], "10s");
+    assert_eq!(spec["caConfig"]["nodeCertExpiry"], "172800s");
+    assert_eq!(spec["raft"]["logEntriesForSlowFollowers"], 1000);
+    assert_eq!(spec["raft"]["snapshotInterval"], 20000);
+    let inspect = ok(&socket, &["cluster", "inspect", "default"]);
+    assert!(inspect.contains("10s") && inspect.contains("48h0m0s"), "{inspect}");
+    fails(
+        &socket,
+        &["cluster", "update", "default", "--cert-expiry", "30m"],
+        "at least 1h",
+    );
+    drop(daemon);
+}

@@ -25,6 +25,9 @@ pub async fn run(control: &mut Control, command: ClusterCommand, format: Format)
             reference,
             task_history_limit,
             snapshot_interval,
+            log_entries_for_slow_followers,
+            heartbeat_period,
+            cert_expiry,
             labels: changes,
         } => {
             let cluster = get(control, &reference).await?;
@@ -39,11 +42,19 @@ pub async fn run(control: &mut Control, command: ClusterCommand, format: Format)
                     .get_or_insert_with(Default::default)
                     .task_history_retention_limit = limit;
             }
-            if let Some(interval) = snapshot_interval {
+            if snapshot_interval.is_some() || log_entries_for_slow_followers.is_some() {
                 let Some(raft) = spec.raft.as_mut() else {
                     anyhow::bail!("cluster {reference:?} has no raft settings to change");
                 };
-                raft.snapshot_interval = interval;
+                raft.snapshot_interval = snapshot_interval.unwrap_or(raft.snapshot_interval);
+                raft.log_entries_for_slow_followers =
+                    log_entries_for_slow_followers.unwrap_or(raft.log_entries_for_slow_followers);
+            }
+            if heartbeat_period.is_some() {
+                spec.dispatcher.get_or_insert_with(Default::default).heartbeat_period = heartbeat_period;
+            }
+            if cert_expiry.is_some() {
+                spec.ca_config.get_or_insert_with(Default::default).node_cert_expiry = cert_expiry;
             }
             let request = UpdateClusterRequest {
                 cluster_id: cluster.id.clone(),
@@ -64,6 +75,16 @@ pub async fn run(control: &mut Control, command: ClusterCommand, format: Format)
             let retention = spec
                 .orchestration
                 .map_or(0, |orchestration| orchestration.task_history_retention_limit);
+            let heartbeat = spec
+                .dispatcher
+                .and_then(|dispatcher| dispatcher.heartbeat_period)
+                .map(|period| output::duration(&period))
+                .unwrap_or_default();
+            let cert_expiry = spec
+                .ca_config
+                .and_then(|ca| ca.node_cert_expiry)
+                .map(|expiry| output::duration(&expiry))
+                .unwrap_or_default();
             output::fields(&[
                 ("ID", cluster.id.clone()),
                 ("Name", annotations_name(&cluster)),
@@ -78,6 +99,8 @@ pub async fn run(control: &mut Control, command: ClusterCommand, format: Format)
                     "Raft heartbeat / election ticks",
                     format!("{} / {}", raft.heartbeat_tick, raft.election_tick),
                 ),
+                ("Dispatcher heartbeat period", heartbeat),
+                ("Node certificate expiry", cert_expiry),
             ])?;
         }
     }

@@ -6,10 +6,10 @@
 use anyhow::Context as _;
 use swarm_proto::v1::{
     Annotations, Config, ConfigSpec, CreateConfigRequest, CreateSecretRequest, ListConfigsRequest, ListSecretsRequest,
-    Meta, RemoveConfigRequest, RemoveSecretRequest, Secret, SecretSpec,
+    Meta, RemoveConfigRequest, RemoveSecretRequest, Secret, SecretSpec, UpdateConfigRequest, UpdateSecretRequest,
 };
 
-use super::{labels, name, reply};
+use super::{change_labels, key_values, labels, name, reply};
 use crate::cli::DataCommand;
 use crate::connect::Control;
 use crate::output::{self, Format};
@@ -24,6 +24,9 @@ pub trait Data: prost::Message + prost::Name + Sized {
     fn annotations(&self) -> Option<&Annotations>;
     async fn list(control: &mut Control) -> anyhow::Result<Vec<Self>>;
     async fn create(control: &mut Control, annotations: Annotations, data: Vec<u8>) -> anyhow::Result<Self>;
+    /// Stores `annotations` (changed labels) with the data left as it is,
+    /// at the version `item` was read at.
+    async fn update(control: &mut Control, item: &Self, annotations: Annotations) -> anyhow::Result<()>;
     async fn remove(control: &mut Control, id: String) -> anyhow::Result<()>;
 }
 
@@ -48,6 +51,19 @@ impl Data for Secret {
         };
         let created = reply(control.create_secret(CreateSecretRequest { spec: Some(spec) }).await)?;
         Ok(created.secret.unwrap_or_default())
+    }
+    async fn update(control: &mut Control, secret: &Secret, annotations: Annotations) -> anyhow::Result<()> {
+        let request = UpdateSecretRequest {
+            secret_id: secret.id.clone(),
+            secret_version: secret.meta.as_ref().map_or(0, |meta| meta.version),
+            // No data: the manager keeps what it holds (and never returns).
+            spec: Some(SecretSpec {
+                annotations: Some(annotations),
+                data: Vec::new(),
+            }),
+        };
+        reply(control.update_secret(request).await)?;
+        Ok(())
     }
     async fn remove(control: &mut Control, secret_id: String) -> anyhow::Result<()> {
         reply(control.remove_secret(RemoveSecretRequest { secret_id }).await)?;
@@ -77,6 +93,18 @@ impl Data for Config {
         let created = reply(control.create_config(CreateConfigRequest { spec: Some(spec) }).await)?;
         Ok(created.config.unwrap_or_default())
     }
+    async fn update(control: &mut Control, config: &Config, annotations: Annotations) -> anyhow::Result<()> {
+        let request = UpdateConfigRequest {
+            config_id: config.id.clone(),
+            config_version: config.meta.as_ref().map_or(0, |meta| meta.version),
+            spec: Some(ConfigSpec {
+                annotations: Some(annotations),
+                data: Vec::new(),
+            }),
+        };
+        reply(control.update_config(request).await)?;
+        Ok(())
+    }
     async fn remove(control: &mut Control, config_id: String) -> anyhow::Result<()> {
         reply(control.remove_config(RemoveConfigRequest { config_id }).await)?;
         Ok(())
@@ -85,13 +113,31 @@ impl Data for Config {
 
 pub async fn run<D: Data>(control: &mut Control, command: DataCommand, format: Format) -> anyhow::Result<()> {
     match command {
-        DataCommand::Create { name, file } => {
-            let data = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        DataCommand::Create { name, file, label } => {
+            let data = if file.as_os_str() == "-" {
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut data).context("cannot read standard input")?;
+                data
+            } else {
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?
+            };
             let annotations = Annotations {
                 name,
-                ..Default::default()
+                labels: key_values(&label, "label")?,
             };
             println!("{}", D::create(control, annotations, data).await?.id());
+        }
+        DataCommand::Update { reference, labels } => {
+            let items = D::list(control).await?;
+            let id = resolve::pick(D::KIND, &reference, &candidates(&items))?;
+            let item = items
+                .into_iter()
+                .find(|item| item.id() == id)
+                .context("listed a moment ago")?;
+            let mut annotations = item.annotations().cloned().unwrap_or_default();
+            change_labels(&mut annotations.labels, &labels)?;
+            D::update(control, &item, annotations).await?;
+            println!("{id}");
         }
         DataCommand::Rm { references } => {
             for reference in references {

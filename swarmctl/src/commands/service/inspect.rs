@@ -8,6 +8,7 @@ use swarm_proto::v1::{
 };
 
 use super::super::labels;
+use crate::output;
 
 /// The lines `service inspect` prints for `service`.
 pub fn fields(service: &Service) -> Vec<(&'static str, String)> {
@@ -100,7 +101,11 @@ fn optional_container_fields(container: &ContainerSpec, optional: &mut impl FnMu
     }
     optional(
         "Stop grace period",
-        container.stop_grace_period.as_ref().map(duration).unwrap_or_default(),
+        container
+            .stop_grace_period
+            .as_ref()
+            .map(output::duration)
+            .unwrap_or_default(),
     );
     optional("Stop signal", container.stop_signal.clone());
     optional(
@@ -186,7 +191,7 @@ fn health_text(health: &HealthConfig) -> String {
                 ("start period", &health.start_period),
             ] {
                 if let Some(value) = value {
-                    parts.push(format!("{name} {}", duration(value)));
+                    parts.push(format!("{name} {}", output::duration(value)));
                 }
             }
             if health.retries > 0 {
@@ -215,13 +220,13 @@ fn restart_text(restart: &RestartPolicy) -> String {
     let condition = restart_policy::Condition::try_from(restart.condition).unwrap_or_default();
     let mut parts = vec![enum_word(condition.as_str_name(), "CONDITION_")];
     if let Some(delay) = &restart.delay {
-        parts.push(format!("delay {}", duration(delay)));
+        parts.push(format!("delay {}", output::duration(delay)));
     }
     if restart.max_attempts > 0 {
         parts.push(format!("at most {} attempts", restart.max_attempts));
     }
     if let Some(window) = &restart.window {
-        parts.push(format!("window {}", duration(window)));
+        parts.push(format!("window {}", output::duration(window)));
     }
     parts.join(", ")
 }
@@ -234,14 +239,14 @@ fn policy_text(config: &UpdateConfig) -> String {
         n => format!("{n} at a time"),
     }];
     if let Some(delay) = &config.delay {
-        parts.push(format!("delay {}", duration(delay)));
+        parts.push(format!("delay {}", output::duration(delay)));
     }
     parts.push(format!(
         "on failure {}",
         enum_word(action.as_str_name(), "FAILURE_ACTION_")
     ));
     if let Some(monitor) = &config.monitor {
-        parts.push(format!("monitor {}", duration(monitor)));
+        parts.push(format!("monitor {}", output::duration(monitor)));
     }
     if config.max_failure_ratio > 0.0 {
         parts.push(format!("max failure ratio {}", config.max_failure_ratio));
@@ -264,38 +269,9 @@ fn bytes(bytes: i64) -> String {
     format!("{rounded} {}", units[unit])
 }
 
-/// A duration as Go prints one: `1h30m0s`, `1.5s`, `250ms`.
-fn duration(duration: &prost_types::Duration) -> String {
-    let total = std::time::Duration::new(duration.seconds.max(0) as u64, duration.nanos.max(0) as u32);
-    if total.is_zero() {
-        return "0s".into();
-    }
-    if total < std::time::Duration::from_secs(1) {
-        return format!("{:?}", total);
-    }
-    let seconds = total.as_secs();
-    let (hours, minutes) = (seconds / 3600, seconds / 60 % 60);
-    let rest = std::time::Duration::new(seconds % 60, total.subsec_nanos()).as_secs_f64();
-    match (hours, minutes) {
-        (0, 0) => format!("{rest}s"),
-        (0, _) => format!("{minutes}m{rest}s"),
-        _ => format!("{hours}h{minutes}m{rest}s"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_print_as_go_prints_them() {
-        let d = |seconds, nanos| duration(&prost_types::Duration { seconds, nanos });
-        assert_eq!(d(0, 0), "0s");
-        assert_eq!(d(0, 250_000_000), "250ms");
-        assert_eq!(d(1, 500_000_000), "1.5s");
-        assert_eq!(d(90, 0), "1m30s");
-        assert_eq!(d(5400, 0), "1h30m0s");
-    }
 
     #[test]
     fn sizes_print_in_their_largest_unit() {
