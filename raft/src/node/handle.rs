@@ -22,6 +22,12 @@ pub struct Leadership {
     pub leader_addr: Option<String>,
     /// Whether this member is the leader.
     pub is_leader: bool,
+    /// Whether this member leads and has applied an entry of its own term.
+    /// Entries committed before its election count as committed for it
+    /// only once one of its own does (Raft's rule), so until then its state
+    /// machine may miss writes a previous leader acknowledged: reads and
+    /// checks against the state machine wait for this.
+    pub caught_up: bool,
 }
 
 /// The role of a member in its current term.

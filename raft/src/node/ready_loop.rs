@@ -751,8 +751,9 @@ impl<S: StateMachine> ReadyLoop<S> {
         Ok(())
     }
 
-    /// Publishes a change of leader or term; when this member stops leading,
-    /// its waiting proposals learn their outcome is unknown.
+    /// Publishes a change of leader, term or catching up (called after
+    /// each Ready is applied); when this member stops leading, its waiting
+    /// proposals learn their outcome is unknown.
     fn publish_leadership(&mut self) {
         let raft = &self.raw.raft;
         let leader_id = (raft.leader_id != raft::INVALID_ID).then_some(raft.leader_id);
@@ -761,6 +762,7 @@ impl<S: StateMachine> ReadyLoop<S> {
             leader_id,
             leader_addr: leader_id.and_then(|id| self.raw.store().members().get(&id).cloned()),
             is_leader: raft.state == StateRole::Leader,
+            caught_up: leads_caught_up(raft),
         };
         let previous = self.leadership.borrow().clone();
         if previous == seen {
@@ -775,5 +777,99 @@ impl<S: StateMachine> ReadyLoop<S> {
                 .fail_all("this member lost leadership before the entry committed");
         }
         self.leadership.send_replace(seen);
+    }
+}
+
+/// Whether `raft` leads and has applied an entry of its own term (see
+/// [`Leadership::caught_up`]): every entry before that one was committed,
+/// and so applied, before it.
+fn leads_caught_up<T: raft::Storage>(raft: &raft::Raft<T>) -> bool {
+    raft.state == StateRole::Leader
+        && raft
+            .raft_log
+            .term(raft.raft_log.applied)
+            .is_ok_and(|term| term == raft.term)
+}
+
+#[cfg(test)]
+mod tests {
+    use raft::eraftpb::{Entry, Message, MessageType};
+    use raft::storage::MemStorage;
+
+    use super::*;
+
+    /// Writes what raft-rs holds unstable to its storage, as the Ready loop
+    /// does.
+    fn persist(raft: &mut raft::Raft<MemStorage>) {
+        let entries = raft.raft_log.unstable_entries().to_vec();
+        let Some(last) = entries.last().map(|entry| (entry.index, entry.term)) else {
+            return;
+        };
+        raft.mut_store().wl().append(&entries).expect("append");
+        raft.raft_log.stable_entries(last.0, last.1);
+        raft.on_persist_entries(last.0, last.1);
+    }
+
+    /// A member of three elected in term 2 over an entry of term 1 that it
+    /// does not know to be committed: it leads at once, but has caught up
+    /// only once its own term's first entry is committed and applied.
+    #[test]
+    fn a_new_leader_catches_up_when_an_entry_of_its_term_is_applied() {
+        let storage = MemStorage::new_with_conf_state((vec![1, 2, 3], vec![]));
+        let config = raft::Config {
+            id: 1,
+            ..Default::default()
+        };
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let mut raft = raft::Raft::new(&config, storage, &logger).expect("raft");
+        // Term 1: an entry from a leader that died before telling anyone
+        // it committed.
+        raft.become_follower(1, 2);
+        let mut append = Message::default();
+        append.set_msg_type(MessageType::MsgAppend);
+        append.from = 2;
+        append.to = 1;
+        append.term = 1;
+        append.log_term = 0;
+        append.index = 0;
+        append.commit = 0;
+        let entry = Entry {
+            term: 1,
+            index: 1,
+            data: b"acknowledged by the old leader".to_vec().into(),
+            ..Default::default()
+        };
+        append.set_entries(vec![entry].into());
+        raft.step(append).expect("append");
+        persist(&mut raft);
+        assert!(!leads_caught_up(&raft), "a follower");
+
+        raft.become_candidate();
+        raft.become_leader();
+        assert_eq!((raft.term, raft.raft_log.last_index()), (2, 2));
+        assert!(
+            !leads_caught_up(&raft),
+            "leads, but the entry of term 1 is not known committed"
+        );
+
+        // A follower takes the leader's first entry of term 2: it commits,
+        // and the entry of term 1 with it.
+        let last = raft.raft_log.last_index();
+        persist(&mut raft);
+        let mut acknowledged = Message::default();
+        acknowledged.set_msg_type(MessageType::MsgAppendResponse);
+        acknowledged.from = 2;
+        acknowledged.to = 1;
+        acknowledged.term = 2;
+        acknowledged.index = last;
+        raft.step(acknowledged).expect("acknowledgement");
+        assert_eq!(raft.raft_log.committed, last);
+        raft.commit_apply(1);
+        assert!(
+            !leads_caught_up(&raft),
+            "the entry of term 1 is applied, not yet the leader's own"
+        );
+        raft.commit_apply(last);
+        assert!(leads_caught_up(&raft));
     }
 }

@@ -105,7 +105,7 @@ impl Manager {
     async fn wait_for_leadership(&self) -> Result<()> {
         let mut leadership = self.raft.handle().watch_leadership();
         leadership
-            .wait_for(|seen| seen.is_leader)
+            .wait_for(|seen| seen.caught_up)
             .await
             .map_err(|_| Error::Raft(swarm_raft::Error::Stopped))?;
         Ok(())

@@ -1,7 +1,8 @@
 //! The one place every Control and Watch request passes before it is
-//! served: a manager that leads serves it; one that does not answers
-//! Unavailable naming the leader. The cluster issue turns the refusal into a
-//! forward over mutual TLS to the leader, here and nowhere else.
+//! served: a manager that leads, with every acknowledged write applied,
+//! serves it; one that does not answers Unavailable naming the leader. The
+//! cluster issue turns the refusal into a forward over mutual TLS to the
+//! leader, here and nowhere else.
 
 use swarm_raft::RaftHandle;
 use tonic::{Request, Status};
@@ -24,8 +25,14 @@ impl LeaderOnly {
 impl tonic::service::Interceptor for LeaderOnly {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
         let leadership = self.raft.leadership();
-        if leadership.is_leader {
+        if leadership.caught_up {
             return Ok(request);
+        }
+        if leadership.is_leader {
+            // For the moment of one log write after an election.
+            return Err(Status::unavailable(
+                "this manager was just elected leader and is applying the writes committed before; try again",
+            ));
         }
         Err(Status::unavailable(
             match (leadership.leader_id, leadership.leader_addr) {
@@ -74,7 +81,7 @@ mod tests {
         )
         .await;
         let mut leadership = leader.handle().watch_leadership();
-        leadership.wait_for(|seen| seen.is_leader).await.unwrap();
+        leadership.wait_for(|seen| seen.caught_up).await.unwrap();
         assert!(LeaderOnly::new(leader.handle()).call(Request::new(())).is_ok());
         leader.shutdown().await.unwrap();
     }
