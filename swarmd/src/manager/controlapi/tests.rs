@@ -161,6 +161,23 @@ async fn updates_carry_the_version_read_and_can_roll_back() {
     assert!(updated.meta.as_ref().unwrap().version > version);
     assert_eq!(updated.previous_spec.as_ref().unwrap(), web.spec.as_ref().unwrap());
 
+    // The same spec again changes nothing, and keeps what a rollback goes
+    // back to; at a stale version it is refused all the same.
+    let unchanged = update(updated.meta.as_ref().unwrap().version, updated.spec.clone(), false)
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap();
+    assert_eq!(unchanged, updated);
+    refused(
+        &store,
+        update(version, updated.spec.clone(), false),
+        Code::Aborted,
+        "version",
+    )
+    .await;
+
     refused(
         &store,
         update(version, Some(spec("web", "busybox:3")), false),

@@ -185,7 +185,23 @@ pub(crate) async fn update_service(
     store
         .update(|tx| {
             references_exist(tx, &next)?;
-            let mut service = at_version(current::<Service>(tx, id)?, version);
+            let stored = current::<Service>(tx, id)?;
+            if !rollback && stored.spec.as_ref() == Some(&next) {
+                // Nothing to change: no write, so that the previous spec (what
+                // a rollback goes back to) is not replaced by this same one.
+                // A stale version is refused all the same.
+                let current = stored.meta.as_ref().map_or(0, |meta| meta.version);
+                return match current == version {
+                    true => Ok(()),
+                    false => Err(swarm_store::Error::VersionConflict {
+                        kind: swarm_store::Kind::Service,
+                        id: id.to_string(),
+                        given: version,
+                        current,
+                    }),
+                };
+            }
+            let mut service = at_version(stored, version);
             service.previous_spec = service.spec.replace(next);
             tx.update(service)
         })
