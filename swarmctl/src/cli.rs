@@ -272,8 +272,8 @@ pub struct ServiceUpdateArgs {
     /// Tasks of a replicated job run at once.
     #[arg(long)]
     pub max_concurrent: Option<u64>,
-    /// A new command, in words, as `create` takes it (`--command=` alone
-    /// clears it).
+    /// A new command, in words, as `create` takes it (`--command=` clears
+    /// it: the image's entrypoint runs).
     #[arg(long, num_args = 0..)]
     pub command: Option<Vec<String>>,
     /// New arguments, in words (`--args=` alone clears them).
@@ -357,10 +357,17 @@ pub struct TaskFlags {
     #[arg(long)]
     pub stop_signal: Option<String>,
     /// Give the container a terminal (`--tty=false` to take it away).
-    #[arg(short, long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(
+        short,
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
     pub tty: Option<bool>,
     /// Mount the container's root filesystem read-only.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub read_only: Option<bool>,
     /// At most this many CPUs, such as 0.5 (0: no limit).
     #[arg(long, value_name = "CPUS", value_parser = parse::nano_cpus)]
@@ -374,7 +381,8 @@ pub struct TaskFlags {
     /// Memory a node must have free for a task, such as 256m.
     #[arg(long, value_name = "BYTES", value_parser = parse::memory_bytes)]
     pub reserve_memory: Option<i64>,
-    /// When a task that stopped is replaced.
+    /// When a task that stopped is replaced (default any; a policy set by
+    /// any `--restart-...` flag starts from SwarmKit's: any, after 5s).
     #[arg(long, value_enum)]
     pub restart_condition: Option<RestartCondition>,
     /// Wait this long before replacing a stopped task.
@@ -405,7 +413,10 @@ pub struct TaskFlags {
     #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
     pub health_start_period: Option<prost_types::Duration>,
     /// Turn off the image's health check.
-    #[arg(long, conflicts_with = "health_cmd")]
+    #[arg(
+        long,
+        conflicts_with_all = ["health_cmd", "health_interval", "health_timeout", "health_retries", "health_start_period"]
+    )]
     pub no_healthcheck: bool,
     #[command(flatten)]
     pub update: UpdatePolicyFlags,

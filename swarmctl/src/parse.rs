@@ -39,7 +39,9 @@ pub fn duration(text: &str) -> Result<prost_types::Duration, String> {
             "h" => 3_600_000_000_000,
             _ => return Err(bad()),
         };
-        nanos += decimal(number, unit_nanos).ok_or_else(bad)?;
+        nanos = nanos
+            .checked_add(decimal(number, unit_nanos).ok_or_else(bad)?)
+            .ok_or_else(|| format!("{text:?} is too long"))?;
         rest = after;
     }
     let seconds = i64::try_from(nanos / 1_000_000_000).map_err(|_| format!("{text:?} is too long"))?;
@@ -56,9 +58,11 @@ fn decimal(number: &str, unit: u128) -> Option<u128> {
     if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
         return None;
     }
-    if fraction.len() > 18 || !fraction.chars().all(|c| c.is_ascii_digit()) {
+    if !fraction.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
+    // Digits past the 18th change nothing the units here can hold.
+    let fraction = &fraction[..fraction.len().min(18)];
     let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
     let numerator: u128 = if fraction.is_empty() { 0 } else { fraction.parse().ok()? };
     let denominator = 10u128.pow(fraction.len() as u32);
@@ -148,7 +152,9 @@ pub fn port(text: &str) -> Result<PortConfig, String> {
 fn port_number(text: &str) -> Result<u32, String> {
     match text.parse::<u16>() {
         Ok(port) => Ok(u32::from(port)),
-        Err(_) => Err(format!("{text:?} is not a port number (1-65535)")),
+        Err(_) => Err(format!(
+            "{text:?} is not a port number (0-65535; a published 0 lets the cluster pick)"
+        )),
     }
 }
 
@@ -170,9 +176,9 @@ pub fn mount(text: &str) -> Result<Mount, String> {
         ..Default::default()
     };
     for (key, value) in options(text)? {
-        match key {
+        match key.to_ascii_lowercase().as_str() {
             "type" => {
-                mount.r#type = match value {
+                mount.r#type = match value.to_ascii_lowercase().as_str() {
                     "bind" => mount::Type::Bind,
                     "volume" => mount::Type::Volume,
                     "tmpfs" => mount::Type::Tmpfs,
@@ -183,9 +189,10 @@ pub fn mount(text: &str) -> Result<Mount, String> {
             "source" | "src" => mount.source = value.to_string(),
             "target" | "dst" | "destination" => mount.target = value.to_string(),
             "readonly" | "ro" => {
+                // Go's `ParseBool`, as Docker reads it.
                 mount.read_only = match value {
-                    "" | "true" | "1" => true,
-                    "false" | "0" => false,
+                    "" | "1" | "t" | "T" | "true" | "TRUE" | "True" => true,
+                    "0" | "f" | "F" | "false" | "FALSE" | "False" => false,
                     _ => return Err(format!("{key}={value:?}: true or false")),
                 }
             }
@@ -247,7 +254,18 @@ mod tests {
         assert_eq!(seconds_and_nanos("2h45m"), (9_900, 0));
         assert_eq!(seconds_and_nanos("1us"), (0, 1_000));
         assert_eq!(seconds_and_nanos(".5m"), (30, 0));
-        for bad in ["", "10", "s", "1x", "1.2.3s", "-1s", "1 s", "1s2"] {
+        assert_eq!(seconds_and_nanos("1.0000000000000000001s"), (1, 0));
+        for bad in [
+            "",
+            "10",
+            "s",
+            "1x",
+            "1.2.3s",
+            "-1s",
+            "1 s",
+            "1s2",
+            "99999999999999999999999h",
+        ] {
             assert!(duration(bad).is_err(), "{bad:?} accepted");
         }
         assert!(duration("-1s").unwrap_err().contains("negative"));
@@ -308,7 +326,11 @@ mod tests {
             (bind.source.as_str(), bind.target.as_str(), bind.read_only),
             ("/srv/data", "/data", true)
         );
-        let volume = mount("src=cache,dst=/cache,ro=false").unwrap();
+        let volume = mount("src=cache,dst=/cache,ro=False").unwrap();
+        assert_eq!(
+            mount("Type=BIND,source=/a,target=/b").unwrap().r#type(),
+            mount::Type::Bind
+        );
         assert_eq!(volume.r#type(), mount::Type::Volume);
         assert!(!volume.read_only);
         for bad in [

@@ -371,7 +371,7 @@ async fn service_specs_from_docker_style_flags() {
     #[rustfmt::skip]
     let create = [
         "service", "create", "--name", "api", "--image", "busybox:local",
-        "--mode", "replicated-job", "--replicas", "6", "--max-concurrent", "2",
+        "--mode", "replicated", "--replicas", "6", "--replicas-max-per-node", "2",
         "-e", "A=1", "--label", "tier=back", "--container-label", "team=core",
         "--constraint", "node.role==manager", "--placement-pref", "spread=node.labels.zone",
         "--mount", "type=bind,source=/srv,target=/data,readonly", "--mount", "type=tmpfs,target=/scratch",
@@ -393,8 +393,8 @@ async fn service_specs_from_docker_style_flags() {
     let spec = &service["spec"];
     let (task, container) = (&spec["task"], &spec["task"]["container"]);
     for (value, expected) in [
-        (&spec["replicatedJob"]["totalCompletions"], serde_json::json!(6)),
-        (&spec["replicatedJob"]["maxConcurrent"], serde_json::json!(2)),
+        (&spec["replicated"]["replicas"], serde_json::json!(6)),
+        (&task["placement"]["maxReplicas"], serde_json::json!(2)),
         (&spec["annotations"]["labels"]["tier"], serde_json::json!("back")),
         (&container["env"], serde_json::json!(["A=1"])),
         (&container["labels"]["team"], serde_json::json!("core")),
@@ -469,7 +469,7 @@ async fn service_specs_from_docker_style_flags() {
     }
     let inspect = ok(&socket, &["service", "inspect", "api"]);
     for line in [
-        "replicated job (6 completions, 2 at once)",
+        "replicated (6 tasks)",
         "bind /srv -> /data (read-only), tmpfs /scratch",
         "8080:80/tcp (ingress), 5353:53/udp (host)",
         "0.5 CPUs, 512 MiB memory",
@@ -493,8 +493,7 @@ async fn service_specs_from_docker_style_flags() {
     ok(&socket, &update);
     let updated = json(&["service", "inspect", "api", "--format", "json"]);
     let (spec, container) = (&updated["spec"], &updated["spec"]["task"]["container"]);
-    assert_eq!(spec["replicatedJob"]["totalCompletions"], 8);
-    assert_eq!(spec["replicatedJob"]["maxConcurrent"], 2);
+    assert_eq!(spec["replicated"]["replicas"], 8);
     assert_eq!(spec["annotations"]["labels"]["tier"], "front");
     assert_eq!(container["env"], serde_json::json!(["B=2"]));
     assert_eq!(container["labels"], serde_json::json!({}));
@@ -540,11 +539,6 @@ async fn service_specs_from_docker_style_flags() {
         &socket,
         &["service", "update", "api", "--mount-rm", "/nowhere"],
         "no such mount",
-    );
-    fails(
-        &socket,
-        &["service", "update", "api", "--replicas-max-per-node", "2"],
-        "max_replicas applies to replicated",
     );
     fails(
         &socket,
@@ -612,6 +606,49 @@ async fn service_specs_from_docker_style_flags() {
         assert!(code == 2 && stderr.contains(flag), "{flag} {value}: {code}: {stderr}");
     }
     assert_eq!(json(&["service", "inspect", "api", "--format", "json"]), updated);
+
+    // Jobs: completions and concurrency change; rolling updates do not
+    // apply to them.
+    #[rustfmt::skip]
+    let job = [
+        "service", "create", "--name", "batch", "--image", "busybox:local", "--mode", "replicated-job",
+        "--replicas", "6", "--max-concurrent", "3", "--restart-delay", "2s",
+    ];
+    ok(&socket, &job);
+    ok(&socket, &["service", "update", "batch", "--replicas", "2"]);
+    let batch = json(&["service", "inspect", "batch", "--format", "json"]);
+    assert_eq!(batch["spec"]["replicatedJob"]["totalCompletions"], 2);
+    assert_eq!(batch["spec"]["replicatedJob"]["maxConcurrent"], 3);
+    let restart = &batch["spec"]["task"]["restart"];
+    assert_eq!(
+        restart["condition"], "CONDITION_ANY",
+        "SwarmKit's default beside --restart-delay"
+    );
+    assert_eq!(restart["delay"], "2s");
+    fails(
+        &socket,
+        &["service", "update", "batch", "--update-parallelism", "2"],
+        "a job takes no update config",
+    );
+    fails(
+        &socket,
+        &["service", "update", "batch", "--replicas-max-per-node", "2"],
+        "max_replicas applies to replicated",
+    );
+    fails(
+        &socket,
+        &["service", "update", "batch", "--rollback-failure-action", "rollback"],
+        "spec.rollback.failure_action",
+    );
+    // `--tty` before the service's name does not take it for its value.
+    ok(
+        &socket,
+        &["service", "update", "--tty", "batch", "--command=", "--args="],
+    );
+    let batch = json(&["service", "inspect", "batch", "--format", "json"]);
+    assert_eq!(batch["spec"]["task"]["container"]["tty"], true);
+    assert_eq!(batch["spec"]["task"]["container"]["command"], serde_json::json!([]));
+    assert_eq!(batch["spec"]["task"]["container"]["args"], serde_json::json!([]));
 
     // A rollback puts the spec before the update back; a service never
     // updated has nothing to roll back to.

@@ -9,8 +9,8 @@ use anyhow::bail;
 use swarm_proto::Shared;
 use swarm_proto::v1::{
     Annotations, ConfigReference, ContainerSpec, EndpointSpec, HealthConfig, Placement, ReplicatedJob,
-    ReplicatedService, Resources, SecretReference, ServiceSpec, TaskSpec, UpdateConfig, restart_policy, service_spec,
-    task_spec, update_config,
+    ReplicatedService, Resources, RestartPolicy, SecretReference, ServiceSpec, TaskSpec, UpdateConfig, restart_policy,
+    service_spec, task_spec, update_config,
 };
 
 use super::super::{change_map, key_values};
@@ -84,8 +84,11 @@ pub fn update(
             remove_where(ports, same, "publish-rm", removed, "port")?;
         }
         for added in changes.publish_add {
-            ports.retain(|port| !(port.target_port == added.target_port && port.protocol == added.protocol));
-            ports.push(added);
+            // Added beside the others (the same one twice is one); a
+            // published port already taken is the manager's to refuse.
+            if !ports.contains(&added) {
+                ports.push(added);
+            }
         }
     }
 
@@ -126,11 +129,13 @@ pub fn update(
     if let Some(image) = changes.image {
         container.image = image;
     }
+    // `--command=` passes one empty word: it means none.
+    let words = |words: Vec<String>| words.into_iter().filter(|word| !word.is_empty()).collect();
     if let Some(command) = changes.command {
-        container.command = command;
+        container.command = words(command);
     }
     if let Some(args) = changes.args {
-        container.args = args;
+        container.args = words(args);
     }
     for key in &changes.env_rm {
         remove_where(
@@ -306,7 +311,12 @@ fn apply_task_flags(spec: &mut ServiceSpec, flags: TaskFlags) {
         || flags.restart_max_attempts.is_some()
         || flags.restart_window.is_some()
     {
-        let restart = task.restart.get_or_insert_with(Default::default);
+        // SwarmKit's defaults for what the flags leave unset.
+        let restart = task.restart.get_or_insert_with(|| RestartPolicy {
+            condition: restart_policy::Condition::Any.into(),
+            delay: Some(prost_types::Duration { seconds: 5, nanos: 0 }),
+            ..Default::default()
+        });
         if let Some(condition) = flags.restart_condition {
             restart.set_condition(match condition {
                 RestartCondition::None => restart_policy::Condition::None,

@@ -4,6 +4,7 @@
 use swarm_proto::v1::{
     Annotations, ClusterSpec, ContainerSpec, EndpointSpec, HealthConfig, Mount, Placement, ResourceRequirements,
     Resources, RestartPolicy, ServiceSpec, UpdateConfig, endpoint_spec, mount, port_config, service_spec, task_spec,
+    update_config,
 };
 
 use crate::error::{Error, Result};
@@ -77,18 +78,28 @@ pub(crate) fn service_spec(spec: Option<&ServiceSpec>) -> Result<&ServiceSpec> {
             "spec.task.placement.max_replicas applies to replicated services only".into(),
         ));
     }
-    if let Some(service_spec::Mode::ReplicatedJob(job)) = &spec.mode
-        && job.total_completions > 0
-        && job.max_concurrent > job.total_completions
-    {
-        return Err(invalid(
-            "spec.mode.replicated_job.max_concurrent exceeds total_completions".into(),
-        ));
+    // As SwarmKit's `validateJob`: a job's tasks run to completion, and
+    // are never replaced in rolling steps.
+    let job = matches!(
+        spec.mode,
+        Some(service_spec::Mode::ReplicatedJob(_) | service_spec::Mode::GlobalJob(_))
+    );
+    if job && spec.update.is_some() {
+        return Err(invalid("spec.update: a job takes no update config".into()));
     }
     for (field, update) in [("spec.update", &spec.update), ("spec.rollback", &spec.rollback)] {
         if let Some(update) = update {
             update_config(field, update)?;
         }
+    }
+    if spec
+        .rollback
+        .as_ref()
+        .is_some_and(|rollback| rollback.failure_action() == update_config::FailureAction::Rollback)
+    {
+        return Err(invalid(
+            "spec.rollback.failure_action: a rollback that fails cannot roll back (pause or continue)".into(),
+        ));
     }
     if let Some(endpoint) = &spec.endpoint {
         self::endpoint(endpoint)?;
@@ -617,6 +628,21 @@ mod tests {
             })
         };
         assert_eq!(ratio(0.5), None);
+        let job_update = refusal(|spec| {
+            spec.mode = Some(service_spec::Mode::ReplicatedJob(Default::default()));
+            spec.update = Some(UpdateConfig::default());
+        });
+        assert!(job_update.expect("refused").contains("a job takes no update config"));
+        let rollback_rollback = refusal(|spec| {
+            let mut rollback = UpdateConfig::default();
+            rollback.set_failure_action(update_config::FailureAction::Rollback);
+            spec.rollback = Some(rollback);
+        });
+        assert!(
+            rollback_rollback
+                .expect("refused")
+                .contains("spec.rollback.failure_action")
+        );
         for bad in [-0.1, 1.5, f32::NAN] {
             let err = ratio(bad).expect("refused");
             assert!(err.contains("spec.rollback.max_failure_ratio"), "{err}");
