@@ -217,6 +217,60 @@ async fn updates_carry_the_version_read_and_can_roll_back() {
 }
 
 #[tokio::test]
+async fn an_ingress_port_is_published_by_one_service_only() {
+    let (api, store) = api();
+    let publishing = |name: &str, published, protocol: port_config::Protocol, mode: port_config::PublishMode| {
+        let mut spec = spec(name, "busybox");
+        spec.endpoint = Some(EndpointSpec {
+            ports: vec![PortConfig {
+                published_port: published,
+                target_port: 80,
+                protocol: protocol.into(),
+                publish_mode: mode.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        spec
+    };
+    let (tcp, udp) = (port_config::Protocol::Tcp, port_config::Protocol::Udp);
+    let (ingress, host) = (port_config::PublishMode::Ingress, port_config::PublishMode::Host);
+    let web = create(&api, publishing("web", 8080, tcp, ingress)).await.unwrap();
+    refused(
+        &store,
+        create(&api, publishing("api", 8080, tcp, ingress)),
+        Code::InvalidArgument,
+        "published port 8080/tcp is already used by service \"web\"",
+    )
+    .await;
+    // Another protocol, a port on each node's own address, or one the
+    // cluster picks: no conflict.
+    create(&api, publishing("dns", 8080, udp, ingress)).await.unwrap();
+    create(&api, publishing("local", 8080, tcp, host)).await.unwrap();
+    create(&api, publishing("any", 0, tcp, ingress)).await.unwrap();
+    // A service keeps its own port through an update; another cannot take it.
+    let mut web_spec = web.spec.clone().unwrap();
+    container(&mut web_spec).image = "busybox:2".into();
+    let update = |service: &Service, spec: ServiceSpec| {
+        api.update_service(Request::new(UpdateServiceRequest {
+            service_id: service.id.clone(),
+            service_version: service.meta.as_ref().unwrap().version,
+            spec: Some(spec),
+            rollback: false,
+        }))
+    };
+    update(&web, web_spec).await.unwrap();
+    let other = create(&api, publishing("other", 9090, tcp, ingress)).await.unwrap();
+    refused(
+        &store,
+        update(&other, publishing("other", 8080, tcp, ingress)),
+        Code::InvalidArgument,
+        "already used by service \"web\"",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn unknown_ids_are_not_found_and_a_missing_one_is_invalid() {
     let (api, store) = api();
     let unknown = swarm_store::id::generate();

@@ -3,32 +3,32 @@
 
 use swarm_proto::v1::{
     Cluster, ClusterSpec, Config, ConfigSpec, Node, NodeRole, NodeSpec, Secret, SecretSpec, Service, ServiceSpec, Task,
-    node_status, service_spec, task_spec,
+    node_status, port_config, service_spec, task_spec,
 };
 use swarm_store::{By, MemoryStore, Read as _, StoreObject, WriteTx};
 
 use super::validate;
 use crate::error::{Error, Result};
 
-/// Serializes the writes that must agree about which secrets and configs
-/// services use: a service create or update that names any, and a secret's
-/// or config's removal. The store checks conflicts only on what a
-/// transaction writes (see `MemoryStore::update`), and each of these rests
-/// on what it only reads: run at once, a create could name a secret that a
-/// removal, having found no user, deletes. One at a time, on the manager
-/// that serves every write (the leader), they cannot interleave. Services
-/// that name none, nearly all, do not wait.
+/// Serializes the writes whose checks read other objects: a service create
+/// or update that names secrets or configs, against a secret's or config's
+/// removal; and one that publishes ports through the ingress mesh, against
+/// another such. The store checks conflicts only on what a transaction
+/// writes (see `MemoryStore::update`), and each of these rests on what it
+/// only reads: run at once, a create could name a secret that a removal,
+/// having found no user, deletes, or two services take one port. One at a
+/// time, on the manager that serves every write (the leader), they cannot
+/// interleave. Services that do neither, nearly all, do not wait.
 #[derive(Clone, Default)]
 pub(crate) struct ReferenceLock(std::sync::Arc<tokio::sync::Mutex<()>>);
 
 impl ReferenceLock {
-    /// Held while a service spec that names secrets or configs is stored.
+    /// Held while a service spec that names secrets or configs, or
+    /// publishes ingress ports, is stored.
     async fn for_spec(&self, spec: &ServiceSpec) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         let container = spec.task.as_deref().and_then(|task| task.runtime.as_ref());
-        let Some(task_spec::Runtime::Container(container)) = container else {
-            return None;
-        };
-        if container.secrets.is_empty() && container.configs.is_empty() {
+        let references = matches!(container, Some(task_spec::Runtime::Container(c)) if !c.secrets.is_empty() || !c.configs.is_empty());
+        if !references && ingress_ports(spec).next().is_none() {
             return None;
         }
         Some(self.0.lock().await)
@@ -101,11 +101,53 @@ pub(crate) async fn create_service(
     };
     store
         .update(|tx| {
-            references_exist(tx, service.spec.as_ref().unwrap_or(&ServiceSpec::default()))?;
+            let none = ServiceSpec::default();
+            let spec = service.spec.as_ref().unwrap_or(&none);
+            references_exist(tx, spec)?;
+            ingress_ports_free(tx, spec, &service.id)?;
             tx.create(service)
         })
         .await?;
     stored(store, &id)
+}
+
+/// The published ports of `spec` that the ingress mesh routes, as
+/// (published port, protocol): each is the cluster's, on every node.
+fn ingress_ports(spec: &ServiceSpec) -> impl Iterator<Item = (u32, i32)> + '_ {
+    spec.endpoint
+        .iter()
+        .flat_map(|endpoint| &endpoint.ports)
+        .filter(|port| port.published_port != 0 && port.publish_mode() == port_config::PublishMode::Ingress)
+        .map(|port| (port.published_port, port.protocol))
+}
+
+/// Refuses a spec that publishes an ingress port another service holds, as
+/// SwarmKit's `checkPortConflicts`. Reads every service, so only a spec
+/// that publishes one pays; two cannot race (both hold the
+/// [`ReferenceLock`]).
+fn ingress_ports_free(tx: &WriteTx, spec: &ServiceSpec, own_id: &str) -> Result<(), swarm_store::Error> {
+    let wanted: Vec<(u32, i32)> = ingress_ports(spec).collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    for other in tx.list::<Service>() {
+        let Some(other_spec) = other.spec.as_ref().filter(|_| other.id != own_id) else {
+            continue;
+        };
+        if let Some((port, protocol)) = ingress_ports(other_spec).find(|taken| wanted.contains(taken)) {
+            let protocol = port_config::Protocol::try_from(protocol).unwrap_or_default();
+            let name = other_spec.annotations.as_ref().map_or("", |a| a.name.as_str());
+            return Err(swarm_store::Error::Invalid(format!(
+                "spec.endpoint.ports: published port {port}/{} is already used by service {name:?} ({})",
+                protocol
+                    .as_str_name()
+                    .trim_start_matches("PROTOCOL_")
+                    .to_ascii_lowercase(),
+                other.id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a spec that names a secret or config the store does not hold
@@ -185,6 +227,7 @@ pub(crate) async fn update_service(
     store
         .update(|tx| {
             references_exist(tx, &next)?;
+            ingress_ports_free(tx, &next, id)?;
             let stored = current::<Service>(tx, id)?;
             if !rollback && stored.spec.as_ref() == Some(&next) {
                 // Nothing to change: no write, so that the previous spec (what
