@@ -527,6 +527,11 @@ async fn service_specs_from_docker_style_flags() {
     // Refusals leave the service as it was.
     fails(
         &socket,
+        &["service", "update", "api", "--image", "Foo Bar"],
+        "spec.task.container.image \"Foo Bar\"",
+    );
+    fails(
+        &socket,
         &["service", "update", "api", "--reserve-memory", "2g"],
         "reservations must not exceed",
     );
