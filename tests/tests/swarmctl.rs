@@ -525,79 +525,38 @@ async fn service_specs_from_docker_style_flags() {
     assert_eq!(updated["previousSpec"], service["spec"]);
 
     // Refusals leave the service as it was.
-    fails(
-        &socket,
-        &["service", "update", "api", "--image", "Foo Bar"],
-        "spec.task.container.image \"Foo Bar\"",
-    );
-    fails(
-        &socket,
-        &["service", "update", "api", "--reserve-memory", "2g"],
-        "reservations must not exceed",
-    );
-    fails(
-        &socket,
-        &["service", "update", "api", "--env-rm", "NOPE"],
-        "no such variable",
-    );
-    fails(
-        &socket,
-        &["service", "update", "api", "--mount-rm", "/nowhere"],
-        "no such mount",
-    );
-    fails(
-        &socket,
-        &["service", "update", "api", "--update-max-failure-ratio", "1.5"],
-        "max_failure_ratio",
-    );
-    fails(
-        &socket,
-        &["service", "update", "api", "--health-interval", "1us"],
-        "at least 1ms",
-    );
-    fails(
-        &socket,
-        &[
-            "service",
-            "update",
-            "api",
-            "--mount-add",
-            "type=bind,source=rel,target=/x",
-        ],
-        "bind mount source",
-    );
-    fails(
-        &socket,
-        &[
-            "service",
-            "create",
-            "--name",
-            "g",
-            "--image",
-            "busybox:local",
-            "--mode",
-            "global",
-            "--replicas",
-            "2",
-        ],
-        "--replicas applies to replicated services and jobs only",
-    );
-    fails(
-        &socket,
-        &[
-            "service",
-            "create",
-            "--name",
-            "p",
-            "--image",
-            "busybox:local",
-            "-p",
-            "8080:80",
-            "-p",
-            "8080:81",
-        ],
-        "published port 8080/tcp is given twice",
-    );
+    let create = ["service", "create", "--image", "busybox:local", "--name"];
+    let update = ["service", "update", "api"];
+    let refusals: [(&[&str], &[&str], &str); 9] = [
+        (
+            &update,
+            &["--image", "Foo Bar"],
+            "spec.task.container.image \"Foo Bar\"",
+        ),
+        (&update, &["--reserve-memory", "2g"], "reservations must not exceed"),
+        (&update, &["--env-rm", "NOPE"], "no such variable"),
+        (&update, &["--mount-rm", "/nowhere"], "no such mount"),
+        (&update, &["--update-max-failure-ratio", "1.5"], "max_failure_ratio"),
+        (&update, &["--health-interval", "1us"], "at least 1ms"),
+        (
+            &update,
+            &["--mount-add", "type=bind,source=rel,target=/x"],
+            "bind mount source",
+        ),
+        (
+            &create,
+            &["g", "--mode", "global", "--replicas", "2"],
+            "--replicas applies to replicated services and jobs only",
+        ),
+        (
+            &create,
+            &["p", "-p", "8080:80", "-p", "8080:81"],
+            "published port 8080/tcp is given twice",
+        ),
+    ];
+    for (command, flags, mention) in refusals {
+        fails(&socket, &[command, flags].concat(), mention);
+    }
     for (flag, value) in [
         ("--restart-delay", "5x"),
         ("--limit-memory", "lots"),
