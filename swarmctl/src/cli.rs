@@ -50,12 +50,17 @@ pub enum Command {
     /// Configs given to services.
     #[command(subcommand)]
     Config(DataCommand),
-    /// Stream every change to the store, live, one line each.
+    /// Stream every change to the store, live, one line each (with
+    /// `--format json`, one JSON object each: commit index, action, kind,
+    /// and the object as stored).
     Watch {
         /// Only this kind: node, service, task, cluster, secret or config
         /// (repeatable; default all).
         #[arg(long)]
         kind: Vec<String>,
+        /// Only this action (repeatable; default all).
+        #[arg(long, value_enum)]
+        action: Vec<WatchAction>,
     },
     /// Print the client's version.
     Version,
@@ -64,6 +69,14 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+}
+
+/// A change `watch` can select.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WatchAction {
+    Create,
+    Update,
+    Remove,
 }
 
 /// Lists share these.

@@ -51,6 +51,11 @@ pub fn json_list<T: prost::Message + prost::Name>(objects: &[T]) -> anyhow::Resu
     print_json(&serde_json::Value::Array(values))
 }
 
+/// One object as a JSON value, as `json_one` prints it.
+pub fn json_value<T: prost::Message + prost::Name>(object: &T) -> anyhow::Result<serde_json::Value> {
+    to_json(&descriptor::<T>()?, object)
+}
+
 /// Prints one object as JSON.
 pub fn json_one<T: prost::Message + prost::Name>(object: &T) -> anyhow::Result<()> {
     print_json(&to_json(&descriptor::<T>()?, object)?)

@@ -734,3 +734,73 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
     );
     drop(daemon);
 }
+
+/// `watch --action remove --format json`: only removals, one JSON object
+/// per line, carrying the object as it was stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_filtered_by_action_prints_json_lines() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    let socket = daemon.socket.clone();
+    let mut watch = Command::new(workspace_binary("swarmctl"))
+        .args(["watch", "--action", "remove", "--format", "json"])
+        .env("SWARM_SOCKET", &socket)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start swarmctl watch");
+    let watched = watched_lines(watch.stdout.take().expect("piped"));
+    // Probe configs, created and removed, until the watch reports one.
+    let file = root.path().join("probe");
+    std::fs::write(&file, "probe").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let removed_probe = |name: &str| {
+        watched.lock().unwrap().iter().any(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            event["object"]["config"]["spec"]["annotations"]["name"] == name
+        })
+    };
+    'probing: for attempt in 0.. {
+        let name = format!("probe-{attempt}");
+        ok(&socket, &["config", "create", &name, "-f", &file.to_string_lossy()]);
+        ok(&socket, &["config", "rm", &name]);
+        let until = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < until {
+            if removed_probe(&name) {
+                break 'probing;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(Instant::now() < deadline, "swarmctl watch never reported a removal");
+    }
+    let id = ok(
+        &socket,
+        &["service", "create", "--name", "web", "--image", "busybox:local"],
+    );
+    let id = id.trim();
+    ok(&socket, &["service", "update", "web", "--replicas", "2"]);
+    ok(&socket, &["service", "rm", "web"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let event = loop {
+        let found = watched.lock().unwrap().iter().find_map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            (event["kind"] == "service").then_some(event)
+        });
+        if let Some(event) = found {
+            break event;
+        }
+        assert!(Instant::now() < deadline, "the service's removal was not reported");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(event["action"], "remove");
+    assert_eq!(event["object"]["service"]["id"], id);
+    assert_eq!(event["object"]["service"]["spec"]["replicated"]["replicas"], 2);
+    assert!(event["commitIndex"].as_u64().is_some_and(|index| index > 0), "{event}");
+    let lines = watched.lock().unwrap().clone();
+    for line in &lines {
+        let event: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        assert_eq!(event["action"], "remove", "only removals: {line}");
+    }
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    drop(daemon);
+}

@@ -23,7 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut command, "swarmctl", &mut std::io::stdout());
             Ok(())
         }
-        Command::Watch { kind } => watch::run(&cli.socket, kind).await,
+        Command::Watch { kind, action } => watch::run(&cli.socket, kind, action, cli.format).await,
         command => {
             let format = cli.format;
             let mut control = connect(&cli.socket).await?;

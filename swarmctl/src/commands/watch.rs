@@ -5,16 +5,38 @@ use std::path::Path;
 
 use swarm_proto::v1::watch_client::WatchClient;
 use swarm_proto::v1::watch_request::WatchEntry;
-use swarm_proto::v1::{WatchRequest, object};
+use swarm_proto::v1::{WatchRequest, object, store_action};
 
 use super::name;
+use crate::cli::WatchAction;
 use crate::connect::channel;
+use crate::output::{self, Format};
 
-pub async fn run(socket: &Path, kinds: Vec<String>) -> anyhow::Result<()> {
+/// The kinds a watch covers when none is named.
+const ALL_KINDS: [&str; 6] = ["node", "service", "task", "cluster", "secret", "config"];
+
+pub async fn run(socket: &Path, kinds: Vec<String>, actions: Vec<WatchAction>, format: Format) -> anyhow::Result<()> {
+    let actions: Vec<i32> = actions
+        .into_iter()
+        .map(|action| {
+            match action {
+                WatchAction::Create => store_action::Kind::Create,
+                WatchAction::Update => store_action::Kind::Update,
+                WatchAction::Remove => store_action::Kind::Remove,
+            }
+            .into()
+        })
+        .collect();
+    // No entry means every kind and action; actions alone need every kind.
+    let kinds = match (kinds.is_empty(), actions.is_empty()) {
+        (true, false) => ALL_KINDS.map(String::from).to_vec(),
+        _ => kinds,
+    };
     let entries = kinds
         .into_iter()
         .map(|kind| WatchEntry {
             kind,
+            actions: actions.clone(),
             ..Default::default()
         })
         .collect();
@@ -30,10 +52,21 @@ pub async fn run(socket: &Path, kinds: Vec<String>) -> anyhow::Result<()> {
         .map_err(|status| anyhow::anyhow!("{}", status.message()))?
     {
         for event in message.events {
-            let action = swarm_proto::v1::store_action::Kind::try_from(event.action)
+            let action = store_action::Kind::try_from(event.action)
                 .map(|kind| kind.as_str_name().trim_start_matches("KIND_").to_lowercase())
                 .unwrap_or_default();
-            let (kind, id, object_name) = describe(event.object.and_then(|object| object.object));
+            let object = event.object.unwrap_or_default();
+            if format == Format::Json {
+                let line = serde_json::json!({
+                    "commitIndex": message.commit_index,
+                    "action": action,
+                    "kind": describe(object.object.clone()).0,
+                    "object": output::json_value(&object)?,
+                });
+                writeln!(stdout, "{line}")?;
+                continue;
+            }
+            let (kind, id, object_name) = describe(object.object);
             writeln!(
                 stdout,
                 "{}\t{action}\t{kind}\t{id}\t{object_name}",
