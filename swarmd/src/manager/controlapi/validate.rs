@@ -263,6 +263,21 @@ fn mounts(mounts: &[Mount]) -> Result<()> {
                     mount.source
                 )));
             }
+            // Docker's volume names; a path here is a bind mount written
+            // without `type=bind`.
+            mount::Type::Volume
+                if !mount.source.is_empty()
+                    && (!mount.source.starts_with(|c: char| c.is_ascii_alphanumeric())
+                        || !mount
+                            .source
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))) =>
+            {
+                return Err(invalid(format!(
+                    "{field}: volume name {:?} is not letters, digits, '_', '.' or '-' (a path needs type=bind)",
+                    mount.source
+                )));
+            }
             mount::Type::Tmpfs if !mount.source.is_empty() => {
                 return Err(invalid(format!(
                     "{field}: tmpfs mount at {:?} takes no source",
@@ -671,6 +686,10 @@ mod tests {
             ),
             (vec![mount(mount::Type::Bind, "srv", "/data")], "bind mount source"),
             (vec![mount(mount::Type::Tmpfs, "x", "/tmp")], "takes no source"),
+            (
+                vec![mount(mount::Type::Volume, "/srv", "/data")],
+                "a path needs type=bind",
+            ),
             (
                 vec![
                     mount(mount::Type::Volume, "a", "/d"),
