@@ -2,9 +2,11 @@
 //! calls, over the local Unix socket.
 //!
 //! Reads (`read.rs`) answer from the local store; writes (`write.rs`) are
-//! validated (`validate.rs`, as SwarmKit's controlapi) and committed as one
+//! validated (`validate.rs`, as SwarmKit's controlapi; images by
+//! `image_reference.rs`) and committed as one
 //! store transaction each.
 
+mod image_reference;
 mod read;
 mod validate;
 mod write;
