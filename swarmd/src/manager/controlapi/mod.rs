@@ -3,8 +3,7 @@
 //!
 //! Reads (`read.rs`) answer from the local store; writes (`write.rs`) are
 //! validated (`validate.rs`, as SwarmKit's controlapi; images by
-//! `image_reference.rs`) and committed as one
-//! store transaction each.
+//! `image_reference.rs`) and committed as one store transaction each.
 
 mod image_reference;
 mod read;
