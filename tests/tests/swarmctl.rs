@@ -467,6 +467,8 @@ async fn service_specs_from_docker_style_flags() {
     ] {
         assert_eq!(value, &expected, "in {service:#}");
     }
+    let listed = rows(&ok(&socket, &["service", "ls"]));
+    assert_eq!(listed[0][4], "*:8080->80/tcp,host:5353->53/udp", "{listed:?}");
     let inspect = ok(&socket, &["service", "inspect", "api"]);
     for line in [
         "replicated (6 tasks)",

@@ -3,7 +3,8 @@
 use anyhow::bail;
 use swarm_proto::v1::{
     Config, ConfigReference, CreateServiceRequest, GetServiceRequest, ListServicesRequest, ListTasksRequest,
-    RemoveServiceRequest, Secret, SecretReference, Service, ServiceSpec, TaskState, UpdateServiceRequest, service_spec,
+    RemoveServiceRequest, Secret, SecretReference, Service, ServiceSpec, TaskState, UpdateServiceRequest, port_config,
+    service_spec,
 };
 
 use super::{data, name, reply};
@@ -49,10 +50,11 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
                         service_name(service),
                         image(service),
                         replicas(service, running),
+                        published_ports(service),
                     ]
                 })
                 .collect();
-            output::table(&["ID", "NAME", "IMAGE", "REPLICAS"], rows, list.quiet)?;
+            output::table(&["ID", "NAME", "IMAGE", "REPLICAS", "PORTS"], rows, list.quiet)?;
         }
         ServiceCommand::Inspect { reference } => {
             let service = get(control, &reference).await?;
@@ -175,6 +177,34 @@ fn image(service: &Service) -> String {
         .and_then(inspect::container)
         .map(|container| container.image.clone())
         .unwrap_or_default()
+}
+
+/// Published ports as `docker service ls` shows them: `*:8080->80/tcp`
+/// through the routing mesh, `host:8080->80/tcp` on each node's own
+/// address; one word, comma-separated.
+fn published_ports(service: &Service) -> String {
+    let ports = service.spec.as_ref().and_then(|spec| spec.endpoint.as_ref());
+    ports
+        .map_or(&[][..], |endpoint| endpoint.ports.as_slice())
+        .iter()
+        .map(|port| {
+            let protocol = port
+                .protocol()
+                .as_str_name()
+                .trim_start_matches("PROTOCOL_")
+                .to_ascii_lowercase();
+            let on = match port.publish_mode() {
+                port_config::PublishMode::Host => "host",
+                port_config::PublishMode::Ingress => "*",
+            };
+            let published = match port.published_port {
+                0 => "?".to_string(),
+                published => published.to_string(),
+            };
+            format!("{on}:{published}->{}/{protocol}", port.target_port)
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn replicas(service: &Service, running: usize) -> String {
