@@ -739,3 +739,34 @@ async fn a_service_never_names_a_secret_removed_beside_its_create() {
         assert!(!dangling, "round {round}: a service names a removed secret");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_services_created_at_once_never_both_take_one_port() {
+    let (api, _store) = api();
+    for round in 0..300 {
+        let publishing = |name: String| {
+            let mut spec = spec(&name, "busybox");
+            spec.endpoint = Some(EndpointSpec {
+                ports: vec![PortConfig {
+                    published_port: 10_000 + round,
+                    target_port: 80,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+            spec
+        };
+        let (a, b) = (api.clone(), api.clone());
+        let (first, second) = (publishing(format!("a{round}")), publishing(format!("b{round}")));
+        let first = tokio::spawn(async move { create(&a, first).await });
+        let second = tokio::spawn(async move { create(&b, second).await });
+        let (first, second) = (first.await.unwrap(), second.await.unwrap());
+        // One of the two wins; never both.
+        assert!(
+            first.is_ok() != second.is_ok(),
+            "round {round}: {:?} and {:?}",
+            first.map(|_| ()),
+            second.map(|_| ())
+        );
+    }
+}
