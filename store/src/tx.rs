@@ -30,6 +30,20 @@ pub trait Read {
         T::table(self.state()).get_by_name(name)
     }
 
+    /// The object of kind `T` with this id, if it is still at `version`:
+    /// the check an update makes, for a writer that may find nothing to
+    /// write.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], or [`Error::VersionConflict`] if the object
+    /// moved on.
+    fn check_version<T: StoreObject>(&self, id: &str, version: u64) -> Result<&Arc<T>> {
+        T::table(self.state())
+            .check_version(id, version)
+            .map(|(_, object)| object)
+    }
+
     /// The objects of kind `T` that `by` selects.
     ///
     /// # Errors

@@ -309,18 +309,23 @@ fn endpoint(endpoint: &EndpointSpec) -> Result<()> {
             )));
         }
         if port.published_port != 0 && !published.insert((port.published_port, port.protocol)) {
-            let protocol = port
-                .protocol()
-                .as_str_name()
-                .trim_start_matches("PROTOCOL_")
-                .to_ascii_lowercase();
             return Err(invalid(format!(
-                "spec.endpoint.ports: published port {}/{protocol} is given twice",
-                port.published_port
+                "spec.endpoint.ports: published port {}/{} is given twice",
+                port.published_port,
+                protocol_name(port.protocol)
             )));
         }
     }
     Ok(())
+}
+
+/// A port's protocol as messages name it: `tcp`, `udp`, `sctp`.
+pub(crate) fn protocol_name(protocol: i32) -> String {
+    let protocol = port_config::Protocol::try_from(protocol).unwrap_or_default();
+    protocol
+        .as_str_name()
+        .trim_start_matches("PROTOCOL_")
+        .to_ascii_lowercase()
 }
 
 fn placement(placement: &Placement) -> Result<()> {

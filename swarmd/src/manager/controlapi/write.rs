@@ -135,14 +135,10 @@ fn ingress_ports_free(tx: &WriteTx, spec: &ServiceSpec, own_id: &str) -> Result<
             continue;
         };
         if let Some((port, protocol)) = ingress_ports(other_spec).find(|taken| wanted.contains(taken)) {
-            let protocol = port_config::Protocol::try_from(protocol).unwrap_or_default();
             let name = other_spec.annotations.as_ref().map_or("", |a| a.name.as_str());
             return Err(swarm_store::Error::Invalid(format!(
                 "spec.endpoint.ports: published port {port}/{} is already used by service {name:?} ({})",
-                protocol
-                    .as_str_name()
-                    .trim_start_matches("PROTOCOL_")
-                    .to_ascii_lowercase(),
+                validate::protocol_name(protocol),
                 other.id
             )));
         }
@@ -228,23 +224,14 @@ pub(crate) async fn update_service(
         .update(|tx| {
             references_exist(tx, &next)?;
             ingress_ports_free(tx, &next, id)?;
-            let stored = current::<Service>(tx, id)?;
+            // A stale version is refused even when nothing changes.
+            let stored = tx.check_version::<Service>(id, version)?;
             if !rollback && stored.spec.as_ref() == Some(&next) {
                 // Nothing to change: no write, so that the previous spec (what
                 // a rollback goes back to) is not replaced by this same one.
-                // A stale version is refused all the same.
-                let current = stored.meta.as_ref().map_or(0, |meta| meta.version);
-                return match current == version {
-                    true => Ok(()),
-                    false => Err(swarm_store::Error::VersionConflict {
-                        kind: swarm_store::Kind::Service,
-                        id: id.to_string(),
-                        given: version,
-                        current,
-                    }),
-                };
+                return Ok(());
             }
-            let mut service = at_version(stored, version);
+            let mut service = Service::clone(stored);
             service.previous_spec = service.spec.replace(next);
             tx.update(service)
         })
