@@ -148,7 +148,7 @@ fn references<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Stri
 
 /// A protobuf enum value's name without its `prefix`, in lower case with
 /// dashes: `ORDER_START_FIRST` as `start-first`.
-fn enum_word(name: &str, prefix: &str) -> String {
+pub(super) fn enum_word(name: &str, prefix: &str) -> String {
     name.strip_prefix(prefix)
         .unwrap_or(name)
         .replace('_', "-")

@@ -188,11 +188,7 @@ fn published_ports(service: &Service) -> String {
         .map_or(&[][..], |endpoint| endpoint.ports.as_slice())
         .iter()
         .map(|port| {
-            let protocol = port
-                .protocol()
-                .as_str_name()
-                .trim_start_matches("PROTOCOL_")
-                .to_ascii_lowercase();
+            let protocol = inspect::enum_word(port.protocol().as_str_name(), "PROTOCOL_");
             let on = match port.publish_mode() {
                 port_config::PublishMode::Host => "host",
                 port_config::PublishMode::Ingress => "*",

@@ -146,10 +146,7 @@ pub fn update(
             "variable",
         )?;
     }
-    for entry in changes.env_add {
-        container.env.retain(|existing| env_key(existing) != env_key(&entry));
-        container.env.push(entry);
-    }
+    add_replacing(&mut container.env, changes.env_add, |a, b| env_key(a) == env_key(b));
     change_map(
         &mut container.labels,
         &changes.container_label_add,
@@ -165,10 +162,7 @@ pub fn update(
             "mount",
         )?;
     }
-    for added in changes.mount_add {
-        container.mounts.retain(|mount| mount.target != added.target);
-        container.mounts.push(added);
-    }
+    add_replacing(&mut container.mounts, changes.mount_add, |a, b| a.target == b.target);
     for name in &changes.secret_rm {
         remove_where(
             &mut container.secrets,
@@ -178,10 +172,7 @@ pub fn update(
             "secret",
         )?;
     }
-    for added in secrets {
-        container.secrets.retain(|r| r.target != added.target);
-        container.secrets.push(added);
-    }
+    add_replacing(&mut container.secrets, secrets, |a, b| a.target == b.target);
     for name in &changes.config_rm {
         remove_where(
             &mut container.configs,
@@ -191,10 +182,7 @@ pub fn update(
             "config",
         )?;
     }
-    for added in configs {
-        container.configs.retain(|r| r.target != added.target);
-        container.configs.push(added);
-    }
+    add_replacing(&mut container.configs, configs, |a, b| a.target == b.target);
     apply_task_flags(&mut spec, changes.task);
     Ok(spec)
 }
@@ -214,6 +202,14 @@ fn remove_where<T>(
         bail!("--{flag} {shown:?}: the service has no such {what}");
     }
     Ok(())
+}
+
+/// Adds `added` at the end, each replacing an item it is `same` as.
+fn add_replacing<T>(items: &mut Vec<T>, added: impl IntoIterator<Item = T>, same: impl Fn(&T, &T) -> bool) {
+    for item in added {
+        items.retain(|existing| !same(existing, &item));
+        items.push(item);
+    }
 }
 
 /// `KEY` of `KEY=VALUE`.
