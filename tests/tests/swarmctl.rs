@@ -62,21 +62,38 @@ fn watched_lines(stdout: std::process::ChildStdout) -> Arc<Mutex<Vec<String>>> {
 /// Writes probe configs until the watch reports one: from then on it sees
 /// every change.
 fn wait_until_watching(socket: &Path, watched: &Mutex<Vec<String>>, scratch: &Path) {
+    probe_until_watched(socket, scratch, false, |name| {
+        watched.lock().unwrap().iter().any(|line| line.ends_with(name))
+    });
+}
+
+/// Creates probe configs (and removes each again with `remove`) until
+/// `reported(name)` says the watch printed that probe.
+fn probe_until_watched(socket: &Path, scratch: &Path, remove: bool, reported: impl Fn(&str) -> bool) {
     let file = scratch.join("probe");
     std::fs::write(&file, "probe").unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     for attempt in 0.. {
         let name = format!("probe-{attempt}");
         ok(socket, &["config", "create", &name, "-f", &file.to_string_lossy()]);
+        if remove {
+            ok(socket, &["config", "rm", &name]);
+        }
         let until = Instant::now() + Duration::from_millis(200);
         while Instant::now() < until {
-            if watched.lock().unwrap().iter().any(|line| line.ends_with(&name)) {
+            if reported(&name) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(Instant::now() < deadline, "swarmctl watch never reported a change");
     }
+}
+
+/// Runs swarmctl and parses what it printed as JSON.
+fn json(socket: &Path, args: &[&str]) -> serde_json::Value {
+    let stdout = ok(socket, args);
+    serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("{args:?} printed no JSON ({err}):\n{stdout}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,20 +193,16 @@ async fn the_walkthrough_of_a_single_node_manager() {
     assert!(configs.contains("app.conf"), "{configs}");
 
     // --format json: the objects themselves, for scripts.
-    let json = |args: &[&str]| -> serde_json::Value {
-        let stdout = ok(&socket, args);
-        serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("{args:?} printed no JSON ({err}):\n{stdout}"))
-    };
-    let services = json(&["service", "ls", "--format", "json"]);
+    let services = json(&socket, &["service", "ls", "--format", "json"]);
     assert_eq!(services.as_array().map(Vec::len), Some(1), "{services}");
     assert_eq!(services[0]["id"], id);
     assert_eq!(services[0]["spec"]["annotations"]["name"], "web");
     assert_eq!(services[0]["spec"]["replicated"]["replicas"], 5);
     assert_eq!(services[0]["spec"]["task"]["container"]["env"][0], "A=1");
-    let node = json(&["--format", "json", "node", "inspect", "node-1"]);
+    let node = json(&socket, &["--format", "json", "node", "inspect", "node-1"]);
     assert_eq!(node["role"], "NODE_ROLE_MANAGER");
     assert_eq!(node["spec"]["annotations"]["labels"]["zone"], "a");
-    let secret = json(&["secret", "inspect", "db-pass", "--format", "json"]);
+    let secret = json(&socket, &["secret", "inspect", "db-pass", "--format", "json"]);
     assert_eq!(secret["spec"]["annotations"]["name"], "db-pass");
     assert!(!secret.to_string().contains("hunter2"), "{secret}");
     assert!(secret["spec"]["data"].as_str().is_none_or(str::is_empty), "{secret}");
@@ -339,9 +352,9 @@ async fn the_walkthrough_of_a_single_node_manager() {
     assert_eq!(ok(&socket, &["service", "ls", "-q"]), "", "web stays removed");
     let listed = |kind: &str, name: &str| rows(&ok(&socket, &[kind, "ls"])).iter().any(|row| row[1] == name);
     assert!(listed("secret", "db-pass") && listed("config", "app.conf"));
-    let node = json(&["--format", "json", "node", "inspect", "node-1"]);
+    let node = json(&socket, &["--format", "json", "node", "inspect", "node-1"]);
     assert_eq!(node["spec"]["annotations"]["labels"]["zone"], "a");
-    let cluster = json(&["cluster", "inspect", "default", "--format", "json"]);
+    let cluster = json(&socket, &["cluster", "inspect", "default", "--format", "json"]);
     assert_eq!(
         cluster["spec"]["orchestration"]["taskHistoryRetentionLimit"], 7,
         "{cluster}"
@@ -360,10 +373,6 @@ async fn service_specs_from_docker_style_flags() {
     let root = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
     let socket = daemon.socket.clone();
-    let json = |args: &[&str]| -> serde_json::Value {
-        let stdout = ok(&socket, args);
-        serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("{args:?} printed no JSON ({err}):\n{stdout}"))
-    };
     let pass = root.path().join("pass.txt");
     std::fs::write(&pass, "hunter2").unwrap();
     ok(&socket, &["secret", "create", "db-pass", "-f", pass.to_str().unwrap()]);
@@ -388,7 +397,7 @@ async fn service_specs_from_docker_style_flags() {
         "--rollback-parallelism", "0", "--rollback-order", "stop-first",
     ];
     let id = ok(&socket, &create).trim().to_string();
-    let service = json(&["service", "inspect", "api", "--format", "json"]);
+    let service = json(&socket, &["service", "inspect", "api", "--format", "json"]);
     assert_eq!(service["id"], id.as_str());
     let spec = &service["spec"];
     let (task, container) = (&spec["task"], &spec["task"]["container"]);
@@ -493,7 +502,7 @@ async fn service_specs_from_docker_style_flags() {
         "--limit-memory", "1g", "--secret-add", "db-pass", "--force",
     ];
     ok(&socket, &update);
-    let updated = json(&["service", "inspect", "api", "--format", "json"]);
+    let updated = json(&socket, &["service", "inspect", "api", "--format", "json"]);
     let (spec, container) = (&updated["spec"], &updated["spec"]["task"]["container"]);
     assert_eq!(spec["replicated"]["replicas"], 8);
     assert_eq!(spec["annotations"]["labels"]["tier"], "front");
@@ -571,7 +580,10 @@ async fn service_specs_from_docker_style_flags() {
         let (code, _, stderr) = swarmctl(&socket, &["service", "update", "api", &format!("{flag}={value}")]);
         assert!(code == 2 && stderr.contains(flag), "{flag} {value}: {code}: {stderr}");
     }
-    assert_eq!(json(&["service", "inspect", "api", "--format", "json"]), updated);
+    assert_eq!(
+        json(&socket, &["service", "inspect", "api", "--format", "json"]),
+        updated
+    );
 
     // Jobs: completions and concurrency change; rolling updates do not
     // apply to them.
@@ -582,7 +594,7 @@ async fn service_specs_from_docker_style_flags() {
     ];
     ok(&socket, &job);
     ok(&socket, &["service", "update", "batch", "--replicas", "2"]);
-    let batch = json(&["service", "inspect", "batch", "--format", "json"]);
+    let batch = json(&socket, &["service", "inspect", "batch", "--format", "json"]);
     assert_eq!(batch["spec"]["replicatedJob"]["totalCompletions"], 2);
     assert_eq!(batch["spec"]["replicatedJob"]["maxConcurrent"], 3);
     let restart = &batch["spec"]["task"]["restart"];
@@ -611,7 +623,7 @@ async fn service_specs_from_docker_style_flags() {
         &socket,
         &["service", "update", "--tty", "batch", "--command=", "--args="],
     );
-    let batch = json(&["service", "inspect", "batch", "--format", "json"]);
+    let batch = json(&socket, &["service", "inspect", "batch", "--format", "json"]);
     assert_eq!(batch["spec"]["task"]["container"]["tty"], true);
     assert_eq!(batch["spec"]["task"]["container"]["command"], serde_json::json!([]));
     assert_eq!(batch["spec"]["task"]["container"]["args"], serde_json::json!([]));
@@ -619,7 +631,7 @@ async fn service_specs_from_docker_style_flags() {
     // A rollback puts the spec before the update back; a service never
     // updated has nothing to roll back to.
     ok(&socket, &["service", "rollback", "api"]);
-    let rolled_back = json(&["service", "inspect", "api", "--format", "json"]);
+    let rolled_back = json(&socket, &["service", "inspect", "api", "--format", "json"]);
     assert_eq!(rolled_back["spec"], service["spec"]);
     ok(
         &socket,
@@ -637,10 +649,7 @@ async fn node_commands_keep_the_last_manager() {
     let root = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
     let socket = daemon.socket.clone();
-    let node = || -> serde_json::Value {
-        let stdout = ok(&socket, &["node", "inspect", "node-1", "--format", "json"]);
-        serde_json::from_str(&stdout).expect("JSON")
-    };
+    let node = || json(&socket, &["node", "inspect", "node-1", "--format", "json"]);
     for (command, availability) in [
         ("drain", "NODE_AVAILABILITY_DRAIN"),
         ("pause", "NODE_AVAILABILITY_PAUSE"),
@@ -677,10 +686,6 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
     let root = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
     let socket = daemon.socket.clone();
-    let json = |args: &[&str]| -> serde_json::Value {
-        let stdout = ok(&socket, args);
-        serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("{args:?} printed no JSON ({err}):\n{stdout}"))
-    };
     for kind in ["secret", "config"] {
         let mut create = Command::new(workspace_binary("swarmctl"))
             .args([kind, "create", "api-key", "-f", "-", "--label", "env=prod"])
@@ -692,7 +697,7 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
         std::io::Write::write_all(&mut create.stdin.take().expect("piped"), b"k3y").unwrap();
         let created = create.wait_with_output().unwrap();
         assert!(created.status.success(), "{kind} create from stdin");
-        let before = json(&[kind, "inspect", "api-key", "--format", "json"]);
+        let before = json(&socket, &[kind, "inspect", "api-key", "--format", "json"]);
         assert_eq!(
             before["spec"]["annotations"]["labels"],
             serde_json::json!({"env": "prod"})
@@ -701,7 +706,7 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
             &socket,
             &[kind, "update", "api-key", "--label-add", "team=a", "--label-rm", "env"],
         );
-        let after = json(&[kind, "inspect", "api-key", "--format", "json"]);
+        let after = json(&socket, &[kind, "inspect", "api-key", "--format", "json"]);
         assert_eq!(after["spec"]["annotations"]["labels"], serde_json::json!({"team": "a"}));
         assert!(after["meta"]["version"].as_u64() > before["meta"]["version"].as_u64());
         if kind == "config" {
@@ -722,7 +727,7 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
         "--log-entries-for-slow-followers", "1000", "--snapshot-interval", "20000",
     ];
     ok(&socket, &update);
-    let spec = &json(&["cluster", "inspect", "default", "--format", "json"])["spec"];
+    let spec = &json(&socket, &["cluster", "inspect", "default", "--format", "json"])["spec"];
     assert_eq!(spec["dispatcher"]["heartbeatPeriod"], "10s");
     assert_eq!(spec["caConfig"]["nodeCertExpiry"], "172800s");
     assert_eq!(spec["raft"]["logEntriesForSlowFollowers"], 1000);
@@ -752,28 +757,12 @@ async fn a_watch_filtered_by_action_prints_json_lines() {
         .expect("start swarmctl watch");
     let watched = watched_lines(watch.stdout.take().expect("piped"));
     // Probe configs, created and removed, until the watch reports one.
-    let file = root.path().join("probe");
-    std::fs::write(&file, "probe").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let removed_probe = |name: &str| {
+    probe_until_watched(&socket, root.path(), true, |name| {
         watched.lock().unwrap().iter().any(|line| {
             let event: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
             event["object"]["config"]["spec"]["annotations"]["name"] == name
         })
-    };
-    'probing: for attempt in 0.. {
-        let name = format!("probe-{attempt}");
-        ok(&socket, &["config", "create", &name, "-f", &file.to_string_lossy()]);
-        ok(&socket, &["config", "rm", &name]);
-        let until = Instant::now() + Duration::from_millis(200);
-        while Instant::now() < until {
-            if removed_probe(&name) {
-                break 'probing;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert!(Instant::now() < deadline, "swarmctl watch never reported a removal");
-    }
+    });
     let id = ok(
         &socket,
         &["service", "create", "--name", "web", "--image", "busybox:local"],
