@@ -32,6 +32,27 @@ fn container(spec: &mut ServiceSpec) -> &mut ContainerSpec {
     }
 }
 
+/// A service publishing target port 80 as `published`.
+fn publishing(
+    name: &str,
+    published: u32,
+    protocol: port_config::Protocol,
+    mode: port_config::PublishMode,
+) -> ServiceSpec {
+    let mut spec = spec(name, "busybox");
+    spec.endpoint = Some(EndpointSpec {
+        ports: vec![PortConfig {
+            published_port: published,
+            target_port: 80,
+            protocol: protocol.into(),
+            publish_mode: mode.into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    spec
+}
+
 async fn create(api: &ControlApi, spec: ServiceSpec) -> Result<Service, tonic::Status> {
     let response = api
         .create_service(Request::new(CreateServiceRequest { spec: Some(spec) }))
@@ -219,20 +240,6 @@ async fn updates_carry_the_version_read_and_can_roll_back() {
 #[tokio::test]
 async fn an_ingress_port_is_published_by_one_service_only() {
     let (api, store) = api();
-    let publishing = |name: &str, published, protocol: port_config::Protocol, mode: port_config::PublishMode| {
-        let mut spec = spec(name, "busybox");
-        spec.endpoint = Some(EndpointSpec {
-            ports: vec![PortConfig {
-                published_port: published,
-                target_port: 80,
-                protocol: protocol.into(),
-                publish_mode: mode.into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
-        spec
-    };
     let (tcp, udp) = (port_config::Protocol::Tcp, port_config::Protocol::Udp);
     let (ingress, host) = (port_config::PublishMode::Ingress, port_config::PublishMode::Host);
     let web = create(&api, publishing("web", 8080, tcp, ingress)).await.unwrap();
@@ -744,20 +751,9 @@ async fn a_service_never_names_a_secret_removed_beside_its_create() {
 async fn two_services_created_at_once_never_both_take_one_port() {
     let (api, _store) = api();
     for round in 0..300 {
-        let publishing = |name: String| {
-            let mut spec = spec(&name, "busybox");
-            spec.endpoint = Some(EndpointSpec {
-                ports: vec![PortConfig {
-                    published_port: 10_000 + round,
-                    target_port: 80,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            });
-            spec
-        };
         let (a, b) = (api.clone(), api.clone());
-        let (first, second) = (publishing(format!("a{round}")), publishing(format!("b{round}")));
+        let port = |name: String| publishing(&name, 10_000 + round, Default::default(), Default::default());
+        let (first, second) = (port(format!("a{round}")), port(format!("b{round}")));
         let first = tokio::spawn(async move { create(&a, first).await });
         let second = tokio::spawn(async move { create(&b, second).await });
         let (first, second) = (first.await.unwrap(), second.await.unwrap());
