@@ -69,7 +69,7 @@ impl<'a> KeyRef<'a> {
             KeyRef::TaskState(v) => IndexKey::TaskState(v),
             KeyRef::Role(v) => IndexKey::Role(v),
             KeyRef::Membership(v) => IndexKey::Membership(v),
-            KeyRef::Label(k, v) => IndexKey::Label(format!("{k}\0{v}").into()),
+            KeyRef::Label(k, v) => IndexKey::Label(format!("{}{v}", label_prefix(k)).into()),
             KeyRef::Malformed(..) => return None,
         })
     }
@@ -91,10 +91,19 @@ pub enum IndexKey {
     Role(i32),
     /// See [`KeyRef::Membership`].
     Membership(i32),
-    /// Key and value joined by a NUL: one allocation, and all values of one
-    /// key are neighbours, so "has this key" is a prefix scan. (A label key
-    /// holding a NUL would blur that line; the API refuses such keys.)
+    /// The label as [`label_prefix`] of its key, then its value: one
+    /// allocation, and all values of one key are neighbours, so "has this
+    /// key" is a prefix scan.
     Label(Arc<str>),
+}
+
+/// The start of every index key of labels with key `key`: its length in
+/// bytes, a colon, then the key. No other key's start begins with it, and
+/// the value that follows can hold anything, so no two labels share an index
+/// key whatever bytes (a NUL, a colon) their keys and values hold: the index
+/// cannot rely on the API to refuse any.
+fn label_prefix(key: &str) -> String {
+    format!("{}:{key}", key.len())
 }
 
 /// Which index entries a selector reads: every key from `start` on for
@@ -154,7 +163,7 @@ impl By<'_> {
         Some(match self {
             By::All | By::IdPrefix(_) | By::Name(_) | By::NamePrefix(_) => return None,
             By::LabelKey(k) => {
-                let prefix: Arc<str> = format!("{k}\0").into();
+                let prefix: Arc<str> = label_prefix(k).into();
                 KeyRange {
                     index: None,
                     start: Some(IndexKey::Label(prefix.clone())),

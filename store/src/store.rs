@@ -155,10 +155,25 @@ impl MemoryStore {
     /// changes were applied, or the proposer's. Either way nothing of the
     /// transaction is applied.
     pub async fn update<R>(&self, f: impl FnOnce(&mut WriteTx) -> Result<R>) -> Result<R> {
+        Ok(self.update_with_index(f).await?.0)
+    }
+
+    /// As [`update`](Self::update), for a caller that needs the commit's
+    /// index (the version of every object the transaction wrote; the
+    /// current index if it wrote nothing), and whose checks in `f` may fail
+    /// with an error of its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`update`](Self::update).
+    pub async fn update_with_index<R, E: From<crate::Error>>(
+        &self,
+        f: impl FnOnce(&mut WriteTx) -> Result<R, E>,
+    ) -> Result<(R, u64), E> {
         let mut tx = WriteTx::new(self.current());
         let result = f(&mut tx)?;
-        self.commit(tx).await?;
-        Ok(result)
+        let index = self.commit(tx).await?;
+        Ok((result, index))
     }
 
     /// Many updates, committed in proposals of bounded size; see [`Batch`].
@@ -316,8 +331,8 @@ impl MemoryStore {
         (self.read(), self.inner.watch.subscribe(filter))
     }
 
-    /// Number of live watchers (cut-off ones are counted until the next
-    /// commit notices).
+    /// Number of live watchers: those dropped are not counted, those cut
+    /// off are until the next commit.
     pub fn watcher_count(&self) -> usize {
         self.inner.watch.len()
     }

@@ -291,6 +291,21 @@ impl WriteTx {
         pending.object = object;
     }
 
+    /// The object of kind `T` with `id` as this transaction created or
+    /// updated it: what the store holds once the transaction commits, but
+    /// for its version, which is the commit's index. `None` if the
+    /// transaction has not written it, or removed it. Unlike
+    /// [`get`](crate::Read::get) after a write, it never builds the transaction's
+    /// own state.
+    pub fn written<T: StoreObject>(&self, id: &str) -> Option<T> {
+        let &i = self.changes.by_object.get(&(T::KIND, Id::parse(id)?))?;
+        let pending = &self.changes.list[i];
+        match pending.action {
+            Some(Action::Create | Action::Update) => pending.object.downcast::<T>().map(|object| T::clone(object)),
+            _ => None,
+        }
+    }
+
     /// Number of objects this transaction changed so far.
     pub fn len(&self) -> usize {
         self.changes.list.iter().filter(|p| p.action.is_some()).count()

@@ -167,8 +167,14 @@ impl Subscription {
         }
     }
 
-    /// Queues the changes this watcher wants, then the commit marker.
+    /// Queues the changes this watcher wants, then the commit marker; false
+    /// once the watcher is gone, even if it wants none of these changes (a
+    /// dropped watcher whose filter never matches again would otherwise be
+    /// kept, and its filter run, on every commit for ever).
     fn publish(&self, changes: &[Arc<Change>], index: u64) -> bool {
+        if self.sender.is_closed() {
+            return false;
+        }
         let mut matched = false;
         for change in changes {
             if self.filter.matches(change) {
@@ -221,8 +227,11 @@ impl WatchQueue {
         }
     }
 
+    /// Live watchers; forgets those whose owner dropped them.
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        let mut subscriptions = self.lock();
+        subscriptions.retain(|s| !s.sender.is_closed());
+        subscriptions.len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscription>> {

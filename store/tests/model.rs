@@ -31,7 +31,15 @@ const STATES: [TaskState; 4] = [
     TaskState::Running,
     TaskState::Shutdown,
 ];
-const LABELS: [(&str, &str); 3] = [("zone", "a"), ("zone", "b"), ("tier", "front")];
+/// The last two would share one index key if key and value were simply
+/// joined by a NUL ("zone\0a\0b"), and "zone\0a" would pass for "zone".
+const LABELS: [(&str, &str); 5] = [
+    ("zone", "a"),
+    ("zone", "b"),
+    ("tier", "front"),
+    ("zone", "a\0b"),
+    ("zone\0a", "b"),
+];
 
 #[derive(Clone, Debug)]
 struct Fields {

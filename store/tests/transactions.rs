@@ -531,3 +531,42 @@ async fn a_run_of_entries_applies_each_on_its_own_and_readers_see_the_end() {
     }
     assert_eq!(commits, [1, 3, 5]);
 }
+
+#[tokio::test]
+async fn written_is_the_object_as_committed_but_for_the_index_the_commit_returns() {
+    let store = MemoryStore::new();
+    store.update(|tx| tx.create(node("filler"))).await.unwrap();
+    let (web, db) = (service("web"), service("db"));
+    let (written, index) = store
+        .update_with_index(|tx| {
+            tx.create(web.clone())?;
+            let mut renamed = web.clone();
+            service_annotations(&mut renamed).name = "web-2".into();
+            renamed.meta = tx.get::<Service>(&web.id).unwrap().meta;
+            tx.update(renamed)?;
+            tx.create(db.clone())?;
+            tx.delete::<Service>(&db.id)?;
+            Ok::<_, Error>((tx.written::<Service>(&web.id), tx.written::<Service>(&db.id)))
+        })
+        .await
+        .unwrap();
+    assert_eq!(index, 2);
+    let mut web_written = written.0.expect("created, then updated: written");
+    assert!(written.1.is_none(), "created and removed again: not written");
+    web_written.meta.as_mut().unwrap().version = index;
+    let stored = store.view(|tx| Service::clone(tx.get::<Service>(&web.id).unwrap()));
+    assert_eq!(web_written, stored);
+
+    // A transaction that writes nothing is at the current index.
+    let ((), index) = store.update_with_index(|_| Ok::<_, Error>(())).await.unwrap();
+    assert_eq!(index, 2);
+    // Another kind with that id, or an id never written: nothing.
+    store
+        .update(|tx| {
+            assert!(tx.written::<Node>(&web.id).is_none());
+            assert!(tx.written::<Service>("not-an-id").is_none());
+            Ok(())
+        })
+        .await
+        .unwrap();
+}

@@ -109,7 +109,7 @@ fn slow_watcher_is_cut_off_while_fast_one_gets_everything_in_order() {
                     indexes.push(index);
                     ack.send(index).unwrap();
                     if index == WRITES {
-                        return indexes;
+                        return (indexes, fast);
                     }
                 }
                 Ok(Event::Change(_)) => {}
@@ -123,7 +123,7 @@ fn slow_watcher_is_cut_off_while_fast_one_gets_everything_in_order() {
         futures::executor::block_on(store.update(|tx| tx.create(node(&format!("n{i}"))))).unwrap();
         assert_eq!(acked.recv().unwrap(), i + 1);
     }
-    let indexes = reader.join().unwrap();
+    let (indexes, _fast) = reader.join().unwrap();
     assert_eq!(indexes, (1..=WRITES).collect::<Vec<_>>(), "every commit, in order");
 
     // The slow watcher gets what fit in its buffer, then the cut-off.
@@ -140,7 +140,7 @@ fn slow_watcher_is_cut_off_while_fast_one_gets_everything_in_order() {
         matches!(err, Error::Closed(ref m) if m.contains("fell behind")),
         "{err}"
     );
-    assert_eq!(store.watcher_count(), 1);
+    assert_eq!(store.watcher_count(), 1, "the fast one stays, the slow one is gone");
 }
 
 #[test]
@@ -195,4 +195,15 @@ async fn dropping_the_store_ends_watchers() {
     let mut w = store.watch(Filter::all());
     drop(store);
     assert!(matches!(w.recv().await, Err(Error::Closed(_))));
+}
+
+#[tokio::test]
+async fn a_dropped_watcher_is_forgotten_at_the_next_commit_even_if_it_wants_none_of_it() {
+    let store = MemoryStore::new();
+    let _kept = store.watch(Filter::all());
+    let configs = store.watch(Filter::all().kind(Kind::Config));
+    assert_eq!(store.watcher_count(), 2);
+    drop(configs);
+    store.update(|tx| tx.create(node("a"))).await.unwrap();
+    assert_eq!(store.watcher_count(), 1, "the fast one stays, the slow one is gone");
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Parser;
 use swarmd::manager::RaftOptions;
 use swarmd::node::{self, Options};
@@ -101,8 +102,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         metrics: args.listen_metrics,
     };
+    // Listening before the node starts: a node that could not be stopped
+    // cleanly should not start at all.
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(signals(stopping));
+    tokio::spawn(signals(interrupt, terminate, stopping));
     let shutdown = async {
         let _ = stop_requested.await;
     };
@@ -111,13 +117,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Resolves the shutdown on the first SIGINT or SIGTERM; bounds the clean
 /// stop to 10 seconds; exits at once on a second signal.
-async fn signals(stopping: tokio::sync::oneshot::Sender<()>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        tracing::error!("cannot listen for signals; stop with SIGKILL");
-        return;
-    };
+async fn signals(
+    mut interrupt: tokio::signal::unix::Signal,
+    mut terminate: tokio::signal::unix::Signal,
+    stopping: tokio::sync::oneshot::Sender<()>,
+) {
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}

@@ -88,3 +88,50 @@ async fn a_scrape_shows_requests_by_code_raft_and_store_and_ends_with_the_daemon
         "the metrics endpoint outlived the daemon"
     );
 }
+
+/// A Watch client that goes away is forgotten at once, even when nothing it
+/// asked for ever changes (before, its watcher lived until a change it
+/// wanted came: for ever, for a filter that never matches again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_whose_client_left_is_dropped_without_waiting_for_a_change() {
+    use swarm_proto::v1::WatchRequest;
+    use swarm_proto::v1::watch_client::WatchClient;
+    use swarm_proto::v1::watch_request::WatchEntry;
+
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_with(
+        &swarmd_binary(),
+        &root.path().join("node-1"),
+        "node-1",
+        &["--listen-metrics", "127.0.0.1:0"],
+    )
+    .await;
+    let addr = metrics_addr(&daemon);
+    let watchers = || {
+        let (_, body) = http_get(&addr, "/metrics").unwrap();
+        sample(&body, "swarm_store_watchers")
+    };
+    // The daemon may watch its own store.
+    let before = watchers().expect("a watcher count");
+
+    let channel = swarm_tests::daemon::channel(&daemon.socket).await.unwrap();
+    let request = WatchRequest {
+        entries: vec![WatchEntry {
+            kind: "config".into(),
+            ..Default::default()
+        }],
+        include_commits: false,
+    };
+    let stream = WatchClient::new(channel.clone()).watch(request).await.unwrap();
+    assert_eq!(watchers(), Some(before + 1.0));
+    drop(stream);
+    drop(channel);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while watchers() != Some(before) {
+        assert!(std::time::Instant::now() < deadline, "the watcher outlived its client");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+    assert!(status.success());
+}

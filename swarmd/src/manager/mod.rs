@@ -6,6 +6,7 @@ pub mod controlapi;
 pub mod proxy;
 mod raft_settings;
 pub mod raft_store;
+mod redact;
 pub mod watchapi;
 
 use std::collections::BTreeMap;

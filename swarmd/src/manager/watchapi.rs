@@ -13,6 +13,7 @@ use swarm_store::{Action, Change, Event, Filter, Kind, MemoryStore, Object};
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
+use crate::manager::redact;
 
 /// Serves watches of a manager's store.
 #[derive(Clone)]
@@ -95,14 +96,8 @@ fn proto_object(object: &Object) -> swarm_proto::v1::Object {
         Object::Node(node) => object::Object::Node((**node).clone()),
         Object::Service(service) => object::Object::Service((**service).clone()),
         Object::Task(task) => object::Object::Task((**task).clone()),
-        Object::Cluster(cluster) => object::Object::Cluster((**cluster).clone()),
-        Object::Secret(secret) => {
-            let mut secret = (**secret).clone();
-            if let Some(spec) = secret.spec.as_mut() {
-                spec.data.clear();
-            }
-            object::Object::Secret(secret)
-        }
+        Object::Cluster(cluster) => object::Object::Cluster(redact::cluster((**cluster).clone())),
+        Object::Secret(secret) => object::Object::Secret(redact::secret((**secret).clone())),
         Object::Config(config) => object::Object::Config((**config).clone()),
     };
     swarm_proto::v1::Object { object: Some(object) }
@@ -149,6 +144,10 @@ impl Watch for WatchApi {
                         let _ = sender.send(Err(Status::unavailable("the manager is stopping"))).await;
                         return;
                     }
+                    // The client went away while no change it wants came:
+                    // end now, which drops the watcher, rather than at the
+                    // next change it would have been sent.
+                    () = sender.closed() => return,
                 };
                 let message = match received {
                     Ok(Event::Change(change)) if with_commits => {
@@ -188,4 +187,44 @@ where
     let (sender, receiver) = tokio::sync::mpsc::channel(16);
     tokio::spawn(produce(sender));
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use swarm_proto::v1::{Cluster, RootCa, Secret, SecretSpec, object};
+    use swarm_store::Object;
+
+    use super::proto_object;
+
+    #[test]
+    fn events_carry_neither_secret_data_nor_the_root_ca_key() {
+        let secret = Secret {
+            spec: Some(SecretSpec {
+                data: b"hunter2".to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let Some(object::Object::Secret(secret)) = proto_object(&Object::Secret(Arc::new(secret))).object else {
+            panic!("a secret");
+        };
+        assert!(secret.spec.unwrap().data.is_empty());
+
+        let cluster = Cluster {
+            root_ca: Some(RootCa {
+                ca_key: b"key".to_vec(),
+                ca_cert: b"cert".to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let Some(object::Object::Cluster(cluster)) = proto_object(&Object::Cluster(Arc::new(cluster))).object else {
+            panic!("a cluster");
+        };
+        let root_ca = cluster.root_ca.unwrap();
+        assert!(root_ca.ca_key.is_empty());
+        assert_eq!(root_ca.ca_cert, b"cert");
+    }
 }

@@ -86,7 +86,7 @@ async fn serve(
         None => None,
     };
     let count_requests = metrics.as_ref().map(|(metrics, _)| metrics.layer());
-    let listener = socket::bind(&options.control_socket).await?;
+    let (listener, socket_file) = socket::bind(&options.control_socket).await?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let leader_only = LeaderOnly::new(manager.raft());
     let control = ControlServer::with_interceptor(
@@ -128,7 +128,7 @@ async fn serve(
         .await
         .map_err(Error::from);
     tracing::info!("stopping: no new requests; those in flight finished");
-    let _ = std::fs::remove_file(&options.control_socket);
+    socket_file.remove();
     if let Some(metrics_server) = metrics_server {
         let _ = metrics_server.await;
     }

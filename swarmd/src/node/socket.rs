@@ -1,43 +1,91 @@
 //! The Control API's Unix socket: local and trusted, so only its owner may
 //! use it (mode 0600). A socket a live daemon serves is never taken over; a
 //! stale one, left by a daemon that died, is replaced.
+//!
+//! Which is which is told by a lock, not by trying to connect: the daemon
+//! that binds the socket holds an exclusive lock on `<socket>.lock` until it
+//! has removed it again, and the kernel releases the lock of a daemon that
+//! dies. A daemon still stopping (no longer accepting, socket not yet
+//! removed) thus keeps its socket, and never removes one another daemon
+//! bound after it.
 
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+use std::fs::{File, TryLockError};
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
 
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 
 use crate::error::{Error, Result};
+
+/// The file of the socket this daemon bound, with the lock that makes it
+/// this daemon's: removed by [`SocketFile::remove`] on a clean stop; left,
+/// with the lock released, if the daemon dies.
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl SocketFile {
+    /// Removes the socket, then lets go of the lock.
+    pub fn remove(self) {
+        if let Err(err) = std::fs::remove_file(&self.path) {
+            tracing::warn!(path = %self.path.display(), %err, "cannot remove the control socket");
+        }
+    }
+}
 
 /// Binds the control socket at `path`.
 ///
 /// # Errors
 ///
-/// [`Error::Socket`] when a live daemon answers there, the path holds
-/// something other than a socket, or it cannot be bound.
-pub async fn bind(path: &Path) -> Result<UnixListener> {
+/// [`Error::Socket`] when another daemon holds it (serving, starting or
+/// stopping), the path holds something other than a socket, or it cannot be
+/// bound.
+pub async fn bind(path: &Path) -> Result<(UnixListener, SocketFile)> {
     let fail = |reason: String| Error::Socket {
         path: path.to_path_buf(),
         reason,
     };
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|err| fail(format!("cannot create its directory: {err}")))?;
+    }
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|err| {
+            fail(format!(
+                "cannot open its lock {}: {err}",
+                Path::new(&lock_path).display()
+            ))
+        })?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Err(fail("another daemon is serving it".into())),
+        Err(TryLockError::Error(err)) => return Err(fail(format!("cannot lock it: {err}"))),
+    }
     if let Ok(metadata) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt as _;
         if !metadata.file_type().is_socket() {
             return Err(fail("exists and is not a socket; refusing to replace it".into()));
         }
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(fail("another daemon is serving it".into()));
-        }
+        // No daemon holds the lock: its daemon died.
         tracing::info!(path = %path.display(), "replacing a stale control socket");
         std::fs::remove_file(path).map_err(|err| fail(format!("cannot remove the stale socket: {err}")))?;
-    }
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|err| fail(format!("cannot create its directory: {err}")))?;
     }
     let listener = UnixListener::bind(path).map_err(|err| fail(format!("cannot bind: {err}")))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|err| fail(format!("cannot restrict it to its owner: {err}")))?;
-    Ok(listener)
+    let file = SocketFile {
+        path: path.to_path_buf(),
+        _lock: lock,
+    };
+    Ok((listener, file))
 }
 
 #[cfg(test)]
@@ -48,14 +96,23 @@ mod tests {
     async fn a_live_socket_is_refused_and_a_stale_one_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("swarm.sock");
-        let live = bind(&path).await.unwrap();
+        let (live, file) = bind(&path).await.unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let err = bind(&path).await.unwrap_err();
         assert!(err.to_string().contains("another daemon"), "{err}");
-        drop(live); // the file stays: now stale
+        // Stopping: no longer accepting, the socket not yet removed. Still
+        // its daemon's.
+        drop(live);
+        let err = bind(&path).await.unwrap_err();
+        assert!(err.to_string().contains("another daemon"), "{err}");
+        // Died: the lock goes with the process, the file stays, stale.
+        drop(file);
         assert!(path.exists());
-        bind(&path).await.expect("a stale socket is replaced");
+        let (_replacement, file) = bind(&path).await.expect("a stale socket is replaced");
+        file.remove();
+        assert!(!path.exists(), "a clean stop removes the socket");
+        bind(&path).await.expect("and the next daemon binds it");
     }
 
     #[tokio::test]

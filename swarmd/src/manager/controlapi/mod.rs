@@ -17,12 +17,14 @@ use swarm_store::{By, MemoryStore};
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
+use crate::manager::redact;
+
 /// Serves the Control API from a manager's store.
 #[derive(Clone)]
 pub struct ControlApi {
     store: MemoryStore,
     leadership: Option<watch::Receiver<Leadership>>,
-    references: write::ReferenceLock,
+    cross_checks: write::CrossCheckLock,
 }
 
 impl ControlApi {
@@ -31,7 +33,7 @@ impl ControlApi {
         ControlApi {
             store,
             leadership: None,
-            references: write::ReferenceLock::default(),
+            cross_checks: write::CrossCheckLock::default(),
         }
     }
 
@@ -57,14 +59,6 @@ type Reply<T> = Result<Response<T>, Status>;
 
 fn ok<T>(message: T) -> Reply<T> {
     Ok(Response::new(message))
-}
-
-/// A secret as reads return it: everything but its data.
-fn without_data(mut secret: Secret) -> Secret {
-    if let Some(spec) = secret.spec.as_mut() {
-        spec.data.clear();
-    }
-    secret
 }
 
 #[tonic::async_trait]
@@ -95,7 +89,14 @@ impl Control for ControlApi {
 
     async fn update_node(&self, request: Request<UpdateNodeRequest>) -> Reply<UpdateNodeResponse> {
         let request = request.into_inner();
-        let node = write::update_node(&self.store, &request.node_id, request.node_version, request.spec).await?;
+        let node = write::update_node(
+            &self.store,
+            &self.cross_checks,
+            &request.node_id,
+            request.node_version,
+            request.spec,
+        )
+        .await?;
         ok(UpdateNodeResponse {
             node: Some(self.mark_leader(node)),
         })
@@ -118,7 +119,7 @@ impl Control for ControlApi {
     }
 
     async fn create_service(&self, request: Request<CreateServiceRequest>) -> Reply<CreateServiceResponse> {
-        let service = write::create_service(&self.store, &self.references, request.into_inner().spec).await?;
+        let service = write::create_service(&self.store, &self.cross_checks, request.into_inner().spec).await?;
         ok(CreateServiceResponse { service: Some(service) })
     }
 
@@ -126,7 +127,7 @@ impl Control for ControlApi {
         let request = request.into_inner();
         let service = write::update_service(
             &self.store,
-            &self.references,
+            &self.cross_checks,
             &request.service_id,
             request.service_version,
             request.spec,
@@ -177,12 +178,16 @@ impl Control for ControlApi {
 
     async fn get_cluster(&self, request: Request<GetClusterRequest>) -> Reply<GetClusterResponse> {
         let cluster = read::get(&self.store, "cluster_id", &request.get_ref().cluster_id)?;
-        ok(GetClusterResponse { cluster: Some(cluster) })
+        ok(GetClusterResponse {
+            cluster: Some(redact::cluster(cluster)),
+        })
     }
 
     async fn list_clusters(&self, request: Request<ListClustersRequest>) -> Reply<ListClustersResponse> {
         let clusters = read::list(&self.store, request.get_ref().filters.as_ref(), &[], |_: &Cluster| true)?;
-        ok(ListClustersResponse { clusters })
+        ok(ListClustersResponse {
+            clusters: clusters.into_iter().map(redact::cluster).collect(),
+        })
     }
 
     async fn update_cluster(&self, request: Request<UpdateClusterRequest>) -> Reply<UpdateClusterResponse> {
@@ -194,27 +199,29 @@ impl Control for ControlApi {
         }
         let cluster =
             write::update_cluster(&self.store, &request.cluster_id, request.cluster_version, request.spec).await?;
-        ok(UpdateClusterResponse { cluster: Some(cluster) })
+        ok(UpdateClusterResponse {
+            cluster: Some(redact::cluster(cluster)),
+        })
     }
 
     async fn get_secret(&self, request: Request<GetSecretRequest>) -> Reply<GetSecretResponse> {
         let secret = read::get(&self.store, "secret_id", &request.get_ref().secret_id)?;
         ok(GetSecretResponse {
-            secret: Some(without_data(secret)),
+            secret: Some(redact::secret(secret)),
         })
     }
 
     async fn list_secrets(&self, request: Request<ListSecretsRequest>) -> Reply<ListSecretsResponse> {
         let secrets = read::list(&self.store, request.get_ref().filters.as_ref(), &[], |_: &Secret| true)?;
         ok(ListSecretsResponse {
-            secrets: secrets.into_iter().map(without_data).collect(),
+            secrets: secrets.into_iter().map(redact::secret).collect(),
         })
     }
 
     async fn create_secret(&self, request: Request<CreateSecretRequest>) -> Reply<CreateSecretResponse> {
         let secret = write::create_secret(&self.store, request.into_inner().spec).await?;
         ok(CreateSecretResponse {
-            secret: Some(without_data(secret)),
+            secret: Some(redact::secret(secret)),
         })
     }
 
@@ -228,13 +235,13 @@ impl Control for ControlApi {
         )
         .await?;
         ok(UpdateSecretResponse {
-            secret: Some(without_data(secret)),
+            secret: Some(redact::secret(secret)),
         })
     }
 
     async fn remove_secret(&self, request: Request<RemoveSecretRequest>) -> Reply<RemoveSecretResponse> {
         let id = &request.get_ref().secret_id;
-        write::remove_referenced::<Secret>(&self.store, &self.references, "secret_id", id, |container, id| {
+        write::remove_referenced::<Secret>(&self.store, &self.cross_checks, "secret_id", id, |container, id| {
             container.secrets.iter().any(|reference| reference.secret_id == id)
         })
         .await?;
@@ -270,7 +277,7 @@ impl Control for ControlApi {
 
     async fn remove_config(&self, request: Request<RemoveConfigRequest>) -> Reply<RemoveConfigResponse> {
         let id = &request.get_ref().config_id;
-        write::remove_referenced::<Config>(&self.store, &self.references, "config_id", id, |container, id| {
+        write::remove_referenced::<Config>(&self.store, &self.cross_checks, "config_id", id, |container, id| {
             container.configs.iter().any(|reference| reference.config_id == id)
         })
         .await?;

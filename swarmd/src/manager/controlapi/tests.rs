@@ -305,6 +305,63 @@ async fn unknown_ids_are_not_found_and_a_missing_one_is_invalid() {
 }
 
 #[tokio::test]
+async fn the_root_ca_key_is_never_returned() {
+    let (api, store) = api();
+    let cluster = Cluster {
+        id: swarm_store::id::generate(),
+        spec: Some(ClusterSpec {
+            annotations: annotations("default"),
+            ..Default::default()
+        }),
+        root_ca: Some(RootCa {
+            ca_key: b"-----BEGIN PRIVATE KEY-----".to_vec(),
+            ca_cert: b"-----BEGIN CERTIFICATE-----".to_vec(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    store.update(|tx| tx.create(cluster.clone())).await.unwrap();
+    let redacted = |cluster: &Cluster| {
+        let root_ca = cluster.root_ca.as_ref().unwrap();
+        root_ca.ca_key.is_empty() && !root_ca.ca_cert.is_empty()
+    };
+    let got = api
+        .get_cluster(Request::new(GetClusterRequest {
+            cluster_id: cluster.id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .cluster
+        .unwrap();
+    assert!(redacted(&got), "{got:?}");
+    let listed = api
+        .list_clusters(Request::new(ListClustersRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .clusters;
+    assert!(listed.iter().all(redacted), "{listed:?}");
+    let updated = api
+        .update_cluster(Request::new(UpdateClusterRequest {
+            cluster_id: cluster.id.clone(),
+            cluster_version: got.meta.as_ref().unwrap().version,
+            spec: got.spec.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .cluster
+        .unwrap();
+    assert!(redacted(&updated), "{updated:?}");
+    // The store itself keeps it.
+    use swarm_store::Read as _;
+    let stored = store.view(|read| read.get::<Cluster>(&cluster.id).unwrap().root_ca.clone());
+    assert_eq!(stored.unwrap().ca_key, cluster.root_ca.unwrap().ca_key);
+}
+
+#[tokio::test]
 async fn secret_data_is_never_returned_and_a_used_secret_stays() {
     let (api, store) = api();
     let secret_spec = SecretSpec {
@@ -497,10 +554,9 @@ async fn nodes_are_listed_by_hostname_as_swarmkit_does() {
     assert_eq!(hostnames(by_prefix).await, ["node-1", "node-2"]);
 }
 
-#[tokio::test]
-async fn the_last_manager_cannot_be_demoted_and_a_manager_is_not_removed() {
-    let (api, store) = api();
-    let manager = |hostname: &str| Node {
+/// A node that is a manager and meant to stay one.
+fn manager(hostname: &str) -> Node {
+    Node {
         id: swarm_store::id::generate(),
         role: NodeRole::Manager.into(),
         spec: Some(NodeSpec {
@@ -512,33 +568,58 @@ async fn the_last_manager_cannot_be_demoted_and_a_manager_is_not_removed() {
             ..Default::default()
         }),
         ..Default::default()
-    };
+    }
+}
+
+/// Asks for node `node_id` to become a worker, at the version `version_of`
+/// gives the version read.
+async fn demote_at(
+    api: &ControlApi,
+    node_id: &str,
+    version_of: impl FnOnce(u64) -> u64,
+) -> Result<tonic::Response<UpdateNodeResponse>, tonic::Status> {
+    let node = api
+        .get_node(Request::new(GetNodeRequest {
+            node_id: node_id.into(),
+        }))
+        .await?
+        .into_inner()
+        .node
+        .unwrap();
+    let mut spec = node.spec.clone().unwrap();
+    spec.set_desired_role(NodeRole::Worker);
+    api.update_node(Request::new(UpdateNodeRequest {
+        node_id: node.id.clone(),
+        node_version: version_of(node.meta.unwrap().version),
+        spec: Some(spec),
+    }))
+    .await
+}
+
+async fn demote(api: &ControlApi, node_id: &str) -> Result<tonic::Response<UpdateNodeResponse>, tonic::Status> {
+    demote_at(api, node_id, |version| version).await
+}
+
+#[tokio::test]
+async fn the_last_manager_cannot_be_demoted_and_a_manager_is_not_removed() {
+    let (api, store) = api();
     let (first, second) = (manager("node-1"), manager("node-2"));
     for node in [first.clone(), second.clone()] {
         store.update(|tx| tx.create(node)).await.unwrap();
     }
-    let demote = async |node_id: &str| {
-        let node = api
-            .get_node(Request::new(GetNodeRequest {
-                node_id: node_id.into(),
-            }))
-            .await?
-            .into_inner()
-            .node
-            .unwrap();
-        let mut spec = node.spec.clone().unwrap();
-        spec.set_desired_role(NodeRole::Worker);
-        api.update_node(Request::new(UpdateNodeRequest {
-            node_id: node.id.clone(),
-            node_version: node.meta.unwrap().version,
-            spec: Some(spec),
-        }))
-        .await
-    };
     // Of two managers, one may go; then the other is the last.
-    let demoted = demote(&first.id).await.unwrap().into_inner().node.unwrap();
+    let demoted = demote(&api, &first.id).await.unwrap().into_inner().node.unwrap();
     assert_eq!(demoted.spec.unwrap().desired_role(), NodeRole::Worker);
-    refused(&store, demote(&second.id), Code::FailedPrecondition, "last manager").await;
+    refused(
+        &store,
+        demote(&api, &second.id),
+        Code::FailedPrecondition,
+        "last manager",
+    )
+    .await;
+    // A stale version is told as such before anything else is judged.
+    let stale = demote_at(&api, &second.id, |version| version - 1);
+    refused(&store, stale, Code::Aborted, "was changed").await;
     // A node still a manager by role is not removed, even with force.
     let remove = |node_id: &str, force| {
         api.remove_node(Request::new(RemoveNodeRequest {
@@ -547,6 +628,28 @@ async fn the_last_manager_cannot_be_demoted_and_a_manager_is_not_removed() {
         }))
     };
     refused(&store, remove(&second.id, true), Code::FailedPrecondition, "demote it").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_managers_demoted_at_once_never_leave_none() {
+    for round in 0..300 {
+        let (api, store) = api();
+        let (first, second) = (manager("node-1"), manager("node-2"));
+        for node in [first.clone(), second.clone()] {
+            store.update(|tx| tx.create(node)).await.unwrap();
+        }
+        let (a, b) = (api.clone(), api.clone());
+        let first = tokio::spawn(async move { demote(&a, &first.id).await });
+        let second = tokio::spawn(async move { demote(&b, &second.id).await });
+        let (first, second) = (first.await.unwrap(), second.await.unwrap());
+        // One of the two goes; never both.
+        assert!(
+            first.is_ok() != second.is_ok(),
+            "round {round}: {:?} and {:?}",
+            first.map(|_| ()),
+            second.map(|_| ())
+        );
+    }
 }
 
 #[tokio::test]

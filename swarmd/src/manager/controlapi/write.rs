@@ -12,17 +12,25 @@ use crate::error::{Error, Result};
 
 /// Serializes the writes whose checks read other objects: a service create
 /// or update that names secrets or configs, against a secret's or config's
-/// removal; and one that publishes ports through the ingress mesh, against
-/// another such. The store checks conflicts only on what a transaction
+/// removal; one that publishes ports through the ingress mesh, against
+/// another such; and the demotions of managers, each checking that another
+/// manager stays. The store checks conflicts only on what a transaction
 /// writes (see `MemoryStore::update`), and each of these rests on what it
 /// only reads: run at once, a create could name a secret that a removal,
-/// having found no user, deletes, or two services take one port. One at a
-/// time, on the manager that serves every write (the leader), they cannot
-/// interleave. Services that do neither, nearly all, do not wait.
+/// having found no user, deletes, two services take one port, or two
+/// managers each be demoted as "not the last". One at a time, on the
+/// manager that serves every write (the leader), they cannot interleave.
+/// Services that do none of it, nearly all, do not wait.
 #[derive(Clone, Default)]
-pub(crate) struct ReferenceLock(std::sync::Arc<tokio::sync::Mutex<()>>);
+pub(crate) struct CrossCheckLock(std::sync::Arc<tokio::sync::Mutex<()>>);
 
-impl ReferenceLock {
+impl CrossCheckLock {
+    /// Held while a write whose checks read other objects is checked and
+    /// stored.
+    async fn hold(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.0.lock().await
+    }
+
     /// Held while a service spec that names secrets or configs, or
     /// publishes ingress ports, is stored.
     async fn for_spec(&self, spec: &ServiceSpec) -> Option<tokio::sync::MutexGuard<'_, ()>> {
@@ -31,7 +39,7 @@ impl ReferenceLock {
         if !references && ingress_ports(spec).next().is_none() {
             return None;
         }
-        Some(self.0.lock().await)
+        Some(self.hold().await)
     }
 }
 
@@ -52,17 +60,30 @@ fn at_version<T: StoreObject>(mut object: T, version: u64) -> T {
     object
 }
 
-/// What a transaction stored, read back by id.
-fn stored<T: StoreObject>(store: &MemoryStore, id: &str) -> Result<T> {
-    super::read::get(store, "id", id)
+/// Runs `f` as one transaction and answers with the object of kind `T`
+/// and `id` as that transaction stored it, version and all. It is taken from
+/// the transaction, not read back from the store, where a write that came
+/// just after could already have changed or removed it (a create answered
+/// NotFound). If `f` wrote nothing (an update that changed nothing), the
+/// object as the store holds it.
+async fn write<T: StoreObject>(store: &MemoryStore, id: &str, f: impl FnOnce(&mut WriteTx) -> Result<()>) -> Result<T> {
+    let (written, index) = store
+        .update_with_index(|tx| {
+            f(tx)?;
+            Ok::<_, Error>(tx.written::<T>(id))
+        })
+        .await?;
+    match written {
+        Some(object) => Ok(at_version(object, index)),
+        None => super::read::get(store, "id", id),
+    }
 }
 
 /// Creates `object` in a transaction of its own; returns it as stored
 /// (with its version).
 async fn insert<T: StoreObject>(store: &MemoryStore, object: T) -> Result<T> {
     let id = object.id().to_string();
-    store.update(|tx| tx.create(object)).await?;
-    stored(store, &id)
+    write(store, &id, |tx| Ok(tx.create(object)?)).await
 }
 
 fn required<'a>(field: &str, id: &'a str) -> Result<&'a str> {
@@ -88,27 +109,25 @@ fn service_spec(spec: Option<ServiceSpec>) -> Result<ServiceSpec> {
 
 pub(crate) async fn create_service(
     store: &MemoryStore,
-    references: &ReferenceLock,
+    cross_checks: &CrossCheckLock,
     spec: Option<ServiceSpec>,
 ) -> Result<Service> {
     let spec = service_spec(spec)?;
-    let _serialized = references.for_spec(&spec).await;
+    let _serialized = cross_checks.for_spec(&spec).await;
     let id = swarm_store::id::generate();
     let service = Service {
         id: id.clone(),
         spec: Some(spec),
         ..Default::default()
     };
-    store
-        .update(|tx| {
-            let none = ServiceSpec::default();
-            let spec = service.spec.as_ref().unwrap_or(&none);
-            references_exist(tx, spec)?;
-            ingress_ports_free(tx, spec, &service.id)?;
-            tx.create(service)
-        })
-        .await?;
-    stored(store, &id)
+    write(store, &id, |tx| {
+        let none = ServiceSpec::default();
+        let spec = service.spec.as_ref().unwrap_or(&none);
+        references_exist(tx, spec)?;
+        ingress_ports_free(tx, spec, &service.id)?;
+        Ok(tx.create(service)?)
+    })
+    .await
 }
 
 /// The published ports of `spec` that the ingress mesh routes, as
@@ -124,7 +143,7 @@ fn ingress_ports(spec: &ServiceSpec) -> impl Iterator<Item = (u32, i32)> + '_ {
 /// Refuses a spec that publishes an ingress port another service holds, as
 /// SwarmKit's `checkPortConflicts`. Reads every service, so only a spec
 /// that publishes one pays; two cannot race (both hold the
-/// [`ReferenceLock`]).
+/// [`CrossCheckLock`]).
 fn ingress_ports_free(tx: &WriteTx, spec: &ServiceSpec, own_id: &str) -> Result<(), swarm_store::Error> {
     let wanted: Vec<(u32, i32)> = ingress_ports(spec).collect();
     if wanted.is_empty() {
@@ -149,7 +168,7 @@ fn ingress_ports_free(tx: &WriteTx, spec: &ServiceSpec, own_id: &str) -> Result<
 /// Refuses a spec that names a secret or config the store does not hold
 /// (by ID, and by name where the reference gives one), as SwarmKit's
 /// `checkSecretExistence`. A removal cannot slip in between: both hold the
-/// [`ReferenceLock`].
+/// [`CrossCheckLock`].
 fn references_exist(tx: &WriteTx, spec: &ServiceSpec) -> Result<(), swarm_store::Error> {
     let Some(task_spec::Runtime::Container(container)) = spec.task.as_deref().and_then(|task| task.runtime.as_ref())
     else {
@@ -186,7 +205,7 @@ fn references_exist(tx: &WriteTx, spec: &ServiceSpec) -> Result<(), swarm_store:
 
 pub(crate) async fn update_service(
     store: &MemoryStore,
-    references: &ReferenceLock,
+    cross_checks: &CrossCheckLock,
     id: &str,
     version: u64,
     spec: Option<ServiceSpec>,
@@ -219,24 +238,22 @@ pub(crate) async fn update_service(
             "spec.mode: a service cannot change between replicated, global and job modes".into(),
         ));
     }
-    let _serialized = references.for_spec(&next).await;
-    store
-        .update(|tx| {
-            references_exist(tx, &next)?;
-            ingress_ports_free(tx, &next, id)?;
-            // A stale version is refused even when nothing changes.
-            let stored = tx.check_version::<Service>(id, version)?;
-            if !rollback && stored.spec.as_ref() == Some(&next) {
-                // Nothing to change: no write, so that the previous spec (what
-                // a rollback goes back to) is not replaced by this same one.
-                return Ok(());
-            }
-            let mut service = Service::clone(stored);
-            service.previous_spec = service.spec.replace(next);
-            tx.update(service)
-        })
-        .await?;
-    stored(store, id)
+    let _serialized = cross_checks.for_spec(&next).await;
+    write(store, id, |tx| {
+        references_exist(tx, &next)?;
+        ingress_ports_free(tx, &next, id)?;
+        // A stale version is refused even when nothing changes.
+        let stored = tx.check_version::<Service>(id, version)?;
+        if !rollback && stored.spec.as_ref() == Some(&next) {
+            // Nothing to change: no write, so that the previous spec (what
+            // a rollback goes back to) is not replaced by this same one.
+            return Ok(());
+        }
+        let mut service = Service::clone(stored);
+        service.previous_spec = service.spec.replace(next);
+        Ok(tx.update(service)?)
+    })
+    .await
 }
 
 pub(crate) async fn remove<T: StoreObject>(store: &MemoryStore, field: &str, id: &str) -> Result<()> {
@@ -247,25 +264,39 @@ pub(crate) async fn remove<T: StoreObject>(store: &MemoryStore, field: &str, id:
 
 pub(crate) async fn remove_node(store: &MemoryStore, id: &str, force: bool) -> Result<()> {
     let id = required("node_id", id)?;
-    let node: Node = super::read::get(store, "node_id", id)?;
-    if node.role == i32::from(NodeRole::Manager) {
-        return Err(Error::FailedPrecondition(format!(
-            "node {id} is a manager: demote it before removing it"
-        )));
-    }
-    let ready = node
-        .status
-        .as_ref()
-        .is_some_and(|status| status.state == i32::from(node_status::State::Ready));
-    if ready && !force {
-        return Err(Error::FailedPrecondition(format!(
-            "node {id} is up: stop it first, or remove it with force"
-        )));
-    }
-    remove::<Node>(store, "node_id", id).await
+    store
+        .update_with_index(|tx| {
+            // Checked on the node the removal deletes (it carries that
+            // version), so that a promotion or a node coming up just before
+            // cannot slip past the checks.
+            let node = current::<Node>(tx, id)?;
+            if node.role == i32::from(NodeRole::Manager) {
+                return Err(Error::FailedPrecondition(format!(
+                    "node {id} is a manager: demote it before removing it"
+                )));
+            }
+            let ready = node
+                .status
+                .as_ref()
+                .is_some_and(|status| status.state == i32::from(node_status::State::Ready));
+            if ready && !force {
+                return Err(Error::FailedPrecondition(format!(
+                    "node {id} is up: stop it first, or remove it with force"
+                )));
+            }
+            Ok(tx.delete::<Node>(id)?)
+        })
+        .await?;
+    Ok(())
 }
 
-pub(crate) async fn update_node(store: &MemoryStore, id: &str, version: u64, spec: Option<NodeSpec>) -> Result<Node> {
+pub(crate) async fn update_node(
+    store: &MemoryStore,
+    cross_checks: &CrossCheckLock,
+    id: &str,
+    version: u64,
+    spec: Option<NodeSpec>,
+) -> Result<Node> {
     let id = required("node_id", id)?;
     let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
     if let Some(annotations) = spec
@@ -275,23 +306,28 @@ pub(crate) async fn update_node(store: &MemoryStore, id: &str, version: u64, spe
     {
         validate::annotations("spec.annotations", Some(annotations))?;
     }
-    let outcome = store
-        .update(|tx| {
-            let mut node = at_version(current::<Node>(tx, id)?, version);
-            // Checked in the transaction: two managers demoted at once
-            // cannot both pass as "not the last".
-            if demotes(&node, &spec) && !another_manager(tx, id)? {
-                return Ok(Err(Error::FailedPrecondition(format!(
-                    "node {id} is the last manager of the cluster: it cannot be demoted"
-                ))));
-            }
-            node.spec = Some(spec);
-            tx.update(node)?;
-            Ok(Ok(()))
-        })
-        .await?;
-    outcome?;
-    stored(store, id)
+    // "Another manager stays" rests on nodes the demotion does not write:
+    // two demotions at once could each see the other's node still a
+    // manager, so they take turns.
+    let _serialized = if spec.desired_role == i32::from(NodeRole::Manager) {
+        None
+    } else {
+        Some(cross_checks.hold().await)
+    };
+    write(store, id, |tx| {
+        // A stale version is refused before anything else is judged.
+        let node = Node::clone(tx.check_version::<Node>(id, version)?);
+        if demotes(&node, &spec) && !another_manager(tx, id)? {
+            return Err(Error::FailedPrecondition(format!(
+                "node {id} is the last manager of the cluster: it cannot be demoted"
+            )));
+        }
+        Ok(tx.update(Node {
+            spec: Some(spec),
+            ..node
+        })?)
+    })
+    .await
 }
 
 /// Whether `spec` asks a manager to become a worker.
@@ -321,23 +357,21 @@ pub(crate) async fn update_cluster(
     let id = required("cluster_id", id)?;
     let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
     validate::cluster_spec(&spec)?;
-    store
-        .update(|tx| {
-            let mut cluster = at_version(current::<Cluster>(tx, id)?, version);
-            let name = |spec: Option<&ClusterSpec>| {
-                spec.and_then(|spec| spec.annotations.as_ref())
-                    .map(|annotations| annotations.name.clone())
-            };
-            if name(cluster.spec.as_ref()) != name(Some(&spec)) {
-                return Err(swarm_store::Error::Invalid(
-                    "spec.annotations.name: a cluster cannot be renamed".into(),
-                ));
-            }
-            cluster.spec = Some(spec);
-            tx.update(cluster)
-        })
-        .await?;
-    stored(store, id)
+    write(store, id, |tx| {
+        let mut cluster = at_version(current::<Cluster>(tx, id)?, version);
+        let name = |spec: Option<&ClusterSpec>| {
+            spec.and_then(|spec| spec.annotations.as_ref())
+                .map(|annotations| annotations.name.clone())
+        };
+        if name(cluster.spec.as_ref()) != name(Some(&spec)) {
+            return Err(Error::InvalidArgument(
+                "spec.annotations.name: a cluster cannot be renamed".into(),
+            ));
+        }
+        cluster.spec = Some(spec);
+        Ok(tx.update(cluster)?)
+    })
+    .await
 }
 
 pub(crate) async fn create_secret(store: &MemoryStore, spec: Option<SecretSpec>) -> Result<Secret> {
@@ -419,14 +453,12 @@ pub(crate) async fn update_labels<T: LabeledData>(
     let existing: T = super::read::get(store, T::ID_FIELD, id)?;
     let (existing_annotations, existing_data) = existing.parts();
     only_labels_changed(existing_annotations, annotations.as_ref(), existing_data, &data)?;
-    store
-        .update(|tx| {
-            let mut object = at_version(current::<T>(tx, id)?, version);
-            object.set_annotations(annotations);
-            tx.update(object)
-        })
-        .await?;
-    stored(store, id)
+    write(store, id, |tx| {
+        let mut object = at_version(current::<T>(tx, id)?, version);
+        object.set_annotations(annotations);
+        Ok(tx.update(object)?)
+    })
+    .await
 }
 
 /// Refuses any change to a secret's or config's name or data; an empty
@@ -453,7 +485,7 @@ fn only_labels_changed(
 /// Refuses to remove a secret or config a service uses.
 pub(crate) async fn remove_referenced<T: StoreObject>(
     store: &MemoryStore,
-    references: &ReferenceLock,
+    cross_checks: &CrossCheckLock,
     field: &str,
     id: &str,
     used_by: impl Fn(&swarm_proto::v1::ContainerSpec, &str) -> bool,
@@ -461,7 +493,7 @@ pub(crate) async fn remove_referenced<T: StoreObject>(
     let id = required(field, id)?;
     // No service that names it can be stored between the check and the
     // removal.
-    let _serialized = references.0.lock().await;
+    let _serialized = cross_checks.hold().await;
     let users: Vec<String> = store.view(|read| {
         read.list::<Service>()
             .into_iter()
