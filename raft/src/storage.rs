@@ -242,6 +242,7 @@ impl RocksStorage {
         if let Some(bytes) = self.db.get_cf(cf(&db, CF_SNAPSHOT)?, KEY_SNAPSHOT_META)? {
             self.snapshot_meta = SnapshotMetadata::parse_from_bytes(&bytes)?;
         }
+        self.drop_unused_snapshot_data()?;
         let stored = self.db.iterator_cf(cf(&db, CF_ENTRIES)?, IteratorMode::Start);
         for (expected, item) in (self.truncated.0 + 1..).zip(stored) {
             let (key, value) = item?;
@@ -257,6 +258,34 @@ impl RocksStorage {
                 self.applied,
                 self.last()
             )));
+        }
+        Ok(())
+    }
+
+    /// Deletes the data of snapshots that never became current: written
+    /// off the loop, then abandoned by a stop that did not wait for them or
+    /// by a crash. Nothing points at them, and each may be hundreds of MB.
+    fn drop_unused_snapshot_data(&self) -> Result<()> {
+        let snapshots = cf(&self.db, CF_SNAPSHOT)?;
+        let current = snapshot_data_key(self.snapshot_meta.index);
+        let mut batch = WriteBatch::default();
+        let from = IteratorMode::From(SNAPSHOT_DATA_PREFIX, Direction::Forward);
+        for item in self.db.iterator_cf(snapshots, from) {
+            let (key, _) = item?;
+            if !key.starts_with(SNAPSHOT_DATA_PREFIX) {
+                break;
+            }
+            if *key != current[..] {
+                batch.delete_cf(snapshots, &key);
+            }
+        }
+        if !batch.is_empty() {
+            tracing::info!(
+                dir = %self.dir.display(),
+                count = batch.len(),
+                "dropping the data of snapshots that never became current"
+            );
+            self.db.write(batch)?;
         }
         Ok(())
     }

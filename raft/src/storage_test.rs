@@ -200,6 +200,35 @@ fn a_snapshot_compacts_the_log_but_keeps_the_tail_it_was_asked_to() {
 }
 
 #[test]
+fn the_data_of_a_snapshot_that_never_became_current_is_dropped_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(1..=20, 3));
+    write_snapshot_data(&storage.db(), 10, b"state at 10").unwrap();
+    let mut batch = WriteBatch::default();
+    let meta = SnapshotMetadata {
+        index: 10,
+        term: 3,
+        ..Default::default()
+    };
+    storage.snapshot_written(&mut batch, meta, 5).unwrap();
+    storage.write(batch).unwrap();
+    // Written, then abandoned: the stop did not wait for it.
+    write_snapshot_data(&storage.db(), 20, b"state at 20").unwrap();
+    drop(storage);
+
+    let (storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    let db = storage.db();
+    let data = |index| {
+        db.get_cf(cf(&db, CF_SNAPSHOT).unwrap(), snapshot_data_key(index))
+            .unwrap()
+    };
+    assert_eq!(data(20), None, "the abandoned data is gone");
+    assert_eq!(data(10).as_deref(), Some(&b"state at 10"[..]), "the current one stays");
+    assert_eq!(storage.snapshot_data().unwrap().as_deref(), Some(&b"state at 10"[..]));
+}
+
+#[test]
 fn an_installed_snapshot_replaces_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 2).unwrap();

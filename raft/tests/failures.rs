@@ -323,3 +323,38 @@ async fn a_leader_cut_off_but_alive_is_not_replaced_by_a_fast_campaign() {
     cluster.heal();
     cluster.shutdown().await;
 }
+
+/// Ticks are time, not a turn of the loop's queue: a leader cut off from
+/// the rest while proposals keep arriving (each one more turn of its loop,
+/// all of them taken before anything else) still counts its election
+/// timeout, finds it has no quorum, and steps down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_under_a_stream_of_proposals_still_steps_down() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    cluster.propose_many(leader, 20, 4, "before").await;
+    cluster.partition(&[leader]);
+    let handle = cluster.handle(leader).clone();
+    let flood = tokio::spawn(async move {
+        // Proposals as fast as they can be sent, none awaited: the loop's
+        // queue is never empty when it looks.
+        for _ in 0..200_000 {
+            let handle = handle.clone();
+            tokio::spawn(async move { handle.propose(b"cut off".to_vec()).await });
+            tokio::task::yield_now().await;
+        }
+    });
+    // Two election timeouts (0.5 s each here) is what the quorum check
+    // takes: about 1 s, against 3-4 s when ticks waited for an empty queue.
+    let started = Instant::now();
+    while cluster.handle(leader).is_leader() {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "still leading, without a quorum, after 2 s of proposals"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    flood.abort();
+    cluster.heal();
+    cluster.shutdown().await;
+}

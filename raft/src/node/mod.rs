@@ -157,6 +157,7 @@ impl<S: StateMachine> RaftNode<S> {
             snapshots_done,
             leader_watch,
             last_heard: Default::default(),
+            unreachable: Vec::new(),
         };
         let task = tokio::spawn(ready_loop.run());
         Ok(RaftNode {

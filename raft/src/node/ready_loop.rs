@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::FutureExt as _;
 use protobuf::Message as _;
 use raft::eraftpb::{
     ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, MessageType, Snapshot, SnapshotMetadata,
@@ -34,8 +35,8 @@ use crate::state_machine::StateMachine;
 use crate::storage::{self, RocksStorage};
 use crate::transport::{Inbound, Report, Transport};
 
-/// How many queued events of each kind one turn takes at most, so that a
-/// flood of one kind cannot starve ticks.
+/// How many queued messages or proposals one turn takes at most, so that a
+/// flood of them cannot hold back the write.
 const DRAIN_LIMIT: usize = 4096;
 
 /// Below this many proposals in a turn, the loop yields once before writing
@@ -80,6 +81,9 @@ pub(crate) struct ReadyLoop<S: StateMachine> {
     /// is cleared at every election timeout, so it reads "inactive" for a
     /// moment even for a healthy peer.
     pub last_heard: HashMap<u64, Instant>,
+    /// Peers whose queue refused a message during a Ready: reported to
+    /// raft-rs after `advance`, as nothing may step it between the two.
+    pub unreachable: Vec<u64>,
 }
 
 impl<S: StateMachine> ReadyLoop<S> {
@@ -111,10 +115,18 @@ impl<S: StateMachine> ReadyLoop<S> {
                         break Err(err);
                     }
                 }
-                _ = ticker.tick() => {
-                    self.raw.tick();
-                    self.leader_watch.on_tick(&self.raw, &self.config);
-                }
+                _ = ticker.tick() => self.on_tick(),
+            }
+            // Biased, the select above takes messages and proposals first,
+            // and a busy member nearly always has some: a tick due (the
+            // heartbeats, elections and quorum checks) and a snapshot
+            // written are taken every turn, or under load a leader cut off
+            // from its group would lead on, its proposals unanswered.
+            if ticker.tick().now_or_never().is_some() {
+                self.on_tick();
+            }
+            if let Err(err) = self.take_written_snapshots().await {
+                break Err(err);
             }
             if self.drain_queues() < FEW_PROPOSALS {
                 // A small batch: let the proposers that the last turn's
@@ -175,6 +187,19 @@ impl<S: StateMachine> ReadyLoop<S> {
             // Abandoned: the data written so far is never pointed at.
             Ok(None) | Err(_) => Ok(()),
         }
+    }
+
+    fn on_tick(&mut self) {
+        self.raw.tick();
+        self.leader_watch.on_tick(&self.raw, &self.config);
+    }
+
+    /// Makes current the snapshots whose writing finished.
+    async fn take_written_snapshots(&mut self) -> Result<()> {
+        while let Ok((meta, written)) = self.snapshots_done.try_recv() {
+            self.on_snapshot_written(meta, written).await?;
+        }
+        Ok(())
     }
 
     /// Takes everything already waiting into this turn; returns how many
@@ -516,6 +541,9 @@ impl<S: StateMachine> ReadyLoop<S> {
         self.send(light.take_messages());
         self.apply(light.take_committed_entries())?;
         self.raw.advance_apply();
+        for peer in std::mem::take(&mut self.unreachable) {
+            self.raw.report_unreachable(peer);
+        }
         self.maybe_snapshot()
     }
 
@@ -552,9 +580,7 @@ impl<S: StateMachine> ReadyLoop<S> {
         if messages.is_empty() {
             return;
         }
-        for peer in self.transport.send(messages) {
-            self.raw.report_unreachable(peer);
-        }
+        self.unreachable.extend(self.transport.send(messages));
     }
 
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
@@ -694,6 +720,12 @@ impl<S: StateMachine> ReadyLoop<S> {
     /// blocking thread, and [`ReadyLoop::on_snapshot_written`] makes it
     /// current. One at a time.
     fn maybe_snapshot(&mut self) -> Result<()> {
+        if self.removed {
+            // Out of the group, this member stops now. A snapshot taken
+            // past its own removal would hide that removal from its next
+            // start, which would then run on as a member of nothing.
+            return Ok(());
+        }
         let store = self.raw.store();
         let wanted = store.take_snapshot_request();
         let applied = self.raw.raft.raft_log.applied;
