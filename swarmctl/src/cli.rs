@@ -14,6 +14,9 @@ use crate::parse;
 #[derive(Parser, Debug)]
 #[command(name = "swarmctl", version, disable_version_flag = true)]
 pub struct Cli {
+    /// Print the client's version.
+    #[arg(short = 'v', long, action = clap::ArgAction::Version)]
+    pub version: (),
     /// The manager's Control API socket.
     #[arg(
         short,
@@ -232,13 +235,14 @@ pub struct ServiceSpecArgs {
     /// Tasks of a replicated job run at once (default: `--replicas`).
     #[arg(long)]
     pub max_concurrent: Option<u64>,
-    /// The command (replaces the image's entrypoint); one or more words, up
-    /// to the next flag (write `--command=-x` for a word that starts with -).
-    #[arg(long, num_args = 1..)]
-    pub command: Vec<String>,
-    /// Its arguments (replace the image's CMD), as `--command` takes words.
-    #[arg(long, num_args = 1..)]
-    pub args: Vec<String>,
+    /// The command (replaces the image's entrypoint), split into words as
+    /// a shell splits them: `--command "sh -c 'echo hi'"`.
+    #[arg(long, value_name = "COMMAND", allow_hyphen_values = true, value_parser = parse::words)]
+    pub command: Option<parse::Words>,
+    /// Its arguments (replace the image's CMD), split as `--command` is:
+    /// `--args "-g 'daemon off;'"`.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true, value_parser = parse::words)]
+    pub args: Option<parse::Words>,
     /// An environment variable, KEY=VALUE (repeatable).
     #[arg(short, long)]
     pub env: Vec<String>,
@@ -285,13 +289,13 @@ pub struct ServiceUpdateArgs {
     /// Tasks of a replicated job run at once.
     #[arg(long)]
     pub max_concurrent: Option<u64>,
-    /// A new command, in words, as `create` takes it (`--command=` clears
-    /// it: the image's entrypoint runs).
-    #[arg(long, num_args = 0..)]
-    pub command: Option<Vec<String>>,
-    /// New arguments, in words (`--args=` alone clears them).
-    #[arg(long, num_args = 0..)]
-    pub args: Option<Vec<String>>,
+    /// A new command, as `create` takes it (`--command ""` clears it: the
+    /// image's entrypoint runs).
+    #[arg(long, value_name = "COMMAND", allow_hyphen_values = true, value_parser = parse::words)]
+    pub command: Option<parse::Words>,
+    /// New arguments, as `create` takes them (`--args ""` clears them).
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true, value_parser = parse::words)]
+    pub args: Option<parse::Words>,
     /// Add or replace an environment variable, KEY=VALUE (repeatable).
     #[arg(long, visible_alias = "env")]
     pub env_add: Vec<String>,
@@ -470,33 +474,24 @@ macro_rules! policy_flags {
         #[doc = concat!("How ", $what, " replaces tasks: the `--", $prefix, "-...` flags.")]
         #[derive(Args, Debug)]
         pub struct $name {
-            #[doc = concat!("Tasks ", $what, " replaces at once (0: all).")]
-            #[arg(long = concat!($prefix, "-parallelism"), id = concat!($prefix, "-parallelism"), value_name = "N")]
+            // Help as `help =`: clap reads no `#[doc = concat!(..)]`.
+            #[arg(help = concat!("Tasks ", $what, " replaces at once (0: all)."), long = concat!($prefix, "-parallelism"), id = concat!($prefix, "-parallelism"), value_name = "N")]
             pub parallelism: Option<u64>,
-            #[doc = concat!("Time ", $what, " waits between two steps.")]
-            #[arg(
-                long = concat!($prefix, "-delay"),
+            #[arg(help = concat!("Time ", $what, " waits between two steps."), long = concat!($prefix, "-delay"),
                 id = concat!($prefix, "-delay"),
                 value_name = "DURATION",
-                value_parser = parse::duration
-            )]
+                value_parser = parse::duration)]
             pub delay: Option<prost_types::Duration>,
-            #[doc = concat!("What ", $what, " does when tasks fail.")]
-            #[arg(long = concat!($prefix, "-failure-action"), id = concat!($prefix, "-failure-action"), value_enum)]
+            #[arg(help = concat!("What ", $what, " does when tasks fail."), long = concat!($prefix, "-failure-action"), id = concat!($prefix, "-failure-action"), value_enum)]
             pub failure_action: Option<FailureAction>,
-            #[doc = concat!("How long ", $what, " watches each new task for a failure.")]
-            #[arg(
-                long = concat!($prefix, "-monitor"),
+            #[arg(help = concat!("How long ", $what, " watches each new task for a failure."), long = concat!($prefix, "-monitor"),
                 id = concat!($prefix, "-monitor"),
                 value_name = "DURATION",
-                value_parser = parse::duration
-            )]
+                value_parser = parse::duration)]
             pub monitor: Option<prost_types::Duration>,
-            #[doc = concat!("The share of tasks (0 to 1) that may fail before ", $what, " counts as failed.")]
-            #[arg(long = concat!($prefix, "-max-failure-ratio"), id = concat!($prefix, "-max-failure-ratio"), value_name = "RATIO")]
+            #[arg(help = concat!("The share of tasks (0 to 1) that may fail before ", $what, " counts as failed."), long = concat!($prefix, "-max-failure-ratio"), id = concat!($prefix, "-max-failure-ratio"), value_name = "RATIO")]
             pub max_failure_ratio: Option<f32>,
-            #[doc = concat!("Whether ", $what, " starts a new task before stopping the old one.")]
-            #[arg(long = concat!($prefix, "-order"), id = concat!($prefix, "-order"), value_enum)]
+            #[arg(help = concat!("Whether ", $what, " starts a new task before stopping the old one."), long = concat!($prefix, "-order"), id = concat!($prefix, "-order"), value_enum)]
             pub order: Option<UpdateOrder>,
         }
 

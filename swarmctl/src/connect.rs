@@ -1,8 +1,8 @@
 //! The connection to a manager's Control API over its Unix socket.
 
 use std::path::Path;
+use std::time::Duration;
 
-use anyhow::Context as _;
 use hyper_util::rt::TokioIo;
 use swarm_proto::v1::control_client::ControlClient;
 use tonic::transport::{Channel, Endpoint};
@@ -20,21 +20,52 @@ pub async fn connect(path: &Path) -> anyhow::Result<Control> {
 /// The largest reply accepted: far above any cluster's list, still a bound.
 const MAX_REPLY_BYTES: usize = 1 << 30;
 
+/// How long reaching swarmd may take: a socket whose listener accepts and
+/// never answers would otherwise hang the command.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often an idle connection is pinged, and how long a ping may go
+/// unanswered before the connection counts as dead.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
 /// A channel to the socket at `path`, for any of the daemon's services.
 pub async fn channel(path: &Path) -> anyhow::Result<Channel> {
     let socket = path.to_path_buf();
     // The URI is required by the API but unused: the connector dials the socket.
-    let channel = Endpoint::from_static("http://swarmd.sock")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let socket = socket.clone();
-            async move { tokio::net::UnixStream::connect(socket).await.map(TokioIo::new) }
-        }))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot reach swarmd at {} (set --socket or SWARM_SOCKET)",
-                path.display()
-            )
-        })?;
-    Ok(channel)
+    // A daemon that stops answering (its connection accepted, no reply ever
+    // coming) is found by HTTP/2 pings within seconds, rather than hanging
+    // the command; a long request (a large list, a watch) is not cut short.
+    let endpoint = Endpoint::from_static("http://swarmd.sock")
+        .http2_keep_alive_interval(KEEP_ALIVE)
+        .keep_alive_timeout(KEEP_ALIVE)
+        .keep_alive_while_idle(true);
+    let connecting = endpoint.connect_with_connector(tower::service_fn(move |_| {
+        let socket = socket.clone();
+        async move { tokio::net::UnixStream::connect(socket).await.map(TokioIo::new) }
+    }));
+    let why = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Ok(Ok(channel)) => return Ok(channel),
+        Ok(Err(err)) => reason(path, &err),
+        Err(_) => format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+    };
+    anyhow::bail!(
+        "cannot reach swarmd at {}: {why} (set --socket or SWARM_SOCKET)",
+        path.display()
+    )
+}
+
+/// Why connecting failed, in one phrase: the innermost cause (tonic's and
+/// hyper's wrappers repeat it), or what is at `path` instead of a socket.
+fn reason(path: &Path, err: &tonic::transport::Error) -> String {
+    use std::os::unix::fs::FileTypeExt as _;
+    if let Ok(metadata) = std::fs::metadata(path)
+        && !metadata.file_type().is_socket()
+    {
+        return "it is not a socket".into();
+    }
+    let mut cause: &dyn std::error::Error = err;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }

@@ -36,8 +36,9 @@ pub fn fields(fields: &[(&str, String)]) -> std::io::Result<()> {
 pub enum Format {
     /// Aligned tables and `Name: value` lines, for people.
     Table,
-    /// The objects themselves, in protobuf's canonical JSON mapping, for
-    /// scripts (a list prints an array).
+    /// The objects themselves, in protobuf's JSON mapping but with 64-bit
+    /// integers as numbers (as docker prints them), for scripts (a list
+    /// prints an array).
     Json,
 }
 
@@ -90,7 +91,12 @@ fn to_json<T: prost::Message>(
     let options = prost_reflect::SerializeOptions::new()
         .stringify_64_bit_integers(false)
         .skip_default_fields(false);
-    Ok(message.serialize_with_options(serde_json::value::Serializer, &options)?)
+    // Through text, not straight into a value: a value holds a 32-bit float
+    // as the 64-bit one nearest to it (0.3 as 0.30000001192092896), text
+    // as the shortest that reads back the same (0.3).
+    let mut text = Vec::new();
+    message.serialize_with_options(&mut serde_json::Serializer::new(&mut text), &options)?;
+    Ok(serde_json::from_slice(&text)?)
 }
 
 /// A duration as Go prints one: `1h30m0s`, `1.5s`, `250ms`.
@@ -124,5 +130,15 @@ mod tests {
         assert_eq!(d(1, 500_000_000), "1.5s");
         assert_eq!(d(90, 0), "1m30s");
         assert_eq!(d(5400, 0), "1h30m0s");
+    }
+
+    #[test]
+    fn json_writes_a_32_bit_float_as_it_was_typed() {
+        let config = swarm_proto::v1::UpdateConfig {
+            max_failure_ratio: 0.3,
+            ..Default::default()
+        };
+        let value = json_value(&config).unwrap();
+        assert_eq!(value["maxFailureRatio"].to_string(), "0.3");
     }
 }

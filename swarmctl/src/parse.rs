@@ -235,6 +235,18 @@ fn options(text: &str) -> Result<Vec<(&str, &str)>, String> {
         .collect()
 }
 
+/// Words as a POSIX shell splits a line: `sh -c 'echo hi'` is three. An
+/// empty line is no words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Words(pub Vec<String>);
+
+/// Splits `line` into [`Words`].
+pub fn words(line: &str) -> Result<Words, String> {
+    shlex::split(line)
+        .map(Words)
+        .ok_or_else(|| format!("{line:?} has an unclosed quote or a trailing backslash"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,11 @@ pub fn filters(reference: &str) -> [ListFilters; 2] {
 /// Picks the one object `reference` names among `candidates` (id, name):
 /// an exact ID, then a name (case-insensitive), then a unique ID prefix.
 pub fn pick(kind: &str, reference: &str, candidates: &[(String, String)]) -> anyhow::Result<String> {
+    // Every ID starts with the empty prefix: `rm ""` (an unset variable)
+    // must not remove the one object there is.
+    if reference.trim().is_empty() {
+        bail!("the {kind} name or ID is empty");
+    }
     if let Some((id, _)) = candidates.iter().find(|(id, _)| id == reference) {
         return Ok(id.clone());
     }
@@ -89,5 +94,14 @@ mod tests {
         );
         let err = pick("service", "zzz", &candidates()).unwrap_err().to_string();
         assert_eq!(err, "service \"zzz\" not found");
+    }
+
+    #[test]
+    fn an_empty_reference_names_nothing_even_with_one_candidate() {
+        let one = vec![("abc123".to_string(), "web".to_string())];
+        for empty in ["", " "] {
+            let err = pick("secret", empty, &one).unwrap_err().to_string();
+            assert!(err.contains("empty"), "{err}");
+        }
     }
 }

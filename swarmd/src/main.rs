@@ -34,7 +34,7 @@ struct Args {
     #[arg(long = "listen-metrics", value_name = "ADDR")]
     listen_metrics: Option<std::net::SocketAddr>,
     /// The name this node reports (default: the machine's hostname).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     hostname: Option<String>,
     /// Log filter: a level (error, warn, info, debug, trace) or a
     /// tracing-subscriber directive.
@@ -56,7 +56,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = match tracing_subscriber::EnvFilter::try_new(&args.log_level) {
+    let filter = match log_filter(&args.log_level) {
         Ok(filter) => filter,
         Err(err) => {
             eprintln!("Error: --log-level {:?}: {err}", args.log_level);
@@ -134,6 +134,25 @@ async fn signals(
         _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::error!("the stop took over 10 s: exiting now"),
     }
     std::process::exit(130);
+}
+
+/// The filter `--log-level` asks for. A bare word must be a level: to
+/// tracing it would name a target, and `warning` would log nothing at all.
+fn log_filter(text: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let text = if text.eq_ignore_ascii_case("warning") {
+        "warn"
+    } else {
+        text
+    };
+    let directive = text.contains(['=', ',', '[', ':']);
+    if !directive && !LEVELS.contains(&text.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "not a level ({}) nor a directive such as swarm_raft=debug",
+            LEVELS.join(", ")
+        ));
+    }
+    tracing_subscriber::EnvFilter::try_new(text).map_err(|err| err.to_string())
 }
 
 /// The kernel's host name (what `hostname` prints; a container's own), or

@@ -638,7 +638,93 @@ async fn service_specs_from_docker_style_flags() {
         &["service", "create", "--name", "web", "--image", "busybox:local"],
     );
     fails(&socket, &["service", "rollback", "web"], "no previous spec");
+
+    // Command and arguments split as a shell splits them, words starting
+    // with a hyphen included; a label may have no value.
+    #[rustfmt::skip]
+    let nginx = [
+        "service", "create", "--name", "nginx", "--image", "nginx:local", "--command", "nginx",
+        "--args", "-g 'daemon off;'", "--label", "novalue", "-e", "Q=0",
+    ];
+    ok(&socket, &nginx);
+    let created = json(&socket, &["service", "inspect", "nginx", "--format", "json"]);
+    let container = &created["spec"]["task"]["container"];
+    assert_eq!(container["command"], serde_json::json!(["nginx"]));
+    assert_eq!(container["args"], serde_json::json!(["-g", "daemon off;"]));
+    assert_eq!(
+        created["spec"]["annotations"]["labels"],
+        serde_json::json!({"novalue": ""})
+    );
+    let inspect = ok(&socket, &["service", "inspect", "nginx"]);
+    assert!(inspect.contains("-g 'daemon off;'"), "{inspect}");
+    // Added, then removed, as docker does.
+    ok(
+        &socket,
+        &["service", "update", "nginx", "--env-add", "Q=1", "--env-rm", "Q"],
+    );
+    let updated = json(&socket, &["service", "inspect", "nginx", "--format", "json"]);
+    assert_eq!(updated["spec"]["task"]["container"]["env"], serde_json::json!([]));
+    fails(
+        &socket,
+        &["service", "update", "nginx", "--stop-grace-period", "999999999h"],
+        "stop_grace_period is out of range",
+    );
+    // An empty name (an unset variable) names nothing, even with one
+    // object to match.
+    fails(&socket, &["service", "rm", ""], "name or ID is empty");
+    fails(&socket, &["secret", "rm", ""], "name or ID is empty");
+    assert!(ok(&socket, &["secret", "ls", "-q"]).lines().count() == 1);
     drop(daemon);
+}
+
+/// A daemon that never answers, a reader that closes the pipe early: the
+/// command ends, with an error in the first case, quietly in the second.
+#[test]
+fn an_unanswering_socket_and_a_closed_pipe_end_the_command() {
+    let root = tempfile::tempdir().unwrap();
+    let socket = root.path().join("silent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    // Accepts, and holds each connection open without a word.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let mut child = Command::new(workspace_binary("swarmctl"))
+        .args(["node", "ls"])
+        .env("SWARM_SOCKET", &socket)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start swarmctl");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("swarmctl still waits on a socket that never answers");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("swarmd"), "{stderr}");
+
+    for shell in ["bash", "zsh", "fish"] {
+        let mut child = Command::new(workspace_binary("swarmctl"))
+            .args(["completion", shell])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start swarmctl");
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success() && stderr.is_empty(), "{shell}: {stderr}");
+    }
 }
 
 /// SwarmKit's node commands on a single manager: availability changes

@@ -20,7 +20,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Completion { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "swarmctl", &mut std::io::stdout());
+            // Written by us, not by clap_complete, which panics on a write
+            // error such as a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "swarmctl", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
             Ok(())
         }
         Command::Watch { kind, action } => watch::run(&cli.socket, kind, action, cli.format).await,
@@ -45,9 +49,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// The reply of an RPC, or its error's message alone (the status code is
 /// for programs; the message names what is wrong).
 pub(crate) fn reply<T>(result: Result<tonic::Response<T>, tonic::Status>) -> anyhow::Result<T> {
-    result
-        .map(tonic::Response::into_inner)
-        .map_err(|status| anyhow::anyhow!("{}", status.message()))
+    result.map(tonic::Response::into_inner).map_err(|status| {
+        // A status swarmd sent has no source; one made here from a failed
+        // connection does, and its message alone ("http2 error") says
+        // little.
+        match std::error::Error::source(&status) {
+            Some(mut cause) => {
+                while let Some(source) = cause.source() {
+                    cause = source;
+                }
+                anyhow::anyhow!("the connection to swarmd failed: {cause}")
+            }
+            None => anyhow::anyhow!("{}", status.message()),
+        }
+    })
 }
 
 /// The name in an object's annotations.
@@ -89,13 +104,17 @@ pub(crate) fn change_map(
     Ok(())
 }
 
-/// `key=value` flags (`--FLAG`) as a map.
+/// `key=value` (or `key`, for an empty value) flags (`--FLAG`) as a map.
 pub(crate) fn key_values(pairs: &[String], flag: &str) -> anyhow::Result<std::collections::HashMap<String, String>> {
     pairs
         .iter()
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-            _ => anyhow::bail!("--{flag} {pair:?} is not key=value"),
+        .map(|pair| {
+            // `key` alone is a label with an empty value, as in docker.
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if key.is_empty() {
+                anyhow::bail!("--{flag} {pair:?} has no key: write key=value or key");
+            }
+            Ok((key.to_string(), value.to_string()))
         })
         .collect()
 }

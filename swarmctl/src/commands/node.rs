@@ -189,18 +189,18 @@ fn hostname(node: &Node) -> String {
 }
 
 /// The role the node is asked to take, when it is not the one it has.
+/// The role the node is asked to have (it differs from its role while a
+/// promotion or demotion is under way).
 fn desired_role(node: &Node) -> String {
-    match node.spec.as_ref().map(|spec| spec.desired_role) {
-        Some(desired) if desired != node.role => match NodeRole::try_from(desired) {
-            Ok(NodeRole::Manager) => "manager".into(),
-            _ => "worker".into(),
-        },
-        _ => String::new(),
-    }
+    role_name(node.spec.as_ref().map_or(node.role, |spec| spec.desired_role))
 }
 
 fn role(node: &Node) -> String {
-    match NodeRole::try_from(node.role) {
+    role_name(node.role)
+}
+
+fn role_name(role: i32) -> String {
+    match NodeRole::try_from(role) {
         Ok(NodeRole::Manager) => "manager".into(),
         _ => "worker".into(),
     }

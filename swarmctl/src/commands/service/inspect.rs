@@ -24,8 +24,8 @@ pub fn fields(service: &Service) -> Vec<(&'static str, String)> {
         ),
         ("Mode", mode(&spec)),
         ("Image", container.image.clone()),
-        ("Command", container.command.join(" ")),
-        ("Args", container.args.join(" ")),
+        ("Command", shell_line(&container.command)),
+        ("Args", shell_line(&container.args)),
         ("Env", container.env.join(", ")),
         (
             "Secrets",
@@ -127,11 +127,14 @@ pub(super) fn container(spec: &ServiceSpec) -> Option<&ContainerSpec> {
 
 fn mode(spec: &ServiceSpec) -> String {
     match &spec.mode {
-        Some(service_spec::Mode::Replicated(replicated)) => format!("replicated ({} tasks)", replicated.replicas),
+        Some(service_spec::Mode::Replicated(replicated)) => {
+            format!("replicated ({})", counted(replicated.replicas, "task"))
+        }
         Some(service_spec::Mode::Global(_)) => "global".into(),
         Some(service_spec::Mode::ReplicatedJob(job)) => format!(
-            "replicated job ({} completions, {} at once)",
-            job.total_completions, job.max_concurrent
+            "replicated job ({}, {} at once)",
+            counted(job.total_completions, "completion"),
+            job.max_concurrent
         ),
         Some(service_spec::Mode::GlobalJob(_)) => "global job".into(),
         None => String::new(),
@@ -184,7 +187,12 @@ fn health_text(health: &HealthConfig) -> String {
     match health.test.split_first() {
         Some((none, _)) if none == "NONE" => "off".into(),
         _ => {
-            let mut parts = vec![health.test.iter().skip(1).cloned().collect::<Vec<_>>().join(" ")];
+            // The image's own check, when only its timing is set here.
+            let command = match health.test.get(1..) {
+                Some(words) if !words.is_empty() => words.join(" "),
+                _ => "the image's check".into(),
+            };
+            let mut parts = vec![command];
             for (name, value) in [
                 ("every", &health.interval),
                 ("timeout", &health.timeout),
@@ -208,7 +216,8 @@ fn resources_text(resources: Option<&Resources>) -> String {
     };
     let mut parts = Vec::new();
     if resources.nano_cpus > 0 {
-        parts.push(format!("{} CPUs", resources.nano_cpus as f64 / 1e9));
+        let cpus = resources.nano_cpus as f64 / 1e9;
+        parts.push(format!("{cpus} {}", if cpus == 1.0 { "CPU" } else { "CPUs" }));
     }
     if resources.memory_bytes > 0 {
         parts.push(format!("{} memory", bytes(resources.memory_bytes)));
@@ -267,6 +276,17 @@ fn bytes(bytes: i64) -> String {
     }
     let rounded = (value * 100.0).round() / 100.0;
     format!("{rounded} {}", units[unit])
+}
+
+/// `n` of `what`, plural unless one: "1 task", "3 tasks".
+fn counted(n: u64, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Words as a shell line that `--command` and `--args` split back into
+/// the same words.
+fn shell_line(words: &[String]) -> String {
+    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
 }
 
 #[cfg(test)]

@@ -29,8 +29,8 @@ pub fn create(
     let container = ContainerSpec {
         image: args.image,
         labels: key_values(&args.container_label, "container-label")?,
-        command: args.command,
-        args: args.args,
+        command: args.command.map(|words| words.0).unwrap_or_default(),
+        args: args.args.map(|words| words.0).unwrap_or_default(),
         env: args.env,
         mounts: args.mount,
         secrets,
@@ -129,14 +129,14 @@ pub fn update(
     if let Some(image) = changes.image {
         container.image = image;
     }
-    // `--command=` passes one empty word: it means none.
-    let words = |words: Vec<String>| words.into_iter().filter(|word| !word.is_empty()).collect();
     if let Some(command) = changes.command {
-        container.command = words(command);
+        container.command = command.0;
     }
     if let Some(args) = changes.args {
-        container.args = words(args);
+        container.args = args.0;
     }
+    // Added, then removed, as labels are (and as docker does both).
+    add_replacing(&mut container.env, changes.env_add, |a, b| env_key(a) == env_key(b));
     for key in &changes.env_rm {
         remove_where(
             &mut container.env,
@@ -146,7 +146,6 @@ pub fn update(
             "variable",
         )?;
     }
-    add_replacing(&mut container.env, changes.env_add, |a, b| env_key(a) == env_key(b));
     change_map(
         &mut container.labels,
         &changes.container_label_add,

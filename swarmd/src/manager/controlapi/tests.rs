@@ -144,6 +144,19 @@ async fn bad_service_specs_are_refused_naming_the_field() {
         "stop_grace_period",
     )
     .await;
+    // 999999999h: past what protobuf's JSON can write back.
+    let mut endless = spec("web", "busybox");
+    container(&mut endless).stop_grace_period = Some(prost_types::Duration {
+        seconds: 999_999_999 * 3600,
+        nanos: 0,
+    });
+    refused(
+        &store,
+        create(&api, endless),
+        Code::InvalidArgument,
+        "stop_grace_period is out of range",
+    )
+    .await;
     let mut constraint = spec("web", "busybox");
     let task = swarm_proto::Shared::make_mut(constraint.task.as_mut().unwrap());
     task.placement = Some(Box::new(Placement {

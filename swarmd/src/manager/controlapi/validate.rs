@@ -41,11 +41,19 @@ pub(crate) fn annotations(field: &str, annotations: Option<&Annotations>) -> Res
     Ok(())
 }
 
+/// The longest duration protobuf's JSON mapping can write (about 10,000
+/// years): past it, every JSON read of the object would fail.
+const MAX_DURATION_SECONDS: i64 = 315_576_000_000;
+
+/// A duration that is not negative, and short enough to be written back.
 fn non_negative(field: &str, duration: Option<&prost_types::Duration>) -> Result<()> {
     match duration {
         Some(duration) if duration.seconds < 0 || duration.nanos < 0 => {
             Err(invalid(format!("{field} must not be negative")))
         }
+        Some(duration) if duration.seconds > MAX_DURATION_SECONDS || duration.nanos >= 1_000_000_000 => Err(invalid(
+            format!("{field} is out of range: at most {MAX_DURATION_SECONDS}s (10,000 years)"),
+        )),
         _ => Ok(()),
     }
 }
@@ -402,7 +410,9 @@ pub(crate) fn cluster_spec(spec: &ClusterSpec) -> Result<()> {
     if let Some(dispatcher) = &spec.dispatcher {
         non_negative("spec.dispatcher.heartbeat_period", dispatcher.heartbeat_period.as_ref())?;
     }
-    if let Some(expiry) = spec.ca_config.as_ref().and_then(|ca| ca.node_cert_expiry.as_ref())
+    let expiry = spec.ca_config.as_ref().and_then(|ca| ca.node_cert_expiry.as_ref());
+    non_negative("spec.ca_config.node_cert_expiry", expiry)?;
+    if let Some(expiry) = expiry
         && (expiry.seconds, expiry.nanos) < (MIN_NODE_CERT_EXPIRY.seconds, MIN_NODE_CERT_EXPIRY.nanos)
     {
         return Err(invalid("spec.ca_config.node_cert_expiry must be at least 1h".into()));
