@@ -135,6 +135,14 @@ async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
     assert!(daemon.log_text().contains("replacing a stale control socket"));
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());
+
+    // Started under another hostname: the same node, now named so.
+    let daemon = Daemon::start(&binary, &dir, "renamed").await;
+    let (cluster, node, hostname) = identity(&daemon).await;
+    assert_eq!((cluster, node), (first.0.clone(), first.1.clone()));
+    assert_eq!(hostname, "renamed");
+    let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+    assert!(status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,6 +166,23 @@ async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("Error:"), "{stderr}");
+
+    // Another state dir, the same socket: refused before that dir is made.
+    let other = root.path().join("node-2");
+    let third = std::process::Command::new(&binary)
+        .args([
+            "-d",
+            &other.to_string_lossy(),
+            "--listen-control-api",
+            &daemon.socket.to_string_lossy(),
+        ])
+        .args(["--listen-remote-api", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!third.status.success());
+    let stderr = String::from_utf8_lossy(&third.stderr);
+    assert!(stderr.contains("another daemon is serving it"), "{stderr}");
+    assert!(!other.exists(), "a refused daemon made a state dir");
 
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());

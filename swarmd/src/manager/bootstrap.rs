@@ -15,7 +15,9 @@ use crate::node::state_dir::Identity;
 pub const DEFAULT_CLUSTER: &str = "default";
 
 /// Creates the `default` cluster and this manager's node, if missing, in
-/// one transaction. A restart finds both and changes nothing.
+/// one transaction. A restart finds both and changes nothing, but for the
+/// node's hostname if it starts under another (as a docker node's
+/// description follows its host).
 ///
 /// # Errors
 ///
@@ -27,13 +29,17 @@ pub async fn ensure_cluster(
     raft_addr: &str,
     raft: &RaftOptions,
 ) -> Result<()> {
-    let (has_cluster, has_node) = store.view(|read| {
+    let (has_cluster, node) = store.view(|read| {
         (
             read.get_by_name::<Cluster>(DEFAULT_CLUSTER).is_some(),
-            read.get::<Node>(&identity.node_id).is_some(),
+            read.get::<Node>(&identity.node_id).map(|node| Node::clone(node)),
         )
     });
-    if has_cluster && has_node {
+    let renamed = node.as_ref().and_then(|node| {
+        let known = node.description.as_ref().map_or("", |d| d.hostname.as_str());
+        (known != hostname).then(|| known.to_string())
+    });
+    if has_cluster && node.is_some() && renamed.is_none() {
         return Ok(());
     }
     store
@@ -41,17 +47,30 @@ pub async fn ensure_cluster(
             if !has_cluster {
                 tx.create(default_cluster(raft))?;
             }
-            if !has_node {
-                tx.create(first_manager(identity, hostname, raft_addr))?;
+            match node {
+                None => tx.create(first_manager(identity, hostname, raft_addr))?,
+                Some(mut node) if renamed.is_some() => {
+                    node.description.get_or_insert_default().hostname = hostname.to_string();
+                    tx.update(node)?;
+                }
+                Some(_) => {}
             }
             Ok(())
         })
         .await?;
-    tracing::info!(
-        cluster = DEFAULT_CLUSTER,
-        node = identity.node_id,
-        "created the cluster and its first manager"
-    );
+    match renamed {
+        Some(was) => tracing::info!(
+            node = identity.node_id,
+            was,
+            now = hostname,
+            "this node's hostname changed"
+        ),
+        None => tracing::info!(
+            cluster = DEFAULT_CLUSTER,
+            node = identity.node_id,
+            "created the cluster and its first manager"
+        ),
+    }
     Ok(())
 }
 

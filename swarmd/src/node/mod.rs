@@ -43,6 +43,9 @@ pub struct Options {
 /// An unusable state dir or socket path, a Raft member that cannot start,
 /// or a server that fails; what was found on disk is left as it was.
 pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<()> {
+    // The socket's lock first: a daemon that finds another one at its
+    // socket stops before it touches (or makes) a state dir.
+    let socket = socket::claim(&options.control_socket)?;
     let state_dir = StateDir::open(&options.state_dir)?;
     let identity = &state_dir.identity;
     tracing::info!(
@@ -56,7 +59,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         ..options.raft.clone()
     };
     let manager = Manager::start(identity, &raft).await?;
-    let served = serve(&options, &state_dir, &manager, &raft, shutdown).await;
+    let served = serve(&options, socket, &state_dir, &manager, &raft, shutdown).await;
     let stopped = manager.stop().await;
     served.and(stopped)
 }
@@ -64,6 +67,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
 /// Serves the Control API until `shutdown`; the socket is removed after.
 async fn serve(
     options: &Options,
+    socket: socket::SocketClaim,
     state_dir: &StateDir,
     manager: &Manager,
     raft: &RaftOptions,
@@ -86,7 +90,7 @@ async fn serve(
         None => None,
     };
     let count_requests = metrics.as_ref().map(|(metrics, _)| metrics.layer());
-    let (listener, socket_file) = socket::bind(&options.control_socket).await?;
+    let (listener, socket_file) = socket.bind()?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let leader_only = LeaderOnly::new(manager.raft());
     let control = ControlServer::with_interceptor(
