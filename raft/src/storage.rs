@@ -123,34 +123,10 @@ impl RocksStorage {
             Err(err) => return Err(data_dir_error(format!("cannot read it: {err}"))),
         };
         if is_new {
-            std::fs::create_dir_all(dir).map_err(|err| data_dir_error(format!("cannot create it: {err}")))?;
+            create_whole(dir, cluster_id, node_id).map_err(|err| data_dir_error(format!("cannot create it: {err}")))?;
         }
-
-        let mut options = Options::default();
-        options.create_if_missing(is_new);
-        options.create_missing_column_families(is_new);
-        // RocksDB's own LOG file: only what it writes at open (its options)
-        // and fatal errors. Our errors come back from each call and are
-        // reported with it. More than that is worse than noise on a full
-        // disk: the LOG write that fails there is followed by another, and
-        // Debian's build (assertions on) aborts the process on it
-        // (`AssertFalseAndGetStatusForPrevError`) instead of letting the
-        // node stop with its error. One LOG file per start, five kept.
-        options.set_log_level(rocksdb::LogLevel::Fatal);
-        options.set_keep_log_file_num(5);
-        // An open replays the write-ahead log not yet flushed to tables.
-        // By default RocksDB lets it grow to 4 x the memtables (1.5 GB for
-        // our three families) before forcing a flush, and the small `state`
-        // family, rarely flushed by itself, holds the old log files alive:
-        // a start after a long run replayed all of it (100,000 creates: 420
-        // ms of a 1 s start). Capped, the flushes happen in the background
-        // as the log grows, and a start replays at most this much.
-        options.set_max_total_wal_size(MAX_WAL_BYTES);
-        let families =
-            [CF_ENTRIES, CF_STATE, CF_SNAPSHOT].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
-        let db = DB::open_cf_descriptors(&options, dir, families)
+        let db = DB::open_cf_descriptors(&db_options(false), dir, column_families())
             .map_err(|err| data_dir_error(format!("RocksDB cannot open it: {err}")))?;
-
         let mut storage = RocksStorage {
             db: Arc::new(db),
             dir: dir.to_path_buf(),
@@ -164,19 +140,9 @@ impl RocksStorage {
             snapshot_meta: SnapshotMetadata::default(),
             snapshot_wanted: Cell::new(false),
         };
-        if is_new {
-            let mut batch = WriteBatch::default();
-            batch.put_cf(
-                cf(&storage.db, CF_STATE)?,
-                KEY_IDENTITY,
-                identity_bytes(cluster_id, node_id),
-            );
-            storage.write(batch)?;
-            return Ok((storage, Opened::New));
-        }
         storage.check_identity(cluster_id, node_id)?;
         storage.load()?;
-        Ok((storage, Opened::Existing))
+        Ok((storage, if is_new { Opened::New } else { Opened::Existing }))
     }
 
     fn check_identity(&self, cluster_id: u64, node_id: u64) -> Result<()> {
@@ -664,6 +630,67 @@ impl raft::Storage for RocksStorage {
         snapshot.data = data.into();
         Ok(snapshot)
     }
+}
+
+/// RocksDB's options for a data dir; `create` for a new one.
+fn db_options(create: bool) -> Options {
+    let mut options = Options::default();
+    options.create_if_missing(create);
+    options.create_missing_column_families(create);
+    // RocksDB's own LOG file: only what it writes at open (its options)
+    // and fatal errors. Our errors come back from each call and are
+    // reported with it. More than that is worse than noise on a full
+    // disk: the LOG write that fails there is followed by another, and
+    // Debian's build (assertions on) aborts the process on it
+    // (`AssertFalseAndGetStatusForPrevError`) instead of letting the
+    // node stop with its error. One LOG file per start, five kept.
+    options.set_log_level(rocksdb::LogLevel::Fatal);
+    options.set_keep_log_file_num(5);
+    // An open replays the write-ahead log not yet flushed to tables.
+    // By default RocksDB lets it grow to 4 x the memtables (1.5 GB for
+    // our three families) before forcing a flush, and the small `state`
+    // family, rarely flushed by itself, holds the old log files alive:
+    // a start after a long run replayed all of it (100,000 creates: 420
+    // ms of a 1 s start). Capped, the flushes happen in the background
+    // as the log grows, and a start replays at most this much.
+    options.set_max_total_wal_size(MAX_WAL_BYTES);
+    options
+}
+
+fn column_families() -> [ColumnFamilyDescriptor; 3] {
+    [CF_ENTRIES, CF_STATE, CF_SNAPSHOT].map(|name| ColumnFamilyDescriptor::new(name, Options::default()))
+}
+
+/// Makes a new data dir at `dir` whole or not at all: RocksDB's files and
+/// the identity record are made in a sibling directory, which then takes
+/// `dir`'s name. Made in place, a crash between RocksDB's first files and
+/// the identity would leave a dir every later start refuses (a RocksDB
+/// without an identity may be anyone's); this way it leaves the sibling
+/// alone, which the next start makes again.
+fn create_whole(dir: &Path, cluster_id: u64, node_id: u64) -> std::result::Result<(), String> {
+    let mut building = dir.as_os_str().to_owned();
+    building.push(".new");
+    let building = PathBuf::from(building);
+    let io = |err: std::io::Error| format!("{}: {err}", building.display());
+    if building.exists() {
+        std::fs::remove_dir_all(&building).map_err(io)?;
+    }
+    std::fs::create_dir_all(&building).map_err(io)?;
+    {
+        let db = DB::open_cf_descriptors(&db_options(true), &building, column_families()).map_err(|e| e.to_string())?;
+        let mut batch = WriteBatch::default();
+        let state = cf(&db, CF_STATE).map_err(|e| e.to_string())?;
+        batch.put_cf(state, KEY_IDENTITY, identity_bytes(cluster_id, node_id));
+        write_synced(&db, batch).map_err(|e| e.to_string())?;
+    }
+    // `dir` is absent or an empty directory, which a rename replaces.
+    std::fs::rename(&building, dir).map_err(io)?;
+    if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::File::open(parent)
+            .and_then(|parent| parent.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
 }
 
 /// Writes the data of a snapshot this member took at `index`, off the Ready

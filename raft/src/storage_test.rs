@@ -297,6 +297,23 @@ fn a_data_dir_of_another_cluster_or_member_is_refused_and_left_alone() {
 }
 
 #[test]
+fn a_data_dir_whose_creation_was_cut_short_is_made_again() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("raft");
+    // What a crash while the first start made it leaves: the sibling, half
+    // made; the dir itself does not exist yet.
+    let building = root.path().join("raft.new");
+    std::fs::create_dir_all(&building).unwrap();
+    std::fs::write(building.join("CURRENT"), "MANIFEST-000001\n").unwrap();
+    let (storage, opened) = RocksStorage::open(&dir, CLUSTER, 1).unwrap();
+    assert_eq!(opened, Opened::New);
+    assert!(!building.exists(), "the half-made sibling is gone");
+    drop(storage);
+    let (_, opened) = RocksStorage::open(&dir, CLUSTER, 1).unwrap();
+    assert_eq!(opened, Opened::Existing, "and the dir made in its place opens");
+}
+
+#[test]
 fn a_directory_that_is_not_a_raft_data_dir_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
