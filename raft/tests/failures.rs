@@ -156,6 +156,26 @@ async fn a_wiped_member_added_back_under_a_new_id_catches_up() {
     cluster.shutdown().await;
 }
 
+/// A member whose log is lost but that comes back under its old id (which
+/// a node must not do: its votes went with the log) hears heartbeats that
+/// say entries it no longer holds are committed. It neither panics on them
+/// (raft-rs would, as SwarmKit's members did) nor commits entries from
+/// them; the leader's appends repair it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_wiped_and_back_under_its_old_id_catches_up_without_a_panic() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    cluster.propose_many(leader, 200, 16, "first").await;
+    let lost = *cluster.members.keys().find(|id| **id != leader).unwrap();
+    cluster.stop(lost, false).await;
+    std::fs::remove_dir_all(cluster.dir(lost)).unwrap();
+    cluster.restart(lost).await;
+    cluster.propose_many(leader, 50, 8, "second").await;
+    let log = cluster.converge(250).await;
+    assert_eq!(log.len(), 250);
+    cluster.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_members_restarted_keep_everything_and_elect_a_leader() {
     let mut cluster = Cluster::start_with(3, |config| {

@@ -544,12 +544,17 @@ pub enum TaskCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
-    /// Create one from a file's contents (`-f -`: from standard input).
+    /// Create one from a file's contents (`-`: from standard input), the
+    /// file given as docker takes it (`NAME FILE`) or as SwarmKit's
+    /// swarmctl does (`NAME -f FILE`).
     Create {
         name: String,
         /// The file holding the data, or `-` for standard input.
+        #[arg(value_name = "FILE", required_unless_present = "file", conflicts_with = "file")]
+        source: Option<PathBuf>,
+        /// The same, as a flag.
         #[arg(short, long)]
-        file: PathBuf,
+        file: Option<PathBuf>,
         /// A label, key=value (repeatable).
         #[arg(long)]
         label: Vec<String>,

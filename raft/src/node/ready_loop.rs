@@ -258,13 +258,15 @@ impl<S: StateMachine> ReadyLoop<S> {
         self.last_heard.insert(message.from, Instant::now());
         if message.get_msg_type() == MessageType::MsgHeartbeat {
             // A leader tells a follower to commit up to what it believes the
-            // follower holds. If this member's log was lost (a wiped data dir
-            // rejoining under its old id), raft-rs would panic on a commit
-            // index past its last entry, as SwarmKit's members did. Never
-            // commit past what is here; the append that follows repairs the log.
-            let last = self.raw.raft.raft_log.last_index();
-            if message.commit > last {
-                message.commit = last;
+            // follower holds. Past this member's last entry, its log is not
+            // what the leader thinks (lost: a wiped data dir rejoining under
+            // its old id), and raft-rs would panic, as SwarmKit's members
+            // did. Committing up to the last entry instead could commit
+            // entries the leader has replaced; so such a heartbeat commits
+            // nothing, and the appends that follow repair the log and carry
+            // the commit with entries that are known to match.
+            if message.commit > self.raw.raft.raft_log.last_index() {
+                message.commit = self.raw.raft.raft_log.committed;
             }
         }
         if let Err(err) = self.raw.step(message) {

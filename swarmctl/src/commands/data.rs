@@ -113,7 +113,14 @@ impl Data for Config {
 
 pub async fn run<D: Data>(control: &mut Control, command: DataCommand, format: Format) -> anyhow::Result<()> {
     match command {
-        DataCommand::Create { name, file, label } => {
+        DataCommand::Create {
+            name,
+            source,
+            file,
+            label,
+        } => {
+            // clap requires one of the two.
+            let file = file.or(source).unwrap_or_default();
             let data = if file.as_os_str() == "-" {
                 let mut data = Vec::new();
                 std::io::Read::read_to_end(&mut std::io::stdin(), &mut data).context("cannot read standard input")?;

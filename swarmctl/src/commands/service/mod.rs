@@ -26,7 +26,9 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
             println!("{}", service.service.unwrap_or_default().id);
         }
         ServiceCommand::Ls(list) => {
-            let services = all(control).await?;
+            let mut services = all(control).await?;
+            // By name, as docker lists them (the store lists by ID).
+            services.sort_by_cached_key(|service| service_name(service).to_lowercase());
             if format == Format::Json && !list.quiet {
                 return output::json_list(&services);
             }
