@@ -199,11 +199,26 @@ async fn dropping_the_store_ends_watchers() {
 
 #[tokio::test]
 async fn a_dropped_watcher_is_forgotten_at_the_next_commit_even_if_it_wants_none_of_it() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let store = MemoryStore::new();
-    let _kept = store.watch(Filter::all());
-    let configs = store.watch(Filter::all().kind(Kind::Config));
-    assert_eq!(store.watcher_count(), 2);
-    drop(configs);
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counted = asked.clone();
+    // Asked of every change, it wants none.
+    let wants_nothing = store.watch(Filter::all().matching(move |_| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        false
+    }));
     store.update(|tx| tx.create(node("a"))).await.unwrap();
-    assert_eq!(store.watcher_count(), 1, "the fast one stays, the slow one is gone");
+    let before = asked.load(Ordering::Relaxed);
+    assert_eq!(before, 1);
+    drop(wants_nothing);
+    for name in ["b", "c"] {
+        store.update(|tx| tx.create(node(name))).await.unwrap();
+    }
+    assert_eq!(
+        asked.load(Ordering::Relaxed),
+        before,
+        "the filter of a dropped watcher is run no more"
+    );
+    assert_eq!(store.watcher_count(), 0);
 }

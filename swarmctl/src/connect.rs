@@ -63,9 +63,15 @@ fn reason(path: &Path, err: &tonic::transport::Error) -> String {
     {
         return "it is not a socket".into();
     }
-    let mut cause: &dyn std::error::Error = err;
+    root_cause(err).to_string()
+}
+
+/// The innermost error of `err`'s chain: tonic's and hyper's wrappers
+/// repeat it, or say less ("http2 error").
+pub fn root_cause<'a>(err: &'a (dyn std::error::Error + 'static)) -> &'a (dyn std::error::Error + 'static) {
+    let mut cause = err;
     while let Some(source) = cause.source() {
         cause = source;
     }
-    cause.to_string()
+    cause
 }

@@ -805,6 +805,12 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
             &[kind, "update", "api-key", "--label-rm", "nope"],
             "no such label",
         );
+        // The file as docker takes it, positional.
+        let file = root.path().join(format!("{kind}.txt"));
+        std::fs::write(&file, "from a file").unwrap();
+        ok(&socket, &[kind, "create", "from-file", file.to_str().unwrap()]);
+        let listed = ok(&socket, &[kind, "ls"]);
+        assert!(listed.contains("from-file"), "{listed}");
     }
 
     #[rustfmt::skip]

@@ -183,6 +183,23 @@ async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
     let stderr = String::from_utf8_lossy(&third.stderr);
     assert!(stderr.contains("another daemon is serving it"), "{stderr}");
     assert!(!other.exists(), "a refused daemon made a state dir");
+    // A socket path holding a file: refused as early, the file kept.
+    let file = root.path().join("notes.txt");
+    std::fs::write(&file, "mine").unwrap();
+    let fourth = std::process::Command::new(&binary)
+        .args([
+            "-d",
+            &other.to_string_lossy(),
+            "--listen-control-api",
+            &file.to_string_lossy(),
+        ])
+        .args(["--listen-remote-api", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&fourth.stderr);
+    assert!(!fourth.status.success() && stderr.contains("not a socket"), "{stderr}");
+    assert!(!other.exists(), "a refused daemon made a state dir");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
 
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());

@@ -54,12 +54,7 @@ pub(crate) fn reply<T>(result: Result<tonic::Response<T>, tonic::Status>) -> any
         // connection does, and its message alone ("http2 error") says
         // little.
         match std::error::Error::source(&status) {
-            Some(mut cause) => {
-                while let Some(source) = cause.source() {
-                    cause = source;
-                }
-                anyhow::anyhow!("the connection to swarmd failed: {cause}")
-            }
+            Some(cause) => anyhow::anyhow!("the connection to swarmd failed: {}", crate::connect::root_cause(cause)),
             None => anyhow::anyhow!("{}", status.message()),
         }
     })

@@ -188,7 +188,6 @@ fn hostname(node: &Node) -> String {
         .unwrap_or_default()
 }
 
-/// The role the node is asked to take, when it is not the one it has.
 /// The role the node is asked to have (it differs from its role while a
 /// promotion or demotion is under way).
 fn desired_role(node: &Node) -> String {

@@ -59,15 +59,17 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         ..options.raft.clone()
     };
     let manager = Manager::start(identity, &raft).await?;
-    let served = serve(&options, socket, &state_dir, &manager, &raft, shutdown).await;
+    let served = serve(&options, &socket, &state_dir, &manager, &raft, shutdown).await;
     let stopped = manager.stop().await;
+    // Only now, the state dir closed, may another daemon claim the socket.
+    drop(socket);
     served.and(stopped)
 }
 
 /// Serves the Control API until `shutdown`; the socket is removed after.
 async fn serve(
     options: &Options,
-    socket: socket::SocketClaim,
+    socket: &socket::SocketClaim,
     state_dir: &StateDir,
     manager: &Manager,
     raft: &RaftOptions,
@@ -90,7 +92,7 @@ async fn serve(
         None => None,
     };
     let count_requests = metrics.as_ref().map(|(metrics, _)| metrics.layer());
-    let (listener, socket_file) = socket.bind()?;
+    let listener = socket.bind()?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let leader_only = LeaderOnly::new(manager.raft());
     let control = ControlServer::with_interceptor(
@@ -132,7 +134,7 @@ async fn serve(
         .await
         .map_err(Error::from);
     tracing::info!("stopping: no new requests; those in flight finished");
-    socket_file.remove();
+    socket.remove_socket();
     if let Some(metrics_server) = metrics_server {
         let _ = metrics_server.await;
     }

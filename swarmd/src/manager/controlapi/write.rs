@@ -308,11 +308,13 @@ pub(crate) async fn update_node(
     }
     // "Another manager stays" rests on nodes the demotion does not write:
     // two demotions at once could each see the other's node still a
-    // manager, so they take turns.
-    let _serialized = if spec.desired_role == i32::from(NodeRole::Manager) {
-        None
-    } else {
+    // manager, so they take turns. (Judged on the node as read now: if it
+    // changes before the transaction, the version check refuses the update.)
+    let node: Node = super::read::get(store, "node_id", id)?;
+    let _serialized = if demotes(&node, &spec) {
         Some(cross_checks.hold().await)
+    } else {
+        None
     };
     write(store, id, |tx| {
         // A stale version is refused before anything else is judged.
