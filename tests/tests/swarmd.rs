@@ -152,52 +152,31 @@ async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
     let binary = swarmd_binary();
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
 
+    // A second swarmd on `state_dir` and `socket`: refused; its stderr.
+    let refused = |state_dir: &std::path::Path, socket: &std::path::Path| {
+        let output = std::process::Command::new(&binary)
+            .args(["-d", &state_dir.to_string_lossy()])
+            .args(["--listen-control-api", &socket.to_string_lossy()])
+            .args(["--listen-remote-api", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!output.status.success(), "{stderr}");
+        stderr
+    };
     // The same state dir and socket: the socket is live, so it is refused.
-    let second = std::process::Command::new(&binary)
-        .args([
-            "-d",
-            &dir.to_string_lossy(),
-            "--listen-control-api",
-            &daemon.socket.to_string_lossy(),
-        ])
-        .args(["--listen-remote-api", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(!second.status.success());
-    let stderr = String::from_utf8_lossy(&second.stderr);
+    let stderr = refused(&dir, &daemon.socket);
     assert!(stderr.contains("Error:"), "{stderr}");
-
     // Another state dir, the same socket: refused before that dir is made.
     let other = root.path().join("node-2");
-    let third = std::process::Command::new(&binary)
-        .args([
-            "-d",
-            &other.to_string_lossy(),
-            "--listen-control-api",
-            &daemon.socket.to_string_lossy(),
-        ])
-        .args(["--listen-remote-api", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(!third.status.success());
-    let stderr = String::from_utf8_lossy(&third.stderr);
+    let stderr = refused(&other, &daemon.socket);
     assert!(stderr.contains("another daemon is serving it"), "{stderr}");
     assert!(!other.exists(), "a refused daemon made a state dir");
     // A socket path holding a file: refused as early, the file kept.
     let file = root.path().join("notes.txt");
     std::fs::write(&file, "mine").unwrap();
-    let fourth = std::process::Command::new(&binary)
-        .args([
-            "-d",
-            &other.to_string_lossy(),
-            "--listen-control-api",
-            &file.to_string_lossy(),
-        ])
-        .args(["--listen-remote-api", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&fourth.stderr);
-    assert!(!fourth.status.success() && stderr.contains("not a socket"), "{stderr}");
+    let stderr = refused(&other, &file);
+    assert!(stderr.contains("not a socket"), "{stderr}");
     assert!(!other.exists(), "a refused daemon made a state dir");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
 

@@ -11,17 +11,18 @@ use swarm_tests::metrics::{http_get, metrics_addr, sample};
 
 const SIGINT: i32 = 2;
 
+/// A daemon in `root` serving metrics on a free port, and that port.
+async fn start_with_metrics(root: &std::path::Path) -> (Daemon, String) {
+    let flags = ["--listen-metrics", "127.0.0.1:0"];
+    let daemon = Daemon::start_with(&swarmd_binary(), &root.join("node-1"), "node-1", &flags).await;
+    let addr = metrics_addr(&daemon);
+    (daemon, addr)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_shows_requests_by_code_raft_and_store_and_ends_with_the_daemon() {
     let root = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start_with(
-        &swarmd_binary(),
-        &root.path().join("node-1"),
-        "node-1",
-        &["--listen-metrics", "127.0.0.1:0"],
-    )
-    .await;
-    let addr = metrics_addr(&daemon);
+    let (daemon, addr) = start_with_metrics(root.path()).await;
 
     let mut control = connect(&daemon.socket).await.unwrap();
     for name in ["web", "db"] {
@@ -99,14 +100,7 @@ async fn a_watch_whose_client_left_is_dropped_without_waiting_for_a_change() {
     use swarm_proto::v1::watch_request::WatchEntry;
 
     let root = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start_with(
-        &swarmd_binary(),
-        &root.path().join("node-1"),
-        "node-1",
-        &["--listen-metrics", "127.0.0.1:0"],
-    )
-    .await;
-    let addr = metrics_addr(&daemon);
+    let (daemon, addr) = start_with_metrics(root.path()).await;
     let watchers = || {
         let (_, body) = http_get(&addr, "/metrics").unwrap();
         sample(&body, "swarm_store_watchers")

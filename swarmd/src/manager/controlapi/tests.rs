@@ -317,21 +317,28 @@ async fn unknown_ids_are_not_found_and_a_missing_one_is_invalid() {
     .await;
 }
 
-#[tokio::test]
-async fn the_root_ca_key_is_never_returned() {
-    let (api, store) = api();
-    let cluster = Cluster {
+/// A cluster named `default`, with no settings.
+fn default_cluster() -> Cluster {
+    Cluster {
         id: swarm_store::id::generate(),
         spec: Some(ClusterSpec {
             annotations: annotations("default"),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_root_ca_key_is_never_returned() {
+    let (api, store) = api();
+    let cluster = Cluster {
         root_ca: Some(RootCa {
             ca_key: b"-----BEGIN PRIVATE KEY-----".to_vec(),
             ca_cert: b"-----BEGIN CERTIFICATE-----".to_vec(),
             ..Default::default()
         }),
-        ..Default::default()
+        ..default_cluster()
     };
     store.update(|tx| tx.create(cluster.clone())).await.unwrap();
     let redacted = |cluster: &Cluster| {
@@ -668,14 +675,7 @@ async fn two_managers_demoted_at_once_never_leave_none() {
 #[tokio::test]
 async fn bad_cluster_specs_are_refused_naming_the_field() {
     let (api, store) = api();
-    let cluster = Cluster {
-        id: swarm_store::id::generate(),
-        spec: Some(ClusterSpec {
-            annotations: annotations("default"),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let cluster = default_cluster();
     store.update(|tx| tx.create(cluster.clone())).await.unwrap();
     let version = store.view(|read| {
         use swarm_store::Read as _;
