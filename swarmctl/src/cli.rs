@@ -100,23 +100,23 @@ pub enum ClusterCommand {
     Update {
         reference: String,
         /// Finished tasks kept per slot.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         task_history_limit: Option<i64>,
         /// Log entries applied between two Raft snapshots (at least; a
         /// snapshot also waits for the log to hold half the last one's
         /// size). Takes effect at once.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         snapshot_interval: Option<u64>,
         /// Log entries kept behind a snapshot, so that a follower a little
         /// behind catches up from the log rather than a whole snapshot.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         log_entries_for_slow_followers: Option<u64>,
         /// How often agents report to the dispatcher (a node missing three
         /// is down).
-        #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+        #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
         heartbeat_period: Option<prost_types::Duration>,
         /// How long node certificates are valid (at least 1h).
-        #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+        #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
         cert_expiry: Option<prost_types::Duration>,
         #[command(flatten)]
         labels: LabelArgs,
@@ -230,10 +230,10 @@ pub struct ServiceSpecArgs {
     #[arg(long, value_enum, default_value_t = ServiceMode::Replicated)]
     pub mode: ServiceMode,
     /// Tasks to run (replicated mode; default 1), or completions in all (replicated-job).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub replicas: Option<u64>,
     /// Tasks of a replicated job run at once (default: `--replicas`).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub max_concurrent: Option<u64>,
     /// The command (replaces the image's entrypoint), split into words as
     /// a shell splits them: `--command "sh -c 'echo hi'"`.
@@ -284,10 +284,10 @@ pub struct ServiceUpdateArgs {
     #[arg(long)]
     pub image: Option<String>,
     /// A new number of tasks (replicated), or of completions (replicated-job).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub replicas: Option<u64>,
     /// Tasks of a replicated job run at once.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub max_concurrent: Option<u64>,
     /// A new command, as `create` takes it (`--command ""` clears it: the
     /// image's entrypoint runs).
@@ -368,7 +368,7 @@ pub struct TaskFlags {
     #[arg(long)]
     pub hostname: Option<String>,
     /// Give a task this long to stop after its stop signal, before it is killed.
-    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
     pub stop_grace_period: Option<prost_types::Duration>,
     /// The signal that stops a container (default the image's, else SIGTERM).
     #[arg(long)]
@@ -387,47 +387,47 @@ pub struct TaskFlags {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub read_only: Option<bool>,
     /// At most this many CPUs, such as 0.5 (0: no limit).
-    #[arg(long, value_name = "CPUS", value_parser = parse::nano_cpus)]
+    #[arg(allow_negative_numbers = true, long, value_name = "CPUS", value_parser = parse::nano_cpus)]
     pub limit_cpu: Option<i64>,
     /// At most this much memory, such as 512m or 1g (0: no limit).
-    #[arg(long, value_name = "BYTES", value_parser = parse::memory_bytes)]
+    #[arg(allow_negative_numbers = true, long, value_name = "BYTES", value_parser = parse::memory_bytes)]
     pub limit_memory: Option<i64>,
     /// CPUs a node must have free for a task, such as 0.25.
-    #[arg(long, value_name = "CPUS", value_parser = parse::nano_cpus)]
+    #[arg(allow_negative_numbers = true, long, value_name = "CPUS", value_parser = parse::nano_cpus)]
     pub reserve_cpu: Option<i64>,
     /// Memory a node must have free for a task, such as 256m.
-    #[arg(long, value_name = "BYTES", value_parser = parse::memory_bytes)]
+    #[arg(allow_negative_numbers = true, long, value_name = "BYTES", value_parser = parse::memory_bytes)]
     pub reserve_memory: Option<i64>,
     /// When a task that stopped is replaced (default any; a policy set by
     /// any `--restart-...` flag starts from SwarmKit's: any, after 5s).
     #[arg(long, value_enum)]
     pub restart_condition: Option<RestartCondition>,
     /// Wait this long before replacing a stopped task.
-    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
     pub restart_delay: Option<prost_types::Duration>,
     /// Give up after this many restarts within `--restart-window` (0: never).
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N")]
     pub restart_max_attempts: Option<u64>,
     /// The window `--restart-max-attempts` counts restarts in (0: forever).
-    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
     pub restart_window: Option<prost_types::Duration>,
     /// At most this many tasks of the service on one node (0: no limit).
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N")]
     pub replicas_max_per_node: Option<u64>,
     /// The health check: a shell command, healthy when it exits 0.
     #[arg(long, value_name = "COMMAND")]
     pub health_cmd: Option<String>,
     /// Time between two health checks.
-    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
     pub health_interval: Option<prost_types::Duration>,
     /// A health check taking longer than this failed.
-    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
     pub health_timeout: Option<prost_types::Duration>,
     /// Failed checks in a row that make a task unhealthy.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
     pub health_retries: Option<i32>,
     /// Failed checks do not count for this long after the start.
-    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
     pub health_start_period: Option<prost_types::Duration>,
     /// Turn off the image's health check.
     #[arg(
@@ -475,7 +475,7 @@ macro_rules! policy_flags {
         #[derive(Args, Debug)]
         pub struct $name {
             // Help as `help =`: clap reads no `#[doc = concat!(..)]`.
-            #[arg(help = concat!("Tasks ", $what, " replaces at once (0: all)."), long = concat!($prefix, "-parallelism"), id = concat!($prefix, "-parallelism"), value_name = "N")]
+            #[arg(allow_negative_numbers = true, help = concat!("Tasks ", $what, " replaces at once (0: all)."), long = concat!($prefix, "-parallelism"), id = concat!($prefix, "-parallelism"), value_name = "N")]
             pub parallelism: Option<u64>,
             #[arg(help = concat!("Time ", $what, " waits between two steps."), long = concat!($prefix, "-delay"),
                 id = concat!($prefix, "-delay"),
@@ -489,9 +489,9 @@ macro_rules! policy_flags {
                 value_name = "DURATION",
                 value_parser = parse::duration)]
             pub monitor: Option<prost_types::Duration>,
-            #[arg(help = concat!("The share of tasks (0 to 1) that may fail before ", $what, " counts as failed."), long = concat!($prefix, "-max-failure-ratio"), id = concat!($prefix, "-max-failure-ratio"), value_name = "RATIO")]
+            #[arg(allow_negative_numbers = true, help = concat!("The share of tasks (0 to 1) that may fail before ", $what, " counts as failed."), long = concat!($prefix, "-max-failure-ratio"), id = concat!($prefix, "-max-failure-ratio"), value_name = "RATIO")]
             pub max_failure_ratio: Option<f32>,
-            #[arg(help = concat!("Whether ", $what, " starts a new task before stopping the old one."), long = concat!($prefix, "-order"), id = concat!($prefix, "-order"), value_enum)]
+            #[arg(allow_negative_numbers = true, help = concat!("Whether ", $what, " starts a new task before stopping the old one."), long = concat!($prefix, "-order"), id = concat!($prefix, "-order"), value_enum)]
             pub order: Option<UpdateOrder>,
         }
 

@@ -580,6 +580,14 @@ async fn service_specs_from_docker_style_flags() {
         let (code, _, stderr) = swarmctl(&socket, &["service", "update", "api", &format!("{flag}={value}")]);
         assert!(code == 2 && stderr.contains(flag), "{flag} {value}: {code}: {stderr}");
     }
+    // A negative number is a bad value, not an unknown flag.
+    for flag in ["--limit-memory", "--health-retries", "--replicas"] {
+        let (code, _, stderr) = swarmctl(&socket, &["service", "update", "api", flag, "-1"]);
+        assert!(
+            code == 2 && stderr.contains("invalid value '-1'"),
+            "{flag}: {code}: {stderr}"
+        );
+    }
     assert_eq!(
         json(&socket, &["service", "inspect", "api", "--format", "json"]),
         updated
