@@ -93,7 +93,9 @@ impl From<Error> for tonic::Status {
         let message = err.to_string();
         match err {
             Error::NotFound(_) | Error::Store(Store::NotFound { .. }) => tonic::Status::not_found(message),
-            Error::InvalidArgument(_) | Error::Store(Store::Invalid(_)) => tonic::Status::invalid_argument(message),
+            // The code says it is invalid; the message need not ("invalid: ...").
+            Error::Store(Store::Invalid(reason)) => tonic::Status::invalid_argument(reason),
+            Error::InvalidArgument(_) => tonic::Status::invalid_argument(message),
             Error::Store(Store::AlreadyExists { .. } | Store::NameConflict { .. }) => {
                 tonic::Status::already_exists(message)
             }

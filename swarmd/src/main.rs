@@ -34,7 +34,7 @@ struct Args {
     #[arg(long = "listen-metrics", value_name = "ADDR")]
     listen_metrics: Option<std::net::SocketAddr>,
     /// The name this node reports (default: the machine's hostname).
-    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    #[arg(long, value_parser = hostname)]
     hostname: Option<String>,
     /// Log filter: a level (error, warn, info, debug, trace) or a
     /// tracing-subscriber directive.
@@ -134,6 +134,18 @@ async fn signals(
         _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::error!("the stop took over 10 s: exiting now"),
     }
     std::process::exit(130);
+}
+
+/// A `--hostname`: something to print in a table, so not blank and
+/// without control characters.
+fn hostname(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("a hostname cannot be blank".into());
+    }
+    if text.chars().any(char::is_control) {
+        return Err("a hostname cannot hold control characters".into());
+    }
+    Ok(text.to_string())
 }
 
 /// The filter `--log-level` asks for. A bare word must be a level: to

@@ -813,6 +813,14 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
             &[kind, "update", "api-key", "--label-rm", "nope"],
             "no such label",
         );
+        // Past gRPC's default 4 MiB, still refused by its size.
+        let big = root.path().join("big");
+        std::fs::write(&big, vec![b'x'; 5 << 20]).unwrap();
+        fails(
+            &socket,
+            &[kind, "create", "big", big.to_str().unwrap()],
+            "holds at most",
+        );
         // The file as docker takes it, positional.
         let file = root.path().join(format!("{kind}.txt"));
         std::fs::write(&file, "from a file").unwrap();

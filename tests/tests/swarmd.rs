@@ -167,6 +167,9 @@ async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
     // The same state dir and socket: the socket is live, so it is refused.
     let stderr = refused(&dir, &daemon.socket);
     assert!(stderr.contains("Error:"), "{stderr}");
+    // The same state dir on another socket: told so, plainly.
+    let stderr = refused(&dir, &root.path().join("other.sock"));
+    assert!(stderr.contains("another swarmd is using it"), "{stderr}");
     // Another state dir, the same socket: refused before that dir is made.
     let other = root.path().join("node-2");
     let stderr = refused(&other, &daemon.socket);

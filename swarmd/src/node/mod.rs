@@ -66,6 +66,9 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     served.and(stopped)
 }
 
+/// The largest Control API request decoded.
+const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
 /// Serves the Control API until `shutdown`; the socket is removed after.
 async fn serve(
     options: &Options,
@@ -95,10 +98,12 @@ async fn serve(
     let listener = socket.bind()?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let leader_only = LeaderOnly::new(manager.raft());
-    let control = ControlServer::with_interceptor(
-        ControlApi::new(manager.store.clone()).with_leadership(manager.raft().watch_leadership()),
-        leader_only.clone(),
-    );
+    let control =
+        ControlServer::new(ControlApi::new(manager.store.clone()).with_leadership(manager.raft().watch_leadership()))
+            // Above gRPC's 4 MiB: a secret or config too large is then told
+            // so, by its size limit, rather than by a transport error.
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let control = tonic::service::interceptor::InterceptedService::new(control, leader_only.clone());
     let (stopping, stop_watches) = tokio::sync::watch::channel(false);
     let watch = WatchServer::with_interceptor(WatchApi::new(manager.store.clone(), stop_watches.clone()), leader_only);
     // The node stops on the signal, or when its Raft member has stopped on

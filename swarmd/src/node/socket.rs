@@ -2,8 +2,8 @@
 //! use it (mode 0600). A socket a live daemon serves is never taken over; a
 //! stale one, left by a daemon that died, is replaced.
 //!
-//! Which is which is told by a lock, not by trying to connect: a daemon
-//! holds an exclusive lock on `<socket>.lock` from the start of its start to
+//! Which is which is told by a lock (and, for other programs' sockets, by
+//! trying to connect): a daemon holds an exclusive lock on `<socket>.lock` from the start of its start to
 //! the end of its stop, and the kernel releases the lock of a daemon that
 //! dies. A daemon still starting or stopping (not serving, its state dir
 //! open) thus keeps its socket, and never removes one another daemon bound
@@ -57,18 +57,32 @@ pub fn claim(path: &Path) -> Result<SocketClaim> {
             ))
         })?;
     match lock.try_lock() {
-        Ok(()) => Ok(SocketClaim {
-            path: path.to_path_buf(),
-            _lock: lock,
-        }),
-        Err(TryLockError::WouldBlock) => Err(fail("another daemon is serving it".into())),
-        Err(TryLockError::Error(err)) => Err(fail(format!("cannot lock it: {err}"))),
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Err(fail("another daemon is serving it".into())),
+        Err(TryLockError::Error(err)) => return Err(fail(format!("cannot lock it: {err}"))),
     }
+    // No daemon of ours holds it; another program may (dockerd's socket,
+    // named by a slip): one that answers is not stale.
+    if std::fs::symlink_metadata(path).is_ok() {
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => return Err(fail("another program is serving it; refusing to replace it".into())),
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            Err(err) => {
+                return Err(fail(format!(
+                    "cannot tell whether another program serves it ({err}); refusing to replace it"
+                )));
+            }
+        }
+    }
+    Ok(SocketClaim {
+        path: path.to_path_buf(),
+        _lock: lock,
+    })
 }
 
 impl SocketClaim {
-    /// Binds the socket, replacing a stale one (no daemon holds its lock:
-    /// its daemon died).
+    /// Binds the socket, replacing a stale one (one [`claim`] found no
+    /// daemon holding and nothing answering).
     ///
     /// # Errors
     ///
@@ -130,13 +144,23 @@ mod tests {
         // Died while serving: the lock goes with the process, the socket
         // file stays, stale.
         let second = claim(&path).unwrap();
-        let _listener = second.bind().unwrap();
-        drop(second);
+        let listener = second.bind().unwrap();
+        drop((listener, second));
         assert!(path.exists());
         let third = claim(&path).expect("a stale socket's lock is free");
         let _listener = third.bind().expect("and the socket is replaced");
         third.remove_socket();
         assert!(!path.exists(), "a clean stop removes the socket");
+    }
+
+    #[tokio::test]
+    async fn another_programs_live_socket_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker.sock");
+        let _theirs = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let err = claim(&path).unwrap_err();
+        assert!(err.to_string().contains("another program is serving it"), "{err}");
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok(), "still theirs");
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 
 const IDENTITY: &str = "identity";
 const RAFT: &str = "raft";
+const LOCK: &str = "lock";
 const FORMAT: &str = "swarmd-identity 1";
 
 /// Who this node is, decided on its first start and kept in the state dir.
@@ -30,6 +31,9 @@ pub struct StateDir {
     pub identity: Identity,
     /// Whether this start created the identity (a new cluster).
     pub created: bool,
+    /// Held while the node runs: a second daemon on this dir is told so
+    /// before it opens anything in it.
+    _lock: std::fs::File,
 }
 
 impl StateDir {
@@ -50,6 +54,19 @@ impl StateDir {
             .mode(0o700)
             .create(path)
             .map_err(|err| fail(format!("cannot create it: {err}")))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.join(LOCK))
+            .map_err(|err| fail(format!("cannot open its lock: {err}")))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(fail("another swarmd is using it".into()));
+            }
+            Err(std::fs::TryLockError::Error(err)) => return Err(fail(format!("cannot lock it: {err}"))),
+        }
         let identity_path = path.join(IDENTITY);
         match std::fs::read_to_string(&identity_path) {
             Ok(text) => {
@@ -58,6 +75,7 @@ impl StateDir {
                     path: path.to_path_buf(),
                     identity,
                     created: false,
+                    _lock: lock,
                 })
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
@@ -76,6 +94,7 @@ impl StateDir {
                     path: path.to_path_buf(),
                     identity,
                     created: true,
+                    _lock: lock,
                 })
             }
             Err(err) => Err(fail(format!("cannot read {}: {err}", identity_path.display()))),
@@ -141,9 +160,13 @@ mod tests {
         let dir = root.path().join("node-1");
         let first = StateDir::open(&dir).unwrap();
         assert!(first.created);
+        let busy = StateDir::open(&dir).unwrap_err();
+        assert!(busy.to_string().contains("another swarmd is using it"), "{busy}");
+        let identity = first.identity.clone();
+        drop(first);
         let again = StateDir::open(&dir).unwrap();
         assert!(!again.created);
-        assert_eq!(again.identity, first.identity);
+        assert_eq!(again.identity, identity);
     }
 
     #[test]

@@ -251,7 +251,7 @@ async fn updates_carry_the_version_read_and_can_roll_back() {
 }
 
 #[tokio::test]
-async fn an_ingress_port_is_published_by_one_service_only() {
+async fn an_ingress_port_is_published_by_one_service_only_in_either_mode() {
     let (api, store) = api();
     let (tcp, udp) = (port_config::Protocol::Tcp, port_config::Protocol::Udp);
     let (ingress, host) = (port_config::PublishMode::Ingress, port_config::PublishMode::Host);
@@ -263,11 +263,28 @@ async fn an_ingress_port_is_published_by_one_service_only() {
         "published port 8080/tcp is already used by service \"web\"",
     )
     .await;
-    // Another protocol, a port on each node's own address, or one the
-    // cluster picks: no conflict.
+    // Nor in host mode, on every node's address: the mesh holds it there.
+    refused(
+        &store,
+        create(&api, publishing("local", 8080, tcp, host)),
+        Code::InvalidArgument,
+        "published port 8080/tcp is already used by service \"web\"",
+    )
+    .await;
+    // Another protocol, or one the cluster picks: no conflict. Two
+    // services may share a port in host mode (never on one node).
     create(&api, publishing("dns", 8080, udp, ingress)).await.unwrap();
-    create(&api, publishing("local", 8080, tcp, host)).await.unwrap();
     create(&api, publishing("any", 0, tcp, ingress)).await.unwrap();
+    create(&api, publishing("local", 7070, tcp, host)).await.unwrap();
+    create(&api, publishing("local-2", 7070, tcp, host)).await.unwrap();
+    // A port a service publishes in host mode is not the mesh's to take.
+    refused(
+        &store,
+        create(&api, publishing("mesh", 7070, tcp, ingress)),
+        Code::InvalidArgument,
+        "published port 7070/tcp is already used by service \"local",
+    )
+    .await;
     // A service keeps its own port through an update; another cannot take it.
     let mut web_spec = web.spec.clone().unwrap();
     container(&mut web_spec).image = "busybox:2".into();
@@ -670,6 +687,75 @@ async fn two_managers_demoted_at_once_never_leave_none() {
             second.map(|_| ())
         );
     }
+}
+
+/// An update that changes nothing writes nothing, for nodes, clusters and
+/// secrets as for services: no new version, no watch event; and a stale
+/// version is refused all the same.
+#[tokio::test]
+async fn updates_that_change_nothing_write_nothing() {
+    use swarm_store::Read as _;
+    let (api, store) = api();
+    let node = manager("node-1");
+    let cluster = default_cluster();
+    store.update(|tx| tx.create(node.clone())).await.unwrap();
+    store.update(|tx| tx.create(cluster.clone())).await.unwrap();
+    let secret = api
+        .create_secret(Request::new(CreateSecretRequest {
+            spec: Some(SecretSpec {
+                annotations: annotations("db-pass"),
+                data: b"hunter2".to_vec(),
+            }),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .secret
+        .unwrap();
+    let index = store.view(|read| read.index());
+    let version = |meta: Option<&Meta>| meta.map(|meta| meta.version).unwrap_or_default();
+    let node_version = store.view(|read| version(read.get::<Node>(&node.id).unwrap().meta.as_ref()));
+    let node_update = |node_version| UpdateNodeRequest {
+        node_id: node.id.clone(),
+        node_version,
+        spec: node.spec.clone(),
+    };
+    let same = api.update_node(Request::new(node_update(node_version))).await.unwrap();
+    assert_eq!(version(same.into_inner().node.unwrap().meta.as_ref()), node_version);
+    let cluster_version = store.view(|read| version(read.get::<Cluster>(&cluster.id).unwrap().meta.as_ref()));
+    let same = api
+        .update_cluster(Request::new(UpdateClusterRequest {
+            cluster_id: cluster.id.clone(),
+            cluster_version,
+            spec: cluster.spec.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        version(same.into_inner().cluster.unwrap().meta.as_ref()),
+        cluster_version
+    );
+    let same = api
+        .update_secret(Request::new(UpdateSecretRequest {
+            secret_id: secret.id.clone(),
+            secret_version: version(secret.meta.as_ref()),
+            spec: secret.spec.clone(),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        version(same.into_inner().secret.unwrap().meta.as_ref()),
+        version(secret.meta.as_ref())
+    );
+    assert_eq!(store.view(|read| read.index()), index, "nothing was written");
+    refused(
+        &store,
+        api.update_node(Request::new(node_update(node_version - 1))),
+        Code::Aborted,
+        "was changed",
+    )
+    .await;
 }
 
 #[tokio::test]

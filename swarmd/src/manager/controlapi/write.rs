@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 
 /// Serializes the writes whose checks read other objects: a service create
 /// or update that names secrets or configs, against a secret's or config's
-/// removal; one that publishes ports through the ingress mesh, against
-/// another such; and the demotions of managers, each checking that another
+/// removal; one that publishes ports, against another such; and the
+/// demotions of managers, each checking that another
 /// manager stays. The store checks conflicts only on what a transaction
 /// writes (see `MemoryStore::update`), and each of these rests on what it
 /// only reads: run at once, a create could name a secret that a removal,
@@ -32,11 +32,11 @@ impl CrossCheckLock {
     }
 
     /// Held while a service spec that names secrets or configs, or
-    /// publishes ingress ports, is stored.
+    /// publishes ports, is stored.
     async fn for_spec(&self, spec: &ServiceSpec) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         let container = spec.task.as_deref().and_then(|task| task.runtime.as_ref());
         let references = matches!(container, Some(task_spec::Runtime::Container(c)) if !c.secrets.is_empty() || !c.configs.is_empty());
-        if !references && ingress_ports(spec).next().is_none() {
+        if !references && published_ports(spec).next().is_none() {
             return None;
         }
         Some(self.hold().await)
@@ -124,28 +124,34 @@ pub(crate) async fn create_service(
         let none = ServiceSpec::default();
         let spec = service.spec.as_ref().unwrap_or(&none);
         references_exist(tx, spec)?;
-        ingress_ports_free(tx, spec, &service.id)?;
+        ports_free(tx, spec, &service.id)?;
         Ok(tx.create(service)?)
     })
     .await
 }
 
-/// The published ports of `spec` that the ingress mesh routes, as
-/// (published port, protocol): each is the cluster's, on every node.
-fn ingress_ports(spec: &ServiceSpec) -> impl Iterator<Item = (u32, i32)> + '_ {
+/// The ports `spec` publishes on nodes, as (published port, protocol,
+/// routed by the ingress mesh rather than on the task's node alone).
+fn published_ports(spec: &ServiceSpec) -> impl Iterator<Item = (u32, i32, bool)> + '_ {
     spec.endpoint
         .iter()
         .flat_map(|endpoint| &endpoint.ports)
-        .filter(|port| port.published_port != 0 && port.publish_mode() == port_config::PublishMode::Ingress)
-        .map(|port| (port.published_port, port.protocol))
+        .filter(|port| port.published_port != 0)
+        .map(|port| {
+            let ingress = port.publish_mode() == port_config::PublishMode::Ingress;
+            (port.published_port, port.protocol, ingress)
+        })
 }
 
-/// Refuses a spec that publishes an ingress port another service holds, as
-/// SwarmKit's `checkPortConflicts`. Reads every service, so only a spec
-/// that publishes one pays; two cannot race (both hold the
+/// Refuses a spec whose published ports collide with another service's,
+/// as SwarmKit's `checkPortConflicts`: an ingress port is the cluster's, on
+/// every node, so it collides with the same port published by another
+/// service in either mode; two services may publish one port in host mode
+/// (the scheduler keeps them on different nodes). Reads every service, so
+/// only a spec that publishes ports pays; two cannot race (both hold the
 /// [`CrossCheckLock`]).
-fn ingress_ports_free(tx: &WriteTx, spec: &ServiceSpec, own_id: &str) -> Result<(), swarm_store::Error> {
-    let wanted: Vec<(u32, i32)> = ingress_ports(spec).collect();
+fn ports_free(tx: &WriteTx, spec: &ServiceSpec, own_id: &str) -> Result<(), swarm_store::Error> {
+    let wanted: Vec<(u32, i32, bool)> = published_ports(spec).collect();
     if wanted.is_empty() {
         return Ok(());
     }
@@ -153,10 +159,21 @@ fn ingress_ports_free(tx: &WriteTx, spec: &ServiceSpec, own_id: &str) -> Result<
         let Some(other_spec) = other.spec.as_ref().filter(|_| other.id != own_id) else {
             continue;
         };
-        if let Some((port, protocol)) = ingress_ports(other_spec).find(|taken| wanted.contains(taken)) {
+        let collision = published_ports(other_spec).find_map(|(port, protocol, theirs_ingress)| {
+            wanted
+                .iter()
+                .find(|&&(p, pr, ours_ingress)| (p, pr) == (port, protocol) && (ours_ingress || theirs_ingress))
+                .map(|_| (port, protocol, theirs_ingress))
+        });
+        if let Some((port, protocol, theirs_ingress)) = collision {
             let name = other_spec.annotations.as_ref().map_or("", |a| a.name.as_str());
+            let how = if theirs_ingress {
+                "through the ingress mesh"
+            } else {
+                "in host mode"
+            };
             return Err(swarm_store::Error::Invalid(format!(
-                "spec.endpoint.ports: published port {port}/{} is already used by service {name:?} ({})",
+                "spec.endpoint.ports: published port {port}/{} is already used by service {name:?} ({}) {how}",
                 validate::protocol_name(protocol),
                 other.id
             )));
@@ -241,7 +258,7 @@ pub(crate) async fn update_service(
     let _serialized = cross_checks.for_spec(&next).await;
     write(store, id, |tx| {
         references_exist(tx, &next)?;
-        ingress_ports_free(tx, &next, id)?;
+        ports_free(tx, &next, id)?;
         // A stale version is refused even when nothing changes.
         let stored = tx.check_version::<Service>(id, version)?;
         if !rollback && stored.spec.as_ref() == Some(&next) {
@@ -319,6 +336,9 @@ pub(crate) async fn update_node(
     write(store, id, |tx| {
         // A stale version is refused before anything else is judged.
         let node = Node::clone(tx.check_version::<Node>(id, version)?);
+        if node.spec.as_ref() == Some(&spec) {
+            return Ok(()); // nothing changes: nothing written
+        }
         if demotes(&node, &spec) && !another_manager(tx, id)? {
             return Err(Error::FailedPrecondition(format!(
                 "node {id} is the last manager of the cluster: it cannot be demoted"
@@ -360,7 +380,10 @@ pub(crate) async fn update_cluster(
     let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
     validate::cluster_spec(&spec)?;
     write(store, id, |tx| {
-        let mut cluster = at_version(current::<Cluster>(tx, id)?, version);
+        let mut cluster = Cluster::clone(tx.check_version::<Cluster>(id, version)?);
+        if cluster.spec.as_ref() == Some(&spec) {
+            return Ok(()); // nothing changes: nothing written
+        }
         let name = |spec: Option<&ClusterSpec>| {
             spec.and_then(|spec| spec.annotations.as_ref())
                 .map(|annotations| annotations.name.clone())
@@ -456,7 +479,10 @@ pub(crate) async fn update_labels<T: LabeledData>(
     let (existing_annotations, existing_data) = existing.parts();
     only_labels_changed(existing_annotations, annotations.as_ref(), existing_data, &data)?;
     write(store, id, |tx| {
-        let mut object = at_version(current::<T>(tx, id)?, version);
+        let mut object = T::clone(tx.check_version::<T>(id, version)?);
+        if object.parts().0 == annotations.as_ref() {
+            return Ok(()); // nothing changes: nothing written
+        }
         object.set_annotations(annotations);
         Ok(tx.update(object)?)
     })
