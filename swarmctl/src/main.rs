@@ -35,6 +35,9 @@ fn main() -> ExitCode {
             if broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
+            if err.downcast_ref::<commands::Reported>().is_some() {
+                return ExitCode::FAILURE;
+            }
             eprintln!("Error: {err:#}");
             ExitCode::FAILURE
         }

@@ -827,6 +827,12 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
         ok(&socket, &[kind, "create", "from-file", file.to_str().unwrap()]);
         let listed = ok(&socket, &[kind, "ls"]);
         assert!(listed.contains("from-file"), "{listed}");
+        // Of several to remove, one unknown: the others still go, and the
+        // command fails, naming it.
+        let (code, _, stderr) = swarmctl(&socket, &[kind, "rm", "nosuch", "from-file"]);
+        assert_eq!(code, 1, "{stderr}");
+        assert_eq!(stderr.trim(), format!("Error: {kind} \"nosuch\" not found"));
+        assert!(!ok(&socket, &[kind, "ls"]).contains("from-file"));
     }
 
     #[rustfmt::skip]

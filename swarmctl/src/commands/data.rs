@@ -9,7 +9,7 @@ use swarm_proto::v1::{
     Meta, RemoveConfigRequest, RemoveSecretRequest, Secret, SecretSpec, UpdateConfigRequest, UpdateSecretRequest,
 };
 
-use super::{change_labels, key_values, labels, name, reply};
+use super::{EachObject, change_labels, key_values, labels, name, reply};
 use crate::cli::DataCommand;
 use crate::connect::Control;
 use crate::output::{self, Format};
@@ -147,11 +147,17 @@ pub async fn run<D: Data>(control: &mut Control, command: DataCommand, format: F
             println!("{id}");
         }
         DataCommand::Rm { references } => {
+            let mut each = EachObject::default();
             for reference in references {
-                let id = resolve::pick(D::KIND, &reference, &candidates(&D::list(control).await?))?;
-                D::remove(control, id.clone()).await?;
-                println!("{id}");
+                let removed = async {
+                    let id = resolve::pick(D::KIND, &reference, &candidates(&D::list(control).await?))?;
+                    D::remove(control, id.clone()).await?;
+                    println!("{id}");
+                    Ok(())
+                };
+                each.record(removed.await);
             }
+            each.finish()?;
         }
         DataCommand::Ls(list) => {
             let items = D::list(control).await?;

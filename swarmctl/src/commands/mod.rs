@@ -46,18 +46,60 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// A command over several objects, run as docker runs one: each object's
+/// error is printed as it comes and the rest still run; the command fails
+/// at the end if any did.
+#[derive(Default)]
+pub(crate) struct EachObject {
+    failed: usize,
+}
+
+impl EachObject {
+    /// Notes how one object went, printing its error.
+    pub(crate) fn record(&mut self, result: anyhow::Result<()>) {
+        if let Err(err) = result {
+            eprintln!("Error: {err:#}");
+            self.failed += 1;
+        }
+    }
+
+    /// The command's outcome: [`Reported`] if any object failed.
+    pub(crate) fn finish(self) -> anyhow::Result<()> {
+        if self.failed > 0 {
+            return Err(Reported.into());
+        }
+        Ok(())
+    }
+}
+
+/// A failure whose errors were printed already: the command exits 1
+/// without another line.
+#[derive(Debug)]
+pub struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("errors were reported")
+    }
+}
+
+impl std::error::Error for Reported {}
+
 /// The reply of an RPC, or its error's message alone (the status code is
 /// for programs; the message names what is wrong).
 pub(crate) fn reply<T>(result: Result<tonic::Response<T>, tonic::Status>) -> anyhow::Result<T> {
-    result.map(tonic::Response::into_inner).map_err(|status| {
-        // A status swarmd sent has no source; one made here from a failed
-        // connection does, and its message alone ("http2 error") says
-        // little.
-        match std::error::Error::source(&status) {
-            Some(cause) => anyhow::anyhow!("the connection to swarmd failed: {}", crate::connect::root_cause(cause)),
-            None => anyhow::anyhow!("{}", status.message()),
-        }
-    })
+    result.map(tonic::Response::into_inner).map_err(status_error)
+}
+
+/// The error a status means to the operator. A status swarmd sent has no
+/// source: its message says what is wrong. One made here from a failed
+/// connection has one, and its message alone ("http2 error", "h2
+/// protocol error") says little.
+pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
+    match std::error::Error::source(&status) {
+        Some(cause) => anyhow::anyhow!("the connection to swarmd failed: {}", crate::connect::root_cause(cause)),
+        None => anyhow::anyhow!("{}", status.message()),
+    }
 }
 
 /// The name in an object's annotations.

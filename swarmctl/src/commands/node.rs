@@ -5,7 +5,7 @@ use swarm_proto::v1::{
     node_status,
 };
 
-use super::{labels, reply};
+use super::{EachObject, labels, reply};
 use crate::cli::{NodeCommand, NodeReferences};
 use crate::connect::Control;
 use crate::output::{self, Format};
@@ -69,15 +69,21 @@ pub async fn run(control: &mut Control, command: NodeCommand, format: Format) ->
         NodeCommand::Promote(nodes) => set_role(control, nodes, NodeRole::Manager).await?,
         NodeCommand::Demote(nodes) => set_role(control, nodes, NodeRole::Worker).await?,
         NodeCommand::Rm { nodes, force } => {
+            let mut each = EachObject::default();
             for reference in &nodes.references {
-                let node = get(control, reference).await?;
-                let request = RemoveNodeRequest {
-                    node_id: node.id.clone(),
-                    force,
+                let removed = async {
+                    let node = get(control, reference).await?;
+                    let request = RemoveNodeRequest {
+                        node_id: node.id.clone(),
+                        force,
+                    };
+                    reply(control.remove_node(request).await)?;
+                    println!("{}", node.id);
+                    Ok(())
                 };
-                reply(control.remove_node(request).await)?;
-                println!("{}", node.id);
+                each.record(removed.await);
             }
+            each.finish()?;
         }
         NodeCommand::Inspect { reference } => {
             let node = get(control, &reference).await?;
@@ -136,25 +142,27 @@ async fn set_availability(
     nodes: NodeReferences,
     availability: NodeAvailability,
 ) -> anyhow::Result<()> {
+    let mut each = EachObject::default();
     for reference in &nodes.references {
-        change(control, reference, |spec| {
+        let changed = change(control, reference, |spec| {
             spec.set_availability(availability);
             Ok(())
-        })
-        .await?;
+        });
+        each.record(changed.await);
     }
-    Ok(())
+    each.finish()
 }
 
 async fn set_role(control: &mut Control, nodes: NodeReferences, role: NodeRole) -> anyhow::Result<()> {
+    let mut each = EachObject::default();
     for reference in &nodes.references {
-        change(control, reference, |spec| {
+        let changed = change(control, reference, |spec| {
             spec.set_desired_role(role);
             Ok(())
-        })
-        .await?;
+        });
+        each.record(changed.await);
     }
-    Ok(())
+    each.finish()
 }
 
 /// The node `reference` names (hostname, ID or unique ID prefix). As for

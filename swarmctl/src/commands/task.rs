@@ -2,7 +2,7 @@
 
 use swarm_proto::v1::{GetTaskRequest, ListFilters, ListTasksRequest, RemoveTaskRequest, Task, TaskState};
 
-use super::reply;
+use super::{EachObject, reply};
 use crate::cli::TaskCommand;
 use crate::connect::Control;
 use crate::output::{self, Format};
@@ -73,17 +73,20 @@ pub async fn run(control: &mut Control, command: TaskCommand, format: Format) ->
             ])?;
         }
         TaskCommand::Rm { references } => {
+            let mut each = EachObject::default();
             for reference in references {
-                let task = get(control, &reference).await?;
-                reply(
-                    control
-                        .remove_task(RemoveTaskRequest {
-                            task_id: task.id.clone(),
-                        })
-                        .await,
-                )?;
-                println!("{}", task.id);
+                let removed = async {
+                    let task = get(control, &reference).await?;
+                    let request = RemoveTaskRequest {
+                        task_id: task.id.clone(),
+                    };
+                    reply(control.remove_task(request).await)?;
+                    println!("{}", task.id);
+                    Ok(())
+                };
+                each.record(removed.await);
             }
+            each.finish()?;
         }
     }
     Ok(())

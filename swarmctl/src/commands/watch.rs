@@ -46,11 +46,7 @@ pub async fn run(socket: &Path, kinds: Vec<String>, actions: Vec<WatchAction>, f
     };
     let mut stream = super::reply(WatchClient::new(channel(socket).await?).watch(request).await)?;
     let mut stdout = std::io::stdout().lock();
-    while let Some(message) = stream
-        .message()
-        .await
-        .map_err(|status| anyhow::anyhow!("{}", status.message()))?
-    {
+    while let Some(message) = stream.message().await.map_err(super::status_error)? {
         for event in message.events {
             let action = store_action::Kind::try_from(event.action)
                 .map(|kind| kind.as_str_name().trim_start_matches("KIND_").to_lowercase())

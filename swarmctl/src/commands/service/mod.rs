@@ -7,7 +7,7 @@ use swarm_proto::v1::{
     service_spec,
 };
 
-use super::{data, name, reply};
+use super::{EachObject, data, name, reply};
 use crate::cli::ServiceCommand;
 use crate::connect::Control;
 use crate::output::{self, Format};
@@ -80,17 +80,20 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
             update(control, &service, None, true).await?;
         }
         ServiceCommand::Rm { references } => {
+            let mut each = EachObject::default();
             for reference in references {
-                let service = get(control, &reference).await?;
-                reply(
-                    control
-                        .remove_service(RemoveServiceRequest {
-                            service_id: service.id.clone(),
-                        })
-                        .await,
-                )?;
-                println!("{}", service.id);
+                let removed = async {
+                    let service = get(control, &reference).await?;
+                    let request = RemoveServiceRequest {
+                        service_id: service.id.clone(),
+                    };
+                    reply(control.remove_service(request).await)?;
+                    println!("{}", service.id);
+                    Ok(())
+                };
+                each.record(removed.await);
             }
+            each.finish()?;
         }
     }
     Ok(())
