@@ -136,11 +136,28 @@ async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());
 
-    // Started under another hostname: the same node, now named so.
+    // Started under another hostname and Raft address (each start here
+    // takes a free port): the same node, now described so.
+    let raft_addr = |log: &str| {
+        let line = log
+            .lines()
+            .rev()
+            .find(|line| line.contains("raft transport listening"))?;
+        Some(line.split("addr=").nth(1)?.split_whitespace().next()?.to_string())
+    };
     let daemon = Daemon::start(&binary, &dir, "renamed").await;
     let (cluster, node, hostname) = identity(&daemon).await;
     assert_eq!((cluster, node), (first.0.clone(), first.1.clone()));
     assert_eq!(hostname, "renamed");
+    let mut control = connect(&daemon.socket).await.unwrap();
+    let nodes = control
+        .list_nodes(ListNodesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .nodes;
+    let listening = raft_addr(&daemon.log_text()).expect("the log names the raft address");
+    assert_eq!(nodes[0].manager_status.as_ref().unwrap().addr, listening);
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());
 }

@@ -16,8 +16,8 @@ pub const DEFAULT_CLUSTER: &str = "default";
 
 /// Creates the `default` cluster and this manager's node, if missing, in
 /// one transaction. A restart finds both and changes nothing, but for the
-/// node's hostname if it starts under another (as a docker node's
-/// description follows its host).
+/// node's hostname and Raft address if it starts under others (as a docker
+/// node's description follows its host).
 ///
 /// # Errors
 ///
@@ -35,41 +35,47 @@ pub async fn ensure_cluster(
             read.get::<Node>(&identity.node_id).map(|node| Node::clone(node)),
         )
     });
-    let renamed = node.as_ref().and_then(|node| {
-        let known = node.description.as_ref().map_or("", |d| d.hostname.as_str());
-        (known != hostname).then(|| known.to_string())
+    // This node as it is now, if the stored one says otherwise.
+    let refreshed = node.as_ref().and_then(|node| {
+        let mut now = node.clone();
+        now.description.get_or_insert_default().hostname = hostname.to_string();
+        if let Some(status) = now.manager_status.as_mut() {
+            // The cluster issue moves the Raft member's own address too
+            // (a conf change); the group of one here needs none.
+            status.addr = raft_addr.to_string();
+        }
+        (&now != node).then_some(now)
     });
-    if has_cluster && node.is_some() && renamed.is_none() {
+    if has_cluster && node.is_some() && refreshed.is_none() {
         return Ok(());
     }
+    let created = node.is_none();
     store
         .update(|tx| {
             if !has_cluster {
                 tx.create(default_cluster(raft))?;
             }
-            match node {
-                None => tx.create(first_manager(identity, hostname, raft_addr))?,
-                Some(mut node) if renamed.is_some() => {
-                    node.description.get_or_insert_default().hostname = hostname.to_string();
-                    tx.update(node)?;
-                }
-                Some(_) => {}
+            if created {
+                tx.create(first_manager(identity, hostname, raft_addr))?;
+            } else if let Some(now) = refreshed {
+                tx.update(now)?;
             }
             Ok(())
         })
         .await?;
-    match renamed {
-        Some(was) => tracing::info!(
-            node = identity.node_id,
-            was,
-            now = hostname,
-            "this node's hostname changed"
-        ),
-        None => tracing::info!(
+    if created {
+        tracing::info!(
             cluster = DEFAULT_CLUSTER,
             node = identity.node_id,
             "created the cluster and its first manager"
-        ),
+        );
+    } else {
+        tracing::info!(
+            node = identity.node_id,
+            hostname,
+            raft_addr,
+            "this node's description changed"
+        );
     }
     Ok(())
 }

@@ -92,6 +92,7 @@ impl Manager {
                 tracing::error!(%err, "the Raft transport server failed");
             }
         });
+        tracing::info!(%addr, "raft transport listening");
         let manager = Manager {
             store: store.clone(),
             raft_addr: addr,
