@@ -39,6 +39,9 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             eprintln!("Error: {err:#}");
+            if err.downcast_ref::<commands::BadValue>().is_some() {
+                return ExitCode::from(2);
+            }
             ExitCode::FAILURE
         }
     }

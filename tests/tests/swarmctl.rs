@@ -580,6 +580,21 @@ async fn service_specs_from_docker_style_flags() {
         let (code, _, stderr) = swarmctl(&socket, &["service", "update", "api", &format!("{flag}={value}")]);
         assert!(code == 2 && stderr.contains(flag), "{flag} {value}: {code}: {stderr}");
     }
+    // Values parsed past clap's own parsing are usage errors all the same.
+    for (flag, value, mention) in [
+        ("--label-add", "=x", "has no key"),
+        (
+            "--secret-add",
+            "source=db-pass,targt=/y",
+            "expected NAME or source=NAME",
+        ),
+    ] {
+        let (code, _, stderr) = swarmctl(&socket, &["service", "update", "api", flag, value]);
+        assert!(
+            code == 2 && stderr.contains(mention),
+            "{flag} {value}: {code}: {stderr}"
+        );
+    }
     // A negative number is a bad value, not an unknown flag.
     for flag in ["--limit-memory", "--health-retries", "--replicas"] {
         let (code, _, stderr) = swarmctl(&socket, &["service", "update", "api", flag, "-1"]);

@@ -9,7 +9,7 @@ use swarm_proto::v1::{
     Meta, RemoveConfigRequest, RemoveSecretRequest, Secret, SecretSpec, UpdateConfigRequest, UpdateSecretRequest,
 };
 
-use super::{EachObject, change_labels, key_values, labels, name, reply};
+use super::{BadValue, EachObject, change_labels, key_values, labels, name, reply};
 use crate::cli::DataCommand;
 use crate::connect::Control;
 use crate::output::{self, Format};
@@ -206,14 +206,20 @@ pub async fn reference<D: Data>(
             match field.split_once('=') {
                 Some(("source" | "src", value)) if !value.is_empty() => source = Some(value),
                 Some(("target", value)) if !value.is_empty() => target = Some(value.to_string()),
-                _ => anyhow::bail!("--{} {flag:?}: expected NAME or source=NAME[,target=PATH]", D::KIND),
+                _ => {
+                    return Err(BadValue(format!(
+                        "--{} {flag:?}: expected NAME or source=NAME[,target=PATH]",
+                        D::KIND
+                    ))
+                    .into());
+                }
             }
         }
     } else {
         source = Some(flag).filter(|name| !name.is_empty());
     }
     let Some(source) = source else {
-        anyhow::bail!("--{} {flag:?} names no source", D::KIND);
+        return Err(BadValue(format!("--{} {flag:?} names no source", D::KIND)).into());
     };
     let items = D::list(control).await?;
     let id = resolve::pick(D::KIND, source, &candidates(&items))?;

@@ -72,6 +72,19 @@ impl EachObject {
     }
 }
 
+/// A flag's value that does not parse, found after clap's own parsing:
+/// a usage error, exit 2 as clap's are.
+#[derive(Debug)]
+pub struct BadValue(pub String);
+
+impl std::fmt::Display for BadValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadValue {}
+
 /// A failure whose errors were printed already: the command exits 1
 /// without another line.
 #[derive(Debug)]
@@ -149,7 +162,7 @@ pub(crate) fn key_values(pairs: &[String], flag: &str) -> anyhow::Result<std::co
             // `key` alone is a label with an empty value, as in docker.
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             if key.is_empty() {
-                anyhow::bail!("--{flag} {pair:?} has no key: write key=value or key");
+                return Err(BadValue(format!("--{flag} {pair:?} has no key: write key=value or key")).into());
             }
             Ok((key.to_string(), value.to_string()))
         })
