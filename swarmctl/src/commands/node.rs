@@ -63,11 +63,21 @@ pub async fn run(control: &mut Control, command: NodeCommand, format: Format) ->
             })
             .await?;
         }
-        NodeCommand::Activate(nodes) => set_availability(control, nodes, NodeAvailability::Active).await?,
-        NodeCommand::Pause(nodes) => set_availability(control, nodes, NodeAvailability::Pause).await?,
-        NodeCommand::Drain(nodes) => set_availability(control, nodes, NodeAvailability::Drain).await?,
-        NodeCommand::Promote(nodes) => set_role(control, nodes, NodeRole::Manager).await?,
-        NodeCommand::Demote(nodes) => set_role(control, nodes, NodeRole::Worker).await?,
+        NodeCommand::Activate(nodes) => {
+            change_each(control, nodes, |spec| spec.set_availability(NodeAvailability::Active)).await?;
+        }
+        NodeCommand::Pause(nodes) => {
+            change_each(control, nodes, |spec| spec.set_availability(NodeAvailability::Pause)).await?;
+        }
+        NodeCommand::Drain(nodes) => {
+            change_each(control, nodes, |spec| spec.set_availability(NodeAvailability::Drain)).await?;
+        }
+        NodeCommand::Promote(nodes) => {
+            change_each(control, nodes, |spec| spec.set_desired_role(NodeRole::Manager)).await?
+        }
+        NodeCommand::Demote(nodes) => {
+            change_each(control, nodes, |spec| spec.set_desired_role(NodeRole::Worker)).await?
+        }
         NodeCommand::Rm { nodes, force } => {
             let mut each = EachObject::default();
             for reference in &nodes.references {
@@ -137,27 +147,13 @@ async fn change(
     Ok(())
 }
 
-async fn set_availability(
-    control: &mut Control,
-    nodes: NodeReferences,
-    availability: NodeAvailability,
-) -> anyhow::Result<()> {
+/// Applies `edit` to the spec of each node `nodes` names, as [`change`]
+/// does to one; a node that fails does not stop the others.
+async fn change_each(control: &mut Control, nodes: NodeReferences, edit: impl Fn(&mut NodeSpec)) -> anyhow::Result<()> {
     let mut each = EachObject::default();
     for reference in &nodes.references {
         let changed = change(control, reference, |spec| {
-            spec.set_availability(availability);
-            Ok(())
-        });
-        each.record(changed.await);
-    }
-    each.finish()
-}
-
-async fn set_role(control: &mut Control, nodes: NodeReferences, role: NodeRole) -> anyhow::Result<()> {
-    let mut each = EachObject::default();
-    for reference in &nodes.references {
-        let changed = change(control, reference, |spec| {
-            spec.set_desired_role(role);
+            edit(spec);
             Ok(())
         });
         each.record(changed.await);
