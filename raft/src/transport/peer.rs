@@ -95,6 +95,13 @@ pub(crate) async fn run(
     }
 }
 
+/// How long a snapshot of `bytes` may take to reach a peer: a minute, and
+/// a second more per MiB (100 MB went to a peer on loopback in about a
+/// second; BENCHMARKS.md).
+fn snapshot_deadline(bytes: usize) -> std::time::Duration {
+    std::time::Duration::from_secs(60 + (bytes >> 20) as u64)
+}
+
 /// Streams one snapshot message to the peer, its data cut into chunks, and
 /// reports to the Ready loop whether it arrived.
 pub(crate) async fn send_snapshot(
@@ -135,14 +142,23 @@ pub(crate) async fn send_snapshot(
         }
     }
     let started = std::time::Instant::now();
-    let delivered = match client.send_snapshot(tokio_stream::iter(chunks)).await {
-        Ok(_) => {
+    let deadline = snapshot_deadline(size);
+    let sending = client.send_snapshot(tokio_stream::iter(chunks));
+    let delivered = match tokio::time::timeout(deadline, sending).await {
+        Ok(Ok(_)) => {
             metrics.add_snapshot_sent();
             tracing::info!(to = route.to, bytes = size, elapsed = ?started.elapsed(), "snapshot sent");
             true
         }
-        Err(status) => {
+        Ok(Err(status)) => {
             tracing::warn!(to = route.to, bytes = size, %status, "snapshot not delivered");
+            false
+        }
+        // A peer that takes the stream and stops reading would otherwise
+        // hold its progress in raft-rs's snapshot state for ever; reported
+        // as failed, raft-rs sends it again.
+        Err(_) => {
+            tracing::warn!(to = route.to, bytes = size, ?deadline, "snapshot not delivered in time");
             false
         }
     };
