@@ -66,6 +66,28 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     served.and(stopped)
 }
 
+/// Takes the exclusive lock on the file at `path` (made if missing, mode
+/// 0600): the lock, held until dropped and released by the kernel if the
+/// process dies; `None` if another process holds it.
+///
+/// # Errors
+///
+/// The file cannot be opened or locked.
+pub(crate) fn exclusive_lock(path: &std::path::Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(err)) => Err(err),
+    }
+}
+
 /// The largest Control API request decoded.
 const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 

@@ -9,8 +9,8 @@
 //! open) thus keeps its socket, and never removes one another daemon bound
 //! after it.
 
-use std::fs::{File, TryLockError};
-use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::fs::File;
+use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use tokio::net::UnixListener;
@@ -44,23 +44,10 @@ pub fn claim(path: &Path) -> Result<SocketClaim> {
     }
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(|err| {
-            fail(format!(
-                "cannot open its lock {}: {err}",
-                Path::new(&lock_path).display()
-            ))
-        })?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return Err(fail("another daemon is serving it".into())),
-        Err(TryLockError::Error(err)) => return Err(fail(format!("cannot lock it: {err}"))),
-    }
+    let lock_path = PathBuf::from(lock_path);
+    let lock = super::exclusive_lock(&lock_path)
+        .map_err(|err| fail(format!("cannot lock it ({}): {err}", lock_path.display())))?
+        .ok_or_else(|| fail("another daemon is serving it".into()))?;
     // No daemon of ours holds it; another program may (dockerd's socket,
     // named by a slip): one that answers is not stale.
     if std::fs::symlink_metadata(path).is_ok() {

@@ -54,19 +54,9 @@ impl StateDir {
             .mode(0o700)
             .create(path)
             .map_err(|err| fail(format!("cannot create it: {err}")))?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path.join(LOCK))
-            .map_err(|err| fail(format!("cannot open its lock: {err}")))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(fail("another swarmd is using it".into()));
-            }
-            Err(std::fs::TryLockError::Error(err)) => return Err(fail(format!("cannot lock it: {err}"))),
-        }
+        let lock = super::exclusive_lock(&path.join(LOCK))
+            .map_err(|err| fail(format!("cannot lock it: {err}")))?
+            .ok_or_else(|| fail("another swarmd is using it".into()))?;
         let identity_path = path.join(IDENTITY);
         match std::fs::read_to_string(&identity_path) {
             Ok(text) => {
