@@ -88,6 +88,13 @@ pub struct ListArgs {
     /// Print only the IDs (over `--format`).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Only those that match KEY=VALUE: id=PREFIX, name=PREFIX (a node's
+    /// hostname), label=KEY or label=KEY=VALUE; for nodes also
+    /// role=manager|worker and membership=accepted|pending; for tasks
+    /// node=NODE and desired-state=STATE. Repeatable: a key given twice
+    /// matches either value, different keys must all match.
+    #[arg(short, long = "filter", value_name = "KEY=VALUE", value_parser = crate::filter::parse)]
+    pub filters: Vec<crate::filter::Filter>,
 }
 
 #[derive(Subcommand, Debug)]

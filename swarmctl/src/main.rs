@@ -11,6 +11,7 @@
 mod cli;
 mod commands;
 mod connect;
+mod filter;
 mod output;
 mod parse;
 mod resolve;

@@ -788,6 +788,115 @@ async fn node_commands_keep_the_last_manager() {
     drop(daemon);
 }
 
+/// `ls --filter KEY=VALUE` as docker reads it: a key twice matches either
+/// value, two keys must both match; a key an `ls` does not take, or a
+/// value it does not know, is a usage error (exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ls_filters_as_docker_does() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    let socket = daemon.socket.clone();
+    let create = |name: &str, labels: &[&str]| {
+        let mut args = vec!["service", "create", "--name", name, "--image", "busybox:local"];
+        for label in labels {
+            args.extend(["--label", label]);
+        }
+        ok(&socket, &args).trim().to_string()
+    };
+    let web_1 = create("web-1", &["env=prod"]);
+    let web_2 = create("web-2", &["env=dev"]);
+    let db = create("db", &["env=prod", "tier=data"]);
+    let listed = |kind: &str, filters: &[&str]| {
+        let mut args = vec![kind, "ls", "-q"];
+        for filter in filters {
+            args.extend(["--filter", filter]);
+        }
+        let mut ids: Vec<String> = ok(&socket, &args).lines().map(str::to_string).collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |ids: &[&String]| {
+        let mut ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(listed("service", &["name=web"]), sorted(&[&web_1, &web_2]));
+    assert_eq!(
+        listed("service", &["name=WEB-1"]),
+        sorted(&[&web_1]),
+        "names match in any case"
+    );
+    assert_eq!(
+        listed("service", &["name=web", "name=db"]),
+        sorted(&[&web_1, &web_2, &db])
+    );
+    assert_eq!(listed("service", &["name=web", "label=env=prod"]), sorted(&[&web_1]));
+    assert_eq!(listed("service", &["label=tier"]), sorted(&[&db]));
+    assert_eq!(
+        listed("service", &["label=env=prod", "label=tier=data"]),
+        sorted(&[&db])
+    );
+    assert_eq!(listed("service", &[&format!("id={}", &db[..6])]), sorted(&[&db]));
+    assert!(listed("service", &["name=nosuch"]).is_empty());
+    // The table and JSON show the same selection.
+    let table = ok(&socket, &["service", "ls", "-f", "label=env=dev"]);
+    assert_eq!(rows(&table).len(), 1, "{table}");
+    assert_eq!(rows(&table)[0][1], "web-2");
+    let json_list = json(&socket, &["service", "ls", "-f", "label=env=dev", "--format", "json"]);
+    assert_eq!(json_list.as_array().map(Vec::len), Some(1), "{json_list}");
+
+    let node_1 = listed("node", &[]);
+    assert_eq!(node_1.len(), 1);
+    assert_eq!(listed("node", &["role=manager", "membership=accepted"]), node_1);
+    assert_eq!(listed("node", &["name=node"]), node_1, "name is a hostname prefix");
+    assert!(listed("node", &["role=worker"]).is_empty());
+    assert!(listed("node", &["membership=pending"]).is_empty());
+    assert_eq!(listed("cluster", &["name=def"]).len(), 1);
+    assert!(listed("cluster", &["label=nosuch"]).is_empty());
+    let pass = root.path().join("pass.txt");
+    std::fs::write(&pass, "s3cret").unwrap();
+    ok(
+        &socket,
+        &[
+            "secret",
+            "create",
+            "pass",
+            pass.to_str().unwrap(),
+            "--label",
+            "env=prod",
+        ],
+    );
+    assert_eq!(listed("secret", &["label=env=prod"]).len(), 1);
+    assert!(listed("secret", &["label=env=dev"]).is_empty());
+    assert!(listed("config", &["name=pass"]).is_empty());
+    // No service creates tasks yet: the filters are checked and sent.
+    assert!(listed("task", &["desired-state=running", "node=node-1"]).is_empty());
+    fails(
+        &socket,
+        &["task", "ls", "-f", "node=node-9"],
+        "node \"node-9\" not found",
+    );
+
+    for (args, mention) in [
+        (
+            &["service", "ls", "-f", "role=manager"][..],
+            "unknown key \"role\"; this list filters by id, name, label",
+        ),
+        (&["node", "ls", "-f", "role=leader"], "role is one of manager, worker"),
+        (
+            &["task", "ls", "-f", "desired-state=sleeping"],
+            "desired-state is one of new, pending",
+        ),
+        (&["secret", "ls", "-f", "name"], "is not KEY=VALUE"),
+        (&["config", "ls", "-f", "name="], "needs both a key and a value"),
+    ] {
+        let (code, stdout, stderr) = swarmctl(&socket, args);
+        assert!(code == 2 && stderr.contains(mention), "{args:?}: {code}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?} printed {stdout}");
+    }
+    drop(daemon);
+}
+
 /// Secrets and configs from standard input with labels, label updates that
 /// keep the data, and the cluster settings `cluster update` changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

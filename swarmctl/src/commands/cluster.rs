@@ -1,17 +1,19 @@
 //! `swarmctl cluster ...`
 
-use swarm_proto::v1::{Cluster, GetClusterRequest, ListClustersRequest, UpdateClusterRequest};
+use swarm_proto::v1::{Cluster, GetClusterRequest, ListClustersRequest, ListFilters, UpdateClusterRequest};
 
 use super::{labels, name, reply};
 use crate::cli::ClusterCommand;
 use crate::connect::Control;
+use crate::filter::Filters;
 use crate::output::{self, Format};
 use crate::resolve;
 
 pub async fn run(control: &mut Control, command: ClusterCommand, format: Format) -> anyhow::Result<()> {
     match command {
         ClusterCommand::Ls(list) => {
-            let clusters = all(control).await?;
+            let filters = Filters::new(list.filters, &[])?;
+            let clusters = listed(control, filters.list_filters()).await?;
             if format == Format::Json && !list.quiet {
                 return output::json_list(&clusters);
             }
@@ -112,7 +114,7 @@ fn annotations_name(cluster: &Cluster) -> String {
 }
 
 async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Cluster> {
-    let candidates: Vec<_> = all(control)
+    let candidates: Vec<_> = listed(control, ListFilters::default())
         .await?
         .iter()
         .map(|c| (c.id.clone(), annotations_name(c)))
@@ -123,6 +125,7 @@ async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Cluster> 
         .unwrap_or_default())
 }
 
-async fn all(control: &mut Control) -> anyhow::Result<Vec<Cluster>> {
-    Ok(reply(control.list_clusters(ListClustersRequest::default()).await)?.clusters)
+async fn listed(control: &mut Control, filters: ListFilters) -> anyhow::Result<Vec<Cluster>> {
+    let request = ListClustersRequest { filters: Some(filters) };
+    Ok(reply(control.list_clusters(request).await)?.clusters)
 }

@@ -5,13 +5,15 @@
 
 use anyhow::Context as _;
 use swarm_proto::v1::{
-    Annotations, Config, ConfigSpec, CreateConfigRequest, CreateSecretRequest, ListConfigsRequest, ListSecretsRequest,
-    Meta, RemoveConfigRequest, RemoveSecretRequest, Secret, SecretSpec, UpdateConfigRequest, UpdateSecretRequest,
+    Annotations, Config, ConfigSpec, CreateConfigRequest, CreateSecretRequest, ListConfigsRequest, ListFilters,
+    ListSecretsRequest, Meta, RemoveConfigRequest, RemoveSecretRequest, Secret, SecretSpec, UpdateConfigRequest,
+    UpdateSecretRequest,
 };
 
 use super::{BadValue, EachObject, change_labels, key_values, labels, name, reply};
 use crate::cli::DataCommand;
 use crate::connect::Control;
+use crate::filter::Filters;
 use crate::output::{self, Format};
 use crate::resolve;
 
@@ -22,7 +24,12 @@ pub trait Data: prost::Message + prost::Name + Sized {
     fn id(&self) -> &str;
     fn meta(&self) -> Option<&Meta>;
     fn annotations(&self) -> Option<&Annotations>;
-    async fn list(control: &mut Control) -> anyhow::Result<Vec<Self>>;
+    /// Those that match `filters`.
+    async fn list_matching(control: &mut Control, filters: ListFilters) -> anyhow::Result<Vec<Self>>;
+    /// All of them.
+    async fn list(control: &mut Control) -> anyhow::Result<Vec<Self>> {
+        Self::list_matching(control, ListFilters::default()).await
+    }
     async fn create(control: &mut Control, annotations: Annotations, data: Vec<u8>) -> anyhow::Result<Self>;
     /// Stores `annotations` (changed labels) with the data left as it is,
     /// at the version `item` was read at.
@@ -41,8 +48,9 @@ impl Data for Secret {
     fn annotations(&self) -> Option<&Annotations> {
         self.spec.as_ref()?.annotations.as_ref()
     }
-    async fn list(control: &mut Control) -> anyhow::Result<Vec<Secret>> {
-        Ok(reply(control.list_secrets(ListSecretsRequest::default()).await)?.secrets)
+    async fn list_matching(control: &mut Control, filters: ListFilters) -> anyhow::Result<Vec<Secret>> {
+        let request = ListSecretsRequest { filters: Some(filters) };
+        Ok(reply(control.list_secrets(request).await)?.secrets)
     }
     async fn create(control: &mut Control, annotations: Annotations, data: Vec<u8>) -> anyhow::Result<Secret> {
         let spec = SecretSpec {
@@ -82,8 +90,9 @@ impl Data for Config {
     fn annotations(&self) -> Option<&Annotations> {
         self.spec.as_ref()?.annotations.as_ref()
     }
-    async fn list(control: &mut Control) -> anyhow::Result<Vec<Config>> {
-        Ok(reply(control.list_configs(ListConfigsRequest::default()).await)?.configs)
+    async fn list_matching(control: &mut Control, filters: ListFilters) -> anyhow::Result<Vec<Config>> {
+        let request = ListConfigsRequest { filters: Some(filters) };
+        Ok(reply(control.list_configs(request).await)?.configs)
     }
     async fn create(control: &mut Control, annotations: Annotations, data: Vec<u8>) -> anyhow::Result<Config> {
         let spec = ConfigSpec {
@@ -160,7 +169,8 @@ pub async fn run<D: Data>(control: &mut Control, command: DataCommand, format: F
             each.finish()?;
         }
         DataCommand::Ls(list) => {
-            let items = D::list(control).await?;
+            let filters = Filters::new(list.filters, &[])?;
+            let items = D::list_matching(control, filters.list_filters()).await?;
             if format == Format::Json && !list.quiet {
                 return output::json_list(&items);
             }

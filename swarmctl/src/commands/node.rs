@@ -1,20 +1,34 @@
 //! `swarmctl node ...`
 
 use swarm_proto::v1::{
-    GetNodeRequest, ListNodesRequest, Node, NodeAvailability, NodeRole, NodeSpec, RemoveNodeRequest, UpdateNodeRequest,
-    node_status,
+    GetNodeRequest, ListNodesRequest, Node, NodeAvailability, NodeMembership, NodeRole, NodeSpec, RemoveNodeRequest,
+    UpdateNodeRequest, node_status,
 };
 
 use super::{EachObject, labels, reply};
 use crate::cli::{NodeCommand, NodeReferences};
 use crate::connect::Control;
+use crate::filter::Filters;
 use crate::output::{self, Format};
 use crate::resolve;
 
 pub async fn run(control: &mut Control, command: NodeCommand, format: Format) -> anyhow::Result<()> {
     match command {
         NodeCommand::Ls(list) => {
-            let nodes = all(control).await?;
+            let filters = Filters::new(list.filters, &["role", "membership"])?;
+            let request = ListNodesRequest {
+                filters: Some(filters.list_filters()),
+                roles: filters.enum_values("role", &["manager", "worker"], "NODE_ROLE_", |name| {
+                    NodeRole::from_str_name(name).map(i32::from)
+                })?,
+                memberships: filters.enum_values(
+                    "membership",
+                    &["accepted", "pending"],
+                    "NODE_MEMBERSHIP_",
+                    |name| NodeMembership::from_str_name(name).map(i32::from),
+                )?,
+            };
+            let nodes = reply(control.list_nodes(request).await)?.nodes;
             if format == Format::Json && !list.quiet {
                 return output::json_list(&nodes);
             }
@@ -163,7 +177,7 @@ async fn change_each(control: &mut Control, nodes: NodeReferences, edit: impl Fn
 
 /// The node `reference` names (hostname, ID or unique ID prefix). As for
 /// services, only the nodes that can match are fetched.
-async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Node> {
+pub(crate) async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Node> {
     let mut candidates = Vec::new();
     for filters in resolve::filters(reference) {
         let request = ListNodesRequest {
@@ -179,10 +193,6 @@ async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Node> {
     Ok(reply(control.get_node(GetNodeRequest { node_id }).await)?
         .node
         .unwrap_or_default())
-}
-
-async fn all(control: &mut Control) -> anyhow::Result<Vec<Node>> {
-    Ok(reply(control.list_nodes(ListNodesRequest::default()).await)?.nodes)
 }
 
 fn hostname(node: &Node) -> String {

@@ -5,25 +5,33 @@ use swarm_proto::v1::{GetTaskRequest, ListFilters, ListTasksRequest, RemoveTaskR
 use super::{EachObject, reply};
 use crate::cli::TaskCommand;
 use crate::connect::Control;
+use crate::filter::Filters;
 use crate::output::{self, Format};
 use crate::resolve;
 
 pub async fn run(control: &mut Control, command: TaskCommand, format: Format) -> anyhow::Result<()> {
     match command {
         TaskCommand::Ls { list, service } => {
+            let filters = Filters::new(list.filters, &["node", "desired-state"])?;
+            let desired_states = filters.enum_values("desired-state", &STATE_NAMES, "TASK_STATE_", |name| {
+                TaskState::from_str_name(name).map(i32::from)
+            })?;
             let service_ids = match service {
                 Some(reference) => vec![super::service::get(control, &reference).await?.id],
                 None => Vec::new(),
             };
-            let tasks = reply(
-                control
-                    .list_tasks(ListTasksRequest {
-                        service_ids,
-                        ..Default::default()
-                    })
-                    .await,
-            )?
-            .tasks;
+            let mut node_ids = Vec::new();
+            for reference in filters.values("node") {
+                node_ids.push(super::node::get(control, reference).await?.id);
+            }
+            let request = ListTasksRequest {
+                filters: Some(filters.list_filters()),
+                service_ids,
+                node_ids,
+                desired_states,
+                states: Vec::new(),
+            };
+            let tasks = reply(control.list_tasks(request).await)?.tasks;
             if format == Format::Json && !list.quiet {
                 return output::json_list(&tasks);
             }
@@ -110,6 +118,24 @@ async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Task> {
         .unwrap_or_default())
 }
 
+/// The task states as `--filter desired-state=` takes them.
+const STATE_NAMES: [&str; 14] = [
+    "new",
+    "pending",
+    "assigned",
+    "accepted",
+    "preparing",
+    "ready",
+    "starting",
+    "running",
+    "complete",
+    "shutdown",
+    "failed",
+    "rejected",
+    "remove",
+    "orphaned",
+];
+
 fn state_name(state: i32) -> String {
     TaskState::try_from(state)
         .map(|state| state.as_str_name().trim_start_matches("TASK_STATE_").to_lowercase())
@@ -122,4 +148,21 @@ fn state(task: &Task) -> String {
 
 fn desired(task: &Task) -> String {
     state_name(task.desired_state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filter_names_every_task_state_as_ls_prints_it() {
+        for name in STATE_NAMES {
+            let state = TaskState::from_str_name(&format!("TASK_STATE_{}", name.to_uppercase()));
+            let state = state.unwrap_or_else(|| panic!("{name} is no task state"));
+            assert_eq!(state_name(state.into()), name);
+        }
+        let last = TaskState::Orphaned as i32;
+        let states = (0..=last).filter(|value| TaskState::try_from(*value).is_ok()).count();
+        assert_eq!(states, STATE_NAMES.len(), "a task state is missing from STATE_NAMES");
+    }
 }

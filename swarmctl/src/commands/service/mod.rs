@@ -10,6 +10,7 @@ use swarm_proto::v1::{
 use super::{EachObject, data, name, reply};
 use crate::cli::ServiceCommand;
 use crate::connect::Control;
+use crate::filter::Filters;
 use crate::output::{self, Format};
 use crate::resolve;
 
@@ -26,7 +27,11 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
             println!("{}", service.service.unwrap_or_default().id);
         }
         ServiceCommand::Ls(list) => {
-            let mut services = all(control).await?;
+            let filters = Filters::new(list.filters, &[])?;
+            let request = ListServicesRequest {
+                filters: Some(filters.list_filters()),
+            };
+            let mut services = reply(control.list_services(request).await)?.services;
             // By name, as docker lists them (the store lists by ID).
             services.sort_by_cached_key(|service| service_name(service).to_lowercase());
             if format == Format::Json && !list.quiet {
@@ -147,10 +152,6 @@ async fn config_references(control: &mut Control, flags: &[String]) -> anyhow::R
         });
     }
     Ok(references)
-}
-
-async fn all(control: &mut Control) -> anyhow::Result<Vec<Service>> {
-    Ok(reply(control.list_services(ListServicesRequest::default()).await)?.services)
 }
 
 /// The service `reference` names (name, ID or unique ID prefix). Only the
