@@ -75,6 +75,11 @@ pub enum Error {
     #[error("the raft node has stopped")]
     Stopped,
 
+    /// The member's Ready loop panicked (a bug, or raft-rs refusing a
+    /// storage error); the message is the panic's.
+    #[error("the raft member's loop panicked: {0}")]
+    Panicked(String),
+
     /// A membership change was refused.
     #[error("membership change refused: {0}")]
     Membership(String),

@@ -34,6 +34,26 @@ impl StateMachine for ShortMachine {
     }
 }
 
+/// Panics on an entry that says "boom", as a buggy machine would.
+struct PanickingMachine(LogMachine);
+
+impl StateMachine for PanickingMachine {
+    type Output = usize;
+
+    fn apply(&mut self, index: u64, data: &[u8]) -> usize {
+        assert!(data != b"boom", "the machine cannot apply entry {index}");
+        self.0.apply(index, data)
+    }
+
+    fn snapshot(&self) -> SnapshotWriter {
+        self.0.snapshot()
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), swarm_raft::BoxError> {
+        self.0.restore(data)
+    }
+}
+
 /// A member alone in its group, in a temporary data dir, once it leads.
 async fn single_member<S: StateMachine>(machine: S) -> (tempfile::TempDir, RaftNode<S>) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -63,6 +83,25 @@ async fn a_machine_that_returns_too_few_outputs_stops_the_member_and_answers_its
     let stopped = node.shutdown().await.expect_err("the member stopped on an error");
     assert!(
         matches!(&stopped, Error::Machine(reason) if reason.contains("0 outputs for the 1 entries")),
+        "{stopped}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_loop_is_an_unknown_outcome_to_its_proposer_and_the_stop_error_says_why() {
+    let (_dir, node) = single_member(PanickingMachine(LogMachine::new())).await;
+    let handle = node.handle();
+    handle.propose(b"fine".to_vec()).await.expect("an entry that applies");
+
+    let answer = tokio::time::timeout(Duration::from_secs(10), handle.propose(b"boom".to_vec()))
+        .await
+        .expect("the proposer got an answer");
+    assert!(matches!(answer, Err(Error::UnknownOutcome { .. })), "{answer:?}");
+    let later = handle.add_member(2, "127.0.0.1:2").await;
+    assert!(matches!(later, Err(Error::Stopped)), "{later:?}");
+    let stopped = node.shutdown().await.expect_err("the member stopped on a panic");
+    assert!(
+        matches!(&stopped, Error::Panicked(message) if message.contains("cannot apply entry")),
         "{stopped}"
     );
 }

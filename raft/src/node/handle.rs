@@ -11,6 +11,10 @@ use crate::error::{Error, Result};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::transport::Links;
 
+/// Why a request sent to the Ready loop has an unknown outcome when the
+/// loop ended (a panic, an abort) without answering it.
+const UNANSWERED: &str = "the raft member stopped without answering";
+
 /// Who leads, as this member last saw it. Published on every change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Leadership {
@@ -178,7 +182,7 @@ impl<O: Send + 'static> RaftHandle<O> {
         // the proposal in its queue or its log, where it may yet commit.
         response.await.map_err(|_| Error::UnknownOutcome {
             index: None,
-            reason: "the raft member stopped without answering",
+            reason: UNANSWERED,
         })?
     }
 
@@ -194,7 +198,8 @@ impl<O: Send + 'static> RaftHandle<O> {
     #[tracing::instrument(name = "raft.add_member", skip(self), fields(member = self.id))]
     pub async fn add_member(&self, id: u64, addr: &str) -> Result<u64> {
         let addr = addr.to_string();
-        self.request(|reply| Command::AddMember { id, addr, reply }).await?
+        self.request_change(|reply| Command::AddMember { id, addr, reply })
+            .await
     }
 
     /// Removes member `id` from the group; returns the index of the change
@@ -207,7 +212,7 @@ impl<O: Send + 'static> RaftHandle<O> {
     /// proposal errors of [`RaftHandle::propose`].
     #[tracing::instrument(name = "raft.remove_member", skip(self), fields(member = self.id))]
     pub async fn remove_member(&self, id: u64) -> Result<u64> {
-        self.request(|reply| Command::RemoveMember { id, reply }).await?
+        self.request_change(|reply| Command::RemoveMember { id, reply }).await
     }
 
     /// Hands leadership to `to`, or to the most up-to-date other member that
@@ -299,6 +304,18 @@ impl<O: Send + 'static> RaftHandle<O> {
         let (reply, response) = oneshot::channel();
         self.commands.send(command(reply)).await.map_err(|_| Error::Stopped)?;
         response.await.map_err(|_| Error::Stopped)
+    }
+
+    /// As [`Self::request`], for a membership change: one sent but never
+    /// answered may have been proposed before the loop ended (a panic, a
+    /// stop), and may yet commit.
+    async fn request_change(&self, command: impl FnOnce(oneshot::Sender<Result<u64>>) -> Command) -> Result<u64> {
+        let (reply, response) = oneshot::channel();
+        self.commands.send(command(reply)).await.map_err(|_| Error::Stopped)?;
+        response.await.map_err(|_| Error::UnknownOutcome {
+            index: None,
+            reason: UNANSWERED,
+        })?
     }
 
     /// Who leads, as last seen.

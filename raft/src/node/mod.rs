@@ -190,7 +190,10 @@ impl<S: StateMachine> RaftNode<S> {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        let result = (&mut self.task).await.map_err(|_| Error::Stopped);
+        let result = (&mut self.task).await.map_err(|err| match err.try_into_panic() {
+            Ok(panic) => Error::Panicked(panic_message(panic.as_ref())),
+            Err(_) => Error::Stopped,
+        });
         self.wait_closed().await;
         result?
     }
@@ -216,6 +219,15 @@ impl<S: StateMachine> RaftNode<S> {
     /// Whether the Ready loop has ended (stopped, removed, or failed).
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
+    }
+}
+
+/// What a panic said, when it said it with a string (as `panic!` does).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(message), _) => message.to_string(),
+        (None, Some(message)) => message.clone(),
+        (None, None) => "a panic without a message".to_string(),
     }
 }
 

@@ -67,16 +67,7 @@ impl<O> Pending<O> {
     /// saw apply, such as those a snapshot covered) and a waiter whose entry
     /// was replaced are told theirs did not commit as proposed.
     pub(crate) fn take_applied(&mut self, index: u64, term: u64) -> Option<Waiter<O>> {
-        while let Some(entry) = self.by_index.first_entry() {
-            if *entry.key() >= index {
-                break;
-            }
-            let skipped_index = *entry.key();
-            entry.remove().waiter.fail(Error::UnknownOutcome {
-                index: Some(skipped_index),
-                reason: "the log moved past the entry without applying it here",
-            });
-        }
+        self.pass_over(index.saturating_sub(1));
         let entry = self.by_index.remove(&index)?;
         if entry.term == term {
             return Some(entry.waiter);
@@ -85,6 +76,23 @@ impl<O> Pending<O> {
             reason: "a new leader replaced the entry",
         });
         None
+    }
+
+    /// Tells the waiters of the entries up to `index`, which this member
+    /// will never apply one by one (a snapshot covered them, or the log
+    /// applied past them), that their outcome is unknown: the entry at
+    /// such an index may be theirs or another leader's. Later waiters stay.
+    pub(crate) fn pass_over(&mut self, index: u64) {
+        let later = match index.checked_add(1) {
+            Some(next) => self.by_index.split_off(&next),
+            None => BTreeMap::new(),
+        };
+        for (skipped_index, entry) in std::mem::replace(&mut self.by_index, later) {
+            entry.waiter.fail(Error::UnknownOutcome {
+                index: Some(skipped_index),
+                reason: "the log moved past the entry without applying it here",
+            });
+        }
     }
 
     /// Tells every waiter its outcome is unknown (leadership lost, stop).
@@ -138,6 +146,23 @@ mod tests {
             Ok(Err(Error::UnknownOutcome { index: Some(5), .. }))
         ));
         assert_eq!(pending.len(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_passes_over_the_waiters_it_covers_and_no_later_one() {
+        let mut pending = Pending::new();
+        let (covered, mut covered_receiver) = proposal();
+        let (next, mut next_receiver) = proposal();
+        pending.insert(5, 2, covered);
+        pending.insert(6, 2, next);
+        pending.pass_over(5);
+        assert!(matches!(
+            covered_receiver.try_recv(),
+            Ok(Err(Error::UnknownOutcome { index: Some(5), .. }))
+        ));
+        // The entry after the snapshot may still be ours and apply.
+        assert!(next_receiver.try_recv().is_err(), "the waiter at 6 was answered");
+        assert!(pending.take_applied(6, 2).is_some());
     }
 
     #[test]

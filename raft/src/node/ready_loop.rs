@@ -145,7 +145,6 @@ impl<S: StateMachine> ReadyLoop<S> {
                 break Err(err);
             }
             if let Err(err) = self.handle_ready().await {
-                tracing::error!(member = self.config.id, %err, "raft member stops on an error");
                 break Err(err);
             }
             self.publish_leadership();
@@ -157,6 +156,17 @@ impl<S: StateMachine> ReadyLoop<S> {
                 break Ok(());
             }
         };
+        if let Err(err) = &result {
+            tracing::error!(member = self.config.id, %err, "raft member stops on an error");
+        }
+        // No longer leading, nor following anyone: the leader check turns
+        // requests away from here from now on.
+        self.leadership.send_modify(|seen| {
+            seen.leader_id = None;
+            seen.leader_addr = None;
+            seen.is_leader = false;
+            seen.caught_up = false;
+        });
         self.pending
             .fail_all("the raft member stopped before the entry applied");
         // Proposals still queued never reached the log: say so, rather than
@@ -607,8 +617,8 @@ impl<S: StateMachine> ReadyLoop<S> {
             .install_snapshot(&mut self.batch, snapshot, members)?;
         self.transport.set_members(self.raw.store().members());
         // Our proposals at or before the snapshot's index were either in it
-        // or not: no way to tell.
-        let _ = self.pending.take_applied(index + 1, 0);
+        // or not: no way to tell. Those after it may still apply.
+        self.pending.pass_over(index);
         self.metrics.add_snapshot_installed();
         Ok(())
     }
@@ -785,6 +795,10 @@ impl<S: StateMachine> ReadyLoop<S> {
                 self.metrics.add_snapshot_taken();
                 tracing::info!(member = self.config.id, index, bytes, ?elapsed, "snapshot taken");
             }
+            // RocksDB refused the write: as any failed write, that stops
+            // the member (what it wrote may be torn, and a retry could make
+            // a later write look durable when it is not).
+            Err(err @ Error::Storage(_)) => return Err(err),
             Err(err) => tracing::error!(member = self.config.id, index, %err, "snapshot failed; retrying later"),
         }
         Ok(())

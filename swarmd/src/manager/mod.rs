@@ -100,7 +100,11 @@ impl Manager {
             raft,
             transport: (stop, server),
         };
-        manager.wait_for_leadership().await?;
+        if let Err(err) = manager.wait_for_leadership().await {
+            // The member stopped before it could serve: its own error says
+            // why ("stopped" alone would not).
+            return Err(manager.stop().await.err().unwrap_or(err));
+        }
         Ok(manager)
     }
 

@@ -63,7 +63,9 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     let stopped = manager.stop().await;
     // Only now, the state dir closed, may another daemon claim the socket.
     drop(socket);
-    served.and(stopped)
+    // When both failed, the Raft member's error is the cause (a disk that
+    // refuses writes, say) and serving's the symptom.
+    stopped.and(served)
 }
 
 /// Takes the exclusive lock on the file at `path` (made if missing, mode

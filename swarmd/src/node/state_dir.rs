@@ -80,6 +80,9 @@ impl StateDir {
                     node_id: swarm_store::id::generate(),
                 };
                 write_atomically(&identity_path, &format(&identity)).map_err(|err| fail(err.to_string()))?;
+                // The dir may be new too: its own entry must be as durable,
+                // or a power cut could lose it with all written inside.
+                sync_dir(parent(path)).map_err(|err| fail(format!("cannot sync its parent: {err}")))?;
                 Ok(StateDir {
                     path: path.to_path_buf(),
                     identity,
@@ -134,10 +137,20 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
+    sync_dir(parent(path))
+}
+
+/// The directory `path` is in (`.` for a bare name).
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
     }
-    Ok(())
+}
+
+/// Makes the entries of `dir` (a file renamed or made in it) durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
