@@ -11,6 +11,7 @@ const FILES: &[&str] = &[
     "swarm/v1/store.proto",
     "swarm/v1/control.proto",
     "swarm/v1/watch.proto",
+    "swarm/v1/info.proto",
     "swarm/v1/raft.proto",
 ];
 

@@ -65,7 +65,12 @@ pub enum Command {
         #[arg(long, value_enum)]
         action: Vec<WatchAction>,
     },
-    /// Print the client's version.
+    /// What the node serving the socket is: its ID, role, version, and
+    /// what its Raft member sees (leader, term, members, log indexes).
+    /// Answered by that node, whether it leads or not.
+    Info,
+    /// Print the client's version, then the daemon's (failing if its
+    /// socket does not answer).
     Version,
     /// Print a shell completion script.
     Completion {

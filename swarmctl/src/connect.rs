@@ -5,16 +5,44 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use swarm_proto::v1::control_client::ControlClient;
+use swarm_proto::v1::info_client::InfoClient;
+use swarm_proto::v1::{GetInfoRequest, GetInfoResponse};
 use tonic::transport::{Channel, Endpoint};
 
-/// The Control API client.
-pub type Control = ControlClient<Channel>;
+/// The Control API client (its RPCs are called through it, as on
+/// `ControlClient`), and the connection it uses, for the Info API.
+pub struct Control {
+    client: ControlClient<Channel>,
+    channel: Channel,
+}
+
+impl std::ops::Deref for Control {
+    type Target = ControlClient<Channel>;
+    fn deref(&self) -> &Self::Target {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Control {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.client
+    }
+}
+
+impl Control {
+    /// What the node serving the socket says about itself.
+    pub async fn info(&self) -> anyhow::Result<GetInfoResponse> {
+        crate::commands::reply(InfoClient::new(self.channel.clone()).get_info(GetInfoRequest {}).await)
+    }
+}
 
 /// Connects to the Control API on the socket at `path`.
 pub async fn connect(path: &Path) -> anyhow::Result<Control> {
+    let channel = channel(path).await?;
     // gRPC's default 4 MiB limit on a reply would fail `service ls` beyond
     // about 40,000 services; a list is as large as the cluster is.
-    Ok(ControlClient::new(channel(path).await?).max_decoding_message_size(MAX_REPLY_BYTES))
+    let client = ControlClient::new(channel.clone()).max_decoding_message_size(MAX_REPLY_BYTES);
+    Ok(Control { client, channel })
 }
 
 /// The largest reply accepted: far above any cluster's list, still a bound.

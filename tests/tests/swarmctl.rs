@@ -897,6 +897,76 @@ async fn ls_filters_as_docker_does() {
     drop(daemon);
 }
 
+/// `info` and `version` ask the node serving the socket about itself, and
+/// `self` names that node wherever a node is named, as in docker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_version_and_self_name_the_node_serving_the_socket() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    let socket = daemon.socket.clone();
+    let node_id = ok(&socket, &["node", "ls", "-q"]).trim().to_string();
+    assert_eq!(node_id.len(), 25, "one node: {node_id}");
+
+    let info = json(&socket, &["info", "--format", "json"]);
+    assert_eq!(info["nodeId"], node_id.as_str());
+    assert_eq!(info["hostname"], "node-1");
+    assert_eq!(info["role"], "NODE_ROLE_MANAGER");
+    let manager = &info["manager"];
+    assert_eq!(manager["isLeader"], true);
+    assert_eq!(manager["raftError"], "");
+    assert_eq!(manager["leaderRaftId"], manager["raftId"]);
+    assert_eq!(manager["members"].as_object().map(|members| members.len()), Some(1));
+    let applied = manager["appliedIndex"].as_u64().expect("an applied index");
+    assert!(
+        applied > 0 && applied <= manager["commitIndex"].as_u64().unwrap_or(0),
+        "{manager}"
+    );
+    // A write moves the indexes on.
+    ok(
+        &socket,
+        &["service", "create", "--name", "web", "--image", "busybox:local"],
+    );
+    let after = json(&socket, &["info", "--format", "json"]);
+    assert!(after["manager"]["appliedIndex"].as_u64() > Some(applied), "{after}");
+    let table = ok(&socket, &["info"]);
+    for line in [
+        format!("Node ID: {node_id}"),
+        "Leader: this node".into(),
+        "Managers: 1 (".into(),
+    ] {
+        let squeezed = table
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "));
+        assert!(
+            squeezed.clone().any(|l| l.starts_with(&line)),
+            "no {line:?} in\n{table}"
+        );
+    }
+
+    let version = ok(&socket, &["version"]);
+    let lines: Vec<&str> = version.lines().collect();
+    assert_eq!(lines.len(), 2, "{version}");
+    assert!(
+        lines[0].starts_with("swarmctl ") && lines[1].starts_with("swarmd "),
+        "{version}"
+    );
+
+    let inspected = json(&socket, &["node", "inspect", "self", "--format", "json"]);
+    assert_eq!(inspected["id"], node_id.as_str());
+    ok(&socket, &["node", "update", "self", "--label-add", "zone=a"]);
+    assert_eq!(ok(&socket, &["node", "ls", "-q", "-f", "label=zone=a"]).trim(), node_id);
+
+    let socket_gone = root.path().join("none.sock");
+    let (code, stdout, stderr) = swarmctl(&socket_gone, &["version"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stdout.starts_with("swarmctl "),
+        "the client's version still printed: {stdout}"
+    );
+    assert!(stderr.contains("cannot reach swarmd"), "{stderr}");
+    drop(daemon);
+}
+
 /// Secrets and configs from standard input with labels, label updates that
 /// keep the data, and the cluster settings `cluster update` changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

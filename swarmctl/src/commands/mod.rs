@@ -2,6 +2,7 @@
 
 mod cluster;
 mod data;
+mod info;
 mod node;
 mod service;
 mod task;
@@ -16,6 +17,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Version => {
             println!("swarmctl {}", env!("CARGO_PKG_VERSION"));
+            let daemon = connect(&cli.socket).await?.info().await?;
+            println!("swarmd {}", daemon.version);
             Ok(())
         }
         Command::Completion { shell } => {
@@ -32,6 +35,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let format = cli.format;
             let mut control = connect(&cli.socket).await?;
             match command {
+                Command::Info => info::run(&control, format).await,
                 Command::Cluster(command) => cluster::run(&mut control, command, format).await,
                 Command::Node(command) => node::run(&mut control, command, format).await,
                 Command::Service(command) => service::run(&mut control, command, format).await,

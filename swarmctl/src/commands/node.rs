@@ -12,6 +12,9 @@ use crate::filter::Filters;
 use crate::output::{self, Format};
 use crate::resolve;
 
+/// The node reference that names the node serving the socket.
+const SELF: &str = "self";
+
 pub async fn run(control: &mut Control, command: NodeCommand, format: Format) -> anyhow::Result<()> {
     match command {
         NodeCommand::Ls(list) => {
@@ -175,9 +178,17 @@ async fn change_each(control: &mut Control, nodes: NodeReferences, edit: impl Fn
     each.finish()
 }
 
-/// The node `reference` names (hostname, ID or unique ID prefix). As for
-/// services, only the nodes that can match are fetched.
+/// The node `reference` names (hostname, ID or unique ID prefix, or
+/// `self` for the node serving the socket, as in docker). As for services,
+/// only the nodes that can match are fetched.
 pub(crate) async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Node> {
+    let own_id;
+    let reference = if reference == SELF {
+        own_id = super::info::own_node_id(control).await?;
+        own_id.as_str()
+    } else {
+        reference
+    };
     let mut candidates = Vec::new();
     for filters in resolve::filters(reference) {
         let request = ListNodesRequest {

@@ -3,6 +3,7 @@
 //! shutdown signal: stop taking requests, let those in flight finish, close
 //! RocksDB, remove the socket), or err.
 
+mod info;
 pub mod socket;
 pub mod state_dir;
 
@@ -11,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use swarm_proto::v1::control_server::ControlServer;
+use swarm_proto::v1::info_server::InfoServer;
 use swarm_proto::v1::watch_server::WatchServer;
 
 use crate::error::{Error, Result};
@@ -19,6 +21,7 @@ use crate::manager::proxy::LeaderOnly;
 use crate::manager::watchapi::WatchApi;
 use crate::manager::{Manager, RaftOptions, bootstrap};
 use crate::metrics::Metrics;
+use info::InfoApi;
 use state_dir::StateDir;
 
 /// What a node is started with (the `swarmd` flags).
@@ -130,6 +133,14 @@ async fn serve(
     let control = tonic::service::interceptor::InterceptedService::new(control, leader_only.clone());
     let (stopping, stop_watches) = tokio::sync::watch::channel(false);
     let watch = WatchServer::with_interceptor(WatchApi::new(manager.store.clone(), stop_watches.clone()), leader_only);
+    let info = InfoServer::new(InfoApi {
+        node_id: state_dir.identity.node_id.clone(),
+        hostname: options.hostname.clone(),
+        state_dir: std::fs::canonicalize(&options.state_dir).unwrap_or_else(|_| options.state_dir.clone()),
+        raft_id: state_dir.identity.raft_id,
+        raft_addr: manager.raft_addr.clone(),
+        raft: manager.raft(),
+    });
     // The node stops on the signal, or when its Raft member has stopped on
     // an error (a disk that refuses writes, say): a manager that can commit
     // nothing should exit with that error, for its supervisor to see, rather
@@ -156,7 +167,8 @@ async fn serve(
         .trace_fn(|request| tracing::info_span!("control", rpc = request.uri().path()))
         .layer(tower::util::option_layer(count_requests))
         .add_service(control)
-        .add_service(watch);
+        .add_service(watch)
+        .add_service(info);
     tracing::info!(socket = %options.control_socket.display(), "node is ready");
     let served = server
         .serve_with_incoming_shutdown(incoming, shutdown)

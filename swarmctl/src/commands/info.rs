@@ -1,0 +1,72 @@
+//! `swarmctl info`
+
+use swarm_proto::v1::{ManagerInfo, NodeRole};
+
+use crate::connect::Control;
+use crate::output::{self, Format};
+
+pub async fn run(control: &Control, format: Format) -> anyhow::Result<()> {
+    let info = control.info().await?;
+    if format == Format::Json {
+        return output::json_one(&info);
+    }
+    let role = match NodeRole::try_from(info.role) {
+        Ok(NodeRole::Manager) => "manager",
+        _ => "worker",
+    };
+    let mut fields = vec![
+        ("Node ID", info.node_id.clone()),
+        ("Hostname", info.hostname.clone()),
+        ("Role", role.to_string()),
+        ("Version", info.version.clone()),
+        ("State dir", info.state_dir.clone()),
+    ];
+    if let Some(manager) = &info.manager {
+        fields.extend(manager_fields(manager));
+    }
+    output::fields(&fields)?;
+    Ok(())
+}
+
+/// A manager's Raft view, one line each.
+fn manager_fields(manager: &ManagerInfo) -> Vec<(&'static str, String)> {
+    let leader = if manager.is_leader {
+        "this node".to_string()
+    } else if manager.leader_raft_id == 0 {
+        "none known".to_string()
+    } else {
+        format!("{} at {}", manager.leader_raft_id, manager.leader_addr)
+    };
+    let mut fields = vec![
+        ("Raft ID", manager.raft_id.to_string()),
+        ("Raft address", manager.addr.clone()),
+        ("Leader", leader),
+        ("Term", manager.term.to_string()),
+    ];
+    if !manager.raft_error.is_empty() {
+        fields.push(("Raft error", manager.raft_error.clone()));
+        return fields;
+    }
+    let mut members: Vec<String> = manager
+        .members
+        .iter()
+        .map(|(id, addr)| format!("{id} at {addr}"))
+        .collect();
+    members.sort();
+    fields.extend([
+        ("Managers", format!("{} ({})", members.len(), members.join(", "))),
+        ("Commit index", manager.commit_index.to_string()),
+        ("Applied index", manager.applied_index.to_string()),
+        ("Snapshot index", manager.snapshot_index.to_string()),
+        (
+            "Log",
+            format!("{} to {}", manager.first_log_index, manager.last_log_index),
+        ),
+    ]);
+    fields
+}
+
+/// The ID of the node serving the socket: what `self` names.
+pub(crate) async fn own_node_id(control: &Control) -> anyhow::Result<String> {
+    Ok(control.info().await?.node_id)
+}

@@ -1,0 +1,77 @@
+//! The Info API: what this node is and what its Raft member sees, answered
+//! by this node itself. It never passes the leader check: a node that does
+//! not lead still says so, and who does.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use swarm_proto::v1::info_server::Info;
+use swarm_proto::v1::{GetInfoRequest, GetInfoResponse, ManagerInfo, NodeRole};
+use swarm_raft::RaftHandle;
+use tonic::{Request, Response, Status};
+
+use crate::manager::raft_store::ApplyResult;
+
+/// How long the Raft member may take to report its status. It answers
+/// between two turns of its loop, so it is quick unless the loop is stuck
+/// (a disk that hangs on a write): then the answer says so instead of
+/// hanging too.
+const STATUS_WITHIN: Duration = Duration::from_secs(2);
+
+/// Serves the Info API of one node.
+pub struct InfoApi {
+    pub node_id: String,
+    pub hostname: String,
+    pub state_dir: PathBuf,
+    /// This manager's Raft member id and transport address.
+    pub raft_id: u64,
+    pub raft_addr: String,
+    pub raft: RaftHandle<ApplyResult>,
+}
+
+#[tonic::async_trait]
+impl Info for InfoApi {
+    async fn get_info(&self, _: Request<GetInfoRequest>) -> Result<Response<GetInfoResponse>, Status> {
+        Ok(Response::new(GetInfoResponse {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            node_id: self.node_id.clone(),
+            hostname: self.hostname.clone(),
+            role: NodeRole::Manager.into(),
+            state_dir: self.state_dir.display().to_string(),
+            manager: Some(self.manager().await),
+        }))
+    }
+}
+
+impl InfoApi {
+    async fn manager(&self) -> ManagerInfo {
+        let leadership = self.raft.leadership();
+        let mut info = ManagerInfo {
+            raft_id: self.raft_id,
+            addr: self.raft_addr.clone(),
+            term: leadership.term,
+            is_leader: leadership.is_leader,
+            leader_raft_id: leadership.leader_id.unwrap_or_default(),
+            leader_addr: leadership.leader_addr.unwrap_or_default(),
+            ..Default::default()
+        };
+        match tokio::time::timeout(STATUS_WITHIN, self.raft.status()).await {
+            Ok(Ok(status)) => {
+                info.members = status.members.into_iter().collect();
+                info.commit_index = status.commit;
+                info.applied_index = status.applied;
+                info.snapshot_index = status.snapshot_index;
+                info.first_log_index = status.first_index;
+                info.last_log_index = status.last_index;
+            }
+            Ok(Err(err)) => info.raft_error = err.to_string(),
+            Err(_) => {
+                info.raft_error = format!(
+                    "the raft member did not answer within {}s: its loop is stuck (a disk that hangs?)",
+                    STATUS_WITHIN.as_secs()
+                );
+            }
+        }
+        info
+    }
+}
