@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
 use protobuf::Message as _;
@@ -39,6 +39,10 @@ use crate::transport::{Inbound, Report, Transport};
 /// flood of them cannot hold back the write.
 const DRAIN_LIMIT: usize = 4096;
 
+/// A write to the log taking longer than this is logged, and again every
+/// such while until it ends (etcd warns of a slow fdatasync at 1 s too).
+const SLOW_WRITE: Duration = Duration::from_secs(1);
+
 /// Below this many proposals in a turn, the loop yields once before writing
 /// to let more join (see `run`).
 const FEW_PROPOSALS: usize = 32;
@@ -46,7 +50,7 @@ const FEW_PROPOSALS: usize = 32;
 /// How long a clean stop waits for a snapshot being written (one of a
 /// 100,000-service store takes a quarter of a second); swarmd's whole
 /// stop has 10 s.
-const SNAPSHOT_AT_STOP: std::time::Duration = std::time::Duration::from_secs(3);
+const SNAPSHOT_AT_STOP: Duration = Duration::from_secs(3);
 
 pub(crate) struct ReadyLoop<S: StateMachine> {
     pub config: Config,
@@ -576,16 +580,30 @@ impl<S: StateMachine> ReadyLoop<S> {
         let started = Instant::now();
         // The write blocks on the disk: off the async workers, while this
         // loop waits (nothing may reach raft-rs until it is done).
-        let written = tokio::task::spawn_blocking(move || {
+        let mut write = tokio::task::spawn_blocking(move || {
             if sync {
                 storage::write_synced(&db, batch)
             } else {
                 db.write(batch).map_err(Error::from)
             }
-        })
-        .await
-        .map_err(|err| Error::Corrupt(format!("the write task failed: {err}")))?;
-        written?;
+        });
+        // Nothing else moves meanwhile, heartbeats included: a disk that
+        // hangs is said so in the log, every second, rather than silently.
+        let mut slow = false;
+        let written = loop {
+            match tokio::time::timeout(SLOW_WRITE, &mut write).await {
+                Ok(joined) => break joined,
+                Err(_) => {
+                    slow = true;
+                    tracing::warn!(member = self.config.id, waited = ?started.elapsed(), entries,
+                        "a write to the raft log has not finished: the disk is slow or hangs");
+                }
+            }
+        };
+        if slow {
+            tracing::warn!(member = self.config.id, took = ?started.elapsed(), "the slow write finished");
+        }
+        written.map_err(|err| Error::Corrupt(format!("the write task failed: {err}")))??;
         let micros = started.elapsed().as_micros() as u64;
         if sync {
             self.metrics.add_fsync(micros, entries);
