@@ -46,7 +46,7 @@ pub async fn connect(path: &Path) -> anyhow::Result<Control> {
 }
 
 /// The largest reply accepted: far above any cluster's list, still a bound.
-const MAX_REPLY_BYTES: usize = 1 << 30;
+pub const MAX_REPLY_BYTES: usize = 1 << 30;
 
 /// How long reaching swarmd may take: a socket whose listener accepts and
 /// never answers would otherwise hang the command.

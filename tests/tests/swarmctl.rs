@@ -1015,6 +1015,12 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
             &[kind, "create", "big", big.to_str().unwrap()],
             "holds at most",
         );
+        // An endless input is refused, not read whole into memory.
+        fails(
+            &socket,
+            &[kind, "create", "zeros", "/dev/zero"],
+            "holds more than 16 MiB",
+        );
         // The file as docker takes it, positional.
         let file = root.path().join(format!("{kind}.txt"));
         std::fs::write(&file, "from a file").unwrap();
@@ -1098,6 +1104,39 @@ async fn a_watch_filtered_by_action_prints_json_lines() {
     for line in &lines {
         let event: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
         assert_eq!(event["action"], "remove", "only removals: {line}");
+    }
+
+    // An object past gRPC's default 4 MiB message (any the manager takes
+    // may be watched): 5 MiB of labels, made through the API, as no
+    // command line holds that much.
+    let mut spec = swarm_proto::v1::ServiceSpec::container("big", "busybox:local");
+    let labels = &mut spec.annotations.get_or_insert_with(Default::default).labels;
+    for key in 0..50 {
+        labels.insert(format!("k{key}"), "x".repeat(100 << 10));
+    }
+    let mut control = swarm_tests::daemon::connect(&socket)
+        .await
+        .expect("connect")
+        .max_decoding_message_size(64 << 20);
+    let request = swarm_proto::v1::CreateServiceRequest { spec: Some(spec) };
+    control.create_service(request).await.expect("create a 5 MiB service");
+    ok(&socket, &["service", "rm", "big"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = watched.lock().unwrap().clone();
+        let reported = lines.iter().any(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            event["object"]["service"]["spec"]["annotations"]["name"] == "big"
+        });
+        if reported {
+            break;
+        }
+        assert!(watch.try_wait().unwrap().is_none(), "the watch ended on a large event");
+        assert!(
+            Instant::now() < deadline,
+            "the large service's removal was not reported"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
     watch.kill().unwrap();
     watch.wait().unwrap();

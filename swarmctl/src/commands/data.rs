@@ -131,11 +131,10 @@ pub async fn run<D: Data>(control: &mut Control, command: DataCommand, format: F
             // clap requires one of the two.
             let file = file.or(source).unwrap_or_default();
             let data = if file.as_os_str() == "-" {
-                let mut data = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut data).context("cannot read standard input")?;
-                data
+                read_at_most(std::io::stdin(), D::KIND, "standard input")?
             } else {
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?
+                let opened = std::fs::File::open(&file).with_context(|| format!("cannot read {}", file.display()))?;
+                read_at_most(opened, D::KIND, &file.display().to_string())?
             };
             let annotations = Annotations {
                 name,
@@ -240,6 +239,25 @@ pub async fn reference<D: Data>(
         .unwrap_or_default();
     let target = target.unwrap_or_else(|| default_target(&name));
     Ok((id, name, target))
+}
+
+/// Far more than a secret or config may hold (the manager says how much
+/// it takes): reading stops here, so that `/dev/zero` or a huge file by
+/// mistake is refused rather than read whole into memory.
+const READ_LIMIT: u64 = 16 << 20;
+
+/// The data of a new secret or config from `source` (named `what`).
+fn read_at_most(source: impl std::io::Read, kind: &str, what: &str) -> anyhow::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut source.take(READ_LIMIT + 1), &mut data)
+        .with_context(|| format!("cannot read {what}"))?;
+    if data.len() as u64 > READ_LIMIT {
+        anyhow::bail!(
+            "{what} holds more than {} MiB: far more than a {kind} may",
+            READ_LIMIT >> 20
+        );
+    }
+    Ok(data)
 }
 
 fn item_labels(item: &impl Data) -> String {

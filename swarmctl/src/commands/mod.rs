@@ -111,10 +111,15 @@ pub(crate) fn reply<T>(result: Result<tonic::Response<T>, tonic::Status>) -> any
 /// The error a status means to the operator. A status swarmd sent has no
 /// source: its message says what is wrong. One made here from a failed
 /// connection has one, and its message alone ("http2 error", "h2
-/// protocol error") says little.
+/// protocol error") says little; a change sent over it may have been
+/// made all the same, which the operator must know before trying again.
 pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
     match std::error::Error::source(&status) {
-        Some(cause) => anyhow::anyhow!("the connection to swarmd failed: {}", crate::connect::root_cause(cause)),
+        Some(cause) => anyhow::anyhow!(
+            "the connection to swarmd failed: {} (a change the command asked for may have been made: look before \
+             trying again)",
+            crate::connect::root_cause(cause)
+        ),
         None => anyhow::anyhow!("{}", status.message()),
     }
 }

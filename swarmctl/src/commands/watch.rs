@@ -44,7 +44,11 @@ pub async fn run(socket: &Path, kinds: Vec<String>, actions: Vec<WatchAction>, f
         entries,
         include_commits: true,
     };
-    let mut stream = super::reply(WatchClient::new(channel(socket).await?).watch(request).await)?;
+    // An event carries whole objects, two for an update: as large as a
+    // list's reply may be.
+    let mut client =
+        WatchClient::new(channel(socket).await?).max_decoding_message_size(crate::connect::MAX_REPLY_BYTES);
+    let mut stream = super::reply(client.watch(request).await)?;
     let mut stdout = std::io::stdout().lock();
     while let Some(message) = stream.message().await.map_err(super::status_error)? {
         for event in message.events {
