@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 mod config;
+mod data_dir;
 mod entry_cache;
 mod error;
 mod logger;

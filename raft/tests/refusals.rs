@@ -107,6 +107,29 @@ async fn a_panic_in_the_loop_is_an_unknown_outcome_to_its_proposer_and_the_stop_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_removed_under_the_member_stops_it_and_no_later_write_is_acknowledged() {
+    let (dir, node) = single_member(LogMachine::new()).await;
+    let handle = node.handle();
+    handle
+        .propose(b"before".to_vec())
+        .await
+        .expect("written while the dir is there");
+
+    std::fs::remove_dir_all(dir.path()).expect("remove the data dir");
+    // RocksDB still holds its files open and the write succeeds; it must
+    // not be acknowledged all the same.
+    let answer = tokio::time::timeout(Duration::from_secs(10), handle.propose(b"after".to_vec()))
+        .await
+        .expect("the proposer got an answer");
+    assert!(matches!(answer, Err(Error::UnknownOutcome { .. })), "{answer:?}");
+    let stopped = node.shutdown().await.expect_err("the member stopped");
+    assert!(
+        matches!(&stopped, Error::DataDir { reason, .. } if reason.contains("was removed")),
+        "{stopped}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proposal_larger_than_an_entry_may_be_is_refused_and_the_member_goes_on() {
     let (_dir, node) = single_member(LogMachine::new()).await;
     let handle = node.handle();

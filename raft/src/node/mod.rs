@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 pub use handle::{Leadership, Progress, RaftHandle, Role, Status};
 
 use crate::config::Config;
+use crate::data_dir::DataDirGuard;
 use crate::error::{Error, Result};
 use crate::logger::raft_logger;
 use crate::metrics::Metrics;
@@ -73,6 +74,7 @@ impl<S: StateMachine> RaftNode<S> {
         let opening = std::time::Instant::now();
         let (mut storage, _) = RocksStorage::open(&config.data_dir, config.cluster_id, config.id)?;
         let opened = opening.elapsed();
+        let data_dir = DataDirGuard::new(&config.data_dir)?;
         // A log that exists restarts as it is, whatever `start` says.
         if let (false, Start::Bootstrap(members)) = (storage.is_initialized(), &start) {
             if !members.contains_key(&config.id) {
@@ -158,6 +160,7 @@ impl<S: StateMachine> RaftNode<S> {
             leader_watch,
             last_heard: Default::default(),
             unreachable: Vec::new(),
+            data_dir,
         };
         let task = tokio::spawn(ready_loop.run());
         Ok(RaftNode {

@@ -29,6 +29,7 @@ use super::membership;
 use super::pending::{Pending, Waiter};
 use super::snapshot_schedule::SnapshotSchedule;
 use crate::config::Config;
+use crate::data_dir::DataDirGuard;
 use crate::error::{Error, Peer, Result};
 use crate::metrics::Metrics;
 use crate::state_machine::StateMachine;
@@ -88,6 +89,8 @@ pub(crate) struct ReadyLoop<S: StateMachine> {
     /// Peers whose queue refused a message during a Ready: reported to
     /// raft-rs after `advance`, as nothing may step it between the two.
     pub unreachable: Vec<u64>,
+    /// Checks, after each synced write, that the data dir is still there.
+    pub data_dir: DataDirGuard,
 }
 
 impl<S: StateMachine> ReadyLoop<S> {
@@ -604,6 +607,11 @@ impl<S: StateMachine> ReadyLoop<S> {
             tracing::warn!(member = self.config.id, took = ?started.elapsed(), "the slow write finished");
         }
         written.map_err(|err| Error::Corrupt(format!("the write task failed: {err}")))??;
+        if sync {
+            // What depends on this write (acknowledgements, replies) must
+            // not go out if it landed in files no path reaches any more.
+            self.data_dir.check()?;
+        }
         let micros = started.elapsed().as_micros() as u64;
         if sync {
             self.metrics.add_fsync(micros, entries);
