@@ -49,7 +49,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     // The socket's lock first: a daemon that finds another one at its
     // socket stops before it touches (or makes) a state dir.
     let socket = socket::claim(&options.control_socket)?;
-    let state_dir = StateDir::open(&options.state_dir)?;
+    let mut state_dir = StateDir::open(&options.state_dir)?;
     let identity = &state_dir.identity;
     tracing::info!(
         cluster = format!("{:016x}", identity.cluster_id),
@@ -62,6 +62,11 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         ..options.raft.clone()
     };
     let manager = Manager::start(identity, &raft).await?;
+    // Its Raft data exists now: the identity is the dir's for good.
+    if let Err(err) = state_dir.confirm() {
+        let _ = manager.stop().await;
+        return Err(err);
+    }
     let served = serve(&options, &socket, &state_dir, &manager, &raft, shutdown).await;
     let stopped = manager.stop().await;
     // Only now, the state dir closed, may another daemon claim the socket.

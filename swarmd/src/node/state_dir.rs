@@ -1,5 +1,12 @@
 //! The state dir: who this node is (its identity file) and where its Raft
 //! data lives. A dir that holds something else is refused, never rewritten.
+//!
+//! A new node's identity is first written as `identity.pending`, and only
+//! becomes `identity` once its Raft data exists ([`StateDir::confirm`]). So
+//! an identity without Raft data means that data was removed, and the dir
+//! is refused: starting a new cluster under the old identity would have a
+//! manager forget its log and its votes. A pending identity is a first
+//! start cut short, taken up again.
 
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
@@ -8,6 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 const IDENTITY: &str = "identity";
+const PENDING_IDENTITY: &str = "identity.pending";
 const RAFT: &str = "raft";
 const LOCK: &str = "lock";
 const FORMAT: &str = "swarmd-identity 1";
@@ -29,21 +37,24 @@ pub struct StateDir {
     path: PathBuf,
     /// Who this node is.
     pub identity: Identity,
-    /// Whether this start created the identity (a new cluster).
+    /// Whether this is the node's first start (a new cluster).
     pub created: bool,
+    /// Whether the identity is still `identity.pending`.
+    pending: bool,
     /// Held while the node runs: a second daemon on this dir is told so
     /// before it opens anything in it.
     _lock: std::fs::File,
 }
 
 impl StateDir {
-    /// Opens `path`, creating it (mode 0700) and a new identity when it is
-    /// absent or empty.
+    /// Opens `path`, creating it (mode 0700) and a new (pending) identity
+    /// when it is absent or empty.
     ///
     /// # Errors
     ///
     /// [`Error::StateDir`] when it cannot be created or read, holds Raft data
-    /// but no identity, or an identity that does not parse.
+    /// but no identity or the other way round, or an identity that does not
+    /// parse.
     pub fn open(path: &Path) -> Result<StateDir> {
         let fail = |reason: String| Error::StateDir {
             dir: path.to_path_buf(),
@@ -57,46 +68,79 @@ impl StateDir {
         let lock = super::exclusive_lock(&path.join(LOCK))
             .map_err(|err| fail(format!("cannot lock it: {err}")))?
             .ok_or_else(|| fail("another swarmd is using it".into()))?;
-        let identity_path = path.join(IDENTITY);
-        match std::fs::read_to_string(&identity_path) {
-            Ok(text) => {
-                let identity = parse(&text).ok_or_else(|| fail(format!("{} is damaged", identity_path.display())))?;
-                Ok(StateDir {
-                    path: path.to_path_buf(),
-                    identity,
-                    created: false,
-                    _lock: lock,
-                })
+        let has_raft = path.join(RAFT).exists();
+        let opened = |identity, created, pending| StateDir {
+            path: path.to_path_buf(),
+            identity,
+            created,
+            pending,
+            _lock: lock,
+        };
+        if let Some(identity) = read_identity(&path.join(IDENTITY)).map_err(fail)? {
+            if !has_raft {
+                return Err(fail(format!(
+                    "holds this node's identity but no Raft data ({RAFT}/): it was removed, and a new cluster \
+                     under the old identity would forget its log and votes; refusing to start (remove the \
+                     state dir to start afresh as a new node)"
+                )));
             }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                if path.join(RAFT).exists() {
-                    return Err(fail(
-                        "holds Raft data but no identity file; refusing to touch it".into(),
-                    ));
-                }
-                let identity = Identity {
-                    cluster_id: nonzero_random(),
-                    raft_id: nonzero_random(),
-                    node_id: swarm_store::id::generate(),
-                };
-                write_atomically(&identity_path, &format(&identity)).map_err(|err| fail(err.to_string()))?;
-                // The dir may be new too: its own entry must be as durable,
-                // or a power cut could lose it with all written inside.
-                sync_dir(parent(path)).map_err(|err| fail(format!("cannot sync its parent: {err}")))?;
-                Ok(StateDir {
-                    path: path.to_path_buf(),
-                    identity,
-                    created: true,
-                    _lock: lock,
-                })
-            }
-            Err(err) => Err(fail(format!("cannot read {}: {err}", identity_path.display()))),
+            return Ok(opened(identity, false, false));
         }
+        if let Some(identity) = read_identity(&path.join(PENDING_IDENTITY)).map_err(fail)? {
+            // A first start cut short; Raft data, if it got that far, was
+            // made with this identity (its ids are checked when it opens).
+            return Ok(opened(identity, true, true));
+        }
+        if has_raft {
+            return Err(fail(
+                "holds Raft data but no identity file; refusing to touch it".into(),
+            ));
+        }
+        let identity = Identity {
+            cluster_id: nonzero_random(),
+            raft_id: nonzero_random(),
+            node_id: swarm_store::id::generate(),
+        };
+        write_atomically(&path.join(PENDING_IDENTITY), &format(&identity)).map_err(|err| fail(err.to_string()))?;
+        // The dir may be new too: its own entry must be as durable, or a
+        // power cut could lose it with all written inside.
+        sync_dir(parent(path)).map_err(|err| fail(format!("cannot sync its parent: {err}")))?;
+        Ok(opened(identity, true, true))
+    }
+
+    /// Makes a pending identity the dir's own, once its Raft data exists.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StateDir`] when the rename or its sync fails.
+    pub fn confirm(&mut self) -> Result<()> {
+        if !self.pending {
+            return Ok(());
+        }
+        std::fs::rename(self.path.join(PENDING_IDENTITY), self.path.join(IDENTITY))
+            .and_then(|()| sync_dir(&self.path))
+            .map_err(|err| Error::StateDir {
+                dir: self.path.clone(),
+                reason: format!("cannot confirm its identity: {err}"),
+            })?;
+        self.pending = false;
+        Ok(())
     }
 
     /// Where RocksDB keeps the Raft log and snapshots.
     pub fn raft_dir(&self) -> PathBuf {
         self.path.join(RAFT)
+    }
+}
+
+/// The identity in the file at `path`, or none if there is no such file.
+fn read_identity(path: &Path) -> std::result::Result<Option<Identity>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text)
+            .map(Some)
+            .ok_or_else(|| format!("{} is damaged", path.display())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(format!("cannot read {}: {err}", path.display())),
     }
 }
 
@@ -167,9 +211,31 @@ mod tests {
         assert!(busy.to_string().contains("another swarmd is using it"), "{busy}");
         let identity = first.identity.clone();
         drop(first);
+        // Stopped before its Raft data was made: the same first start.
+        let mut cut_short = StateDir::open(&dir).unwrap();
+        assert!(cut_short.created);
+        assert_eq!(cut_short.identity, identity);
+        std::fs::create_dir(cut_short.raft_dir()).unwrap();
+        cut_short.confirm().unwrap();
+        drop(cut_short);
         let again = StateDir::open(&dir).unwrap();
         assert!(!again.created);
         assert_eq!(again.identity, identity);
+        assert!(!dir.join(PENDING_IDENTITY).exists());
+    }
+
+    #[test]
+    fn an_identity_whose_raft_data_was_removed_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let mut first = StateDir::open(root.path()).unwrap();
+        std::fs::create_dir(first.raft_dir()).unwrap();
+        first.confirm().unwrap();
+        drop(first);
+        std::fs::remove_dir(root.path().join(RAFT)).unwrap();
+        let err = StateDir::open(root.path()).unwrap_err();
+        assert!(err.to_string().contains("no Raft data"), "{err}");
+        assert!(root.path().join(IDENTITY).exists(), "the identity was left as found");
+        assert!(!root.path().join(RAFT).exists());
     }
 
     #[test]
