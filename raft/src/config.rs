@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+/// The most bytes of committed entries one Ready hands over to apply.
+const MAX_APPLY_BYTES_PER_READY: u64 = 64 * 1024 * 1024;
+
 /// The settings of one Raft member. [`Config::new`] gives ours defaults
 /// (ARCHITECTURE.md, "Defaults worth knowing"): a 100 ms tick, heartbeat
 /// every tick, an election after 10 ticks, PreVote and CheckQuorum on, a
@@ -45,6 +48,11 @@ pub struct Config {
     /// that a large state is not written out again for a few small entries
     /// (`node/snapshot_schedule.rs`).
     pub snapshot_log_fraction: f64,
+    /// And whatever the entry count, once the entries applied since the
+    /// last snapshot add up to this many bytes and at least its size: a few
+    /// hundred entries of a megabyte must not pile up into a log that a
+    /// restart replays whole.
+    pub snapshot_log_bytes: u64,
     /// Entries kept before the snapshot's index, so that a follower a little
     /// behind catches up from the log instead of a whole snapshot.
     pub keep_entries: u64,
@@ -76,6 +84,7 @@ impl Config {
             fast_failover: true,
             snapshot_interval: 10_000,
             snapshot_log_fraction: 0.5,
+            snapshot_log_bytes: 64 * 1024 * 1024,
             keep_entries: 500,
             proposal_queue: 4096,
             peer_queue: 4096,
@@ -138,6 +147,9 @@ impl Config {
             pre_vote: self.pre_vote,
             // Appends to one follower produced in one Ready go as one message.
             batch_append: true,
+            // A long log replayed at start (or caught up on) is applied in
+            // parts of this size, not read and decoded whole at once.
+            max_committed_size_per_ready: MAX_APPLY_BYTES_PER_READY,
             ..Default::default()
         }
     }

@@ -6,13 +6,18 @@
 //! entries on a store of 30 MB write 30 MB to save replaying 3 MB. So the
 //! schedule also waits until the log since the last snapshot holds a share
 //! of that snapshot's size, which keeps the cost per logged byte constant
-//! and the replay on restart below that share of a snapshot restore.
+//! and the replay on restart below that share of a snapshot restore. And
+//! whatever the count, a log that grows large in bytes (a few hundred
+//! entries of a megabyte) is snapshotted once it outweighs the last
+//! snapshot: a restart would replay it whole.
 
 use crate::config::Config;
 
 pub(crate) struct SnapshotSchedule {
     interval: u64,
     log_fraction: f64,
+    /// The log bytes that make a snapshot due whatever the entry count.
+    log_bytes_cap: u64,
     /// Bytes of the entries applied since the last snapshot started.
     log_bytes: u64,
     /// Size of the last snapshot this run wrote; 0 before the first, when
@@ -25,6 +30,7 @@ impl SnapshotSchedule {
         SnapshotSchedule {
             interval: config.snapshot_interval,
             log_fraction: config.snapshot_log_fraction,
+            log_bytes_cap: config.snapshot_log_bytes,
             log_bytes: 0,
             last_bytes: 0,
         }
@@ -43,8 +49,10 @@ impl SnapshotSchedule {
     /// Whether a snapshot is due with entries applied up to `applied` and
     /// the last snapshot at `snapshot_index`.
     pub(crate) fn due(&self, applied: u64, snapshot_index: u64) -> bool {
-        applied >= snapshot_index.saturating_add(self.interval)
-            && self.log_bytes as f64 >= self.log_fraction * self.last_bytes as f64
+        let by_count = applied >= snapshot_index.saturating_add(self.interval)
+            && self.log_bytes as f64 >= self.log_fraction * self.last_bytes as f64;
+        let by_bytes = applied > snapshot_index && self.log_bytes >= self.log_bytes_cap.max(self.last_bytes);
+        by_count || by_bytes
     }
 
     /// A snapshot of everything applied so far was started.
@@ -66,7 +74,25 @@ mod tests {
         let mut config = Config::new(1, 1, "", "");
         config.snapshot_interval = interval;
         config.snapshot_log_fraction = log_fraction;
+        config.snapshot_log_bytes = 10_000;
         SnapshotSchedule::new(&config)
+    }
+
+    #[test]
+    fn a_log_heavy_in_bytes_is_due_whatever_its_entry_count() {
+        let mut s = schedule(10_000, 0.5);
+        s.applied(9_999);
+        assert!(!s.due(10, 0), "under the byte cap");
+        s.applied(1);
+        assert!(s.due(10, 0), "at the byte cap, 10 entries");
+        assert!(!s.due(10, 10), "nothing applied since the snapshot");
+        // After a snapshot larger than the cap, the log must outweigh it.
+        s.started();
+        s.written(50_000);
+        s.applied(49_999);
+        assert!(!s.due(20, 10));
+        s.applied(1);
+        assert!(s.due(20, 10));
     }
 
     #[test]
