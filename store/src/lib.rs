@@ -91,4 +91,4 @@ pub use object::{Kind, Object, StoreObject};
 pub use proposer::Proposer;
 pub use store::{Builder, MemoryStore};
 pub use tx::{Read, ReadTx, WriteTx};
-pub use watch::{Action, Change, DEFAULT_WATCH_BUFFER, Event, Filter, Watcher};
+pub use watch::{Action, Change, DEFAULT_WATCH_BUFFER, DEFAULT_WATCH_BUFFER_BYTES, Event, Filter, Watcher};

@@ -8,7 +8,7 @@ use crate::batch::Batch;
 use crate::proposer::Proposer;
 use crate::state::State;
 use crate::tx::{Pending, ReadTx, WriteTx, to_store_action};
-use crate::watch::{Action, Change, DEFAULT_WATCH_BUFFER, Filter, WatchQueue, Watcher};
+use crate::watch::{Action, Change, DEFAULT_WATCH_BUFFER, DEFAULT_WATCH_BUFFER_BYTES, Filter, WatchQueue, Watcher};
 use crate::{Object, Result, snapshot};
 
 /// The changes of a transaction as (action, object) pairs.
@@ -81,6 +81,7 @@ struct Inner {
 pub struct Builder {
     proposer: Option<Arc<dyn Proposer>>,
     watch_buffer: Option<usize>,
+    watch_buffer_bytes: Option<usize>,
 }
 
 impl Builder {
@@ -97,6 +98,13 @@ impl Builder {
         self
     }
 
+    /// Bytes (the objects of its events, encoded) a watcher may leave
+    /// unread before it is cut off (default [`DEFAULT_WATCH_BUFFER_BYTES`]).
+    pub fn watch_buffer_bytes(mut self, bytes: usize) -> Builder {
+        self.watch_buffer_bytes = Some(bytes);
+        self
+    }
+
     /// The store, empty.
     pub fn build(self) -> MemoryStore {
         MemoryStore {
@@ -104,7 +112,10 @@ impl Builder {
                 root: RwLock::new(Arc::new(State::default())),
                 commit: Mutex::new(()),
                 proposer: self.proposer,
-                watch: WatchQueue::new(self.watch_buffer.unwrap_or(DEFAULT_WATCH_BUFFER)),
+                watch: WatchQueue::new(
+                    self.watch_buffer.unwrap_or(DEFAULT_WATCH_BUFFER),
+                    self.watch_buffer_bytes.unwrap_or(DEFAULT_WATCH_BUFFER_BYTES),
+                ),
             }),
         }
     }

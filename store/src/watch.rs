@@ -3,11 +3,14 @@
 //!
 //! Each watcher has its own bounded buffer, filled by the committing writer
 //! with `try_send`: a watcher that falls behind is cut off (its next read
-//! says so) and never slows the writer or the other watchers. Its owner
+//! says so) and never slows the writer or the other watchers. The buffer is
+//! bounded in events and in bytes (of the objects its events hold, which it
+//! keeps alive): a few thousand updates of a large object would otherwise
+//! pin gigabytes for a watcher that stopped reading. Its owner
 //! starts again from [`MemoryStore::view_and_watch`](crate::MemoryStore::view_and_watch).
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -16,6 +19,11 @@ use crate::{Error, Kind, Object, Result};
 
 /// Default number of events a watcher may have unread before it is cut off.
 pub const DEFAULT_WATCH_BUFFER: usize = 10_000;
+
+/// Default bytes (the objects of its events, encoded) a watcher may have
+/// unread before it is cut off. One event is always taken into an empty
+/// buffer, however large.
+pub const DEFAULT_WATCH_BUFFER_BYTES: usize = 64 << 20;
 
 /// What a change did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -148,16 +156,32 @@ const OPEN: u8 = 0;
 const LAGGED: u8 = 1;
 const RESTORED: u8 = 2;
 
+/// An event in a watcher's buffer, with the bytes it counts for.
+struct Queued {
+    event: Event,
+    bytes: usize,
+}
+
 struct Subscription {
     filter: Filter,
-    sender: mpsc::Sender<Event>,
+    sender: mpsc::Sender<Queued>,
     ended: Arc<AtomicU8>,
+    /// Bytes queued and not yet read; the watcher takes off what it reads.
+    unread_bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
 }
 
 impl Subscription {
     /// Queues one event; false if the watcher is gone or was just cut off.
-    fn offer(&self, event: Event) -> bool {
-        match self.sender.try_send(event) {
+    fn offer(&self, event: Event, bytes: usize) -> bool {
+        // Counted before the send, so that the reader never takes off
+        // bytes not yet added.
+        let unread = self.unread_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if unread > 0 && unread.saturating_add(bytes) > self.max_bytes {
+            self.ended.store(LAGGED, Ordering::Release);
+            return false;
+        }
+        match self.sender.try_send(Queued { event, bytes }) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 self.ended.store(LAGGED, Ordering::Release);
@@ -171,20 +195,20 @@ impl Subscription {
     /// once the watcher is gone, even if it wants none of these changes (a
     /// dropped watcher whose filter never matches again would otherwise be
     /// kept, and its filter run, on every commit for ever).
-    fn publish(&self, changes: &[Arc<Change>], index: u64) -> bool {
+    fn publish(&self, changes: &[Arc<Change>], sizes: &[usize], index: u64) -> bool {
         if self.sender.is_closed() {
             return false;
         }
         let mut matched = false;
-        for change in changes {
+        for (change, &bytes) in changes.iter().zip(sizes) {
             if self.filter.matches(change) {
-                if !self.offer(Event::Change(change.clone())) {
+                if !self.offer(Event::Change(change.clone()), bytes) {
                     return false;
                 }
                 matched = true;
             }
         }
-        !(matched && self.filter.commits) || self.offer(Event::Commit { index })
+        !(matched && self.filter.commits) || self.offer(Event::Commit { index }, 0)
     }
 }
 
@@ -192,31 +216,45 @@ impl Subscription {
 pub(crate) struct WatchQueue {
     subscriptions: Mutex<Vec<Subscription>>,
     buffer: usize,
+    buffer_bytes: usize,
 }
 
 impl WatchQueue {
-    pub(crate) fn new(buffer: usize) -> WatchQueue {
+    pub(crate) fn new(buffer: usize, buffer_bytes: usize) -> WatchQueue {
         WatchQueue {
             subscriptions: Mutex::new(Vec::new()),
             buffer: buffer.max(1),
+            buffer_bytes,
         }
     }
 
     pub(crate) fn subscribe(&self, filter: Filter) -> Watcher {
         let (sender, receiver) = mpsc::channel(self.buffer);
         let ended = Arc::new(AtomicU8::new(OPEN));
+        let unread_bytes = Arc::new(AtomicUsize::new(0));
         self.lock().push(Subscription {
             filter,
             sender,
             ended: ended.clone(),
+            unread_bytes: unread_bytes.clone(),
+            max_bytes: self.buffer_bytes,
         });
-        Watcher { receiver, ended }
+        Watcher {
+            receiver,
+            ended,
+            unread_bytes,
+        }
     }
 
     /// Hands one transaction's changes to every watcher, dropping those that
     /// are gone or full. Called in commit order, under the commit lock.
     pub(crate) fn publish(&self, changes: &[Arc<Change>], index: u64) {
-        self.lock().retain(|s| s.publish(changes, index));
+        let mut subscriptions = self.lock();
+        if subscriptions.is_empty() {
+            return;
+        }
+        let sizes: Vec<usize> = changes.iter().map(|change| change_bytes(change)).collect();
+        subscriptions.retain(|s| s.publish(changes, &sizes, index));
     }
 
     /// Ends every watcher: the store was replaced by a snapshot, so no
@@ -242,10 +280,20 @@ impl WatchQueue {
     }
 }
 
+/// What one change holds alive in a buffer: its objects, encoded.
+fn change_bytes(change: &Change) -> usize {
+    [&change.old, &change.new]
+        .into_iter()
+        .flatten()
+        .map(Object::encoded_len)
+        .sum()
+}
+
 /// The reading side of one subscription. Dropping it unsubscribes.
 pub struct Watcher {
-    receiver: mpsc::Receiver<Event>,
+    receiver: mpsc::Receiver<Queued>,
     ended: Arc<AtomicU8>,
+    unread_bytes: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for Watcher {
@@ -264,7 +312,7 @@ impl Watcher {
     /// event queued before that is delivered first.
     pub async fn recv(&mut self) -> Result<Event> {
         match self.receiver.recv().await {
-            Some(event) => Ok(event),
+            Some(queued) => Ok(self.read(queued)),
             None => Err(self.end_reason()),
         }
     }
@@ -276,7 +324,7 @@ impl Watcher {
     /// As [`Watcher::recv`].
     pub fn try_recv(&mut self) -> Result<Option<Event>> {
         match self.receiver.try_recv() {
-            Ok(event) => Ok(Some(event)),
+            Ok(queued) => Ok(Some(self.read(queued))),
             Err(mpsc::error::TryRecvError::Empty) => Ok(None),
             Err(mpsc::error::TryRecvError::Disconnected) => Err(self.end_reason()),
         }
@@ -290,9 +338,15 @@ impl Watcher {
     /// As [`Watcher::recv`].
     pub fn blocking_recv(&mut self) -> Result<Event> {
         match self.receiver.blocking_recv() {
-            Some(event) => Ok(event),
+            Some(queued) => Ok(self.read(queued)),
             None => Err(self.end_reason()),
         }
+    }
+
+    /// Takes a read event's bytes off the buffer's count.
+    fn read(&self, queued: Queued) -> Event {
+        self.unread_bytes.fetch_sub(queued.bytes, Ordering::AcqRel);
+        queued.event
     }
 
     fn end_reason(&self) -> Error {

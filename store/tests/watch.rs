@@ -91,6 +91,38 @@ async fn filters_select_kind_action_and_predicate() {
 }
 
 #[test]
+fn a_watcher_is_cut_off_by_the_bytes_it_leaves_unread_and_reading_frees_them() {
+    let store = MemoryStore::builder().watch_buffer_bytes(10_000).build();
+    let mut idle = store.watch(Filter::all());
+    let mut reading = store.watch(Filter::all());
+    for i in 0..20 {
+        // About 3 KB each: three fit in the idle watcher's 10,000 bytes.
+        let mut big = service(&format!("s{i}"));
+        common::service_annotations(&mut big)
+            .labels
+            .insert("blob".into(), "x".repeat(3_000));
+        futures::executor::block_on(store.update(|tx| tx.create(big))).unwrap();
+        assert!(
+            matches!(reading.try_recv(), Ok(Some(Event::Change(_)))),
+            "a watcher that reads is never cut off, create {i}"
+        );
+    }
+    let mut delivered = 0;
+    let err = loop {
+        match idle.try_recv() {
+            Ok(Some(_)) => delivered += 1,
+            Ok(None) => panic!("the idle watcher should have been cut off"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(delivered, 3, "what fit in its bytes, then the cut-off");
+    assert!(
+        matches!(err, Error::Closed(ref m) if m.contains("fell behind")),
+        "{err}"
+    );
+}
+
+#[test]
 fn slow_watcher_is_cut_off_while_fast_one_gets_everything_in_order() {
     const BUFFER: usize = 16;
     const WRITES: u64 = 500;
