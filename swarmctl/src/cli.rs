@@ -255,8 +255,9 @@ pub struct ServiceSpecArgs {
     /// `--args "-g 'daemon off;'"`.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true, value_parser = parse::words)]
     pub args: Option<parse::Words>,
-    /// An environment variable, KEY=VALUE (repeatable).
-    #[arg(short, long)]
+    /// An environment variable, KEY=VALUE, or KEY for its value here
+    /// (repeatable).
+    #[arg(short, long, value_parser = parse::env_entry)]
     pub env: Vec<String>,
     /// A label of the service, key=value (repeatable).
     #[arg(long)]
@@ -308,8 +309,9 @@ pub struct ServiceUpdateArgs {
     /// New arguments, as `create` takes them (`--args ""` clears them).
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true, value_parser = parse::words)]
     pub args: Option<parse::Words>,
-    /// Add or replace an environment variable, KEY=VALUE (repeatable).
-    #[arg(long, visible_alias = "env")]
+    /// Add or replace an environment variable, KEY=VALUE, or KEY for its
+    /// value here (repeatable).
+    #[arg(long, visible_alias = "env", value_parser = parse::env_entry)]
     pub env_add: Vec<String>,
     /// Remove an environment variable by its key (repeatable).
     #[arg(long)]

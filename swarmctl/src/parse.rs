@@ -8,6 +8,18 @@
 
 use swarm_proto::v1::{Mount, PlacementPreference, PortConfig, SpreadOver, mount, port_config};
 
+/// An environment entry as docker takes it: `KEY=VALUE`, or `KEY` alone
+/// for the value it has in swarmctl's own environment.
+pub fn env_entry(text: &str) -> Result<String, String> {
+    if text.contains('=') {
+        return Ok(text.to_string());
+    }
+    match std::env::var(text) {
+        Ok(value) => Ok(format!("{text}={value}")),
+        Err(_) => Err(format!("{text:?} has no =VALUE and is not set in this environment")),
+    }
+}
+
 /// A Go duration (`300ms`, `1.5h`, `2h45m`; units ns, us, µs, ms, s, m, h;
 /// a bare `0` too), not negative.
 pub fn duration(text: &str) -> Result<prost_types::Duration, String> {

@@ -105,35 +105,41 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Listening before the node starts: a node that could not be stopped
     // cleanly should not start at all.
     use tokio::signal::unix::{SignalKind, signal};
-    let interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    let terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    // SIGHUP too: the terminal that started it went away, which must not
+    // end it without a clean stop either.
+    let mut stop_signals = Vec::new();
+    for (kind, name) in [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::hangup(), "SIGHUP"),
+    ] {
+        stop_signals.push(signal(kind).with_context(|| format!("cannot listen for {name}"))?);
+    }
     let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(signals(interrupt, terminate, stopping));
+    tokio::spawn(signals(stop_signals, stopping));
     let shutdown = async {
         let _ = stop_requested.await;
     };
     Ok(node::run(options, shutdown).await?)
 }
 
-/// Resolves the shutdown on the first SIGINT or SIGTERM; bounds the clean
+/// Resolves the shutdown on the first of `stop_signals`; bounds the clean
 /// stop to 10 seconds; exits at once on a second signal.
-async fn signals(
-    mut interrupt: tokio::signal::unix::Signal,
-    mut terminate: tokio::signal::unix::Signal,
-    stopping: tokio::sync::oneshot::Sender<()>,
-) {
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-    }
+async fn signals(mut stop_signals: Vec<tokio::signal::unix::Signal>, stopping: tokio::sync::oneshot::Sender<()>) {
+    any_signal(&mut stop_signals).await;
     tracing::info!("stop requested");
     let _ = stopping.send(());
     tokio::select! {
-        _ = interrupt.recv() => tracing::warn!("second signal: exiting now"),
-        _ = terminate.recv() => tracing::warn!("second signal: exiting now"),
-        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::error!("the stop took over 10 s: exiting now"),
+        () = any_signal(&mut stop_signals) => tracing::warn!("second signal: exiting now"),
+        () = tokio::time::sleep(Duration::from_secs(10)) => tracing::error!("the stop took over 10 s: exiting now"),
     }
     std::process::exit(130);
+}
+
+/// Waits for any of `signals` to arrive.
+async fn any_signal(signals: &mut [tokio::signal::unix::Signal]) {
+    let arrivals = signals.iter_mut().map(|signal| Box::pin(signal.recv()));
+    futures::future::select_all(arrivals).await;
 }
 
 /// A `--hostname`: something to print in a table, so not blank and

@@ -220,13 +220,40 @@ async fn the_walkthrough_of_a_single_node_manager() {
         &["service", "create", "--name", "bad name", "--image", "busybox"],
         "spec.annotations.name",
     );
-    fails(
+    // KEY alone takes its value from swarmctl's environment, as docker's
+    // -e does; unset there, it is refused before anything is sent.
+    let (code, _, stderr) = swarmctl(
         &socket,
         &[
             "service", "create", "--name", "x", "--image", "busybox", "--env", "NOEQUALS",
         ],
-        "env",
     );
+    assert!(
+        code == 2 && stderr.contains("\"NOEQUALS\" has no =VALUE and is not set in this environment"),
+        "{code}: {stderr}"
+    );
+    let created = Command::new(workspace_binary("swarmctl"))
+        .args([
+            "service",
+            "create",
+            "--name",
+            "x",
+            "--image",
+            "busybox",
+            "-e",
+            "FROM_CLIENT",
+        ])
+        .env("SWARM_SOCKET", &socket)
+        .env("FROM_CLIENT", "4 2")
+        .output()
+        .expect("run swarmctl");
+    assert!(created.status.success(), "{created:?}");
+    let x = json(&socket, &["service", "inspect", "x", "--format", "json"]);
+    assert_eq!(
+        x["spec"]["task"]["container"]["env"],
+        serde_json::json!(["FROM_CLIENT=4 2"])
+    );
+    ok(&socket, &["service", "rm", "x"]);
     fails(&socket, &["service", "inspect", "nope"], "service \"nope\" not found");
     fails(
         &socket,
@@ -334,6 +361,8 @@ async fn the_walkthrough_of_a_single_node_manager() {
         [
             ("create", "web"),
             ("update", "web"),
+            ("create", "x"),
+            ("remove", "x"),
             ("create", "everywhere"),
             ("remove", "everywhere"),
             ("create", "app"),

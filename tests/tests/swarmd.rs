@@ -14,6 +14,7 @@ use swarm_tests::daemon::{Daemon, connect, swarmd_binary};
 const SIGINT: i32 = 2;
 const SIGKILL: i32 = 9;
 const SIGTERM: i32 = 15;
+const SIGHUP: i32 = 1;
 
 /// The cluster's id and this node's id and hostname, as the API reports them.
 async fn identity(daemon: &Daemon) -> (String, String, String) {
@@ -133,8 +134,10 @@ async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
     assert_eq!(contents(&daemon).await, stored, "everything is back after kill -9");
     assert!(daemon.log_text().contains("replacing a stale control socket"));
-    let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
-    assert!(status.success());
+    // The terminal that started it closing is a clean stop too.
+    let status = daemon.signal_and_wait(SIGHUP, Duration::from_secs(10));
+    assert!(status.success(), "exit after SIGHUP: {status}");
+    assert!(!socket.exists(), "the socket is removed on a clean stop");
 
     // Started under another hostname and Raft address (each start here
     // takes a free port): the same node, now described so.

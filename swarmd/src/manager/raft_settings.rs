@@ -25,15 +25,31 @@ pub(crate) fn follow(store: MemoryStore, raft: RaftHandle<ApplyResult>) -> JoinH
             }
             drop(read);
             while let Ok(event) = watcher.recv().await {
-                if let Event::Change(change) = event
-                    && let Some(Object::Cluster(cluster)) = &change.new
-                    && apply(&raft, cluster).await.is_err()
+                // Only the last of the changes already queued matters: a
+                // start replaying a long log applies many at once.
+                let mut latest = cluster_of(event);
+                while let Ok(Some(event)) = watcher.try_recv() {
+                    latest = cluster_of(event).or(latest);
+                }
+                if let Some(cluster) = latest
+                    && apply(&raft, &cluster).await.is_err()
                 {
                     return;
                 }
             }
         }
     })
+}
+
+/// The cluster an event stored, if it is one.
+fn cluster_of(event: Event) -> Option<std::sync::Arc<Cluster>> {
+    match event {
+        Event::Change(change) => match &change.new {
+            Some(Object::Cluster(cluster)) => Some(cluster.clone()),
+            _ => None,
+        },
+        Event::Commit { .. } => None,
+    }
 }
 
 /// Hands the cluster's settings to the member; an error only when the
