@@ -172,18 +172,20 @@ async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
     let binary = swarmd_binary();
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
 
-    // A second swarmd on `state_dir` and `socket`: refused; its stderr.
-    let refused = |state_dir: &std::path::Path, socket: &std::path::Path| {
+    // A second swarmd on `state_dir`, `socket` and Raft address `remote`:
+    // refused; its stderr.
+    let refused_at = |state_dir: &std::path::Path, socket: &std::path::Path, remote: &str| {
         let output = std::process::Command::new(&binary)
             .args(["-d", &state_dir.to_string_lossy()])
             .args(["--listen-control-api", &socket.to_string_lossy()])
-            .args(["--listen-remote-api", "127.0.0.1:0"])
+            .args(["--listen-remote-api", remote])
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(!output.status.success(), "{stderr}");
         stderr
     };
+    let refused = |state_dir: &std::path::Path, socket: &std::path::Path| refused_at(state_dir, socket, "127.0.0.1:0");
     // The same state dir and socket: the socket is live, so it is refused.
     let stderr = refused(&dir, &daemon.socket);
     assert!(stderr.contains("Error:"), "{stderr}");
@@ -202,6 +204,27 @@ async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
     assert!(stderr.contains("not a socket"), "{stderr}");
     assert!(!other.exists(), "a refused daemon made a state dir");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+    // A socket path longer than a Unix socket's, or a Raft address in use:
+    // refused before anything is made.
+    let long = root.path().join(format!("{}.sock", "s".repeat(120)));
+    let stderr = refused(&other, &long);
+    assert!(stderr.contains("a Unix socket's path holds at most 107"), "{stderr}");
+    assert!(!other.exists(), "a refused daemon made a state dir");
+    let taken = daemon
+        .log_text()
+        .lines()
+        .find(|line| line.contains("raft transport listening"))
+        .and_then(|line| {
+            line.split("addr=")
+                .nth(1)?
+                .split_whitespace()
+                .next()
+                .map(str::to_string)
+        })
+        .expect("the log names the raft address");
+    let stderr = refused_at(&other, &root.path().join("other.sock"), &taken);
+    assert!(stderr.contains("bind the Raft transport"), "{stderr}");
+    assert!(!other.exists(), "a refused daemon made a state dir");
 
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());

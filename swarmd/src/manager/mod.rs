@@ -51,18 +51,27 @@ pub struct Manager {
 }
 
 impl Manager {
-    /// Starts the Raft member (a new single-member group on a first start,
-    /// else the one in `options.dir`) with the store behind it, serves the
-    /// Raft transport, and waits until this member leads.
+    /// Binds the Raft transport's address (before anything else of a start
+    /// is made, so that one in use fails it first).
     ///
     /// # Errors
     ///
-    /// The transport address cannot be bound, or Raft cannot start (a data
-    /// dir of another cluster, a corrupt log).
-    pub async fn start(identity: &Identity, options: &RaftOptions) -> Result<Manager> {
-        let listener = TcpListener::bind(options.listen)
+    /// The address cannot be bound.
+    pub async fn bind(options: &RaftOptions) -> Result<TcpListener> {
+        TcpListener::bind(options.listen)
             .await
-            .map_err(Error::io(format!("bind the Raft transport on {}", options.listen)))?;
+            .map_err(Error::io(format!("bind the Raft transport on {}", options.listen)))
+    }
+
+    /// Starts the Raft member (a new single-member group on a first start,
+    /// else the one in `options.dir`) with the store behind it, serves the
+    /// Raft transport on `listener` (from [`Manager::bind`]), and waits
+    /// until this member leads.
+    ///
+    /// # Errors
+    ///
+    /// Raft cannot start (a data dir of another cluster, a corrupt log).
+    pub async fn start(identity: &Identity, options: &RaftOptions, listener: TcpListener) -> Result<Manager> {
         let addr = advertised(
             listener
                 .local_addr()

@@ -49,6 +49,13 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     // The socket's lock first: a daemon that finds another one at its
     // socket stops before it touches (or makes) a state dir.
     let socket = socket::claim(&options.control_socket)?;
+    // The addresses next: one in use stops the start before the state dir
+    // (and on a first start, a new cluster) is made.
+    let raft_listener = Manager::bind(&options.raft).await?;
+    let metrics_listener = match options.metrics {
+        Some(addr) => Some(Metrics::bind(addr).await?),
+        None => None,
+    };
     let mut state_dir = StateDir::open(&options.state_dir)?;
     let identity = &state_dir.identity;
     tracing::info!(
@@ -61,13 +68,22 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         dir: state_dir.raft_dir(),
         ..options.raft.clone()
     };
-    let manager = Manager::start(identity, &raft).await?;
+    let manager = Manager::start(identity, &raft, raft_listener).await?;
     // Its Raft data exists now: the identity is the dir's for good.
     if let Err(err) = state_dir.confirm() {
         let _ = manager.stop().await;
         return Err(err);
     }
-    let served = serve(&options, &socket, &state_dir, &manager, &raft, shutdown).await;
+    let served = serve(
+        &options,
+        &socket,
+        &state_dir,
+        &manager,
+        &raft,
+        metrics_listener,
+        shutdown,
+    )
+    .await;
     let stopped = manager.stop().await;
     // Only now, the state dir closed, may another daemon claim the socket.
     drop(socket);
@@ -108,6 +124,7 @@ async fn serve(
     state_dir: &StateDir,
     manager: &Manager,
     raft: &RaftOptions,
+    metrics_listener: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     bootstrap::ensure_cluster(
@@ -119,13 +136,7 @@ async fn serve(
     )
     .await?;
     // Without --listen-metrics, requests are not counted at all.
-    let metrics = match options.metrics {
-        Some(addr) => Some((
-            Metrics::new(manager.store.clone(), manager.raft()),
-            Metrics::bind(addr).await?,
-        )),
-        None => None,
-    };
+    let metrics = metrics_listener.map(|listener| (Metrics::new(manager.store.clone(), manager.raft()), listener));
     let count_requests = metrics.as_ref().map(|(metrics, _)| metrics.layer());
     let listener = socket.bind()?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);

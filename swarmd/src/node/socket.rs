@@ -27,15 +27,26 @@ pub struct SocketClaim {
     _lock: File,
 }
 
+/// The longest path a Unix socket can be bound at on Linux: `sun_path`
+/// holds 108 bytes, the last a NUL.
+const MAX_PATH_BYTES: usize = 107;
+
 /// Claims the control socket at `path`.
 ///
 /// # Errors
 ///
 /// [`Error::Socket`] when another daemon holds it (serving, starting or
-/// stopping), the path holds something other than a socket, or its
-/// directory or lock cannot be made.
+/// stopping), the path is too long or holds something other than a
+/// socket, or its directory or lock cannot be made.
 pub fn claim(path: &Path) -> Result<SocketClaim> {
     let fail = |reason: String| socket_error(path, reason);
+    // Found here, before anything is made, rather than when binding.
+    let bytes = path.as_os_str().len();
+    if bytes > MAX_PATH_BYTES {
+        return Err(fail(format!(
+            "is {bytes} bytes long; a Unix socket's path holds at most {MAX_PATH_BYTES}"
+        )));
+    }
     if std::fs::symlink_metadata(path).is_ok_and(|metadata| !metadata.file_type().is_socket()) {
         return Err(fail("exists and is not a socket; refusing to replace it".into()));
     }
