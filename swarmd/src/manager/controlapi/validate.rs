@@ -18,9 +18,27 @@ fn invalid(message: String) -> Error {
     Error::InvalidArgument(message)
 }
 
+/// Label keys that are not empty and hold no control characters (a tab
+/// or a newline in a key would break every table and `key=value` line
+/// that prints it); values may hold anything.
+pub(crate) fn labels(field: &str, labels: &std::collections::HashMap<String, String>) -> Result<()> {
+    for key in labels.keys() {
+        if key.is_empty() {
+            return Err(invalid(format!("{field}: a label key is empty")));
+        }
+        if key.chars().any(char::is_control) {
+            return Err(invalid(format!("{field}: label key {key:?} holds a control character")));
+        }
+    }
+    Ok(())
+}
+
 /// A name: 1 to 63 characters, letters and digits with `-` or `_` inside
-/// (a DNS label, as SwarmKit checks it).
+/// (a DNS label, as SwarmKit checks it), and labels as [`labels`] wants.
 pub(crate) fn annotations(field: &str, annotations: Option<&Annotations>) -> Result<()> {
+    if let Some(annotations) = annotations {
+        labels(&format!("{field}.labels"), &annotations.labels)?;
+    }
     let name = annotations.map_or("", |annotations| annotations.name.as_str());
     if name.is_empty() {
         return Err(invalid(format!("{field}.name is required")));
@@ -119,6 +137,7 @@ fn container_spec(container: &ContainerSpec) -> Result<()> {
     if container.image.trim().is_empty() {
         return Err(invalid("spec.task.container.image is required".into()));
     }
+    labels("spec.task.container.labels", &container.labels)?;
     super::image_reference::check(&container.image)
         .map_err(|why| invalid(format!("spec.task.container.image {:?}: {why}", container.image)))?;
     if let Some(entry) = container
@@ -450,6 +469,9 @@ pub(crate) fn same_mode_kind(a: Option<&service_spec::Mode>, b: Option<&service_
 /// A secret's or config's name: as a service's, but up to 64 characters
 /// and dots allowed inside (`app.conf`), as SwarmKit checks it.
 fn data_name(annotations: Option<&Annotations>) -> Result<()> {
+    if let Some(annotations) = annotations {
+        labels("spec.annotations.labels", &annotations.labels)?;
+    }
     let name = annotations.map_or("", |annotations| annotations.name.as_str());
     let bytes = name.as_bytes();
     let valid = !name.is_empty()
@@ -490,6 +512,19 @@ mod tests {
             name: name.into(),
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn label_keys_must_be_printable() {
+        let with = |key: &str| std::collections::HashMap::from([(key.to_string(), "v".to_string())]);
+        assert!(labels("l", &with("tier")).is_ok());
+        assert!(labels("l", &with("zoné")).is_ok(), "unicode is fine");
+        for bad in ["", "a\nb", "a\tb", "\u{7f}"] {
+            let err = labels("spec.annotations.labels", &with(bad)).expect_err(bad);
+            assert!(err.to_string().starts_with("spec.annotations.labels: "), "{err}");
+        }
+        let values = std::collections::HashMap::from([("cert".to_string(), "line 1\nline 2".to_string())]);
+        assert!(labels("l", &values).is_ok(), "values may hold anything");
     }
 
     #[test]

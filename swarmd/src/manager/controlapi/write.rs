@@ -316,12 +316,12 @@ pub(crate) async fn update_node(
 ) -> Result<Node> {
     let id = required("node_id", id)?;
     let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
-    if let Some(annotations) = spec
-        .annotations
-        .as_ref()
-        .filter(|annotations| !annotations.name.is_empty())
-    {
-        validate::annotations("spec.annotations", Some(annotations))?;
+    if let Some(annotations) = &spec.annotations {
+        // A node's spec rarely has a name: checked only when given.
+        validate::labels("spec.annotations.labels", &annotations.labels)?;
+        if !annotations.name.is_empty() {
+            validate::annotations("spec.annotations", Some(annotations))?;
+        }
     }
     // "Another manager stays" rests on nodes the demotion does not write:
     // two demotions at once could each see the other's node still a
