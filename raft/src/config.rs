@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// The most bytes of committed entries one Ready hands over to apply.
-const MAX_APPLY_BYTES_PER_READY: u64 = 64 * 1024 * 1024;
+/// The most bytes of committed entries one Ready hands over to apply (one
+/// entry at least, whatever its size).
+const MAX_APPLY_BYTES_PER_READY: u64 = 16 * 1024 * 1024;
 
 /// The settings of one Raft member. [`Config::new`] gives ours defaults
 /// (ARCHITECTURE.md, "Defaults worth knowing"): a 100 ms tick, heartbeat
@@ -115,6 +116,9 @@ impl Config {
         }
         if self.snapshot_interval == 0 {
             return Err(Error::Config("snapshot_interval must be at least 1".into()));
+        }
+        if self.snapshot_log_bytes == 0 {
+            return Err(Error::Config("snapshot_log_bytes must be at least 1".into()));
         }
         if !(self.snapshot_log_fraction >= 0.0 && self.snapshot_log_fraction.is_finite()) {
             return Err(Error::Config(

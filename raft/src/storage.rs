@@ -62,6 +62,12 @@ const MAX_WAL_BYTES: u64 = 8 << 20;
 /// refused, never rewritten.
 const FORMAT_VERSION: u32 = 1;
 
+/// Whether `dir` holds a data dir (RocksDB's `CURRENT` file), as opposed
+/// to nothing or an empty directory.
+pub fn holds_data(dir: &Path) -> bool {
+    dir.join("CURRENT").exists()
+}
+
 /// Whether [`RocksStorage::open`] found a data dir or made a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opened {
@@ -111,7 +117,7 @@ impl RocksStorage {
         let is_new = match std::fs::read_dir(dir) {
             Ok(mut entries) => {
                 let empty = entries.next().is_none();
-                if !empty && !dir.join("CURRENT").exists() {
+                if !empty && !holds_data(dir) {
                     return Err(data_dir_error(
                         "not empty and not a Raft data directory (no RocksDB CURRENT file); refusing to touch it"
                             .into(),

@@ -97,13 +97,13 @@ async fn a_panic_in_the_loop_is_an_unknown_outcome_to_its_proposer_and_the_stop_
         .await
         .expect("the proposer got an answer");
     assert!(matches!(answer, Err(Error::UnknownOutcome { .. })), "{answer:?}");
-    let later = handle.add_member(2, "127.0.0.1:2").await;
-    assert!(matches!(later, Err(Error::Stopped)), "{later:?}");
     let stopped = node.shutdown().await.expect_err("the member stopped on a panic");
     assert!(
         matches!(&stopped, Error::Panicked(message) if message.contains("cannot apply entry")),
         "{stopped}"
     );
+    let later = handle.add_member(2, "127.0.0.1:2").await;
+    assert!(matches!(later, Err(Error::Stopped)), "{later:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,11 +4,12 @@
 //! Each watcher has its own bounded buffer, filled by the committing writer
 //! with `try_send`: a watcher that falls behind is cut off (its next read
 //! says so) and never slows the writer or the other watchers. The buffer is
-//! bounded in events and in bytes (of the objects its events hold, which it
-//! keeps alive): a few thousand updates of a large object would otherwise
-//! pin gigabytes for a watcher that stopped reading. Its owner
+//! bounded in events and in bytes (of the versions its events keep alive
+//! that the store no longer holds): a few thousand updates of a large
+//! object would otherwise pin gigabytes for a watcher that stopped reading. Its owner
 //! starts again from [`MemoryStore::view_and_watch`](crate::MemoryStore::view_and_watch).
 
+use std::cell::OnceCell;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,9 +21,10 @@ use crate::{Error, Kind, Object, Result};
 /// Default number of events a watcher may have unread before it is cut off.
 pub const DEFAULT_WATCH_BUFFER: usize = 10_000;
 
-/// Default bytes (the objects of its events, encoded) a watcher may have
-/// unread before it is cut off. One event is always taken into an empty
-/// buffer, however large.
+/// Default bytes (the old versions of its events, encoded) a watcher may
+/// have unread before it is cut off: four times what one Raft `Ready`
+/// applies at most, so that a watcher that keeps up is never cut off by one
+/// burst. One event is always taken into an empty buffer, however large.
 pub const DEFAULT_WATCH_BUFFER_BYTES: usize = 64 << 20;
 
 /// What a change did.
@@ -177,7 +179,7 @@ impl Subscription {
         // Counted before the send, so that the reader never takes off
         // bytes not yet added.
         let unread = self.unread_bytes.fetch_add(bytes, Ordering::AcqRel);
-        if unread > 0 && unread.saturating_add(bytes) > self.max_bytes {
+        if bytes > 0 && unread > 0 && unread.saturating_add(bytes) > self.max_bytes {
             self.ended.store(LAGGED, Ordering::Release);
             return false;
         }
@@ -195,13 +197,14 @@ impl Subscription {
     /// once the watcher is gone, even if it wants none of these changes (a
     /// dropped watcher whose filter never matches again would otherwise be
     /// kept, and its filter run, on every commit for ever).
-    fn publish(&self, changes: &[Arc<Change>], sizes: &[usize], index: u64) -> bool {
+    fn publish(&self, changes: &[Arc<Change>], sizes: &[OnceCell<usize>], index: u64) -> bool {
         if self.sender.is_closed() {
             return false;
         }
         let mut matched = false;
-        for (change, &bytes) in changes.iter().zip(sizes) {
+        for (change, size) in changes.iter().zip(sizes) {
             if self.filter.matches(change) {
+                let bytes = *size.get_or_init(|| pinned_bytes(change));
                 if !self.offer(Event::Change(change.clone()), bytes) {
                     return false;
                 }
@@ -253,7 +256,8 @@ impl WatchQueue {
         if subscriptions.is_empty() {
             return;
         }
-        let sizes: Vec<usize> = changes.iter().map(|change| change_bytes(change)).collect();
+        // Measured once per change, and only if a watcher wants it.
+        let sizes = vec![OnceCell::new(); changes.len()];
         subscriptions.retain(|s| s.publish(changes, &sizes, index));
     }
 
@@ -280,13 +284,11 @@ impl WatchQueue {
     }
 }
 
-/// What one change holds alive in a buffer: its objects, encoded.
-fn change_bytes(change: &Change) -> usize {
-    [&change.old, &change.new]
-        .into_iter()
-        .flatten()
-        .map(Object::encoded_len)
-        .sum()
+/// What one change keeps alive in a buffer beyond what the store holds:
+/// the version it replaced or removed (the new one is the store's until
+/// the next change, whose old version it then is), encoded.
+fn pinned_bytes(change: &Change) -> usize {
+    change.old.as_ref().map_or(0, Object::encoded_len)
 }
 
 /// The reading side of one subscription. Dropping it unsubscribes.

@@ -91,17 +91,38 @@ async fn filters_select_kind_action_and_predicate() {
 }
 
 #[test]
+fn an_event_larger_than_the_byte_bound_is_taken_whole_with_its_commit_marker() {
+    let store = MemoryStore::builder().watch_buffer_bytes(10).build();
+    let mut big = service("big");
+    common::service_annotations(&mut big)
+        .labels
+        .insert("blob".into(), "x".repeat(1_000));
+    futures::executor::block_on(store.update(|tx| tx.create(big.clone()))).unwrap();
+    let mut watcher = store.watch(Filter::all().with_commits());
+    big = store.view(|tx| (**tx.get::<Service>(&big.id).unwrap()).clone());
+    big.pending_delete = true;
+    futures::executor::block_on(store.update(|tx| tx.update(big))).unwrap();
+    assert!(matches!(watcher.try_recv(), Ok(Some(Event::Change(_)))));
+    assert!(matches!(watcher.try_recv(), Ok(Some(Event::Commit { .. }))));
+}
+
+#[test]
 fn a_watcher_is_cut_off_by_the_bytes_it_leaves_unread_and_reading_frees_them() {
     let store = MemoryStore::builder().watch_buffer_bytes(10_000).build();
     let mut idle = store.watch(Filter::all());
     let mut reading = store.watch(Filter::all());
+    let mut big = service("big");
+    futures::executor::block_on(store.update(|tx| tx.create(big.clone()))).unwrap();
+    assert!(matches!(reading.try_recv(), Ok(Some(Event::Change(_)))));
     for i in 0..20 {
-        // About 3 KB each: three fit in the idle watcher's 10,000 bytes.
-        let mut big = service(&format!("s{i}"));
+        // Each update replaces a version of about 3 KB, which the idle
+        // watcher's events keep alive: three fit in its 10,000 bytes (with
+        // the create, which keeps nothing the store does not hold).
+        big = store.view(|tx| (**tx.get::<Service>(&big.id).unwrap()).clone());
         common::service_annotations(&mut big)
             .labels
-            .insert("blob".into(), "x".repeat(3_000));
-        futures::executor::block_on(store.update(|tx| tx.create(big))).unwrap();
+            .insert("blob".into(), format!("{i}{}", "x".repeat(3_000)));
+        futures::executor::block_on(store.update(|tx| tx.update(big.clone()))).unwrap();
         assert!(
             matches!(reading.try_recv(), Ok(Some(Event::Change(_)))),
             "a watcher that reads is never cut off, create {i}"
@@ -115,7 +136,11 @@ fn a_watcher_is_cut_off_by_the_bytes_it_leaves_unread_and_reading_frees_them() {
             Err(e) => break e,
         }
     };
-    assert_eq!(delivered, 3, "what fit in its bytes, then the cut-off");
+    assert_eq!(
+        delivered,
+        1 + 4,
+        "the create, the updates that fit in its bytes, then the cut-off"
+    );
     assert!(
         matches!(err, Error::Closed(ref m) if m.contains("fell behind")),
         "{err}"

@@ -103,12 +103,14 @@ impl From<Error> for tonic::Status {
             Error::FailedPrecondition(_) => tonic::Status::failed_precondition(message),
             // Not the leader, no leader yet, shutting down: nothing was
             // written, and the client may try again.
+            // Leadership moved while the write waited: it may still commit,
+            // so a blind retry is not safe (the message says so).
+            Error::Store(Store::OutcomeUnknown(_)) | Error::Raft(swarm_raft::Error::UnknownOutcome { .. }) => {
+                tonic::Status::unknown(message)
+            }
             Error::Store(Store::ProposalFailed(_) | Store::Closed(_)) | Error::Raft(_) => {
                 tonic::Status::unavailable(message)
             }
-            // Leadership moved while the write waited: it may still commit,
-            // so a blind retry is not safe (the message says so).
-            Error::Store(Store::OutcomeUnknown(_)) => tonic::Status::unknown(message),
             Error::StateDir { .. } | Error::Socket { .. } | Error::Transport(_) | Error::Io { .. } => {
                 tonic::Status::internal(message)
             }
@@ -133,5 +135,10 @@ mod tests {
         let failed = Store::ProposalFailed("not the leader".into());
         assert_eq!(code(Error::Store(failed)), Code::Unavailable);
         assert_eq!(code(Error::Raft(swarm_raft::Error::Stopped)), Code::Unavailable);
+        let unanswered = swarm_raft::Error::UnknownOutcome {
+            index: None,
+            reason: "stopped",
+        };
+        assert_eq!(code(Error::Raft(unanswered)), Code::Unknown);
     }
 }

@@ -105,41 +105,64 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Listening before the node starts: a node that could not be stopped
     // cleanly should not start at all.
     use tokio::signal::unix::{SignalKind, signal};
-    // SIGHUP too: the terminal that started it went away, which must not
-    // end it without a clean stop either.
-    let mut stop_signals = Vec::new();
-    for (kind, name) in [
-        (SignalKind::interrupt(), "SIGINT"),
-        (SignalKind::terminate(), "SIGTERM"),
-        (SignalKind::hangup(), "SIGHUP"),
-    ] {
-        stop_signals.push(signal(kind).with_context(|| format!("cannot listen for {name}"))?);
-    }
+    let interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    // SIGHUP too (the terminal that started it went away): a clean stop
+    // rather than death. Unless it was ignored (`nohup swarmd`): then it
+    // stays ignored.
+    let hangup = if hangup_ignored() {
+        None
+    } else {
+        Some(signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?)
+    };
     let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(signals(stop_signals, stopping));
+    tokio::spawn(signals(interrupt, terminate, hangup, stopping));
     let shutdown = async {
         let _ = stop_requested.await;
     };
     Ok(node::run(options, shutdown).await?)
 }
 
-/// Resolves the shutdown on the first of `stop_signals`; bounds the clean
-/// stop to 10 seconds; exits at once on a second signal.
-async fn signals(mut stop_signals: Vec<tokio::signal::unix::Signal>, stopping: tokio::sync::oneshot::Sender<()>) {
-    any_signal(&mut stop_signals).await;
+/// Resolves the shutdown on the first SIGINT, SIGTERM or SIGHUP; bounds
+/// the clean stop to 10 seconds; exits at once on a second SIGINT or
+/// SIGTERM (a hangup often comes twice: from the shell, then the kernel).
+async fn signals(
+    mut interrupt: tokio::signal::unix::Signal,
+    mut terminate: tokio::signal::unix::Signal,
+    mut hangup: Option<tokio::signal::unix::Signal>,
+    stopping: tokio::sync::oneshot::Sender<()>,
+) {
+    let hung_up = async {
+        match hangup.as_mut() {
+            Some(hangup) => drop(hangup.recv().await),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+        () = hung_up => {}
+    }
     tracing::info!("stop requested");
     let _ = stopping.send(());
     tokio::select! {
-        () = any_signal(&mut stop_signals) => tracing::warn!("second signal: exiting now"),
-        () = tokio::time::sleep(Duration::from_secs(10)) => tracing::error!("the stop took over 10 s: exiting now"),
+        _ = interrupt.recv() => tracing::warn!("second signal: exiting now"),
+        _ = terminate.recv() => tracing::warn!("second signal: exiting now"),
+        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::error!("the stop took over 10 s: exiting now"),
     }
     std::process::exit(130);
 }
 
-/// Waits for any of `signals` to arrive.
-async fn any_signal(signals: &mut [tokio::signal::unix::Signal]) {
-    let arrivals = signals.iter_mut().map(|signal| Box::pin(signal.recv()));
-    futures::future::select_all(arrivals).await;
+/// Whether SIGHUP was ignored when swarmd started (`SigIgn` in
+/// `/proc/self/status` is the mask of ignored signals; SIGHUP is bit 0).
+fn hangup_ignored() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|line| line.strip_prefix("SigIgn:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .is_some_and(|mask| mask & 1 != 0)
 }
 
 /// A `--hostname`: something to print in a table, so not blank and

@@ -134,7 +134,10 @@ async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
     assert_eq!(contents(&daemon).await, stored, "everything is back after kill -9");
     assert!(daemon.log_text().contains("replacing a stale control socket"));
-    // The terminal that started it closing is a clean stop too.
+    // The terminal that started it closing is a clean stop too, the
+    // hangup coming twice as it often does (not a second signal that ends
+    // the stop at once).
+    daemon.signal(SIGHUP);
     let status = daemon.signal_and_wait(SIGHUP, Duration::from_secs(10));
     assert!(status.success(), "exit after SIGHUP: {status}");
     assert!(!socket.exists(), "the socket is removed on a clean stop");
@@ -163,6 +166,56 @@ async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
     assert_eq!(nodes[0].manager_status.as_ref().unwrap().addr, listening);
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());
+}
+
+/// A node that has run before and finds its Raft data gone (removed, or
+/// on a volume not mounted) refuses to start rather than begin a new
+/// cluster under its old identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_raft_data_is_gone_refuses_to_start() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let binary = swarmd_binary();
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    store_some(&daemon, "kept").await;
+    assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
+
+    let start = || {
+        let output = std::process::Command::new(&binary)
+            .args(["-d", &dir.to_string_lossy()])
+            .args(["--listen-control-api", &root.path().join("s.sock").to_string_lossy()])
+            .args(["--listen-remote-api", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        stderr
+    };
+    let raft = dir.join("raft");
+    let moved = root.path().join("raft-elsewhere");
+    std::fs::rename(&raft, &moved).unwrap();
+    // An empty mount point where the data was.
+    std::fs::create_dir(&raft).unwrap();
+    let stderr = start();
+    assert!(
+        stderr.contains("holds no Raft log, though this member has run before"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&raft).unwrap().count(),
+        0,
+        "the empty dir was left empty"
+    );
+    std::fs::remove_dir(&raft).unwrap();
+    let stderr = start();
+    assert!(stderr.contains("no Raft data"), "{stderr}");
+    assert!(!raft.exists());
+
+    // The data back: everything is there.
+    std::fs::rename(&moved, &raft).unwrap();
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    assert_eq!(contents(&daemon).await.services.len(), 1);
+    assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,7 +258,7 @@ async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
     assert!(!other.exists(), "a refused daemon made a state dir");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
     // A socket path longer than a Unix socket's, or a Raft address in use:
-    // refused before anything is made.
+    // refused before anything is made, or any cluster.
     let long = root.path().join(format!("{}.sock", "s".repeat(120)));
     let stderr = refused(&other, &long);
     assert!(stderr.contains("a Unix socket's path holds at most 107"), "{stderr}");
@@ -224,7 +277,7 @@ async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
         .expect("the log names the raft address");
     let stderr = refused_at(&other, &root.path().join("other.sock"), &taken);
     assert!(stderr.contains("bind the Raft transport"), "{stderr}");
-    assert!(!other.exists(), "a refused daemon made a state dir");
+    assert!(!other.join("raft").exists(), "a refused daemon made a cluster");
 
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());

@@ -15,6 +15,16 @@ use crate::transport::Links;
 /// loop ended (a panic, an abort) without answering it.
 const UNANSWERED: &str = "the raft member stopped without answering";
 
+/// A membership change the loop took and never answered: it may have been
+/// proposed before the loop died (a clean stop answers those still queued
+/// with [`Error::Stopped`]), and may yet commit.
+fn change_unanswered() -> Error {
+    Error::UnknownOutcome {
+        index: None,
+        reason: UNANSWERED,
+    }
+}
+
 /// Who leads, as this member last saw it. Published on every change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Leadership {
@@ -198,8 +208,8 @@ impl<O: Send + 'static> RaftHandle<O> {
     #[tracing::instrument(name = "raft.add_member", skip(self), fields(member = self.id))]
     pub async fn add_member(&self, id: u64, addr: &str) -> Result<u64> {
         let addr = addr.to_string();
-        self.request_change(|reply| Command::AddMember { id, addr, reply })
-            .await
+        self.request_or(|reply| Command::AddMember { id, addr, reply }, change_unanswered)
+            .await?
     }
 
     /// Removes member `id` from the group; returns the index of the change
@@ -212,7 +222,8 @@ impl<O: Send + 'static> RaftHandle<O> {
     /// proposal errors of [`RaftHandle::propose`].
     #[tracing::instrument(name = "raft.remove_member", skip(self), fields(member = self.id))]
     pub async fn remove_member(&self, id: u64) -> Result<u64> {
-        self.request_change(|reply| Command::RemoveMember { id, reply }).await
+        self.request_or(|reply| Command::RemoveMember { id, reply }, change_unanswered)
+            .await?
     }
 
     /// Hands leadership to `to`, or to the most up-to-date other member that
@@ -301,21 +312,19 @@ impl<O: Send + 'static> RaftHandle<O> {
     }
 
     async fn request<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
-        let (reply, response) = oneshot::channel();
-        self.commands.send(command(reply)).await.map_err(|_| Error::Stopped)?;
-        response.await.map_err(|_| Error::Stopped)
+        self.request_or(command, || Error::Stopped).await
     }
 
-    /// As [`Self::request`], for a membership change: one sent but never
-    /// answered may have been proposed before the loop ended (a panic, a
-    /// stop), and may yet commit.
-    async fn request_change(&self, command: impl FnOnce(oneshot::Sender<Result<u64>>) -> Command) -> Result<u64> {
+    /// Sends `command`; `unanswered` is the error when the loop took it and
+    /// ended without answering.
+    async fn request_or<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+        unanswered: impl FnOnce() -> Error,
+    ) -> Result<T> {
         let (reply, response) = oneshot::channel();
         self.commands.send(command(reply)).await.map_err(|_| Error::Stopped)?;
-        response.await.map_err(|_| Error::UnknownOutcome {
-            index: None,
-            reason: UNANSWERED,
-        })?
+        response.await.map_err(|_| unanswered())
     }
 
     /// Who leads, as last seen.

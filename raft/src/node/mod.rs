@@ -41,6 +41,10 @@ pub enum Start {
     /// Wait to be added by the group's leader ([`RaftHandle::add_member`])
     /// and catch up from it.
     Join,
+    /// Go on from the log in the data dir, which must hold one: a member
+    /// that has run before and finds none lost its data (removed, or on a
+    /// volume not mounted), and starting anew would forget its votes.
+    Restart,
 }
 
 /// A running member: owns its Ready loop, which stops when this is shut
@@ -71,6 +75,14 @@ impl<S: StateMachine> RaftNode<S> {
     /// When called outside a tokio runtime.
     pub async fn start(config: Config, mut machine: S, start: Start) -> Result<Self> {
         config.validate()?;
+        if matches!(start, Start::Restart) && !crate::storage::holds_data(&config.data_dir) {
+            return Err(Error::DataDir {
+                dir: config.data_dir.clone(),
+                reason: "holds no Raft log, though this member has run before: its data was removed, or the \
+                         volume that holds it is not mounted; refusing to start anew"
+                    .into(),
+            });
+        }
         let opening = std::time::Instant::now();
         let (mut storage, _) = RocksStorage::open(&config.data_dir, config.cluster_id, config.id)?;
         let opened = opening.elapsed();
@@ -91,10 +103,14 @@ impl<S: StateMachine> RaftNode<S> {
         }
         let snapshot_index = storage.snapshot_meta().index;
         let restoring = std::time::Instant::now();
+        let mut snapshot_schedule = SnapshotSchedule::new(&config);
         if snapshot_index > 0 {
             let data = storage
                 .snapshot_data()?
                 .ok_or_else(|| Error::Corrupt("snapshot data is missing".into()))?;
+            // The next snapshot is weighed against this one, as against one
+            // this run wrote.
+            snapshot_schedule.written(data.len());
             let (_, state) = membership::decode_snapshot(&data.into())?;
             machine
                 .restore(&state)
@@ -139,7 +155,7 @@ impl<S: StateMachine> RaftNode<S> {
             "raft member starting"
         );
         let ready_loop = ReadyLoop {
-            snapshot_schedule: SnapshotSchedule::new(&config),
+            snapshot_schedule,
             config,
             raw,
             machine,

@@ -125,6 +125,9 @@ impl<S: StateMachine> ReadyLoop<S> {
                         break Err(err);
                     }
                 }
+                // Committed entries past one Ready's share (a long log
+                // replayed at start) wait for no event: go on at once.
+                () = std::future::ready(()), if self.raw.has_ready() => {}
                 _ = ticker.tick() => self.on_tick(),
             }
             if self.drain_queues() < FEW_PROPOSALS {
@@ -183,6 +186,14 @@ impl<S: StateMachine> ReadyLoop<S> {
         self.proposals.close();
         while let Some(proposal) = self.proposals.recv().await {
             let _ = proposal.reply.send(Err(Error::Stopped));
+        }
+        // Likewise membership changes still queued: never proposed. (Other
+        // commands dropped unanswered read as Stopped already.)
+        self.commands.close();
+        while let Some(command) = self.commands.recv().await {
+            if let Command::AddMember { reply, .. } | Command::RemoveMember { reply, .. } = command {
+                let _ = reply.send(Err(Error::Stopped));
+            }
         }
         if result.is_ok() {
             self.finish_snapshot_in_progress().await?;

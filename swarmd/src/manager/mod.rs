@@ -63,15 +63,21 @@ impl Manager {
             .map_err(Error::io(format!("bind the Raft transport on {}", options.listen)))
     }
 
-    /// Starts the Raft member (a new single-member group on a first start,
-    /// else the one in `options.dir`) with the store behind it, serves the
-    /// Raft transport on `listener` (from [`Manager::bind`]), and waits
-    /// until this member leads.
+    /// Starts the Raft member (a new single-member group on the node's
+    /// `first_start`, else the one in `options.dir`, which must be there)
+    /// with the store behind it, serves the Raft transport on `listener`
+    /// (from [`Manager::bind`]), and waits until this member leads.
     ///
     /// # Errors
     ///
-    /// Raft cannot start (a data dir of another cluster, a corrupt log).
-    pub async fn start(identity: &Identity, options: &RaftOptions, listener: TcpListener) -> Result<Manager> {
+    /// Raft cannot start (a data dir of another cluster, a corrupt log, no
+    /// log after a first start).
+    pub async fn start(
+        identity: &Identity,
+        options: &RaftOptions,
+        listener: TcpListener,
+        first_start: bool,
+    ) -> Result<Manager> {
         let addr = advertised(
             listener
                 .local_addr()
@@ -87,7 +93,12 @@ impl Manager {
         // The first start makes a group of this one member; the cluster
         // issue adds joining an existing one.
         let members = BTreeMap::from([(identity.raft_id, addr.clone())]);
-        let raft = RaftNode::start(config, StoreMachine::new(store.clone()), Start::Bootstrap(members)).await?;
+        let start = if first_start {
+            Start::Bootstrap(members)
+        } else {
+            Start::Restart
+        };
+        let raft = RaftNode::start(config, StoreMachine::new(store.clone()), start).await?;
         proposer.connect(raft.handle());
 
         let (stop, stopped) = oneshot::channel::<()>();

@@ -49,14 +49,15 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     // The socket's lock first: a daemon that finds another one at its
     // socket stops before it touches (or makes) a state dir.
     let socket = socket::claim(&options.control_socket)?;
-    // The addresses next: one in use stops the start before the state dir
-    // (and on a first start, a new cluster) is made.
+    // The state dir's lock next (a second daemon on it is told so), then
+    // the addresses: one in use stops a first start before its cluster is
+    // made (only the pending identity is, which the next start takes up).
+    let state_dir = StateDir::open(&options.state_dir)?;
     let raft_listener = Manager::bind(&options.raft).await?;
     let metrics_listener = match options.metrics {
         Some(addr) => Some(Metrics::bind(addr).await?),
         None => None,
     };
-    let mut state_dir = StateDir::open(&options.state_dir)?;
     let identity = &state_dir.identity;
     tracing::info!(
         cluster = format!("{:016x}", identity.cluster_id),
@@ -68,7 +69,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         dir: state_dir.raft_dir(),
         ..options.raft.clone()
     };
-    let manager = Manager::start(identity, &raft, raft_listener).await?;
+    let manager = Manager::start(identity, &raft, raft_listener, state_dir.created).await?;
     // Its Raft data exists now: the identity is the dir's for good.
     if let Err(err) = state_dir.confirm() {
         let _ = manager.stop().await;

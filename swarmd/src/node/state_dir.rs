@@ -37,10 +37,9 @@ pub struct StateDir {
     path: PathBuf,
     /// Who this node is.
     pub identity: Identity,
-    /// Whether this is the node's first start (a new cluster).
+    /// Whether this is the node's first start (a new cluster): its
+    /// identity is still `identity.pending`.
     pub created: bool,
-    /// Whether the identity is still `identity.pending`.
-    pending: bool,
     /// Held while the node runs: a second daemon on this dir is told so
     /// before it opens anything in it.
     _lock: std::fs::File,
@@ -69,11 +68,10 @@ impl StateDir {
             .map_err(|err| fail(format!("cannot lock it: {err}")))?
             .ok_or_else(|| fail("another swarmd is using it".into()))?;
         let has_raft = path.join(RAFT).exists();
-        let opened = |identity, created, pending| StateDir {
+        let opened = |identity, created| StateDir {
             path: path.to_path_buf(),
             identity,
             created,
-            pending,
             _lock: lock,
         };
         if let Some(identity) = read_identity(&path.join(IDENTITY)).map_err(fail)? {
@@ -84,12 +82,12 @@ impl StateDir {
                      state dir to start afresh as a new node)"
                 )));
             }
-            return Ok(opened(identity, false, false));
+            return Ok(opened(identity, false));
         }
         if let Some(identity) = read_identity(&path.join(PENDING_IDENTITY)).map_err(fail)? {
             // A first start cut short; Raft data, if it got that far, was
             // made with this identity (its ids are checked when it opens).
-            return Ok(opened(identity, true, true));
+            return Ok(opened(identity, true));
         }
         if has_raft {
             return Err(fail(
@@ -105,7 +103,7 @@ impl StateDir {
         // The dir may be new too: its own entry must be as durable, or a
         // power cut could lose it with all written inside.
         sync_dir(parent(path)).map_err(|err| fail(format!("cannot sync its parent: {err}")))?;
-        Ok(opened(identity, true, true))
+        Ok(opened(identity, true))
     }
 
     /// Makes a pending identity the dir's own, once its Raft data exists.
@@ -113,8 +111,8 @@ impl StateDir {
     /// # Errors
     ///
     /// [`Error::StateDir`] when the rename or its sync fails.
-    pub fn confirm(&mut self) -> Result<()> {
-        if !self.pending {
+    pub fn confirm(&self) -> Result<()> {
+        if !self.created {
             return Ok(());
         }
         std::fs::rename(self.path.join(PENDING_IDENTITY), self.path.join(IDENTITY))
@@ -123,7 +121,6 @@ impl StateDir {
                 dir: self.path.clone(),
                 reason: format!("cannot confirm its identity: {err}"),
             })?;
-        self.pending = false;
         Ok(())
     }
 
@@ -212,7 +209,7 @@ mod tests {
         let identity = first.identity.clone();
         drop(first);
         // Stopped before its Raft data was made: the same first start.
-        let mut cut_short = StateDir::open(&dir).unwrap();
+        let cut_short = StateDir::open(&dir).unwrap();
         assert!(cut_short.created);
         assert_eq!(cut_short.identity, identity);
         std::fs::create_dir(cut_short.raft_dir()).unwrap();
@@ -227,7 +224,7 @@ mod tests {
     #[test]
     fn an_identity_whose_raft_data_was_removed_is_refused() {
         let root = tempfile::tempdir().unwrap();
-        let mut first = StateDir::open(root.path()).unwrap();
+        let first = StateDir::open(root.path()).unwrap();
         std::fs::create_dir(first.raft_dir()).unwrap();
         first.confirm().unwrap();
         drop(first);

@@ -486,6 +486,25 @@ async fn secret_data_is_never_returned_and_a_used_secret_stays() {
         spec: Some(relabel.clone()),
     };
     api.update_secret(Request::new(request)).await.unwrap();
+    let mut bad_label = relabel.clone();
+    bad_label
+        .annotations
+        .as_mut()
+        .unwrap()
+        .labels
+        .insert("a\tb".into(), "x".into());
+    let request = UpdateSecretRequest {
+        secret_id: created.id.clone(),
+        secret_version: version + 1,
+        spec: Some(bad_label),
+    };
+    refused(
+        &store,
+        api.update_secret(Request::new(request)),
+        Code::InvalidArgument,
+        "holds a control character",
+    )
+    .await;
     relabel.data = b"changed".to_vec();
     let request = UpdateSecretRequest {
         secret_id: created.id,

@@ -478,6 +478,9 @@ pub(crate) async fn update_labels<T: LabeledData>(
     let existing: T = super::read::get(store, T::ID_FIELD, id)?;
     let (existing_annotations, existing_data) = existing.parts();
     only_labels_changed(existing_annotations, annotations.as_ref(), existing_data, &data)?;
+    if let Some(annotations) = &annotations {
+        validate::labels("spec.annotations.labels", &annotations.labels)?;
+    }
     write(store, id, |tx| {
         let mut object = T::clone(tx.check_version::<T>(id, version)?);
         if object.parts().0 == annotations.as_ref() {
