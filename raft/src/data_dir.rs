@@ -22,7 +22,10 @@ pub(crate) struct DataDirGuard {
 impl DataDirGuard {
     /// Notes what `path` is now.
     pub(crate) fn new(path: &Path) -> Result<Self> {
-        let metadata = std::fs::metadata(path).map_err(|err| gone(path, &err.to_string()))?;
+        let metadata = std::fs::metadata(path).map_err(|err| Error::DataDir {
+            dir: path.to_path_buf(),
+            reason: format!("cannot read it: {err}"),
+        })?;
         Ok(DataDirGuard {
             path: path.to_path_buf(),
             device: metadata.dev(),

@@ -97,7 +97,8 @@ pub struct ListArgs {
     /// hostname), label=KEY or label=KEY=VALUE; for nodes also
     /// role=manager|worker and membership=accepted|pending; for tasks
     /// node=NODE and desired-state=STATE. Repeatable: a key given twice
-    /// matches either value, different keys must all match.
+    /// matches either value (every label must match), different keys must
+    /// all match.
     #[arg(short, long = "filter", value_name = "KEY=VALUE", value_parser = crate::filter::parse)]
     pub filters: Vec<crate::filter::Filter>,
 }

@@ -1,5 +1,6 @@
 //! `ls --filter KEY=VALUE`, as docker's: a key given more than once
-//! matches any of its values, and different keys must all match.
+//! matches any of its values (labels excepted: an object must carry every
+//! label asked for), and different keys must all match.
 //!
 //! Every `ls` takes `id` (an ID prefix), `name` (a name prefix, or a
 //! hostname prefix for nodes) and `label` (`key` or `key=value`); those go
@@ -77,26 +78,17 @@ impl Filters {
         }
     }
 
-    /// The values of `key` as enum values of the API: `value` written as
-    /// the enum's name without its prefix, in lower case and with dashes
-    /// (`manager` for `NODE_ROLE_MANAGER`). `choices` are those accepted.
-    pub fn enum_values(
-        &self,
-        key: &str,
-        choices: &[&str],
-        prefix: &str,
-        from_name: impl Fn(&str) -> Option<i32>,
-    ) -> Result<Vec<i32>, BadValue> {
+    /// The values of `key` as enum values of the API, among `choices`:
+    /// each a word as swarmctl prints it (`manager`, from
+    /// [`crate::commands::enum_word`]) and the value it names.
+    pub fn enum_values(&self, key: &str, choices: &[(String, i32)]) -> Result<Vec<i32>, BadValue> {
         self.values(key)
             .map(|value| {
-                let api_name = format!("{prefix}{}", value.to_uppercase().replace('-', "_"));
-                match from_name(&api_name) {
-                    Some(found) if choices.contains(&value) => Ok(found),
-                    _ => Err(BadValue(format!(
-                        "--filter {key}={value}: {key} is one of {}",
-                        choices.join(", ")
-                    ))),
-                }
+                let found = choices.iter().find(|(word, _)| word == value);
+                found.map(|&(_, api_value)| api_value).ok_or_else(|| {
+                    let words: Vec<&str> = choices.iter().map(|(word, _)| word.as_str()).collect();
+                    BadValue(format!("--filter {key}={value}: {key} is one of {}", words.join(", ")))
+                })
             })
             .collect()
     }
@@ -143,19 +135,19 @@ mod tests {
 
     #[test]
     fn enum_values_take_only_the_choices_given() {
-        let from_name = |name: &str| NodeRole::from_str_name(name).map(i32::from);
-        let choices = ["manager", "worker"];
+        let choices = [
+            ("manager".to_string(), NodeRole::Manager as i32),
+            ("worker".to_string(), NodeRole::Worker as i32),
+        ];
         let filters = filters(&["role=manager", "role=worker"], &["role"]).expect("known key");
-        let roles = filters.enum_values("role", &choices, "NODE_ROLE_", from_name);
+        let roles = filters.enum_values("role", &choices);
         assert_eq!(
             roles.expect("valid"),
             [NodeRole::Manager as i32, NodeRole::Worker as i32]
         );
         for bad in ["role=Manager", "role=leader"] {
             let filters = self::filters(&[bad], &["role"]).expect("known key");
-            let err = filters
-                .enum_values("role", &choices, "NODE_ROLE_", from_name)
-                .expect_err(bad);
+            let err = filters.enum_values("role", &choices).expect_err(bad);
             assert!(err.0.contains("role is one of manager, worker"), "{err}");
         }
     }

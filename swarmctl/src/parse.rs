@@ -16,7 +16,10 @@ pub fn env_entry(text: &str) -> Result<String, String> {
     }
     match std::env::var(text) {
         Ok(value) => Ok(format!("{text}={value}")),
-        Err(_) => Err(format!("{text:?} has no =VALUE and is not set in this environment")),
+        Err(std::env::VarError::NotPresent) => {
+            Err(format!("{text:?} has no =VALUE and is not set in this environment"))
+        }
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{text:?}: its value here is not UTF-8")),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use swarm_proto::v1::{Cluster, GetClusterRequest, ListClustersRequest, ListFilters, UpdateClusterRequest};
 
-use super::{labels, name, reply};
+use super::{change_reply, labels, name, reply};
 use crate::cli::ClusterCommand;
 use crate::connect::Control;
 use crate::filter::Filters;
@@ -64,7 +64,7 @@ pub async fn run(control: &mut Control, command: ClusterCommand, format: Format)
                 spec: Some(spec),
                 ..Default::default()
             };
-            reply(control.update_cluster(request).await)?;
+            change_reply(control.update_cluster(request).await)?;
             println!("{}", cluster.id);
         }
         ClusterCommand::Inspect { reference } => {

@@ -10,7 +10,7 @@ use swarm_proto::v1::{
     UpdateSecretRequest,
 };
 
-use super::{BadValue, EachObject, change_labels, key_values, labels, name, reply};
+use super::{BadValue, EachObject, change_labels, change_reply, key_values, labels, name, reply};
 use crate::cli::DataCommand;
 use crate::connect::Control;
 use crate::filter::Filters;
@@ -57,7 +57,7 @@ impl Data for Secret {
             annotations: Some(annotations),
             data,
         };
-        let created = reply(control.create_secret(CreateSecretRequest { spec: Some(spec) }).await)?;
+        let created = change_reply(control.create_secret(CreateSecretRequest { spec: Some(spec) }).await)?;
         Ok(created.secret.unwrap_or_default())
     }
     async fn update(control: &mut Control, secret: &Secret, annotations: Annotations) -> anyhow::Result<()> {
@@ -70,11 +70,11 @@ impl Data for Secret {
                 data: Vec::new(),
             }),
         };
-        reply(control.update_secret(request).await)?;
+        change_reply(control.update_secret(request).await)?;
         Ok(())
     }
     async fn remove(control: &mut Control, secret_id: String) -> anyhow::Result<()> {
-        reply(control.remove_secret(RemoveSecretRequest { secret_id }).await)?;
+        change_reply(control.remove_secret(RemoveSecretRequest { secret_id }).await)?;
         Ok(())
     }
 }
@@ -99,7 +99,7 @@ impl Data for Config {
             annotations: Some(annotations),
             data,
         };
-        let created = reply(control.create_config(CreateConfigRequest { spec: Some(spec) }).await)?;
+        let created = change_reply(control.create_config(CreateConfigRequest { spec: Some(spec) }).await)?;
         Ok(created.config.unwrap_or_default())
     }
     async fn update(control: &mut Control, config: &Config, annotations: Annotations) -> anyhow::Result<()> {
@@ -111,11 +111,11 @@ impl Data for Config {
                 data: Vec::new(),
             }),
         };
-        reply(control.update_config(request).await)?;
+        change_reply(control.update_config(request).await)?;
         Ok(())
     }
     async fn remove(control: &mut Control, config_id: String) -> anyhow::Result<()> {
-        reply(control.remove_config(RemoveConfigRequest { config_id }).await)?;
+        change_reply(control.remove_config(RemoveConfigRequest { config_id }).await)?;
         Ok(())
     }
 }

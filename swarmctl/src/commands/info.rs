@@ -1,6 +1,6 @@
 //! `swarmctl info`
 
-use swarm_proto::v1::{ManagerInfo, NodeRole};
+use swarm_proto::v1::ManagerInfo;
 
 use crate::connect::Control;
 use crate::output::{self, Format};
@@ -10,14 +10,10 @@ pub async fn run(control: &Control, format: Format) -> anyhow::Result<()> {
     if format == Format::Json {
         return output::json_one(&info);
     }
-    let role = match NodeRole::try_from(info.role) {
-        Ok(NodeRole::Manager) => "manager",
-        _ => "worker",
-    };
     let mut fields = vec![
         ("Node ID", info.node_id.clone()),
         ("Hostname", info.hostname.clone()),
-        ("Role", role.to_string()),
+        ("Role", super::node::role_name(info.role)),
         ("Version", info.version.clone()),
         ("State dir", info.state_dir.clone()),
     ];

@@ -105,23 +105,50 @@ impl std::error::Error for Reported {}
 /// The reply of an RPC, or its error's message alone (the status code is
 /// for programs; the message names what is wrong).
 pub(crate) fn reply<T>(result: Result<tonic::Response<T>, tonic::Status>) -> anyhow::Result<T> {
-    result.map(tonic::Response::into_inner).map_err(status_error)
+    result
+        .map(tonic::Response::into_inner)
+        .map_err(|status| status_error(status, false))
+}
+
+/// As [`reply`], for a request that changes something: if the connection
+/// failed, the change may have been made all the same, and the error says
+/// so.
+pub(crate) fn change_reply<T>(result: Result<tonic::Response<T>, tonic::Status>) -> anyhow::Result<T> {
+    result
+        .map(tonic::Response::into_inner)
+        .map_err(|status| status_error(status, true))
 }
 
 /// The error a status means to the operator. A status swarmd sent has no
 /// source: its message says what is wrong. One made here from a failed
 /// connection has one, and its message alone ("http2 error", "h2
-/// protocol error") says little; a change sent over it may have been
-/// made all the same, which the operator must know before trying again.
-pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
+/// protocol error") says little; a change sent over it (`a_change`) may
+/// have been made all the same, which the operator must know before trying
+/// again.
+pub(crate) fn status_error(status: tonic::Status, a_change: bool) -> anyhow::Error {
     match std::error::Error::source(&status) {
-        Some(cause) => anyhow::anyhow!(
-            "the connection to swarmd failed: {} (a change the command asked for may have been made: look before \
-             trying again)",
-            crate::connect::root_cause(cause)
-        ),
+        Some(cause) => {
+            let hint = if a_change {
+                " (the change may have been made all the same: look before trying again)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!(
+                "the connection to swarmd failed: {}{hint}",
+                crate::connect::root_cause(cause)
+            )
+        }
         None => anyhow::anyhow!("{}", status.message()),
     }
+}
+
+/// A protobuf enum value's name without its `prefix`, in lower case with
+/// dashes: `ORDER_START_FIRST` as `start-first`.
+pub(crate) fn enum_word(name: &str, prefix: &str) -> String {
+    name.strip_prefix(prefix)
+        .unwrap_or(name)
+        .replace('_', "-")
+        .to_ascii_lowercase()
 }
 
 /// The name in an object's annotations.

@@ -5,12 +5,16 @@ use swarm_proto::v1::{
     UpdateNodeRequest, node_status,
 };
 
-use super::{EachObject, labels, reply};
+use super::{EachObject, change_reply, enum_word, labels, reply};
 use crate::cli::{NodeCommand, NodeReferences};
 use crate::connect::Control;
 use crate::filter::Filters;
 use crate::output::{self, Format};
 use crate::resolve;
+
+/// The values of a node's role and membership, as `ls --filter` lists them.
+const ROLES: [NodeRole; 2] = [NodeRole::Manager, NodeRole::Worker];
+const MEMBERSHIPS: [NodeMembership; 2] = [NodeMembership::Accepted, NodeMembership::Pending];
 
 /// The node reference that names the node serving the socket.
 const SELF: &str = "self";
@@ -21,14 +25,10 @@ pub async fn run(control: &mut Control, command: NodeCommand, format: Format) ->
             let filters = Filters::new(list.filters, &["role", "membership"])?;
             let request = ListNodesRequest {
                 filters: Some(filters.list_filters()),
-                roles: filters.enum_values("role", &["manager", "worker"], "NODE_ROLE_", |name| {
-                    NodeRole::from_str_name(name).map(i32::from)
-                })?,
+                roles: filters.enum_values("role", &ROLES.map(|role| (role_name(role as i32), role as i32)))?,
                 memberships: filters.enum_values(
                     "membership",
-                    &["accepted", "pending"],
-                    "NODE_MEMBERSHIP_",
-                    |name| NodeMembership::from_str_name(name).map(i32::from),
+                    &MEMBERSHIPS.map(|m| (enum_word(m.as_str_name(), "NODE_MEMBERSHIP_"), m as i32)),
                 )?,
             };
             let nodes = reply(control.list_nodes(request).await)?.nodes;
@@ -104,7 +104,7 @@ pub async fn run(control: &mut Control, command: NodeCommand, format: Format) ->
                         node_id: node.id.clone(),
                         force,
                     };
-                    reply(control.remove_node(request).await)?;
+                    change_reply(control.remove_node(request).await)?;
                     println!("{}", node.id);
                     Ok(())
                 };
@@ -159,7 +159,7 @@ async fn change(
         node_version: node.meta.as_ref().map_or(0, |meta| meta.version),
         spec: Some(spec),
     };
-    reply(control.update_node(request).await)?;
+    change_reply(control.update_node(request).await)?;
     println!("{}", node.id);
     Ok(())
 }
@@ -223,7 +223,7 @@ fn role(node: &Node) -> String {
     role_name(node.role)
 }
 
-fn role_name(role: i32) -> String {
+pub(crate) fn role_name(role: i32) -> String {
     match NodeRole::try_from(role) {
         Ok(NodeRole::Manager) => "manager".into(),
         _ => "worker".into(),

@@ -2,7 +2,7 @@
 
 use swarm_proto::v1::{GetTaskRequest, ListFilters, ListTasksRequest, RemoveTaskRequest, Task, TaskState};
 
-use super::{EachObject, reply};
+use super::{EachObject, change_reply, enum_word, reply};
 use crate::cli::TaskCommand;
 use crate::connect::Control;
 use crate::filter::Filters;
@@ -13,9 +13,7 @@ pub async fn run(control: &mut Control, command: TaskCommand, format: Format) ->
     match command {
         TaskCommand::Ls { list, service } => {
             let filters = Filters::new(list.filters, &["node", "desired-state"])?;
-            let desired_states = filters.enum_values("desired-state", &STATE_NAMES, "TASK_STATE_", |name| {
-                TaskState::from_str_name(name).map(i32::from)
-            })?;
+            let desired_states = filters.enum_values("desired-state", &state_choices())?;
             let service_ids = match service {
                 Some(reference) => vec![super::service::get(control, &reference).await?.id],
                 None => Vec::new(),
@@ -88,7 +86,7 @@ pub async fn run(control: &mut Control, command: TaskCommand, format: Format) ->
                     let request = RemoveTaskRequest {
                         task_id: task.id.clone(),
                     };
-                    reply(control.remove_task(request).await)?;
+                    change_reply(control.remove_task(request).await)?;
                     println!("{}", task.id);
                     Ok(())
                 };
@@ -118,27 +116,17 @@ async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Task> {
         .unwrap_or_default())
 }
 
-/// The task states as `--filter desired-state=` takes them.
-const STATE_NAMES: [&str; 14] = [
-    "new",
-    "pending",
-    "assigned",
-    "accepted",
-    "preparing",
-    "ready",
-    "starting",
-    "running",
-    "complete",
-    "shutdown",
-    "failed",
-    "rejected",
-    "remove",
-    "orphaned",
-];
+/// Every task state, as `ls` prints it, and its value.
+fn state_choices() -> Vec<(String, i32)> {
+    (0..=TaskState::Orphaned as i32)
+        .filter(|&value| TaskState::try_from(value).is_ok())
+        .map(|value| (state_name(value), value))
+        .collect()
+}
 
 fn state_name(state: i32) -> String {
     TaskState::try_from(state)
-        .map(|state| state.as_str_name().trim_start_matches("TASK_STATE_").to_lowercase())
+        .map(|state| enum_word(state.as_str_name(), "TASK_STATE_"))
         .unwrap_or_else(|_| state.to_string())
 }
 
@@ -148,21 +136,4 @@ fn state(task: &Task) -> String {
 
 fn desired(task: &Task) -> String {
     state_name(task.desired_state)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_filter_names_every_task_state_as_ls_prints_it() {
-        for name in STATE_NAMES {
-            let state = TaskState::from_str_name(&format!("TASK_STATE_{}", name.to_uppercase()));
-            let state = state.unwrap_or_else(|| panic!("{name} is no task state"));
-            assert_eq!(state_name(state.into()), name);
-        }
-        let last = TaskState::Orphaned as i32;
-        let states = (0..=last).filter(|value| TaskState::try_from(*value).is_ok()).count();
-        assert_eq!(states, STATE_NAMES.len(), "a task state is missing from STATE_NAMES");
-    }
 }

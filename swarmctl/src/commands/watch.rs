@@ -50,7 +50,11 @@ pub async fn run(socket: &Path, kinds: Vec<String>, actions: Vec<WatchAction>, f
         WatchClient::new(channel(socket).await?).max_decoding_message_size(crate::connect::MAX_REPLY_BYTES);
     let mut stream = super::reply(client.watch(request).await)?;
     let mut stdout = std::io::stdout().lock();
-    while let Some(message) = stream.message().await.map_err(super::status_error)? {
+    while let Some(message) = stream
+        .message()
+        .await
+        .map_err(|status| super::status_error(status, false))?
+    {
         for event in message.events {
             let action = store_action::Kind::try_from(event.action)
                 .map(|kind| kind.as_str_name().trim_start_matches("KIND_").to_lowercase())

@@ -7,7 +7,7 @@ use swarm_proto::v1::{
     mount, port_config, restart_policy, service_spec, task_spec, update_config, update_status,
 };
 
-use super::super::labels;
+use super::super::{enum_word, labels};
 use crate::output;
 
 /// The lines `service inspect` prints for `service`.
@@ -147,15 +147,6 @@ fn references<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Stri
         .map(|(name, target)| format!("{name} -> {target}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A protobuf enum value's name without its `prefix`, in lower case with
-/// dashes: `ORDER_START_FIRST` as `start-first`.
-pub(super) fn enum_word(name: &str, prefix: &str) -> String {
-    name.strip_prefix(prefix)
-        .unwrap_or(name)
-        .replace('_', "-")
-        .to_ascii_lowercase()
 }
 
 fn mount_text(mount: &Mount) -> String {

@@ -7,7 +7,7 @@ use swarm_proto::v1::{
     service_spec,
 };
 
-use super::{EachObject, data, name, reply};
+use super::{EachObject, change_reply, data, name, reply};
 use crate::cli::ServiceCommand;
 use crate::connect::Control;
 use crate::filter::Filters;
@@ -23,7 +23,7 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
             let secrets = secret_references(control, &args.secret).await?;
             let configs = config_references(control, &args.config).await?;
             let spec = spec::create(*args, secrets, configs)?;
-            let service = reply(control.create_service(CreateServiceRequest { spec: Some(spec) }).await)?;
+            let service = change_reply(control.create_service(CreateServiceRequest { spec: Some(spec) }).await)?;
             println!("{}", service.service.unwrap_or_default().id);
         }
         ServiceCommand::Ls(list) => {
@@ -92,7 +92,7 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
                     let request = RemoveServiceRequest {
                         service_id: service.id.clone(),
                     };
-                    reply(control.remove_service(request).await)?;
+                    change_reply(control.remove_service(request).await)?;
                     println!("{}", service.id);
                     Ok(())
                 };
@@ -119,7 +119,7 @@ async fn update(
         spec,
         rollback,
     };
-    let updated = reply(control.update_service(request).await)?;
+    let updated = change_reply(control.update_service(request).await)?;
     println!("{}", updated.service.unwrap_or_default().id);
     Ok(())
 }
@@ -194,7 +194,7 @@ fn published_ports(service: &Service) -> String {
         .map_or(&[][..], |endpoint| endpoint.ports.as_slice())
         .iter()
         .map(|port| {
-            let protocol = inspect::enum_word(port.protocol().as_str_name(), "PROTOCOL_");
+            let protocol = super::enum_word(port.protocol().as_str_name(), "PROTOCOL_");
             let on = match port.publish_mode() {
                 port_config::PublishMode::Host => "host",
                 port_config::PublishMode::Ingress => "*",
