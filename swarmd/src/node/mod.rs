@@ -181,7 +181,7 @@ async fn serve(
         tokio::spawn(metrics.serve(listener, stopped))
     });
     let server = tonic::transport::Server::builder()
-        .trace_fn(|request| tracing::info_span!("control", rpc = request.uri().path()))
+        .trace_fn(|request| tracing::info_span!("request", rpc = request.uri().path()))
         .layer(tower::util::option_layer(count_requests))
         .add_service(control)
         .add_service(watch)
