@@ -5,10 +5,13 @@
 //! no path reaches, lost when the process ends, and the next start finds
 //! no data dir (or another one) and would begin afresh. Checked after each
 //! synced write, before anything depends on it, the member stops instead,
-//! and nothing written after the removal is acknowledged.
+//! and nothing written after the removal is acknowledged; checked every
+//! second besides, so that an idle member stops too, for its supervisor
+//! to see, rather than look healthy until its next write.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -17,7 +20,11 @@ pub(crate) struct DataDirGuard {
     path: PathBuf,
     device: u64,
     inode: u64,
+    last_checked: Instant,
 }
+
+/// How often an idle member looks.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl DataDirGuard {
     /// Notes what `path` is now.
@@ -30,7 +37,17 @@ impl DataDirGuard {
             path: path.to_path_buf(),
             device: metadata.dev(),
             inode: metadata.ino(),
+            last_checked: Instant::now(),
         })
+    }
+
+    /// As [`DataDirGuard::check`], if the last check is a second old.
+    pub(crate) fn check_if_due(&mut self) -> Result<()> {
+        if self.last_checked.elapsed() < CHECK_EVERY {
+            return Ok(());
+        }
+        self.last_checked = Instant::now();
+        self.check()
     }
 
     /// Fails if the path no longer leads to the dir it led to (one stat:
@@ -39,7 +56,7 @@ impl DataDirGuard {
         match std::fs::metadata(&self.path) {
             Ok(metadata) if (metadata.dev(), metadata.ino()) == (self.device, self.inode) => Ok(()),
             Ok(_) => Err(gone(&self.path, "was replaced by another directory")),
-            Err(err) => Err(gone(&self.path, &format!("was removed ({err})"))),
+            Err(err) => Err(gone(&self.path, &format!("was removed or moved ({err})"))),
         }
     }
 }
@@ -70,6 +87,6 @@ mod tests {
 
         std::fs::remove_dir(&dir).expect("rmdir");
         let err = guard.check().expect_err("no dir");
-        assert!(err.to_string().contains("was removed"), "{err}");
+        assert!(err.to_string().contains("was removed or moved"), "{err}");
     }
 }

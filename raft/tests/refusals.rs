@@ -130,6 +130,18 @@ async fn a_data_dir_removed_under_the_member_stops_it_and_no_later_write_is_ackn
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_member_whose_data_dir_was_removed_stops_by_itself() {
+    let (dir, node) = single_member(LogMachine::new()).await;
+    let handle = node.handle();
+    std::fs::remove_dir_all(dir.path()).expect("remove the data dir");
+    tokio::time::timeout(Duration::from_secs(10), handle.stopped())
+        .await
+        .expect("the member stopped with no write to notice it");
+    let stopped = node.shutdown().await.expect_err("the member stopped on an error");
+    assert!(matches!(&stopped, Error::DataDir { .. }), "{stopped}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proposal_larger_than_an_entry_may_be_is_refused_and_the_member_goes_on() {
     let (_dir, node) = single_member(LogMachine::new()).await;
     let handle = node.handle();

@@ -18,16 +18,21 @@ pub struct Filter {
     value: String,
 }
 
-/// The clap value parser of `--filter`.
+/// The clap value parser of `--filter`. The key is read as docker reads
+/// it: in any case, spaces around it ignored.
 pub fn parse(text: &str) -> Result<Filter, String> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| format!("{text:?} is not KEY=VALUE (for example name=web or label=env=prod)"))?;
+    let key = key.trim().to_lowercase();
     if key.is_empty() || value.is_empty() {
         return Err(format!("{text:?} needs both a key and a value, as in name=web"));
     }
+    if key == "label" && value.starts_with('=') {
+        return Err(format!("{text:?}: the label has no key, as in label=env=prod"));
+    }
     Ok(Filter {
-        key: key.to_string(),
+        key,
         value: value.to_string(),
     })
 }
@@ -84,7 +89,7 @@ impl Filters {
     pub fn enum_values(&self, key: &str, choices: &[(String, i32)]) -> Result<Vec<i32>, BadValue> {
         self.values(key)
             .map(|value| {
-                let found = choices.iter().find(|(word, _)| word == value);
+                let found = choices.iter().find(|(word, _)| word.eq_ignore_ascii_case(value));
                 found.map(|&(_, api_value)| api_value).ok_or_else(|| {
                     let words: Vec<&str> = choices.iter().map(|(word, _)| word.as_str()).collect();
                     BadValue(format!("--filter {key}={value}: {key} is one of {}", words.join(", ")))
@@ -112,6 +117,9 @@ mod tests {
         assert!(parse("name").is_err());
         assert!(parse("=web").is_err());
         assert!(parse("name=").is_err());
+        assert!(parse("label==prod").is_err(), "a label filter without a key");
+        let filter = parse(" NAME =web").expect("a key in another case, spaced");
+        assert_eq!((filter.key.as_str(), filter.value.as_str()), ("name", "web"));
     }
 
     #[test]
@@ -145,7 +153,12 @@ mod tests {
             roles.expect("valid"),
             [NodeRole::Manager as i32, NodeRole::Worker as i32]
         );
-        for bad in ["role=Manager", "role=leader"] {
+        let filters = self::filters(&["role=Manager"], &["role"]).expect("known key");
+        assert_eq!(
+            filters.enum_values("role", &choices).expect("any case"),
+            [NodeRole::Manager as i32]
+        );
+        for bad in ["role=leader", "role=managers"] {
             let filters = self::filters(&[bad], &["role"]).expect("known key");
             let err = filters.enum_values("role", &choices).expect_err(bad);
             assert!(err.0.contains("role is one of manager, worker"), "{err}");

@@ -151,6 +151,9 @@ impl<S: StateMachine> ReadyLoop<S> {
             while ticker.tick().now_or_never().is_some() {
                 self.on_tick();
             }
+            if let Err(err) = self.data_dir.check_if_due() {
+                break Err(err);
+            }
             if let Err(err) = self.take_written_snapshots().await {
                 break Err(err);
             }

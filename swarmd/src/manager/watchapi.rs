@@ -178,13 +178,15 @@ impl Watch for WatchApi {
 
 /// A stream fed by `produce` through a small channel, so that a client that
 /// reads slowly holds the producer here, not the store: the store's own
-/// per-watcher buffer then fills and cuts it off.
+/// per-watcher buffer (bounded in events and bytes) then fills and cuts it
+/// off. Two messages: each holds whole copies of its objects, which may be
+/// megabytes each.
 fn async_stream<F, Fut>(produce: F) -> WatchStream
 where
     F: FnOnce(tokio::sync::mpsc::Sender<Result<WatchMessage, Status>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (sender, receiver) = tokio::sync::mpsc::channel(16);
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
     tokio::spawn(produce(sender));
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))
 }

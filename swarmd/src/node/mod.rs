@@ -90,7 +90,11 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     drop(socket);
     // When both failed, the Raft member's error is the cause (a disk that
     // refuses writes, say) and serving's the symptom.
-    stopped.and(served)
+    let result = stopped.and(served);
+    if result.is_ok() {
+        tracing::info!("stopped");
+    }
+    result
 }
 
 /// Takes the exclusive lock on the file at `path` (made if missing, mode

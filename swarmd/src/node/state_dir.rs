@@ -59,6 +59,9 @@ impl StateDir {
             dir: path.to_path_buf(),
             reason,
         };
+        if std::fs::metadata(path).is_ok_and(|metadata| !metadata.is_dir()) {
+            return Err(fail("is not a directory".into()));
+        }
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)

@@ -23,7 +23,7 @@ fn invalid(message: String) -> Error {
 /// that prints it); values may hold anything.
 pub(crate) fn labels(field: &str, labels: &std::collections::HashMap<String, String>) -> Result<()> {
     for key in labels.keys() {
-        if key.is_empty() {
+        if key.trim().is_empty() {
             return Err(invalid(format!("{field}: a label key is empty")));
         }
         if key.chars().any(char::is_control) {
@@ -519,7 +519,7 @@ mod tests {
         let with = |key: &str| std::collections::HashMap::from([(key.to_string(), "v".to_string())]);
         assert!(labels("l", &with("tier")).is_ok());
         assert!(labels("l", &with("zoné")).is_ok(), "unicode is fine");
-        for bad in ["", "a\nb", "a\tb", "\u{7f}"] {
+        for bad in ["", "  ", "a\nb", "a\tb", "\u{7f}"] {
             let err = labels("spec.annotations.labels", &with(bad)).expect_err(bad);
             assert!(err.to_string().starts_with("spec.annotations.labels: "), "{err}");
         }
