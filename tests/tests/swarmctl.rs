@@ -957,11 +957,16 @@ async fn info_version_and_self_name_the_node_serving_the_socket() {
     );
     let after = json(&socket, &["info", "--format", "json"]);
     assert!(after["manager"]["appliedIndex"].as_u64() > Some(applied), "{after}");
+    let cluster_id = ok(&socket, &["cluster", "ls", "-q"]).trim().to_string();
+    assert_eq!(info["clusterId"], cluster_id.as_str());
+    assert_eq!((info["nodes"].as_u64(), info["managers"].as_u64()), (Some(1), Some(1)));
     let table = ok(&socket, &["info"]);
     for line in [
         format!("Node ID: {node_id}"),
         "Leader: this node".into(),
-        "Managers: 1 (".into(),
+        "Raft members: 1 (".into(),
+        format!("Cluster ID: {cluster_id}"),
+        "Managers: 1".into(),
     ] {
         let squeezed = table
             .lines()

@@ -16,6 +16,9 @@ pub async fn run(control: &Control, format: Format) -> anyhow::Result<()> {
         ("Role", super::node::role_name(info.role)),
         ("Version", info.version.clone()),
         ("State dir", info.state_dir.clone()),
+        ("Cluster ID", info.cluster_id.clone()),
+        ("Nodes", info.nodes.to_string()),
+        ("Managers", info.managers.to_string()),
     ];
     if let Some(manager) = &info.manager {
         fields.extend(manager_fields(manager));
@@ -50,7 +53,7 @@ fn manager_fields(manager: &ManagerInfo) -> Vec<(&'static str, String)> {
         .collect();
     members.sort();
     fields.extend([
-        ("Managers", format!("{} ({})", members.len(), members.join(", "))),
+        ("Raft members", format!("{} ({})", members.len(), members.join(", "))),
         ("Commit index", manager.commit_index.to_string()),
         ("Applied index", manager.applied_index.to_string()),
         ("Snapshot index", manager.snapshot_index.to_string()),

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use swarm_proto::v1::info_server::Info;
-use swarm_proto::v1::{GetInfoRequest, GetInfoResponse, ManagerInfo, NodeRole};
+use swarm_proto::v1::{Cluster, GetInfoRequest, GetInfoResponse, ManagerInfo, Node, NodeRole};
 use swarm_raft::RaftHandle;
+use swarm_store::{MemoryStore, Read as _};
 use tonic::{Request, Response, Status};
 
 use crate::manager::raft_store::ApplyResult;
@@ -27,12 +28,27 @@ pub struct InfoApi {
     pub raft_id: u64,
     pub raft_addr: String,
     pub raft: RaftHandle<ApplyResult>,
+    /// The cluster state, for its counts.
+    pub store: MemoryStore,
 }
 
 #[tonic::async_trait]
 impl Info for InfoApi {
     async fn get_info(&self, _: Request<GetInfoRequest>) -> Result<Response<GetInfoResponse>, Status> {
+        let (cluster_id, nodes, managers) = {
+            let read = self.store.read();
+            let nodes = read.list::<Node>();
+            let managers = nodes
+                .iter()
+                .filter(|node| node.role == NodeRole::Manager as i32)
+                .count();
+            let cluster_id = read.list::<Cluster>().first().map(|cluster| cluster.id.clone());
+            (cluster_id.unwrap_or_default(), nodes.len(), managers)
+        };
         Ok(Response::new(GetInfoResponse {
+            cluster_id,
+            nodes: u32::try_from(nodes).unwrap_or(u32::MAX),
+            managers: u32::try_from(managers).unwrap_or(u32::MAX),
             version: env!("CARGO_PKG_VERSION").to_string(),
             node_id: self.node_id.clone(),
             hostname: self.hostname.clone(),

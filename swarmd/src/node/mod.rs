@@ -161,6 +161,7 @@ async fn serve(
         raft_id: state_dir.identity.raft_id,
         raft_addr: manager.raft_addr.clone(),
         raft: manager.raft(),
+        store: manager.store.clone(),
     });
     // The node stops on the signal, or when its Raft member has stopped on
     // an error (a disk that refuses writes, say): a manager that can commit
