@@ -62,7 +62,8 @@ pub fn json_one<T: prost::Message + prost::Name>(object: &T) -> anyhow::Result<(
     print_json(&to_json(&descriptor::<T>()?, object)?)
 }
 
-fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+/// Prints `value` as indented JSON.
+pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;

@@ -977,6 +977,11 @@ async fn info_version_and_self_name_the_node_serving_the_socket() {
         );
     }
 
+    let version = json(&socket, &["version", "--format", "json"]);
+    assert!(
+        version["client"].is_string() && version["client"] == version["server"],
+        "{version}"
+    );
     let version = ok(&socket, &["version"]);
     let lines: Vec<&str> = version.lines().collect();
     assert_eq!(lines.len(), 2, "{version}");

@@ -10,13 +10,23 @@ mod watch;
 
 use crate::cli::{Cli, Command};
 use crate::connect::connect;
+use crate::output::Format;
 use swarm_proto::v1::{Config, Secret};
 
 /// Runs the command line's command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Version => {
-            println!("swarmctl {}", env!("CARGO_PKG_VERSION"));
+            let client = env!("CARGO_PKG_VERSION");
+            if cli.format == Format::Json {
+                // The client's version is printed even when the daemon's
+                // cannot be had, as with a table.
+                let daemon = async { connect(&cli.socket).await?.info().await }.await;
+                let server = daemon.as_ref().ok().map(|info| info.version.as_str());
+                crate::output::print_json(&serde_json::json!({ "client": client, "server": server }))?;
+                return daemon.map(drop);
+            }
+            println!("swarmctl {client}");
             let daemon = connect(&cli.socket).await?.info().await?;
             println!("swarmd {}", daemon.version);
             Ok(())
