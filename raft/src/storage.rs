@@ -64,8 +64,15 @@ const FORMAT_VERSION: u32 = 1;
 
 /// Whether `dir` holds a data dir (RocksDB's `CURRENT` file), as opposed
 /// to nothing or an empty directory.
-pub fn holds_data(dir: &Path) -> bool {
-    dir.join("CURRENT").exists()
+///
+/// # Errors
+///
+/// [`Error::DataDir`] when that cannot be told (a permission refused).
+pub fn holds_data(dir: &Path) -> Result<bool> {
+    dir.join("CURRENT").try_exists().map_err(|err| Error::DataDir {
+        dir: dir.to_path_buf(),
+        reason: format!("cannot read it: {err}"),
+    })
 }
 
 /// Whether [`RocksStorage::open`] found a data dir or made a new one.
@@ -117,7 +124,7 @@ impl RocksStorage {
         let is_new = match std::fs::read_dir(dir) {
             Ok(mut entries) => {
                 let empty = entries.next().is_none();
-                if !empty && !holds_data(dir) {
+                if !empty && !holds_data(dir)? {
                     return Err(data_dir_error(
                         "not empty and not a Raft data directory (no RocksDB CURRENT file); refusing to touch it"
                             .into(),

@@ -142,6 +142,23 @@ async fn an_idle_member_whose_data_dir_was_removed_stops_by_itself() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_refuses_a_missing_or_never_configured_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("raft");
+    let config = Config::new(1, 7, &data_dir, "127.0.0.1:1");
+    let refused = |result: Result<RaftNode<LogMachine>, Error>| match result {
+        Err(Error::DataDir { reason, .. }) => assert!(reason.contains("holds no Raft log"), "{reason}"),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a member started on no log"),
+    };
+    refused(RaftNode::start(config.clone(), LogMachine::new(), Start::Restart).await);
+    assert!(!data_dir.exists(), "the refusal made a data dir");
+    // Made, then cut short before its first configuration.
+    drop(swarm_raft::RocksStorage::open(&data_dir, 7, 1).expect("a new log"));
+    refused(RaftNode::start(config, LogMachine::new(), Start::Restart).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proposal_larger_than_an_entry_may_be_is_refused_and_the_member_goes_on() {
     let (_dir, node) = single_member(LogMachine::new()).await;
     let handle = node.handle();

@@ -4,9 +4,9 @@
 //! Each watcher has its own bounded buffer, filled by the committing writer
 //! with `try_send`: a watcher that falls behind is cut off (its next read
 //! says so) and never slows the writer or the other watchers. The buffer is
-//! bounded in events and in bytes (of the versions its events keep alive
-//! that the store no longer holds): a few thousand updates of a large
-//! object would otherwise pin gigabytes for a watcher that stopped reading. Its owner
+//! bounded in events and in bytes (of the objects its events keep alive):
+//! a few thousand updates of a large object would otherwise pin gigabytes
+//! for a watcher that stopped reading. Its owner
 //! starts again from [`MemoryStore::view_and_watch`](crate::MemoryStore::view_and_watch).
 
 use std::cell::OnceCell;
@@ -21,11 +21,12 @@ use crate::{Error, Kind, Object, Result};
 /// Default number of events a watcher may have unread before it is cut off.
 pub const DEFAULT_WATCH_BUFFER: usize = 10_000;
 
-/// Default bytes (the old versions of its events, encoded) a watcher may
-/// have unread before it is cut off: four times what one Raft `Ready`
-/// applies at most, so that a watcher that keeps up is never cut off by one
-/// burst. One event is always taken into an empty buffer, however large.
-pub const DEFAULT_WATCH_BUFFER_BYTES: usize = 64 << 20;
+/// Default bytes (the objects of its events, encoded) a watcher may have
+/// unread before it is cut off: twice what one turn of the Raft loop can
+/// apply (two Readies of 16 MiB, each update's old and new versions), so
+/// that a watcher that keeps up is not cut off by one burst. One event is
+/// always taken into an empty buffer, however large.
+pub const DEFAULT_WATCH_BUFFER_BYTES: usize = 128 << 20;
 
 /// What a change did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -204,7 +205,7 @@ impl Subscription {
         let mut matched = false;
         for (change, size) in changes.iter().zip(sizes) {
             if self.filter.matches(change) {
-                let bytes = *size.get_or_init(|| pinned_bytes(change));
+                let bytes = *size.get_or_init(|| change_bytes(change));
                 if !self.offer(Event::Change(change.clone()), bytes) {
                     return false;
                 }
@@ -284,11 +285,15 @@ impl WatchQueue {
     }
 }
 
-/// What one change keeps alive in a buffer beyond what the store holds:
-/// the version it replaced or removed (the new one is the store's until
-/// the next change, whose old version it then is), encoded.
-fn pinned_bytes(change: &Change) -> usize {
-    change.old.as_ref().map_or(0, Object::encoded_len)
+/// What one change keeps alive in a buffer: its versions, encoded. (The new
+/// one is also the store's until the next change, but a watcher filtered
+/// by action may never see that change, and would then hold it uncounted.)
+fn change_bytes(change: &Change) -> usize {
+    [&change.old, &change.new]
+        .into_iter()
+        .flatten()
+        .map(Object::encoded_len)
+        .sum()
 }
 
 /// The reading side of one subscription. Dropping it unsubscribes.

@@ -25,6 +25,7 @@ pub fn parse(text: &str) -> Result<Filter, String> {
         .split_once('=')
         .ok_or_else(|| format!("{text:?} is not KEY=VALUE (for example name=web or label=env=prod)"))?;
     let key = key.trim().to_lowercase();
+    let value = value.trim();
     if key.is_empty() || value.is_empty() {
         return Err(format!("{text:?} needs both a key and a value, as in name=web"));
     }
@@ -118,7 +119,7 @@ mod tests {
         assert!(parse("=web").is_err());
         assert!(parse("name=").is_err());
         assert!(parse("label==prod").is_err(), "a label filter without a key");
-        let filter = parse(" NAME =web").expect("a key in another case, spaced");
+        let filter = parse(" NAME = web").expect("a key in another case, spaced");
         assert_eq!((filter.key.as_str(), filter.value.as_str()), ("name", "web"));
     }
 

@@ -101,13 +101,13 @@ impl From<Error> for tonic::Status {
             }
             Error::Store(Store::VersionConflict { .. }) => tonic::Status::aborted(message),
             Error::FailedPrecondition(_) => tonic::Status::failed_precondition(message),
-            // Not the leader, no leader yet, shutting down: nothing was
-            // written, and the client may try again.
             // Leadership moved while the write waited: it may still commit,
             // so a blind retry is not safe (the message says so).
             Error::Store(Store::OutcomeUnknown(_)) | Error::Raft(swarm_raft::Error::UnknownOutcome { .. }) => {
                 tonic::Status::unknown(message)
             }
+            // Not the leader, no leader yet, shutting down: nothing was
+            // written, and the client may try again.
             Error::Store(Store::ProposalFailed(_) | Store::Closed(_)) | Error::Raft(_) => {
                 tonic::Status::unavailable(message)
             }

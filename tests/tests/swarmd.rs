@@ -138,6 +138,7 @@ async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
     // hangup coming twice as it often does (not a second signal that ends
     // the stop at once).
     daemon.signal(SIGHUP);
+    daemon.wait_for_log("stop requested", Duration::from_secs(10));
     let status = daemon.signal_and_wait(SIGHUP, Duration::from_secs(10));
     assert!(status.success(), "exit after SIGHUP: {status}");
     assert!(!socket.exists(), "the socket is removed on a clean stop");

@@ -15,9 +15,10 @@ use crate::transport::Links;
 /// loop ended (a panic, an abort) without answering it.
 const UNANSWERED: &str = "the raft member stopped without answering";
 
-/// A membership change the loop took and never answered: it may have been
-/// proposed before the loop died (a clean stop answers those still queued
-/// with [`Error::Stopped`]), and may yet commit.
+/// A membership change never answered: the loop may have proposed it before
+/// it died (a clean stop answers those still queued with
+/// [`Error::Stopped`]), and it may yet commit. (One queued as the loop
+/// died is also reported so, never proposed: the safe side.)
 fn change_unanswered() -> Error {
     Error::UnknownOutcome {
         index: None,

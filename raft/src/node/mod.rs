@@ -43,7 +43,9 @@ pub enum Start {
     Join,
     /// Go on from the log in the data dir, which must hold one: a member
     /// that has run before and finds none lost its data (removed, or on a
-    /// volume not mounted), and starting anew would forget its votes.
+    /// volume not mounted at the data dir itself: one mounted higher up
+    /// looks like a new state dir), and starting anew would forget its
+    /// votes.
     Restart,
 }
 
@@ -67,24 +69,33 @@ impl<S: StateMachine> RaftNode<S> {
     /// # Errors
     ///
     /// [`Error::Config`], [`Error::DataDir`] (another cluster's or member's
-    /// dir, not a Raft dir, unreadable), [`Error::Corrupt`] (a log or
-    /// snapshot that does not decode, or that the machine refuses).
+    /// dir, not a Raft dir, unreadable, or no log at all for
+    /// [`Start::Restart`]), [`Error::Corrupt`] (a log or snapshot that does
+    /// not decode, or that the machine refuses).
     ///
     /// # Panics
     ///
     /// When called outside a tokio runtime.
     pub async fn start(config: Config, mut machine: S, start: Start) -> Result<Self> {
         config.validate()?;
-        if matches!(start, Start::Restart) && !crate::storage::holds_data(&config.data_dir) {
-            return Err(Error::DataDir {
-                dir: config.data_dir.clone(),
-                reason: "holds no Raft log, though this member has run before: its data was removed, or the \
-                         volume that holds it is not mounted; refusing to start anew"
-                    .into(),
-            });
+        let no_log = || Error::DataDir {
+            dir: config.data_dir.clone(),
+            reason: "holds no Raft log, though this member has run before: its data was removed (or, if this \
+                     dir is a mount point, its volume is not mounted); refusing to start anew"
+                .into(),
+        };
+        // Checked before opening, which would make a new log.
+        let restart = matches!(start, Start::Restart);
+        if restart && !crate::storage::holds_data(&config.data_dir)? {
+            return Err(no_log());
         }
         let opening = std::time::Instant::now();
         let (mut storage, _) = RocksStorage::open(&config.data_dir, config.cluster_id, config.id)?;
+        if restart && !storage.is_initialized() {
+            // Made, then cut short before its first configuration: it
+            // would wait for a leader for ever.
+            return Err(no_log());
+        }
         let opened = opening.elapsed();
         let data_dir = DataDirGuard::new(&config.data_dir)?;
         // A log that exists restarts as it is, whatever `start` says.

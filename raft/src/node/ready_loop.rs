@@ -89,7 +89,8 @@ pub(crate) struct ReadyLoop<S: StateMachine> {
     /// Peers whose queue refused a message during a Ready: reported to
     /// raft-rs after `advance`, as nothing may step it between the two.
     pub unreachable: Vec<u64>,
-    /// Checks, after each synced write, that the data dir is still there.
+    /// Checks, after each synced write and every second, that the data
+    /// dir is still there.
     pub data_dir: DataDirGuard,
 }
 

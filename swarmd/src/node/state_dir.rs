@@ -80,9 +80,10 @@ impl StateDir {
         if let Some(identity) = read_identity(&path.join(IDENTITY)).map_err(fail)? {
             if !has_raft {
                 return Err(fail(format!(
-                    "holds this node's identity but no Raft data ({RAFT}/): it was removed, and a new cluster \
-                     under the old identity would forget its log and votes; refusing to start (remove the \
-                     state dir to start afresh as a new node)"
+                    "holds this node's identity but no Raft data ({RAFT}/): it was removed (or an older \
+                     swarmd's first start failed before making it), and a new cluster under the old identity \
+                     would forget its log and votes; refusing to start (remove the state dir to start afresh \
+                     as a new node)"
                 )));
             }
             return Ok(opened(identity, false));
