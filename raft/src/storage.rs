@@ -688,7 +688,11 @@ fn create_whole(dir: &Path, cluster_id: u64, node_id: u64) -> std::result::Resul
     if building.exists() {
         std::fs::remove_dir_all(&building).map_err(io)?;
     }
-    std::fs::create_dir_all(&building).map_err(io)?;
+    // Private (0700): the log holds what the state machine stores, secrets
+    // among it, and RocksDB makes its files readable by all.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&building)
+        .map_err(io)?;
     {
         let db = DB::open_cf_descriptors(&db_options(true), &building, column_families()).map_err(|e| e.to_string())?;
         let mut batch = WriteBatch::default();

@@ -51,7 +51,10 @@ pub fn claim(path: &Path) -> Result<SocketClaim> {
         return Err(fail("exists and is not a socket; refusing to replace it".into()));
     }
     if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|err| fail(format!("cannot create its directory: {err}")))?;
+        // Private (0700) when made here: it is often the state dir itself.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(parent)
+            .map_err(|err| fail(format!("cannot create its directory: {err}")))?;
     }
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");

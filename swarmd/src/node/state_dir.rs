@@ -70,6 +70,7 @@ impl StateDir {
         let lock = super::exclusive_lock(&path.join(LOCK))
             .map_err(|err| fail(format!("cannot lock it: {err}")))?
             .ok_or_else(|| fail("another swarmd is using it".into()))?;
+        make_private(path).map_err(|err| fail(format!("cannot make it private (0700): {err}")))?;
         let has_raft = path.join(RAFT).exists();
         let opened = |identity, created| StateDir {
             path: path.to_path_buf(),
@@ -132,6 +133,18 @@ impl StateDir {
     pub fn raft_dir(&self) -> PathBuf {
         self.path.join(RAFT)
     }
+}
+
+/// Makes `dir` readable by its owner alone, if it is not: it holds the
+/// Raft log, and with it the cluster's secrets, in files RocksDB makes
+/// readable by all (a dir made by hand, or by an older swarmd, may be 0755).
+fn make_private(dir: &Path) -> std::io::Result<()> {
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{mode:o}"), "the state dir was open to others; made 0700");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// The identity in the file at `path`, or none if there is no such file.
@@ -237,6 +250,21 @@ mod tests {
         assert!(err.to_string().contains("no Raft data"), "{err}");
         assert!(root.path().join(IDENTITY).exists(), "the identity was left as found");
         assert!(!root.path().join(RAFT).exists());
+    }
+
+    #[test]
+    fn the_state_dir_is_made_private() {
+        let root = tempfile::tempdir().unwrap();
+        let made = root.path().join("made");
+        let opened = StateDir::open(&made).unwrap();
+        let mode = |dir: &Path| std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&made), 0o700);
+        drop(opened);
+        let open_to_all = root.path().join("by-hand");
+        std::fs::create_dir(&open_to_all).unwrap();
+        std::fs::set_permissions(&open_to_all, std::fs::Permissions::from_mode(0o755)).unwrap();
+        drop(StateDir::open(&open_to_all).unwrap());
+        assert_eq!(mode(&open_to_all), 0o700);
     }
 
     #[test]
