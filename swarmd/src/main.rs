@@ -56,6 +56,12 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Everything swarmd makes is its user's alone, from the first moment:
+    // the control socket (no window between its bind and a chmod in which
+    // another user could connect), the state dir, RocksDB's files (the
+    // secrets are in the log).
+    // SAFETY: `umask` only sets the process's file mode mask.
+    unsafe { libc::umask(0o077) };
     let args = Args::parse();
     let filter = match log_filter(&args.log_level) {
         Ok(filter) => filter,

@@ -106,6 +106,17 @@ async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
     let first = identity(&daemon).await;
     assert_eq!(first.2, "node-1");
+    // Everything it made is its user's alone: the socket, the state dir,
+    // and RocksDB's files, which hold the secrets.
+    let private = |path: &std::path::Path| {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions());
+        assert_eq!(mode & 0o077, 0, "{} is mode {mode:o}", path.display());
+    };
+    private(&daemon.socket);
+    private(&dir);
+    for entry in std::fs::read_dir(dir.join("raft")).unwrap() {
+        private(&entry.unwrap().path());
+    }
     assert!(daemon.log_text().contains("node is ready"));
     store_some(&daemon, "before-sigint").await;
     let stored = contents(&daemon).await;

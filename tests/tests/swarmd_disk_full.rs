@@ -25,7 +25,7 @@ impl Tmpfs {
             "-t",
             "tmpfs",
             "-o",
-            &format!("size={size}"),
+            &format!("size={size},mode=0700"),
             "tmpfs",
             &at.to_string_lossy(),
         ])?;

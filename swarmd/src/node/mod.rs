@@ -98,7 +98,8 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
 }
 
 /// Takes the exclusive lock on the file at `path` (made if missing, mode
-/// 0600): the lock, held until dropped and released by the kernel if the
+/// 0600; never through a symlink, which someone else may have planted
+/// there): the lock, held until dropped and released by the kernel if the
 /// process dies; `None` if another process holds it.
 ///
 /// # Errors
@@ -111,6 +112,7 @@ pub(crate) fn exclusive_lock(path: &std::path::Path) -> std::io::Result<Option<s
         .truncate(false)
         .write(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
@@ -119,8 +121,14 @@ pub(crate) fn exclusive_lock(path: &std::path::Path) -> std::io::Result<Option<s
     }
 }
 
-/// The largest Control API request decoded.
-const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+/// The largest Control API request decoded: well above the largest
+/// object the manager takes in practice (a config holds 1000 KiB), and
+/// small enough that a hostile one (millions of empty repeated entries,
+/// each a struct once decoded) costs hundreds of megabytes, not gigabytes.
+const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long the metrics endpoint may take to stop.
+const METRICS_STOP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves the Control API until `shutdown`; the socket is removed after.
 async fn serve(
@@ -198,8 +206,13 @@ async fn serve(
         .map_err(Error::from);
     tracing::info!("stopping: no new requests; those in flight finished");
     socket.remove_socket();
-    if let Some(metrics_server) = metrics_server {
-        let _ = metrics_server.await;
+    if let Some(mut metrics_server) = metrics_server {
+        // A scrape that never finishes (a client that sends half a
+        // request) must not hold the stop: a second, then it is dropped.
+        if tokio::time::timeout(METRICS_STOP, &mut metrics_server).await.is_err() {
+            tracing::warn!("the metrics endpoint did not stop within a second: dropped");
+            metrics_server.abort();
+        }
     }
     served
 }

