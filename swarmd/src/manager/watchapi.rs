@@ -115,6 +115,10 @@ fn event(change: &Change) -> watch_message::Event {
     }
 }
 
+/// The most filter entries one watch takes: each is checked against every
+/// change of every commit, under the store's commit lock.
+const MAX_WATCH_ENTRIES: usize = 64;
+
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchMessage, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -123,6 +127,12 @@ impl Watch for WatchApi {
 
     async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
         let request = request.into_inner();
+        if request.entries.len() > MAX_WATCH_ENTRIES {
+            return Err(Status::invalid_argument(format!(
+                "entries: {} filters; a watch takes at most {MAX_WATCH_ENTRIES} (each runs on every commit)",
+                request.entries.len()
+            )));
+        }
         let entries: Arc<Vec<Entry>> = Arc::new(request.entries.into_iter().map(Entry::new).collect::<Result<_, _>>()?);
         let mut filter =
             Filter::all().matching(move |change| entries.is_empty() || entries.iter().any(|e| e.matches(change)));
@@ -199,6 +209,23 @@ mod tests {
     use swarm_store::Object;
 
     use super::proto_object;
+
+    #[tokio::test]
+    async fn a_watch_takes_at_most_64_filters() {
+        use swarm_proto::v1::watch_server::Watch as _;
+        let (_stopping, stopped) = tokio::sync::watch::channel(false);
+        let api = super::WatchApi::new(swarm_store::MemoryStore::new(), stopped);
+        let request = |entries| {
+            tonic::Request::new(swarm_proto::v1::WatchRequest {
+                entries: vec![Default::default(); entries],
+                include_commits: false,
+            })
+        };
+        assert!(api.watch(request(64)).await.is_ok());
+        let status = api.watch(request(65)).await.err().expect("65 filters refused");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains("at most 64"), "{}", status.message());
+    }
 
     #[test]
     fn events_carry_neither_secret_data_nor_the_root_ca_key() {

@@ -435,6 +435,9 @@ pub(crate) async fn create_config(store: &MemoryStore, spec: Option<ConfigSpec>)
 pub(crate) trait LabeledData: StoreObject {
     /// The request field naming its id.
     const ID_FIELD: &'static str;
+    /// Whether reads return its data (a config's), so that a client may
+    /// send it back unchanged; a secret's never is.
+    const DATA_RETURNED: bool;
     /// Its annotations and data.
     fn parts(&self) -> (Option<&swarm_proto::v1::Annotations>, &[u8]);
     /// Replaces its annotations.
@@ -443,6 +446,7 @@ pub(crate) trait LabeledData: StoreObject {
 
 impl LabeledData for Secret {
     const ID_FIELD: &'static str = "secret_id";
+    const DATA_RETURNED: bool = false;
     fn parts(&self) -> (Option<&swarm_proto::v1::Annotations>, &[u8]) {
         self.spec
             .as_ref()
@@ -455,6 +459,7 @@ impl LabeledData for Secret {
 
 impl LabeledData for Config {
     const ID_FIELD: &'static str = "config_id";
+    const DATA_RETURNED: bool = true;
     fn parts(&self) -> (Option<&swarm_proto::v1::Annotations>, &[u8]) {
         self.spec
             .as_ref()
@@ -477,6 +482,13 @@ pub(crate) async fn update_labels<T: LabeledData>(
     let (annotations, data) = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
     let existing: T = super::read::get(store, T::ID_FIELD, id)?;
     let (existing_annotations, existing_data) = existing.parts();
+    if !T::DATA_RETURNED && !data.is_empty() {
+        // Compared with the stored data, it would tell a caller whether a
+        // guess of the secret is right.
+        return Err(Error::InvalidArgument(
+            "spec.data: a secret's data never changes and is never sent back; send none".into(),
+        ));
+    }
     only_labels_changed(existing_annotations, annotations.as_ref(), existing_data, &data)?;
     if let Some(annotations) = &annotations {
         validate::labels("spec.annotations.labels", &annotations.labels)?;
