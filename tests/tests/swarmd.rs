@@ -16,6 +16,15 @@ const SIGKILL: i32 = 9;
 const SIGTERM: i32 = 15;
 const SIGHUP: i32 = 1;
 
+/// The address the Raft transport listens on, as the last start logged it.
+fn raft_addr(log: &str) -> Option<String> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|line| line.contains("raft transport listening"))?;
+    Some(line.split("addr=").nth(1)?.split_whitespace().next()?.to_string())
+}
+
 /// The cluster's id and this node's id and hostname, as the API reports them.
 async fn identity(daemon: &Daemon) -> (String, String, String) {
     let mut control = connect(&daemon.socket).await.unwrap();
@@ -156,13 +165,6 @@ async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
 
     // Started under another hostname and Raft address (each start here
     // takes a free port): the same node, now described so.
-    let raft_addr = |log: &str| {
-        let line = log
-            .lines()
-            .rev()
-            .find(|line| line.contains("raft transport listening"))?;
-        Some(line.split("addr=").nth(1)?.split_whitespace().next()?.to_string())
-    };
     let daemon = Daemon::start(&binary, &dir, "renamed").await;
     let (cluster, node, hostname) = identity(&daemon).await;
     assert_eq!((cluster, node), (first.0.clone(), first.1.clone()));
@@ -275,18 +277,7 @@ async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
     let stderr = refused(&other, &long);
     assert!(stderr.contains("a Unix socket's path holds at most 107"), "{stderr}");
     assert!(!other.exists(), "a refused daemon made a state dir");
-    let taken = daemon
-        .log_text()
-        .lines()
-        .find(|line| line.contains("raft transport listening"))
-        .and_then(|line| {
-            line.split("addr=")
-                .nth(1)?
-                .split_whitespace()
-                .next()
-                .map(str::to_string)
-        })
-        .expect("the log names the raft address");
+    let taken = raft_addr(&daemon.log_text()).expect("the log names the raft address");
     let stderr = refused_at(&other, &root.path().join("other.sock"), &taken);
     assert!(stderr.contains("bind the Raft transport"), "{stderr}");
     assert!(!other.join("raft").exists(), "a refused daemon made a cluster");
