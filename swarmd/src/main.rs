@@ -75,6 +75,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -169,6 +170,30 @@ fn exit_now(code: i32) -> ! {
     // SAFETY: `_exit` ends the process without running any handler; no
     // Rust invariant outlives the process.
     unsafe { libc::_exit(code) }
+}
+
+/// Raises the soft limit on open files to the hard limit, as Go's runtime
+/// does for dockerd and containerd: every client connection holds a file
+/// descriptor beside RocksDB's files, and the usual soft limit of 1,024
+/// would refuse connections (and could fail RocksDB) long before the
+/// machine's limit.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `getrlimit` writes the limit into the plain struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= limit.rlim_max {
+        return;
+    }
+    let soft = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: `setrlimit` only reads the struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        // Where the hard limit is above what the kernel allows (`nr_open`),
+        // the soft one stays: swarmd runs with it.
+        tracing::debug!(soft, hard = limit.rlim_max, "could not raise the open files limit");
+    }
 }
 
 /// Whether SIGHUP was ignored when swarmd started.

@@ -65,6 +65,22 @@ impl Daemon {
     ///
     /// When it cannot start or does not serve within 30 s.
     pub async fn start_with(binary: &Path, state_dir: &Path, hostname: &str, flags: &[&str]) -> Daemon {
+        Daemon::start_configured(binary, state_dir, hostname, flags, |_| {}).await
+    }
+
+    /// As [`Daemon::start_with`], its command set up by `configure` too
+    /// (limits, say) before it starts.
+    ///
+    /// # Panics
+    ///
+    /// When it cannot start or does not serve within 30 s.
+    pub async fn start_configured(
+        binary: &Path,
+        state_dir: &Path,
+        hostname: &str,
+        flags: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let socket = state_dir.join("swarm.sock");
         let log = state_dir.with_extension("log");
         let stderr = std::fs::OpenOptions::new()
@@ -72,7 +88,8 @@ impl Daemon {
             .append(true)
             .open(&log)
             .expect("open the log");
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args([
                 "-d",
                 &state_dir.to_string_lossy(),
@@ -82,9 +99,9 @@ impl Daemon {
             .args(["--listen-remote-api", "127.0.0.1:0", "--hostname", hostname])
             .args(flags)
             .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start swarmd");
+            .stderr(stderr);
+        configure(&mut command);
+        let child = command.spawn().expect("start swarmd");
         let daemon = Daemon { child, socket, log };
         daemon.wait_until_serving().await;
         daemon

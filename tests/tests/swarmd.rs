@@ -507,3 +507,75 @@ async fn the_clusters_snapshot_interval_takes_effect_while_running() {
     daemon.wait_for_log("snapshot taken", Duration::from_secs(10));
     assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
 }
+
+/// The soft and hard limits on open files of process `pid`.
+fn open_files_limit(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|line| line.starts_with("Max open files")).unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_string(), fields[4].to_string())
+}
+
+/// The CPU time process `pid` has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command, which is in parentheses and may hold
+    // spaces: state is the first, utime the 12th, stime the 13th.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|field| field.parse().unwrap())
+        .collect();
+    // SAFETY: `sysconf` only reads a configuration value.
+    let ticks = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap();
+    Duration::from_millis((fields[0] + fields[1]) * 1000 / ticks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_out_of_file_descriptors_pauses_its_accepts_and_serves_again() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    // A soft limit of 64 open files, which swarmd raises to the hard 160.
+    let limit = |command: &mut std::process::Command| {
+        // SAFETY: between fork and exec, only `setrlimit`, which is
+        // async-signal-safe, on a struct of our own.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(command, || {
+                let limit = libc::rlimit {
+                    rlim_cur: 64,
+                    rlim_max: 160,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    };
+    let daemon = Daemon::start_configured(&swarmd_binary(), &dir, "node-1", &[], limit).await;
+    let pid = daemon.child.id();
+    assert_eq!(open_files_limit(pid), ("160".to_string(), "160".to_string()));
+
+    // Clients that hold more connections than it can open (the socket's
+    // backlog keeps those it has not accepted).
+    let held: Vec<_> = (0..240)
+        .map(|_| std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap())
+        .collect();
+    daemon.wait_for_log("cannot accept connections", Duration::from_secs(10));
+    // It pauses between its tries rather than retrying at once: a retry
+    // loop would burn a whole core.
+    let before = cpu_time(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_time(pid) - before;
+    assert!(used < Duration::from_millis(500), "{used:?} of CPU in 2 s");
+
+    drop(held);
+    daemon.wait_for_log("accepting connections again", Duration::from_secs(10));
+    let mut control = connect(&daemon.socket).await.unwrap();
+    control.list_nodes(ListNodesRequest::default()).await.unwrap();
+    store_some(&daemon, "after").await;
+    assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
+}

@@ -19,18 +19,3 @@ pub(crate) fn peer_channel(addr: &str) -> Result<Channel, tonic::transport::Erro
         .keep_alive_timeout(Duration::from_secs(5))
         .connect_lazy())
 }
-
-/// The connections a listener accepts, each with Nagle's algorithm off: a
-/// small acknowledgement held back waiting for more data (and the peer's
-/// delayed ACK) would add up to 40 ms to a round trip. `Endpoint` sets this
-/// for outgoing connections; a server fed its own listener must do it here.
-pub fn incoming(
-    listener: tokio::net::TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use futures::StreamExt as _;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
-        let stream = accepted?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
-    })
-}

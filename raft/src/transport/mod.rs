@@ -8,6 +8,7 @@
 //! arrive through [`TransportService`] (`server`) and reach the loop over a
 //! channel.
 
+mod accept;
 mod channel;
 mod links;
 mod peer;
@@ -22,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-pub use channel::incoming;
+pub use accept::{Incoming, Listener};
 pub use links::Links;
 pub(crate) use server::Inbound;
 pub use server::TransportService;

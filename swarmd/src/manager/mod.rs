@@ -104,7 +104,7 @@ impl Manager {
         let (stop, stopped) = oneshot::channel::<()>();
         let router = tonic::transport::Server::builder().add_service(raft.transport_service().into_server());
         let server = tokio::spawn(async move {
-            let incoming = swarm_raft::transport::incoming(listener);
+            let incoming = swarm_raft::transport::Incoming::new(listener, "the Raft transport");
             let shutdown = async {
                 let _ = stopped.await;
             };

@@ -20,14 +20,32 @@ use crate::manager::redact;
 pub struct WatchApi {
     store: MemoryStore,
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// A permit per open watch: each one's filter runs on every change of
+    /// every commit, under the store's commit lock.
+    open: Arc<tokio::sync::Semaphore>,
+    max_watches: usize,
 }
+
+/// The most watches a manager serves at once (an agent, a `swarmctl
+/// watch` or a dashboard each hold one).
+const MAX_WATCHES: usize = 1024;
 
 impl WatchApi {
     /// Watches `store`; every stream ends (Unavailable) once `stopping`
     /// turns true, so that a graceful stop need not wait for clients that
     /// would watch forever.
     pub fn new(store: MemoryStore, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
-        WatchApi { store, stopping }
+        WatchApi::with_max_watches(store, stopping, MAX_WATCHES)
+    }
+
+    fn with_max_watches(store: MemoryStore, stopping: tokio::sync::watch::Receiver<bool>, max: usize) -> Self {
+        let open = Arc::new(tokio::sync::Semaphore::new(max));
+        WatchApi {
+            store,
+            stopping,
+            open,
+            max_watches: max,
+        }
     }
 }
 
@@ -133,6 +151,12 @@ impl Watch for WatchApi {
                 request.entries.len()
             )));
         }
+        let Ok(open) = Arc::clone(&self.open).try_acquire_owned() else {
+            return Err(Status::resource_exhausted(format!(
+                "{} watches are open, the most this manager serves at once; try again when one has ended",
+                self.max_watches
+            )));
+        };
         let entries: Arc<Vec<Entry>> = Arc::new(request.entries.into_iter().map(Entry::new).collect::<Result<_, _>>()?);
         let mut filter =
             Filter::all().matching(move |change| entries.is_empty() || entries.iter().any(|e| e.matches(change)));
@@ -143,6 +167,8 @@ impl Watch for WatchApi {
         let mut watcher = self.store.watch(filter);
         let mut stopping = self.stopping.clone();
         let stream = async_stream(move |sender| async move {
+            // Held while the watch is: it ends with this task.
+            let _open = open;
             // With commit markers, one message per transaction: its changes
             // and its index; without, one message per change.
             let mut events = Vec::new();
@@ -225,6 +251,54 @@ mod tests {
         let status = api.watch(request(65)).await.err().expect("65 filters refused");
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         assert!(status.message().contains("at most 64"), "{}", status.message());
+    }
+
+    #[tokio::test]
+    async fn a_watch_beyond_the_most_open_at_once_is_refused_until_one_ends() {
+        use futures::StreamExt as _;
+        use swarm_proto::v1::watch_server::Watch as _;
+        let (_stopping, stopped) = tokio::sync::watch::channel(false);
+        let api = super::WatchApi::with_max_watches(swarm_store::MemoryStore::new(), stopped, 2);
+        let watch = || api.watch(tonic::Request::new(swarm_proto::v1::WatchRequest::default()));
+        let first = watch().await.expect("a first watch");
+        let _second = watch().await.expect("a second watch");
+        let status = watch().await.err().expect("a third refused");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            status.message().starts_with("2 watches are open"),
+            "{}",
+            status.message()
+        );
+        // The client of the first goes away: its watch ends, and a new one
+        // may open.
+        drop(first);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut third = loop {
+            if let Ok(third) = watch().await {
+                break third.into_inner();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the ended watch still counts");
+            tokio::task::yield_now().await;
+        };
+        // It is served: a change reaches it.
+        api.store
+            .update(|tx| {
+                tx.create(swarm_proto::v1::Secret {
+                    id: swarm_store::id::generate(),
+                    spec: Some(swarm_proto::v1::SecretSpec {
+                        annotations: Some(swarm_proto::v1::Annotations {
+                            name: "pass".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+            })
+            .await
+            .expect("store a secret");
+        let message = third.next().await.expect("an event").expect("not an error");
+        assert_eq!(message.events.len(), 1);
     }
 
     #[test]

@@ -152,7 +152,7 @@ async fn serve(
     let metrics = metrics_listener.map(|listener| (Metrics::new(manager.store.clone(), manager.raft()), listener));
     let count_requests = metrics.as_ref().map(|(metrics, _)| metrics.layer());
     let listener = socket.bind()?;
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let incoming = swarm_raft::transport::Incoming::new(listener, "the Control API");
     let leader_only = LeaderOnly::new(manager.raft());
     let control =
         ControlServer::new(ControlApi::new(manager.store.clone()).with_leadership(manager.raft().watch_leadership()))

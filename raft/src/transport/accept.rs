@@ -1,0 +1,217 @@
+//! Accepting connections without spinning when accepting fails.
+//!
+//! tonic's accept loop retries a failed accept at once: a process out of
+//! file descriptors (`EMFILE`, every one of its connections held open)
+//! then burns a core on accepts that cannot succeed, and says nothing.
+//! [`Incoming`] pauses instead, 5 ms doubling to 1 s as Go's `net/http`
+//! does, warns once when accepting starts to fail and tells when it works
+//! again. A connection that died before it was accepted is only skipped.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::time::Sleep;
+
+/// The first pause after a failed accept.
+const FIRST_PAUSE: Duration = Duration::from_millis(5);
+/// The longest pause.
+const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+
+/// A listener [`Incoming`] accepts from.
+pub trait Listener: Unpin {
+    /// A connection it accepts.
+    type Connection;
+
+    /// Polls for the next connection.
+    ///
+    /// # Errors
+    ///
+    /// The accept failed.
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Connection>>;
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Connection = tokio::net::TcpStream;
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Connection>> {
+        let (stream, _) = ready!(tokio::net::TcpListener::poll_accept(self, cx))?;
+        // Nagle's algorithm off: a small acknowledgement held back waiting
+        // for more data (and the peer's delayed ACK) would add up to 40 ms
+        // to a round trip. `Endpoint` sets this for outgoing connections.
+        // It fails only on a connection already gone, which fails soon
+        // enough by itself.
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%err, "cannot turn Nagle's algorithm off");
+        }
+        Poll::Ready(Ok(stream))
+    }
+}
+
+impl Listener for tokio::net::UnixListener {
+    type Connection = tokio::net::UnixStream;
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Connection>> {
+        let (stream, _) = ready!(tokio::net::UnixListener::poll_accept(self, cx))?;
+        Poll::Ready(Ok(stream))
+    }
+}
+
+/// The connections a listener accepts, for a tonic server's
+/// `serve_with_incoming`; it never ends and never yields an error.
+pub struct Incoming<L> {
+    listener: L,
+    /// What the listener serves, for the log.
+    serves: &'static str,
+    /// The pause under way after a failed accept.
+    pause: Option<Pin<Box<Sleep>>>,
+    /// The pause after the next failure.
+    next_pause: Duration,
+    /// Accepts failed in a row.
+    failures: u64,
+}
+
+impl<L: Listener> Incoming<L> {
+    /// The connections `listener` accepts; `serves` names what it serves in
+    /// the log ("the Control API").
+    pub fn new(listener: L, serves: &'static str) -> Incoming<L> {
+        Incoming {
+            listener,
+            serves,
+            pause: None,
+            next_pause: FIRST_PAUSE,
+            failures: 0,
+        }
+    }
+
+    fn failed(&mut self, err: &io::Error) {
+        if self.failures == 0 {
+            tracing::warn!(%err, serves = self.serves, "cannot accept connections: pausing between tries");
+        }
+        self.failures += 1;
+        self.pause = Some(Box::pin(tokio::time::sleep(self.next_pause)));
+        self.next_pause = (self.next_pause * 2).min(LONGEST_PAUSE);
+    }
+
+    fn accepted(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(
+                serves = self.serves,
+                failures = self.failures,
+                "accepting connections again"
+            );
+        }
+        self.failures = 0;
+        self.next_pause = FIRST_PAUSE;
+    }
+}
+
+impl<L: Listener> futures::Stream for Incoming<L> {
+    type Item = Result<L::Connection, std::convert::Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(pause) = this.pause.as_mut() {
+                ready!(pause.as_mut().poll(cx));
+                this.pause = None;
+            }
+            match ready!(this.listener.poll_accept(cx)) {
+                Ok(connection) => {
+                    this.accepted();
+                    return Poll::Ready(Some(Ok(connection)));
+                }
+                Err(err) if lost_one_connection(&err) => {
+                    tracing::debug!(%err, serves = this.serves, "a connection was lost before it was accepted");
+                }
+                Err(err) => this.failed(&err),
+            }
+        }
+    }
+}
+
+/// Whether the error ended one connection only (the next accept may well
+/// succeed), rather than said the process cannot accept now.
+fn lost_one_connection(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::NotConnected
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future as _;
+
+    use futures::{Stream as _, StreamExt as _};
+
+    use super::*;
+
+    /// A listener whose accepts fail with `EMFILE` `failures` times, then
+    /// succeed; it counts the accepts tried.
+    struct Failing {
+        failures: std::cell::Cell<u32>,
+        tries: std::cell::Cell<u32>,
+    }
+
+    impl Listener for Failing {
+        type Connection = u32;
+
+        fn poll_accept(&self, _: &mut Context<'_>) -> Poll<io::Result<u32>> {
+            self.tries.set(self.tries.get() + 1);
+            if self.failures.get() > 0 {
+                self.failures.set(self.failures.get() - 1);
+                return Poll::Ready(Err(io::Error::other("too many open files")));
+            }
+            Poll::Ready(Ok(self.tries.get()))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_accept_pauses_doubling_then_the_next_succeeds() {
+        let listener = Failing {
+            failures: std::cell::Cell::new(4),
+            tries: std::cell::Cell::new(0),
+        };
+        let mut incoming = Incoming::new(listener, "a test");
+        let started = tokio::time::Instant::now();
+        let Some(Ok(connection)) = incoming.next().await else {
+            panic!("the stream ended");
+        };
+        // Four failures, one try each, then the accept that worked.
+        assert_eq!(connection, 5);
+        assert_eq!(incoming.listener.tries.get(), 5);
+        // Paused 5 + 10 + 20 + 40 ms between the tries.
+        assert_eq!(started.elapsed(), Duration::from_millis(75));
+        // Success resets the pause.
+        assert_eq!(incoming.next_pause, FIRST_PAUSE);
+        assert_eq!(incoming.failures, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_listener_is_not_retried_while_paused() {
+        let listener = Failing {
+            failures: std::cell::Cell::new(u32::MAX),
+            tries: std::cell::Cell::new(0),
+        };
+        let mut incoming = Incoming::new(listener, "a test");
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut incoming).poll_next(&mut cx).is_pending());
+        assert_eq!(incoming.listener.tries.get(), 1, "one try, then a pause");
+        let mut next = incoming.next();
+        assert!(Pin::new(&mut next).poll(&mut cx).is_pending());
+        drop(next);
+        assert_eq!(incoming.listener.tries.get(), 1, "no try before the pause ends");
+        // Over ten seconds, the pauses grow to a second: tries at 0, 5, 15,
+        // 35, 75, 155, 315, 635 and 1,275 ms, then every second.
+        let _ = tokio::time::timeout(Duration::from_secs(10), incoming.next()).await;
+        assert_eq!(incoming.listener.tries.get(), 17);
+        assert_eq!(incoming.next_pause, LONGEST_PAUSE);
+    }
+}
