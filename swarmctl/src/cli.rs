@@ -107,8 +107,11 @@ pub struct ListArgs {
 pub enum ClusterCommand {
     /// List the clusters.
     Ls(ListArgs),
-    /// Show a cluster by name, ID or ID prefix.
-    Inspect { reference: String },
+    /// Show clusters by name, ID or ID prefix.
+    Inspect {
+        #[arg(required = true, value_name = "CLUSTER")]
+        references: Vec<String>,
+    },
     /// Change the cluster's settings.
     Update {
         reference: String,
@@ -151,8 +154,11 @@ pub struct LabelArgs {
 pub enum NodeCommand {
     /// List the nodes.
     Ls(ListArgs),
-    /// Show a node by hostname, ID or ID prefix.
-    Inspect { reference: String },
+    /// Show nodes by hostname, ID or ID prefix (`self`: this one).
+    Inspect {
+        #[arg(required = true, value_name = "NODE")]
+        references: Vec<String>,
+    },
     /// Change a node's labels, availability or role.
     Update {
         reference: String,
@@ -199,8 +205,11 @@ pub enum ServiceCommand {
     Create(Box<ServiceSpecArgs>),
     /// List the services.
     Ls(ListArgs),
-    /// Show a service by name, ID or ID prefix.
-    Inspect { reference: String },
+    /// Show services by name, ID or ID prefix.
+    Inspect {
+        #[arg(required = true, value_name = "SERVICE")]
+        references: Vec<String>,
+    },
     /// Change a service: only what the flags name changes.
     Update {
         reference: String,
@@ -548,8 +557,11 @@ pub enum TaskCommand {
         #[arg(long)]
         service: Option<String>,
     },
-    /// Show a task by ID or ID prefix.
-    Inspect { reference: String },
+    /// Show tasks by ID or ID prefix.
+    Inspect {
+        #[arg(required = true, value_name = "TASK")]
+        references: Vec<String>,
+    },
     /// Remove tasks.
     Rm {
         #[arg(required = true)]
@@ -576,8 +588,11 @@ pub enum DataCommand {
     },
     /// List them (their data is never shown).
     Ls(ListArgs),
-    /// Show one by name, ID or ID prefix.
-    Inspect { reference: String },
+    /// Show them by name, ID or ID prefix.
+    Inspect {
+        #[arg(required = true, value_name = "NAME")]
+        references: Vec<String>,
+    },
     /// Change one's labels (its name and data never change).
     Update {
         reference: String,

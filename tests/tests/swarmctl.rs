@@ -1181,3 +1181,86 @@ async fn a_watch_filtered_by_action_prints_json_lines() {
     watch.wait().unwrap();
     drop(daemon);
 }
+
+/// `inspect` takes several references, as docker's: for people, each
+/// object's fields with a blank line between; in JSON, an array in the
+/// order asked. One that is not found is reported, the others still print,
+/// and the command exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_takes_several_references_as_docker_does() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    let socket = daemon.socket.clone();
+    let web = ok(
+        &socket,
+        &["service", "create", "--name", "web", "--image", "busybox:local"],
+    );
+    let db = ok(
+        &socket,
+        &["service", "create", "--name", "db", "--image", "busybox:local"],
+    );
+    let (web, db) = (web.trim(), db.trim());
+
+    let both = ok(&socket, &["service", "inspect", "db", web]);
+    let objects: Vec<&str> = both.split("\n\n").collect();
+    assert_eq!(objects.len(), 2, "{both}");
+    assert!(objects[0].starts_with(&format!("ID:      {db}")), "{both}");
+    assert!(objects[1].starts_with(&format!("ID:      {web}")), "{both}");
+
+    let listed = json(&socket, &["service", "inspect", "web", "db", "--format", "json"]);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .expect("an array for several")
+        .iter()
+        .map(|service| service["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [web, db]);
+    // One reference still prints the object itself.
+    assert_eq!(
+        json(&socket, &["service", "inspect", "web", "--format", "json"])["id"],
+        web
+    );
+
+    let (code, stdout, stderr) = swarmctl(&socket, &["service", "inspect", "web", "nope", "db"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stderr.trim(), "Error: service \"nope\" not found");
+    assert_eq!(stdout.split("\n\n").count(), 2, "{stdout}");
+    let (code, stdout, _) = swarmctl(&socket, &["service", "inspect", "nope", "web", "--format", "json"]);
+    assert_eq!(code, 1);
+    let found: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+
+    // Every kind takes several.
+    let node = ok(&socket, &["node", "ls", "-q"]);
+    assert_eq!(
+        ok(&socket, &["node", "inspect", "self", node.trim()])
+            .split("\n\n")
+            .count(),
+        2
+    );
+    assert_eq!(
+        ok(&socket, &["cluster", "inspect", "default", "default"])
+            .split("\n\n")
+            .count(),
+        2
+    );
+    for kind in ["secret", "config"] {
+        for name in ["a", "b"] {
+            let file = root.path().join(format!("{kind}-{name}"));
+            std::fs::write(&file, name).unwrap();
+            ok(&socket, &[kind, "create", name, "-f", &file.to_string_lossy()]);
+        }
+        let listed = json(&socket, &[kind, "inspect", "b", "a", "--format", "json"]);
+        let names: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["spec"]["annotations"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["b", "a"], "{kind}");
+    }
+    let (code, _, stderr) = swarmctl(&socket, &["task", "inspect", "x", "y"]);
+    assert_eq!(code, 1);
+    assert_eq!(stderr.lines().count(), 2, "an error per task: {stderr}");
+    drop(daemon);
+}

@@ -2,7 +2,7 @@
 
 use swarm_proto::v1::{Cluster, GetClusterRequest, ListClustersRequest, ListFilters, UpdateClusterRequest};
 
-use super::{change_reply, labels, name, reply};
+use super::{change_reply, inspect_each, labels, name, reply};
 use crate::cli::ClusterCommand;
 use crate::connect::Control;
 use crate::filter::Filters;
@@ -67,43 +67,14 @@ pub async fn run(control: &mut Control, command: ClusterCommand, format: Format)
             change_reply(control.update_cluster(request).await)?;
             println!("{}", cluster.id);
         }
-        ClusterCommand::Inspect { reference } => {
-            let cluster = get(control, &reference).await?;
-            if format == Format::Json {
-                return output::json_one(&cluster);
-            }
-            let spec = cluster.spec.clone().unwrap_or_default();
-            let raft = spec.raft.unwrap_or_default();
-            let retention = spec
-                .orchestration
-                .map_or(0, |orchestration| orchestration.task_history_retention_limit);
-            let heartbeat = spec
-                .dispatcher
-                .and_then(|dispatcher| dispatcher.heartbeat_period)
-                .map(|period| output::duration(&period))
-                .unwrap_or_default();
-            let cert_expiry = spec
-                .ca_config
-                .and_then(|ca| ca.node_cert_expiry)
-                .map(|expiry| output::duration(&expiry))
-                .unwrap_or_default();
-            output::fields(&[
-                ("ID", cluster.id.clone()),
-                ("Name", annotations_name(&cluster)),
-                ("Labels", labels(&spec.annotations.unwrap_or_default().labels)),
-                ("Task history retention", retention.to_string()),
-                ("Raft snapshot interval", raft.snapshot_interval.to_string()),
-                (
-                    "Raft entries kept for slow followers",
-                    raft.log_entries_for_slow_followers.to_string(),
-                ),
-                (
-                    "Raft heartbeat / election ticks",
-                    format!("{} / {}", raft.heartbeat_tick, raft.election_tick),
-                ),
-                ("Dispatcher heartbeat period", heartbeat),
-                ("Node certificate expiry", cert_expiry),
-            ])?;
+        ClusterCommand::Inspect { references } => {
+            inspect_each(
+                &references,
+                format,
+                async |reference| get(control, reference).await,
+                fields,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -128,4 +99,40 @@ async fn get(control: &mut Control, reference: &str) -> anyhow::Result<Cluster> 
 async fn listed(control: &mut Control, filters: ListFilters) -> anyhow::Result<Vec<Cluster>> {
     let request = ListClustersRequest { filters: Some(filters) };
     Ok(reply(control.list_clusters(request).await)?.clusters)
+}
+
+/// The lines `cluster inspect` prints for `cluster`.
+fn fields(cluster: &Cluster) -> Vec<(&'static str, String)> {
+    let spec = cluster.spec.clone().unwrap_or_default();
+    let raft = spec.raft.unwrap_or_default();
+    let retention = spec
+        .orchestration
+        .map_or(0, |orchestration| orchestration.task_history_retention_limit);
+    let heartbeat = spec
+        .dispatcher
+        .and_then(|dispatcher| dispatcher.heartbeat_period)
+        .map(|period| output::duration(&period))
+        .unwrap_or_default();
+    let cert_expiry = spec
+        .ca_config
+        .and_then(|ca| ca.node_cert_expiry)
+        .map(|expiry| output::duration(&expiry))
+        .unwrap_or_default();
+    vec![
+        ("ID", cluster.id.clone()),
+        ("Name", annotations_name(cluster)),
+        ("Labels", labels(&spec.annotations.unwrap_or_default().labels)),
+        ("Task history retention", retention.to_string()),
+        ("Raft snapshot interval", raft.snapshot_interval.to_string()),
+        (
+            "Raft entries kept for slow followers",
+            raft.log_entries_for_slow_followers.to_string(),
+        ),
+        (
+            "Raft heartbeat / election ticks",
+            format!("{} / {}", raft.heartbeat_tick, raft.election_tick),
+        ),
+        ("Dispatcher heartbeat period", heartbeat),
+        ("Node certificate expiry", cert_expiry),
+    ]
 }

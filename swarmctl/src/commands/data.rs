@@ -10,7 +10,7 @@ use swarm_proto::v1::{
     UpdateSecretRequest,
 };
 
-use super::{BadValue, EachObject, change_labels, change_reply, key_values, labels, name, reply};
+use super::{BadValue, EachObject, change_labels, change_reply, inspect_each, key_values, labels, name, reply};
 use crate::cli::DataCommand;
 use crate::connect::Control;
 use crate::filter::Filters;
@@ -18,7 +18,7 @@ use crate::output::{self, Format};
 use crate::resolve;
 
 /// A kind of named data: its RPCs and where its fields are.
-pub trait Data: prost::Message + prost::Name + Sized {
+pub trait Data: prost::Message + prost::Name + Clone {
     /// The kind, as messages name it.
     const KIND: &'static str;
     fn id(&self) -> &str;
@@ -179,22 +179,25 @@ pub async fn run<D: Data>(control: &mut Control, command: DataCommand, format: F
                 .collect();
             output::table(&["ID", "NAME", "LABELS"], rows, list.quiet)?;
         }
-        DataCommand::Inspect { reference } => {
+        DataCommand::Inspect { references } => {
             let items = D::list(control).await?;
-            let id = resolve::pick(D::KIND, &reference, &candidates(&items))?;
-            let item = items
-                .into_iter()
-                .find(|item| item.id() == id)
-                .context("listed a moment ago")?;
-            if format == Format::Json {
-                return output::json_one(&item);
-            }
-            output::fields(&[
-                ("ID", id),
-                ("Name", name(item.annotations())),
-                ("Labels", item_labels(&item)),
-                ("Version", item.meta().map_or(0, |meta| meta.version).to_string()),
-            ])?;
+            let pick = async |reference: &str| {
+                let id = resolve::pick(D::KIND, reference, &candidates(&items))?;
+                let item = items
+                    .iter()
+                    .find(|item| item.id() == id)
+                    .context("listed a moment ago")?;
+                Ok(item.clone())
+            };
+            let fields = |item: &D| {
+                vec![
+                    ("ID", item.id().to_string()),
+                    ("Name", name(item.annotations())),
+                    ("Labels", item_labels(item)),
+                    ("Version", item.meta().map_or(0, |meta| meta.version).to_string()),
+                ]
+            };
+            inspect_each(&references, format, pick, fields).await?;
         }
     }
     Ok(())

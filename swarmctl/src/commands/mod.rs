@@ -86,6 +86,51 @@ impl EachObject {
     }
 }
 
+/// `inspect` of the objects `references` name, as docker's: each fetched
+/// with `get`; for people each object's `fields`, a blank line between
+/// two; in JSON the object (one reference) or an array of those found
+/// (several). One that fails prints its error, the rest still print, and
+/// the command fails at the end.
+pub(crate) async fn inspect_each<T: prost::Message + prost::Name>(
+    references: &[String],
+    format: Format,
+    mut get: impl AsyncFnMut(&str) -> anyhow::Result<T>,
+    fields: impl Fn(&T) -> Vec<(&'static str, String)>,
+) -> anyhow::Result<()> {
+    let mut each = EachObject::default();
+    let mut found = Vec::new();
+    let mut printed_one = false;
+    for reference in references {
+        // An object that cannot be had is reported and skipped; output that
+        // cannot be written (the reader went away) ends the command.
+        let object = match get(reference).await {
+            Ok(object) => object,
+            Err(err) => {
+                each.record(Err(err));
+                continue;
+            }
+        };
+        match format {
+            Format::Json => found.push(object),
+            Format::Table => {
+                if std::mem::replace(&mut printed_one, true) {
+                    // Not `println!`, which panics when the reader went
+                    // away (`| head`).
+                    std::io::Write::write_all(&mut std::io::stdout(), b"\n")?;
+                }
+                crate::output::fields(&fields(&object))?;
+            }
+        }
+    }
+    if format == Format::Json {
+        match found.as_slice() {
+            [one] if references.len() == 1 => crate::output::json_one(one)?,
+            several => crate::output::json_list(several)?,
+        }
+    }
+    each.finish()
+}
+
 /// A flag's value that does not parse, found after clap's own parsing:
 /// a usage error, exit 2 as clap's are.
 #[derive(Debug)]

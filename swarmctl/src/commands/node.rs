@@ -5,7 +5,7 @@ use swarm_proto::v1::{
     UpdateNodeRequest, node_status,
 };
 
-use super::{EachObject, change_reply, enum_word, labels, reply};
+use super::{EachObject, change_reply, enum_word, inspect_each, labels, reply};
 use crate::cli::{NodeCommand, NodeReferences};
 use crate::connect::Control;
 use crate::filter::Filters;
@@ -112,32 +112,14 @@ pub async fn run(control: &mut Control, command: NodeCommand, format: Format) ->
             }
             each.finish()?;
         }
-        NodeCommand::Inspect { reference } => {
-            let node = get(control, &reference).await?;
-            if format == Format::Json {
-                return output::json_one(&node);
-            }
-            let spec_labels = node
-                .spec
-                .as_ref()
-                .and_then(|spec| spec.annotations.as_ref())
-                .map(|a| labels(&a.labels));
-            let addr = node
-                .manager_status
-                .as_ref()
-                .map(|manager| manager.addr.clone())
-                .unwrap_or_default();
-            output::fields(&[
-                ("ID", node.id.clone()),
-                ("Hostname", hostname(&node)),
-                ("Role", role(&node)),
-                ("Status", status(&node)),
-                ("Availability", availability(&node)),
-                ("Desired role", desired_role(&node)),
-                ("Manager status", leader(&node)),
-                ("Manager address", addr),
-                ("Labels", spec_labels.unwrap_or_default()),
-            ])?;
+        NodeCommand::Inspect { references } => {
+            inspect_each(
+                &references,
+                format,
+                async |reference| get(control, reference).await,
+                fields,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -257,4 +239,29 @@ fn leader(node: &Node) -> String {
         Some(_) => "reachable".into(),
         None => String::new(),
     }
+}
+
+/// The lines `node inspect` prints for `node`.
+fn fields(node: &Node) -> Vec<(&'static str, String)> {
+    let spec_labels = node
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.annotations.as_ref())
+        .map(|a| labels(&a.labels));
+    let addr = node
+        .manager_status
+        .as_ref()
+        .map(|manager| manager.addr.clone())
+        .unwrap_or_default();
+    vec![
+        ("ID", node.id.clone()),
+        ("Hostname", hostname(node)),
+        ("Role", role(node)),
+        ("Status", status(node)),
+        ("Availability", availability(node)),
+        ("Desired role", desired_role(node)),
+        ("Manager status", leader(node)),
+        ("Manager address", addr),
+        ("Labels", spec_labels.unwrap_or_default()),
+    ]
 }

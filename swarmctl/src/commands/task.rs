@@ -2,7 +2,7 @@
 
 use swarm_proto::v1::{GetTaskRequest, ListFilters, ListTasksRequest, RemoveTaskRequest, Task, TaskState};
 
-use super::{EachObject, change_reply, enum_word, reply};
+use super::{EachObject, change_reply, enum_word, inspect_each, reply};
 use crate::cli::TaskCommand;
 use crate::connect::Control;
 use crate::filter::Filters;
@@ -52,31 +52,14 @@ pub async fn run(control: &mut Control, command: TaskCommand, format: Format) ->
                 list.quiet,
             )?;
         }
-        TaskCommand::Inspect { reference } => {
-            let task = get(control, &reference).await?;
-            if format == Format::Json {
-                return output::json_one(&task);
-            }
-            let message = task
-                .status
-                .as_ref()
-                .map(|status| status.message.clone())
-                .unwrap_or_default();
-            let error = task
-                .status
-                .as_ref()
-                .map(|status| status.err.clone())
-                .unwrap_or_default();
-            output::fields(&[
-                ("ID", task.id.clone()),
-                ("Service", task.service_id.clone()),
-                ("Slot", task.slot.to_string()),
-                ("Node", task.node_id.clone()),
-                ("State", state(&task)),
-                ("Desired state", desired(&task)),
-                ("Message", message),
-                ("Error", error),
-            ])?;
+        TaskCommand::Inspect { references } => {
+            inspect_each(
+                &references,
+                format,
+                async |reference| get(control, reference).await,
+                fields,
+            )
+            .await?;
         }
         TaskCommand::Rm { references } => {
             let mut each = EachObject::default();
@@ -136,4 +119,28 @@ fn state(task: &Task) -> String {
 
 fn desired(task: &Task) -> String {
     state_name(task.desired_state)
+}
+
+/// The lines `task inspect` prints for `task`.
+fn fields(task: &Task) -> Vec<(&'static str, String)> {
+    let message = task
+        .status
+        .as_ref()
+        .map(|status| status.message.clone())
+        .unwrap_or_default();
+    let error = task
+        .status
+        .as_ref()
+        .map(|status| status.err.clone())
+        .unwrap_or_default();
+    vec![
+        ("ID", task.id.clone()),
+        ("Service", task.service_id.clone()),
+        ("Slot", task.slot.to_string()),
+        ("Node", task.node_id.clone()),
+        ("State", state(task)),
+        ("Desired state", desired(task)),
+        ("Message", message),
+        ("Error", error),
+    ]
 }

@@ -7,7 +7,7 @@ use swarm_proto::v1::{
     service_spec,
 };
 
-use super::{EachObject, change_reply, data, name, reply};
+use super::{EachObject, change_reply, data, inspect_each, name, reply};
 use crate::cli::ServiceCommand;
 use crate::connect::Control;
 use crate::filter::Filters;
@@ -63,12 +63,14 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
                 .collect();
             output::table(&["ID", "NAME", "IMAGE", "REPLICAS", "PORTS"], rows, list.quiet)?;
         }
-        ServiceCommand::Inspect { reference } => {
-            let service = get(control, &reference).await?;
-            if format == Format::Json {
-                return output::json_one(&service);
-            }
-            output::fields(&inspect::fields(&service))?;
+        ServiceCommand::Inspect { references } => {
+            inspect_each(
+                &references,
+                format,
+                async |reference| get(control, reference).await,
+                inspect::fields,
+            )
+            .await?;
         }
         ServiceCommand::Update { reference, changes } => {
             let service = get(control, &reference).await?;
