@@ -53,11 +53,13 @@ struct Requests {
 impl Requests {
     fn record(&self, method: String, code: tonic::Code, started: Instant) {
         // Only methods that exist get a series each: whatever else a client
-        // sends shares one, so the label set stays bounded.
-        let method = if code == tonic::Code::Unimplemented {
-            "other".to_string()
-        } else {
+        // sends shares one, so the label set stays bounded (whatever the
+        // answer: a follower refuses an unknown method of a known service
+        // with Unavailable before it is routed).
+        let method = if known_method(&method) {
             method
+        } else {
+            "other".to_string()
         };
         let code = format!("{code:?}");
         self.seconds
@@ -65,6 +67,29 @@ impl Requests {
             .observe(started.elapsed().as_secs_f64());
         self.finished.get_or_create(&RequestLabels { method, code }).inc();
     }
+}
+
+/// Whether `path` is a method of the API (`/swarm.v1.Control/CreateService`).
+fn known_method(path: &str) -> bool {
+    static METHODS: std::sync::LazyLock<std::collections::HashSet<String>> = std::sync::LazyLock::new(|| {
+        use prost::Message as _;
+        // Compiled in by swarm-proto's build: it decodes. Were it not to,
+        // every method would count as "other", which is still bounded.
+        let files = prost_types::FileDescriptorSet::decode(swarm_proto::FILE_DESCRIPTOR_SET).unwrap_or_default();
+        files
+            .file
+            .iter()
+            .flat_map(|file| {
+                file.service.iter().flat_map(move |service| {
+                    service
+                        .method
+                        .iter()
+                        .map(move |method| format!("/{}.{}/{}", file.package(), service.name(), method.name()))
+                })
+            })
+            .collect()
+    });
+    METHODS.contains(path)
 }
 
 /// The daemon's metrics registry.
@@ -354,5 +379,22 @@ where
             requests.record(method, code, started);
             response
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_apis_methods_are_known() {
+        for path in [
+            "/swarm.v1.Control/CreateService",
+            "/swarm.v1.Watch/Watch",
+            "/swarm.v1.Info/GetInfo",
+        ] {
+            assert!(super::known_method(path), "{path}");
+        }
+        for path in ["/swarm.v1.Control/Nope", "/no.such.Service/Call", "/", ""] {
+            assert!(!super::known_method(path), "{path}");
+        }
     }
 }
