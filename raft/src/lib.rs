@@ -38,8 +38,9 @@ pub mod transport;
 
 /// The largest proposal a member takes. An entry travels whole in one
 /// append message, whatever `Config::max_message_bytes` says (that bounds
-/// how many entries share one), so a larger entry could never reach a
-/// follower: the transport takes messages of up to 64 MiB.
+/// how many entries share one; the transport cuts what raft-rs merged
+/// beyond it), so a larger entry could never reach a follower: the
+/// transport takes messages of up to 64 MiB.
 pub const MAX_ENTRY_BYTES: usize = 32 * 1024 * 1024;
 
 pub use config::Config;

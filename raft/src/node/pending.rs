@@ -54,10 +54,12 @@ impl<O> Pending<O> {
     /// Registers `waiter` for the entry just appended at `index` in `term`.
     pub(crate) fn insert(&mut self, index: u64, term: u64, waiter: Waiter<O>) {
         if let Some(replaced) = self.by_index.insert(index, Entry { term, waiter }) {
-            // Only possible if our own earlier entry at this index was
-            // replaced without us applying past it; it cannot commit now.
-            replaced.waiter.fail(Error::Dropped {
-                reason: "replaced in the log by a later entry",
+            // Our own earlier entry at this index was truncated here while
+            // we followed someone else; other members may still hold it,
+            // and one of them may yet lead and commit it.
+            replaced.waiter.fail(Error::UnknownOutcome {
+                index: Some(index),
+                reason: "replaced in this member's log by a later entry",
             });
         }
     }
@@ -131,6 +133,21 @@ mod tests {
         pending.insert(7, 2, waiter);
         assert!(pending.take_applied(7, 3).is_none());
         assert!(matches!(receiver.try_recv(), Ok(Err(Error::Dropped { .. }))));
+    }
+
+    #[test]
+    fn a_waiter_whose_entry_this_log_replaced_learns_its_outcome_is_unknown() {
+        // Other members may hold the entry this one truncated.
+        let mut pending = Pending::new();
+        let (first, mut first_receiver) = proposal();
+        let (second, _second_receiver) = proposal();
+        pending.insert(7, 2, first);
+        pending.insert(7, 4, second);
+        assert!(matches!(
+            first_receiver.try_recv(),
+            Ok(Err(Error::UnknownOutcome { index: Some(7), .. }))
+        ));
+        assert!(pending.take_applied(7, 4).is_some());
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod channel;
 mod links;
 mod peer;
 mod server;
+mod split;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -63,6 +64,7 @@ pub(crate) struct Transport {
     cluster_id: u64,
     peer_queue: usize,
     snapshot_chunk_bytes: usize,
+    max_message_bytes: u64,
     links: Links,
     peers: HashMap<u64, PeerLink>,
     reports: mpsc::UnboundedSender<Report>,
@@ -82,6 +84,7 @@ impl Transport {
             cluster_id: config.cluster_id,
             peer_queue: config.peer_queue,
             snapshot_chunk_bytes: config.snapshot_chunk_bytes,
+            max_message_bytes: config.max_message_bytes,
             links,
             peers: HashMap::new(),
             reports,
@@ -151,11 +154,20 @@ impl Transport {
     /// unreachable to raft-rs.
     pub(crate) fn send(&mut self, messages: Vec<Message>) -> Vec<u64> {
         let mut unreachable = Vec::new();
+        let max_message_bytes = self.max_message_bytes;
+        let messages = messages
+            .into_iter()
+            .flat_map(|message| split::split_append(message, max_message_bytes));
         for message in messages {
             let to = message.to;
             let Some(link) = self.peers.get(&to) else {
                 self.metrics.add_messages_dropped(1);
                 unreachable.push(to);
+                if message.get_msg_type() == MessageType::MsgSnapshot {
+                    // Unreachable alone leaves the peer waiting on this
+                    // snapshot for good: raft-rs retries only once told.
+                    let _ = self.reports.send(Report::Snapshot { to, delivered: false });
+                }
                 continue;
             };
             if message.get_msg_type() == MessageType::MsgSnapshot {
