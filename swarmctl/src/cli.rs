@@ -17,13 +17,15 @@ pub struct Cli {
     /// Print the client's version.
     #[arg(short = 'v', long, action = clap::ArgAction::Version)]
     pub version: (),
-    /// The manager's Control API socket.
+    /// The manager's Control API socket (a path, or `unix://PATH` as
+    /// docker's DOCKER_HOST names one).
     #[arg(
         short,
         long,
         env = "SWARM_SOCKET",
         default_value = "/var/run/swarmd.sock",
-        global = true
+        global = true,
+        value_parser = socket_path
     )]
     pub socket: PathBuf,
     /// How `ls` and `inspect` print: `table` for people, `json` for scripts.
@@ -57,12 +59,11 @@ pub enum Command {
     /// `--format json`, one JSON object each: commit index, action, kind,
     /// and the object as stored).
     Watch {
-        /// Only this kind: node, service, task, cluster, secret or config
-        /// (repeatable; default all).
-        #[arg(long)]
+        /// Only this kind (repeatable; default all).
+        #[arg(long, ignore_case = true, value_parser = ["node", "service", "task", "cluster", "secret", "config"])]
         kind: Vec<String>,
         /// Only this action (repeatable; default all).
-        #[arg(long, value_enum)]
+        #[arg(long, ignore_case = true, value_enum)]
         action: Vec<WatchAction>,
     },
     /// What the node serving the socket is: its ID, role, version, and
@@ -114,6 +115,7 @@ pub enum ClusterCommand {
     },
     /// Change the cluster's settings.
     Update {
+        /// The cluster: its name, ID or ID prefix.
         reference: String,
         /// Finished tasks kept per slot.
         #[arg(long, allow_negative_numbers = true)]
@@ -161,6 +163,7 @@ pub enum NodeCommand {
     },
     /// Change a node's labels, availability or role.
     Update {
+        /// The node: its hostname, ID or ID prefix (`self`: this one).
         reference: String,
         /// active, pause (no new tasks) or drain (tasks move away).
         #[arg(long, value_parser = ["active", "pause", "drain"])]
@@ -212,13 +215,17 @@ pub enum ServiceCommand {
     },
     /// Change a service: only what the flags name changes.
     Update {
+        /// The service: its name, ID or ID prefix.
         reference: String,
         #[command(flatten)]
         changes: Box<ServiceUpdateArgs>,
     },
     /// Go back to the service's previous spec (the one before its last
     /// update).
-    Rollback { reference: String },
+    Rollback {
+        /// The service: its name, ID or ID prefix.
+        reference: String,
+    },
     /// Remove services.
     Rm {
         #[arg(required = true)]
@@ -270,7 +277,7 @@ pub struct ServiceSpecArgs {
     #[arg(short, long, value_parser = parse::env_entry)]
     pub env: Vec<String>,
     /// A label of the service, key=value (repeatable).
-    #[arg(long)]
+    #[arg(short, long)]
     pub label: Vec<String>,
     /// A label of the containers, key=value (repeatable).
     #[arg(long)]
@@ -321,7 +328,7 @@ pub struct ServiceUpdateArgs {
     pub args: Option<parse::Words>,
     /// Add or replace an environment variable, KEY=VALUE, or KEY for its
     /// value here (repeatable).
-    #[arg(long, visible_alias = "env", value_parser = parse::env_entry)]
+    #[arg(short = 'e', long, visible_alias = "env", value_parser = parse::env_entry)]
     pub env_add: Vec<String>,
     /// Remove an environment variable by its key (repeatable).
     #[arg(long)]
@@ -484,6 +491,22 @@ pub enum FailureAction {
     Rollback,
 }
 
+/// What a rollback does when tasks fail: it cannot roll itself back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RollbackFailureAction {
+    Pause,
+    Continue,
+}
+
+impl From<RollbackFailureAction> for FailureAction {
+    fn from(action: RollbackFailureAction) -> FailureAction {
+        match action {
+            RollbackFailureAction::Pause => FailureAction::Pause,
+            RollbackFailureAction::Continue => FailureAction::Continue,
+        }
+    }
+}
+
 /// Whether a new task starts before or after the one it replaces stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum UpdateOrder {
@@ -494,7 +517,7 @@ pub enum UpdateOrder {
 /// How tasks are replaced in steps: the same flags for updates
 /// (`--update-...`) and rollbacks (`--rollback-...`).
 macro_rules! policy_flags {
-    ($name:ident, $prefix:literal, $what:literal) => {
+    ($name:ident, $prefix:literal, $what:literal, $failure_action:ty) => {
         #[doc = concat!("How ", $what, " replaces tasks: the `--", $prefix, "-...` flags.")]
         #[derive(Args, Debug)]
         pub struct $name {
@@ -507,7 +530,7 @@ macro_rules! policy_flags {
                 value_parser = parse::duration)]
             pub delay: Option<prost_types::Duration>,
             #[arg(help = concat!("What ", $what, " does when tasks fail."), long = concat!($prefix, "-failure-action"), id = concat!($prefix, "-failure-action"), value_enum)]
-            pub failure_action: Option<FailureAction>,
+            pub failure_action: Option<$failure_action>,
             #[arg(help = concat!("How long ", $what, " watches each new task for a failure."), long = concat!($prefix, "-monitor"),
                 id = concat!($prefix, "-monitor"),
                 value_name = "DURATION",
@@ -524,7 +547,7 @@ macro_rules! policy_flags {
                 PolicyFlags {
                     parallelism: flags.parallelism,
                     delay: flags.delay,
-                    failure_action: flags.failure_action,
+                    failure_action: flags.failure_action.map(Into::into),
                     monitor: flags.monitor,
                     max_failure_ratio: flags.max_failure_ratio,
                     order: flags.order,
@@ -544,8 +567,8 @@ pub struct PolicyFlags {
     pub max_failure_ratio: Option<f32>,
     pub order: Option<UpdateOrder>,
 }
-policy_flags!(UpdatePolicyFlags, "update", "an update");
-policy_flags!(RollbackPolicyFlags, "rollback", "a rollback");
+policy_flags!(UpdatePolicyFlags, "update", "an update", FailureAction);
+policy_flags!(RollbackPolicyFlags, "rollback", "a rollback", RollbackFailureAction);
 
 #[derive(Subcommand, Debug)]
 pub enum TaskCommand {
@@ -575,6 +598,7 @@ pub enum DataCommand {
     /// file given as docker takes it (`NAME FILE`) or as SwarmKit's
     /// swarmctl does (`NAME -f FILE`).
     Create {
+        /// Its name (unique among its kind).
         name: String,
         /// The file holding the data, or `-` for standard input.
         #[arg(value_name = "FILE", required_unless_present = "file", conflicts_with = "file")]
@@ -583,7 +607,7 @@ pub enum DataCommand {
         #[arg(short, long)]
         file: Option<PathBuf>,
         /// A label, key=value (repeatable).
-        #[arg(long)]
+        #[arg(short, long)]
         label: Vec<String>,
     },
     /// List them (their data is never shown).
@@ -595,6 +619,7 @@ pub enum DataCommand {
     },
     /// Change one's labels (its name and data never change).
     Update {
+        /// Its name, ID or ID prefix.
         reference: String,
         #[command(flatten)]
         labels: LabelArgs,
@@ -604,4 +629,18 @@ pub enum DataCommand {
         #[arg(required = true)]
         references: Vec<String>,
     },
+}
+
+/// A `--socket`: a path, or `unix://` and a path.
+fn socket_path(text: &str) -> Result<PathBuf, String> {
+    let path = text.strip_prefix("unix://").unwrap_or(text);
+    if path.is_empty() {
+        return Err("a socket path cannot be empty".into());
+    }
+    if let Some((scheme, _)) = path.split_once("://") {
+        return Err(format!(
+            "{scheme}:// is not a Unix socket: the Control API is served on one"
+        ));
+    }
+    Ok(PathBuf::from(path))
 }

@@ -21,6 +21,12 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    // An empty SWARM_SOCKET means unset, as docker takes an empty
+    // DOCKER_HOST (clap would refuse it as a missing value).
+    if std::env::var_os("SWARM_SOCKET").is_some_and(|socket| socket.is_empty()) {
+        // SAFETY: no other thread runs yet, so none reads the environment.
+        unsafe { std::env::remove_var("SWARM_SOCKET") };
+    }
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -17,7 +17,8 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>, quiet: bool) -> std::io::R
     let mut writer = tabwriter::TabWriter::new(out).padding(3);
     writeln!(writer, "{}", header.join("\t"))?;
     for row in rows {
-        writeln!(writer, "{}", row.join("\t"))?;
+        let cells: Vec<_> = row.iter().map(|cell| printable(cell)).collect();
+        writeln!(writer, "{}", cells.join("\t"))?;
     }
     writer.flush()
 }
@@ -26,9 +27,29 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>, quiet: bool) -> std::io::R
 pub fn fields(fields: &[(&str, String)]) -> std::io::Result<()> {
     let mut writer = tabwriter::TabWriter::new(std::io::stdout().lock()).padding(1);
     for (name, value) in fields {
-        writeln!(writer, "{name}:\t{value}")?;
+        writeln!(writer, "{name}:\t{}", printable(value))?;
     }
     writer.flush()
+}
+
+/// `text` with its control characters escaped as Rust writes them (`\n`,
+/// `\t`, `\u{1b}`): a label value may hold any, and printed raw one would
+/// break a table's rows or send escape sequences to the terminal.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let escaped = text
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    std::borrow::Cow::Owned(escaped)
 }
 
 /// How lists and inspections print.
@@ -122,6 +143,14 @@ pub fn duration(duration: &prost_types::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_print_escaped() {
+        assert_eq!(printable("zone=a b"), "zone=a b");
+        assert_eq!(printable("v\nw\tx"), "v\\nw\\tx");
+        assert_eq!(printable("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(printable("café"), "café");
+    }
 
     #[test]
     fn durations_print_as_go_prints_them() {

@@ -47,6 +47,15 @@ fn rows(table: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Runs `inspect` of one object in JSON: an array of that one, as docker
+/// prints it; returns the object.
+fn inspected(socket: &Path, args: &[&str]) -> serde_json::Value {
+    let mut listed = json(socket, args);
+    let objects = listed.as_array_mut().expect("inspect prints an array");
+    assert_eq!(objects.len(), 1, "{args:?}");
+    objects.remove(0)
+}
+
 /// Collects the lines `swarmctl watch` prints, as they come.
 fn watched_lines(stdout: std::process::ChildStdout) -> Arc<Mutex<Vec<String>>> {
     let lines = Arc::new(Mutex::new(Vec::new()));
@@ -199,10 +208,10 @@ async fn the_walkthrough_of_a_single_node_manager() {
     assert_eq!(services[0]["spec"]["annotations"]["name"], "web");
     assert_eq!(services[0]["spec"]["replicated"]["replicas"], 5);
     assert_eq!(services[0]["spec"]["task"]["container"]["env"][0], "A=1");
-    let node = json(&socket, &["--format", "json", "node", "inspect", "node-1"]);
+    let node = inspected(&socket, &["--format", "json", "node", "inspect", "node-1"]);
     assert_eq!(node["role"], "NODE_ROLE_MANAGER");
     assert_eq!(node["spec"]["annotations"]["labels"]["zone"], "a");
-    let secret = json(&socket, &["secret", "inspect", "db-pass", "--format", "json"]);
+    let secret = inspected(&socket, &["secret", "inspect", "db-pass", "--format", "json"]);
     assert_eq!(secret["spec"]["annotations"]["name"], "db-pass");
     assert!(!secret.to_string().contains("hunter2"), "{secret}");
     assert!(secret["spec"]["data"].as_str().is_none_or(str::is_empty), "{secret}");
@@ -248,7 +257,7 @@ async fn the_walkthrough_of_a_single_node_manager() {
         .output()
         .expect("run swarmctl");
     assert!(created.status.success(), "{created:?}");
-    let x = json(&socket, &["service", "inspect", "x", "--format", "json"]);
+    let x = inspected(&socket, &["service", "inspect", "x", "--format", "json"]);
     assert_eq!(
         x["spec"]["task"]["container"]["env"],
         serde_json::json!(["FROM_CLIENT=4 2"])
@@ -300,11 +309,11 @@ async fn the_walkthrough_of_a_single_node_manager() {
         "already in use",
     );
     let big = root.path().join("big");
-    std::fs::write(&big, vec![b'x'; 500 * 1024 + 1]).unwrap();
+    std::fs::write(&big, vec![b'x'; 500 * 1024]).unwrap();
     fails(
         &socket,
         &["secret", "create", "big", "-f", &big.to_string_lossy()],
-        "at most 512000",
+        "under 512000 (500 KiB)",
     );
     fails(
         &socket,
@@ -333,6 +342,7 @@ async fn the_walkthrough_of_a_single_node_manager() {
         inspect.contains("db-pass -> db-pass") && inspect.contains("app.conf -> /etc/app.conf"),
         "{inspect}"
     );
+    fails(&socket, &["secret", "rm", "db-pass"], "secret \"db-pass\" (");
     fails(&socket, &["secret", "rm", "db-pass"], "in use by service(s) app");
     fails(
         &socket,
@@ -341,6 +351,18 @@ async fn the_walkthrough_of_a_single_node_manager() {
         ],
         "secret \"nope\" not found",
     );
+    // A secret leaves a service as it came: by name, ID or ID prefix.
+    let secret_id = ok(&socket, &["secret", "ls", "-q", "-f", "name=db-pass"]);
+    fails(
+        &socket,
+        &["service", "update", "app", "--secret-rm", "zz"],
+        "no such secret",
+    );
+    ok(
+        &socket,
+        &["service", "update", "app", "--secret-rm", &secret_id.trim()[..6]],
+    );
+    assert!(!ok(&socket, &["service", "inspect", "app"]).contains("db-pass ->"));
     ok(&socket, &["service", "rm", "app"]);
 
     assert_eq!(ok(&socket, &["service", "rm", "web"]).trim(), id);
@@ -366,6 +388,7 @@ async fn the_walkthrough_of_a_single_node_manager() {
             ("create", "everywhere"),
             ("remove", "everywhere"),
             ("create", "app"),
+            ("update", "app"),
             ("remove", "app"),
             ("remove", "web")
         ],
@@ -381,9 +404,9 @@ async fn the_walkthrough_of_a_single_node_manager() {
     assert_eq!(ok(&socket, &["service", "ls", "-q"]), "", "web stays removed");
     let listed = |kind: &str, name: &str| rows(&ok(&socket, &[kind, "ls"])).iter().any(|row| row[1] == name);
     assert!(listed("secret", "db-pass") && listed("config", "app.conf"));
-    let node = json(&socket, &["--format", "json", "node", "inspect", "node-1"]);
+    let node = inspected(&socket, &["--format", "json", "node", "inspect", "node-1"]);
     assert_eq!(node["spec"]["annotations"]["labels"]["zone"], "a");
-    let cluster = json(&socket, &["cluster", "inspect", "default", "--format", "json"]);
+    let cluster = inspected(&socket, &["cluster", "inspect", "default", "--format", "json"]);
     assert_eq!(
         cluster["spec"]["orchestration"]["taskHistoryRetentionLimit"], 7,
         "{cluster}"
@@ -426,7 +449,7 @@ async fn service_specs_from_docker_style_flags() {
         "--rollback-parallelism", "0", "--rollback-order", "stop-first",
     ];
     let id = ok(&socket, &create).trim().to_string();
-    let service = json(&socket, &["service", "inspect", "api", "--format", "json"]);
+    let service = inspected(&socket, &["service", "inspect", "api", "--format", "json"]);
     assert_eq!(service["id"], id.as_str());
     let spec = &service["spec"];
     let (task, container) = (&spec["task"], &spec["task"]["container"]);
@@ -531,7 +554,7 @@ async fn service_specs_from_docker_style_flags() {
         "--limit-memory", "1g", "--secret-add", "db-pass", "--force",
     ];
     ok(&socket, &update);
-    let updated = json(&socket, &["service", "inspect", "api", "--format", "json"]);
+    let updated = inspected(&socket, &["service", "inspect", "api", "--format", "json"]);
     let (spec, container) = (&updated["spec"], &updated["spec"]["task"]["container"]);
     assert_eq!(spec["replicated"]["replicas"], 8);
     assert_eq!(spec["annotations"]["labels"]["tier"], "front");
@@ -633,7 +656,7 @@ async fn service_specs_from_docker_style_flags() {
         );
     }
     assert_eq!(
-        json(&socket, &["service", "inspect", "api", "--format", "json"]),
+        inspected(&socket, &["service", "inspect", "api", "--format", "json"]),
         updated
     );
 
@@ -646,7 +669,7 @@ async fn service_specs_from_docker_style_flags() {
     ];
     ok(&socket, &job);
     ok(&socket, &["service", "update", "batch", "--replicas", "2"]);
-    let batch = json(&socket, &["service", "inspect", "batch", "--format", "json"]);
+    let batch = inspected(&socket, &["service", "inspect", "batch", "--format", "json"]);
     assert_eq!(batch["spec"]["replicatedJob"]["totalCompletions"], 2);
     assert_eq!(batch["spec"]["replicatedJob"]["maxConcurrent"], 3);
     let restart = &batch["spec"]["task"]["restart"];
@@ -665,17 +688,12 @@ async fn service_specs_from_docker_style_flags() {
         &["service", "update", "batch", "--replicas-max-per-node", "2"],
         "max_replicas applies to replicated",
     );
-    fails(
-        &socket,
-        &["service", "update", "batch", "--rollback-failure-action", "rollback"],
-        "spec.rollback.failure_action",
-    );
     // `--tty` before the service's name does not take it for its value.
     ok(
         &socket,
         &["service", "update", "--tty", "batch", "--command=", "--args="],
     );
-    let batch = json(&socket, &["service", "inspect", "batch", "--format", "json"]);
+    let batch = inspected(&socket, &["service", "inspect", "batch", "--format", "json"]);
     assert_eq!(batch["spec"]["task"]["container"]["tty"], true);
     assert_eq!(batch["spec"]["task"]["container"]["command"], serde_json::json!([]));
     assert_eq!(batch["spec"]["task"]["container"]["args"], serde_json::json!([]));
@@ -683,8 +701,44 @@ async fn service_specs_from_docker_style_flags() {
     // A rollback puts the spec before the update back; a service never
     // updated has nothing to roll back to.
     ok(&socket, &["service", "rollback", "api"]);
-    let rolled_back = json(&socket, &["service", "inspect", "api", "--format", "json"]);
+    let rolled_back = inspected(&socket, &["service", "inspect", "api", "--format", "json"]);
     assert_eq!(rolled_back["spec"], service["spec"]);
+    // As SwarmKit records one.
+    let status = &rolled_back["updateStatus"];
+    assert_eq!(status["state"], "STATE_ROLLBACK_STARTED", "{rolled_back}");
+    assert_eq!(status["message"], "manually requested rollback");
+    // Health options turn a check that was off back on; an empty command
+    // means the image's (as docker).
+    ok(&socket, &["service", "update", "api", "--no-healthcheck"]);
+    ok(&socket, &["service", "update", "api", "--health-retries", "3"]);
+    let health = &inspected(&socket, &["service", "inspect", "api", "--format", "json"])["spec"]["task"]["container"]["healthcheck"];
+    assert_eq!(
+        (&health["test"], &health["retries"]),
+        (&serde_json::json!([]), &serde_json::json!(3))
+    );
+    ok(&socket, &["service", "update", "api", "--health-cmd", ""]);
+    let health = &inspected(&socket, &["service", "inspect", "api", "--format", "json"])["spec"]["task"]["container"]["healthcheck"];
+    assert_eq!(health["test"], serde_json::json!([]));
+    // A rollback cannot roll itself back; one target twice among added
+    // mounts is a mistake.
+    let (code, _, stderr) = swarmctl(
+        &socket,
+        &["service", "update", "api", "--rollback-failure-action", "rollback"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    fails(
+        &socket,
+        &[
+            "service",
+            "update",
+            "api",
+            "--mount-add",
+            "type=tmpfs,target=/t",
+            "--mount-add",
+            "type=volume,target=/t",
+        ],
+        "two mounts target \"/t\"",
+    );
     ok(
         &socket,
         &["service", "create", "--name", "web", "--image", "busybox:local"],
@@ -699,7 +753,7 @@ async fn service_specs_from_docker_style_flags() {
         "--args", "-g 'daemon off;'", "--label", "novalue", "-e", "Q=0",
     ];
     ok(&socket, &nginx);
-    let created = json(&socket, &["service", "inspect", "nginx", "--format", "json"]);
+    let created = inspected(&socket, &["service", "inspect", "nginx", "--format", "json"]);
     let container = &created["spec"]["task"]["container"];
     assert_eq!(container["command"], serde_json::json!(["nginx"]));
     assert_eq!(container["args"], serde_json::json!(["-g", "daemon off;"]));
@@ -714,7 +768,7 @@ async fn service_specs_from_docker_style_flags() {
         &socket,
         &["service", "update", "nginx", "--env-add", "Q=1", "--env-rm", "Q"],
     );
-    let updated = json(&socket, &["service", "inspect", "nginx", "--format", "json"]);
+    let updated = inspected(&socket, &["service", "inspect", "nginx", "--format", "json"]);
     assert_eq!(updated["spec"]["task"]["container"]["env"], serde_json::json!([]));
     fails(
         &socket,
@@ -787,7 +841,7 @@ async fn node_commands_keep_the_last_manager() {
     let root = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
     let socket = daemon.socket.clone();
-    let node = || json(&socket, &["node", "inspect", "node-1", "--format", "json"]);
+    let node = || inspected(&socket, &["node", "inspect", "node-1", "--format", "json"]);
     for (command, availability) in [
         ("drain", "NODE_AVAILABILITY_DRAIN"),
         ("pause", "NODE_AVAILABILITY_PAUSE"),
@@ -945,6 +999,11 @@ async fn info_version_and_self_name_the_node_serving_the_socket() {
     assert_eq!(manager["raftError"], "");
     assert_eq!(manager["leaderRaftId"], manager["raftId"]);
     assert_eq!(manager["members"].as_object().map(|members| members.len()), Some(1));
+    // Raft ids are text, so that a script's JSON parser keeps every digit
+    // and finds the member by its id.
+    let raft_id = manager["raftId"].as_str().expect("a raft id as text");
+    assert!(raft_id.parse::<u64>().is_ok(), "{raft_id}");
+    assert_eq!(manager["members"][raft_id], manager["addr"]);
     let applied = manager["appliedIndex"].as_u64().expect("an applied index");
     assert!(
         applied > 0 && applied <= manager["commitIndex"].as_u64().unwrap_or(0),
@@ -990,7 +1049,7 @@ async fn info_version_and_self_name_the_node_serving_the_socket() {
         "{version}"
     );
 
-    let inspected = json(&socket, &["node", "inspect", "self", "--format", "json"]);
+    let inspected = inspected(&socket, &["node", "inspect", "self", "--format", "json"]);
     assert_eq!(inspected["id"], node_id.as_str());
     ok(&socket, &["node", "update", "self", "--label-add", "zone=a"]);
     assert_eq!(ok(&socket, &["node", "ls", "-q", "-f", "label=zone=a"]).trim(), node_id);
@@ -1024,7 +1083,7 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
         std::io::Write::write_all(&mut create.stdin.take().expect("piped"), b"k3y").unwrap();
         let created = create.wait_with_output().unwrap();
         assert!(created.status.success(), "{kind} create from stdin");
-        let before = json(&socket, &[kind, "inspect", "api-key", "--format", "json"]);
+        let before = inspected(&socket, &[kind, "inspect", "api-key", "--format", "json"]);
         assert_eq!(
             before["spec"]["annotations"]["labels"],
             serde_json::json!({"env": "prod"})
@@ -1033,7 +1092,7 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
             &socket,
             &[kind, "update", "api-key", "--label-add", "team=a", "--label-rm", "env"],
         );
-        let after = json(&socket, &[kind, "inspect", "api-key", "--format", "json"]);
+        let after = inspected(&socket, &[kind, "inspect", "api-key", "--format", "json"]);
         assert_eq!(after["spec"]["annotations"]["labels"], serde_json::json!({"team": "a"}));
         assert!(after["meta"]["version"].as_u64() > before["meta"]["version"].as_u64());
         if kind == "config" {
@@ -1052,7 +1111,7 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
         fails(
             &socket,
             &[kind, "create", "big", big.to_str().unwrap()],
-            "holds at most",
+            "must hold under",
         );
         // An endless input is refused, not read whole into memory.
         fails(
@@ -1080,7 +1139,7 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
         "--log-entries-for-slow-followers", "1000", "--snapshot-interval", "20000",
     ];
     ok(&socket, &update);
-    let spec = &json(&socket, &["cluster", "inspect", "default", "--format", "json"])["spec"];
+    let spec = &inspected(&socket, &["cluster", "inspect", "default", "--format", "json"])["spec"];
     assert_eq!(spec["dispatcher"]["heartbeatPeriod"], "10s");
     assert_eq!(spec["caConfig"]["nodeCertExpiry"], "172800s");
     assert_eq!(spec["raft"]["logEntriesForSlowFollowers"], 1000);
@@ -1215,11 +1274,13 @@ async fn inspect_takes_several_references_as_docker_does() {
         .map(|service| service["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [web, db]);
-    // One reference still prints the object itself.
+    // One reference prints an array of one, as docker's does.
     assert_eq!(
-        json(&socket, &["service", "inspect", "web", "--format", "json"])["id"],
+        inspected(&socket, &["service", "inspect", "web", "--format", "json"])["id"],
         web
     );
+    let (code, stdout, _) = swarmctl(&socket, &["service", "inspect", "nope", "--format", "json"]);
+    assert_eq!((code, stdout.trim()), (1, "[]"));
 
     let (code, stdout, stderr) = swarmctl(&socket, &["service", "inspect", "web", "nope", "db"]);
     assert_eq!(code, 1, "{stderr}");

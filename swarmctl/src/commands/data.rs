@@ -169,7 +169,9 @@ pub async fn run<D: Data>(control: &mut Control, command: DataCommand, format: F
         }
         DataCommand::Ls(list) => {
             let filters = Filters::new(list.filters, &[])?;
-            let items = D::list_matching(control, filters.list_filters()).await?;
+            let mut items = D::list_matching(control, filters.list_filters()).await?;
+            // By name, as docker lists them (the store lists by ID).
+            items.sort_by_cached_key(|item| name(item.annotations()).to_lowercase());
             if format == Format::Json && !list.quiet {
                 return output::json_list(&items);
             }

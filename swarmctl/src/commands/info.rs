@@ -31,13 +31,13 @@ pub async fn run(control: &Control, format: Format) -> anyhow::Result<()> {
 fn manager_fields(manager: &ManagerInfo) -> Vec<(&'static str, String)> {
     let leader = if manager.is_leader {
         "this node".to_string()
-    } else if manager.leader_raft_id == 0 {
+    } else if manager.leader_raft_id.is_empty() {
         "none known".to_string()
     } else {
         format!("{} at {}", manager.leader_raft_id, manager.leader_addr)
     };
     let mut fields = vec![
-        ("Raft ID", manager.raft_id.to_string()),
+        ("Raft ID", manager.raft_id.clone()),
         ("Raft address", manager.addr.clone()),
         ("Leader", leader),
         ("Term", manager.term.to_string()),

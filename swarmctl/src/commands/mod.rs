@@ -88,9 +88,9 @@ impl EachObject {
 
 /// `inspect` of the objects `references` name, as docker's: each fetched
 /// with `get`; for people each object's `fields`, a blank line between
-/// two; in JSON the object (one reference) or an array of those found
-/// (several). One that fails prints its error, the rest still print, and
-/// the command fails at the end.
+/// two; in JSON an array of those found, one reference or several, so that
+/// a script reads the same shape whatever it asked. One that fails prints
+/// its error, the rest still print, and the command fails at the end.
 pub(crate) async fn inspect_each<T: prost::Message + prost::Name>(
     references: &[String],
     format: Format,
@@ -123,10 +123,7 @@ pub(crate) async fn inspect_each<T: prost::Message + prost::Name>(
         }
     }
     if format == Format::Json {
-        match found.as_slice() {
-            [one] if references.len() == 1 => crate::output::json_one(one)?,
-            several => crate::output::json_list(several)?,
-        }
+        crate::output::json_list(&found)?;
     }
     each.finish()
 }

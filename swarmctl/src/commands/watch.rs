@@ -16,7 +16,11 @@ use crate::output::{self, Format};
 const ALL_KINDS: [&str; 6] = ["node", "service", "task", "cluster", "secret", "config"];
 
 pub async fn run(socket: &Path, kinds: Vec<String>, actions: Vec<WatchAction>, format: Format) -> anyhow::Result<()> {
-    let actions: Vec<i32> = actions
+    // A kind or action named twice is watched once.
+    let mut kinds: Vec<String> = kinds.iter().map(|kind| kind.to_lowercase()).collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut actions: Vec<i32> = actions
         .into_iter()
         .map(|action| {
             match action {
@@ -27,6 +31,8 @@ pub async fn run(socket: &Path, kinds: Vec<String>, actions: Vec<WatchAction>, f
             .into()
         })
         .collect();
+    actions.sort_unstable();
+    actions.dedup();
     // No entry means every kind and action; actions alone need every kind.
     let kinds = match (kinds.is_empty(), actions.is_empty()) {
         (true, false) => ALL_KINDS.map(String::from).to_vec(),

@@ -63,17 +63,21 @@ impl InfoApi {
     async fn manager(&self) -> ManagerInfo {
         let leadership = self.raft.leadership();
         let mut info = ManagerInfo {
-            raft_id: self.raft_id,
+            raft_id: self.raft_id.to_string(),
             addr: self.raft_addr.clone(),
             term: leadership.term,
             is_leader: leadership.is_leader,
-            leader_raft_id: leadership.leader_id.unwrap_or_default(),
+            leader_raft_id: leadership.leader_id.map(|id| id.to_string()).unwrap_or_default(),
             leader_addr: leadership.leader_addr.unwrap_or_default(),
             ..Default::default()
         };
         match tokio::time::timeout(STATUS_WITHIN, self.raft.status()).await {
             Ok(Ok(status)) => {
-                info.members = status.members.into_iter().collect();
+                info.members = status
+                    .members
+                    .into_iter()
+                    .map(|(id, addr)| (id.to_string(), addr))
+                    .collect();
                 info.commit_index = status.commit;
                 info.applied_index = status.applied;
                 info.snapshot_index = status.snapshot_index;

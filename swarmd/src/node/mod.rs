@@ -60,7 +60,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     };
     let identity = &state_dir.identity;
     tracing::info!(
-        cluster = format!("{:016x}", identity.cluster_id),
+        raft_cluster = format!("{:016x}", identity.cluster_id),
         node = identity.node_id,
         new = state_dir.created,
         "starting"

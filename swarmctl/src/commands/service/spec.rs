@@ -161,11 +161,24 @@ pub fn update(
             "mount",
         )?;
     }
+    // One target twice among the added is a mistake (docker refuses it
+    // too), not a replacement.
+    for (i, mount) in changes.mount_add.iter().enumerate() {
+        if changes.mount_add[..i]
+            .iter()
+            .any(|earlier| earlier.target == mount.target)
+        {
+            bail!("--mount-add: two mounts target {:?}", mount.target);
+        }
+    }
     add_replacing(&mut container.mounts, changes.mount_add, |a, b| a.target == b.target);
+    // A secret or config to remove is named as when it was added: its name,
+    // its ID or a prefix of the ID of only one of those the service uses.
     for name in &changes.secret_rm {
+        let by_prefix = only_id_with_prefix(container.secrets.iter().map(|r| r.secret_id.as_str()), name);
         remove_where(
             &mut container.secrets,
-            |r| &r.secret_name == name || &r.secret_id == name,
+            |r| &r.secret_name == name || Some(&r.secret_id) == by_prefix.as_ref(),
             "secret-rm",
             name,
             "secret",
@@ -173,9 +186,10 @@ pub fn update(
     }
     add_replacing(&mut container.secrets, secrets, |a, b| a.target == b.target);
     for name in &changes.config_rm {
+        let by_prefix = only_id_with_prefix(container.configs.iter().map(|r| r.config_id.as_str()), name);
         remove_where(
             &mut container.configs,
-            |r| &r.config_name == name || &r.config_id == name,
+            |r| &r.config_name == name || Some(&r.config_id) == by_prefix.as_ref(),
             "config-rm",
             name,
             "config",
@@ -209,6 +223,14 @@ fn add_replacing<T>(items: &mut Vec<T>, added: impl IntoIterator<Item = T>, same
         items.retain(|existing| !same(existing, &item));
         items.push(item);
     }
+}
+
+/// The one ID among `ids` that starts with `prefix` (a whole ID is its own
+/// prefix); `None` if none does or several do.
+fn only_id_with_prefix<'a>(ids: impl Iterator<Item = &'a str>, prefix: &str) -> Option<String> {
+    let mut matching = ids.filter(|id| !prefix.is_empty() && id.starts_with(prefix));
+    let first = matching.next()?;
+    matching.all(|id| id == first).then(|| first.to_string())
 }
 
 /// `KEY` of `KEY=VALUE`.
@@ -348,8 +370,16 @@ fn apply_task_flags(spec: &mut ServiceSpec, flags: TaskFlags) {
         || flags.health_start_period.is_some()
     {
         let health = container.healthcheck.get_or_insert_with(Default::default);
-        if let Some(command) = flags.health_cmd {
-            health.test = vec!["CMD-SHELL".into(), command];
+        // As docker: a health option turns a check that was off back on
+        // (the image's, unless --health-cmd names one), and an empty
+        // --health-cmd means the image's.
+        if health.test.first().is_some_and(|test| test == "NONE") {
+            health.test.clear();
+        }
+        match flags.health_cmd {
+            Some(command) if command.trim().is_empty() => health.test.clear(),
+            Some(command) => health.test = vec!["CMD-SHELL".into(), command],
+            None => {}
         }
         replace(&mut health.interval, flags.health_interval);
         replace(&mut health.timeout, flags.health_timeout);

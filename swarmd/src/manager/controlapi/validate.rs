@@ -9,9 +9,9 @@ use swarm_proto::v1::{
 
 use crate::error::{Error, Result};
 
-/// The largest secret SwarmKit accepts, and so do we.
+/// A secret holds less than this, as in SwarmKit (`MaxSecretSize`).
 pub(crate) const MAX_SECRET_BYTES: usize = 500 * 1024;
-/// The largest config SwarmKit accepts.
+/// A config holds less than this, as in SwarmKit (`MaxConfigSize`).
 pub(crate) const MAX_CONFIG_BYTES: usize = 1000 * 1024;
 
 fn invalid(message: String) -> Error {
@@ -59,9 +59,11 @@ pub(crate) fn annotations(field: &str, annotations: Option<&Annotations>) -> Res
     Ok(())
 }
 
-/// The longest duration protobuf's JSON mapping can write (about 10,000
-/// years): past it, every JSON read of the object would fail.
-const MAX_DURATION_SECONDS: i64 = 315_576_000_000;
+/// The longest duration a Go `time.Duration` holds (int64 nanoseconds,
+/// about 292 years), as the Docker engine and SwarmKit read durations: a
+/// longer one would be taken by the manager and fail at the engine. (It
+/// is also well within protobuf's JSON mapping, about 10,000 years.)
+const MAX_DURATION_SECONDS: i64 = i64::MAX / 1_000_000_000;
 
 /// A duration that is not negative, and short enough to be written back.
 fn non_negative(field: &str, duration: Option<&prost_types::Duration>) -> Result<()> {
@@ -70,7 +72,7 @@ fn non_negative(field: &str, duration: Option<&prost_types::Duration>) -> Result
             Err(invalid(format!("{field} must not be negative")))
         }
         Some(duration) if duration.seconds > MAX_DURATION_SECONDS || duration.nanos >= 1_000_000_000 => Err(invalid(
-            format!("{field} is out of range: at most {MAX_DURATION_SECONDS}s (10,000 years)"),
+            format!("{field} is out of range: at most {MAX_DURATION_SECONDS}s (292 years, as Go's time.Duration)"),
         )),
         _ => Ok(()),
     }
@@ -153,6 +155,18 @@ fn container_spec(container: &ContainerSpec) -> Result<()> {
         "spec.task.container.stop_grace_period",
         container.stop_grace_period.as_ref(),
     )?;
+    if !container.dir.is_empty() && !container.dir.starts_with('/') {
+        return Err(invalid(format!(
+            "spec.task.container.dir {:?} is not an absolute path",
+            container.dir
+        )));
+    }
+    if !container.stop_signal.is_empty() && !stop_signal(&container.stop_signal) {
+        return Err(invalid(format!(
+            "spec.task.container.stop_signal {:?} is not a signal: a name such as SIGTERM or TERM, or a number from 1 to 64",
+            container.stop_signal
+        )));
+    }
     if let Some(health) = &container.healthcheck {
         healthcheck(health)?;
     }
@@ -161,6 +175,33 @@ fn container_spec(container: &ContainerSpec) -> Result<()> {
     let configs = container.configs.iter().map(|r| (&r.config_id, &r.target));
     references("configs", configs, |target| target.starts_with('/'))?;
     mounts(&container.mounts)
+}
+
+/// Whether `signal` names a Linux signal as the engine takes one: a number
+/// from 1 to 64, or a name with or without `SIG` (`SIGRTMIN+3` too).
+fn stop_signal(signal: &str) -> bool {
+    const NAMES: [&str; 31] = [
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE",
+        "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM",
+        "PROF", "WINCH", "IO", "PWR",
+    ];
+    if let Ok(number) = signal.parse::<u32>() {
+        return (1..=64).contains(&number);
+    }
+    let name = signal.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    // RTMIN, RTMIN+n, RTMAX-n: the real-time signals, 30 of them past the first.
+    let realtime_offset = |rest: &str| {
+        rest.is_empty()
+            || rest
+                .strip_prefix(['+', '-'])
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n <= 30)
+    };
+    NAMES.contains(&name)
+        || ["RTMIN", "RTMAX"]
+            .iter()
+            .any(|base| name.strip_prefix(base).is_some_and(realtime_offset))
 }
 
 /// Mounts, as SwarmKit's `validateMounts`: each at its own absolute target;
@@ -398,6 +439,13 @@ pub(crate) fn constraint(expression: &str) -> Result<(), String> {
     if value.is_empty() {
         return Err("the value is empty".into());
     }
+    // SwarmKit's value pattern: no `=` or `!` in a value, so that an
+    // expression reads one way only (`a==1==2` is refused, not `a` == `1==2`).
+    if let Some(bad) = value.chars().find(|&c| !constraint_value_char(c)) {
+        return Err(format!(
+            "the value {value:?} holds {bad:?}: a value is letters, digits, spaces and : - _ . * ( ) ? + [ ] \\ ^ $ | /"
+        ));
+    }
     if !node_attribute(key) {
         return Err(format!("unknown key {key:?}"));
     }
@@ -405,6 +453,11 @@ pub(crate) fn constraint(expression: &str) -> Result<(), String> {
         return Err(format!("node.role is manager or worker, not {value:?}"));
     }
     Ok(())
+}
+
+/// Whether `c` may appear in a constraint's value (SwarmKit's `valuePattern`).
+fn constraint_value_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c.is_ascii_whitespace() || ":-_.*()?+[]\\^$|/".contains(c)
 }
 
 /// The shortest node certificate lifetime a cluster may ask for (SwarmKit's
@@ -494,10 +547,11 @@ pub(crate) fn secret_or_config(kind: &str, annotations: Option<&Annotations>, da
     if data.is_empty() {
         return Err(invalid(format!("spec.data is required: a {kind} holds data")));
     }
-    if data.len() > max {
+    if data.len() >= max {
         return Err(invalid(format!(
-            "spec.data is {} bytes; a {kind} holds at most {max}",
-            data.len()
+            "spec.data is {} bytes; a {kind} must hold under {max} ({} KiB)",
+            data.len(),
+            max / 1024
         )));
     }
     Ok(())
@@ -538,12 +592,51 @@ mod tests {
     }
 
     #[test]
+    fn stop_signals_are_linux_signals() {
+        for good in [
+            "SIGTERM",
+            "TERM",
+            "sigquit",
+            "9",
+            "64",
+            "SIGRTMIN+3",
+            "RTMAX-1",
+            "SIGRTMIN",
+        ] {
+            assert!(stop_signal(good), "{good}");
+        }
+        for bad in ["SIGBOGUS", "0", "65", "999", "SIG", "", "SIGRTMIN+31", "RTMIN3", "-9"] {
+            assert!(!stop_signal(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_relative_workdir_and_a_bogus_stop_signal_are_refused() {
+        let refused = refusal(|spec| container(spec).dir = "relative/dir".into()).expect("refused");
+        assert!(refused.contains("spec.task.container.dir"), "{refused}");
+        assert!(refusal(|spec| container(spec).dir = "/srv".into()).is_none());
+        let refused = refusal(|spec| container(spec).stop_signal = "SIGBOGUS".into()).expect("refused");
+        assert!(refused.contains("spec.task.container.stop_signal"), "{refused}");
+        assert!(refusal(|spec| container(spec).stop_signal = "SIGINT".into()).is_none());
+        let refused = refusal(|spec| {
+            container(spec).stop_grace_period = Some(prost_types::Duration {
+                seconds: 35_999_996_400,
+                nanos: 0,
+            })
+        })
+        .expect("refused");
+        assert!(refused.contains("292 years"), "{refused}");
+    }
+
+    #[test]
     fn constraints_follow_the_grammar() {
         for good in [
             "node.labels.zone == a",
             "node.role!=manager",
             "engine.labels.os == linux",
             "node.hostname==n1",
+            "node.labels.path == /srv/data-1:ro",
+            "node.labels.re == a(b|c)*[0-9]?+^$",
         ] {
             assert!(constraint(good).is_ok(), "{good}");
         }
@@ -554,6 +647,9 @@ mod tests {
             "node.role == boss",
             "node.id ==",
             "a == b == c",
+            "node.labels.a==1==2",
+            "node.labels.a==1!=2",
+            "node.labels.a==x;y",
         ] {
             assert!(constraint(bad).is_err(), "{bad}");
         }
@@ -812,15 +908,16 @@ mod tests {
     }
 
     #[test]
-    fn secrets_over_500_kib_are_refused() {
+    fn secrets_of_500_kib_or_more_are_refused() {
         let err = secret_or_config(
             "secret",
             named("db-pass").as_ref(),
-            &vec![0; MAX_SECRET_BYTES + 1],
+            &vec![0; MAX_SECRET_BYTES],
             MAX_SECRET_BYTES,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("at most 512000"), "{err}");
-        assert!(secret_or_config("secret", named("db-pass").as_ref(), b"x", MAX_SECRET_BYTES).is_ok());
+        assert!(err.to_string().contains("under 512000 (500 KiB)"), "{err}");
+        let largest = vec![0; MAX_SECRET_BYTES - 1];
+        assert!(secret_or_config("secret", named("db-pass").as_ref(), &largest, MAX_SECRET_BYTES).is_ok());
     }
 }

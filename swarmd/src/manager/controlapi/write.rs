@@ -3,7 +3,7 @@
 
 use swarm_proto::v1::{
     Cluster, ClusterSpec, Config, ConfigSpec, Node, NodeRole, NodeSpec, Secret, SecretSpec, Service, ServiceSpec, Task,
-    node_status, port_config, service_spec, task_spec,
+    UpdateStatus, node_status, port_config, service_spec, task_spec, update_status,
 };
 use swarm_store::{By, MemoryStore, Read as _, StoreObject, WriteTx};
 
@@ -268,6 +268,14 @@ pub(crate) async fn update_service(
         }
         let mut service = Service::clone(stored);
         service.previous_spec = service.spec.replace(next);
+        // As SwarmKit: a new spec starts with no update status (the
+        // updater sets one); a rollback says who asked for it.
+        service.update_status = rollback.then(|| UpdateStatus {
+            state: update_status::State::RollbackStarted.into(),
+            started_at: Some(std::time::SystemTime::now().into()),
+            message: "manually requested rollback".into(),
+            ..Default::default()
+        });
         Ok(tx.update(service)?)
     })
     .await
@@ -537,8 +545,12 @@ pub(crate) async fn remove_referenced<T: StoreObject>(
     // No service that names it can be stored between the check and the
     // removal.
     let _serialized = cross_checks.hold().await;
-    let users: Vec<String> = store.view(|read| {
-        read.list::<Service>()
+    let (name, users): (Option<String>, Vec<String>) = store.view(|read| {
+        let name = read
+            .get::<T>(id)
+            .and_then(|object| object.annotations().map(|annotations| annotations.name.clone()));
+        let users = read
+            .list::<Service>()
             .into_iter()
             .filter(|service| {
                 let container = service
@@ -557,11 +569,14 @@ pub(crate) async fn remove_referenced<T: StoreObject>(
                     .map(|a| a.name.clone())
                     .unwrap_or_default()
             })
-            .collect()
+            .collect();
+        (name, users)
     });
     if !users.is_empty() {
+        // Named as the operator knows it, with the ID for the unambiguous.
+        let named = name.map_or_else(|| id.to_string(), |name| format!("{name:?} ({id})"));
         return Err(Error::FailedPrecondition(format!(
-            "{} {id} is in use by service(s) {}",
+            "{} {named} is in use by service(s) {}",
             T::KIND,
             users.join(", ")
         )));
