@@ -173,3 +173,27 @@ async fn a_proposal_larger_than_an_entry_may_be_is_refused_and_the_member_goes_o
         .expect("a proposal of a normal size");
     node.shutdown().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_moves_to_a_free_address_only() {
+    let (dir, node) = single_member(LogMachine::new()).await;
+    let handle = node.handle();
+    let applied = handle.status().await.expect("status").applied;
+    // Its own address: nothing to change, no entry.
+    assert_eq!(handle.move_member(1, "127.0.0.1:1").await.expect("no move"), applied);
+    let err = handle.move_member(2, "127.0.0.1:2").await.expect_err("no member 2");
+    assert!(matches!(err, Error::Membership(_)), "{err}");
+    let moved_at = handle.move_member(1, "127.0.0.1:9").await.expect("moved");
+    assert!(moved_at > applied);
+    assert_eq!(handle.status().await.expect("status").members[&1], "127.0.0.1:9");
+    node.shutdown().await.expect("clean stop");
+
+    // The address is in the log: a restart reads it back.
+    let mut config = Config::new(1, 7, dir.path(), "127.0.0.1:9");
+    config.tick = Duration::from_millis(20);
+    let node = RaftNode::start(config, LogMachine::new(), Start::Restart)
+        .await
+        .expect("restart");
+    assert_eq!(node.handle().status().await.expect("status").members[&1], "127.0.0.1:9");
+    node.shutdown().await.expect("clean stop");
+}

@@ -1325,3 +1325,34 @@ async fn inspect_takes_several_references_as_docker_does() {
     assert_eq!(stderr.lines().count(), 2, "an error per task: {stderr}");
     drop(daemon);
 }
+
+/// A manager started again on another Raft address (port 0 picks a new
+/// one each start) records it in the group: the members and the leader's
+/// address name where it listens now, not where it listened before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_restarted_on_another_address_is_known_there() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
+    let first = json(&daemon.socket, &["info", "--format", "json"])["manager"]["addr"].clone();
+    assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
+
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
+    let manager = json(&daemon.socket, &["info", "--format", "json"])["manager"].clone();
+    let addr = manager["addr"].as_str().expect("an address");
+    assert_ne!(manager["addr"], first, "port 0 gave the same port twice");
+    let raft_id = manager["raftId"].as_str().unwrap();
+    assert_eq!(manager["members"][raft_id], addr, "{manager}");
+    assert_eq!(manager["leaderAddr"], addr, "{manager}");
+    assert!(daemon.log_text().contains("member address changed"));
+    let node = inspected(&daemon.socket, &["node", "inspect", "self", "--format", "json"]);
+    assert_eq!(node["managerStatus"]["addr"], addr);
+
+    // And it stays there across the next start, as the log replays.
+    daemon.signal_and_wait(9, Duration::from_secs(10));
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
+    let manager = json(&daemon.socket, &["info", "--format", "json"])["manager"].clone();
+    let raft_id = manager["raftId"].as_str().unwrap();
+    assert_eq!(manager["members"][raft_id], manager["addr"], "{manager}");
+    drop(daemon);
+}

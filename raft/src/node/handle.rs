@@ -112,6 +112,11 @@ pub(crate) enum Command {
         id: u64,
         reply: oneshot::Sender<Result<u64>>,
     },
+    MoveMember {
+        id: u64,
+        addr: String,
+        reply: oneshot::Sender<Result<u64>>,
+    },
     TransferLeadership {
         to: Option<u64>,
         reply: oneshot::Sender<Result<u64>>,
@@ -210,6 +215,23 @@ impl<O: Send + 'static> RaftHandle<O> {
     pub async fn add_member(&self, id: u64, addr: &str) -> Result<u64> {
         let addr = addr.to_string();
         self.request_or(|reply| Command::AddMember { id, addr, reply }, change_unanswered)
+            .await?
+    }
+
+    /// Records that member `id` is now reached at `addr` (a manager started
+    /// again on another address); returns the index of the change once it
+    /// applied here, or the applied index if `addr` is already its address.
+    /// A conf change that adds no one: the address is replicated state, so
+    /// every member and every restart reach `id` there from then on.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Membership`] when `id` is not a member or `addr` is another
+    /// member's; the proposal errors of [`RaftHandle::propose`].
+    #[tracing::instrument(name = "raft.move_member", skip(self), fields(member = self.id))]
+    pub async fn move_member(&self, id: u64, addr: &str) -> Result<u64> {
+        let addr = addr.to_string();
+        self.request_or(|reply| Command::MoveMember { id, addr, reply }, change_unanswered)
             .await?
     }
 

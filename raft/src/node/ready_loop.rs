@@ -195,7 +195,10 @@ impl<S: StateMachine> ReadyLoop<S> {
         // commands dropped unanswered read as Stopped already.)
         self.commands.close();
         while let Some(command) = self.commands.recv().await {
-            if let Command::AddMember { reply, .. } | Command::RemoveMember { reply, .. } = command {
+            if let Command::AddMember { reply, .. }
+            | Command::RemoveMember { reply, .. }
+            | Command::MoveMember { reply, .. } = command
+            {
                 let _ = reply.send(Err(Error::Stopped));
             }
         }
@@ -342,6 +345,16 @@ impl<S: StateMachine> ReadyLoop<S> {
                 let result = self.check_add(id, &addr);
                 self.propose_conf_change(result.map(|()| membership::add_member_change(id, &addr)), reply);
             }
+            Command::MoveMember { id, addr, reply } => match self.check_move(id, &addr) {
+                // Nothing to change: no entry.
+                Ok(false) => {
+                    let _ = reply.send(Ok(self.raw.raft.raft_log.applied));
+                }
+                result => {
+                    let change = result.map(|_| membership::add_member_change(id, &addr));
+                    self.propose_conf_change(change, reply);
+                }
+            },
             Command::RemoveMember { id, reply } => {
                 let result = self
                     .check_leader()
@@ -411,6 +424,22 @@ impl<S: StateMachine> ReadyLoop<S> {
             return Err(Error::Membership(format!("address {addr} is already member {other}'s")));
         }
         Ok(())
+    }
+
+    /// Whether member `id` may move to `addr`, and needs to.
+    fn check_move(&self, id: u64, addr: &str) -> Result<bool> {
+        self.check_leader()?;
+        let members = self.raw.store().members();
+        let Some(current) = members.get(&id) else {
+            return Err(Error::Membership(format!("member {id} is not in the group")));
+        };
+        if let Some((other, _)) = members
+            .iter()
+            .find(|(other, known)| **other != id && known.as_str() == addr)
+        {
+            return Err(Error::Membership(format!("address {addr} is already member {other}'s")));
+        }
+        Ok(current != addr)
     }
 
     fn propose_conf_change(&mut self, change: Result<ConfChange>, reply: oneshot::Sender<Result<u64>>) {
@@ -757,7 +786,17 @@ impl<S: StateMachine> ReadyLoop<S> {
         match change.get_change_type() {
             ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
                 let addr = membership::added_member_addr(&change)?;
-                tracing::info!(member = self.config.id, added = change.node_id, addr, "member added");
+                // Adding a member already in the group only moves it.
+                match store.members().get(&change.node_id) {
+                    Some(old) => tracing::info!(
+                        member = self.config.id,
+                        moved = change.node_id,
+                        from = old,
+                        to = addr,
+                        "member address changed"
+                    ),
+                    None => tracing::info!(member = self.config.id, added = change.node_id, addr, "member added"),
+                }
                 store.put_member(&mut self.batch, change.node_id, &addr)?;
             }
             ConfChangeType::RemoveNode => {

@@ -40,8 +40,7 @@ pub async fn ensure_cluster(
         let mut now = node.clone();
         now.description.get_or_insert_default().hostname = hostname.to_string();
         if let Some(status) = now.manager_status.as_mut() {
-            // The cluster issue moves the Raft member's own address too
-            // (a conf change); the group of one here needs none.
+            // The Raft group learns it too (`Manager::record_own_address`).
             status.addr = raft_addr.to_string();
         }
         (&now != node).then_some(now)

@@ -142,6 +142,29 @@ impl Manager {
         self.raft.handle()
     }
 
+    /// Records this manager's Raft address in the group if it moved since
+    /// the last start (another `--listen-remote-api`, or port 0): the
+    /// address is replicated state, which every member and every later
+    /// start reach it by. Only a leader can; a follower's move is the
+    /// cluster issue's (forwarded to the leader), and until then it says so.
+    ///
+    /// # Errors
+    ///
+    /// The change failed for another reason than this member not leading.
+    pub async fn record_own_address(&self, raft_id: u64) -> Result<()> {
+        match self.raft.handle().move_member(raft_id, &self.raft_addr).await {
+            Ok(_) => Ok(()),
+            Err(swarm_raft::Error::NotLeader { .. }) => {
+                tracing::warn!(
+                    addr = self.raft_addr,
+                    "not leading: the group keeps this member's old address"
+                );
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
     /// Hands leadership over if another manager can take it, then stops the
     /// Raft member (proposals in flight fail, RocksDB closes) and its
     /// transport server.

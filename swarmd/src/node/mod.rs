@@ -148,6 +148,7 @@ async fn serve(
         raft,
     )
     .await?;
+    manager.record_own_address(state_dir.identity.raft_id).await?;
     // Without --listen-metrics, requests are not counted at all.
     let metrics = metrics_listener.map(|listener| (Metrics::new(manager.store.clone(), manager.raft()), listener));
     let count_requests = metrics.as_ref().map(|(metrics, _)| metrics.layer());
