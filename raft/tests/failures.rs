@@ -378,3 +378,18 @@ async fn a_leader_cut_off_under_a_stream_of_proposals_still_steps_down() {
     cluster.heal();
     cluster.shutdown().await;
 }
+
+/// A member removed while it runs learns it (the commit of its removal
+/// reaches it before its link goes) and stops by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_member_that_is_removed_stops() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    cluster.propose_many(leader, 20, 4, "before").await;
+    let removed = *cluster.members.keys().find(|id| **id != leader).unwrap();
+    cluster.handle(leader).remove_member(removed).await.unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), cluster.handle(removed).stopped()).await;
+    assert!(stopped.is_ok(), "the removed member still runs");
+    cluster.propose(b"the two left commit".to_vec()).await;
+    cluster.shutdown().await;
+}

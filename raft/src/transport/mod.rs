@@ -48,12 +48,37 @@ struct PeerLink {
     addr: String,
     queue: mpsc::Sender<Message>,
     client: RaftTransportClient<Channel>,
-    task: JoinHandle<()>,
+    /// Its sending task; `None` once retired.
+    task: Option<JoinHandle<()>>,
+}
+
+/// How long a retired link may take to send what was queued for it.
+const RETIRE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl PeerLink {
+    /// Ends the link once what is queued on it went out (or after
+    /// [`RETIRE_WITHIN`]) rather than at once: the last messages to a
+    /// member leaving the group carry the commit of its removal, which is
+    /// what tells it to stop.
+    fn retire(mut self) {
+        let Some(mut task) = self.task.take() else {
+            return;
+        };
+        // Dropping the link closes its queue: the task ends once drained.
+        drop(self);
+        tokio::spawn(async move {
+            if tokio::time::timeout(RETIRE_WITHIN, &mut task).await.is_err() {
+                task.abort();
+            }
+        });
+    }
 }
 
 impl Drop for PeerLink {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -95,7 +120,17 @@ impl Transport {
     /// Starts, restarts (on a new address) and stops peer tasks so that
     /// there is one per member other than this one.
     pub(crate) fn set_members(&mut self, members: &BTreeMap<u64, String>) {
-        self.peers.retain(|id, link| members.get(id) == Some(&link.addr));
+        let gone: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|(id, link)| members.get(id) != Some(&link.addr))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            if let Some(link) = self.peers.remove(&id) {
+                link.retire();
+            }
+        }
         for (&id, addr) in members {
             if id == self.id || self.peers.contains_key(&id) {
                 continue;
@@ -130,7 +165,7 @@ impl Transport {
             addr: addr.to_string(),
             queue,
             client,
-            task,
+            task: Some(task),
         })
     }
 
