@@ -3,7 +3,7 @@
 
 use bytes::BytesMut;
 use futures::StreamExt as _;
-use raft::eraftpb::Message;
+use raft::eraftpb::{Message, MessageType};
 use swarm_proto::v1::raft_transport_server::{RaftTransport, RaftTransportServer};
 use swarm_proto::v1::{RaftAck, RaftBatch, SnapshotChunk};
 use tokio::sync::mpsc;
@@ -78,9 +78,49 @@ impl TransportService {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<Message, Status> {
-    protobuf::Message::parse_from_bytes(bytes)
-        .map_err(|err| Status::invalid_argument(format!("undecodable raft message: {err}")))
+/// A message of the batch from `from` to `to`, as a peer may send one:
+/// addressed as its batch is (replies go to where a message says it came
+/// from), and of a kind members exchange. Proposals never travel (each
+/// member proposes only to its own log, as the leader), and the kinds
+/// raft-rs makes for itself (a tick, an unreachable report) never come
+/// from outside; a snapshot comes only as a stream.
+fn decode(bytes: &[u8], from: u64, to: u64, snapshot: bool) -> Result<Message, Status> {
+    let message: Message = protobuf::Message::parse_from_bytes(bytes)
+        .map_err(|err| Status::invalid_argument(format!("undecodable raft message: {err}")))?;
+    if (message.from, message.to) != (from, to) {
+        return Err(Status::invalid_argument(format!(
+            "a raft message from {} to {} in a batch from {from} to {to}",
+            message.from, message.to
+        )));
+    }
+    let kind = message.get_msg_type();
+    if (kind == MessageType::MsgSnapshot) != snapshot || !exchanged(kind) {
+        return Err(Status::invalid_argument(format!(
+            "a raft message of kind {kind:?} does not travel this way"
+        )));
+    }
+    Ok(message)
+}
+
+/// Whether members send messages of `kind` to each other.
+fn exchanged(kind: MessageType) -> bool {
+    use MessageType::*;
+    matches!(
+        kind,
+        MsgAppend
+            | MsgAppendResponse
+            | MsgRequestVote
+            | MsgRequestVoteResponse
+            | MsgRequestPreVote
+            | MsgRequestPreVoteResponse
+            | MsgSnapshot
+            | MsgHeartbeat
+            | MsgHeartbeatResponse
+            | MsgTransferLeader
+            | MsgTimeoutNow
+            | MsgReadIndex
+            | MsgReadIndexResp
+    )
 }
 
 #[tonic::async_trait]
@@ -89,7 +129,8 @@ impl RaftTransport for TransportService {
         let batch = request.into_inner();
         if self.admit(batch.cluster_id, batch.from, batch.to)? {
             for bytes in &batch.messages {
-                self.deliver(&batch.from_addr, decode(bytes)?).await?;
+                self.deliver(&batch.from_addr, decode(bytes, batch.from, batch.to, false)?)
+                    .await?;
             }
         }
         Ok(Response::new(RaftAck {}))
@@ -101,7 +142,7 @@ impl RaftTransport for TransportService {
             return Err(Status::invalid_argument("empty snapshot stream"));
         };
         let admitted = self.admit(first.cluster_id, first.from, first.to)?;
-        let mut message = decode(&first.message)?;
+        let mut message = decode(&first.message, first.from, first.to, true)?;
         let mut data = BytesMut::from(&first.data[..]);
         while let Some(chunk) = chunks.next().await.transpose()? {
             data.extend_from_slice(&chunk.data);
@@ -113,5 +154,40 @@ impl RaftTransport for TransportService {
         message.mut_snapshot().data = data.freeze();
         self.deliver("", message).await?;
         Ok(Response::new(RaftAck {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(kind: MessageType, from: u64, to: u64) -> Vec<u8> {
+        let mut message = Message::default();
+        message.set_msg_type(kind);
+        message.from = from;
+        message.to = to;
+        protobuf::Message::write_to_bytes(&message).unwrap()
+    }
+
+    #[test]
+    fn only_messages_peers_exchange_addressed_as_their_batch_are_taken() {
+        let heartbeat = decode(&bytes(MessageType::MsgHeartbeat, 1, 2), 1, 2, false).expect("taken");
+        assert_eq!(heartbeat.get_msg_type(), MessageType::MsgHeartbeat);
+        assert!(decode(&bytes(MessageType::MsgSnapshot, 1, 2), 1, 2, true).is_ok());
+        for (kind, from, to, snapshot) in [
+            // Claims another sender or recipient than its batch.
+            (MessageType::MsgAppend, 3, 2, false),
+            (MessageType::MsgAppend, 1, 3, false),
+            // Proposals and raft-rs's own kinds never travel.
+            (MessageType::MsgPropose, 1, 2, false),
+            (MessageType::MsgHup, 1, 2, false),
+            (MessageType::MsgUnreachable, 1, 2, false),
+            // A snapshot only as a stream, and a stream only of one.
+            (MessageType::MsgSnapshot, 1, 2, false),
+            (MessageType::MsgAppend, 1, 2, true),
+        ] {
+            let refused = decode(&bytes(kind, from, to), 1, 2, snapshot).expect_err("refused");
+            assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{kind:?}");
+        }
     }
 }
