@@ -344,6 +344,38 @@ async fn a_leader_cut_off_but_alive_is_not_replaced_by_a_fast_campaign() {
     cluster.shutdown().await;
 }
 
+/// A follower cut off from a live leader whose address refuses it (a
+/// firewall that rejects its connections) campaigns at once; the member
+/// that still hears the leader takes that as a plain vote, which the
+/// leader's lease refuses: the leader stays, and commits go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_refused_by_a_live_leader_does_not_depose_it() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let term = cluster.handle(leader).leadership().term;
+    let cut_off = *cluster.members.keys().find(|id| **id != leader).unwrap();
+    cluster.handle(leader).links().cut(cut_off);
+    cluster.handle(cut_off).links().refuse_probes_of(leader);
+    swarm_raft::testing::cluster::wait_for("the cut-off follower's failover campaign", || {
+        (cluster.handle(cut_off).metrics().fast_failovers > 0).then_some(())
+    })
+    .await;
+    // Well past what the campaign needs to win through the third member.
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        let leadership = cluster.handle(leader).leadership();
+        assert!(
+            leadership.is_leader && leadership.term == term,
+            "the live leader was deposed: {leadership:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.propose_many(leader, 10, 4, "still leading").await;
+    cluster.heal();
+    cluster.handle(cut_off).links().heal_all();
+    cluster.shutdown().await;
+}
+
 /// Ticks are time, not a turn of the loop's queue: a leader cut off from
 /// the rest while proposals keep arriving (each one more turn of its loop,
 /// all of them taken before anything else) still counts its election

@@ -14,39 +14,80 @@
 //! and the usual election timeout applies. Followers campaign one after
 //! the other, by rank among the remaining voters, one tick apart, so two of
 //! them do not split the vote.
+//!
+//! A refused connection does not prove the leader dead to everyone,
+//! though: a firewall that rejects one follower's connections leaves the
+//! leader alive to the others. So a failover campaign's vote requests say
+//! what they are ([`FAILOVER_CAMPAIGN`]), and a voter takes one as forced
+//! only if the leader is silent to it too; otherwise as a plain vote, which
+//! its lease refuses. Without that, the cut-off follower would take
+//! leadership through the others, the old leader (cut off from it the same
+//! way) take it back, and leadership flap for as long as the cut lasts.
 
 use std::time::Duration;
 
 use raft::eraftpb::{Message, MessageType};
 use raft::raw_node::RawNode;
-use raft::{INVALID_ID, StateRole};
+use raft::{CAMPAIGN_TRANSFER, INVALID_ID, StateRole};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::storage::RocksStorage;
-use crate::transport::Report;
+use crate::transport::{Links, Report};
 
 /// Heartbeats missed before the leader's address is probed.
 pub(crate) const SILENT_HEARTBEATS: usize = 3;
+
+/// Heartbeats a voter must have missed to take a failover campaign as
+/// forced: one fewer than the candidate waited, as the voter's last
+/// heartbeat may have come a little later than the candidate's.
+const VOTER_SILENT_HEARTBEATS: usize = SILENT_HEARTBEATS - 1;
+
+/// The context of a failover campaign's vote requests, in place of
+/// raft-rs's `CAMPAIGN_TRANSFER` (see [`admit_vote`]).
+const FAILOVER_CAMPAIGN: &[u8] = b"swarm:FailoverCampaign";
 
 /// How long the probe's connection attempt may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(200);
 
 pub(crate) struct LeaderWatch {
     reports: mpsc::UnboundedSender<Report>,
+    links: Links,
     probing: bool,
+    /// The term of the last failover campaign this member started.
+    campaign_term: u64,
 }
 
 impl LeaderWatch {
-    pub(crate) fn new(reports: mpsc::UnboundedSender<Report>) -> Self {
+    pub(crate) fn new(reports: mpsc::UnboundedSender<Report>, links: Links) -> Self {
         LeaderWatch {
             reports,
+            links,
             probing: false,
+            campaign_term: 0,
         }
     }
 
     fn silent_ticks(config: &Config) -> usize {
         SILENT_HEARTBEATS * config.heartbeat_ticks.max(1)
+    }
+
+    /// The campaign [`LeaderWatch::on_probe`] asked for started, in `term`.
+    pub(crate) fn campaigned(&mut self, term: u64) {
+        self.campaign_term = term;
+    }
+
+    /// Marks the vote requests of this member's failover campaign as such,
+    /// before they go: raft-rs marks them as a handover's.
+    pub(crate) fn mark_votes(&self, messages: &mut [Message]) {
+        for message in messages {
+            if message.get_msg_type() == MessageType::MsgRequestVote
+                && message.term == self.campaign_term
+                && message.context == CAMPAIGN_TRANSFER
+            {
+                message.context = FAILOVER_CAMPAIGN.to_vec().into();
+            }
+        }
     }
 
     /// On each tick: probes a leader that has gone silent, unless a probe
@@ -76,10 +117,13 @@ impl LeaderWatch {
             .count() as u32;
         let stagger = config.tick * rank;
         let (leader, term, reports) = (raft.leader_id, raft.term, self.reports.clone());
+        let refused_by_test = self.links.probe_refused(leader);
         self.probing = true;
         tokio::spawn(async move {
-            let attempt = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(&addr)).await;
-            let refused = matches!(attempt, Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused);
+            let refused = refused_by_test || {
+                let attempt = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(&addr)).await;
+                matches!(attempt, Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused)
+            };
             if refused {
                 tokio::time::sleep(stagger).await;
             }
@@ -120,4 +164,29 @@ impl LeaderWatch {
         timeout_now.term = raft.term;
         Some(timeout_now)
     }
+}
+
+/// A vote request as this member should step it: one of a failover
+/// campaign is forced (as a handover's) if this member has not heard from
+/// its leader for [`VOTER_SILENT_HEARTBEATS`] heartbeats either (or knows
+/// none), and otherwise plain, which raft-rs refuses while the leader's
+/// lease holds.
+pub(crate) fn admit_vote(raw: &RawNode<RocksStorage>, config: &Config, message: &mut Message) {
+    if message.get_msg_type() != MessageType::MsgRequestVote || message.context != FAILOVER_CAMPAIGN {
+        return;
+    }
+    let raft = &raw.raft;
+    let leader_silent = raft.leader_id == INVALID_ID
+        || (raft.state != StateRole::Leader
+            && raft.election_elapsed >= VOTER_SILENT_HEARTBEATS * config.heartbeat_ticks.max(1));
+    message.context = if leader_silent {
+        CAMPAIGN_TRANSFER.to_vec().into()
+    } else {
+        tracing::info!(
+            member = raft.id,
+            candidate = message.from,
+            "a failover campaign while the leader is heard: taken as a plain vote"
+        );
+        Default::default()
+    };
 }

@@ -134,7 +134,7 @@ impl<S: StateMachine> RaftNode<S> {
         let metrics = Arc::new(Metrics::default());
         let links = Links::default();
         let (reports_tx, reports) = mpsc::unbounded_channel();
-        let leader_watch = LeaderWatch::new(reports_tx.clone());
+        let leader_watch = LeaderWatch::new(reports_tx.clone(), links.clone());
         let mut transport = Transport::new(&config, links.clone(), reports_tx, Arc::clone(&metrics));
         transport.set_members(&members);
         let (inbound_tx, inbound) = mpsc::channel(config.peer_queue);

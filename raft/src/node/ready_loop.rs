@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 use tracing::Instrument as _;
 
-use super::failover::LeaderWatch;
+use super::failover::{self, LeaderWatch};
 use super::handle::{Command, Leadership, Progress, Proposal, Role, Status};
 use super::membership;
 use super::pending::{Pending, Waiter};
@@ -309,6 +309,7 @@ impl<S: StateMachine> ReadyLoop<S> {
                 message.commit = self.raw.raft.raft_log.committed;
             }
         }
+        failover::admit_vote(&self.raw, &self.config, &mut message);
         if let Err(err) = self.raw.step(message) {
             tracing::debug!(member = self.config.id, %err, "raft message not stepped");
         }
@@ -331,8 +332,9 @@ impl<S: StateMachine> ReadyLoop<S> {
                     .on_probe(&self.raw, &self.config, leader, term, refused)
                 {
                     self.metrics.add_fast_failover();
-                    if let Err(err) = self.raw.step(timeout_now) {
-                        tracing::warn!(member = self.config.id, %err, "could not start the campaign");
+                    match self.raw.step(timeout_now) {
+                        Ok(()) => self.leader_watch.campaigned(self.raw.raft.term),
+                        Err(err) => tracing::warn!(member = self.config.id, %err, "could not start the campaign"),
                     }
                 }
             }
@@ -663,10 +665,11 @@ impl<S: StateMachine> ReadyLoop<S> {
         Ok(micros)
     }
 
-    fn send(&mut self, messages: Vec<Message>) {
+    fn send(&mut self, mut messages: Vec<Message>) {
         if messages.is_empty() {
             return;
         }
+        self.leader_watch.mark_votes(&mut messages);
         self.unreachable.extend(self.transport.send(messages));
     }
 

@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Clone, Debug, Default)]
 pub struct Links {
     cut: Arc<Mutex<HashSet<u64>>>,
+    /// Leaders whose address this member's failover probe finds refusing
+    /// connections, as a firewall that rejects them would make it.
+    refusing: Arc<Mutex<HashSet<u64>>>,
 }
 
 impl Links {
@@ -23,9 +26,10 @@ impl Links {
         self.lock().remove(&peer);
     }
 
-    /// Heals every link.
+    /// Heals every link, and lets probes through.
     pub fn heal_all(&self) {
         self.lock().clear();
+        lock(&self.refusing).clear();
     }
 
     /// Whether the link to `peer` is cut.
@@ -33,9 +37,24 @@ impl Links {
         self.lock().contains(&peer)
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashSet<u64>> {
-        // Nothing panics while holding this lock, but a poisoned set is
-        // still a valid set.
-        self.cut.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Makes this member's probe of `peer`'s address (when `peer` leads
+    /// and goes silent) find it refusing connections, until healed.
+    pub fn refuse_probes_of(&self, peer: u64) {
+        lock(&self.refusing).insert(peer);
     }
+
+    /// Whether a probe of `peer`'s address is to find it refusing.
+    pub(crate) fn probe_refused(&self, peer: u64) -> bool {
+        lock(&self.refusing).contains(&peer)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashSet<u64>> {
+        lock(&self.cut)
+    }
+}
+
+fn lock(set: &Mutex<HashSet<u64>>) -> MutexGuard<'_, HashSet<u64>> {
+    // Nothing panics while holding this lock, but a poisoned set is still
+    // a valid set.
+    set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
