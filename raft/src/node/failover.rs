@@ -56,6 +56,10 @@ pub(crate) struct LeaderWatch {
     probing: bool,
     /// The term of the last failover campaign this member started.
     campaign_term: u64,
+    /// The last leader this member followed: still the one to probe after
+    /// another member's failover campaign lost (its log was behind) and
+    /// left this one following no leader.
+    last_leader: u64,
 }
 
 impl LeaderWatch {
@@ -65,6 +69,7 @@ impl LeaderWatch {
             links,
             probing: false,
             campaign_term: 0,
+            last_leader: INVALID_ID,
         }
     }
 
@@ -94,15 +99,20 @@ impl LeaderWatch {
     /// is already out.
     pub(crate) fn on_tick(&mut self, raw: &RawNode<RocksStorage>, config: &Config) {
         let raft = &raw.raft;
+        if raft.leader_id != INVALID_ID {
+            self.last_leader = raft.leader_id;
+        }
+        let leader = self.last_leader;
         if !config.fast_failover
             || self.probing
             || raft.state != StateRole::Follower
-            || raft.leader_id == INVALID_ID
+            || leader == INVALID_ID
+            || leader == raft.id
             || raft.election_elapsed < Self::silent_ticks(config)
         {
             return;
         }
-        let Some(addr) = raw.store().members().get(&raft.leader_id).cloned() else {
+        let Some(addr) = raw.store().members().get(&leader).cloned() else {
             return;
         };
         // Rank among the voters left if the leader is gone: the first
@@ -113,10 +123,10 @@ impl LeaderWatch {
             .voters()
             .ids()
             .iter()
-            .filter(|&id| id != raft.leader_id && id < raft.id)
+            .filter(|&id| id != leader && id < raft.id)
             .count() as u32;
         let stagger = config.tick * rank;
-        let (leader, term, reports) = (raft.leader_id, raft.term, self.reports.clone());
+        let (term, reports) = (raft.term, self.reports.clone());
         let refused_by_test = self.links.probe_refused(leader);
         self.probing = true;
         tokio::spawn(async move {
