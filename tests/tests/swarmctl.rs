@@ -1024,6 +1024,7 @@ async fn info_version_and_self_name_the_node_serving_the_socket() {
         format!("Node ID: {node_id}"),
         "Leader: this node".into(),
         "Raft members: 1 (".into(),
+        "Raft timing: tick 100ms, heartbeat every 1 tick(s), election after 10 tick(s)".into(),
         format!("Cluster ID: {cluster_id}"),
         "Managers: 1".into(),
     ] {

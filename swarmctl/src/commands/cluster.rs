@@ -129,7 +129,7 @@ fn fields(cluster: &Cluster) -> Vec<(&'static str, String)> {
             raft.log_entries_for_slow_followers.to_string(),
         ),
         (
-            "Raft heartbeat / election ticks",
+            "Raft heartbeat / election ticks (as created)",
             format!("{} / {}", raft.heartbeat_tick, raft.election_tick),
         ),
         ("Dispatcher heartbeat period", heartbeat),

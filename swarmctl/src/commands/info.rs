@@ -41,6 +41,15 @@ fn manager_fields(manager: &ManagerInfo) -> Vec<(&'static str, String)> {
         ("Raft address", manager.addr.clone()),
         ("Leader", leader),
         ("Term", manager.term.to_string()),
+        (
+            "Raft timing",
+            format!(
+                "tick {}, heartbeat every {} tick(s), election after {} tick(s)",
+                manager.tick.as_ref().map(output::duration).unwrap_or_default(),
+                manager.heartbeat_ticks,
+                manager.election_ticks
+            ),
+        ),
     ];
     if !manager.raft_error.is_empty() {
         fields.push(("Raft error", manager.raft_error.clone()));

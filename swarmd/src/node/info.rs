@@ -27,6 +27,8 @@ pub struct InfoApi {
     /// This manager's Raft member id and transport address.
     pub raft_id: u64,
     pub raft_addr: String,
+    /// Its timing, as started.
+    pub raft_timing: (Duration, usize, usize),
     pub raft: RaftHandle<ApplyResult>,
     /// The cluster state, for its counts.
     pub store: MemoryStore,
@@ -69,6 +71,9 @@ impl InfoApi {
             is_leader: leadership.is_leader,
             leader_raft_id: leadership.leader_id.map(|id| id.to_string()).unwrap_or_default(),
             leader_addr: leadership.leader_addr.unwrap_or_default(),
+            tick: prost_types::Duration::try_from(self.raft_timing.0).ok(),
+            heartbeat_ticks: u32::try_from(self.raft_timing.1).unwrap_or(u32::MAX),
+            election_ticks: u32::try_from(self.raft_timing.2).unwrap_or(u32::MAX),
             ..Default::default()
         };
         match tokio::time::timeout(STATUS_WITHIN, self.raft.status()).await {

@@ -169,6 +169,7 @@ async fn serve(
         state_dir: std::fs::canonicalize(&options.state_dir).unwrap_or_else(|_| options.state_dir.clone()),
         raft_id: state_dir.identity.raft_id,
         raft_addr: manager.raft_addr.clone(),
+        raft_timing: (raft.tick, raft.heartbeat_ticks, raft.election_ticks),
         raft: manager.raft(),
         store: manager.store.clone(),
     });
