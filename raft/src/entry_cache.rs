@@ -88,7 +88,7 @@ impl EntryCache {
 }
 
 /// An entry's encoded size, as raft-rs counts it against `max_size`.
-fn size(entry: &Entry) -> u64 {
+pub(crate) fn size(entry: &Entry) -> u64 {
     u64::from(entry.compute_size())
 }
 

@@ -11,12 +11,14 @@
 
 use raft::eraftpb::{Entry, Message, MessageType};
 
+use crate::entry_cache;
+
 /// `message`, cut into appends of at most `max_bytes` of entries each (an
 /// entry larger than that travels alone); any other message as it is.
 pub(crate) fn split_append(mut message: Message, max_bytes: u64) -> Vec<Message> {
     let oversized = message.get_msg_type() == MessageType::MsgAppend
         && message.entries.len() > 1
-        && message.entries.iter().map(entry_bytes).sum::<u64>() > max_bytes;
+        && message.entries.iter().map(entry_cache::size).sum::<u64>() > max_bytes;
     if !oversized {
         return vec![message];
     }
@@ -26,7 +28,7 @@ pub(crate) fn split_append(mut message: Message, max_bytes: u64) -> Vec<Message>
     let mut piece: Vec<Entry> = Vec::new();
     let mut bytes = 0;
     for entry in entries {
-        let size = entry_bytes(&entry);
+        let size = entry_cache::size(&entry);
         if !piece.is_empty() && bytes + size > max_bytes {
             pieces.push(std::mem::take(&mut piece));
             bytes = 0;
@@ -52,11 +54,6 @@ pub(crate) fn split_append(mut message: Message, max_bytes: u64) -> Vec<Message>
             message
         })
         .collect()
-}
-
-/// An entry's size as raft-rs counts it against `max_size_per_msg`.
-fn entry_bytes(entry: &Entry) -> u64 {
-    protobuf::Message::compute_size(entry).into()
 }
 
 #[cfg(test)]
