@@ -376,6 +376,54 @@ async fn a_follower_refused_by_a_live_leader_does_not_depose_it() {
     cluster.shutdown().await;
 }
 
+/// Two followers cut off the same way from a live leader of five: one's
+/// failover campaign is granted by the other (the leader is silent to it
+/// too) and refused by the rest; the one that voted does not campaign in
+/// turn, so their terms do not climb for as long as the cut lasts (each
+/// would depose the leader once healed), and the leader stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_cut_off_from_a_live_leader_do_not_churn_terms() {
+    let cluster = Cluster::start(5).await;
+    let leader = cluster.leader().await;
+    let term = cluster.handle(leader).leadership().term;
+    let cut_off: Vec<u64> = cluster
+        .members
+        .keys()
+        .copied()
+        .filter(|id| *id != leader)
+        .take(2)
+        .collect();
+    for &follower in &cut_off {
+        cluster.handle(leader).links().cut(follower);
+        cluster.handle(follower).links().refuse_probes_of(leader);
+    }
+    swarm_raft::testing::cluster::wait_for("a failover campaign", || {
+        let started: u64 = cut_off
+            .iter()
+            .map(|id| cluster.handle(*id).metrics().fast_failovers)
+            .sum();
+        (started > 0).then_some(())
+    })
+    .await;
+    // Several election timeouts (0.5-1 s each in these tests).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for &follower in &cut_off {
+        let reached = cluster.handle(follower).leadership().term;
+        assert!(
+            reached <= term + 2,
+            "member {follower} went from term {term} to {reached}"
+        );
+    }
+    let leadership = cluster.handle(leader).leadership();
+    assert!(leadership.is_leader && leadership.term == term, "{leadership:?}");
+    cluster.propose_many(leader, 10, 4, "still leading").await;
+    cluster.heal();
+    for &follower in &cut_off {
+        cluster.handle(follower).links().heal_all();
+    }
+    cluster.shutdown().await;
+}
+
 /// Ticks are time, not a turn of the loop's queue: a leader cut off from
 /// the rest while proposals keep arriving (each one more turn of its loop,
 /// all of them taken before anything else) still counts its election

@@ -60,7 +60,7 @@ pub enum Command {
     /// and the object as stored).
     Watch {
         /// Only this kind (repeatable; default all).
-        #[arg(long, ignore_case = true, value_parser = ["node", "service", "task", "cluster", "secret", "config"])]
+        #[arg(long, ignore_case = true, value_parser = clap::builder::PossibleValuesParser::new(crate::commands::watch::ALL_KINDS))]
         kind: Vec<String>,
         /// Only this action (repeatable; default all).
         #[arg(long, ignore_case = true, value_enum)]
@@ -369,13 +369,13 @@ pub struct ServiceUpdateArgs {
     /// Add a secret, as `create --secret` (repeatable).
     #[arg(long)]
     pub secret_add: Vec<String>,
-    /// Remove a secret by name (repeatable).
+    /// Remove a secret by name, ID or ID prefix (repeatable).
     #[arg(long)]
     pub secret_rm: Vec<String>,
     /// Add a config, as `create --config` (repeatable).
     #[arg(long)]
     pub config_add: Vec<String>,
-    /// Remove a config by name (repeatable).
+    /// Remove a config by name, ID or ID prefix (repeatable).
     #[arg(long)]
     pub config_rm: Vec<String>,
     /// Replace every task even if nothing else changed.

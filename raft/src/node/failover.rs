@@ -145,7 +145,9 @@ impl LeaderWatch {
     /// leader refused the connection and this member has heard from no
     /// leader since: it still follows the silent one, or it follows none
     /// because a member ranked before it campaigned and lost (its log was
-    /// behind this one's, which is why this one must try next).
+    /// behind this one's, which is why this one must try next). Not if it
+    /// voted in its current term: the candidate it voted for may win (a
+    /// handover under way, or a failover another member started first).
     pub(crate) fn on_probe(
         &mut self,
         raw: &RawNode<RocksStorage>,
@@ -157,7 +159,7 @@ impl LeaderWatch {
         self.probing = false;
         let raft = &raw.raft;
         let still_silent = (raft.leader_id == leader && raft.election_elapsed >= Self::silent_ticks(config))
-            || raft.leader_id == INVALID_ID;
+            || (raft.leader_id == INVALID_ID && raft.vote == INVALID_ID);
         if !refused || raft.state != StateRole::Follower || raft.term < term || !still_silent {
             return None;
         }
@@ -180,7 +182,15 @@ impl LeaderWatch {
 /// campaign is forced (as a handover's) if this member has not heard from
 /// its leader for [`VOTER_SILENT_HEARTBEATS`] heartbeats either (or knows
 /// none), and otherwise plain, which raft-rs refuses while the leader's
-/// lease holds.
+/// lease holds (with CheckQuorum on, the default; off, a plain vote is
+/// granted as raft-rs would any). With one heartbeat per tick, a voter
+/// whose ticks fall just before the leader's heartbeats may count one
+/// fewer silent heartbeat than it missed: it then takes the campaign as
+/// plain, and the group elects after the usual timeout instead.
+///
+/// A campaign refused this way still leaves its candidate one term ahead:
+/// once the cut heals, that term deposes the leader once, as any election
+/// a partitioned member starts without pre-vote would.
 pub(crate) fn admit_vote(raw: &RawNode<RocksStorage>, config: &Config, message: &mut Message) {
     if message.get_msg_type() != MessageType::MsgRequestVote || message.context != FAILOVER_CAMPAIGN {
         return;

@@ -102,7 +102,10 @@ fn decode(bytes: &[u8], from: u64, to: u64, snapshot: bool) -> Result<Message, S
     Ok(message)
 }
 
-/// Whether members send messages of `kind` to each other.
+/// Whether members send messages of `kind` to each other. Not a
+/// leadership transfer request (only the leader starts one, on itself) nor
+/// read-index messages (unused): a peer could otherwise ask the leader to
+/// hand over to it.
 fn exchanged(kind: MessageType) -> bool {
     use MessageType::*;
     matches!(
@@ -116,10 +119,7 @@ fn exchanged(kind: MessageType) -> bool {
             | MsgSnapshot
             | MsgHeartbeat
             | MsgHeartbeatResponse
-            | MsgTransferLeader
             | MsgTimeoutNow
-            | MsgReadIndex
-            | MsgReadIndexResp
     )
 }
 

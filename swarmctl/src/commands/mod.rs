@@ -6,7 +6,7 @@ mod info;
 mod node;
 mod service;
 mod task;
-mod watch;
+pub(crate) mod watch;
 
 use crate::cli::{Cli, Command};
 use crate::connect::connect;

@@ -13,7 +13,7 @@ use crate::connect::channel;
 use crate::output::{self, Format};
 
 /// The kinds a watch covers when none is named.
-const ALL_KINDS: [&str; 6] = ["node", "service", "task", "cluster", "secret", "config"];
+pub(crate) const ALL_KINDS: [&str; 6] = ["node", "service", "task", "cluster", "secret", "config"];
 
 pub async fn run(socket: &Path, kinds: Vec<String>, actions: Vec<WatchAction>, format: Format) -> anyhow::Result<()> {
     // A kind or action named twice is watched once.

@@ -71,9 +71,14 @@ fn non_negative(field: &str, duration: Option<&prost_types::Duration>) -> Result
         Some(duration) if duration.seconds < 0 || duration.nanos < 0 => {
             Err(invalid(format!("{field} must not be negative")))
         }
-        Some(duration) if duration.seconds > MAX_DURATION_SECONDS || duration.nanos >= 1_000_000_000 => Err(invalid(
-            format!("{field} is out of range: at most {MAX_DURATION_SECONDS}s (292 years, as Go's time.Duration)"),
-        )),
+        Some(duration)
+            if i128::from(duration.seconds) * 1_000_000_000 + i128::from(duration.nanos) > i128::from(i64::MAX)
+                || duration.nanos >= 1_000_000_000 =>
+        {
+            Err(invalid(format!(
+                "{field} is out of range: at most {MAX_DURATION_SECONDS}s (292 years, as Go's time.Duration)"
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -180,28 +185,29 @@ fn container_spec(container: &ContainerSpec) -> Result<()> {
 /// Whether `signal` names a Linux signal as the engine takes one: a number
 /// from 1 to 64, or a name with or without `SIG` (`SIGRTMIN+3` too).
 fn stop_signal(signal: &str) -> bool {
-    const NAMES: [&str; 31] = [
+    // The names of moby's `SignalMap` for Linux.
+    const NAMES: [&str; 34] = [
         "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE",
-        "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM",
-        "PROF", "WINCH", "IO", "PWR",
+        "ALRM", "TERM", "STKFLT", "CHLD", "CLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ",
+        "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
     ];
     if let Ok(number) = signal.parse::<u32>() {
         return (1..=64).contains(&number);
     }
     let name = signal.to_ascii_uppercase();
     let name = name.strip_prefix("SIG").unwrap_or(&name);
-    // RTMIN, RTMIN+n, RTMAX-n: the real-time signals, 30 of them past the first.
-    let realtime_offset = |rest: &str| {
+    // The real-time signals as moby names them: RTMIN, RTMIN+1 to +15,
+    // RTMAX-14 to -1, RTMAX.
+    let offset = |rest: &str, sign: char, most: u32| {
         rest.is_empty()
             || rest
-                .strip_prefix(['+', '-'])
+                .strip_prefix(sign)
                 .and_then(|n| n.parse::<u32>().ok())
-                .is_some_and(|n| n <= 30)
+                .is_some_and(|n| (1..=most).contains(&n))
     };
     NAMES.contains(&name)
-        || ["RTMIN", "RTMAX"]
-            .iter()
-            .any(|base| name.strip_prefix(base).is_some_and(realtime_offset))
+        || name.strip_prefix("RTMIN").is_some_and(|rest| offset(rest, '+', 15))
+        || name.strip_prefix("RTMAX").is_some_and(|rest| offset(rest, '-', 14))
 }
 
 /// Mounts, as SwarmKit's `validateMounts`: each at its own absolute target;
@@ -602,10 +608,27 @@ mod tests {
             "SIGRTMIN+3",
             "RTMAX-1",
             "SIGRTMIN",
+            "SIGSYS",
+            "POLL",
+            "RTMIN+15",
+            "RTMAX-14",
         ] {
             assert!(stop_signal(good), "{good}");
         }
-        for bad in ["SIGBOGUS", "0", "65", "999", "SIG", "", "SIGRTMIN+31", "RTMIN3", "-9"] {
+        for bad in [
+            "SIGBOGUS",
+            "0",
+            "65",
+            "999",
+            "SIG",
+            "",
+            "SIGRTMIN+16",
+            "RTMAX-15",
+            "RTMIN+0",
+            "RTMIN3",
+            "RTMIN-1",
+            "-9",
+        ] {
             assert!(!stop_signal(bad), "{bad}");
         }
     }
@@ -626,6 +649,12 @@ mod tests {
         })
         .expect("refused");
         assert!(refused.contains("292 years"), "{refused}");
+        // The last nanosecond Go's time.Duration holds, and the next.
+        let period = |seconds, nanos| {
+            refusal(|spec| container(spec).stop_grace_period = Some(prost_types::Duration { seconds, nanos }))
+        };
+        assert!(period(9_223_372_036, 854_775_807).is_none());
+        assert!(period(9_223_372_036, 854_775_808).is_some());
     }
 
     #[test]
