@@ -102,13 +102,8 @@ impl<S: StateMachine> ReadyLoop<S> {
         // its election and quorum timeouts.
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let voters = self.raw.raft.prs().conf().voters().ids();
-        if voters.len() == 1 && voters.contains(self.config.id) {
-            // Alone in its group, no one can contest: lead now rather than
-            // after an election timeout (a single manager serves at once).
-            if let Err(err) = self.raw.campaign() {
-                tracing::warn!(member = self.config.id, %err, "could not campaign");
-            }
-        }
+        let mut alone = voters.len() == 1 && voters.contains(self.config.id);
+        self.lead_if_alone(&mut alone);
         let result = loop {
             tokio::select! {
                 // Shutdown first: a stop is never starved by load.
@@ -161,6 +156,7 @@ impl<S: StateMachine> ReadyLoop<S> {
             if let Err(err) = self.handle_ready().await {
                 break Err(err);
             }
+            self.lead_if_alone(&mut alone);
             self.publish_leadership();
             if self.removed {
                 tracing::info!(
@@ -268,6 +264,26 @@ impl<S: StateMachine> ReadyLoop<S> {
             addr: leadership.leader_addr.clone().unwrap_or_default(),
         });
         Error::NotLeader { leader }
+    }
+
+    /// Alone in its group, no one can contest: leads now rather than after
+    /// an election timeout (a single manager serves at once), once the
+    /// entries committed before the start are applied: raft-rs does not
+    /// campaign over a membership change it has yet to apply (the log of a
+    /// member that moved holds one until the next snapshot). `alone` is
+    /// cleared once done.
+    fn lead_if_alone(&mut self, alone: &mut bool) {
+        let log = &self.raw.raft.raft_log;
+        if !*alone || log.applied < log.committed {
+            return;
+        }
+        *alone = false;
+        if self.raw.raft.state == StateRole::Leader {
+            return;
+        }
+        if let Err(err) = self.raw.campaign() {
+            tracing::warn!(member = self.config.id, %err, "could not campaign");
+        }
     }
 
     fn on_proposal(&mut self, proposal: Proposal<S::Output>) {
