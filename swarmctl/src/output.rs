@@ -118,7 +118,30 @@ fn to_json<T: prost::Message>(
     // as the shortest that reads back the same (0.3).
     let mut text = Vec::new();
     message.serialize_with_options(&mut serde_json::Serializer::new(&mut text), &options)?;
-    Ok(serde_json::from_slice(&text)?)
+    let mut value = serde_json::from_slice(&text)?;
+    raft_ids_as_text(&mut value);
+    Ok(value)
+}
+
+/// Raft member ids as decimal text, as the Info API gives them: random
+/// 64-bit numbers, which a reader that parses JSON numbers as doubles (jq
+/// 1.6, JavaScript) would round, and could then not match with `info`'s.
+fn raft_ids_as_text(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (key, field) in fields.iter_mut() {
+                if key == "raftId"
+                    && let serde_json::Value::Number(id) = field
+                {
+                    *field = serde_json::Value::String(id.to_string());
+                } else {
+                    raft_ids_as_text(field);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(raft_ids_as_text),
+        _ => {}
+    }
 }
 
 /// A duration as Go prints one: `1h30m0s`, `1.5s`, `250ms`.
@@ -143,6 +166,24 @@ pub fn duration(duration: &prost_types::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raft_ids_print_as_text_and_other_integers_as_numbers() {
+        let node = swarm_proto::v1::Node {
+            manager_status: Some(swarm_proto::v1::ManagerStatus {
+                raft_id: 17_181_931_913_028_051_616,
+                ..Default::default()
+            }),
+            meta: Some(swarm_proto::v1::Meta {
+                version: 7,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let value = json_value(&node).unwrap();
+        assert_eq!(value["managerStatus"]["raftId"], "17181931913028051616");
+        assert_eq!(value["meta"]["version"], 7);
+    }
 
     #[test]
     fn control_characters_print_escaped() {

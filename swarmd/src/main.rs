@@ -41,14 +41,15 @@ struct Args {
     /// tracing-subscriber directive.
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     log_level: String,
-    /// Length of one Raft tick, in milliseconds.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Length of one Raft tick, in milliseconds (at most a minute).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     tick: u64,
-    /// Raft ticks between heartbeats.
-    #[arg(long = "heartbeat-tick", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Raft ticks between heartbeats (at most 10,000).
+    #[arg(long = "heartbeat-tick", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     heartbeat_tick: u64,
-    /// Raft ticks without a leader before an election.
-    #[arg(long = "election-tick", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..))]
+    /// Raft ticks without a leader before an election (at most 100,000;
+    /// raft-rs overflows on far larger ones).
+    #[arg(long = "election-tick", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=100_000))]
     election_tick: u64,
     /// Print the version.
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]

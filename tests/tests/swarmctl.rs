@@ -1118,7 +1118,15 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
         fails(
             &socket,
             &[kind, "create", "zeros", "/dev/zero"],
-            "holds more than 16 MiB",
+            "holds more than 6 MiB",
+        );
+        // Past the Control API's 8 MiB, refused before it is sent.
+        let huge = root.path().join("huge");
+        std::fs::write(&huge, vec![b'x'; 9 << 20]).unwrap();
+        fails(
+            &socket,
+            &[kind, "create", "huge", huge.to_str().unwrap()],
+            "holds more than 6 MiB",
         );
         // The file as docker takes it, positional.
         let file = root.path().join(format!("{kind}.txt"));

@@ -248,8 +248,10 @@ pub async fn reference<D: Data>(
 
 /// Far more than a secret or config may hold (the manager says how much
 /// it takes): reading stops here, so that `/dev/zero` or a huge file by
-/// mistake is refused rather than read whole into memory.
-const READ_LIMIT: u64 = 16 << 20;
+/// mistake is refused rather than read whole into memory. Below the
+/// Control API's 8 MiB request limit, so that what is read gets the
+/// manager's own answer, not a transport error.
+const READ_LIMIT: u64 = 6 << 20;
 
 /// The data of a new secret or config from `source` (named `what`).
 fn read_at_most(source: impl std::io::Read, kind: &str, what: &str) -> anyhow::Result<Vec<u8>> {

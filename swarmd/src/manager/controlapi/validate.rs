@@ -29,6 +29,10 @@ pub(crate) fn labels(field: &str, labels: &std::collections::HashMap<String, Str
         if key.chars().any(char::is_control) {
             return Err(invalid(format!("{field}: label key {key:?} holds a control character")));
         }
+        // As the docker CLI refuses them: no constraint could name it.
+        if key.chars().any(char::is_whitespace) {
+            return Err(invalid(format!("{field}: label key {key:?} holds whitespace")));
+        }
     }
     Ok(())
 }
@@ -418,7 +422,10 @@ fn placement(placement: &Placement) -> Result<()> {
     Ok(())
 }
 
-/// A key of a node that constraints compare and preferences spread over.
+/// A key of a node that constraints compare and preferences spread over:
+/// its attributes and prefixes taken whatever their case, as SwarmKit
+/// does, and a label name of letters, digits, `-`, `_` and `.` (SwarmKit's
+/// key pattern: `node.labels.a=` is no key).
 fn node_attribute(key: &str) -> bool {
     let known = [
         "node.id",
@@ -427,10 +434,13 @@ fn node_attribute(key: &str) -> bool {
         "node.platform.os",
         "node.platform.arch",
     ];
-    let label = ["node.labels.", "engine.labels."]
-        .iter()
-        .any(|prefix| key.strip_prefix(prefix).is_some_and(|label| !label.is_empty()));
-    known.contains(&key) || label
+    let lower = key.to_ascii_lowercase();
+    let label = ["node.labels.", "engine.labels."].iter().any(|prefix| {
+        lower.strip_prefix(prefix).is_some_and(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+    });
+    known.contains(&lower.as_str()) || label
 }
 
 /// A placement constraint: `<key> == <value>` or `<key> != <value>`, where
@@ -455,7 +465,7 @@ pub(crate) fn constraint(expression: &str) -> Result<(), String> {
     if !node_attribute(key) {
         return Err(format!("unknown key {key:?}"));
     }
-    if key == "node.role" && !["manager", "worker"].contains(&value) {
+    if key.eq_ignore_ascii_case("node.role") && !["manager", "worker"].contains(&value) {
         return Err(format!("node.role is manager or worker, not {value:?}"));
     }
     Ok(())
@@ -579,7 +589,7 @@ mod tests {
         let with = |key: &str| std::collections::HashMap::from([(key.to_string(), "v".to_string())]);
         assert!(labels("l", &with("tier")).is_ok());
         assert!(labels("l", &with("zoné")).is_ok(), "unicode is fine");
-        for bad in ["", "  ", "a\nb", "a\tb", "\u{7f}"] {
+        for bad in ["", "  ", "a\nb", "a\tb", "\u{7f}", " a b ", "a b"] {
             let err = labels("spec.annotations.labels", &with(bad)).expect_err(bad);
             assert!(err.to_string().starts_with("spec.annotations.labels: "), "{err}");
         }
@@ -666,6 +676,8 @@ mod tests {
             "node.hostname==n1",
             "node.labels.path == /srv/data-1:ro",
             "node.labels.re == a(b|c)*[0-9]?+^$",
+            "Node.Labels.zone == a",
+            "NODE.ROLE == manager",
         ] {
             assert!(constraint(good).is_ok(), "{good}");
         }
@@ -679,6 +691,8 @@ mod tests {
             "node.labels.a==1==2",
             "node.labels.a==1!=2",
             "node.labels.a==x;y",
+            "node.labels.k=!=b",
+            "node.labels.a b == c",
         ] {
             assert!(constraint(bad).is_err(), "{bad}");
         }
