@@ -65,8 +65,9 @@ impl Manager {
 
     /// Starts the Raft member (a new single-member group on the node's
     /// `first_start`, else the one in `options.dir`, which must be there)
-    /// with the store behind it, serves the Raft transport on `listener`
-    /// (from [`Manager::bind`]), and waits until this member leads.
+    /// with the store behind it, and serves the Raft transport on
+    /// `listener` (from [`Manager::bind`]); [`Manager::wait_until_leading`]
+    /// then waits until this member leads.
     ///
     /// # Errors
     ///
@@ -120,15 +121,16 @@ impl Manager {
             raft,
             transport: (stop, server),
         };
-        if let Err(err) = manager.wait_for_leadership().await {
-            // The member stopped before it could serve: its own error says
-            // why ("stopped" alone would not).
-            return Err(manager.stop().await.err().unwrap_or(err));
-        }
         Ok(manager)
     }
 
-    async fn wait_for_leadership(&self) -> Result<()> {
+    /// Waits until this member leads and has applied what its term
+    /// inherited.
+    ///
+    /// # Errors
+    ///
+    /// The member stopped first.
+    pub async fn wait_until_leading(&self) -> Result<()> {
         let mut leadership = self.raft.handle().watch_leadership();
         leadership
             .wait_for(|seen| seen.caught_up)

@@ -75,16 +75,21 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         let _ = manager.stop().await;
         return Err(err);
     }
-    let served = serve(
-        &options,
-        &socket,
-        &state_dir,
-        &manager,
-        &raft,
-        metrics_listener,
-        shutdown,
-    )
-    .await;
+    // A stop asked for before the node serves (a member that cannot lead,
+    // its group's quorum gone; a long start) ends the start there.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let prepared = tokio::select! {
+        prepared = prepare(&options, &state_dir, &manager, &raft) => Some(prepared),
+        () = &mut shutdown => None,
+    };
+    let served = match prepared {
+        Some(Ok(())) => serve(&options, &socket, &state_dir, &manager, metrics_listener, shutdown).await,
+        Some(Err(err)) => Err(err),
+        None => {
+            tracing::info!("stop requested before the node was ready");
+            Ok(())
+        }
+    };
     let stopped = manager.stop().await;
     // Only now, the state dir closed, may another daemon claim the socket.
     drop(socket);
@@ -130,16 +135,11 @@ const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 /// How long the metrics endpoint may take to stop.
 const METRICS_STOP: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Serves the Control API until `shutdown`; the socket is removed after.
-async fn serve(
-    options: &Options,
-    socket: &socket::SocketClaim,
-    state_dir: &StateDir,
-    manager: &Manager,
-    raft: &RaftOptions,
-    metrics_listener: Option<tokio::net::TcpListener>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<()> {
+/// What comes before serving: the member leads, the cluster and this
+/// node are in the store as they are now, the group knows this member's
+/// address.
+async fn prepare(options: &Options, state_dir: &StateDir, manager: &Manager, raft: &RaftOptions) -> Result<()> {
+    manager.wait_until_leading().await?;
     bootstrap::ensure_cluster(
         &manager.store,
         &state_dir.identity,
@@ -148,7 +148,18 @@ async fn serve(
         raft,
     )
     .await?;
-    manager.record_own_address(state_dir.identity.raft_id).await?;
+    manager.record_own_address(state_dir.identity.raft_id).await
+}
+
+/// Serves the Control API until `shutdown`; the socket is removed after.
+async fn serve(
+    options: &Options,
+    socket: &socket::SocketClaim,
+    state_dir: &StateDir,
+    manager: &Manager,
+    metrics_listener: Option<tokio::net::TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     // Without --listen-metrics, requests are not counted at all.
     let metrics = metrics_listener.map(|listener| (Metrics::new(manager.store.clone(), manager.raft()), listener));
     let count_requests = metrics.as_ref().map(|(metrics, _)| metrics.layer());
@@ -169,7 +180,11 @@ async fn serve(
         state_dir: std::fs::canonicalize(&options.state_dir).unwrap_or_else(|_| options.state_dir.clone()),
         raft_id: state_dir.identity.raft_id,
         raft_addr: manager.raft_addr.clone(),
-        raft_timing: (raft.tick, raft.heartbeat_ticks, raft.election_ticks),
+        raft_timing: (
+            options.raft.tick,
+            options.raft.heartbeat_ticks,
+            options.raft.election_ticks,
+        ),
         raft: manager.raft(),
         store: manager.store.clone(),
     });
@@ -217,4 +232,47 @@ async fn serve(
         }
     }
     served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stop asked for while the node starts ends the start cleanly, with
+    /// no socket left behind, and what the start made is whole: the next
+    /// start serves.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_requested_before_the_node_serves_ends_the_start_cleanly() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let options = Options {
+            state_dir: root.path().join("state"),
+            control_socket: root.path().join("swarm.sock"),
+            hostname: "node-1".into(),
+            raft: RaftOptions {
+                dir: PathBuf::new(),
+                listen: "127.0.0.1:0".parse().expect("an address"),
+                tick: std::time::Duration::from_millis(100),
+                heartbeat_ticks: 1,
+                election_ticks: 10,
+            },
+            metrics: None,
+        };
+        // Already requested: the start stops as soon as the manager runs.
+        run(options.clone(), std::future::ready(()))
+            .await
+            .expect("a clean stop");
+        assert!(!options.control_socket.exists(), "the Control API served");
+        // What it made is whole: the next start serves.
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(run(options.clone(), async move {
+            let _ = stopped.await;
+        }));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !options.control_socket.exists() {
+            assert!(std::time::Instant::now() < deadline, "the second start never served");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let _ = stop.send(());
+        served.await.expect("joined").expect("a clean stop");
+    }
 }
