@@ -39,8 +39,10 @@ pub fn pick(kind: &str, reference: &str, candidates: &[(String, String)]) -> any
         [id] => return Ok(id.clone()),
         // Names are unique but for nodes' hostnames.
         [_, _, ..] => {
-            let matches: Vec<&str> = by_name.iter().map(|id| id.as_str()).collect();
-            bail!("{kind} {reference:?} is ambiguous: it names {}", matches.join(", "))
+            bail!(
+                "{kind} {reference:?} is ambiguous: it names {}",
+                some_of(by_name.iter().map(|id| id.as_str()))
+            )
         }
         [] => {}
     }
@@ -53,9 +55,23 @@ pub fn pick(kind: &str, reference: &str, candidates: &[(String, String)]) -> any
         [id] => Ok(id.clone()),
         [] => bail!("{kind} {reference:?} not found"),
         _ => {
-            let matches: Vec<&str> = by_prefix.iter().map(|id| id.as_str()).collect();
-            bail!("{kind} {reference:?} is ambiguous: it matches {}", matches.join(", "))
+            bail!(
+                "{kind} {reference:?} is ambiguous: it matches {}",
+                some_of(by_prefix.iter().map(|id| id.as_str()))
+            )
         }
+    }
+}
+
+/// The first few of `ids`, and how many more: a one-character prefix of
+/// a large cluster's IDs matches thousands.
+fn some_of<'a>(ids: impl ExactSizeIterator<Item = &'a str>) -> String {
+    const SHOWN: usize = 5;
+    let total = ids.len();
+    let shown: Vec<&str> = ids.take(SHOWN).collect();
+    match total - shown.len() {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
     }
 }
 
@@ -72,6 +88,13 @@ mod tests {
         assert_eq!(pick("service", "abc123", &candidates()).unwrap(), "abc123");
         assert_eq!(pick("service", "WEB", &candidates()).unwrap(), "abc123");
         assert_eq!(pick("service", "abd", &candidates()).unwrap(), "abd456");
+    }
+
+    #[test]
+    fn an_ambiguous_prefix_of_many_names_a_few_and_counts_the_rest() {
+        let candidates: Vec<(String, String)> = (0..12).map(|n| (format!("a{n:02}"), format!("s{n}"))).collect();
+        let err = pick("service", "a", &candidates).unwrap_err().to_string();
+        assert!(err.ends_with("a00, a01, a02, a03, a04 and 7 more"), "{err}");
     }
 
     #[test]

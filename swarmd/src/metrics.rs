@@ -302,7 +302,12 @@ impl StateCollector {
             index,
         )?;
         let watchers = self.store.watcher_count() as i64;
-        gauge(encoder, "swarm_store_watchers", "Open watches of the store", watchers)
+        gauge(
+            encoder,
+            "swarm_store_watchers",
+            "Open watches of the store, the manager's own (one, following the cluster's Raft settings) included",
+            watchers,
+        )
     }
 }
 

@@ -199,6 +199,9 @@ impl Watch for WatchApi {
                         commit_index: index,
                     },
                     Err(err) => {
+                        // Said here too: the operator of a watcher that
+                        // keeps falling behind should hear of it.
+                        tracing::warn!(%err, "a watch ended");
                         let _ = sender.send(Err(Status::from(Error::Store(err)))).await;
                         return;
                     }
