@@ -739,6 +739,30 @@ async fn service_specs_from_docker_style_flags() {
         ],
         "two mounts target \"/t\"",
     );
+    // A target is one directory however it is typed: added as `/data/`,
+    // replaced as `/data`, removed as `/a/../data`.
+    ok(
+        &socket,
+        &["service", "update", "api", "--mount-add", "type=volume,target=/data/"],
+    );
+    ok(
+        &socket,
+        &["service", "update", "api", "--mount-add", "type=tmpfs,target=/data"],
+    );
+    let mounts =
+        &inspected(&socket, &["service", "inspect", "api", "--format", "json"])["spec"]["task"]["container"]["mounts"];
+    let at_data: Vec<&serde_json::Value> = mounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["target"] == "/data")
+        .collect();
+    assert_eq!(at_data.len(), 1, "{mounts}");
+    assert_eq!(at_data[0]["type"], "TYPE_TMPFS", "{mounts}");
+    ok(&socket, &["service", "update", "api", "--mount-rm", "/a/../data"]);
+    let mounts =
+        &inspected(&socket, &["service", "inspect", "api", "--format", "json"])["spec"]["task"]["container"]["mounts"];
+    assert!(!mounts.to_string().contains("/data"), "{mounts}");
     ok(
         &socket,
         &["service", "create", "--name", "web", "--image", "busybox:local"],

@@ -153,9 +153,10 @@ pub fn update(
         "container-label",
     )?;
     for target in &changes.mount_rm {
+        let clean = crate::parse::clean_path(target);
         remove_where(
             &mut container.mounts,
-            |m| &m.target == target,
+            |m| crate::parse::clean_path(&m.target) == clean,
             "mount-rm",
             target,
             "mount",
@@ -171,7 +172,9 @@ pub fn update(
             bail!("--mount-add: two mounts target {:?}", mount.target);
         }
     }
-    add_replacing(&mut container.mounts, changes.mount_add, |a, b| a.target == b.target);
+    add_replacing(&mut container.mounts, changes.mount_add, |a, b| {
+        crate::parse::clean_path(&a.target) == b.target
+    });
     // A secret or config to remove is named as when it was added: its name,
     // its ID or a prefix of the ID of only one of those the service uses.
     for name in &changes.secret_rm {
