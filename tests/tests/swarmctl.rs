@@ -928,6 +928,29 @@ async fn ls_filters_as_docker_does() {
         ids
     };
     assert_eq!(listed("service", &["name=web"]), sorted(&[&web_1, &web_2]));
+    // By mode, as docker's `mode=` (kept by the client).
+    let everywhere = ok(
+        &socket,
+        &[
+            "service",
+            "create",
+            "--name",
+            "everywhere",
+            "--image",
+            "busybox:local",
+            "--mode",
+            "global",
+        ],
+    );
+    let everywhere = everywhere.trim().to_string();
+    assert_eq!(listed("service", &["mode=global"]), sorted(&[&everywhere]));
+    assert_eq!(
+        listed("service", &["mode=Replicated", "name=web"]),
+        sorted(&[&web_1, &web_2])
+    );
+    let (code, _, stderr) = swarmctl(&socket, &["service", "ls", "-f", "mode=sometimes"]);
+    assert_eq!(code, 2, "{stderr}");
+    ok(&socket, &["service", "rm", "everywhere"]);
     assert_eq!(
         listed("service", &["name=WEB-1"]),
         sorted(&[&web_1]),

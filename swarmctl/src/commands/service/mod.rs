@@ -27,11 +27,16 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
             println!("{}", service.service.unwrap_or_default().id);
         }
         ServiceCommand::Ls(list) => {
-            let filters = Filters::new(list.filters, &[])?;
+            let filters = Filters::new(list.filters, &["mode"])?;
+            let modes = filters.enum_values("mode", &MODES.map(|(word, kind)| (word.to_string(), kind as i32)))?;
             let request = ListServicesRequest {
                 filters: Some(filters.list_filters()),
             };
             let mut services = reply(control.list_services(request).await)?.services;
+            // The Control API has no mode filter: kept here, as docker's.
+            if !modes.is_empty() {
+                services.retain(|service| modes.contains(&(mode_kind(service) as i32)));
+            }
             // By name, as docker lists them (the store lists by ID).
             services.sort_by_cached_key(|service| service_name(service).to_lowercase());
             if format == Format::Json && !list.quiet {
@@ -209,6 +214,31 @@ fn published_ports(service: &Service) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The kinds of service mode, as docker's `mode` filter names them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ModeKind {
+    Replicated,
+    Global,
+    ReplicatedJob,
+    GlobalJob,
+}
+
+const MODES: [(&str, ModeKind); 4] = [
+    ("replicated", ModeKind::Replicated),
+    ("global", ModeKind::Global),
+    ("replicated-job", ModeKind::ReplicatedJob),
+    ("global-job", ModeKind::GlobalJob),
+];
+
+fn mode_kind(service: &Service) -> ModeKind {
+    match service.spec.as_ref().and_then(|spec| spec.mode.as_ref()) {
+        Some(service_spec::Mode::Replicated(_)) => ModeKind::Replicated,
+        Some(service_spec::Mode::ReplicatedJob(_)) => ModeKind::ReplicatedJob,
+        Some(service_spec::Mode::GlobalJob(_)) => ModeKind::GlobalJob,
+        _ => ModeKind::Global,
+    }
 }
 
 fn replicas(service: &Service, running: usize) -> String {
