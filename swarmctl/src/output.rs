@@ -120,7 +120,25 @@ fn to_json<T: prost::Message>(
     message.serialize_with_options(&mut serde_json::Serializer::new(&mut text), &options)?;
     let mut value = serde_json::from_slice(&text)?;
     raft_ids_as_text(&mut value);
+    without_secret_data(descriptor.full_name(), &mut value);
     Ok(value)
+}
+
+/// `value` (a `name` message) without a secret's `data`: the manager never
+/// returns it, and an empty `"data": ""` would read as an empty secret.
+fn without_secret_data(name: &str, value: &mut serde_json::Value) {
+    let secret = match name {
+        "swarm.v1.Secret" => Some(value),
+        // A watch event's object.
+        "swarm.v1.Object" => value.get_mut("secret"),
+        _ => None,
+    };
+    if let Some(spec) = secret
+        .and_then(|secret| secret.get_mut("spec"))
+        .and_then(|spec| spec.as_object_mut())
+    {
+        spec.remove("data");
+    }
 }
 
 /// Raft member ids as decimal text, as the Info API gives them: random
@@ -183,6 +201,31 @@ mod tests {
         let value = json_value(&node).unwrap();
         assert_eq!(value["managerStatus"]["raftId"], "17181931913028051616");
         assert_eq!(value["meta"]["version"], 7);
+    }
+
+    #[test]
+    fn a_secret_prints_without_its_data() {
+        let secret = swarm_proto::v1::Secret {
+            spec: Some(swarm_proto::v1::SecretSpec {
+                annotations: Some(Default::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let value = json_value(&secret).unwrap();
+        assert!(value["spec"].get("annotations").is_some(), "{value}");
+        assert!(value["spec"].get("data").is_none(), "{value}");
+        let event = swarm_proto::v1::Object {
+            object: Some(swarm_proto::v1::object::Object::Secret(secret)),
+        };
+        let value = json_value(&event).unwrap();
+        assert!(value["secret"]["spec"].get("data").is_none(), "{value}");
+        // A config's data is its to show.
+        let config = swarm_proto::v1::Config {
+            spec: Some(swarm_proto::v1::ConfigSpec::default()),
+            ..Default::default()
+        };
+        assert!(json_value(&config).unwrap()["spec"].get("data").is_some());
     }
 
     #[test]
