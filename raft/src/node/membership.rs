@@ -28,6 +28,17 @@ pub(crate) fn add_member_change(id: u64, addr: &str) -> ConfChange {
     change
 }
 
+/// Refuses `addr` for member `id` if another member is reached there.
+pub(crate) fn check_address_free(members: &BTreeMap<u64, String>, id: u64, addr: &str) -> Result<()> {
+    match members
+        .iter()
+        .find(|(other, known)| **other != id && known.as_str() == addr)
+    {
+        Some((other, _)) => Err(Error::Membership(format!("address {addr} is already member {other}'s"))),
+        None => Ok(()),
+    }
+}
+
 /// A conf change removing member `id`.
 pub(crate) fn remove_member_change(id: u64) -> ConfChange {
     let mut change = ConfChange::default();

@@ -438,10 +438,7 @@ impl<S: StateMachine> ReadyLoop<S> {
         if members.contains_key(&id) {
             return Err(Error::Membership(format!("member {id} is already in the group")));
         }
-        if let Some((other, _)) = members.iter().find(|(_, known)| known.as_str() == addr) {
-            return Err(Error::Membership(format!("address {addr} is already member {other}'s")));
-        }
-        Ok(())
+        membership::check_address_free(members, id, addr)
     }
 
     /// Whether member `id` may move to `addr`, and needs to.
@@ -451,12 +448,7 @@ impl<S: StateMachine> ReadyLoop<S> {
         let Some(current) = members.get(&id) else {
             return Err(Error::Membership(format!("member {id} is not in the group")));
         };
-        if let Some((other, _)) = members
-            .iter()
-            .find(|(other, known)| **other != id && known.as_str() == addr)
-        {
-            return Err(Error::Membership(format!("address {addr} is already member {other}'s")));
-        }
+        membership::check_address_free(members, id, addr)?;
         Ok(current != addr)
     }
 
