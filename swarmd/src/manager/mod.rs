@@ -153,8 +153,9 @@ impl Manager {
     /// # Errors
     ///
     /// The change failed for another reason than this member not leading.
-    pub async fn record_own_address(&self, raft_id: u64) -> Result<()> {
-        match self.raft.handle().move_member(raft_id, &self.raft_addr).await {
+    pub async fn record_own_address(&self) -> Result<()> {
+        let raft = self.raft.handle();
+        match raft.move_member(raft.id(), &self.raft_addr).await {
             Ok(_) => Ok(()),
             Err(swarm_raft::Error::NotLeader { .. }) => {
                 tracing::warn!(

@@ -148,7 +148,7 @@ async fn prepare(options: &Options, state_dir: &StateDir, manager: &Manager, raf
         raft,
     )
     .await?;
-    manager.record_own_address(state_dir.identity.raft_id).await
+    manager.record_own_address().await
 }
 
 /// Serves the Control API until `shutdown`; the socket is removed after.
