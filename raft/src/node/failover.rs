@@ -4,11 +4,12 @@
 //! A follower that has not heard from its leader for
 //! [`SILENT_HEARTBEATS`] heartbeats connects to the leader's address. A
 //! refused connection means nothing listens there any more: the process
-//! died or stopped. The follower then campaigns at once, as if the leader
-//! had handed over (raft-rs's MsgTimeoutNow), so the other members grant
-//! their votes without waiting out the lease that CheckQuorum gives a live
-//! leader. Raft's safety does not depend on the lease: votes still go once
-//! per term and only to a log at least as up to date as the voter's.
+//! died or stopped. The follower then campaigns at once, and the other
+//! members grant their votes without waiting out the lease that
+//! CheckQuorum gives a live leader, as they would for a handover (raft-rs's
+//! `CAMPAIGN_TRANSFER`). Raft's safety does not depend on the lease: votes
+//! still go once per term and only to a log at least as up to date as the
+//! voter's.
 //!
 //! A connection that times out (a partition, a hung host) proves nothing,
 //! and the usual election timeout applies. Followers campaign one after
@@ -23,6 +24,9 @@
 //! its lease refuses. Without that, the cut-off follower would take
 //! leadership through the others, the old leader (cut off from it the same
 //! way) take it back, and leadership flap for as long as the cut lasts.
+//! And the campaign starts with a pre-vote (when PreVote is on, the
+//! default), so one that cannot win raises no term: a higher term left on
+//! the cut-off follower would depose the live leader once the cut heals.
 
 use std::time::Duration;
 
@@ -43,8 +47,9 @@ pub(crate) const SILENT_HEARTBEATS: usize = 3;
 /// heartbeat may have come a little later than the candidate's.
 const VOTER_SILENT_HEARTBEATS: usize = SILENT_HEARTBEATS - 1;
 
-/// The context of a failover campaign's vote requests, in place of
-/// raft-rs's `CAMPAIGN_TRANSFER` (see [`admit_vote`]).
+/// The context of a failover campaign's (pre-)vote requests, which voters
+/// read as raft-rs's `CAMPAIGN_TRANSFER` or as nothing (see
+/// [`admit_vote`]).
 const FAILOVER_CAMPAIGN: &[u8] = b"swarm:FailoverCampaign";
 
 /// How long the probe's connection attempt may take.
@@ -54,7 +59,8 @@ pub(crate) struct LeaderWatch {
     reports: mpsc::UnboundedSender<Report>,
     links: Links,
     probing: bool,
-    /// The term of the last failover campaign this member started.
+    /// The term the last failover campaign this member started asks votes
+    /// for (its pre-votes name it too).
     campaign_term: u64,
     /// The last leader this member followed: still the one to probe after
     /// another member's failover campaign lost (its log was behind) and
@@ -77,19 +83,20 @@ impl LeaderWatch {
         SILENT_HEARTBEATS * config.heartbeat_ticks.max(1)
     }
 
-    /// The campaign [`LeaderWatch::on_probe`] asked for started, in `term`.
-    pub(crate) fn campaigned(&mut self, term: u64) {
-        self.campaign_term = term;
+    /// The campaign [`LeaderWatch::on_probe`] asked for is about to start
+    /// from `term`: its pre-votes and votes ask for the next one.
+    pub(crate) fn campaigning_from(&mut self, term: u64) {
+        self.campaign_term = term + 1;
     }
 
-    /// Marks the vote requests of this member's failover campaign as such,
-    /// before they go: raft-rs marks them as a handover's.
+    /// Marks the pre-vote and vote requests of this member's failover
+    /// campaign as such, before they go. An election this member starts
+    /// later, by timeout, while its campaign's pre-vote has had no answer
+    /// asks for the same term and is marked too: it is started for the
+    /// same silent leader, and each voter still judges the silence itself.
     pub(crate) fn mark_votes(&self, messages: &mut [Message]) {
         for message in messages {
-            if message.get_msg_type() == MessageType::MsgRequestVote
-                && message.term == self.campaign_term
-                && message.context == CAMPAIGN_TRANSFER
-            {
+            if is_vote_request(message) && message.term == self.campaign_term && message.context.is_empty() {
                 message.context = FAILOVER_CAMPAIGN.to_vec().into();
             }
         }
@@ -141,13 +148,14 @@ impl LeaderWatch {
         });
     }
 
-    /// On a probe's answer: the message that starts the campaign, when the
+    /// On a probe's answer: whether to campaign now, which is when the
     /// leader refused the connection and this member has heard from no
     /// leader since: it still follows the silent one, or it follows none
-    /// because a member ranked before it campaigned and lost (its log was
-    /// behind this one's, which is why this one must try next). Not if it
-    /// voted in its current term: the candidate it voted for may win (a
-    /// handover under way, or a failover another member started first).
+    /// because its own or another member's campaign lost (a pre-vote
+    /// refused for a log that was behind, which is why the next member
+    /// must try). Not if it voted in its current term for anyone but that
+    /// leader: the candidate it voted for may win (a handover under way, or
+    /// a failover another member started first).
     pub(crate) fn on_probe(
         &mut self,
         raw: &RawNode<RocksStorage>,
@@ -155,13 +163,15 @@ impl LeaderWatch {
         leader: u64,
         term: u64,
         refused: bool,
-    ) -> Option<Message> {
+    ) -> bool {
         self.probing = false;
         let raft = &raw.raft;
         let still_silent = (raft.leader_id == leader && raft.election_elapsed >= Self::silent_ticks(config))
-            || (raft.leader_id == INVALID_ID && raft.vote == INVALID_ID);
-        if !refused || raft.state != StateRole::Follower || raft.term < term || !still_silent {
-            return None;
+            || (raft.leader_id == INVALID_ID && (raft.vote == INVALID_ID || raft.vote == leader));
+        // Only a voter may campaign (raft-rs's election timeout asks the
+        // same; its MsgHup does not).
+        if !refused || raft.state != StateRole::Follower || raft.term < term || !still_silent || !raft.promotable() {
+            return false;
         }
         tracing::info!(
             member = raft.id,
@@ -169,16 +179,18 @@ impl LeaderWatch {
             term,
             "the leader's address refuses connections; campaigning now"
         );
-        let mut timeout_now = Message::default();
-        timeout_now.set_msg_type(MessageType::MsgTimeoutNow);
-        timeout_now.from = leader;
-        timeout_now.to = raft.id;
-        timeout_now.term = raft.term;
-        Some(timeout_now)
+        true
     }
 }
 
-/// A vote request as this member should step it: one of a failover
+fn is_vote_request(message: &Message) -> bool {
+    matches!(
+        message.get_msg_type(),
+        MessageType::MsgRequestVote | MessageType::MsgRequestPreVote
+    )
+}
+
+/// A (pre-)vote request as this member should step it: one of a failover
 /// campaign is forced (as a handover's) if this member has not heard from
 /// its leader for [`VOTER_SILENT_HEARTBEATS`] heartbeats either (or knows
 /// none), and otherwise plain, which raft-rs refuses while the leader's
@@ -187,12 +199,8 @@ impl LeaderWatch {
 /// whose ticks fall just before the leader's heartbeats may count one
 /// fewer silent heartbeat than it missed: it then takes the campaign as
 /// plain, and the group elects after the usual timeout instead.
-///
-/// A campaign refused this way still leaves its candidate one term ahead:
-/// once the cut heals, that term deposes the leader once, as any election
-/// a partitioned member starts without pre-vote would.
 pub(crate) fn admit_vote(raw: &RawNode<RocksStorage>, config: &Config, message: &mut Message) {
-    if message.get_msg_type() != MessageType::MsgRequestVote || message.context != FAILOVER_CAMPAIGN {
+    if !is_vote_request(message) || message.context != FAILOVER_CAMPAIGN {
         return;
     }
     let raft = &raw.raft;

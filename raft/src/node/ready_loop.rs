@@ -343,14 +343,14 @@ impl<S: StateMachine> ReadyLoop<S> {
                 self.raw.report_snapshot(to, status);
             }
             Report::LeaderProbe { leader, term, refused } => {
-                if let Some(timeout_now) = self
+                if self
                     .leader_watch
                     .on_probe(&self.raw, &self.config, leader, term, refused)
                 {
                     self.metrics.add_fast_failover();
-                    match self.raw.step(timeout_now) {
-                        Ok(()) => self.leader_watch.campaigned(self.raw.raft.term),
-                        Err(err) => tracing::warn!(member = self.config.id, %err, "could not start the campaign"),
+                    self.leader_watch.campaigning_from(self.raw.raft.term);
+                    if let Err(err) = self.raw.campaign() {
+                        tracing::warn!(member = self.config.id, %err, "could not start the campaign");
                     }
                 }
             }
