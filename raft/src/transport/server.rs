@@ -50,11 +50,22 @@ impl TransportService {
 
     /// Refuses a message of another cluster or for another member; `Ok(false)`
     /// for one on a cut link, which is dropped as a network would.
+    ///
+    /// Until the transport has TLS (the cluster issue), the cluster id is
+    /// all that keeps a stranger who reaches the port from speaking Raft to
+    /// this member, so the refusal never says which cluster this is; the
+    /// log does.
     fn admit(&self, cluster_id: u64, from: u64, to: u64) -> Result<bool, Status> {
         if cluster_id != self.cluster_id {
+            tracing::warn!(
+                member = self.id,
+                from,
+                their_cluster = format_args!("{cluster_id:016x}"),
+                our_cluster = format_args!("{:016x}", self.cluster_id),
+                "refused a raft message of another cluster"
+            );
             return Err(Status::permission_denied(format!(
-                "raft message of cluster {cluster_id:x} sent to a member of cluster {:x}",
-                self.cluster_id
+                "raft message of cluster {cluster_id:016x} sent to a member of another cluster"
             )));
         }
         if to != self.id {
@@ -160,6 +171,22 @@ impl RaftTransport for TransportService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_of_another_cluster_is_refused_without_naming_this_one() {
+        let (inbound, _) = mpsc::channel(1);
+        let service = TransportService::new(2, 0x5eed_cafe, inbound, Links::default());
+        assert_eq!(service.admit(0x5eed_cafe, 1, 2).ok(), Some(true));
+        let refused = service.admit(0xbad, 1, 2).expect_err("another cluster");
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert!(
+            !refused.message().contains("5eedcafe"),
+            "the refusal tells a stranger the cluster id: {}",
+            refused.message()
+        );
+        let misaddressed = service.admit(0x5eed_cafe, 1, 3).expect_err("another member");
+        assert_eq!(misaddressed.code(), tonic::Code::InvalidArgument);
+    }
 
     fn bytes(kind: MessageType, from: u64, to: u64) -> Vec<u8> {
         let mut message = Message::default();
