@@ -346,9 +346,9 @@ async fn a_leader_cut_off_but_alive_is_not_replaced_by_a_fast_campaign() {
 
 /// A follower cut off from a live leader whose address refuses it (a
 /// firewall that rejects its connections) campaigns at once; the member
-/// that still hears the leader takes that as a plain pre-vote, which the
-/// leader's lease refuses: the leader stays, and commits go on. The
-/// campaign raised no term, so the leader stays once the cut heals too.
+/// that still hears the leader takes that as a plain pre-vote, which its
+/// lease drops: the leader stays, and commits go on. The campaign raised
+/// no term, so the leader stays once the cut heals too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_refused_by_a_live_leader_does_not_depose_it() {
     let cluster = Cluster::start(3).await;
@@ -394,7 +394,7 @@ async fn a_follower_refused_by_a_live_leader_does_not_depose_it() {
 
 /// Two followers cut off the same way from a live leader of five: one's
 /// failover pre-vote is granted by the other (the leader is silent to it
-/// too) and refused by the rest, so neither raises its term for as long
+/// too) and dropped by the rest, so neither raises its term for as long
 /// as the cut lasts (a higher term would depose the leader once healed),
 /// and the leader stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

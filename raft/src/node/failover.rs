@@ -13,20 +13,24 @@
 //!
 //! A connection that times out (a partition, a hung host) proves nothing,
 //! and the usual election timeout applies. Followers campaign one after
-//! the other, by rank among the remaining voters, one tick apart, so two of
-//! them do not split the vote.
+//! the other, by rank among the remaining voters, one tick apart, so that
+//! two of them seldom split the vote (two pre-candidates grant each other's
+//! pre-votes, so a split can still happen; the election timeout settles
+//! it).
 //!
 //! A refused connection does not prove the leader dead to everyone,
 //! though: a firewall that rejects one follower's connections leaves the
 //! leader alive to the others. So a failover campaign's vote requests say
 //! what they are ([`FAILOVER_CAMPAIGN`]), and a voter takes one as forced
 //! only if the leader is silent to it too; otherwise as a plain vote, which
-//! its lease refuses. Without that, the cut-off follower would take
+//! its lease drops. Without that, the cut-off follower would take
 //! leadership through the others, the old leader (cut off from it the same
 //! way) take it back, and leadership flap for as long as the cut lasts.
-//! And the campaign starts with a pre-vote (when PreVote is on, the
-//! default), so one that cannot win raises no term: a higher term left on
-//! the cut-off follower would depose the live leader once the cut heals.
+//! Only the campaign a refused probe starts is marked, not the elections
+//! its candidate starts later by timeout. And it starts with a pre-vote
+//! (when PreVote is on, the default), so a campaign whose pre-vote cannot
+//! win raises no term: a higher term left on the cut-off follower would
+//! depose the live leader once the cut heals.
 
 use std::time::Duration;
 
@@ -59,8 +63,8 @@ pub(crate) struct LeaderWatch {
     reports: mpsc::UnboundedSender<Report>,
     links: Links,
     probing: bool,
-    /// The term the last failover campaign this member started asks votes
-    /// for (its pre-votes name it too).
+    /// The term the failover campaign this member runs asks votes for (its
+    /// pre-votes name it too); 0 when it runs none.
     campaign_term: u64,
     /// The last leader this member followed: still the one to probe after
     /// another member's failover campaign lost (its log was behind) and
@@ -83,17 +87,8 @@ impl LeaderWatch {
         SILENT_HEARTBEATS * config.heartbeat_ticks.max(1)
     }
 
-    /// The campaign [`LeaderWatch::on_probe`] asked for is about to start
-    /// from `term`: its pre-votes and votes ask for the next one.
-    pub(crate) fn campaigning_from(&mut self, term: u64) {
-        self.campaign_term = term + 1;
-    }
-
     /// Marks the pre-vote and vote requests of this member's failover
-    /// campaign as such, before they go. An election this member starts
-    /// later, by timeout, while its campaign's pre-vote has had no answer
-    /// asks for the same term and is marked too: it is started for the
-    /// same silent leader, and each voter still judges the silence itself.
+    /// campaign as such, before they go.
     pub(crate) fn mark_votes(&self, messages: &mut [Message]) {
         for message in messages {
             if is_vote_request(message) && message.term == self.campaign_term && message.context.is_empty() {
@@ -102,10 +97,17 @@ impl LeaderWatch {
         }
     }
 
-    /// On each tick: probes a leader that has gone silent, unless a probe
-    /// is already out.
+    /// On each tick, right after raft-rs's: probes a leader that has gone
+    /// silent, unless a probe is already out.
     pub(crate) fn on_tick(&mut self, raw: &RawNode<RocksStorage>, config: &Config) {
         let raft = &raw.raft;
+        if matches!(raft.state, StateRole::PreCandidate | StateRole::Candidate) && raft.election_elapsed == 0 {
+            // The tick started an election (a failover campaign's candidate
+            // keeps the ticks it had counted): no failover campaign, and
+            // its (pre-)votes, which may ask for the same term as the
+            // campaign's did, go unmarked.
+            self.campaign_term = 0;
+        }
         if raft.leader_id != INVALID_ID {
             self.last_leader = raft.leader_id;
         }
@@ -148,17 +150,18 @@ impl LeaderWatch {
         });
     }
 
-    /// On a probe's answer: whether to campaign now, which is when the
-    /// leader refused the connection and this member has heard from no
-    /// leader since: it still follows the silent one, or it follows none
-    /// because its own or another member's campaign lost (a pre-vote
-    /// refused for a log that was behind, which is why the next member
-    /// must try). Not if it voted in its current term for anyone but that
-    /// leader: the candidate it voted for may win (a handover under way, or
-    /// a failover another member started first).
+    /// On a probe's answer: campaigns, and says it did, when the leader
+    /// refused the connection and this member has heard from no leader
+    /// since. It still follows the silent one; or it follows none, either
+    /// because its own campaign's pre-vote was refused (its log was behind:
+    /// the next member must try, and this one will again after it) or
+    /// because it refused another member's vote request (that member's log
+    /// was behind, which is why this one must try). Not if it voted for
+    /// anyone else in its current term: the candidate it voted for may win
+    /// (a handover under way, or a failover another member started first).
     pub(crate) fn on_probe(
         &mut self,
-        raw: &RawNode<RocksStorage>,
+        raw: &mut RawNode<RocksStorage>,
         config: &Config,
         leader: u64,
         term: u64,
@@ -167,7 +170,8 @@ impl LeaderWatch {
         self.probing = false;
         let raft = &raw.raft;
         let still_silent = (raft.leader_id == leader && raft.election_elapsed >= Self::silent_ticks(config))
-            || (raft.leader_id == INVALID_ID && (raft.vote == INVALID_ID || raft.vote == leader));
+            || (raft.leader_id == INVALID_ID
+                && (raft.vote == INVALID_ID || (raft.vote == leader && raft.term == term)));
         // Only a voter may campaign (raft-rs's election timeout asks the
         // same; its MsgHup does not).
         if !refused || raft.state != StateRole::Follower || raft.term < term || !still_silent || !raft.promotable() {
@@ -179,7 +183,17 @@ impl LeaderWatch {
             term,
             "the leader's address refuses connections; campaigning now"
         );
-        true
+        self.campaign_term = raft.term + 1;
+        if let Err(err) = raw.campaign() {
+            tracing::warn!(member = raw.raft.id, %err, "could not start the campaign");
+        }
+        // raft-rs declines quietly, with configuration changes still to
+        // apply: then there is no campaign to mark.
+        let started = raw.raft.state != StateRole::Follower;
+        if !started {
+            self.campaign_term = 0;
+        }
+        started
     }
 }
 

@@ -345,13 +345,9 @@ impl<S: StateMachine> ReadyLoop<S> {
             Report::LeaderProbe { leader, term, refused } => {
                 if self
                     .leader_watch
-                    .on_probe(&self.raw, &self.config, leader, term, refused)
+                    .on_probe(&mut self.raw, &self.config, leader, term, refused)
                 {
                     self.metrics.add_fast_failover();
-                    self.leader_watch.campaigning_from(self.raw.raft.term);
-                    if let Err(err) = self.raw.campaign() {
-                        tracing::warn!(member = self.config.id, %err, "could not start the campaign");
-                    }
                 }
             }
         }
