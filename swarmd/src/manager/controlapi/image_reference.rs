@@ -56,19 +56,37 @@ pub(crate) fn check(image: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A registry's `host[:port]`.
+/// A registry's `host[:port]`, the host a name or an IP address (IPv6 in
+/// brackets, as in a URL).
 fn domain(domain: &str) -> Result<(), String> {
-    let (host, port) = domain.split_once(':').unwrap_or((domain, ""));
-    let label_ok = |label: &str| {
-        !label.is_empty()
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
+    let bad = || {
+        Err(format!(
+            "registry {domain:?} is not HOST[:PORT] (an IPv6 HOST in brackets)"
+        ))
     };
-    if !host.split('.').all(label_ok) || (domain.contains(':') && port.parse::<u16>().is_err()) {
-        return Err(format!("registry {domain:?} is not HOST[:PORT]"));
+    let (host_ok, port) = match domain.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((address, port)) => (address.parse::<std::net::Ipv6Addr>().is_ok(), port),
+            None => return bad(),
+        },
+        None => {
+            let (host, port) = domain.find(':').map_or((domain, ""), |colon| domain.split_at(colon));
+            (host.split('.').all(host_label), port)
+        }
+    };
+    let port_ok = port.is_empty() || port.strip_prefix(':').is_some_and(|port| port.parse::<u16>().is_ok());
+    if !host_ok || !port_ok {
+        return bad();
     }
     Ok(())
+}
+
+/// One dot-separated label of a registry's host name.
+fn host_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
 }
 
 /// A path component: lower-case letters and digits, in runs joined by one
@@ -120,6 +138,9 @@ mod tests {
             format!("app:v2@{digest}"),
             "a__b/c.d/e-f--g:Tag_1.x-y".into(),
             "Registry.Example.com/app".into(),
+            "[::1]:5000/app:v1".into(),
+            "[fe80::1]/team/app".into(),
+            "10.0.0.2:5000/app".into(),
         ] {
             assert_eq!(check(&good), Ok(()), "{good}");
         }
@@ -136,6 +157,12 @@ mod tests {
             "app@sha256:short",
             "registry.example.com:port/app",
             "bad_host.com/app",
+            "::1/app",
+            "[::1/app",
+            "[not-ipv6]/app",
+            "[::1]5000/app",
+            "[::1]:99999/app",
+            "host:5000:1/app",
         ] {
             assert!(check(bad).is_err(), "{bad} accepted");
         }
