@@ -37,7 +37,7 @@ pub enum Error {
     },
 
     /// The object changed since the version the writer read.
-    #[error("{kind} {id} was changed: update is at version {given}, the store has version {current}")]
+    #[error("{kind} {id} was changed: the write was made on version {given}, the store has version {current}")]
     VersionConflict {
         /// Kind of the object.
         kind: Kind,

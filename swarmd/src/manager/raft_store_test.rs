@@ -174,3 +174,60 @@ fn an_entry_that_does_not_decode_is_refused_alone_and_takes_its_index() {
         assert_eq!(version(tx.get::<Node>(&last.id).unwrap()), 3);
     });
 }
+
+/// A removal names no version: an update committed between its read and
+/// its commit (a conflict the Raft pipeline finds only at apply) does not
+/// refuse it. Every removal of services each updated at the same moment
+/// succeeds, and none of them is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removals_racing_updates_of_the_same_objects_all_succeed() {
+    use swarm_proto::v1::control_server::Control as _;
+    use swarm_proto::v1::{CreateServiceRequest, RemoveServiceRequest, ServiceSpec, UpdateServiceRequest};
+    use tonic::Request;
+
+    let dir = tempfile::tempdir().unwrap();
+    let manager = start(dir.path(), 10_000).await;
+    let api = std::sync::Arc::new(crate::manager::controlapi::ControlApi::new(manager.store.clone()));
+    let mut services = Vec::new();
+    for n in 0..60 {
+        let spec = ServiceSpec::container(format!("s{n}"), "busybox");
+        let created = api
+            .create_service(Request::new(CreateServiceRequest { spec: Some(spec) }))
+            .await
+            .unwrap();
+        services.push(created.into_inner().service.unwrap());
+    }
+    let mut races = tokio::task::JoinSet::new();
+    for service in services {
+        let (updater, remover) = (api.clone(), api.clone());
+        let mut spec = service.spec.clone().unwrap();
+        spec.annotations
+            .as_mut()
+            .unwrap()
+            .labels
+            .insert("raced".into(), "yes".into());
+        let update = UpdateServiceRequest {
+            service_id: service.id.clone(),
+            service_version: service.meta.as_ref().unwrap().version,
+            spec: Some(spec),
+            rollback: false,
+        };
+        races.spawn(async move {
+            // The update may land first, or find the service gone.
+            let _ = updater.update_service(Request::new(update)).await;
+        });
+        let service_id = service.id.clone();
+        races.spawn(async move {
+            remover
+                .remove_service(Request::new(RemoveServiceRequest { service_id }))
+                .await
+                .map(|_| ())
+                .unwrap_or_else(|status| panic!("a removal racing an update was refused: {status:?}"));
+        });
+    }
+    while let Some(joined) = races.join_next().await {
+        joined.unwrap();
+    }
+    assert_eq!(manager.store.view(|tx| tx.count::<swarm_proto::v1::Service>()), 0);
+    manager.raft.shutdown().await.unwrap();
+}

@@ -281,14 +281,39 @@ pub(crate) async fn update_service(
     .await
 }
 
+/// How many times a write that names no version is made when updates keep
+/// landing between its read and its commit.
+const UNVERSIONED_ATTEMPTS: usize = 10;
+
+/// Runs a write that names no version (a removal) until it commits on what
+/// is stored then. The store refuses a transaction whose objects changed
+/// after it read them, as it must for an update made on a version the
+/// client read; but a removal only asks that the object go, as SwarmKit's
+/// do, so an update landing first is no reason to refuse it: it is made
+/// again (its checks too) on the newer object.
+async fn unversioned<R, Write: Future<Output = Result<R>>>(mut write: impl FnMut() -> Write) -> Result<R> {
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(Error::Store(swarm_store::Error::VersionConflict { .. })) if attempt < UNVERSIONED_ATTEMPTS => {
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 pub(crate) async fn remove<T: StoreObject>(store: &MemoryStore, field: &str, id: &str) -> Result<()> {
     let id = required(field, id)?;
-    store.update(|tx| tx.delete::<T>(id)).await?;
-    Ok(())
+    unversioned(|| async { Ok(store.update(|tx| tx.delete::<T>(id)).await?) }).await
 }
 
 pub(crate) async fn remove_node(store: &MemoryStore, id: &str, force: bool) -> Result<()> {
     let id = required("node_id", id)?;
+    unversioned(|| remove_node_once(store, id, force)).await
+}
+
+async fn remove_node_once(store: &MemoryStore, id: &str, force: bool) -> Result<()> {
     store
         .update_with_index(|tx| {
             // Checked on the node the removal deletes (it carries that
