@@ -138,8 +138,15 @@ impl RocksStorage {
         if is_new {
             create_whole(dir, cluster_id, node_id).map_err(|err| data_dir_error(format!("cannot create it: {err}")))?;
         }
-        let db = DB::open_cf_descriptors(&db_options(false), dir, column_families())
-            .map_err(|err| data_dir_error(format!("RocksDB cannot open it: {err}")))?;
+        let db = DB::open_cf_descriptors(&db_options(false), dir, column_families()).map_err(|err| {
+            let advice = if err.kind() == rocksdb::ErrorKind::Corruption {
+                " (its files are damaged: nothing was changed; restore it from a backup, \
+                 or remove this member from its cluster and join it again with an empty one)"
+            } else {
+                ""
+            };
+            data_dir_error(format!("RocksDB cannot open it: {err}{advice}"))
+        })?;
         let mut storage = RocksStorage {
             db: Arc::new(db),
             dir: dir.to_path_buf(),
@@ -667,6 +674,15 @@ fn db_options(create: bool) -> Options {
     // ms of a 1 s start). Capped, the flushes happen in the background
     // as the log grows, and a start replays at most this much.
     options.set_max_total_wal_size(MAX_WAL_BYTES);
+    // What an open does with a damaged write-ahead log. RocksDB's default
+    // (point in time) replays up to the first bad record and quietly drops
+    // the rest: acknowledged entries gone, their indexes given again to new
+    // ones. Every write here is synced before it is acknowledged, so the
+    // only damage a crash can leave is a record cut short at the end of the
+    // last log, a write no one was told of: that is tolerated. Damage
+    // anywhere else fails the open, and the node stops with RocksDB's
+    // "Corruption" error, its data left as found.
+    options.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
     options
 }
 

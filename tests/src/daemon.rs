@@ -215,6 +215,47 @@ impl Daemon {
     }
 }
 
+/// Starts `swarmd` on `state_dir`, its socket at `socket` and its Raft
+/// transport at `remote`, where it must refuse to start: its exit code and
+/// stderr.
+///
+/// # Panics
+///
+/// When it is still running after 30 seconds (it started, which is the
+/// failure the caller tests for): it is killed first.
+pub fn refused_start(binary: &Path, state_dir: &Path, socket: &Path, remote: &str) -> (Option<i32>, String) {
+    use std::io::Read as _;
+    let mut child = Command::new(binary)
+        .args(["-d", &state_dir.to_string_lossy()])
+        .args(["--listen-control-api", &socket.to_string_lossy()])
+        .args(["--listen-remote-api", remote])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start swarmd");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for swarmd") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    let Some(status) = status else {
+        panic!("swarmd started where it should have refused to; its log:\n{stderr}");
+    };
+    (status.code(), stderr)
+}
+
 /// The `swarmd` binary of this build (see [`workspace_binary`]).
 pub fn swarmd_binary() -> PathBuf {
     workspace_binary("swarmd")

@@ -9,7 +9,7 @@ use swarm_proto::v1::{
     Annotations, ConfigSpec, CreateConfigRequest, CreateSecretRequest, CreateServiceRequest, ListClustersRequest,
     ListConfigsRequest, ListNodesRequest, ListSecretsRequest, ListServicesRequest, NodeRole, SecretSpec, ServiceSpec,
 };
-use swarm_tests::daemon::{Daemon, connect, swarmd_binary};
+use swarm_tests::daemon::{Daemon, connect, refused_start, swarmd_binary};
 
 const SIGINT: i32 = 2;
 const SIGKILL: i32 = 9;
@@ -195,14 +195,8 @@ async fn a_node_whose_raft_data_is_gone_refuses_to_start() {
     assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
 
     let start = || {
-        let output = std::process::Command::new(&binary)
-            .args(["-d", &dir.to_string_lossy()])
-            .args(["--listen-control-api", &root.path().join("s.sock").to_string_lossy()])
-            .args(["--listen-remote-api", "127.0.0.1:0"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        let (code, stderr) = refused_start(&binary, &dir, &root.path().join("s.sock"), "127.0.0.1:0");
+        assert_eq!(code, Some(1), "{stderr}");
         stderr
     };
     let raft = dir.join("raft");
@@ -232,6 +226,59 @@ async fn a_node_whose_raft_data_is_gone_refuses_to_start() {
     assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
 }
 
+/// The largest write-ahead log file in a node's Raft data: after a kill -9
+/// and a few writes, the one that holds them.
+fn largest_write_ahead_log(raft: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(raft)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
+        .max_by_key(|path| std::fs::metadata(path).unwrap().len())
+        .expect("a write-ahead log")
+}
+
+/// Damage in the middle of the write-ahead log (a bad disk, a stray
+/// write) stops the node with RocksDB's error and leaves the log as found,
+/// rather than dropping the acknowledged writes after it and handing their
+/// indexes to new ones. A record cut short at the log's end, which is all
+/// a crash can leave, is tolerated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_ahead_log_damaged_in_its_middle_stops_the_node_and_a_torn_tail_does_not() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let binary = swarmd_binary();
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    for n in 0..20 {
+        store_some(&daemon, &format!("acked{n}")).await;
+    }
+    let acknowledged = contents(&daemon).await;
+    assert!(!daemon.signal_and_wait(SIGKILL, Duration::from_secs(10)).success());
+
+    // A torn tail: a few bytes of a record that never finished.
+    let log = largest_write_ahead_log(&dir.join("raft"));
+    let whole = std::fs::read(&log).unwrap();
+    let mut torn = whole.clone();
+    torn.extend_from_slice(b"ZZZZ");
+    std::fs::write(&log, &torn).unwrap();
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    assert_eq!(contents(&daemon).await, acknowledged, "a torn tail cost nothing");
+    assert!(!daemon.signal_and_wait(SIGKILL, Duration::from_secs(10)).success());
+
+    let log = largest_write_ahead_log(&dir.join("raft"));
+    let mut damaged = std::fs::read(&log).unwrap();
+    let middle = damaged.len() / 2;
+    damaged[middle..middle + 16].copy_from_slice(b"ZZZZZZZZZZZZZZZZ");
+    std::fs::write(&log, &damaged).unwrap();
+    let (code, stderr) = refused_start(&binary, &dir, &root.path().join("s.sock"), "127.0.0.1:0");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("Corruption"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        damaged,
+        "the damaged log was left as found"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
     let root = tempfile::tempdir().unwrap();
@@ -242,14 +289,8 @@ async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
     // A second swarmd on `state_dir`, `socket` and Raft address `remote`:
     // refused; its stderr.
     let refused_at = |state_dir: &std::path::Path, socket: &std::path::Path, remote: &str| {
-        let output = std::process::Command::new(&binary)
-            .args(["-d", &state_dir.to_string_lossy()])
-            .args(["--listen-control-api", &socket.to_string_lossy()])
-            .args(["--listen-remote-api", remote])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert!(!output.status.success(), "{stderr}");
+        let (code, stderr) = refused_start(&binary, state_dir, socket, remote);
+        assert_ne!(code, Some(0), "{stderr}");
         stderr
     };
     let refused = |state_dir: &std::path::Path, socket: &std::path::Path| refused_at(state_dir, socket, "127.0.0.1:0");
