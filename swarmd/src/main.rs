@@ -28,11 +28,13 @@ struct Args {
     #[arg(long = "listen-control-api", default_value = "/var/run/swarmd.sock")]
     listen_control_api: PathBuf,
     /// The address managers reach this one's Raft transport at.
-    #[arg(long = "listen-remote-api", default_value = "0.0.0.0:4242")]
+    /// IP:PORT, HOST:PORT (its first address) or :PORT (every interface).
+    #[arg(long = "listen-remote-api", default_value = "0.0.0.0:4242", value_parser = listen_address)]
     listen_remote_api: std::net::SocketAddr,
     /// Serve Prometheus metrics at http://ADDR/metrics (for example
-    /// 127.0.0.1:9090): requests, Raft and store figures.
-    #[arg(long = "listen-metrics", value_name = "ADDR")]
+    /// 127.0.0.1:9090, or :9090 on every interface): requests, Raft and
+    /// store figures.
+    #[arg(long = "listen-metrics", value_name = "ADDR", value_parser = listen_address)]
     listen_metrics: Option<std::net::SocketAddr>,
     /// The name this node reports (default: the machine's hostname).
     #[arg(long, value_parser = hostname)]
@@ -64,6 +66,20 @@ fn main() -> ExitCode {
     // SAFETY: `umask` only sets the process's file mode mask.
     unsafe { libc::umask(0o077) };
     let args = Args::parse();
+    if args.election_tick <= args.heartbeat_tick {
+        // Checked here rather than by raft-rs, which would find it only
+        // once the state dir is made.
+        <Args as clap::CommandFactory>::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "--election-tick ({}) must be more than --heartbeat-tick ({}): followers would call \
+                     elections between a live leader's heartbeats",
+                    args.election_tick, args.heartbeat_tick
+                ),
+            )
+            .exit();
+    }
     let filter = match log_filter(&args.log_level) {
         Ok(filter) => filter,
         Err(err) => {
@@ -209,6 +225,33 @@ fn hangup_ignored() -> bool {
 
 /// A `--hostname`: something to print in a table, so not blank and
 /// without control characters.
+/// An address to listen on: `IP:PORT` (an IPv6 IP in brackets),
+/// `HOST:PORT`, resolved to its first address, or `:PORT` for every
+/// interface, as node_exporter and dockerd take one.
+fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    if let Some(port) = text.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| format!("{port:?} is not a port (0-65535)"))?;
+        return Ok(std::net::SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let expected = "expected IP:PORT, HOST:PORT or :PORT";
+    if text
+        .rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        return Err(expected.into());
+    }
+    let mut found = text
+        .to_socket_addrs()
+        .map_err(|err| format!("{expected}; the host does not resolve: {err}"))?;
+    found
+        .next()
+        .ok_or_else(|| format!("{expected}; the host resolves to no address"))
+}
+
 fn hostname(text: &str) -> Result<String, String> {
     if text.trim().is_empty() {
         return Err("a hostname cannot be blank".into());
@@ -247,4 +290,23 @@ fn machine_hostname() -> anyhow::Result<String> {
         .map(|name| name.trim().to_string())
         .find(|name| !name.is_empty())
         .ok_or_else(|| anyhow::anyhow!("cannot tell this machine's hostname: give one with --hostname"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_take_an_ip_a_host_or_only_a_port() {
+        let parsed = |text: &str| listen_address(text).map(|addr| addr.to_string());
+        assert_eq!(parsed("127.0.0.1:4242").as_deref(), Ok("127.0.0.1:4242"));
+        assert_eq!(parsed("[::1]:4242").as_deref(), Ok("[::1]:4242"));
+        assert_eq!(parsed(":9090").as_deref(), Ok("0.0.0.0:9090"));
+        let localhost = listen_address("localhost:9090").expect("localhost resolves");
+        assert!(localhost.ip().is_loopback() && localhost.port() == 9090, "{localhost}");
+        for bad in ["9090", ":", ":http", ":70000", "localhost", "localhost:", "127.0.0.1:x"] {
+            let refused = listen_address(bad).expect_err(bad);
+            assert!(refused.contains("PORT") || refused.contains("port"), "{bad}: {refused}");
+        }
+    }
 }

@@ -620,3 +620,24 @@ async fn a_node_out_of_file_descriptors_pauses_its_accepts_and_serves_again() {
     store_some(&daemon, "after").await;
     assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
 }
+
+/// Flags that cannot work together are refused before anything is made.
+#[test]
+fn an_election_tick_not_above_the_heartbeat_is_refused_before_the_state_dir_is_made() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let output = std::process::Command::new(swarmd_binary())
+        .args(["-d", &dir.to_string_lossy()])
+        .args(["--listen-control-api", &root.path().join("s.sock").to_string_lossy()])
+        .args(["--heartbeat-tick", "10", "--election-tick", "5"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--election-tick (5) must be more than --heartbeat-tick (10)"),
+        "{stderr}"
+    );
+    assert!(!dir.exists(), "a refused start made the state dir");
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0, "nor anything else");
+}
