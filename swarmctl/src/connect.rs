@@ -71,15 +71,27 @@ pub async fn channel(path: &Path) -> anyhow::Result<Channel> {
         let socket = socket.clone();
         async move { tokio::net::UnixStream::connect(socket).await.map(TokioIo::new) }
     }));
-    let why = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+    let (why, hint) = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(channel)) => return Ok(channel),
-        Ok(Err(err)) => reason(path, &err),
-        Err(_) => format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+        Ok(Err(err)) => (reason(path, &err), hint(&err)),
+        Err(_) => (format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()), ""),
     };
-    anyhow::bail!(
-        "cannot reach swarmd at {}: {why} (set --socket or SWARM_SOCKET)",
-        path.display()
-    )
+    anyhow::bail!("cannot reach swarmd at {}: {why}{hint}", path.display())
+}
+
+/// What the operator can do about a failed connection: name another socket
+/// when nothing serves this one; run as swarmd's user when its socket
+/// (mode 0600) refuses this one.
+fn hint(err: &tonic::transport::Error) -> &'static str {
+    let kind = std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |err| err.source())
+        .find_map(|err| err.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    match kind {
+        Some(std::io::ErrorKind::PermissionDenied) => {
+            " (the socket is the user's that runs swarmd: run swarmctl as that user)"
+        }
+        _ => " (set --socket or SWARM_SOCKET)",
+    }
 }
 
 /// Why connecting failed, in one phrase: the innermost cause (tonic's and

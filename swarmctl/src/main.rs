@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("Error: cannot start the runtime: {err}");
+            commands::print_error(&anyhow::Error::new(err).context("cannot start the runtime"));
             return ExitCode::FAILURE;
         }
     };
@@ -45,7 +45,7 @@ fn main() -> ExitCode {
             if err.downcast_ref::<commands::Reported>().is_some() {
                 return ExitCode::FAILURE;
             }
-            eprintln!("Error: {err:#}");
+            commands::print_error(&err);
             if err.downcast_ref::<commands::BadValue>().is_some() {
                 return ExitCode::from(2);
             }

@@ -808,7 +808,8 @@ async fn service_specs_from_docker_style_flags() {
 }
 
 /// A daemon that never answers, a reader that closes the pipe early: the
-/// command ends, with an error in the first case, quietly in the second.
+/// command ends, with an error in the first case, quietly in the second;
+/// an error printed to a closed pipe still ends it with its exit code.
 #[test]
 fn an_unanswering_socket_and_a_closed_pipe_end_the_command() {
     let root = tempfile::tempdir().unwrap();
@@ -855,6 +856,18 @@ fn an_unanswering_socket_and_a_closed_pipe_end_the_command() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success() && stderr.is_empty(), "{shell}: {stderr}");
     }
+
+    // An error with stderr closed (`2>&1 | head` gone): the command still
+    // fails as itself (1), not as a panic (101).
+    let mut child = Command::new(workspace_binary("swarmctl"))
+        .args(["node", "inspect", "self"])
+        .env("SWARM_SOCKET", root.path().join("nothing-here.sock"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start swarmctl");
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(1));
 }
 
 /// SwarmKit's node commands on a single manager: availability changes

@@ -66,15 +66,34 @@ fn manager_fields(manager: &ManagerInfo) -> Vec<(&'static str, String)> {
         ("Commit index", manager.commit_index.to_string()),
         ("Applied index", manager.applied_index.to_string()),
         ("Snapshot index", manager.snapshot_index.to_string()),
-        (
-            "Log",
-            format!("{} to {}", manager.first_log_index, manager.last_log_index),
-        ),
+        ("Log", log_range(manager.first_log_index, manager.last_log_index)),
     ]);
     fields
+}
+
+/// The entries the log holds: none when all of them are in the snapshot
+/// (the first index the log would hold is then past the last).
+fn log_range(first: u64, last: u64) -> String {
+    if first > last {
+        format!("no entries after the snapshot (next: {first})")
+    } else {
+        format!("{first} to {last}")
+    }
 }
 
 /// The ID of the node serving the socket: what `self` names.
 pub(crate) async fn own_node_id(control: &Control) -> anyhow::Result<String> {
     Ok(control.info().await?.node_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_with_everything_in_the_snapshot_says_so() {
+        assert_eq!(log_range(5, 9), "5 to 9");
+        assert_eq!(log_range(9, 9), "9 to 9");
+        assert_eq!(log_range(1779, 1778), "no entries after the snapshot (next: 1779)");
+    }
 }

@@ -60,6 +60,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Prints `Error: ` and `err` with its causes on stderr. A stderr that is
+/// gone (`2>&1 | head`) is no reason to panic, as `eprintln!` would.
+pub(crate) fn print_error(err: &anyhow::Error) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "Error: {err:#}");
+}
+
 /// A command over several objects, run as docker runs one: each object's
 /// error is printed as it comes and the rest still run; the command fails
 /// at the end if any did.
@@ -72,7 +79,7 @@ impl EachObject {
     /// Notes how one object went, printing its error.
     pub(crate) fn record(&mut self, result: anyhow::Result<()>) {
         if let Err(err) = result {
-            eprintln!("Error: {err:#}");
+            print_error(&err);
             self.failed += 1;
         }
     }
@@ -186,7 +193,7 @@ pub(crate) fn status_error(status: tonic::Status, a_change: bool) -> anyhow::Err
                 ""
             };
             anyhow::anyhow!(
-                "the connection to swarmd failed: {}{hint}",
+                "the connection to swarmd was lost: {}{hint}",
                 crate::connect::root_cause(cause)
             )
         }
