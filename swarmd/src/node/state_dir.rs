@@ -166,13 +166,25 @@ fn check_private(dir: &Path) -> std::result::Result<(), String> {
 
 /// The identity in the file at `path`, or none if there is no such file.
 fn read_identity(path: &Path) -> std::result::Result<Option<Identity>, String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text)
-            .map(Some)
-            .ok_or_else(|| format!("{} is damaged", path.display())),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(format!("cannot read {}: {err}", path.display())),
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(format!("cannot read {}: {err}", path.display())),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let header = text.lines().next().unwrap_or_default();
+    if header != FORMAT
+        && let Some(version) = header.strip_prefix("swarmd-identity ")
+    {
+        return Err(format!(
+            "{} is of identity format {version:?}, which this swarmd ({FORMAT}) does not read: \
+             it was written by another version of swarmd",
+            path.display()
+        ));
     }
+    parse(&text)
+        .map(Some)
+        .ok_or_else(|| format!("{} is damaged (not a swarmd identity)", path.display()))
 }
 
 fn nonzero_random() -> u64 {
@@ -331,13 +343,23 @@ mod tests {
     fn a_damaged_identity_is_refused_and_left_alone() {
         let root = tempfile::tempdir().unwrap();
         let dir = private_dir(&root);
-        std::fs::write(dir.as_path().join(IDENTITY), "garbage\n").unwrap();
+        let truncated = format!("{FORMAT}\ncluster 00000000000000");
+        let binary: &[u8] = &[0xff, 0xfe, 0x00, 0x80, b'\n'];
+        for damaged in [b"garbage\n".as_slice(), truncated.as_bytes(), binary] {
+            std::fs::write(dir.as_path().join(IDENTITY), damaged).unwrap();
+            let err = StateDir::open(dir.as_path()).unwrap_err();
+            assert!(err.to_string().contains("is damaged"), "{err}");
+            assert_eq!(std::fs::read(dir.as_path().join(IDENTITY)).unwrap(), damaged);
+        }
+    }
+
+    #[test]
+    fn an_identity_of_another_format_is_named_as_such() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = private_dir(&root);
+        std::fs::write(dir.as_path().join(IDENTITY), "swarmd-identity 2\nwhatever\n").unwrap();
         let err = StateDir::open(dir.as_path()).unwrap_err();
-        assert!(err.to_string().contains("damaged"), "{err}");
-        assert_eq!(
-            std::fs::read_to_string(dir.as_path().join(IDENTITY)).unwrap(),
-            "garbage\n"
-        );
+        assert!(err.to_string().contains(r#"identity format "2""#), "{err}");
     }
 
     #[test]
