@@ -58,8 +58,8 @@ pub enum Format {
     /// Aligned tables and `Name: value` lines, for people.
     Table,
     /// The objects themselves, in protobuf's JSON mapping but with 64-bit
-    /// integers as numbers (as docker prints them), for scripts (a list
-    /// prints an array).
+    /// integers as numbers (as docker prints them; Raft ids as text), for
+    /// scripts (a list prints an array).
     Json,
 }
 
@@ -162,6 +162,49 @@ fn raft_ids_as_text(value: &mut serde_json::Value) {
     }
 }
 
+/// When `at` was, for tables: `2 minutes ago`, as docker prints it (empty
+/// when unknown).
+pub fn ago(at: Option<&prost_types::Timestamp>) -> String {
+    let Some(then) = at.and_then(|at| std::time::SystemTime::try_from(*at).ok()) else {
+        return String::new();
+    };
+    // A clock a little behind the manager's: just now, not an error.
+    let elapsed = std::time::SystemTime::now().duration_since(then).unwrap_or_default();
+    format!("{} ago", roughly(elapsed))
+}
+
+/// When `at` was, for inspections: the moment in RFC 3339 (UTC) and how long
+/// ago (empty when unknown).
+pub fn moment(at: Option<&prost_types::Timestamp>) -> String {
+    match at {
+        Some(at) => format!("{at} ({})", ago(Some(at))),
+        None => String::new(),
+    }
+}
+
+/// A duration in the one unit that reads best, as docker's tables round
+/// them: `Less than a second`, `5 seconds`, `About a minute`, `3 hours`,
+/// `2 weeks`.
+fn roughly(elapsed: std::time::Duration) -> String {
+    let seconds = elapsed.as_secs();
+    let minutes = seconds / 60;
+    // Hours round to the nearest; the longer units count whole ones of it.
+    let hours = (seconds + 1800) / 3600;
+    match () {
+        () if seconds < 1 => "Less than a second".into(),
+        () if seconds == 1 => "1 second".into(),
+        () if seconds < 60 => format!("{seconds} seconds"),
+        () if minutes == 1 => "About a minute".into(),
+        () if minutes < 60 => format!("{minutes} minutes"),
+        () if hours == 1 => "About an hour".into(),
+        () if hours < 48 => format!("{hours} hours"),
+        () if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        () if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        () if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        () => format!("{} years", seconds / 3600 / 24 / 365),
+    }
+}
+
 /// A duration as Go prints one: `1h30m0s`, `1.5s`, `250ms`.
 pub fn duration(duration: &prost_types::Duration) -> String {
     let total = std::time::Duration::new(duration.seconds.max(0) as u64, duration.nanos.max(0) as u32);
@@ -184,6 +227,31 @@ pub fn duration(duration: &prost_types::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_read_as_docker_prints_them() {
+        let after = |seconds: u64| roughly(std::time::Duration::from_secs(seconds));
+        assert_eq!(roughly(std::time::Duration::from_millis(300)), "Less than a second");
+        assert_eq!(after(1), "1 second");
+        assert_eq!(after(59), "59 seconds");
+        assert_eq!(after(90), "About a minute");
+        assert_eq!(after(59 * 60), "59 minutes");
+        assert_eq!(after(80 * 60), "About an hour");
+        assert_eq!(after(100 * 60), "2 hours");
+        assert_eq!(after(47 * 3600), "47 hours");
+        assert_eq!(after(3 * 86_400), "3 days");
+        assert_eq!(after(20 * 86_400), "2 weeks");
+        assert_eq!(after(90 * 86_400), "3 months");
+        assert_eq!(after(800 * 86_400), "2 years");
+        let now = prost_types::Timestamp::from(std::time::SystemTime::now());
+        assert_eq!(ago(Some(&now)), "Less than a second ago");
+        assert!(
+            moment(Some(&now)).ends_with("Z (Less than a second ago)"),
+            "{}",
+            moment(Some(&now))
+        );
+        assert_eq!(ago(None), "");
+    }
 
     #[test]
     fn raft_ids_print_as_text_and_other_integers_as_numbers() {

@@ -147,7 +147,13 @@ async fn the_walkthrough_of_a_single_node_manager() {
     let services = rows(&ok(&socket, &["service", "ls"]));
     assert_eq!(
         services,
-        vec![vec![id.to_string(), "web".into(), "busybox:local".into(), "0/3".into()]]
+        vec![vec![
+            id.to_string(),
+            "web".into(),
+            "replicated".into(),
+            "0/3".into(),
+            "busybox:local".into()
+        ]]
     );
 
     for reference in ["web", id, &id[..6]] {
@@ -170,7 +176,8 @@ async fn the_walkthrough_of_a_single_node_manager() {
 
     let nodes = rows(&ok(&socket, &["node", "ls"]));
     assert_eq!(nodes.len(), 1);
-    assert_eq!(nodes[0][1..], ["node-1", "manager", "ready", "active", "leader"]);
+    // Marked `*`: the node serving the socket.
+    assert_eq!(nodes[0][1..], ["*", "node-1", "manager", "ready", "active", "leader"]);
 
     ok(
         &socket,
@@ -198,6 +205,15 @@ async fn the_walkthrough_of_a_single_node_manager() {
     );
     let secrets = ok(&socket, &["secret", "ls"]);
     assert!(secrets.contains("db-pass") && !secrets.contains("hunter2"), "{secrets}");
+    assert!(
+        secrets.starts_with("ID") && secrets.contains("CREATED") && secrets.contains(" ago"),
+        "{secrets}"
+    );
+    let secret = ok(&socket, &["secret", "inspect", "db-pass"]);
+    assert!(
+        secret.contains("Created:") && secret.contains("Z (") && secret.contains(" ago)"),
+        "{secret}"
+    );
     let configs = ok(&socket, &["config", "ls"]);
     assert!(configs.contains("app.conf"), "{configs}");
 
@@ -529,7 +545,7 @@ async fn service_specs_from_docker_style_flags() {
         assert_eq!(value, &expected, "in {service:#}");
     }
     let listed = rows(&ok(&socket, &["service", "ls"]));
-    assert_eq!(listed[0][4], "*:8080->80/tcp,host:5353->53/udp", "{listed:?}");
+    assert_eq!(listed[0][5], "*:8080->80/tcp,host:5353->53/udp", "{listed:?}");
     let inspect = ok(&socket, &["service", "inspect", "api"]);
     for line in [
         "replicated (6 tasks)",

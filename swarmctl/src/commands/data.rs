@@ -177,9 +177,18 @@ pub async fn run<D: Data>(control: &mut Control, command: DataCommand, format: F
             }
             let rows = items
                 .iter()
-                .map(|item| vec![item.id().to_string(), name(item.annotations()), item_labels(item)])
+                .map(|item| {
+                    let meta = item.meta();
+                    vec![
+                        item.id().to_string(),
+                        name(item.annotations()),
+                        output::ago(meta.and_then(|meta| meta.created_at.as_ref())),
+                        output::ago(meta.and_then(|meta| meta.updated_at.as_ref())),
+                        item_labels(item),
+                    ]
+                })
                 .collect();
-            output::table(&["ID", "NAME", "LABELS"], rows, list.quiet)?;
+            output::table(&["ID", "NAME", "CREATED", "UPDATED", "LABELS"], rows, list.quiet)?;
         }
         DataCommand::Inspect { references } => {
             let items = D::list(control).await?;
@@ -192,12 +201,14 @@ pub async fn run<D: Data>(control: &mut Control, command: DataCommand, format: F
                 Ok(item.clone())
             };
             let fields = |item: &D| {
-                vec![
+                let mut fields = vec![
                     ("ID", item.id().to_string()),
                     ("Name", name(item.annotations())),
                     ("Labels", item_labels(item)),
                     ("Version", item.meta().map_or(0, |meta| meta.version).to_string()),
-                ]
+                ];
+                fields.extend(super::meta_times(item.meta()));
+                fields
             };
             inspect_each(&references, format, pick, fields).await?;
         }

@@ -217,6 +217,20 @@ pub(crate) fn name(annotations: Option<&swarm_proto::v1::Annotations>) -> String
         .unwrap_or_default()
 }
 
+/// The `Created` and `Updated` lines of an inspection.
+pub(crate) fn meta_times(meta: Option<&swarm_proto::v1::Meta>) -> [(&'static str, String); 2] {
+    [
+        (
+            "Created",
+            crate::output::moment(meta.and_then(|meta| meta.created_at.as_ref())),
+        ),
+        (
+            "Updated",
+            crate::output::moment(meta.and_then(|meta| meta.updated_at.as_ref())),
+        ),
+    ]
+}
+
 /// `key=value` pairs, sorted, comma-separated.
 pub(crate) fn labels(labels: &std::collections::HashMap<String, String>) -> String {
     let mut pairs: Vec<String> = labels.iter().map(|(key, value)| format!("{key}={value}")).collect();

@@ -5,7 +5,7 @@ use swarm_proto::v1::{
     UpdateNodeRequest, node_status,
 };
 
-use super::{EachObject, change_reply, enum_word, inspect_each, labels, reply};
+use super::{EachObject, change_reply, enum_word, inspect_each, labels, meta_times, reply};
 use crate::cli::{NodeCommand, NodeReferences};
 use crate::connect::Control;
 use crate::filter::Filters;
@@ -35,11 +35,21 @@ pub async fn run(control: &mut Control, command: NodeCommand, format: Format) ->
             if format == Format::Json && !list.quiet {
                 return output::json_list(&nodes);
             }
+            // The node serving the socket is marked, as docker marks its own.
+            let own = if list.quiet {
+                String::new()
+            } else {
+                super::info::own_node_id(control).await?
+            };
             let rows = nodes
                 .iter()
                 .map(|node| {
                     vec![
-                        node.id.clone(),
+                        if node.id == own {
+                            format!("{} *", node.id)
+                        } else {
+                            node.id.clone()
+                        },
                         hostname(node),
                         role(node),
                         status(node),
@@ -243,6 +253,7 @@ fn leader(node: &Node) -> String {
 
 /// The lines `node inspect` prints for `node`.
 fn fields(node: &Node) -> Vec<(&'static str, String)> {
+    let [created, updated] = meta_times(node.meta.as_ref());
     let spec_labels = node
         .spec
         .as_ref()
@@ -263,5 +274,7 @@ fn fields(node: &Node) -> Vec<(&'static str, String)> {
         ("Manager status", leader(node)),
         ("Manager address", addr),
         ("Labels", spec_labels.unwrap_or_default()),
+        created,
+        updated,
     ]
 }

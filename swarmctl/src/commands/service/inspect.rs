@@ -7,13 +7,14 @@ use swarm_proto::v1::{
     mount, port_config, restart_policy, service_spec, task_spec, update_config, update_status,
 };
 
-use super::super::{enum_word, labels};
+use super::super::{enum_word, labels, meta_times};
 use crate::output;
 
 /// The lines `service inspect` prints for `service`.
 pub fn fields(service: &Service) -> Vec<(&'static str, String)> {
     let spec = service.spec.clone().unwrap_or_default();
     let container = container(&spec).cloned().unwrap_or_default();
+    let [created, updated] = meta_times(service.meta.as_ref());
     let mut fields = vec![
         ("ID", service.id.clone()),
         ("Name", super::service_name(service)),
@@ -22,6 +23,8 @@ pub fn fields(service: &Service) -> Vec<(&'static str, String)> {
             "Version",
             service.meta.as_ref().map_or(0, |meta| meta.version).to_string(),
         ),
+        created,
+        updated,
         ("Mode", mode(&spec)),
         ("Image", container.image.clone()),
         ("Command", shell_line(&container.command)),

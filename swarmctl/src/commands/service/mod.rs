@@ -60,13 +60,15 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
                     vec![
                         service.id.clone(),
                         service_name(service),
-                        image(service),
+                        mode_word(service),
                         replicas(service, running),
+                        image(service),
                         published_ports(service),
                     ]
                 })
                 .collect();
-            output::table(&["ID", "NAME", "IMAGE", "REPLICAS", "PORTS"], rows, list.quiet)?;
+            // Docker's columns, in its order.
+            output::table(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], rows, list.quiet)?;
         }
         ServiceCommand::Inspect { references } => {
             inspect_each(
@@ -239,6 +241,16 @@ fn mode_kind(service: &Service) -> ModeKind {
         Some(service_spec::Mode::GlobalJob(_)) => ModeKind::GlobalJob,
         _ => ModeKind::Global,
     }
+}
+
+/// The service's mode as docker's `service ls` names it: `replicated job`.
+fn mode_word(service: &Service) -> String {
+    let kind = mode_kind(service);
+    MODES
+        .iter()
+        .find(|(_, mode)| *mode == kind)
+        .map(|(word, _)| word.replace('-', " "))
+        .unwrap_or_default()
 }
 
 fn replicas(service: &Service, running: usize) -> String {
