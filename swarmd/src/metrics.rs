@@ -3,8 +3,10 @@
 //! object counts, in the OpenMetrics text format at `GET /metrics`.
 //!
 //! Request counters are bumped as requests finish (a tower layer on the
-//! gRPC server); Raft and store figures are read at each scrape, so the hot
-//! paths pay nothing for them.
+//! gRPC server: a call's status comes in its response's headers when it is
+//! refused, in the trailers after its body otherwise, which for a watch is
+//! when its stream ends); Raft and store figures are read at each scrape,
+//! so the hot paths pay nothing for them.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -352,38 +354,108 @@ pub struct CountRequests<S> {
     requests: Arc<Requests>,
 }
 
-impl<S, B, R> tower::Service<http::Request<B>> for CountRequests<S>
+impl<S, B> tower::Service<http::Request<B>> for CountRequests<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
     S::Future: Send + 'static,
 {
-    type Response = S::Response;
+    // The body stays tonic's (the counting one inside), so that the server
+    // takes the routes with the layer or without it alike.
+    type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = std::result::Result<S::Response, S::Error>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = std::result::Result<Self::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().to_string();
-        let requests = self.requests.clone();
-        let started = Instant::now();
+        let mut finish = Finish(Some((
+            self.requests.clone(),
+            request.uri().path().to_string(),
+            Instant::now(),
+        )));
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = response.await;
-            // A failed call answers with its status in the headers; a
-            // successful one puts `Ok` in the trailers, after the body.
-            let code = match &response {
-                Ok(response) => response
-                    .headers()
-                    .get("grpc-status")
-                    .map_or(tonic::Code::Ok, |status| tonic::Code::from_bytes(status.as_bytes())),
-                Err(_) => tonic::Code::Unknown,
+            let response = match response.await {
+                Ok(response) => response,
+                Err(err) => {
+                    finish.record(tonic::Code::Unknown);
+                    return Err(err);
+                }
             };
-            requests.record(method, code, started);
-            response
+            // A refusal answers with its status in the headers and no body
+            // (gRPC's "trailers-only"): finished now.
+            if let Some(status) = response.headers().get("grpc-status") {
+                finish.record(tonic::Code::from_bytes(status.as_bytes()));
+            }
+            Ok(response.map(|inner| tonic::body::Body::new(CountedBody { inner, finish })))
         })
+    }
+}
+
+/// A call not yet counted: what [`Requests::record`] needs once its status
+/// is known. Dropped uncounted, the call ended without one: its client
+/// went away (a watch closed by its client, most often), counted as
+/// `Cancelled`.
+struct Finish(Option<(Arc<Requests>, String, Instant)>);
+
+impl Finish {
+    fn record(&mut self, code: tonic::Code) {
+        if let Some((requests, method, started)) = self.0.take() {
+            requests.record(method, code, started);
+        }
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.record(tonic::Code::Cancelled);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that counts its call when the trailers carrying its
+    /// status go out.
+    struct CountedBody<B> {
+        #[pin]
+        inner: B,
+        finish: Finish,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let code = trailers.get("grpc-status").map_or(tonic::Code::Unknown, |status| {
+                        tonic::Code::from_bytes(status.as_bytes())
+                    });
+                    this.finish.record(code);
+                }
+            }
+            // A body that fails, or ends without the status gRPC requires.
+            Poll::Ready(Some(Err(_)) | None) => this.finish.record(tonic::Code::Unknown),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

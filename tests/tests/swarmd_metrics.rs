@@ -92,7 +92,8 @@ async fn a_scrape_shows_requests_by_code_raft_and_store_and_ends_with_the_daemon
 
 /// A Watch client that goes away is forgotten at once, even when nothing it
 /// asked for ever changes (before, its watcher lived until a change it
-/// wanted came: for ever, for a filter that never matches again).
+/// wanted came: for ever, for a filter that never matches again), and its
+/// call is counted then, as cancelled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_whose_client_left_is_dropped_without_waiting_for_a_change() {
     use swarm_proto::v1::WatchRequest;
@@ -126,6 +127,23 @@ async fn a_watch_whose_client_left_is_dropped_without_waiting_for_a_change() {
         assert!(std::time::Instant::now() < deadline, "the watcher outlived its client");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Counted as it ended, by how it ended: its client cancelled it (not
+    // as `Ok` the moment it opened).
+    let watch = |code: &str| {
+        let (_, body) = http_get(&addr, "/metrics").unwrap();
+        sample(
+            &body,
+            &format!(r#"swarmd_requests_total{{method="/swarm.v1.Watch/Watch",code="{code}"}}"#),
+        )
+    };
+    while watch("Cancelled") != Some(1.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cancelled watch was not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(watch("Ok"), None);
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());
 }
