@@ -677,11 +677,14 @@ fn db_options(create: bool) -> Options {
     // What an open does with a damaged write-ahead log. RocksDB's default
     // (point in time) replays up to the first bad record and quietly drops
     // the rest: acknowledged entries gone, their indexes given again to new
-    // ones. Every write here is synced before it is acknowledged, so the
-    // only damage a crash can leave is a record cut short at the end of the
-    // last log, a write no one was told of: that is tolerated. Damage
-    // anywhere else fails the open, and the node stops with RocksDB's
-    // "Corruption" error, its data left as found.
+    // ones. Every write here is synced before it is acknowledged, so what a
+    // crash can leave is a record cut short at the end of the log being
+    // written, a write no one was told of. This mode tolerates that (at the
+    // end of any log file: RocksDB cannot tell a cut record from a length
+    // field damaged in a file's last block), and fails the open on a record
+    // whose checksum fails anywhere: the node stops with RocksDB's
+    // "Corruption" error, its data left as found. (RocksDB also turns log
+    // recycling off in this mode, so an old record is never read as new.)
     options.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
     options
 }

@@ -83,8 +83,8 @@ pub async fn channel(path: &Path) -> anyhow::Result<Channel> {
 /// when nothing serves this one; run as swarmd's user when its socket
 /// (mode 0600) refuses this one.
 fn hint(err: &tonic::transport::Error) -> &'static str {
-    let kind = std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |err| err.source())
-        .find_map(|err| err.downcast_ref::<std::io::Error>())
+    let kind = root_cause(err)
+        .downcast_ref::<std::io::Error>()
         .map(std::io::Error::kind);
     match kind {
         Some(std::io::ErrorKind::PermissionDenied) => {

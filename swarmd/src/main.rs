@@ -28,11 +28,12 @@ struct Args {
     #[arg(long = "listen-control-api", default_value = "/var/run/swarmd.sock")]
     listen_control_api: PathBuf,
     /// The address managers reach this one's Raft transport at.
-    /// IP:PORT, HOST:PORT (its first address) or :PORT (every interface).
+    /// IP:PORT, HOST:PORT (resolved at start, IPv4 first) or :PORT (every
+    /// IPv4 interface).
     #[arg(long = "listen-remote-api", default_value = "0.0.0.0:4242", value_parser = listen_address)]
     listen_remote_api: std::net::SocketAddr,
     /// Serve Prometheus metrics at http://ADDR/metrics (for example
-    /// 127.0.0.1:9090, or :9090 on every interface): requests, Raft and
+    /// 127.0.0.1:9090, or :9090 on every IPv4 interface): requests, Raft and
     /// store figures.
     #[arg(long = "listen-metrics", value_name = "ADDR", value_parser = listen_address)]
     listen_metrics: Option<std::net::SocketAddr>,
@@ -223,11 +224,12 @@ fn hangup_ignored() -> bool {
     }
 }
 
-/// A `--hostname`: something to print in a table, so not blank and
-/// without control characters.
 /// An address to listen on: `IP:PORT` (an IPv6 IP in brackets),
-/// `HOST:PORT`, resolved to its first address, or `:PORT` for every
-/// interface, as node_exporter and dockerd take one.
+/// `HOST:PORT`, or `:PORT` for every IPv4 interface, as node_exporter and
+/// dockerd take one. A host is resolved here, once, to its first IPv4
+/// address if it has one (as Go's listeners prefer: `localhost` often
+/// resolves to `::1` first, and a listener there would not answer
+/// 127.0.0.1), else its first.
 fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
     use std::net::ToSocketAddrs as _;
     if let Some(port) = text.strip_prefix(':') {
@@ -238,20 +240,27 @@ fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
         return Ok(addr);
     }
     let expected = "expected IP:PORT, HOST:PORT or :PORT";
+    // A host with a colon is an IPv6 address without its brackets.
     if text
         .rsplit_once(':')
-        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+        .is_none_or(|(host, port)| host.is_empty() || host.contains(':') || port.parse::<u16>().is_err())
     {
-        return Err(expected.into());
+        return Err(format!("{expected} (an IPv6 IP in brackets)"));
     }
-    let mut found = text
+    let found: Vec<std::net::SocketAddr> = text
         .to_socket_addrs()
-        .map_err(|err| format!("{expected}; the host does not resolve: {err}"))?;
+        .map_err(|err| format!("{expected}; the host does not resolve: {err}"))?
+        .collect();
     found
-        .next()
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or(found.first())
+        .copied()
         .ok_or_else(|| format!("{expected}; the host resolves to no address"))
 }
 
+/// A `--hostname`: something to print in a table, so not blank and
+/// without control characters.
 fn hostname(text: &str) -> Result<String, String> {
     if text.trim().is_empty() {
         return Err("a hostname cannot be blank".into());
@@ -303,8 +312,17 @@ mod tests {
         assert_eq!(parsed("[::1]:4242").as_deref(), Ok("[::1]:4242"));
         assert_eq!(parsed(":9090").as_deref(), Ok("0.0.0.0:9090"));
         let localhost = listen_address("localhost:9090").expect("localhost resolves");
-        assert!(localhost.ip().is_loopback() && localhost.port() == 9090, "{localhost}");
-        for bad in ["9090", ":", ":http", ":70000", "localhost", "localhost:", "127.0.0.1:x"] {
+        assert_eq!(localhost.to_string(), "127.0.0.1:9090", "IPv4 first");
+        for bad in [
+            "9090",
+            ":",
+            ":http",
+            ":70000",
+            "localhost",
+            "localhost:",
+            "127.0.0.1:x",
+            "::1:4242",
+        ] {
             let refused = listen_address(bad).expect_err(bad);
             assert!(refused.contains("PORT") || refused.contains("port"), "{bad}: {refused}");
         }

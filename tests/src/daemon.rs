@@ -234,6 +234,14 @@ pub fn refused_start(binary: &Path, state_dir: &Path, socket: &Path, remote: &st
         .stderr(Stdio::piped())
         .spawn()
         .expect("start swarmd");
+    // Read as it comes: a daemon that started and logs more than a pipe
+    // holds would otherwise block, and look like one still starting.
+    let mut pipe = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || {
+        let mut stderr = String::new();
+        let _ = pipe.read_to_string(&mut stderr);
+        stderr
+    });
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for swarmd") {
@@ -246,10 +254,7 @@ pub fn refused_start(binary: &Path, state_dir: &Path, socket: &Path, remote: &st
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
+    let stderr = reader.join().unwrap_or_default();
     let Some(status) = status else {
         panic!("swarmd started where it should have refused to; its log:\n{stderr}");
     };

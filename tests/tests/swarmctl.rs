@@ -875,15 +875,16 @@ fn an_unanswering_socket_and_a_closed_pipe_end_the_command() {
 
     // An error with stderr closed (`2>&1 | head` gone): the command still
     // fails as itself (1), not as a panic (101).
-    let mut child = Command::new(workspace_binary("swarmctl"))
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = Command::new(workspace_binary("swarmctl"))
         .args(["node", "inspect", "self"])
         .env("SWARM_SOCKET", root.path().join("nothing-here.sock"))
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start swarmctl");
-    drop(child.stderr.take());
-    assert_eq!(child.wait().unwrap().code(), Some(1));
+        .stderr(writer)
+        .status()
+        .expect("run swarmctl");
+    assert_eq!(status.code(), Some(1));
 }
 
 /// SwarmKit's node commands on a single manager: availability changes

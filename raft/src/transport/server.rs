@@ -31,7 +31,14 @@ pub struct TransportService {
     cluster_id: u64,
     inbound: mpsc::Sender<Inbound>,
     links: Links,
+    /// When a refusal of another cluster's message was last logged as a
+    /// warning: one a minute at most, whatever a stranger sends.
+    refusal_warned: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// How often a refusal of another cluster's messages is logged as a warning
+/// (the others at debug level).
+const REFUSAL_WARNING_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl TransportService {
     pub(crate) fn new(id: u64, cluster_id: u64, inbound: mpsc::Sender<Inbound>, links: Links) -> Self {
@@ -40,6 +47,7 @@ impl TransportService {
             cluster_id,
             inbound,
             links,
+            refusal_warned: Default::default(),
         }
     }
 
@@ -57,13 +65,24 @@ impl TransportService {
     /// log does.
     fn admit(&self, cluster_id: u64, from: u64, to: u64) -> Result<bool, Status> {
         if cluster_id != self.cluster_id {
-            tracing::warn!(
-                member = self.id,
-                from,
-                their_cluster = format_args!("{cluster_id:016x}"),
-                our_cluster = format_args!("{:016x}", self.cluster_id),
-                "refused a raft message of another cluster"
-            );
+            let (theirs, ours) = (format!("{cluster_id:016x}"), format!("{:016x}", self.cluster_id));
+            if self.warn_of_refusal() {
+                tracing::warn!(
+                    member = self.id,
+                    from,
+                    their_cluster = theirs,
+                    our_cluster = ours,
+                    "refused a raft message of another cluster (further ones within a minute at debug level)"
+                );
+            } else {
+                tracing::debug!(
+                    member = self.id,
+                    from,
+                    their_cluster = theirs,
+                    our_cluster = ours,
+                    "refused a raft message of another cluster"
+                );
+            }
             return Err(Status::permission_denied(format!(
                 "raft message of cluster {cluster_id:016x} sent to a member of another cluster"
             )));
@@ -75,6 +94,20 @@ impl TransportService {
             )));
         }
         Ok(!self.links.is_cut(from))
+    }
+
+    /// Whether this refusal is the first in a minute, to be a warning.
+    fn warn_of_refusal(&self) -> bool {
+        let mut warned = self
+            .refusal_warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        let due = warned.is_none_or(|at| now.duration_since(at) >= REFUSAL_WARNING_EVERY);
+        if due {
+            *warned = Some(now);
+        }
+        due
     }
 
     async fn deliver(&self, from_addr: &str, message: Message) -> Result<(), Status> {

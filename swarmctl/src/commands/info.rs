@@ -71,11 +71,11 @@ fn manager_fields(manager: &ManagerInfo) -> Vec<(&'static str, String)> {
     fields
 }
 
-/// The entries the log holds: none when all of them are in the snapshot
-/// (the first index the log would hold is then past the last).
+/// The entries the log holds: none when the first index it would hold is
+/// past the last (all of them are in the snapshot).
 fn log_range(first: u64, last: u64) -> String {
     if first > last {
-        format!("no entries after the snapshot (next: {first})")
+        format!("empty (the next entry is {first})")
     } else {
         format!("{first} to {last}")
     }
@@ -94,6 +94,6 @@ mod tests {
     fn a_log_with_everything_in_the_snapshot_says_so() {
         assert_eq!(log_range(5, 9), "5 to 9");
         assert_eq!(log_range(9, 9), "9 to 9");
-        assert_eq!(log_range(1779, 1778), "no entries after the snapshot (next: 1779)");
+        assert_eq!(log_range(1779, 1778), "empty (the next entry is 1779)");
     }
 }

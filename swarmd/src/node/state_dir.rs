@@ -175,6 +175,8 @@ fn read_identity(path: &Path) -> std::result::Result<Option<Identity>, String> {
     let header = text.lines().next().unwrap_or_default();
     if header != FORMAT
         && let Some(version) = header.strip_prefix("swarmd-identity ")
+        && !version.is_empty()
+        && version.chars().all(|c| c.is_ascii_digit())
     {
         return Err(format!(
             "{} is of identity format {version:?}, which this swarmd ({FORMAT}) does not read: \
@@ -345,7 +347,9 @@ mod tests {
         let dir = private_dir(&root);
         let truncated = format!("{FORMAT}\ncluster 00000000000000");
         let binary: &[u8] = &[0xff, 0xfe, 0x00, 0x80, b'\n'];
-        for damaged in [b"garbage\n".as_slice(), truncated.as_bytes(), binary] {
+        // The header's version itself damaged: not a format.
+        let version: &[u8] = b"swarmd-identity \xff\ncluster 1\n";
+        for damaged in [b"garbage\n".as_slice(), truncated.as_bytes(), binary, version] {
             std::fs::write(dir.as_path().join(IDENTITY), damaged).unwrap();
             let err = StateDir::open(dir.as_path()).unwrap_err();
             assert!(err.to_string().contains("is damaged"), "{err}");
