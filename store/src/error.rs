@@ -28,12 +28,14 @@ pub enum Error {
 
     /// Another object of this kind already has this name (names are unique
     /// per kind, compared case-insensitively).
-    #[error("{kind} name {name:?} is already in use")]
+    #[error("{kind} name {name:?} is already in use{}", spelled_otherwise(.name, .holder))]
     NameConflict {
         /// Kind of the object.
         kind: Kind,
         /// The name as the rejected object spelled it.
         name: String,
+        /// The name as the object that holds it spells it.
+        holder: String,
     },
 
     /// The object changed since the version the writer read.
@@ -73,3 +75,13 @@ pub enum Error {
 
 /// Shorthand for results of the store.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `, as "Web"` when the object holding a name spells it otherwise than
+/// the one refused: told which name to look for.
+fn spelled_otherwise(name: &str, holder: &str) -> String {
+    if name == holder {
+        String::new()
+    } else {
+        format!(" (as {holder:?})")
+    }
+}

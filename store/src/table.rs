@@ -196,6 +196,12 @@ impl<T: StoreObject> Table<T> {
             Some(owner) if *owner != id => Err(Error::NameConflict {
                 kind: T::KIND,
                 name: name.to_owned(),
+                holder: self
+                    .objects
+                    .get(owner)
+                    .and_then(|holder| name_of(holder.as_ref()))
+                    .unwrap_or(name)
+                    .to_owned(),
             }),
             _ => Ok(()),
         }
@@ -273,7 +279,8 @@ impl<T: StoreObject> Table<T> {
         if let Some(pair) = names.windows(2).find(|pair| pair[0].0 == pair[1].0) {
             return Err(Error::NameConflict {
                 kind: T::KIND,
-                name: pair[0].0.name().to_owned(),
+                name: pair[1].0.name().to_owned(),
+                holder: pair[0].0.name().to_owned(),
             });
         }
         for (name, id) in names {

@@ -30,9 +30,10 @@ async fn names_are_unique_per_kind_case_insensitively() {
     store.update(|tx| tx.create(service("web"))).await.unwrap();
     let err = store.update(|tx| tx.create(service("WEB"))).await.unwrap_err();
     assert!(
-        matches!(err, Error::NameConflict { kind: Kind::Service, ref name } if name == "WEB"),
+        matches!(err, Error::NameConflict { kind: Kind::Service, ref name, ref holder } if name == "WEB" && holder == "web"),
         "{err}"
     );
+    assert_eq!(err.to_string(), r#"service name "WEB" is already in use (as "web")"#);
     // Another kind may use the name.
     store.update(|tx| tx.create(node("web"))).await.unwrap();
     // Renaming onto a taken name fails too.

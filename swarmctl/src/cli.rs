@@ -228,7 +228,7 @@ pub enum ServiceCommand {
     },
     /// Remove services.
     Rm {
-        #[arg(required = true)]
+        #[arg(required = true, value_name = "SERVICE")]
         references: Vec<String>,
     },
 }
@@ -587,7 +587,7 @@ pub enum TaskCommand {
     },
     /// Remove tasks.
     Rm {
-        #[arg(required = true)]
+        #[arg(required = true, value_name = "TASK")]
         references: Vec<String>,
     },
 }
@@ -626,7 +626,7 @@ pub enum DataCommand {
     },
     /// Remove them.
     Rm {
-        #[arg(required = true)]
+        #[arg(required = true, value_name = "NAME")]
         references: Vec<String>,
     },
 }

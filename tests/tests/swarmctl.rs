@@ -545,7 +545,7 @@ async fn service_specs_from_docker_style_flags() {
         assert_eq!(value, &expected, "in {service:#}");
     }
     let listed = rows(&ok(&socket, &["service", "ls"]));
-    assert_eq!(listed[0][5], "*:8080->80/tcp,host:5353->53/udp", "{listed:?}");
+    assert_eq!(listed[0][5..], ["*:8080->80/tcp,", "host:5353->53/udp"], "{listed:?}");
     let inspect = ok(&socket, &["service", "inspect", "api"]);
     for line in [
         "replicated (6 tasks)",
@@ -606,11 +606,17 @@ async fn service_specs_from_docker_style_flags() {
     // Refusals leave the service as it was.
     let create = ["service", "create", "--image", "busybox:local", "--name"];
     let update = ["service", "update", "api"];
-    let refusals: [(&[&str], &[&str], &str); 9] = [
+    let refusals: [(&[&str], &[&str], &str); 10] = [
         (
             &update,
             &["--image", "Foo Bar"],
             "spec.task.container.image \"Foo Bar\"",
+        ),
+        // A target taken is not silently given to another secret.
+        (
+            &update,
+            &["--secret-add", "db-pass"],
+            "the target \"db-pass\" is secret \"db-pass\"'s; to replace it, also pass --secret-rm db-pass",
         ),
         (&update, &["--reserve-memory", "2g"], "reservations must not exceed"),
         (&update, &["--env-rm", "NOPE"], "no such variable"),
@@ -723,6 +729,11 @@ async fn service_specs_from_docker_style_flags() {
     let status = &rolled_back["updateStatus"];
     assert_eq!(status["state"], "STATE_ROLLBACK_STARTED", "{rolled_back}");
     assert_eq!(status["message"], "manually requested rollback");
+    let table = ok(&socket, &["service", "inspect", "api"]);
+    assert!(
+        table.contains("rollback-started: manually requested rollback"),
+        "{table}"
+    );
     // Health options turn a check that was off back on; an empty command
     // means the image's (as docker).
     ok(&socket, &["service", "update", "api", "--no-healthcheck"]);

@@ -197,9 +197,18 @@ pub(crate) fn status_error(status: tonic::Status, a_change: bool) -> anyhow::Err
                 crate::connect::root_cause(cause)
             )
         }
-        None => anyhow::anyhow!("{}", status.message()),
+        None => match status.message().strip_prefix(TOO_LARGE) {
+            // tonic's own refusal, before the manager reads the request.
+            Some(sizes) if status.code() == tonic::Code::OutOfRange => {
+                anyhow::anyhow!("the request is larger than the manager takes (8 MiB): {sizes}")
+            }
+            _ => anyhow::anyhow!("{}", status.message()),
+        },
     }
 }
+
+/// How tonic words its refusal of a request over the server's size limit.
+const TOO_LARGE: &str = "Error, decoded message length too large: ";
 
 /// A protobuf enum value's name without its `prefix`, in lower case with
 /// dashes: `ORDER_START_FIRST` as `start-first`.
@@ -276,4 +285,21 @@ pub(crate) fn key_values(pairs: &[String], flag: &str) -> anyhow::Result<std::co
             Ok((key.to_string(), value.to_string()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_over_the_size_limit_is_named_as_such() {
+        let refused =
+            tonic::Status::out_of_range(format!("{TOO_LARGE}found 8640633 bytes, the limit is: 8388608 bytes"));
+        assert_eq!(
+            status_error(refused, true).to_string(),
+            "the request is larger than the manager takes (8 MiB): found 8640633 bytes, the limit is: 8388608 bytes"
+        );
+        let other = tonic::Status::not_found("service \"web\" not found");
+        assert_eq!(status_error(other, false).to_string(), "service \"web\" not found");
+    }
 }

@@ -82,7 +82,10 @@ pub fn fields(service: &Service) -> Vec<(&'static str, String)> {
         let state = update_status::State::try_from(status.state).unwrap_or_default();
         optional(
             "Update status",
-            format!("{} {}", enum_word(state.as_str_name(), "STATE_"), status.message),
+            match status.message.as_str() {
+                "" => enum_word(state.as_str_name(), "STATE_"),
+                message => format!("{}: {message}", enum_word(state.as_str_name(), "STATE_")),
+            },
         );
     }
     if service.previous_spec.is_some() {

@@ -215,7 +215,7 @@ fn published_ports(service: &Service) -> String {
             format!("{on}:{published}->{}/{protocol}", port.target_port)
         })
         .collect::<Vec<_>>()
-        .join(",")
+        .join(", ")
 }
 
 /// The kinds of service mode, as docker's `mode` filter names them.

@@ -187,7 +187,12 @@ pub fn update(
             "secret",
         )?;
     }
-    add_replacing(&mut container.secrets, secrets, |a, b| a.target == b.target);
+    add_to_free_targets(
+        &mut container.secrets,
+        secrets,
+        |r| (&r.secret_name, &r.target),
+        "secret",
+    )?;
     for name in &changes.config_rm {
         let by_prefix = only_id_with_prefix(container.configs.iter().map(|r| r.config_id.as_str()), name);
         remove_where(
@@ -198,7 +203,12 @@ pub fn update(
             "config",
         )?;
     }
-    add_replacing(&mut container.configs, configs, |a, b| a.target == b.target);
+    add_to_free_targets(
+        &mut container.configs,
+        configs,
+        |r| (&r.config_name, &r.target),
+        "config",
+    )?;
     apply_task_flags(&mut spec, changes.task);
     Ok(spec)
 }
@@ -220,7 +230,33 @@ fn remove_where<T>(
     Ok(())
 }
 
-/// Adds `added` at the end, each replacing an item it is `same` as.
+/// Adds secret or config references whose targets no reference of the
+/// service (after the removals) takes: as docker's, which appends them and
+/// has SwarmKit refuse two on one target, rather than silently dropping the
+/// one already there (which may be in use). `named` gives a reference's
+/// (name, target).
+fn add_to_free_targets<T>(
+    references: &mut Vec<T>,
+    added: Vec<T>,
+    named: impl Fn(&T) -> (&String, &String),
+    kind: &str,
+) -> anyhow::Result<()> {
+    for reference in added {
+        let (name, target) = named(&reference);
+        if let Some(taken) = references.iter().find(|existing| named(existing).1 == target) {
+            let holder = named(taken).0;
+            bail!(
+                "--{kind}-add {name:?}: the target {target:?} is {kind} {holder:?}'s; to replace it, \
+                 also pass --{kind}-rm {holder}"
+            );
+        }
+        references.push(reference);
+    }
+    Ok(())
+}
+
+/// Adds `added` at the end, each replacing an item it is `same` as (a
+/// mount on the same target, as docker's `--mount-add` does).
 fn add_replacing<T>(items: &mut Vec<T>, added: impl IntoIterator<Item = T>, same: impl Fn(&T, &T) -> bool) {
     for item in added {
         items.retain(|existing| !same(existing, &item));
