@@ -140,7 +140,7 @@ impl RocksStorage {
         }
         let db = DB::open_cf_descriptors(&db_options(false), dir, column_families()).map_err(|err| {
             let advice = if err.kind() == rocksdb::ErrorKind::Corruption {
-                " (its files are damaged: nothing was changed; restore it from a backup, \
+                " (its files are damaged, and were left as they are; restore it from a backup, \
                  or remove this member from its cluster and join it again with an empty one)"
             } else {
                 ""
