@@ -202,6 +202,12 @@ pub(crate) fn status_error(status: tonic::Status, a_change: bool) -> anyhow::Err
             Some(sizes) if status.code() == tonic::Code::OutOfRange => {
                 anyhow::anyhow!("the request is larger than the manager takes (8 MiB): {sizes}")
             }
+            // Someone else's change came first; this one was made on what
+            // was read before it, and nothing of it was stored.
+            _ if status.code() == tonic::Code::Aborted => anyhow::anyhow!(
+                "{} (it changed while this command ran; nothing was changed: run it again)",
+                status.message()
+            ),
             _ => anyhow::anyhow!("{}", status.message()),
         },
     }
@@ -292,7 +298,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_request_over_the_size_limit_is_named_as_such() {
+    fn refusals_the_manager_did_not_word_or_that_ask_for_a_retry_say_so() {
         let refused =
             tonic::Status::out_of_range(format!("{TOO_LARGE}found 8640633 bytes, the limit is: 8388608 bytes"));
         assert_eq!(
@@ -301,5 +307,11 @@ mod tests {
         );
         let other = tonic::Status::not_found("service \"web\" not found");
         assert_eq!(status_error(other, false).to_string(), "service \"web\" not found");
+        let stale = tonic::Status::aborted("service x was changed");
+        assert!(
+            status_error(stale, true)
+                .to_string()
+                .ends_with("nothing was changed: run it again)")
+        );
     }
 }
