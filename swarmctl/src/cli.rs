@@ -217,6 +217,10 @@ pub enum ServiceCommand {
     Update {
         /// The service: its name, ID or ID prefix.
         reference: String,
+        /// Go back to the previous spec, as `service rollback` (docker's
+        /// `service update --rollback`); no other change with it.
+        #[arg(long)]
+        rollback: bool,
         #[command(flatten)]
         changes: Box<ServiceUpdateArgs>,
     },

@@ -18,7 +18,7 @@ mod resolve;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 fn main() -> ExitCode {
     // An empty SWARM_SOCKET means unset, as docker takes an empty
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         // SAFETY: no other thread runs yet, so none reads the environment.
         unsafe { std::env::remove_var("SWARM_SOCKET") };
     }
-    let cli = cli::Cli::parse();
+    let cli = parse();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -52,6 +52,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, refused as clap refuses any (a usage error, exit 2)
+/// where clap's own rules cannot say it: `service update --rollback` with a
+/// change beside it, which docker refuses too.
+fn parse() -> cli::Cli {
+    let matches = cli::Cli::command().get_matches();
+    if let Some(("service", service)) = matches.subcommand()
+        && let Some(("update", update)) = service.subcommand()
+        && update.get_flag("rollback")
+    {
+        let mut command = cli::Cli::command();
+        let beside: Vec<String> = command
+            .find_subcommand_mut("service")
+            .and_then(|service| service.find_subcommand_mut("update"))
+            .map(|update_command| {
+                update_command
+                    .get_arguments()
+                    .filter(|arg| !["rollback", "reference", "socket", "format"].contains(&arg.get_id().as_str()))
+                    .filter(|arg| {
+                        update.value_source(arg.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine)
+                    })
+                    .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !beside.is_empty() {
+            cli::Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("other flags may not be combined with --rollback: {}", beside.join(", ")),
+                )
+                .exit();
+        }
+    }
+    cli::Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
 }
 
 /// Whether `err` comes from writing to a pipe whose reader has gone, as the

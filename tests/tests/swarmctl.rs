@@ -734,6 +734,17 @@ async fn service_specs_from_docker_style_flags() {
         table.contains("rollback-started: manually requested rollback"),
         "{table}"
     );
+    // docker's spelling goes back again (to the updated spec); with a
+    // change beside it, it is a usage error and changes nothing.
+    let (code, _, stderr) = swarmctl(&socket, &["service", "update", "api", "--rollback", "--replicas", "2"]);
+    assert!(
+        code == 2 && stderr.contains("other flags may not be combined with --rollback: --replicas"),
+        "{code}: {stderr}"
+    );
+    ok(&socket, &["service", "update", "api", "--rollback"]);
+    let again = inspected(&socket, &["service", "inspect", "api", "--format", "json"]);
+    assert_eq!(again["spec"], updated["spec"]);
+    ok(&socket, &["service", "rollback", "api"]);
     // Health options turn a check that was off back on; an empty command
     // means the image's (as docker).
     ok(&socket, &["service", "update", "api", "--no-healthcheck"]);

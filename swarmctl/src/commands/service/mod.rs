@@ -79,19 +79,24 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
             )
             .await?;
         }
-        ServiceCommand::Update { reference, changes } => {
-            let service = get(control, &reference).await?;
-            let secrets = secret_references(control, &changes.secret_add).await?;
-            let configs = config_references(control, &changes.config_add).await?;
-            let spec = spec::update(service.spec.clone().unwrap_or_default(), *changes, secrets, configs)?;
-            update(control, &service, Some(spec), false).await?;
+        ServiceCommand::Update {
+            reference,
+            rollback: true,
+            ..
         }
-        ServiceCommand::Rollback { reference } => {
+        | ServiceCommand::Rollback { reference } => {
             let service = get(control, &reference).await?;
             if service.previous_spec.is_none() {
                 bail!("service {reference:?} has no previous spec to roll back to");
             }
             update(control, &service, None, true).await?;
+        }
+        ServiceCommand::Update { reference, changes, .. } => {
+            let service = get(control, &reference).await?;
+            let secrets = secret_references(control, &changes.secret_add).await?;
+            let configs = config_references(control, &changes.config_add).await?;
+            let spec = spec::update(service.spec.clone().unwrap_or_default(), *changes, secrets, configs)?;
+            update(control, &service, Some(spec), false).await?;
         }
         ServiceCommand::Rm { references } => {
             let mut each = EachObject::default();
