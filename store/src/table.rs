@@ -277,10 +277,18 @@ impl<T: StoreObject> Table<T> {
         let Deferred { mut names, mut index } = deferred;
         names.sort_unstable();
         if let Some(pair) = names.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            // The names as the objects spell them (the keys are lower-case).
+            let spelled = |(key, id): &(NameKey, Id)| {
+                self.objects
+                    .get(id)
+                    .and_then(|object| name_of(object.as_ref()))
+                    .unwrap_or(key.name())
+                    .to_owned()
+            };
             return Err(Error::NameConflict {
                 kind: T::KIND,
-                name: pair[1].0.name().to_owned(),
-                holder: pair[0].0.name().to_owned(),
+                name: spelled(&pair[1]),
+                holder: spelled(&pair[0]),
             });
         }
         for (name, id) in names {

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -53,7 +53,10 @@ struct Requests {
 }
 
 impl Requests {
-    fn record(&self, method: String, code: tonic::Code, started: Instant) {
+    /// Counts a call that ended with `code`, `answered` after it came (its
+    /// response headers: for a watch, when it started streaming, not its
+    /// whole life).
+    fn record(&self, method: String, code: tonic::Code, answered: Duration) {
         // Only methods that exist get a series each: whatever else a client
         // sends shares one, so the label set stays bounded (whatever the
         // answer: a follower refuses an unknown method of a known service
@@ -66,7 +69,7 @@ impl Requests {
         let code = format!("{code:?}");
         self.seconds
             .get_or_create(&MethodLabels { method: method.clone() })
-            .observe(started.elapsed().as_secs_f64());
+            .observe(answered.as_secs_f64());
         self.finished.get_or_create(&RequestLabels { method, code }).inc();
     }
 }
@@ -374,10 +377,13 @@ where
             self.requests.clone(),
             request.uri().path().to_string(),
             Instant::now(),
+            None,
         )));
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = match response.await {
+            let response = response.await;
+            finish.answered();
+            let response = match response {
                 Ok(response) => response,
                 Err(err) => {
                     finish.record(tonic::Code::Unknown);
@@ -396,14 +402,22 @@ where
 
 /// A call not yet counted: what [`Requests::record`] needs once its status
 /// is known. Dropped uncounted, the call ended without one: its client
-/// went away (a watch closed by its client, most often), counted as
-/// `Cancelled`.
-struct Finish(Option<(Arc<Requests>, String, Instant)>);
+/// went away (a watch closed by its client, most often; or a client's
+/// deadline passed before the answer, which tonic enforces outside this
+/// layer), counted as `Cancelled`.
+struct Finish(Option<(Arc<Requests>, String, Instant, Option<Duration>)>);
 
 impl Finish {
+    /// Notes that the response headers came now.
+    fn answered(&mut self) {
+        if let Some((_, _, started, answered)) = &mut self.0 {
+            *answered = Some(started.elapsed());
+        }
+    }
+
     fn record(&mut self, code: tonic::Code) {
-        if let Some((requests, method, started)) = self.0.take() {
-            requests.record(method, code, started);
+        if let Some((requests, method, started, answered)) = self.0.take() {
+            requests.record(method, code, answered.unwrap_or_else(|| started.elapsed()));
         }
     }
 }

@@ -606,11 +606,21 @@ async fn service_specs_from_docker_style_flags() {
     // Refusals leave the service as it was.
     let create = ["service", "create", "--image", "busybox:local", "--name"];
     let update = ["service", "update", "api"];
-    let refusals: [(&[&str], &[&str], &str); 10] = [
+    let refusals: [(&[&str], &[&str], &str); 11] = [
         (
             &update,
             &["--image", "Foo Bar"],
             "spec.task.container.image \"Foo Bar\"",
+        ),
+        (
+            &update,
+            &[
+                "--secret-add",
+                "source=db-pass,target=a",
+                "--secret-add",
+                "source=db-pass,target=a",
+            ],
+            "--secret-add: two secrets target \"a\"",
         ),
         // A target taken is not silently given to another secret.
         (

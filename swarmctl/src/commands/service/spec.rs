@@ -241,6 +241,12 @@ fn add_to_free_targets<T>(
     named: impl Fn(&T) -> (&String, &String),
     kind: &str,
 ) -> anyhow::Result<()> {
+    for (n, reference) in added.iter().enumerate() {
+        let target = named(reference).1;
+        if added[..n].iter().any(|earlier| named(earlier).1 == target) {
+            bail!("--{kind}-add: two {kind}s target {target:?}");
+        }
+    }
     for reference in added {
         let (name, target) = named(&reference);
         if let Some(taken) = references.iter().find(|existing| named(existing).1 == target) {
