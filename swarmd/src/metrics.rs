@@ -373,12 +373,12 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let mut finish = Finish(Some((
-            self.requests.clone(),
-            request.uri().path().to_string(),
-            Instant::now(),
-            None,
-        )));
+        let mut finish = Finish(Some(Uncounted {
+            requests: self.requests.clone(),
+            method: request.uri().path().to_string(),
+            started: Instant::now(),
+            answered: None,
+        }));
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await;
@@ -405,19 +405,28 @@ where
 /// went away (a watch closed by its client, most often; or a client's
 /// deadline passed before the answer, which tonic enforces outside this
 /// layer), counted as `Cancelled`.
-struct Finish(Option<(Arc<Requests>, String, Instant, Option<Duration>)>);
+struct Finish(Option<Uncounted>);
+
+struct Uncounted {
+    requests: Arc<Requests>,
+    method: String,
+    started: Instant,
+    /// How long the response headers took, once they came.
+    answered: Option<Duration>,
+}
 
 impl Finish {
     /// Notes that the response headers came now.
     fn answered(&mut self) {
-        if let Some((_, _, started, answered)) = &mut self.0 {
-            *answered = Some(started.elapsed());
+        if let Some(call) = &mut self.0 {
+            call.answered = Some(call.started.elapsed());
         }
     }
 
     fn record(&mut self, code: tonic::Code) {
-        if let Some((requests, method, started, answered)) = self.0.take() {
-            requests.record(method, code, answered.unwrap_or_else(|| started.elapsed()));
+        if let Some(call) = self.0.take() {
+            let answered = call.answered.unwrap_or_else(|| call.started.elapsed());
+            call.requests.record(call.method, code, answered);
         }
     }
 }
