@@ -135,6 +135,7 @@ pub(crate) async fn send_snapshot(
             to: route.to,
             message: if offset == 0 { header.clone() } else { Bytes::new() },
             data: data.slice(offset..end),
+            total_bytes: if offset == 0 { size as u64 } else { 0 },
         });
         offset = end;
         if offset >= size {

@@ -167,6 +167,55 @@ fn exchanged(kind: MessageType) -> bool {
     )
 }
 
+/// The largest snapshot taken from a peer. Far above any store this
+/// daemon holds in memory (100,000 objects make about 50 MiB), it bounds
+/// what a faulty peer can make a member buffer.
+const MAX_SNAPSHOT_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// A snapshot's data put together from its chunks, held to the length its
+/// first chunk declared.
+struct Reassembly {
+    data: BytesMut,
+    expected: usize,
+}
+
+impl Reassembly {
+    fn new(total_bytes: u64) -> Result<Self, Status> {
+        if total_bytes > MAX_SNAPSHOT_BYTES {
+            return Err(Status::resource_exhausted(format!(
+                "a snapshot of {total_bytes} bytes is larger than the {MAX_SNAPSHOT_BYTES} a member takes"
+            )));
+        }
+        let expected = total_bytes as usize;
+        Ok(Reassembly {
+            data: BytesMut::with_capacity(expected),
+            expected,
+        })
+    }
+
+    fn add(&mut self, chunk: &[u8]) -> Result<(), Status> {
+        if chunk.len() > self.expected - self.data.len() {
+            return Err(Status::invalid_argument(format!(
+                "the snapshot stream carries more than the {} bytes it declared",
+                self.expected
+            )));
+        }
+        self.data.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<bytes::Bytes, Status> {
+        if self.data.len() != self.expected {
+            return Err(Status::invalid_argument(format!(
+                "the snapshot stream ended after {} of the {} bytes it declared",
+                self.data.len(),
+                self.expected
+            )));
+        }
+        Ok(self.data.freeze())
+    }
+}
+
 #[tonic::async_trait]
 impl RaftTransport for TransportService {
     async fn send(&self, request: Request<RaftBatch>) -> Result<Response<RaftAck>, Status> {
@@ -187,15 +236,19 @@ impl RaftTransport for TransportService {
         };
         let admitted = self.admit(first.cluster_id, first.from, first.to)?;
         let mut message = decode(&first.message, first.from, first.to, true)?;
-        let mut data = BytesMut::from(&first.data[..]);
-        while let Some(chunk) = chunks.next().await.transpose()? {
-            data.extend_from_slice(&chunk.data);
-        }
         if !admitted {
+            // Dropped, as a cut link would: read to the end, keep nothing.
+            while chunks.next().await.transpose()?.is_some() {}
             return Ok(Response::new(RaftAck {}));
         }
+        let mut data = Reassembly::new(first.total_bytes)?;
+        data.add(&first.data)?;
+        while let Some(chunk) = chunks.next().await.transpose()? {
+            data.add(&chunk.data)?;
+        }
+        let data = data.finish()?;
         tracing::info!(from = first.from, bytes = data.len(), "snapshot received");
-        message.mut_snapshot().data = data.freeze();
+        message.mut_snapshot().data = data;
         self.deliver("", message).await?;
         Ok(Response::new(RaftAck {}))
     }
@@ -219,6 +272,31 @@ mod tests {
         );
         let misaddressed = service.admit(0x5eed_cafe, 1, 3).expect_err("another member");
         assert_eq!(misaddressed.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn a_snapshot_is_held_to_the_length_it_declared() {
+        let mut whole = Reassembly::new(5).expect("declared");
+        whole.add(b"ab").expect("fits");
+        whole.add(b"cde").expect("fits");
+        assert_eq!(&whole.finish().expect("complete")[..], b"abcde");
+
+        let mut long = Reassembly::new(3).expect("declared");
+        long.add(b"ab").expect("fits");
+        assert_eq!(
+            long.add(b"cd").expect_err("too long").code(),
+            tonic::Code::InvalidArgument
+        );
+
+        let mut short = Reassembly::new(3).expect("declared");
+        short.add(b"ab").expect("fits");
+        assert_eq!(
+            short.finish().expect_err("too short").code(),
+            tonic::Code::InvalidArgument
+        );
+
+        let refused = Reassembly::new(MAX_SNAPSHOT_BYTES + 1).err().expect("too large");
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
     }
 
     fn bytes(kind: MessageType, from: u64, to: u64) -> Vec<u8> {
