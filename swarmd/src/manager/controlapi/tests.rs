@@ -802,7 +802,7 @@ async fn bad_cluster_specs_are_refused_naming_the_field() {
     };
     // Each change, and what its refusal must mention.
     type Change = fn(&mut ClusterSpec);
-    let refusals: [(Change, &str); 6] = [
+    let refusals: [(Change, &str); 7] = [
         (|spec| spec.annotations = annotations("other"), "renamed"),
         (
             |spec| {
@@ -834,6 +834,17 @@ async fn bad_cluster_specs_are_refused_naming_the_field() {
         (
             |spec| spec.raft = Some(RaftConfig::default()),
             "spec.raft.snapshot_interval",
+        ),
+        (
+            |spec| {
+                spec.raft = Some(RaftConfig {
+                    snapshot_interval: 10_000,
+                    heartbeat_tick: 1,
+                    election_tick: 10,
+                    ..Default::default()
+                })
+            },
+            "cannot be changed",
         ),
         (
             |spec| {

@@ -426,6 +426,21 @@ pub(crate) async fn update_cluster(
                 "spec.annotations.name: a cluster cannot be renamed".into(),
             ));
         }
+        // The ticks record the first manager's timing; a changed value would
+        // be stored and shown but never used.
+        let ticks = |spec: Option<&ClusterSpec>| {
+            spec.and_then(|spec| spec.raft.as_ref())
+                .map(|raft| (raft.tick, raft.heartbeat_tick, raft.election_tick))
+                .unwrap_or_default()
+        };
+        if ticks(cluster.spec.as_ref()) != ticks(Some(&spec)) {
+            return Err(Error::InvalidArgument(
+                "spec.raft.tick, heartbeat_tick and election_tick cannot be changed: they record the \
+                 first manager's timing, and each manager's own is set by its --tick, --heartbeat-tick \
+                 and --election-tick flags"
+                    .into(),
+            ));
+        }
         cluster.spec = Some(spec);
         Ok(tx.update(cluster)?)
     })
