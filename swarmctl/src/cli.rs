@@ -96,8 +96,9 @@ pub struct ListArgs {
     pub quiet: bool,
     /// Only those that match KEY=VALUE: id=PREFIX, name=PREFIX (a node's
     /// hostname), label=KEY or label=KEY=VALUE; for nodes also
-    /// role=manager|worker and membership=accepted|pending; for tasks
-    /// node=NODE and desired-state=STATE. Repeatable: a key given twice
+    /// role=manager|worker, membership=accepted|pending and node.label= (as
+    /// label=); for services mode=replicated|global|replicated-job|global-job;
+    /// for tasks node=NODE and desired-state=STATE. Repeatable: a key given twice
     /// matches either value (every label must match), different keys must
     /// all match.
     #[arg(short, long = "filter", value_name = "KEY=VALUE", value_parser = crate::filter::parse)]

@@ -29,7 +29,7 @@ pub fn parse(text: &str) -> Result<Filter, String> {
     if key.is_empty() || value.is_empty() {
         return Err(format!("{text:?} needs both a key and a value, as in name=web"));
     }
-    if key == "label" && value.starts_with('=') {
+    if (key == "label" || key == NODE_LABEL) && value.starts_with('=') {
         return Err(format!("{text:?}: the label has no key, as in label=env=prod"));
     }
     Ok(Filter {
@@ -40,6 +40,10 @@ pub fn parse(text: &str) -> Result<Filter, String> {
 
 /// The keys every `ls` takes.
 const COMMON_KEYS: [&str; 3] = ["id", "name", "label"];
+
+/// Docker's key for a node's own labels (its `label` means the engine's);
+/// a node's labels here are those of its spec, so `node ls` takes both.
+pub const NODE_LABEL: &str = "node.label";
 
 /// The filters of one `ls`, checked against the keys it takes.
 #[derive(Debug)]
@@ -79,7 +83,11 @@ impl Filters {
         ListFilters {
             id_prefixes: owned("id"),
             name_prefixes: owned("name"),
-            labels: owned("label"),
+            labels: self
+                .values("label")
+                .chain(self.values(NODE_LABEL))
+                .map(str::to_string)
+                .collect(),
             names: Vec::new(),
         }
     }
@@ -131,6 +139,17 @@ mod tests {
         assert_eq!(list.id_prefixes, ["abc"]);
         assert_eq!(list.labels, ["env"]);
         assert!(list.names.is_empty());
+    }
+
+    #[test]
+    fn a_node_label_filter_asks_for_the_labels_a_label_filter_does() {
+        let filters = filters(&["node.label=zone=a", "label=ssd"], &[NODE_LABEL]).expect("known keys");
+        assert_eq!(filters.list_filters().labels, ["ssd", "zone=a"]);
+        assert!(parse("node.label==a").is_err(), "a node label filter without a key");
+        assert!(
+            self::filters(&["node.label=zone"], &[]).is_err(),
+            "only where a list takes it"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ const SELF: &str = "self";
 pub async fn run(control: &mut Control, command: NodeCommand, format: Format) -> anyhow::Result<()> {
     match command {
         NodeCommand::Ls(list) => {
-            let filters = Filters::new(list.filters, &["role", "membership"])?;
+            let filters = Filters::new(list.filters, &["role", "membership", crate::filter::NODE_LABEL])?;
             let request = ListNodesRequest {
                 filters: Some(filters.list_filters()),
                 roles: filters.enum_values("role", &ROLES.map(|role| (role_name(role as i32), role as i32)))?,
