@@ -42,26 +42,32 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
             if format == Format::Json && !list.quiet {
                 return output::json_list(&services);
             }
-            // Running tasks per service, counted once (IDs only need none).
-            let mut running_tasks = std::collections::HashMap::new();
+            // Running and completed tasks per service, counted once (IDs
+            // only need none).
+            let mut counts = std::collections::HashMap::<String, TaskCounts>::new();
             if !list.quiet {
                 let request = ListTasksRequest {
-                    states: vec![TaskState::Running.into()],
+                    states: vec![TaskState::Running.into(), TaskState::Complete.into()],
                     ..Default::default()
                 };
                 for task in reply(control.list_tasks(request).await)?.tasks {
-                    *running_tasks.entry(task.service_id).or_insert(0usize) += 1;
+                    let count = counts.entry(task.service_id).or_default();
+                    let state = task.status.as_ref().map(|status| status.state);
+                    if state == Some(TaskState::Complete.into()) {
+                        count.completed += 1;
+                    } else {
+                        count.running += 1;
+                    }
                 }
             }
             let rows = services
                 .iter()
                 .map(|service| {
-                    let running = running_tasks.get(&service.id).copied().unwrap_or(0);
                     vec![
                         service.id.clone(),
                         service_name(service),
                         mode_word(service),
-                        replicas(service, running),
+                        replicas(service, counts.get(&service.id).copied().unwrap_or_default()),
                         image(service),
                         published_ports(service),
                     ]
@@ -258,16 +264,60 @@ fn mode_word(service: &Service) -> String {
         .unwrap_or_default()
 }
 
-fn replicas(service: &Service, running: usize) -> String {
+/// A service's tasks that run and, for a job, those that completed.
+#[derive(Clone, Copy, Debug, Default)]
+struct TaskCounts {
+    running: u64,
+    completed: u64,
+}
+
+/// The REPLICAS column, as docker's: running of desired, and for a job its
+/// completions of the total (a replicated job wants at most
+/// `max_concurrent` tasks at once, and no more than it has left to run).
+fn replicas(service: &Service, counts: TaskCounts) -> String {
+    let TaskCounts { running, completed } = counts;
     match service.spec.as_ref().and_then(|spec| spec.mode.as_ref()) {
         Some(service_spec::Mode::Replicated(replicated)) => format!("{running}/{}", replicated.replicas),
         Some(service_spec::Mode::ReplicatedJob(job)) => {
-            format!(
-                "{running}/{} ({} completions)",
-                job.max_concurrent, job.total_completions
-            )
+            let total = job.total_completions;
+            let desired = job.max_concurrent.min(total.saturating_sub(completed));
+            format!("{running}/{desired} ({completed}/{total} completed)")
         }
-        Some(service_spec::Mode::GlobalJob(_)) => format!("{running} (global job)"),
+        Some(service_spec::Mode::GlobalJob(_)) => format!("{running} ({completed} completed)"),
         _ => format!("{running} (global)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use swarm_proto::v1::{GlobalJob, ReplicatedJob, ReplicatedService, ServiceSpec};
+
+    use super::*;
+
+    fn service(mode: service_spec::Mode) -> Service {
+        Service {
+            spec: Some(ServiceSpec {
+                mode: Some(mode),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn replicas_show_running_of_desired_and_a_jobs_completions() {
+        let counts = |running, completed| TaskCounts { running, completed };
+        let replicated = service(service_spec::Mode::Replicated(ReplicatedService { replicas: 3 }));
+        assert_eq!(replicas(&replicated, counts(2, 0)), "2/3");
+        let job = service(service_spec::Mode::ReplicatedJob(ReplicatedJob {
+            max_concurrent: 2,
+            total_completions: 5,
+        }));
+        assert_eq!(replicas(&job, counts(2, 1)), "2/2 (1/5 completed)");
+        // One left to run: one is wanted, whatever the concurrency.
+        assert_eq!(replicas(&job, counts(1, 4)), "1/1 (4/5 completed)");
+        assert_eq!(replicas(&job, counts(0, 5)), "0/0 (5/5 completed)");
+        let global_job = service(service_spec::Mode::GlobalJob(GlobalJob {}));
+        assert_eq!(replicas(&global_job, counts(1, 2)), "1 (2 completed)");
     }
 }
