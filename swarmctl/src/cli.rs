@@ -302,11 +302,12 @@ pub struct ServiceSpecArgs {
     #[arg(short, long, value_name = "PORT", value_parser = parse::port)]
     pub publish: Vec<PortConfig>,
     /// A secret the tasks get, by name or ID: `NAME` (at /run/secrets/NAME)
-    /// or `source=NAME,target=FILE` (repeatable).
+    /// or `source=NAME,target=FILE[,uid=N,gid=N,mode=0400]` (owner root's
+    /// and mode 0444 unless given; repeatable).
     #[arg(long)]
     pub secret: Vec<String>,
     /// A config the tasks get, by name or ID: `NAME` (at /NAME) or
-    /// `source=NAME,target=/PATH` (repeatable).
+    /// `source=NAME,target=/PATH[,uid=N,gid=N,mode=0440]` (repeatable).
     #[arg(long)]
     pub config: Vec<String>,
     #[command(flatten)]

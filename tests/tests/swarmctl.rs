@@ -350,14 +350,27 @@ async fn the_walkthrough_of_a_single_node_manager() {
             "--secret",
             "db-pass",
             "--config",
-            "source=app.conf,target=/etc/app.conf",
+            "source=app.conf,target=/etc/app.conf,uid=101,mode=0640",
         ],
     );
     let inspect = ok(&socket, &["service", "inspect", "app"]);
     assert!(
-        inspect.contains("db-pass -> db-pass") && inspect.contains("app.conf -> /etc/app.conf"),
+        inspect.contains("db-pass -> db-pass")
+            && !inspect.contains("db-pass -> db-pass (")
+            && inspect.contains("app.conf -> /etc/app.conf (uid 101, gid 0, mode 0640)"),
         "{inspect}"
     );
+    for (bad, mention) in [
+        ("source=db-pass,mode=0999", "mode \"0999\" is not an octal file mode"),
+        ("source=db-pass,mode=01777", "(0 to 0777)"),
+        ("source=db-pass,uid=-1", "uid \"-1\" is not a number"),
+    ] {
+        let args = [
+            "service", "create", "--name", "y", "--image", "busybox", "--secret", bad,
+        ];
+        let (code, _, stderr) = swarmctl(&socket, &args);
+        assert!(code == 2 && stderr.contains(mention), "{bad}: {code}: {stderr}");
+    }
     fails(&socket, &["secret", "rm", "db-pass"], "secret \"db-pass\" (");
     fails(&socket, &["secret", "rm", "db-pass"], "in use by service(s) app");
     fails(

@@ -216,27 +216,48 @@ pub async fn run<D: Data>(control: &mut Control, command: DataCommand, format: F
     Ok(())
 }
 
+/// A service's use of a secret or config, as `--secret`/`--config` name it.
+pub struct FileReference {
+    pub id: String,
+    pub name: String,
+    pub target: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: Option<u32>,
+}
+
 /// A service's use of a secret or config, from `--secret`/`--config`:
-/// `NAME` or `source=NAME[,target=T]` (Docker's two forms); the source is
-/// resolved to one object here. Returns (id, name, target), the target
-/// defaulting to `default_target(name)`.
+/// `NAME` or `source=NAME[,target=T][,uid=N][,gid=N][,mode=0440]` (Docker's
+/// two forms; the mode is octal, as chmod's); the source is resolved to one
+/// object here, the target defaulting to `default_target(name)`.
 pub async fn reference<D: Data>(
     control: &mut Control,
     flag: &str,
     default_target: impl Fn(&str) -> String,
-) -> anyhow::Result<(String, String, String)> {
-    let (mut source, mut target) = (None, None);
+) -> anyhow::Result<FileReference> {
+    let bad = |what: String| BadValue(format!("--{} {flag:?}: {what}", D::KIND));
+    let (mut source, mut target, mut uid, mut gid, mut mode) = (None, None, 0, 0, None);
     if flag.contains('=') {
         for field in flag.split(',') {
+            let id = |value: &str, what: &str| {
+                value
+                    .parse::<u32>()
+                    .map_err(|_| bad(format!("{what} {value:?} is not a number from 0 to {}", u32::MAX)))
+            };
             match field.split_once('=') {
                 Some(("source" | "src", value)) if !value.is_empty() => source = Some(value),
                 Some(("target", value)) if !value.is_empty() => target = Some(value.to_string()),
+                Some(("uid", value)) => uid = id(value, "uid")?,
+                Some(("gid", value)) => gid = id(value, "gid")?,
+                Some(("mode", value)) => {
+                    let bits = u32::from_str_radix(value, 8).ok().filter(|bits| *bits <= 0o777);
+                    mode =
+                        Some(bits.ok_or_else(|| bad(format!("mode {value:?} is not an octal file mode (0 to 0777)")))?);
+                }
                 _ => {
-                    return Err(BadValue(format!(
-                        "--{} {flag:?}: expected NAME or source=NAME[,target=PATH]",
-                        D::KIND
-                    ))
-                    .into());
+                    return Err(
+                        bad("expected NAME or source=NAME[,target=PATH][,uid=N][,gid=N][,mode=0440]".into()).into(),
+                    );
                 }
             }
         }
@@ -254,7 +275,14 @@ pub async fn reference<D: Data>(
         .map(|item| name(item.annotations()))
         .unwrap_or_default();
     let target = target.unwrap_or_else(|| default_target(&name));
-    Ok((id, name, target))
+    Ok(FileReference {
+        id,
+        name,
+        target,
+        uid,
+        gid,
+        mode,
+    })
 }
 
 /// Far more than a secret or config may hold (the manager says how much

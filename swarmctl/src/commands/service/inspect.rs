@@ -32,11 +32,21 @@ pub fn fields(service: &Service) -> Vec<(&'static str, String)> {
         ("Env", container.env.join(", ")),
         (
             "Secrets",
-            references(container.secrets.iter().map(|r| (&r.secret_name, &r.target))),
+            references(
+                container
+                    .secrets
+                    .iter()
+                    .map(|r| (&r.secret_name, &r.target, r.uid, r.gid, r.mode)),
+            ),
         ),
         (
             "Configs",
-            references(container.configs.iter().map(|r| (&r.config_name, &r.target))),
+            references(
+                container
+                    .configs
+                    .iter()
+                    .map(|r| (&r.config_name, &r.target, r.uid, r.gid, r.mode)),
+            ),
         ),
     ];
     let mut optional = |name: &'static str, value: String| {
@@ -148,9 +158,18 @@ fn mode(spec: &ServiceSpec) -> String {
 }
 
 /// `name -> target, ...`
-fn references<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> String {
-    pairs
-        .map(|(name, target)| format!("{name} -> {target}"))
+/// Secret or config references: `name -> target`, and the file's owner
+/// and mode where they are not the defaults (root's, 0444).
+fn references<'a>(files: impl Iterator<Item = (&'a String, &'a String, u32, u32, Option<u32>)>) -> String {
+    files
+        .map(|(name, target, uid, gid, mode)| {
+            let mut text = format!("{name} -> {target}");
+            if (uid, gid, mode) != (0, 0, None) {
+                let mode = mode.map_or_else(|| "0444 (default)".to_string(), |mode| format!("{mode:04o}"));
+                text.push_str(&format!(" (uid {uid}, gid {gid}, mode {mode})"));
+            }
+            text
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -148,12 +148,14 @@ async fn update(
 async fn secret_references(control: &mut Control, flags: &[String]) -> anyhow::Result<Vec<SecretReference>> {
     let mut references = Vec::new();
     for flag in flags {
-        let (secret_id, secret_name, target) =
-            data::reference::<Secret>(control, flag, |name| name.to_string()).await?;
+        let file = data::reference::<Secret>(control, flag, |name| name.to_string()).await?;
         references.push(SecretReference {
-            secret_id,
-            secret_name,
-            target,
+            secret_id: file.id,
+            secret_name: file.name,
+            target: file.target,
+            uid: file.uid,
+            gid: file.gid,
+            mode: file.mode,
         });
     }
     Ok(references)
@@ -163,12 +165,14 @@ async fn secret_references(control: &mut Control, flags: &[String]) -> anyhow::R
 async fn config_references(control: &mut Control, flags: &[String]) -> anyhow::Result<Vec<ConfigReference>> {
     let mut references = Vec::new();
     for flag in flags {
-        let (config_id, config_name, target) =
-            data::reference::<Config>(control, flag, |name| format!("/{name}")).await?;
+        let file = data::reference::<Config>(control, flag, |name| format!("/{name}")).await?;
         references.push(ConfigReference {
-            config_id,
-            config_name,
-            target,
+            config_id: file.id,
+            config_name: file.name,
+            target: file.target,
+            uid: file.uid,
+            gid: file.gid,
+            mode: file.mode,
         });
     }
     Ok(references)

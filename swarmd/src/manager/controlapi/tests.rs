@@ -443,6 +443,7 @@ async fn secret_data_is_never_returned_and_a_used_secret_stays() {
             secret_id: secret_id.into(),
             secret_name: secret_name.into(),
             target: "db".into(),
+            ..Default::default()
         }];
         uses
     };
@@ -961,6 +962,7 @@ async fn a_service_never_names_a_secret_removed_beside_its_create() {
             secret_id: secret.id.clone(),
             secret_name: name.clone(),
             target: name.clone(),
+            ..Default::default()
         }];
         let (create, remove) = {
             let (a, b) = (api.clone(), api.clone());

@@ -179,9 +179,9 @@ fn container_spec(container: &ContainerSpec) -> Result<()> {
     if let Some(health) = &container.healthcheck {
         healthcheck(health)?;
     }
-    let secrets = container.secrets.iter().map(|r| (&r.secret_id, &r.target));
+    let secrets = container.secrets.iter().map(|r| (&r.secret_id, &r.target, r.mode));
     references("secrets", secrets, |target| !target.starts_with('/'))?;
-    let configs = container.configs.iter().map(|r| (&r.config_id, &r.target));
+    let configs = container.configs.iter().map(|r| (&r.config_id, &r.target, r.mode));
     references("configs", configs, |target| target.starts_with('/'))?;
     mounts(&container.mounts)
 }
@@ -298,17 +298,17 @@ fn resources(resources: &ResourceRequirements) -> Result<()> {
     Ok(())
 }
 
-/// A container's secret or config references (ID, target), as SwarmKit's
-/// `validateSecretRefsSpec`: each names an object and a target of the right
-/// form (`target_form`), inside where it is mounted (no `..`), and no two
-/// share a target.
+/// A container's secret or config references (ID, target, mode), as
+/// SwarmKit's `validateSecretRefsSpec`: each names an object and a target
+/// of the right form (`target_form`), inside where it is mounted (no `..`),
+/// no two share a target, and a mode holds only permission bits.
 fn references<'a>(
     field: &str,
-    references: impl Iterator<Item = (&'a String, &'a String)>,
+    references: impl Iterator<Item = (&'a String, &'a String, Option<u32>)>,
     target_form: impl Fn(&str) -> bool,
 ) -> Result<()> {
     let mut targets = std::collections::HashSet::new();
-    for (id, target) in references {
+    for (id, target, mode) in references {
         let field = format!("spec.task.container.{field}");
         if id.is_empty() {
             return Err(invalid(format!("{field}: a reference names no ID")));
@@ -321,6 +321,11 @@ fn references<'a>(
         }
         if !targets.insert(target) {
             return Err(invalid(format!("{field}: two references share the target {target:?}")));
+        }
+        if let Some(mode) = mode.filter(|mode| *mode > 0o777) {
+            return Err(invalid(format!(
+                "{field}: mode {mode:#o} of {target:?} is not a file mode (0 to 0o777)"
+            )));
         }
     }
     Ok(())
@@ -912,13 +917,20 @@ mod tests {
             secret_id: "s1".into(),
             secret_name: "db".into(),
             target: target.into(),
+            ..Default::default()
         };
         let config = |target: &str| swarm_proto::v1::ConfigReference {
             config_id: "c1".into(),
             config_name: "app".into(),
             target: target.into(),
+            ..Default::default()
         };
-        container.secrets = vec![secret("db"), secret("sub/db2")];
+        let private = swarm_proto::v1::SecretReference {
+            mode: Some(0o400),
+            uid: 1000,
+            ..secret("private")
+        };
+        container.secrets = vec![secret("db"), secret("sub/db2"), private];
         container.configs = vec![config("/etc/app.conf")];
         assert!(container_spec(container).is_ok());
         for bad in [
@@ -926,6 +938,10 @@ mod tests {
             vec![secret("../etc/passwd")],
             vec![secret("/abs")],
             vec![secret("a"), secret("a")],
+            vec![swarm_proto::v1::SecretReference {
+                mode: Some(0o1777),
+                ..secret("sticky")
+            }],
         ] {
             container.secrets = bad;
             let err = container_spec(container).unwrap_err().to_string();
