@@ -131,7 +131,7 @@ pub enum ClusterCommand {
         #[arg(long, allow_negative_numbers = true)]
         log_entries_for_slow_followers: Option<u64>,
         /// How often agents report to the dispatcher (a node missing three
-        /// is down).
+        /// is down; at least 100ms).
         #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
         heartbeat_period: Option<prost_types::Duration>,
         /// How long node certificates are valid (at least 1h).
@@ -365,8 +365,8 @@ pub struct ServiceUpdateArgs {
     /// Remove a mount by its target path (repeatable).
     #[arg(long, value_name = "TARGET")]
     pub mount_rm: Vec<String>,
-    /// Add or replace a published port (by its target port and protocol),
-    /// as `create --publish` (repeatable).
+    /// Add a published port beside the others, as `create --publish`; to
+    /// move one, remove it in the same command (repeatable).
     #[arg(long, value_name = "PORT", value_parser = parse::port)]
     pub publish_add: Vec<PortConfig>,
     /// Remove a published port: `TARGET[/PROTOCOL]` (repeatable).

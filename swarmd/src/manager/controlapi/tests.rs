@@ -803,7 +803,7 @@ async fn bad_cluster_specs_are_refused_naming_the_field() {
     };
     // Each change, and what its refusal must mention.
     type Change = fn(&mut ClusterSpec);
-    let refusals: [(Change, &str); 7] = [
+    let refusals: [(Change, &str); 8] = [
         (|spec| spec.annotations = annotations("other"), "renamed"),
         (
             |spec| {
@@ -812,6 +812,14 @@ async fn bad_cluster_specs_are_refused_naming_the_field() {
                 })
             },
             "spec.dispatcher.heartbeat_period",
+        ),
+        (
+            |spec| {
+                spec.dispatcher = Some(DispatcherConfig {
+                    heartbeat_period: Some(prost_types::Duration { seconds: 0, nanos: 1 }),
+                })
+            },
+            "heartbeat_period must be at least 100ms",
         ),
         (
             |spec| {

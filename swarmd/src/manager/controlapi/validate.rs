@@ -124,6 +124,15 @@ pub(crate) fn service_spec(spec: Option<&ServiceSpec>) -> Result<&ServiceSpec> {
     if job && spec.update.is_some() {
         return Err(invalid("spec.update: a job takes no update config".into()));
     }
+    if let Some(service_spec::Mode::ReplicatedJob(job)) = &spec.mode
+        && job.max_concurrent == 0
+        && job.total_completions > 0
+    {
+        return Err(invalid(
+            "spec.mode.replicated_job.max_concurrent must be at least 1: a job that runs no task at once never completes"
+                .into(),
+        ));
+    }
     for (field, update) in [("spec.update", &spec.update), ("spec.rollback", &spec.rollback)] {
         if let Some(update) = update {
             update_config(field, update)?;
@@ -488,8 +497,17 @@ const MIN_NODE_CERT_EXPIRY: prost_types::Duration = prost_types::Duration {
     nanos: 0,
 };
 
+/// The shortest period between a node's heartbeats: SwarmKit has none,
+/// and a nanosecond would have every agent call the dispatcher without
+/// pause; a tenth of a second still finds a dead node within a second.
+const MIN_HEARTBEAT_PERIOD: prost_types::Duration = prost_types::Duration {
+    seconds: 0,
+    nanos: 100_000_000,
+};
+
 /// A cluster spec, whole, as SwarmKit's `validateClusterSpec` and a little
-/// more: no negative period, a certificate lifetime of at least an hour,
+/// more: no negative period, a heartbeat period of at least 100ms, a
+/// certificate lifetime of at least an hour,
 /// and Raft timing that can elect a leader.
 pub(crate) fn cluster_spec(spec: &ClusterSpec) -> Result<()> {
     annotations("spec.annotations", spec.annotations.as_ref())?;
@@ -501,7 +519,15 @@ pub(crate) fn cluster_spec(spec: &ClusterSpec) -> Result<()> {
         ));
     }
     if let Some(dispatcher) = &spec.dispatcher {
-        non_negative("spec.dispatcher.heartbeat_period", dispatcher.heartbeat_period.as_ref())?;
+        let period = dispatcher.heartbeat_period.as_ref();
+        non_negative("spec.dispatcher.heartbeat_period", period)?;
+        if let Some(period) = period
+            && (period.seconds, period.nanos) < (MIN_HEARTBEAT_PERIOD.seconds, MIN_HEARTBEAT_PERIOD.nanos)
+        {
+            return Err(invalid(
+                "spec.dispatcher.heartbeat_period must be at least 100ms: every node reports this often".into(),
+            ));
+        }
     }
     let expiry = spec.ca_config.as_ref().and_then(|ca| ca.node_cert_expiry.as_ref());
     non_negative("spec.ca_config.node_cert_expiry", expiry)?;
@@ -581,6 +607,7 @@ pub(crate) fn secret_or_config(kind: &str, annotations: Option<&Annotations>, da
 #[cfg(test)]
 mod tests {
     use super::*;
+    use swarm_proto::v1::ReplicatedJob;
 
     fn named(name: &str) -> Option<Annotations> {
         Some(Annotations {
@@ -848,6 +875,21 @@ mod tests {
             spec.update = Some(UpdateConfig::default());
         });
         assert!(job_update.expect("refused").contains("a job takes no update config"));
+        let job = |max_concurrent, total_completions| {
+            refusal(|spec| {
+                spec.mode = Some(service_spec::Mode::ReplicatedJob(ReplicatedJob {
+                    max_concurrent,
+                    total_completions,
+                }))
+            })
+        };
+        assert_eq!(job(1, 3), None);
+        assert_eq!(job(0, 0), None, "a job of no completions needs none at once");
+        assert!(
+            job(0, 3)
+                .expect("refused")
+                .contains("max_concurrent must be at least 1")
+        );
         let rollback_rollback = refusal(|spec| {
             let mut rollback = UpdateConfig::default();
             rollback.set_failure_action(update_config::FailureAction::Rollback);
