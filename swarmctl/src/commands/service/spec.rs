@@ -13,7 +13,7 @@ use swarm_proto::v1::{
     service_spec, task_spec, update_config,
 };
 
-use super::super::{change_map, key_values};
+use super::super::{change_map, distinct, key_values};
 use crate::cli::{
     FailureAction, PolicyFlags, RestartCondition, ServiceMode, ServiceSpecArgs, ServiceUpdateArgs, TaskFlags,
     UpdateOrder,
@@ -76,7 +76,7 @@ pub fn update(
     change_map(labels, &changes.labels.label_add, &changes.labels.label_rm, "label")?;
     if !changes.publish_rm.is_empty() || !changes.publish_add.is_empty() {
         let ports = &mut spec.endpoint.get_or_insert_with(Default::default).ports;
-        for removed in &changes.publish_rm {
+        for removed in distinct(&changes.publish_rm) {
             let removed_port = parse::port(removed).map_err(|why| anyhow::anyhow!("--publish-rm: {why}"))?;
             let same = |port: &swarm_proto::v1::PortConfig| {
                 port.target_port == removed_port.target_port && port.protocol == removed_port.protocol
@@ -102,7 +102,7 @@ pub fn update(
         || !changes.placement_pref_add.is_empty()
     {
         let placement = task.placement.get_or_insert_with(Default::default);
-        for removed in &changes.constraint_rm {
+        for removed in distinct(&changes.constraint_rm) {
             remove_where(
                 &mut placement.constraints,
                 |c| c == removed,
@@ -112,7 +112,7 @@ pub fn update(
             )?;
         }
         placement.constraints.extend(changes.constraint_add);
-        for removed in &changes.placement_pref_rm {
+        for removed in distinct(&changes.placement_pref_rm) {
             let shown = removed.spread.as_ref().map_or("", |s| &s.spread_descriptor);
             remove_where(
                 &mut placement.preferences,
@@ -137,7 +137,7 @@ pub fn update(
     }
     // Added, then removed, as labels are (and as docker does both).
     add_replacing(&mut container.env, changes.env_add, |a, b| env_key(a) == env_key(b));
-    for key in &changes.env_rm {
+    for key in distinct(&changes.env_rm) {
         remove_where(
             &mut container.env,
             |entry| env_key(entry) == key,
@@ -152,7 +152,7 @@ pub fn update(
         &changes.container_label_rm,
         "container-label",
     )?;
-    for target in &changes.mount_rm {
+    for target in distinct(&changes.mount_rm) {
         let clean = crate::parse::clean_path(target);
         remove_where(
             &mut container.mounts,
@@ -177,7 +177,7 @@ pub fn update(
     });
     // A secret or config to remove is named as when it was added: its name,
     // its ID or a prefix of the ID of only one of those the service uses.
-    for name in &changes.secret_rm {
+    for name in distinct(&changes.secret_rm) {
         let by_prefix = only_id_with_prefix(container.secrets.iter().map(|r| r.secret_id.as_str()), name);
         remove_where(
             &mut container.secrets,
@@ -193,7 +193,7 @@ pub fn update(
         |r| (&r.secret_name, &r.target),
         "secret",
     )?;
-    for name in &changes.config_rm {
+    for name in distinct(&changes.config_rm) {
         let by_prefix = only_id_with_prefix(container.configs.iter().map(|r| r.config_id.as_str()), name);
         remove_where(
             &mut container.configs,

@@ -1012,3 +1012,60 @@ async fn two_services_created_at_once_never_both_take_one_port() {
         );
     }
 }
+
+/// A rollback to a spec whose secret was removed since is refused on the
+/// state (FailedPrecondition), naming the secret as the spec did.
+#[tokio::test]
+async fn a_rollback_to_a_removed_secret_names_it() {
+    let (api, store) = api();
+    let secret_spec = SecretSpec {
+        annotations: annotations("tmpsec"),
+        data: b"x".to_vec(),
+    };
+    let secret = api
+        .create_secret(Request::new(CreateSecretRequest {
+            spec: Some(secret_spec),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .secret
+        .unwrap();
+    let mut uses = spec("app", "busybox");
+    container(&mut uses).secrets = vec![SecretReference {
+        secret_id: secret.id.clone(),
+        secret_name: "tmpsec".into(),
+        target: "tmpsec".into(),
+        ..Default::default()
+    }];
+    let service = create(&api, uses).await.unwrap();
+    let updated = api
+        .update_service(Request::new(UpdateServiceRequest {
+            service_id: service.id.clone(),
+            service_version: service.meta.as_ref().unwrap().version,
+            spec: Some(spec("app", "busybox")),
+            rollback: false,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap();
+    api.remove_secret(Request::new(RemoveSecretRequest {
+        secret_id: secret.id.clone(),
+    }))
+    .await
+    .unwrap();
+    refused(
+        &store,
+        api.update_service(Request::new(UpdateServiceRequest {
+            service_id: service.id.clone(),
+            service_version: updated.meta.as_ref().unwrap().version,
+            spec: None,
+            rollback: true,
+        })),
+        Code::FailedPrecondition,
+        "the previous spec uses secret \"tmpsec\"",
+    )
+    .await;
+}

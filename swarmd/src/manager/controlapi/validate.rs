@@ -188,10 +188,22 @@ fn container_spec(container: &ContainerSpec) -> Result<()> {
     if let Some(health) = &container.healthcheck {
         healthcheck(health)?;
     }
-    let secrets = container.secrets.iter().map(|r| (&r.secret_id, &r.target, r.mode));
-    references("secrets", secrets, |target| !target.starts_with('/'))?;
-    let configs = container.configs.iter().map(|r| (&r.config_id, &r.target, r.mode));
-    references("configs", configs, |target| target.starts_with('/'))?;
+    let secrets = container.secrets.iter().map(|r| FileReference {
+        id: &r.secret_id,
+        name: &r.secret_name,
+        target: &r.target,
+        mode: r.mode,
+    });
+    references("secret", secrets, "a relative path (under /run/secrets)", |target| {
+        !target.starts_with('/')
+    })?;
+    let configs = container.configs.iter().map(|r| FileReference {
+        id: &r.config_id,
+        name: &r.config_name,
+        target: &r.target,
+        mode: r.mode,
+    });
+    references("config", configs, "an absolute path", |target| target.starts_with('/'))?;
     mounts(&container.mounts)
 }
 
@@ -307,25 +319,38 @@ fn resources(resources: &ResourceRequirements) -> Result<()> {
     Ok(())
 }
 
-/// A container's secret or config references (ID, target, mode), as
-/// SwarmKit's `validateSecretRefsSpec`: each names an object and a target
-/// of the right form (`target_form`), inside where it is mounted (no `..`),
-/// no two share a target, and a mode holds only permission bits.
+/// A secret or config reference, as [`references`] checks it.
+struct FileReference<'a> {
+    id: &'a str,
+    name: &'a str,
+    target: &'a str,
+    mode: Option<u32>,
+}
+
+/// A container's secret or config references, as SwarmKit's
+/// `validateSecretRefsSpec`: each names an object and a target of the right
+/// form (`form`, which `target_form` checks), inside where it is mounted (no
+/// `..`), no two share a target, and a mode holds only permission bits.
 fn references<'a>(
-    field: &str,
-    references: impl Iterator<Item = (&'a String, &'a String, Option<u32>)>,
+    kind: &str,
+    references: impl Iterator<Item = FileReference<'a>>,
+    form: &str,
     target_form: impl Fn(&str) -> bool,
 ) -> Result<()> {
+    let field = format!("spec.task.container.{kind}s");
     let mut targets = std::collections::HashSet::new();
-    for (id, target, mode) in references {
-        let field = format!("spec.task.container.{field}");
+    for FileReference { id, name, target, mode } in references {
         if id.is_empty() {
             return Err(invalid(format!("{field}: a reference names no ID")));
         }
+        let named = match name {
+            "" => format!("{kind} {id}"),
+            name => format!("{kind} {name:?}"),
+        };
         let escapes = target.split('/').any(|part| part == "..");
         if target.is_empty() || escapes || !target_form(target) {
             return Err(invalid(format!(
-                "{field}: target {target:?} of {id} is not a valid path"
+                "{field}: target {target:?} of {named} must be {form}, without \"..\""
             )));
         }
         if !targets.insert(target) {
@@ -333,7 +358,7 @@ fn references<'a>(
         }
         if let Some(mode) = mode.filter(|mode| *mode > 0o777) {
             return Err(invalid(format!(
-                "{field}: mode {mode:#o} of {target:?} is not a file mode (0 to 0o777)"
+                "{field}: mode {mode:#o} of {named} is not a file mode (0 to 0o777)"
             )));
         }
     }
@@ -989,6 +1014,12 @@ mod tests {
             let err = container_spec(container).unwrap_err().to_string();
             assert!(err.contains("spec.task.container.secrets"), "{err}");
         }
+        container.secrets = vec![secret("/abs")];
+        let err = container_spec(container).unwrap_err().to_string();
+        assert!(
+            err.contains("target \"/abs\" of secret \"db\" must be a relative path"),
+            "names the secret as the user did, and the rule: {err}"
+        );
         container.secrets.clear();
         for bad in [vec![config("relative")], vec![config("/etc/../x")]] {
             container.configs = bad;

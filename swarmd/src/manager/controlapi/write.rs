@@ -123,7 +123,7 @@ pub(crate) async fn create_service(
     write(store, &id, |tx| {
         let none = ServiceSpec::default();
         let spec = service.spec.as_ref().unwrap_or(&none);
-        references_exist(tx, spec)?;
+        references_exist(tx, spec, false)?;
         ports_free(tx, spec, &service.id)?;
         Ok(tx.create(service)?)
     })
@@ -185,8 +185,9 @@ fn ports_free(tx: &WriteTx, spec: &ServiceSpec, own_id: &str) -> Result<(), swar
 /// Refuses a spec that names a secret or config the store does not hold
 /// (by ID, and by name where the reference gives one), as SwarmKit's
 /// `checkSecretExistence`. A removal cannot slip in between: both hold the
-/// [`CrossCheckLock`].
-fn references_exist(tx: &WriteTx, spec: &ServiceSpec) -> Result<(), swarm_store::Error> {
+/// [`CrossCheckLock`]. For a `rollback`, the spec is the one the service
+/// had: one gone since is the state's fault, not the request's.
+fn references_exist(tx: &WriteTx, spec: &ServiceSpec, rollback: bool) -> Result<()> {
     let Some(task_spec::Runtime::Container(container)) = spec.task.as_deref().and_then(|task| task.runtime.as_ref())
     else {
         return Ok(());
@@ -205,12 +206,20 @@ fn references_exist(tx: &WriteTx, spec: &ServiceSpec) -> Result<(), swarm_store:
     for (kind, id, wanted_name, stored_name) in secrets.chain(configs) {
         match stored_name {
             None => {
-                return Err(swarm_store::Error::Invalid(format!(
-                    "spec.task.container.{kind}s: {kind} {id:?} not found"
-                )));
+                let named = match wanted_name.as_str() {
+                    "" => format!("{id:?}"),
+                    name => format!("{name:?} ({id})"),
+                };
+                return Err(if rollback {
+                    Error::FailedPrecondition(format!(
+                        "cannot roll back: the previous spec uses {kind} {named}, which no longer exists"
+                    ))
+                } else {
+                    Error::InvalidArgument(format!("spec.task.container.{kind}s: {kind} {named} not found"))
+                });
             }
             Some(stored_name) if !wanted_name.is_empty() && stored_name != wanted_name => {
-                return Err(swarm_store::Error::Invalid(format!(
+                return Err(Error::InvalidArgument(format!(
                     "spec.task.container.{kind}s: {kind} {id:?} is named {stored_name:?}, not {wanted_name:?}"
                 )));
             }
@@ -257,7 +266,7 @@ pub(crate) async fn update_service(
     }
     let _serialized = cross_checks.for_spec(&next).await;
     write(store, id, |tx| {
-        references_exist(tx, &next)?;
+        references_exist(tx, &next, rollback)?;
         ports_free(tx, &next, id)?;
         // A stale version is refused even when nothing changes.
         let stored = tx.check_version::<Service>(id, version)?;
