@@ -11,6 +11,11 @@ use swarm_proto::v1::{Mount, PlacementPreference, PortConfig, SpreadOver, mount,
 /// An environment entry as docker takes it: `KEY=VALUE`, or `KEY` alone
 /// for the value it has in swarmctl's own environment.
 pub fn env_entry(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.starts_with('=') {
+        return Err(format!(
+            "{text:?} names no variable: write KEY=VALUE, or KEY for its value here"
+        ));
+    }
     if text.contains('=') {
         return Ok(text.to_string());
     }
@@ -286,6 +291,16 @@ pub fn clean_path(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_env_entry_names_a_variable() {
+        assert_eq!(env_entry("A=1").as_deref(), Ok("A=1"));
+        assert_eq!(env_entry("A=").as_deref(), Ok("A="), "an empty value is a value");
+        for bad in ["", "=1"] {
+            let err = env_entry(bad).expect_err(bad);
+            assert!(err.contains("names no variable"), "{err}");
+        }
+    }
 
     #[test]
     fn absolute_paths_are_cleaned_as_go_cleans_them() {

@@ -247,6 +247,12 @@ fn mounts(mounts: &[Mount]) -> Result<()> {
                 mount.target
             )));
         }
+        if mount.target.split('/').all(|part| part.is_empty() || part == ".") {
+            return Err(invalid(format!(
+                "{field}: target {:?} is the container's root, which no mount may replace",
+                mount.target
+            )));
+        }
         if !targets.insert(mount.target.trim_end_matches('/')) {
             return Err(invalid(format!(
                 "{field}: two mounts share the target {:?}",
@@ -796,6 +802,8 @@ mod tests {
                 "not an absolute path",
             ),
             (vec![mount(mount::Type::Bind, "srv", "/data")], "bind mount source"),
+            (vec![mount(mount::Type::Bind, "/srv", "/")], "the container's root"),
+            (vec![mount(mount::Type::Tmpfs, "", "/./")], "the container's root"),
             (vec![mount(mount::Type::Tmpfs, "x", "/tmp")], "takes no source"),
             (
                 vec![mount(mount::Type::Volume, "/srv", "/data")],
