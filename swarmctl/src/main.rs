@@ -64,27 +64,28 @@ fn parse() -> cli::Cli {
         && update.get_flag("rollback")
     {
         let mut command = cli::Cli::command();
-        let beside: Vec<String> = command
+        // Built, so that the error's usage line is `swarmctl service update`'s.
+        command.build();
+        if let Some(update_command) = command
             .find_subcommand_mut("service")
             .and_then(|service| service.find_subcommand_mut("update"))
-            .map(|update_command| {
+        {
+            let beside: Vec<String> = update_command
+                .get_arguments()
+                .filter(|arg| !["rollback", "reference", "socket", "format"].contains(&arg.get_id().as_str()))
+                .filter(|arg| {
+                    update.value_source(arg.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine)
+                })
+                .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
+                .collect();
+            if !beside.is_empty() {
                 update_command
-                    .get_arguments()
-                    .filter(|arg| !["rollback", "reference", "socket", "format"].contains(&arg.get_id().as_str()))
-                    .filter(|arg| {
-                        update.value_source(arg.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine)
-                    })
-                    .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !beside.is_empty() {
-            cli::Cli::command()
-                .error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    format!("other flags may not be combined with --rollback: {}", beside.join(", ")),
-                )
-                .exit();
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        format!("other flags may not be combined with --rollback: {}", beside.join(", ")),
+                    )
+                    .exit();
+            }
         }
     }
     cli::Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())

@@ -763,7 +763,9 @@ async fn service_specs_from_docker_style_flags() {
     // change beside it, it is a usage error and changes nothing.
     let (code, _, stderr) = swarmctl(&socket, &["service", "update", "api", "--rollback", "--replicas", "2"]);
     assert!(
-        code == 2 && stderr.contains("other flags may not be combined with --rollback: --replicas"),
+        code == 2
+            && stderr.contains("other flags may not be combined with --rollback: --replicas")
+            && stderr.contains("Usage: swarmctl service update"),
         "{code}: {stderr}"
     );
     ok(&socket, &["service", "update", "api", "--rollback"]);
