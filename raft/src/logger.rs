@@ -4,9 +4,19 @@
 use slog::{Drain, KV, Level, OwnedKVList, Record};
 
 /// A slog root logger whose records become `tracing` events of target
-/// `raft`, with member `id` in every message.
-pub(crate) fn raft_logger(id: u64) -> slog::Logger {
-    slog::Logger::root(TracingDrain, slog::o!("member" => id))
+/// `raft` (raft-rs names the member in each, as `raft_id`).
+pub(crate) fn raft_logger() -> slog::Logger {
+    slog::Logger::root(TracingDrain, slog::o!())
+}
+
+/// raft-rs's informational records that only describe its own set-up (the
+/// configuration it read, the node it made), logged at every start: at
+/// debug level, so that a start logs what an operator acts on.
+const SET_UP_RECORDS: [&str; 3] = ["switched to configuration", "newRaft", "RawNode created"];
+
+fn set_up(message: &std::fmt::Arguments<'_>) -> bool {
+    let message = message.to_string();
+    SET_UP_RECORDS.iter().any(|start| message.starts_with(start))
 }
 
 struct TracingDrain;
@@ -25,6 +35,9 @@ impl Drain for TracingDrain {
         match record.level() {
             Level::Critical | Level::Error => tracing::error!(target: "raft", "{message}{fields}"),
             Level::Warning => tracing::warn!(target: "raft", "{message}{fields}"),
+            Level::Info if set_up(message) => {
+                tracing::debug!(target: "raft", "{message}{fields}")
+            }
             Level::Info => tracing::info!(target: "raft", "{message}{fields}"),
             Level::Debug => tracing::debug!(target: "raft", "{message}{fields}"),
             Level::Trace => tracing::trace!(target: "raft", "{message}{fields}"),

@@ -75,6 +75,17 @@ pub fn holds_data(dir: &Path) -> Result<bool> {
     })
 }
 
+/// Whether `dir` holds RocksDB's other files (a `MANIFEST-*`) without the
+/// `CURRENT` that names one: what an incomplete copy or restore leaves, not
+/// a removal. Unreadable counts as no.
+pub(crate) fn holds_remnants(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|entry| entry.file_name().to_string_lossy().starts_with("MANIFEST-"))
+    })
+}
+
 /// Whether [`RocksStorage::open`] found a data dir or made a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opened {

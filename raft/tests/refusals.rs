@@ -155,7 +155,15 @@ async fn a_restart_refuses_a_missing_or_never_configured_log() {
     assert!(!data_dir.exists(), "the refusal made a data dir");
     // Made, then cut short before its first configuration.
     drop(swarm_raft::RocksStorage::open(&data_dir, 7, 1).expect("a new log"));
-    refused(RaftNode::start(config, LogMachine::new(), Start::Restart).await);
+    refused(RaftNode::start(config.clone(), LogMachine::new(), Start::Restart).await);
+    // An incomplete copy: RocksDB's files without the CURRENT naming them.
+    std::fs::remove_file(data_dir.join("CURRENT")).expect("remove CURRENT");
+    match RaftNode::start(config, LogMachine::new(), Start::Restart).await {
+        Err(Error::DataDir { reason, .. }) => assert!(reason.contains("incomplete copy"), "{reason}"),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a member started on no log"),
+    }
+    assert!(!data_dir.join("CURRENT").exists(), "the refusal touched the dir");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

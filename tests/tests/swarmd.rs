@@ -22,7 +22,7 @@ fn raft_addr(log: &str) -> Option<String> {
         .lines()
         .rev()
         .find(|line| line.contains("raft transport listening"))?;
-    Some(line.split("addr=").nth(1)?.split_whitespace().next()?.to_string())
+    Some(line.split("listening=").nth(1)?.split_whitespace().next()?.to_string())
 }
 
 /// The cluster's id and this node's id and hostname, as the API reports them.

@@ -80,9 +80,15 @@ impl<S: StateMachine> RaftNode<S> {
         config.validate()?;
         let no_log = || Error::DataDir {
             dir: config.data_dir.clone(),
-            reason: "holds no Raft log, though this member has run before: its data was removed (or, if this \
-                     dir is a mount point, its volume is not mounted); refusing to start anew"
-                .into(),
+            reason: if crate::storage::holds_remnants(&config.data_dir) {
+                "holds no Raft log, though this member has run before: RocksDB's files are there but not its \
+                 CURRENT file, as an incomplete copy or restore leaves them (copy the whole dir again, or \
+                 restore a backup); refusing to start anew"
+            } else {
+                "holds no Raft log, though this member has run before: its data was removed (or, if this \
+                 dir is a mount point, its volume is not mounted); refusing to start anew"
+            }
+            .into(),
         };
         // Checked before opening, which would make a new log.
         let restart = matches!(start, Start::Restart);
@@ -129,7 +135,7 @@ impl<S: StateMachine> RaftNode<S> {
         }
         let members = storage.members().clone();
         let db = Arc::downgrade(&storage.db());
-        let raw = raft::RawNode::new(&config.raft_config(snapshot_index), storage, &raft_logger(config.id))?;
+        let raw = raft::RawNode::new(&config.raft_config(snapshot_index), storage, &raft_logger())?;
 
         let metrics = Arc::new(Metrics::default());
         let links = Links::default();

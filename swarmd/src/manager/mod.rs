@@ -79,11 +79,10 @@ impl Manager {
         listener: TcpListener,
         first_start: bool,
     ) -> Result<Manager> {
-        let addr = advertised(
-            listener
-                .local_addr()
-                .map_err(Error::io("read the transport's address"))?,
-        );
+        let listening = listener
+            .local_addr()
+            .map_err(Error::io("read the transport's address"))?;
+        let addr = advertised(listening);
         let mut config = swarm_raft::Config::new(identity.raft_id, identity.cluster_id, &options.dir, addr.clone());
         config.tick = options.tick;
         config.heartbeat_ticks = options.heartbeat_ticks;
@@ -113,7 +112,7 @@ impl Manager {
                 tracing::error!(%err, "the Raft transport server failed");
             }
         });
-        tracing::info!(%addr, "raft transport listening");
+        tracing::info!(%listening, advertised = %addr, "raft transport listening");
         let manager = Manager {
             store: store.clone(),
             raft_addr: addr,
