@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use swarm_proto::v1::{Mount, PlacementPreference, PortConfig};
+use swarm_proto::v1::{Mount, PlacementPreference};
 
 use crate::output::Format;
 use crate::parse;
@@ -297,10 +297,11 @@ pub struct ServiceSpecArgs {
     /// A mount: `type=bind|volume|tmpfs,source=...,target=/PATH[,readonly]` (repeatable).
     #[arg(long, value_parser = parse::mount)]
     pub mount: Vec<Mount>,
-    /// A published port: `[PUBLISHED:]TARGET[/tcp|udp|sctp]` or
+    /// A published port: `[PUBLISHED:]TARGET[/tcp|udp|sctp]` (or ranges of
+    /// one length, `8080-8081:80-81`) or
     /// `published=P,target=T,protocol=tcp,mode=ingress|host` (repeatable).
-    #[arg(short, long, value_name = "PORT", value_parser = parse::port)]
-    pub publish: Vec<PortConfig>,
+    #[arg(short, long, value_name = "PORT", value_parser = parse::ports)]
+    pub publish: Vec<parse::Ports>,
     /// A secret the tasks get, by name or ID: `NAME` (at /run/secrets/NAME)
     /// or `source=NAME,target=FILE[,uid=N,gid=N,mode=0400]` (owner root's
     /// and mode 0444 unless given; repeatable).
@@ -367,8 +368,8 @@ pub struct ServiceUpdateArgs {
     pub mount_rm: Vec<String>,
     /// Add a published port beside the others, as `create --publish`; to
     /// move one, remove it in the same command (repeatable).
-    #[arg(long, value_name = "PORT", value_parser = parse::port)]
-    pub publish_add: Vec<PortConfig>,
+    #[arg(long, value_name = "PORT", value_parser = parse::ports)]
+    pub publish_add: Vec<parse::Ports>,
     /// Remove a published port: `TARGET[/PROTOCOL]` (repeatable).
     #[arg(long, value_name = "TARGET[/PROTOCOL]")]
     pub publish_rm: Vec<String>,

@@ -125,6 +125,65 @@ pub fn nano_cpus(text: &str) -> Result<i64, String> {
     i64::try_from(nanos).map_err(|_| format!("{text:?} is too large"))
 }
 
+/// The ports one `--publish` names: one, or a range in the short form
+/// (`8080-8081:80-81`, or `80-81` for the cluster to pick), as docker's.
+#[derive(Clone, Debug)]
+pub struct Ports(pub Vec<PortConfig>);
+
+/// The most ports one range may publish: docker has no limit, but a range
+/// of thousands by mistake would make a spec no one meant.
+const MAX_RANGE: u32 = 1024;
+
+/// `--publish` and `--publish-add`: a port as [`port`] reads it, or a
+/// range of them in the short form, the published range as long as the
+/// target range (or absent).
+pub fn ports(text: &str) -> Result<Ports, String> {
+    let short_range = !text.contains('=') && text.split('/').next().is_some_and(|ports| ports.contains('-'));
+    if !short_range {
+        return port(text).map(|port| Ports(vec![port]));
+    }
+    let (ports, proto) = text.split_once('/').unwrap_or((text, "tcp"));
+    let protocol = protocol(proto)?;
+    let (published, target) = match ports.split_once(':') {
+        Some((published, target)) => (Some(port_range(published)?), port_range(target)?),
+        None => (None, port_range(ports)?),
+    };
+    let count = target.1 - target.0 + 1;
+    if let Some(published) = published
+        && published.1 - published.0 + 1 != count
+    {
+        return Err(format!(
+            "{text:?}: the published range holds {} ports and the target range {count}",
+            published.1 - published.0 + 1
+        ));
+    }
+    if count > MAX_RANGE {
+        return Err(format!("{text:?}: a range publishes at most {MAX_RANGE} ports"));
+    }
+    let configs = (0..count)
+        .map(|offset| {
+            let mut port = PortConfig {
+                target_port: target.0 + offset,
+                published_port: published.map_or(0, |published| published.0 + offset),
+                ..Default::default()
+            };
+            port.set_protocol(protocol);
+            port
+        })
+        .collect();
+    Ok(Ports(configs))
+}
+
+/// `FIRST-LAST` (or one port), first no greater than last.
+fn port_range(text: &str) -> Result<(u32, u32), String> {
+    let (first, last) = text.split_once('-').unwrap_or((text, text));
+    let (first, last) = (port_number(first)?, port_number(last)?);
+    if first > last || first == 0 {
+        return Err(format!("{text:?} is not a port range such as 8080-8081"));
+    }
+    Ok((first, last))
+}
+
 /// A published port: `[PUBLISHED:]TARGET[/PROTOCOL]`, or the long form
 /// `published=8080,target=80,protocol=udp,mode=host` (protocol tcp, udp or
 /// sctp; mode ingress or host). With no published port the cluster picks
@@ -291,6 +350,34 @@ pub fn clean_path(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_range_publishes_each_port_of_it() {
+        let pairs = |text: &str| {
+            ports(text).map(|ports| {
+                ports
+                    .0
+                    .iter()
+                    .map(|p| (p.published_port, p.target_port))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(pairs("8080-8082:80-82"), Ok(vec![(8080, 80), (8081, 81), (8082, 82)]));
+        assert_eq!(pairs("80-81"), Ok(vec![(0, 80), (0, 81)]));
+        assert_eq!(pairs("8080:80"), Ok(vec![(8080, 80)]));
+        let udp = ports("53-54/udp").expect("a udp range");
+        assert!(udp.0.iter().all(|port| port.protocol() == port_config::Protocol::Udp));
+        for (bad, says) in [
+            ("8080-8081:80-82", "holds 2 ports and the target range 3"),
+            ("81-80", "not a port range"),
+            ("0-5", "not a port range"),
+            ("1-2000", "at most 1024"),
+            ("80-x", "not a port number"),
+        ] {
+            let err = ports(bad).expect_err(bad);
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn an_env_entry_names_a_variable() {

@@ -667,6 +667,13 @@ async fn service_specs_from_docker_style_flags() {
     for (command, flags, mention) in refusals {
         fails(&socket, &[command, flags].concat(), mention);
     }
+    // A range publishes each of its ports, as docker's.
+    ok(
+        &socket,
+        &[&create[..], &["ranged", "-p", "9000-9001:90-91/udp"]].concat(),
+    );
+    let ranged = rows(&ok(&socket, &["service", "ls", "-f", "name=ranged"]));
+    assert_eq!(ranged[0][5..], ["*:9000->90/udp,", "*:9001->91/udp"], "{ranged:?}");
     for (flag, value) in [
         ("--restart-delay", "5x"),
         ("--limit-memory", "lots"),

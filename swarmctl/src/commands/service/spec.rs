@@ -54,7 +54,7 @@ pub fn create(
         })),
         mode: Some(new_mode(args.mode, args.replicas, args.max_concurrent)?),
         endpoint: (!args.publish.is_empty()).then(|| EndpointSpec {
-            ports: args.publish,
+            ports: args.publish.into_iter().flat_map(|ports| ports.0).collect(),
             ..Default::default()
         }),
         ..Default::default()
@@ -83,7 +83,7 @@ pub fn update(
             };
             remove_where(ports, same, "publish-rm", removed, "port")?;
         }
-        for added in changes.publish_add {
+        for added in changes.publish_add.into_iter().flat_map(|ports| ports.0) {
             // Added beside the others (the same one twice is one); a
             // published port already taken is the manager's to refuse.
             if !ports.contains(&added) {
