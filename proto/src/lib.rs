@@ -13,8 +13,9 @@
 //!
 //! Everything lives in [`v1`]; the helpers in this crate only add what the
 //! generated code cannot say, such as the ordering of task states, and
-//! [`Shared`], which lets every task of a service share one task spec, and
-//! constructors such as [`v1::ServiceSpec::container`].
+//! [`Shared`], which lets every task of a service share one task spec,
+//! constructors such as [`v1::ServiceSpec::container`], and
+//! [`clean_path`], the one spelling of a path in a container.
 
 #![deny(missing_docs)]
 
@@ -30,8 +31,10 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
 
 mod builders;
+mod path;
 mod shared;
 mod task_state;
 
+pub use path::clean_path;
 pub use shared::Shared;
 pub use v1::TaskState;

@@ -9,9 +9,10 @@ pub(crate) fn raft_logger() -> slog::Logger {
     slog::Logger::root(TracingDrain, slog::o!())
 }
 
-/// raft-rs's informational records that only describe its own set-up (the
-/// configuration it read, the node it made), logged at every start: at
-/// debug level, so that a start logs what an operator acts on.
+/// raft-rs's informational records that describe its own state (the
+/// configuration it read at start, and again after each membership change,
+/// which the Ready loop logs itself; the node it made): at debug level, so
+/// that a start logs what an operator acts on.
 const SET_UP_RECORDS: [&str; 3] = ["switched to configuration", "newRaft", "RawNode created"];
 
 fn set_up(message: &std::fmt::Arguments<'_>) -> bool {

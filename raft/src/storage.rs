@@ -79,11 +79,12 @@ pub fn holds_data(dir: &Path) -> Result<bool> {
 /// `CURRENT` that names one: what an incomplete copy or restore leaves, not
 /// a removal. Unreadable counts as no.
 pub(crate) fn holds_remnants(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|entry| entry.file_name().to_string_lossy().starts_with("MANIFEST-"))
-    })
+    !dir.join("CURRENT").exists()
+        && std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|entry| entry.file_name().to_string_lossy().starts_with("MANIFEST-"))
+        })
 }
 
 /// Whether [`RocksStorage::open`] found a data dir or made a new one.

@@ -266,7 +266,7 @@ pub fn mount(text: &str) -> Result<Mount, String> {
                 .into()
             }
             "source" | "src" => mount.source = value.to_string(),
-            "target" | "dst" | "destination" => mount.target = clean_path(value),
+            "target" | "dst" | "destination" => mount.target = swarm_proto::clean_path(value),
             "readonly" | "ro" => {
                 // Go's `ParseBool`, as Docker reads it.
                 mount.read_only = match value {
@@ -326,27 +326,6 @@ pub fn words(line: &str) -> Result<Words, String> {
         .ok_or_else(|| format!("{line:?} has an unclosed quote or a trailing backslash"))
 }
 
-/// An absolute path as the one directory it names (`/data/` and
-/// `/a/../data` as `/data`), as Go's `filepath.Clean` writes it, so that a
-/// mount added, replaced or removed later is found by its target however
-/// it was typed. A relative path is left as typed (the manager refuses it).
-pub fn clean_path(path: &str) -> String {
-    if !path.starts_with('/') {
-        return path.to_string();
-    }
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,20 +365,6 @@ mod tests {
         for bad in ["", "=1"] {
             let err = env_entry(bad).expect_err(bad);
             assert!(err.contains("names no variable"), "{err}");
-        }
-    }
-
-    #[test]
-    fn absolute_paths_are_cleaned_as_go_cleans_them() {
-        for (typed, clean) in [
-            ("/data/", "/data"),
-            ("/a/../data", "/data"),
-            ("//x/./y//", "/x/y"),
-            ("/", "/"),
-            ("/..", "/"),
-            ("relative/../x", "relative/../x"),
-        ] {
-            assert_eq!(clean_path(typed), clean, "{typed}");
         }
     }
 

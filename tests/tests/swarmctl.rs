@@ -574,14 +574,14 @@ async fn service_specs_from_docker_style_flags() {
     }
 
     // An update changes what its flags name, and nothing else; a removal
-    // named twice removes once.
+    // named twice, in one spelling or two, removes once.
     #[rustfmt::skip]
     let update = [
         "service", "update", "api", "--replicas", "8", "--env-rm", "A", "--env-add", "B=2",
         "--env-rm", "A", "--label-add", "tier=front", "--container-label-rm", "team",
         "--container-label-rm", "team",
         "--constraint-rm", "node.role==manager", "--constraint-add", "node.labels.zone==a",
-        "--mount-rm", "/scratch", "--publish-rm", "53/udp", "--publish-add", "9090:90",
+        "--mount-rm", "/scratch", "--mount-rm", "/scratch/", "--publish-rm", "53/udp", "--publish-add", "9090:90",
         "--limit-memory", "1g", "--secret-add", "db-pass", "--force",
     ];
     ok(&socket, &update);

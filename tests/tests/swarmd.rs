@@ -16,13 +16,20 @@ const SIGKILL: i32 = 9;
 const SIGTERM: i32 = 15;
 const SIGHUP: i32 = 1;
 
-/// The address the Raft transport listens on, as the last start logged it.
-fn raft_addr(log: &str) -> Option<String> {
+/// The address the Raft transport listens on (`listening`) or is reached
+/// at (`advertised`), as the last start logged it.
+fn raft_addr(log: &str, which: &str) -> Option<String> {
     let line = log
         .lines()
         .rev()
         .find(|line| line.contains("raft transport listening"))?;
-    Some(line.split("listening=").nth(1)?.split_whitespace().next()?.to_string())
+    Some(
+        line.split(&format!("{which}="))
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .to_string(),
+    )
 }
 
 /// The cluster's id and this node's id and hostname, as the API reports them.
@@ -176,8 +183,8 @@ async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
         .unwrap()
         .into_inner()
         .nodes;
-    let listening = raft_addr(&daemon.log_text()).expect("the log names the raft address");
-    assert_eq!(nodes[0].manager_status.as_ref().unwrap().addr, listening);
+    let advertised = raft_addr(&daemon.log_text(), "advertised").expect("the log names the raft address");
+    assert_eq!(nodes[0].manager_status.as_ref().unwrap().addr, advertised);
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());
 }
@@ -342,7 +349,7 @@ async fn a_second_daemon_on_a_live_socket_or_state_dir_is_refused() {
     let stderr = refused(&other, &long);
     assert!(stderr.contains("a Unix socket's path holds at most 107"), "{stderr}");
     assert!(!other.exists(), "a refused daemon made a state dir");
-    let taken = raft_addr(&daemon.log_text()).expect("the log names the raft address");
+    let taken = raft_addr(&daemon.log_text(), "listening").expect("the log names the raft address");
     let stderr = refused_at(&other, &root.path().join("other.sock"), &taken);
     assert!(stderr.contains("bind the Raft transport"), "{stderr}");
     assert!(!other.join("raft").exists(), "a refused daemon made a cluster");

@@ -172,6 +172,9 @@ fn exchanged(kind: MessageType) -> bool {
 /// what a faulty peer can make a member buffer.
 const MAX_SNAPSHOT_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
+/// What a snapshot stream reserves at once.
+const INITIAL_RESERVATION: usize = 64 * 1024 * 1024;
+
 /// A snapshot's data put together from its chunks, held to the length its
 /// first chunk declared.
 struct Reassembly {
@@ -188,12 +191,19 @@ impl Reassembly {
         }
         let expected = total_bytes as usize;
         Ok(Reassembly {
-            data: BytesMut::with_capacity(expected),
+            // Grown as data comes, past this: a declaration alone must not
+            // take memory the member may not have.
+            data: BytesMut::with_capacity(expected.min(INITIAL_RESERVATION)),
             expected,
         })
     }
 
     fn add(&mut self, chunk: &[u8]) -> Result<(), Status> {
+        if self.expected == 0 && !chunk.is_empty() {
+            return Err(Status::invalid_argument(
+                "the snapshot stream declares no length (a sender of an older version?)",
+            ));
+        }
         if chunk.len() > self.expected - self.data.len() {
             return Err(Status::invalid_argument(format!(
                 "the snapshot stream carries more than the {} bytes it declared",

@@ -270,22 +270,14 @@ pub(crate) fn change_map(
     flag: &str,
 ) -> anyhow::Result<()> {
     map.extend(key_values(add, &format!("{flag}-add"))?);
-    for key in distinct(remove) {
-        if map.remove(key).is_none() {
-            anyhow::bail!("--{flag}-rm {key:?}: no such {}", flag.replace('-', " "));
-        }
+    // Each checked before any goes: a key named twice is removed once.
+    if let Some(missing) = remove.iter().find(|key| !map.contains_key(*key)) {
+        anyhow::bail!("--{flag}-rm {missing:?}: no such {}", flag.replace('-', " "));
+    }
+    for key in remove {
+        map.remove(key);
     }
     Ok(())
-}
-
-/// Each of `items` once, in the order given: a removal named twice in one
-/// command removes once, as docker's, rather than failing on the second.
-pub(crate) fn distinct<T: PartialEq>(items: &[T]) -> impl Iterator<Item = &T> {
-    items
-        .iter()
-        .enumerate()
-        .filter(|(i, item)| !items[..*i].contains(item))
-        .map(|(_, item)| item)
 }
 
 /// `key=value` (or `key`, for an empty value) flags (`--FLAG`) as a map.

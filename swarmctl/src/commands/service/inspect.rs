@@ -157,14 +157,13 @@ fn mode(spec: &ServiceSpec) -> String {
     }
 }
 
-/// `name -> target, ...`
 /// Secret or config references: `name -> target`, and the file's owner
 /// and mode where they are not the defaults (root's, 0444).
 fn references<'a>(files: impl Iterator<Item = (&'a String, &'a String, u32, u32, Option<u32>)>) -> String {
     files
         .map(|(name, target, uid, gid, mode)| {
             let mut text = format!("{name} -> {target}");
-            if (uid, gid, mode) != (0, 0, None) {
+            if (uid, gid, mode.unwrap_or(0o444)) != (0, 0, 0o444) {
                 let mode = mode.map_or_else(|| "0444 (default)".to_string(), |mode| format!("{mode:04o}"));
                 text.push_str(&format!(" (uid {uid}, gid {gid}, mode {mode})"));
             }

@@ -13,7 +13,7 @@ use swarm_proto::v1::{
     service_spec, task_spec, update_config,
 };
 
-use super::super::{change_map, distinct, key_values};
+use super::super::{change_map, key_values};
 use crate::cli::{
     FailureAction, PolicyFlags, RestartCondition, ServiceMode, ServiceSpecArgs, ServiceUpdateArgs, TaskFlags,
     UpdateOrder,
@@ -76,13 +76,19 @@ pub fn update(
     change_map(labels, &changes.labels.label_add, &changes.labels.label_rm, "label")?;
     if !changes.publish_rm.is_empty() || !changes.publish_add.is_empty() {
         let ports = &mut spec.endpoint.get_or_insert_with(Default::default).ports;
-        for removed in distinct(&changes.publish_rm) {
-            let removed_port = parse::port(removed).map_err(|why| anyhow::anyhow!("--publish-rm: {why}"))?;
-            let same = |port: &swarm_proto::v1::PortConfig| {
-                port.target_port == removed_port.target_port && port.protocol == removed_port.protocol
-            };
-            remove_where(ports, same, "publish-rm", removed, "port")?;
-        }
+        let removed_ports = changes
+            .publish_rm
+            .iter()
+            .map(|removed| parse::port(removed).map_err(|why| anyhow::anyhow!("--publish-rm: {why}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        remove_each(
+            ports,
+            &removed_ports,
+            |port, removed| port.target_port == removed.target_port && port.protocol == removed.protocol,
+            "publish-rm",
+            &changes.publish_rm,
+            "port",
+        )?;
         for added in changes.publish_add.into_iter().flat_map(|ports| ports.0) {
             // Added beside the others (the same one twice is one); a
             // published port already taken is the manager's to refuse.
@@ -102,26 +108,33 @@ pub fn update(
         || !changes.placement_pref_add.is_empty()
     {
         let placement = task.placement.get_or_insert_with(Default::default);
-        for removed in distinct(&changes.constraint_rm) {
-            remove_where(
-                &mut placement.constraints,
-                |c| c == removed,
-                "constraint-rm",
-                removed,
-                "constraint",
-            )?;
-        }
+        remove_each(
+            &mut placement.constraints,
+            &changes.constraint_rm,
+            |constraint, removed| constraint == removed,
+            "constraint-rm",
+            &changes.constraint_rm,
+            "constraint",
+        )?;
         placement.constraints.extend(changes.constraint_add);
-        for removed in distinct(&changes.placement_pref_rm) {
-            let shown = removed.spread.as_ref().map_or("", |s| &s.spread_descriptor);
-            remove_where(
-                &mut placement.preferences,
-                |p| p == removed,
-                "placement-pref-rm",
-                shown,
-                "preference",
-            )?;
-        }
+        let shown: Vec<String> = changes
+            .placement_pref_rm
+            .iter()
+            .map(|removed| {
+                removed
+                    .spread
+                    .as_ref()
+                    .map_or_else(String::new, |s| s.spread_descriptor.clone())
+            })
+            .collect();
+        remove_each(
+            &mut placement.preferences,
+            &changes.placement_pref_rm,
+            |preference, removed| preference == removed,
+            "placement-pref-rm",
+            &shown,
+            "preference",
+        )?;
         placement.preferences.extend(changes.placement_pref_add);
     }
 
@@ -137,31 +150,33 @@ pub fn update(
     }
     // Added, then removed, as labels are (and as docker does both).
     add_replacing(&mut container.env, changes.env_add, |a, b| env_key(a) == env_key(b));
-    for key in distinct(&changes.env_rm) {
-        remove_where(
-            &mut container.env,
-            |entry| env_key(entry) == key,
-            "env-rm",
-            key,
-            "variable",
-        )?;
-    }
+    remove_each(
+        &mut container.env,
+        &changes.env_rm,
+        |entry, key| env_key(entry) == key,
+        "env-rm",
+        &changes.env_rm,
+        "variable",
+    )?;
     change_map(
         &mut container.labels,
         &changes.container_label_add,
         &changes.container_label_rm,
         "container-label",
     )?;
-    for target in distinct(&changes.mount_rm) {
-        let clean = crate::parse::clean_path(target);
-        remove_where(
-            &mut container.mounts,
-            |m| crate::parse::clean_path(&m.target) == clean,
-            "mount-rm",
-            target,
-            "mount",
-        )?;
-    }
+    let removed_targets: Vec<String> = changes
+        .mount_rm
+        .iter()
+        .map(|target| swarm_proto::clean_path(target))
+        .collect();
+    remove_each(
+        &mut container.mounts,
+        &removed_targets,
+        |mount, removed| &swarm_proto::clean_path(&mount.target) == removed,
+        "mount-rm",
+        &changes.mount_rm,
+        "mount",
+    )?;
     // One target twice among the added is a mistake (docker refuses it
     // too), not a replacement.
     for (i, mount) in changes.mount_add.iter().enumerate() {
@@ -173,36 +188,48 @@ pub fn update(
         }
     }
     add_replacing(&mut container.mounts, changes.mount_add, |a, b| {
-        crate::parse::clean_path(&a.target) == b.target
+        swarm_proto::clean_path(&a.target) == b.target
     });
     // A secret or config to remove is named as when it was added: its name,
     // its ID or a prefix of the ID of only one of those the service uses.
-    for name in distinct(&changes.secret_rm) {
-        let by_prefix = only_id_with_prefix(container.secrets.iter().map(|r| r.secret_id.as_str()), name);
-        remove_where(
-            &mut container.secrets,
-            |r| &r.secret_name == name || Some(&r.secret_id) == by_prefix.as_ref(),
-            "secret-rm",
-            name,
-            "secret",
-        )?;
-    }
+    let removed_secrets: Vec<(&String, Option<String>)> = changes
+        .secret_rm
+        .iter()
+        .map(|name| {
+            let ids = container.secrets.iter().map(|r| r.secret_id.as_str());
+            (name, only_id_with_prefix(ids, name))
+        })
+        .collect();
+    remove_each(
+        &mut container.secrets,
+        &removed_secrets,
+        |r, (name, by_prefix)| &&r.secret_name == name || Some(&r.secret_id) == by_prefix.as_ref(),
+        "secret-rm",
+        &changes.secret_rm,
+        "secret",
+    )?;
     add_to_free_targets(
         &mut container.secrets,
         secrets,
         |r| (&r.secret_name, &r.target),
         "secret",
     )?;
-    for name in distinct(&changes.config_rm) {
-        let by_prefix = only_id_with_prefix(container.configs.iter().map(|r| r.config_id.as_str()), name);
-        remove_where(
-            &mut container.configs,
-            |r| &r.config_name == name || Some(&r.config_id) == by_prefix.as_ref(),
-            "config-rm",
-            name,
-            "config",
-        )?;
-    }
+    let removed_configs: Vec<(&String, Option<String>)> = changes
+        .config_rm
+        .iter()
+        .map(|name| {
+            let ids = container.configs.iter().map(|r| r.config_id.as_str());
+            (name, only_id_with_prefix(ids, name))
+        })
+        .collect();
+    remove_each(
+        &mut container.configs,
+        &removed_configs,
+        |r, (name, by_prefix)| &&r.config_name == name || Some(&r.config_id) == by_prefix.as_ref(),
+        "config-rm",
+        &changes.config_rm,
+        "config",
+    )?;
     add_to_free_targets(
         &mut container.configs,
         configs,
@@ -213,20 +240,25 @@ pub fn update(
     Ok(spec)
 }
 
-/// Removes the items `matches` selects; an error if there is none, so that
-/// a mistyped removal is not taken for done.
-fn remove_where<T>(
+/// Removes the items any of `removals` `matches`; an error if one of them
+/// matches none, so that a mistyped removal is not taken for done. Each is
+/// checked against the items as they were, so that one item named twice
+/// (`80` and `80/tcp`, a name and an ID prefix) is removed once, as in
+/// docker. `shown` is each removal as typed.
+fn remove_each<T, R>(
     items: &mut Vec<T>,
-    matches: impl Fn(&T) -> bool,
+    removals: &[R],
+    matches: impl Fn(&T, &R) -> bool,
     flag: &str,
-    shown: &str,
+    shown: &[String],
     what: &str,
 ) -> anyhow::Result<()> {
-    let before = items.len();
-    items.retain(|item| !matches(item));
-    if items.len() == before {
-        bail!("--{flag} {shown:?}: the service has no such {what}");
+    for (removal, shown) in removals.iter().zip(shown) {
+        if !items.iter().any(|item| matches(item, removal)) {
+            bail!("--{flag} {shown:?}: the service has no such {what}");
+        }
     }
+    items.retain(|item| !removals.iter().any(|removal| matches(item, removal)));
     Ok(())
 }
 
@@ -329,6 +361,10 @@ fn change_counts(
             }
             if let Some(max_concurrent) = max_concurrent {
                 job.max_concurrent = max_concurrent;
+            } else if job.max_concurrent == 0 {
+                // A job of no completions had none at once; given some, it
+                // runs them all at once, as a new one does.
+                job.max_concurrent = job.total_completions;
             }
         }
         _ if replicas.is_some() => bail!("--replicas applies to replicated services and jobs only"),
@@ -492,5 +528,29 @@ fn replace<T>(field: &mut Option<T>, value: Option<T>) {
 fn replace_value<T>(field: &mut T, value: Option<T>) {
     if let Some(value) = value {
         *field = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(max_concurrent: u64, total_completions: u64) -> Option<service_spec::Mode> {
+        Some(service_spec::Mode::ReplicatedJob(ReplicatedJob {
+            max_concurrent,
+            total_completions,
+        }))
+    }
+
+    #[test]
+    fn a_job_given_completions_runs_them_at_once_unless_told() {
+        let mut empty = job(0, 0);
+        change_counts(&mut empty, Some(3), None).expect("fits a job");
+        assert_eq!(empty, job(3, 3), "none at once would never run");
+        let mut paced = job(2, 5);
+        change_counts(&mut paced, Some(8), None).expect("fits a job");
+        assert_eq!(paced, job(2, 8), "a concurrency set stays");
+        change_counts(&mut paced, None, Some(4)).expect("fits a job");
+        assert_eq!(paced, job(4, 8));
     }
 }

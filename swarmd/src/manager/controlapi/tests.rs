@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use swarm_proto::v1::control_server::Control;
 use swarm_proto::v1::*;
 use swarm_store::MemoryStore;
-use tonic::{Code, Request};
+use tonic::{Code, Request, Response};
 
 use super::ControlApi;
 
@@ -803,7 +803,7 @@ async fn bad_cluster_specs_are_refused_naming_the_field() {
     };
     // Each change, and what its refusal must mention.
     type Change = fn(&mut ClusterSpec);
-    let refusals: [(Change, &str); 8] = [
+    let refusals: [(Change, &str); 7] = [
         (|spec| spec.annotations = annotations("other"), "renamed"),
         (
             |spec| {
@@ -843,17 +843,6 @@ async fn bad_cluster_specs_are_refused_naming_the_field() {
         (
             |spec| spec.raft = Some(RaftConfig::default()),
             "spec.raft.snapshot_interval",
-        ),
-        (
-            |spec| {
-                spec.raft = Some(RaftConfig {
-                    snapshot_interval: 10_000,
-                    heartbeat_tick: 1,
-                    election_tick: 10,
-                    ..Default::default()
-                })
-            },
-            "cannot be changed",
         ),
         (
             |spec| {
@@ -1031,14 +1020,17 @@ async fn a_rollback_to_a_removed_secret_names_it() {
         .into_inner()
         .secret
         .unwrap();
-    let mut uses = spec("app", "busybox");
-    container(&mut uses).secrets = vec![SecretReference {
-        secret_id: secret.id.clone(),
-        secret_name: "tmpsec".into(),
-        target: "tmpsec".into(),
-        ..Default::default()
-    }];
-    let service = create(&api, uses).await.unwrap();
+    let uses_again = |secret_id: &str| {
+        let mut uses = spec("app", "busybox");
+        container(&mut uses).secrets = vec![SecretReference {
+            secret_id: secret_id.into(),
+            secret_name: "tmpsec".into(),
+            target: "tmpsec".into(),
+            ..Default::default()
+        }];
+        uses
+    };
+    let service = create(&api, uses_again(&secret.id)).await.unwrap();
     let updated = api
         .update_service(Request::new(UpdateServiceRequest {
             service_id: service.id.clone(),
@@ -1066,6 +1058,91 @@ async fn a_rollback_to_a_removed_secret_names_it() {
         })),
         Code::FailedPrecondition,
         "the previous spec uses secret \"tmpsec\"",
+    )
+    .await;
+    // On a stale version, the version is what the client must hear of.
+    let stale_uses = uses_again(&secret.id);
+    refused(
+        &store,
+        api.update_service(Request::new(UpdateServiceRequest {
+            service_id: service.id.clone(),
+            service_version: service.meta.as_ref().unwrap().version,
+            spec: Some(stale_uses),
+            rollback: false,
+        })),
+        Code::Aborted,
+        "version",
+    )
+    .await;
+    refused(
+        &store,
+        api.update_service(Request::new(UpdateServiceRequest {
+            service_id: service.id.clone(),
+            service_version: service.meta.as_ref().unwrap().version,
+            spec: None,
+            rollback: true,
+        })),
+        Code::Aborted,
+        "version",
+    )
+    .await;
+}
+
+/// The Raft ticks a cluster records are kept: an update that leaves them
+/// out keeps them, one that changes them is refused.
+#[tokio::test]
+async fn a_clusters_recorded_raft_ticks_are_kept() {
+    let (api, store) = api();
+    let mut cluster = default_cluster();
+    let recorded = RaftConfig {
+        snapshot_interval: 10_000,
+        heartbeat_tick: 1,
+        election_tick: 10,
+        tick: Some(prost_types::Duration {
+            seconds: 0,
+            nanos: 100_000_000,
+        }),
+        ..Default::default()
+    };
+    cluster.spec.as_mut().unwrap().raft = Some(recorded);
+    store.update(|tx| tx.create(cluster.clone())).await.unwrap();
+    let update = |raft: Option<RaftConfig>| {
+        let mut spec = cluster.spec.clone().unwrap();
+        spec.raft = raft;
+        let version = store.view(|read| {
+            use swarm_store::Read as _;
+            read.get::<Cluster>(&cluster.id).unwrap().meta.as_ref().unwrap().version
+        });
+        api.update_cluster(Request::new(UpdateClusterRequest {
+            cluster_id: cluster.id.clone(),
+            cluster_version: version,
+            spec: Some(spec),
+            ..Default::default()
+        }))
+    };
+    let stored_raft =
+        |response: Response<UpdateClusterResponse>| response.into_inner().cluster.unwrap().spec.unwrap().raft.unwrap();
+    let left_out = update(None).await.expect("no raft settings: those recorded stay");
+    assert_eq!(stored_raft(left_out), recorded);
+    let unset_ticks = RaftConfig {
+        snapshot_interval: 500,
+        ..Default::default()
+    };
+    let changed = stored_raft(update(Some(unset_ticks)).await.expect("ticks left unset"));
+    assert_eq!(changed.snapshot_interval, 500);
+    assert_eq!(
+        (changed.tick, changed.heartbeat_tick, changed.election_tick),
+        (recorded.tick, 1, 10)
+    );
+    let retimed = RaftConfig {
+        election_tick: 20,
+        ..recorded
+    };
+    refused(
+        &store,
+        update(Some(retimed)),
+        Code::InvalidArgument,
+        "cannot be changed",
     )
     .await;
 }

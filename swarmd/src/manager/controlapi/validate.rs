@@ -247,13 +247,15 @@ fn mounts(mounts: &[Mount]) -> Result<()> {
                 mount.target
             )));
         }
-        if mount.target.split('/').all(|part| part.is_empty() || part == ".") {
+        // One target, however spelled (`/data/.`, `//data`).
+        let target = swarm_proto::clean_path(&mount.target);
+        if target == "/" {
             return Err(invalid(format!(
                 "{field}: target {:?} is the container's root, which no mount may replace",
                 mount.target
             )));
         }
-        if !targets.insert(mount.target.trim_end_matches('/')) {
+        if !targets.insert(target) {
             return Err(invalid(format!(
                 "{field}: two mounts share the target {:?}",
                 mount.target
@@ -804,6 +806,14 @@ mod tests {
             (vec![mount(mount::Type::Bind, "srv", "/data")], "bind mount source"),
             (vec![mount(mount::Type::Bind, "/srv", "/")], "the container's root"),
             (vec![mount(mount::Type::Tmpfs, "", "/./")], "the container's root"),
+            (vec![mount(mount::Type::Tmpfs, "", "/tmp/..")], "the container's root"),
+            (
+                vec![
+                    mount(mount::Type::Volume, "a", "/d"),
+                    mount(mount::Type::Volume, "b", "//d/."),
+                ],
+                "share the target",
+            ),
             (vec![mount(mount::Type::Tmpfs, "x", "/tmp")], "takes no source"),
             (
                 vec![mount(mount::Type::Volume, "/srv", "/data")],

@@ -241,7 +241,19 @@ pub(crate) async fn update_service(
     // Checked before the transaction, which must not end empty-handed; a
     // change meanwhile fails it on the version anyway.
     let existing: Service = super::read::get(store, "service_id", id)?;
+    let read_version = existing.meta.as_ref().map_or(0, |meta| meta.version);
     let next = if rollback {
+        // The spec rolled back to is the one of the version the client
+        // named: the transaction then holds it to that version.
+        if read_version != version {
+            return Err(swarm_store::Error::VersionConflict {
+                kind: swarm_store::Kind::Service,
+                id: id.to_string(),
+                given: version,
+                current: read_version,
+            }
+            .into());
+        }
         existing
             .previous_spec
             .clone()
@@ -266,16 +278,21 @@ pub(crate) async fn update_service(
     }
     let _serialized = cross_checks.for_spec(&next).await;
     write(store, id, |tx| {
+        // A stale version is refused first (a client told Aborted reads
+        // again), and even when nothing changes.
+        let mut service = Service::clone(tx.check_version::<Service>(id, version)?);
         references_exist(tx, &next, rollback)?;
-        ports_free(tx, &next, id)?;
-        // A stale version is refused even when nothing changes.
-        let stored = tx.check_version::<Service>(id, version)?;
-        if !rollback && stored.spec.as_ref() == Some(&next) {
+        ports_free(tx, &next, id).map_err(|err| match err {
+            swarm_store::Error::Invalid(why) if rollback => {
+                Error::FailedPrecondition(format!("cannot roll back: {why}"))
+            }
+            err => err.into(),
+        })?;
+        if !rollback && service.spec.as_ref() == Some(&next) {
             // Nothing to change: no write, so that the previous spec (what
             // a rollback goes back to) is not replaced by this same one.
             return Ok(());
         }
-        let mut service = Service::clone(stored);
         service.previous_spec = service.spec.replace(next);
         // As SwarmKit: a new spec starts with no update status (the
         // updater sets one); a rollback says who asked for it.
@@ -419,10 +436,11 @@ pub(crate) async fn update_cluster(
     spec: Option<ClusterSpec>,
 ) -> Result<Cluster> {
     let id = required("cluster_id", id)?;
-    let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
+    let mut spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
     validate::cluster_spec(&spec)?;
     write(store, id, |tx| {
         let mut cluster = Cluster::clone(tx.check_version::<Cluster>(id, version)?);
+        keep_recorded_ticks(&mut spec, cluster.spec.as_ref())?;
         if cluster.spec.as_ref() == Some(&spec) {
             return Ok(()); // nothing changes: nothing written
         }
@@ -435,25 +453,40 @@ pub(crate) async fn update_cluster(
                 "spec.annotations.name: a cluster cannot be renamed".into(),
             ));
         }
-        // The ticks record the first manager's timing; a changed value would
-        // be stored and shown but never used.
-        let ticks = |spec: Option<&ClusterSpec>| {
-            spec.and_then(|spec| spec.raft.as_ref())
-                .map(|raft| (raft.tick, raft.heartbeat_tick, raft.election_tick))
-                .unwrap_or_default()
-        };
-        if ticks(cluster.spec.as_ref()) != ticks(Some(&spec)) {
-            return Err(Error::InvalidArgument(
-                "spec.raft.tick, heartbeat_tick and election_tick cannot be changed: they record the \
-                 first manager's timing, and each manager's own is set by its --tick, --heartbeat-tick \
-                 and --election-tick flags"
-                    .into(),
-            ));
-        }
         cluster.spec = Some(spec);
         Ok(tx.update(cluster)?)
     })
     .await
+}
+
+/// The Raft ticks of a cluster update: they record the first manager's
+/// timing, and a changed value would be stored and shown but never used,
+/// so one is refused. A spec that leaves them unset (or leaves out its Raft
+/// settings) keeps those recorded.
+fn keep_recorded_ticks(spec: &mut ClusterSpec, stored: Option<&ClusterSpec>) -> Result<()> {
+    let Some(recorded) = stored.and_then(|stored| stored.raft.as_ref()) else {
+        return Ok(());
+    };
+    let Some(raft) = spec.raft.as_mut() else {
+        spec.raft = Some(*recorded);
+        return Ok(());
+    };
+    let unchanged = |given: bool, same: bool| !given || same;
+    if !(unchanged(raft.tick.is_some(), raft.tick == recorded.tick)
+        && unchanged(raft.heartbeat_tick != 0, raft.heartbeat_tick == recorded.heartbeat_tick)
+        && unchanged(raft.election_tick != 0, raft.election_tick == recorded.election_tick))
+    {
+        return Err(Error::InvalidArgument(
+            "spec.raft.tick, heartbeat_tick and election_tick cannot be changed: they record the first \
+             manager's timing, and each manager's own is set by its --tick, --heartbeat-tick and \
+             --election-tick flags"
+                .into(),
+        ));
+    }
+    raft.tick = recorded.tick;
+    raft.heartbeat_tick = recorded.heartbeat_tick;
+    raft.election_tick = recorded.election_tick;
+    Ok(())
 }
 
 pub(crate) async fn create_secret(store: &MemoryStore, spec: Option<SecretSpec>) -> Result<Secret> {
