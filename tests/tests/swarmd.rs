@@ -143,6 +143,10 @@ async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
 
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
     assert_eq!(contents(&daemon).await, stored, "everything is back after SIGINT");
+    assert!(
+        !daemon.log_text().contains("did not stop cleanly"),
+        "a clean stop is one"
+    );
     assert_eq!(stored.identity, first);
     store_some(&daemon, "before-sigterm").await;
     let stored = contents(&daemon).await;
@@ -161,6 +165,11 @@ async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
     assert_eq!(contents(&daemon).await, stored, "everything is back after kill -9");
     assert!(daemon.log_text().contains("replacing a stale control socket"));
+    assert!(
+        daemon
+            .log_text()
+            .contains("the last run on this state dir did not stop cleanly")
+    );
     // The terminal that started it closing is a clean stop too, the
     // hangup coming twice as it often does (not a second signal that ends
     // the stop at once).

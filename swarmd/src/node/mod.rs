@@ -58,6 +58,12 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         Some(addr) => Some(Metrics::bind(addr).await?),
         None => None,
     };
+    if state_dir.unclean_stop {
+        tracing::warn!(
+            "the last run on this state dir did not stop cleanly (killed, crashed or its machine lost power): \
+             what it acknowledged is recovered from the Raft log"
+        );
+    }
     let identity = &state_dir.identity;
     tracing::info!(
         raft_cluster = format!("{:016x}", identity.cluster_id),
@@ -97,6 +103,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     // refuses writes, say) and serving's the symptom.
     let result = stopped.and(served);
     if result.is_ok() {
+        state_dir.say_stopped();
         tracing::info!("stopped");
     }
     result
@@ -115,6 +122,7 @@ pub(crate) fn exclusive_lock(path: &std::path::Path) -> std::io::Result<Option<s
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)

@@ -40,10 +40,17 @@ pub struct StateDir {
     /// Whether this is the node's first start (a new cluster): its
     /// identity is still `identity.pending`.
     pub created: bool,
+    /// Whether the last run on this dir ended without a clean stop (killed,
+    /// crashed, its machine lost power): its lock file still says it runs.
+    pub unclean_stop: bool,
     /// Held while the node runs: a second daemon on this dir is told so
-    /// before it opens anything in it.
-    _lock: std::fs::File,
+    /// before it opens anything in it. It says whether its holder runs.
+    lock: std::fs::File,
 }
+
+/// What the lock file says while a daemon runs, and after a clean stop.
+const RUNNING: &[u8] = b"running\n";
+const STOPPED: &[u8] = b"stopped\n";
 
 impl StateDir {
     /// Opens `path`, creating it (mode 0700) and a new (pending) identity
@@ -70,16 +77,18 @@ impl StateDir {
         // Before anything is made inside: a dir someone else owns, or may
         // write to, is not one to keep the cluster's secrets in.
         check_private(path).map_err(fail)?;
-        let lock = super::exclusive_lock(&path.join(LOCK))
+        let mut lock = super::exclusive_lock(&path.join(LOCK))
             .map_err(|err| fail(format!("cannot lock it: {err}")))?
             .ok_or_else(|| fail("another swarmd is using it".into()))?;
+        let unclean_stop = say_running(&mut lock).map_err(|err| fail(format!("cannot write its lock file: {err}")))?;
 
         let has_raft = path.join(RAFT).exists();
         let opened = |identity, created| StateDir {
             path: path.to_path_buf(),
             identity,
             created,
-            _lock: lock,
+            unclean_stop,
+            lock,
         };
         if let Some(identity) = read_identity(&path.join(IDENTITY)).map_err(fail)? {
             if !has_raft {
@@ -136,6 +145,33 @@ impl StateDir {
     pub fn raft_dir(&self) -> PathBuf {
         self.path.join(RAFT)
     }
+
+    /// Notes in the lock file that this run stopped cleanly, for the next
+    /// start to know; a failure only loses that note.
+    pub fn say_stopped(&self) {
+        if let Err(err) = rewrite(&self.lock, STOPPED) {
+            tracing::warn!(%err, "cannot note the clean stop in the state dir's lock file");
+        }
+    }
+}
+
+/// Marks the lock file of a starting daemon; returns whether it said the
+/// last run was still running (an empty file, as an older swarmd left it,
+/// says nothing).
+fn say_running(lock: &mut std::fs::File) -> std::io::Result<bool> {
+    let mut said = Vec::new();
+    std::io::Read::read_to_end(lock, &mut said)?;
+    rewrite(lock, RUNNING)?;
+    Ok(said == RUNNING)
+}
+
+/// Replaces the lock file's content. Not synced: after a power cut the note
+/// may be older, never wrong in a way that loses data.
+fn rewrite(mut lock: &std::fs::File, content: &[u8]) -> std::io::Result<()> {
+    use std::io::Seek as _;
+    lock.set_len(0)?;
+    lock.seek(std::io::SeekFrom::Start(0))?;
+    lock.write_all(content)
 }
 
 /// Refuses `dir` unless this user owns it and no one else may enter it:
