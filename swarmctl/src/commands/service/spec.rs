@@ -190,22 +190,10 @@ pub fn update(
     add_replacing(&mut container.mounts, changes.mount_add, |a, b| {
         swarm_proto::clean_path(&a.target) == b.target
     });
-    // A secret or config to remove is named as when it was added: its name,
-    // its ID or a prefix of the ID of only one of those the service uses.
-    let removed_secrets: Vec<(&String, Option<String>)> = changes
-        .secret_rm
-        .iter()
-        .map(|name| {
-            let ids = container.secrets.iter().map(|r| r.secret_id.as_str());
-            (name, only_id_with_prefix(ids, name))
-        })
-        .collect();
-    remove_each(
+    remove_references(
         &mut container.secrets,
-        &removed_secrets,
-        |r, (name, by_prefix)| &&r.secret_name == name || Some(&r.secret_id) == by_prefix.as_ref(),
-        "secret-rm",
         &changes.secret_rm,
+        |r| (&r.secret_id, &r.secret_name),
         "secret",
     )?;
     add_to_free_targets(
@@ -214,20 +202,10 @@ pub fn update(
         |r| (&r.secret_name, &r.target),
         "secret",
     )?;
-    let removed_configs: Vec<(&String, Option<String>)> = changes
-        .config_rm
-        .iter()
-        .map(|name| {
-            let ids = container.configs.iter().map(|r| r.config_id.as_str());
-            (name, only_id_with_prefix(ids, name))
-        })
-        .collect();
-    remove_each(
+    remove_references(
         &mut container.configs,
-        &removed_configs,
-        |r, (name, by_prefix)| &&r.config_name == name || Some(&r.config_id) == by_prefix.as_ref(),
-        "config-rm",
         &changes.config_rm,
+        |r| (&r.config_id, &r.config_name),
         "config",
     )?;
     add_to_free_targets(
@@ -260,6 +238,35 @@ fn remove_each<T, R>(
     }
     items.retain(|item| !removals.iter().any(|removal| matches(item, removal)));
     Ok(())
+}
+
+/// Removes the secret or config references (`--{kind}-rm`) named as when
+/// they were added: by name, ID, or a prefix of the ID of only one of those
+/// the service uses. `id_and_name` gives a reference's.
+fn remove_references<T>(
+    references: &mut Vec<T>,
+    removals: &[String],
+    id_and_name: impl Fn(&T) -> (&String, &String),
+    kind: &str,
+) -> anyhow::Result<()> {
+    let named: Vec<(&String, Option<String>)> = removals
+        .iter()
+        .map(|name| {
+            let ids = references.iter().map(|r| id_and_name(r).0.as_str());
+            (name, only_id_with_prefix(ids, name))
+        })
+        .collect();
+    remove_each(
+        references,
+        &named,
+        |r, (name, by_prefix)| {
+            let (id, own_name) = id_and_name(r);
+            own_name == *name || Some(id) == by_prefix.as_ref()
+        },
+        &format!("{kind}-rm"),
+        removals,
+        kind,
+    )
 }
 
 /// Adds secret or config references whose targets no reference of the

@@ -60,6 +60,19 @@ async fn create(api: &ControlApi, spec: ServiceSpec) -> Result<Service, tonic::S
     Ok(response.into_inner().service.unwrap())
 }
 
+/// Creates a secret named `name` through the API; returns it as stored.
+async fn new_secret(api: &ControlApi, name: &str) -> Secret {
+    let spec = SecretSpec {
+        annotations: annotations(name),
+        data: b"hunter2".to_vec(),
+    };
+    let response = api
+        .create_secret(Request::new(CreateSecretRequest { spec: Some(spec) }))
+        .await
+        .unwrap();
+    response.into_inner().secret.unwrap()
+}
+
 /// Asserts `code`, a message naming `mention`, and an unchanged store.
 async fn refused<T: std::fmt::Debug>(
     store: &MemoryStore,
@@ -401,17 +414,7 @@ async fn the_root_ca_key_is_never_returned() {
 #[tokio::test]
 async fn secret_data_is_never_returned_and_a_used_secret_stays() {
     let (api, store) = api();
-    let secret_spec = SecretSpec {
-        annotations: annotations("db-pass"),
-        data: b"hunter2".to_vec(),
-    };
-    let created = api
-        .create_secret(Request::new(CreateSecretRequest {
-            spec: Some(secret_spec),
-        }))
-        .await
-        .unwrap();
-    let created = created.into_inner().secret.unwrap();
+    let created = new_secret(&api, "db-pass").await;
     assert!(created.spec.as_ref().unwrap().data.is_empty());
     let listed = api
         .list_secrets(Request::new(ListSecretsRequest::default()))
@@ -724,18 +727,7 @@ async fn updates_that_change_nothing_write_nothing() {
     let cluster = default_cluster();
     store.update(|tx| tx.create(node.clone())).await.unwrap();
     store.update(|tx| tx.create(cluster.clone())).await.unwrap();
-    let secret = api
-        .create_secret(Request::new(CreateSecretRequest {
-            spec: Some(SecretSpec {
-                annotations: annotations("db-pass"),
-                data: b"hunter2".to_vec(),
-            }),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .secret
-        .unwrap();
+    let secret = new_secret(&api, "db-pass").await;
     let index = store.view(|read| read.index());
     let version = |meta: Option<&Meta>| meta.map(|meta| meta.version).unwrap_or_default();
     let node_version = store.view(|read| version(read.get::<Node>(&node.id).unwrap().meta.as_ref()));
@@ -941,19 +933,7 @@ async fn a_service_never_names_a_secret_removed_beside_its_create() {
     let (api, store) = api();
     for round in 0..300 {
         let name = format!("s{round}");
-        let secret_spec = SecretSpec {
-            annotations: annotations(&name),
-            data: b"x".to_vec(),
-        };
-        let secret = api
-            .create_secret(Request::new(CreateSecretRequest {
-                spec: Some(secret_spec),
-            }))
-            .await
-            .unwrap()
-            .into_inner()
-            .secret
-            .unwrap();
+        let secret = new_secret(&api, &name).await;
         let mut uses = spec(&format!("app{round}"), "busybox");
         container(&mut uses).secrets = vec![SecretReference {
             secret_id: secret.id.clone(),
@@ -1007,19 +987,7 @@ async fn two_services_created_at_once_never_both_take_one_port() {
 #[tokio::test]
 async fn a_rollback_to_a_removed_secret_names_it() {
     let (api, store) = api();
-    let secret_spec = SecretSpec {
-        annotations: annotations("tmpsec"),
-        data: b"x".to_vec(),
-    };
-    let secret = api
-        .create_secret(Request::new(CreateSecretRequest {
-            spec: Some(secret_spec),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .secret
-        .unwrap();
+    let secret = new_secret(&api, "tmpsec").await;
     let uses_again = |secret_id: &str| {
         let mut uses = spec("app", "busybox");
         container(&mut uses).secrets = vec![SecretReference {
