@@ -8,7 +8,8 @@
 //!   raft-rs's `RawNode`, the storage, the state machine and the sending
 //!   side of the transport; [`RaftHandle`] sends it proposals, membership
 //!   changes and questions.
-//! - [`storage`]: [`RocksStorage`], raft-rs's `Storage` in RocksDB.
+//! - [`storage`]: [`RocksStorage`], raft-rs's `Storage` in RocksDB;
+//!   [`salvage_damaged_log`], the operator's way past a damaged log.
 //! - [`transport`]: peer queues and tasks, snapshot streaming, and the
 //!   receiving [`TransportService`].
 //! - [`StateMachine`]: the seam through which committed entries reach what
@@ -31,6 +32,7 @@ mod error;
 mod logger;
 mod metrics;
 pub mod node;
+mod salvage;
 mod state_machine;
 pub mod storage;
 pub mod testing;
@@ -47,6 +49,7 @@ pub use config::Config;
 pub use error::{Error, Peer, Result};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use node::{Leadership, Progress, RaftHandle, RaftNode, Role, Start, Status};
+pub use salvage::{Salvage, salvage_damaged_log};
 pub use state_machine::{BoxError, SnapshotWriter, StateMachine};
 pub use storage::RocksStorage;
 pub use transport::{Links, TransportService};

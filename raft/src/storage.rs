@@ -42,13 +42,13 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode,
 use crate::entry_cache::EntryCache;
 use crate::error::{Error, Result};
 
-const CF_ENTRIES: &str = "entries";
-const CF_STATE: &str = "state";
-const CF_SNAPSHOT: &str = "snapshot";
+pub(crate) const CF_ENTRIES: &str = "entries";
+pub(crate) const CF_STATE: &str = "state";
+pub(crate) const CF_SNAPSHOT: &str = "snapshot";
 
 const KEY_IDENTITY: &[u8] = b"identity";
 const KEY_HARD_STATE: &[u8] = b"hard_state";
-const KEY_CONF_STATE: &[u8] = b"conf_state";
+pub(crate) const KEY_CONF_STATE: &[u8] = b"conf_state";
 const KEY_TRUNCATED: &[u8] = b"truncated";
 const KEY_APPLIED: &[u8] = b"applied";
 const MEMBER_PREFIX: &[u8] = b"member/";
@@ -153,7 +153,9 @@ impl RocksStorage {
         let db = DB::open_cf_descriptors(&db_options(false), dir, column_families()).map_err(|err| {
             let advice = if err.kind() == rocksdb::ErrorKind::Corruption {
                 " (its files are damaged, and were left as they are; restore it from a backup, \
-                 or remove this member from its cluster and join it again with an empty one)"
+                 or remove this member from its cluster and join it again with an empty one; a \
+                 single manager with neither may keep what came before the damage: swarmd's \
+                 --salvage-damaged-log)"
             } else {
                 ""
             };
@@ -666,6 +668,12 @@ impl raft::Storage for RocksStorage {
 
 /// RocksDB's options for a data dir; `create` for a new one.
 fn db_options(create: bool) -> Options {
+    db_options_recovering(create, rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords)
+}
+
+/// [`db_options`], but for `recovery` of a damaged write-ahead log (what
+/// [`crate::salvage`] asks for).
+pub(crate) fn db_options_recovering(create: bool, recovery: rocksdb::DBRecoveryMode) -> Options {
     let mut options = Options::default();
     options.create_if_missing(create);
     options.create_missing_column_families(create);
@@ -697,11 +705,11 @@ fn db_options(create: bool) -> Options {
     // whose checksum fails anywhere: the node stops with RocksDB's
     // "Corruption" error, its data left as found. (RocksDB also turns log
     // recycling off in this mode, so an old record is never read as new.)
-    options.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
+    options.set_wal_recovery_mode(recovery);
     options
 }
 
-fn column_families() -> [ColumnFamilyDescriptor; 3] {
+pub(crate) fn column_families() -> [ColumnFamilyDescriptor; 3] {
     [CF_ENTRIES, CF_STATE, CF_SNAPSHOT].map(|name| ColumnFamilyDescriptor::new(name, Options::default()))
 }
 

@@ -336,3 +336,87 @@ fn a_corrupt_database_is_refused() {
     let err = RocksStorage::open(dir.path(), CLUSTER, 1).err().unwrap();
     assert!(matches!(err, Error::DataDir { .. }), "{err}");
 }
+
+/// RocksDB's write-ahead log files in `dir`.
+fn write_ahead_logs(dir: &std::path::Path) -> impl Iterator<Item = std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+}
+
+/// Entries 1 to 20 of a group of `voters`, each in a write of its own, in
+/// the write-ahead log; then one byte of entry 12's record changed.
+fn damaged_log(voters: Vec<u64>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    let mut batch = WriteBatch::default();
+    storage
+        .set_conf_state(
+            &mut batch,
+            ConfState {
+                voters,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    storage.write(batch).unwrap();
+    for index in 1..=20 {
+        append(&mut storage, &entries(index..=index, 1));
+    }
+    drop(storage);
+    let log = write_ahead_logs(dir.path())
+        .max_by_key(|path| std::fs::metadata(path).unwrap().len())
+        .expect("a write-ahead log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let at = bytes
+        .windows(b"entry 12".len())
+        .position(|window| window == b"entry 12")
+        .expect("entry 12 is in the log");
+    bytes[at] ^= 0x20;
+    std::fs::write(&log, &bytes).unwrap();
+    dir
+}
+
+#[test]
+fn salvaging_a_damaged_log_keeps_what_came_before_the_damage() {
+    let dir = damaged_log(vec![1]);
+    let refused = RocksStorage::open(dir.path(), CLUSTER, 1)
+        .err()
+        .expect("a damaged log is refused");
+    assert!(refused.to_string().contains("Corruption"), "{refused}");
+    let salvaged = crate::salvage_damaged_log(dir.path(), CLUSTER, 1).expect("salvaged");
+    assert_eq!(
+        salvaged,
+        crate::Salvage::Salvaged {
+            last_index: 11,
+            commit: 0
+        }
+    );
+    let (storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).expect("opens as usual now");
+    assert_eq!(read(&storage, 1, 12), (1..=11).collect::<Vec<_>>());
+    drop(storage);
+    assert_eq!(
+        crate::salvage_damaged_log(dir.path(), CLUSTER, 1).expect("intact"),
+        crate::Salvage::Intact,
+        "a healthy log is left as it is"
+    );
+}
+
+#[test]
+fn a_damaged_log_of_a_larger_group_is_not_salvaged() {
+    let dir = damaged_log(vec![1, 2, 3]);
+    let wal_before = write_ahead_logs(dir.path())
+        .map(|path| std::fs::read(path).unwrap())
+        .collect::<Vec<_>>();
+    let refused = crate::salvage_damaged_log(dir.path(), CLUSTER, 1).expect_err("three members");
+    assert!(refused.to_string().contains("its group has 3 members"), "{refused}");
+    let wal_after = write_ahead_logs(dir.path())
+        .map(|path| std::fs::read(path).unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(wal_before, wal_after, "the log was left as found");
+    assert!(
+        RocksStorage::open(dir.path(), CLUSTER, 1).is_err(),
+        "and is still refused"
+    );
+}

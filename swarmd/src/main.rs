@@ -54,6 +54,13 @@ struct Args {
     /// raft-rs overflows on far larger ones).
     #[arg(long = "election-tick", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=100_000))]
     election_tick: u64,
+    /// Start even though the Raft log holds a damaged record (a start
+    /// without it refuses, naming RocksDB's Corruption): keep what came
+    /// before the damage, drop that record and every later one, with the
+    /// writes they acknowledged. For a single manager with no healthy copy;
+    /// copy the state dir first. A healthy log is left as it is.
+    #[arg(long)]
+    salvage_damaged_log: bool,
     /// Print the version.
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     version: (),
@@ -127,6 +134,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             election_ticks: args.election_tick as usize,
         },
         metrics: args.listen_metrics,
+        salvage_damaged_log: args.salvage_damaged_log,
     };
     // Listening before the node starts: a node that could not be stopped
     // cleanly should not start at all.

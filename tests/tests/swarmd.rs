@@ -275,7 +275,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 /// indexes to new ones. A record cut short at the log's end, which is all
 /// a crash can leave, is tolerated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_damaged_write_ahead_log_record_stops_the_node_and_a_torn_tail_does_not() {
+async fn a_damaged_write_ahead_log_record_stops_the_node_unless_salvaged_and_a_torn_tail_does_not() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("node-1");
     let binary = swarmd_binary();
@@ -317,6 +317,39 @@ async fn a_damaged_write_ahead_log_record_stops_the_node_and_a_torn_tail_does_no
         damaged,
         "the damaged log was left as found"
     );
+
+    // Asked to, it starts from what came before the damage.
+    let daemon = Daemon::start_with(&binary, &copy, "node-1", &["--salvage-damaged-log"]).await;
+    let salvaged = contents(&daemon).await;
+    let names = |contents: &Contents| -> Vec<String> {
+        let mut names: Vec<String> = contents
+            .services
+            .iter()
+            .map(|service| {
+                service
+                    .spec
+                    .as_ref()
+                    .unwrap()
+                    .annotations
+                    .as_ref()
+                    .unwrap()
+                    .name
+                    .clone()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names(&salvaged),
+        (0..5).map(|n| format!("acked{n}")).collect::<Vec<_>>()
+    );
+    assert_eq!(salvaged.secrets.len(), 5, "the damaged write's and later ones are gone");
+    assert!(daemon.log_text().contains("it and every later one were dropped"));
+    assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
+    let daemon = Daemon::start(&binary, &copy, "node-1").await;
+    assert_eq!(contents(&daemon).await, salvaged, "and starts as usual after");
+    assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,9 @@ pub struct Options {
     pub raft: RaftOptions,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Start from a damaged Raft log's records before the damage
+    /// (`--salvage-damaged-log`), dropping the damaged one and the rest.
+    pub salvage_damaged_log: bool,
 }
 
 /// Runs a node until `shutdown` resolves, then stops it cleanly.
@@ -75,6 +78,9 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         dir: state_dir.raft_dir(),
         ..options.raft.clone()
     };
+    if options.salvage_damaged_log && !state_dir.created {
+        salvage(&raft.dir, identity)?;
+    }
     let manager = Manager::start(identity, &raft, raft_listener, state_dir.created).await?;
     // Its Raft data exists now: the identity is the dir's for good.
     if let Err(err) = state_dir.confirm() {
@@ -107,6 +113,23 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         tracing::info!("stopped");
     }
     result
+}
+
+/// Drops a damaged record of the Raft log in `dir` and all after it, as
+/// the operator asked; says what it found.
+fn salvage(dir: &std::path::Path, identity: &state_dir::Identity) -> Result<()> {
+    match swarm_raft::salvage_damaged_log(dir, identity.cluster_id, identity.raft_id)? {
+        swarm_raft::Salvage::Intact => {
+            tracing::info!("--salvage-damaged-log: the Raft log is not damaged; nothing was dropped");
+        }
+        swarm_raft::Salvage::Salvaged { last_index, commit } => tracing::warn!(
+            last_index,
+            commit,
+            "--salvage-damaged-log: the Raft log held a damaged record; it and every later one were dropped \
+             (writes acknowledged after entry {last_index} are gone, and later entries will reuse their indexes)"
+        ),
+    }
+    Ok(())
 }
 
 /// Takes the exclusive lock on the file at `path` (made if missing, mode
@@ -264,6 +287,7 @@ mod tests {
                 election_ticks: 10,
             },
             metrics: None,
+            salvage_damaged_log: false,
         };
         // Already requested: the start stops as soon as the manager runs.
         run(options.clone(), std::future::ready(()))
