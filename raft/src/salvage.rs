@@ -25,7 +25,8 @@ use crate::storage::{self, CF_ENTRIES, CF_SNAPSHOT, CF_STATE, KEY_CONF_STATE, Ro
 /// What [`salvage_damaged_log`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Salvage {
-    /// The log opened as it was: nothing was dropped.
+    /// Nothing was dropped: the log opened as it was (or there is none,
+    /// which the start that follows reports).
     Intact,
     /// A damaged record was found; the log now ends before it.
     Salvaged {
@@ -46,6 +47,11 @@ pub enum Salvage {
 /// more than one member, or is damaged beyond the log (its table files or
 /// manifest), which RocksDB says.
 pub fn salvage_damaged_log(dir: &Path, cluster_id: u64, node_id: u64) -> Result<Salvage> {
+    if !storage::holds_data(dir)? {
+        // Nothing to salvage (and nothing to make here): the start that
+        // follows says what is missing.
+        return Ok(Salvage::Intact);
+    }
     let strict = storage::db_options_recovering(false, DBRecoveryMode::TolerateCorruptedTailRecords);
     match DB::open_cf_descriptors(&strict, dir, storage::column_families()) {
         Ok(db) => {

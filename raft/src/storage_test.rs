@@ -404,6 +404,17 @@ fn salvaging_a_damaged_log_keeps_what_came_before_the_damage() {
 }
 
 #[test]
+fn salvaging_makes_no_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("raft");
+    assert_eq!(
+        crate::salvage_damaged_log(&missing, CLUSTER, 1).expect("nothing to do"),
+        crate::Salvage::Intact
+    );
+    assert!(!missing.exists(), "salvaging made a data dir");
+}
+
+#[test]
 fn a_damaged_log_of_a_larger_group_is_not_salvaged() {
     let dir = damaged_log(vec![1, 2, 3]);
     let wal_before = write_ahead_logs(dir.path())
