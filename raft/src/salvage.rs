@@ -7,20 +7,22 @@
 //! RocksDB's point-in-time recovery keeps every write before the first
 //! damaged record and drops that record and all after it.
 //!
-//! Only a group of one member may be salvaged. A member of a larger group
-//! that forgot entries it acknowledged, or the vote it gave, could help two
-//! leaders win one term and lose what a quorum committed; it is removed
-//! from its group and joins again with an empty dir instead.
+//! Only a group of this one member may be salvaged. A member of a larger
+//! group that forgot entries it acknowledged, or the vote it gave, could
+//! help two leaders win one term and lose what a quorum committed; it is
+//! removed from its group and joins again with an empty dir instead. So
+//! before anything is changed, read-only looks at the dir check that it is
+//! this member's, that what would remain holds together, and that neither
+//! what would remain nor what lies past the damage names another member.
 
 use std::path::Path;
 
-use protobuf::Message as _;
 use raft::Storage as _;
-use raft::eraftpb::ConfState;
+use raft::eraftpb::EntryType;
 use rocksdb::{DB, DBRecoveryMode};
 
 use crate::error::{Error, Result};
-use crate::storage::{self, CF_ENTRIES, CF_SNAPSHOT, CF_STATE, KEY_CONF_STATE, RocksStorage};
+use crate::storage::{self, ReadOnlyError, RocksStorage};
 
 /// What [`salvage_damaged_log`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,55 +41,71 @@ pub enum Salvage {
 
 /// Opens the data dir of member `node_id` of cluster `cluster_id` and, if
 /// its write-ahead log holds a damaged record, drops that record and every
-/// later one. A healthy dir is left untouched.
+/// later one. A healthy dir is left untouched, and so is one refused.
 ///
 /// # Errors
 ///
-/// [`Error::DataDir`] when the dir is not this member's, holds a group of
-/// more than one member, or is damaged beyond the log (its table files or
-/// manifest), which RocksDB says.
+/// [`Error::DataDir`] when the dir is not this member's, records a group
+/// of more than this member, or is damaged beyond what a salvage can
+/// mend (its table files, its manifest), which RocksDB says.
 pub fn salvage_damaged_log(dir: &Path, cluster_id: u64, node_id: u64) -> Result<Salvage> {
     if !storage::holds_data(dir)? {
         // Nothing to salvage (and nothing to make here): the start that
         // follows says what is missing.
         return Ok(Salvage::Intact);
     }
-    let strict = storage::db_options_recovering(false, DBRecoveryMode::TolerateCorruptedTailRecords);
-    match DB::open_cf_descriptors(&strict, dir, storage::column_families()) {
-        Ok(db) => {
-            drop(db);
-            // Whatever else may be wrong, the usual open says it.
-            RocksStorage::open(dir, cluster_id, node_id)?;
-            return Ok(Salvage::Intact);
-        }
-        Err(err) if err.kind() == rocksdb::ErrorKind::Corruption => {}
-        // Not a damaged log: the usual open says what it is.
-        Err(_) => {
-            RocksStorage::open(dir, cluster_id, node_id)?;
-            return Ok(Salvage::Intact);
-        }
-    }
     let data_dir_error = |reason: String| Error::DataDir {
         dir: dir.to_path_buf(),
         reason,
     };
-    let salvaging = storage::db_options_recovering(false, DBRecoveryMode::PointInTime);
-    // Read-only first, which changes nothing: the group as it would remain.
-    let members = {
-        let db = DB::open_cf_for_read_only(&salvaging, dir, [CF_ENTRIES, CF_STATE, CF_SNAPSHOT], false)
-            .map_err(|err| data_dir_error(format!("RocksDB cannot read it even up to the damage: {err}")))?;
-        group_size(&db).map_err(data_dir_error)?
+    match RocksStorage::open_read_only(
+        dir,
+        cluster_id,
+        node_id,
+        DBRecoveryMode::TolerateCorruptedTailRecords,
+        false,
+    ) {
+        Err(ReadOnlyError::RocksDb(err)) if err.kind() == rocksdb::ErrorKind::Corruption => {}
+        // Not damaged, or not in a way a salvage mends: the usual open
+        // says what it is.
+        _ => {
+            RocksStorage::open(dir, cluster_id, node_id)?;
+            return Ok(Salvage::Intact);
+        }
+    }
+    let kept = match RocksStorage::open_read_only(dir, cluster_id, node_id, DBRecoveryMode::PointInTime, false) {
+        Ok(kept) => kept,
+        Err(ReadOnlyError::Storage(err)) => return Err(err),
+        Err(ReadOnlyError::RocksDb(err)) if err.to_string().contains("ahead of WAL") => {
+            return Err(data_dir_error(format!(
+                "its log is damaged, and a table file already holds writes made after the damage: no \
+                 consistent state before it exists to start from; restore a backup ({err})"
+            )));
+        }
+        Err(ReadOnlyError::RocksDb(err)) => {
+            return Err(data_dir_error(format!(
+                "RocksDB cannot read it even up to the damage: {err}"
+            )));
+        }
     };
-    if members > 1 {
-        return Err(data_dir_error(format!(
-            "its log is damaged, and its group has {members} members: salvaging drops entries this member \
-             acknowledged and the votes it gave, which only a group of one may survive; remove this member \
-             from its group and join it again with an empty state dir"
-        )));
+    alone(&kept, node_id, "what would remain").map_err(data_dir_error)?;
+    drop(kept);
+    // Past the damage too, as far as RocksDB can read (it drops the rest of
+    // a damaged record's 32 KiB block, and what a group change wrote there
+    // with it): a member added after the damage is no less a member. Its
+    // membership only: the log there misses the damaged entry.
+    if let Ok(beyond) =
+        RocksStorage::open_read_only(dir, cluster_id, node_id, DBRecoveryMode::SkipAnyCorruptedRecord, true)
+    {
+        alone(&beyond, node_id, "the log past the damage").map_err(data_dir_error)?;
     }
     drop(
-        DB::open_cf_descriptors(&salvaging, dir, storage::column_families())
-            .map_err(|err| data_dir_error(format!("RocksDB cannot salvage it: {err}")))?,
+        DB::open_cf_descriptors(
+            &storage::db_options_recovering(false, DBRecoveryMode::PointInTime),
+            dir,
+            storage::column_families(),
+        )
+        .map_err(|err| data_dir_error(format!("RocksDB cannot salvage it: {err}")))?,
     );
     let (salvaged, _) = RocksStorage::open(dir, cluster_id, node_id)?;
     let commit = salvaged.initial_state()?.hard_state.commit;
@@ -97,20 +115,19 @@ pub fn salvage_damaged_log(dir: &Path, cluster_id: u64, node_id: u64) -> Result<
     })
 }
 
-/// The voters and learners of the group a data dir records.
-fn group_size(db: &DB) -> std::result::Result<usize, String> {
-    let state = db
-        .cf_handle(CF_STATE)
-        .ok_or_else(|| "it has no state column family".to_string())?;
-    let bytes = db
-        .get_cf(state, KEY_CONF_STATE)
-        .map_err(|err| format!("cannot read its membership: {err}"))?;
-    let conf_state = match bytes {
-        Some(bytes) => {
-            ConfState::parse_from_bytes(&bytes).map_err(|err| format!("its membership does not decode: {err}"))?
-        }
-        None => ConfState::default(),
+/// Checks that `storage` records a group of member `node_id` alone: its
+/// membership, the member addresses it keeps, and no membership change in
+/// its log still to apply. Says which member or change it found (in
+/// `view`) otherwise.
+fn alone(storage: &RocksStorage, node_id: u64, view: &str) -> std::result::Result<(), String> {
+    let refusal = |found: String| {
+        format!(
+            "its log is damaged, and {view} {found}: salvaging drops entries this member acknowledged and \
+             the votes it gave, which only a group of one may survive; remove this member from its group \
+             and join it again with an empty state dir"
+        )
     };
+    let conf_state = storage.conf_state();
     let mut ids: Vec<u64> = [
         &conf_state.voters,
         &conf_state.learners,
@@ -119,9 +136,29 @@ fn group_size(db: &DB) -> std::result::Result<usize, String> {
     ]
     .into_iter()
     .flatten()
+    .chain(storage.members().keys())
     .copied()
     .collect();
     ids.sort_unstable();
     ids.dedup();
-    Ok(ids.len())
+    if ids != [node_id] {
+        return Err(refusal(format!("records the group {ids:?}")));
+    }
+    let unapplied = storage.applied() + 1..storage.last() + 1;
+    if !unapplied.is_empty() {
+        let context = raft::GetEntriesContext::empty(false);
+        let entries = storage
+            .entries(unapplied.start, unapplied.end, None, context)
+            .map_err(|err| format!("cannot read its log: {err}"))?;
+        let change = |entry: &&raft::eraftpb::Entry| {
+            matches!(
+                entry.get_entry_type(),
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2
+            )
+        };
+        if let Some(entry) = entries.iter().find(change) {
+            return Err(refusal(format!("holds a membership change (entry {})", entry.index)));
+        }
+    }
+    Ok(())
 }

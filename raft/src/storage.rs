@@ -42,13 +42,13 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode,
 use crate::entry_cache::EntryCache;
 use crate::error::{Error, Result};
 
-pub(crate) const CF_ENTRIES: &str = "entries";
-pub(crate) const CF_STATE: &str = "state";
-pub(crate) const CF_SNAPSHOT: &str = "snapshot";
+const CF_ENTRIES: &str = "entries";
+const CF_STATE: &str = "state";
+const CF_SNAPSHOT: &str = "snapshot";
 
 const KEY_IDENTITY: &[u8] = b"identity";
 const KEY_HARD_STATE: &[u8] = b"hard_state";
-pub(crate) const KEY_CONF_STATE: &[u8] = b"conf_state";
+const KEY_CONF_STATE: &[u8] = b"conf_state";
 const KEY_TRUNCATED: &[u8] = b"truncated";
 const KEY_APPLIED: &[u8] = b"applied";
 const MEMBER_PREFIX: &[u8] = b"member/";
@@ -85,6 +85,14 @@ pub(crate) fn holds_remnants(dir: &Path) -> bool {
                 .flatten()
                 .any(|entry| entry.file_name().to_string_lossy().starts_with("MANIFEST-"))
         })
+}
+
+/// Why [`RocksStorage::open_read_only`] failed: RocksDB refused the open,
+/// or what it read is not this member's or does not hold together.
+#[derive(Debug)]
+pub(crate) enum ReadOnlyError {
+    RocksDb(rocksdb::Error),
+    Storage(Error),
 }
 
 /// Whether [`RocksStorage::open`] found a data dir or made a new one.
@@ -161,7 +169,54 @@ impl RocksStorage {
             };
             data_dir_error(format!("RocksDB cannot open it: {err}{advice}"))
         })?;
-        let mut storage = RocksStorage {
+        let mut storage = RocksStorage::around(db, dir);
+        storage.check_identity(cluster_id, node_id)?;
+        storage.load()?;
+        storage.drop_unused_snapshot_data()?;
+        Ok((storage, if is_new { Opened::New } else { Opened::Existing }))
+    }
+
+    /// The data dir of member `node_id` of cluster `cluster_id` as an open
+    /// with `recovery` of its write-ahead log would leave it, read without
+    /// changing anything (RocksDB's read-only open replays the log in
+    /// memory only): for a look before a salvage.
+    ///
+    /// # Errors
+    ///
+    /// As [`RocksStorage::open`], RocksDB's own refusal included.
+    ///
+    /// With `state_only`, the log's entries are not read (nor checked), as
+    /// for a log read past damage, where an entry may be missing.
+    pub(crate) fn open_read_only(
+        dir: &Path,
+        cluster_id: u64,
+        node_id: u64,
+        recovery: rocksdb::DBRecoveryMode,
+        state_only: bool,
+    ) -> std::result::Result<Self, ReadOnlyError> {
+        let db = DB::open_cf_for_read_only(
+            &db_options_recovering(false, recovery),
+            dir,
+            [CF_ENTRIES, CF_STATE, CF_SNAPSHOT],
+            false,
+        )
+        .map_err(ReadOnlyError::RocksDb)?;
+        let mut storage = RocksStorage::around(db, dir);
+        storage
+            .check_identity(cluster_id, node_id)
+            .map_err(ReadOnlyError::Storage)?;
+        let loaded = if state_only {
+            storage.load_state()
+        } else {
+            storage.load()
+        };
+        loaded.map_err(ReadOnlyError::Storage)?;
+        Ok(storage)
+    }
+
+    /// The storage of an opened database, nothing read yet.
+    fn around(db: DB, dir: &Path) -> Self {
+        RocksStorage {
             db: Arc::new(db),
             dir: dir.to_path_buf(),
             hard_state: HardState::default(),
@@ -173,10 +228,7 @@ impl RocksStorage {
             members: BTreeMap::new(),
             snapshot_meta: SnapshotMetadata::default(),
             snapshot_wanted: Cell::new(false),
-        };
-        storage.check_identity(cluster_id, node_id)?;
-        storage.load()?;
-        Ok((storage, if is_new { Opened::New } else { Opened::Existing }))
+        }
     }
 
     fn check_identity(&self, cluster_id: u64, node_id: u64) -> Result<()> {
@@ -212,6 +264,13 @@ impl RocksStorage {
 
     /// Reads the state and the terms of the log into the caches.
     fn load(&mut self) -> Result<()> {
+        self.load_state()?;
+        self.load_terms()
+    }
+
+    /// Reads the hard state, membership, applied index and snapshot
+    /// metadata into the caches.
+    fn load_state(&mut self) -> Result<()> {
         let db = Arc::clone(&self.db);
         let state = cf(&db, CF_STATE)?;
         if let Some(bytes) = self.db.get_cf(state, KEY_HARD_STATE)? {
@@ -242,7 +301,13 @@ impl RocksStorage {
         if let Some(bytes) = self.db.get_cf(cf(&db, CF_SNAPSHOT)?, KEY_SNAPSHOT_META)? {
             self.snapshot_meta = SnapshotMetadata::parse_from_bytes(&bytes)?;
         }
-        self.drop_unused_snapshot_data()?;
+        Ok(())
+    }
+
+    /// Reads the terms of the log, checking it has no gap and ends at or
+    /// past the applied index.
+    fn load_terms(&mut self) -> Result<()> {
+        let db = Arc::clone(&self.db);
         let stored = self.db.iterator_cf(cf(&db, CF_ENTRIES)?, IteratorMode::Start);
         for (expected, item) in (self.truncated.0 + 1..).zip(stored) {
             let (key, value) = item?;

@@ -346,6 +346,13 @@ async fn a_damaged_write_ahead_log_record_stops_the_node_unless_salvaged_and_a_t
     );
     assert_eq!(salvaged.secrets.len(), 5, "the damaged write's and later ones are gone");
     assert!(daemon.log_text().contains("it and every later one were dropped"));
+    // The copy was of a killed daemon's dir, which the refused start said;
+    // a refused start itself is no unclean stop.
+    assert!(
+        !daemon.log_text().contains("did not stop cleanly"),
+        "{}",
+        daemon.log_text()
+    );
     assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
     let daemon = Daemon::start(&binary, &copy, "node-1").await;
     assert_eq!(contents(&daemon).await, salvaged, "and starts as usual after");

@@ -78,7 +78,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         dir: state_dir.raft_dir(),
         ..options.raft.clone()
     };
-    if options.salvage_damaged_log && !state_dir.created {
+    if options.salvage_damaged_log {
         salvage(&raft.dir, identity)?;
     }
     let manager = Manager::start(identity, &raft, raft_listener, state_dir.created).await?;
@@ -109,7 +109,6 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     // refuses writes, say) and serving's the symptom.
     let result = stopped.and(served);
     if result.is_ok() {
-        state_dir.say_stopped();
         tracing::info!("stopped");
     }
     result

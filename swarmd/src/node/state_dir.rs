@@ -145,10 +145,13 @@ impl StateDir {
     pub fn raft_dir(&self) -> PathBuf {
         self.path.join(RAFT)
     }
+}
 
-    /// Notes in the lock file that this run stopped cleanly, for the next
-    /// start to know; a failure only loses that note.
-    pub fn say_stopped(&self) {
+/// A run that returns, whether it served or failed to start, stopped
+/// cleanly: the lock file says so for the next start. One that dies (kill
+/// -9, a crash, a second signal's immediate exit) never gets here.
+impl Drop for StateDir {
+    fn drop(&mut self) {
         if let Err(err) = rewrite(&self.lock, STOPPED) {
             tracing::warn!(%err, "cannot note the clean stop in the state dir's lock file");
         }

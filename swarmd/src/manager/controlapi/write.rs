@@ -278,8 +278,9 @@ pub(crate) async fn update_service(
     }
     let _serialized = cross_checks.for_spec(&next).await;
     write(store, id, |tx| {
-        // A stale version is refused first (a client told Aborted reads
-        // again), and even when nothing changes.
+        // A stale version is refused before the checks that read the store
+        // (a client told Aborted reads again), and even when nothing
+        // changes.
         let mut service = Service::clone(tx.check_version::<Service>(id, version)?);
         references_exist(tx, &next, rollback)?;
         ports_free(tx, &next, id).map_err(|err| match err {
