@@ -721,3 +721,52 @@ fn an_election_tick_not_above_the_heartbeat_is_refused_before_the_state_dir_is_m
     assert!(!dir.exists(), "a refused start made the state dir");
     assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0, "nor anything else");
 }
+
+/// A client that stopped reading its watch (`swarmctl watch | less` left
+/// alone) holds no stop: the stop gives what is in flight a grace, then
+/// closes it, and exits 0 well within the 10 s a signalled stop has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_stopped_reading_holds_no_stop() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
+    let mut watcher = Command::new(swarm_tests::daemon::workspace_binary("swarmctl"))
+        .args(["-s", &daemon.socket.to_string_lossy(), "watch", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start swarmctl watch");
+    let mut control = connect(&daemon.socket).await.unwrap();
+    let big = |name: &str| {
+        let mut spec = ServiceSpec::container(name, "busybox:local");
+        let task = swarm_proto::Shared::make_mut(spec.task.as_mut().unwrap());
+        let Some(swarm_proto::v1::task_spec::Runtime::Container(container)) = task.runtime.as_mut() else {
+            unreachable!("a container spec")
+        };
+        container.env = vec![format!("BIG={}", "x".repeat(400 * 1024))];
+        CreateServiceRequest { spec: Some(spec) }
+    };
+    // Watching once its first event comes; from then on nothing reads it.
+    control.create_service(big("first")).await.unwrap();
+    let mut first_line = String::new();
+    std::io::BufReader::new(watcher.stdout.as_mut().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    assert!(first_line.contains("first"), "{first_line}");
+    // Far more than the pipe, swarmctl and the HTTP/2 windows hold.
+    for n in 0..30 {
+        control.create_service(big(&format!("big{n}"))).await.unwrap();
+    }
+    drop(control);
+    let started = std::time::Instant::now();
+    let status = daemon.signal_and_wait(SIGTERM, Duration::from_secs(9));
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    assert!(started.elapsed() < Duration::from_secs(9), "{:?}", started.elapsed());
+    let log = std::fs::read_to_string(dir.with_extension("log")).unwrap();
+    assert!(log.contains("their connections are closed"), "{log}");
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+}

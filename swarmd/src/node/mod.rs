@@ -162,6 +162,11 @@ pub(crate) fn exclusive_lock(path: &std::path::Path) -> std::io::Result<Option<s
 /// each a struct once decoded) costs hundreds of megabytes, not gigabytes.
 const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 
+/// How long requests in flight when a stop begins may take to finish:
+/// far more than any answer needs (a stop takes about 0.1 s), and well
+/// within the 10 s a signalled stop is given.
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// How long the metrics endpoint may take to stop.
 const METRICS_STOP: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -247,11 +252,26 @@ async fn serve(
         .add_service(watch)
         .add_service(info);
     tracing::info!(socket = %options.control_socket.display(), "node is ready");
-    let served = server
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .map_err(Error::from);
-    tracing::info!("stopping: no new requests; those in flight finished");
+    // Those in flight get a grace, not for ever: a client that stopped
+    // reading (a `swarmctl watch | less` left alone, a half-sent request)
+    // would otherwise hold every stop, the one after a Raft failure too.
+    let mut stop_began = stop_watches.clone();
+    let grace_over = async move {
+        let _ = stop_began.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(DRAIN_GRACE).await;
+    };
+    let served = tokio::select! {
+        served = server.serve_with_incoming_shutdown(incoming, shutdown) => {
+            tracing::info!("stopping: no new requests; those in flight finished");
+            served.map_err(Error::from)
+        }
+        () = grace_over => {
+            tracing::warn!(grace = ?DRAIN_GRACE,
+                "stopping: requests still in flight after the grace (a client that stopped reading?): \
+                 their connections are closed");
+            Ok(())
+        }
+    };
     socket.remove_socket();
     if let Some(mut metrics_server) = metrics_server {
         // A scrape that never finishes (a client that sends half a
