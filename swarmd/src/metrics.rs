@@ -176,9 +176,52 @@ impl Metrics {
                 }
             }),
         );
+        let listener = Limited {
+            addr: listener
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
+            incoming: swarm_raft::transport::Incoming::with_limits(listener, "the metrics endpoint", LIMITS),
+        };
         if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             tracing::error!(%err, "the metrics endpoint failed");
         }
+    }
+}
+
+/// The metrics endpoint's connections: a scraper uses one at a time, and
+/// whoever can reach the port must not hold file descriptors with idle or
+/// half-sent requests; each connection lives 30 s at most (a scraper
+/// that keeps one between scrapes makes another).
+const LIMITS: swarm_raft::transport::Limits = swarm_raft::transport::Limits {
+    max_connections: 16,
+    deadline: swarm_raft::transport::Deadline::Lifetime(Duration::from_secs(30)),
+};
+
+/// The metrics listener as axum takes one: its connections admitted under
+/// [`LIMITS`], with accepts that fail paused rather than spun on.
+struct Limited {
+    addr: SocketAddr,
+    incoming: swarm_raft::transport::Incoming<TcpListener>,
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = swarm_raft::transport::Admitted<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, SocketAddr) {
+        use futures::StreamExt as _;
+        loop {
+            // The stream never ends nor fails; a connection past the cap
+            // was closed inside it.
+            if let Some(Ok(connection)) = self.incoming.next().await {
+                let peer = connection.get_ref().peer_addr().unwrap_or(self.addr);
+                return (connection, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.addr)
     }
 }
 

@@ -147,3 +147,46 @@ async fn a_watch_whose_client_left_is_dropped_without_waiting_for_a_change() {
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());
 }
+
+/// Idle connections to the metrics port cannot take the daemon's file
+/// descriptors: past 16, one is closed as soon as accepted; once they go,
+/// scrapes are answered again, and the Control API served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_to_the_metrics_port_are_capped() {
+    use std::io::Read as _;
+
+    let root = tempfile::tempdir().unwrap();
+    let (daemon, addr) = start_with_metrics(root.path()).await;
+    let idle: Vec<std::net::TcpStream> = (0..16)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    // Past the cap: accepted, then closed with nothing said.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut extra = std::net::TcpStream::connect(&addr).expect("connect");
+        extra.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut byte = [0u8; 1];
+        let scraped = http_get(&addr, "/metrics").is_ok_and(|(status, _)| status.contains("200"));
+        if matches!(extra.read(&mut byte), Ok(0) | Err(_)) && !scraped {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a connection past the cap was served"
+        );
+    }
+    let mut control = connect(&daemon.socket).await.unwrap();
+    control
+        .list_services(swarm_proto::v1::ListServicesRequest::default())
+        .await
+        .expect("the Control API serves throughout");
+    drop(idle);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !http_get(&addr, "/metrics").is_ok_and(|(status, _)| status.contains("200")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scrape answered after the idle ones went"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,4 +1,5 @@
-//! Accepting connections without spinning when accepting fails.
+//! Accepting connections without spinning when accepting fails, and no
+//! more of them than the listener's [`Limits`] admit.
 //!
 //! tonic's accept loop retries a failed accept at once: a process out of
 //! file descriptors (`EMFILE`, every one of its connections held open)
@@ -13,6 +14,11 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::time::Sleep;
+
+use super::admission::{Admission, Admitted, Limits};
+
+/// How often connections closed for the cap are logged as a warning.
+const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// The first pause after a failed accept.
 const FIRST_PAUSE: Duration = Duration::from_millis(5);
@@ -70,6 +76,11 @@ pub struct Incoming<L> {
     next_pause: Duration,
     /// Accepts failed in a row.
     failures: u64,
+    /// The limits connections are admitted under, if any.
+    admission: Option<Admission>,
+    /// Connections closed for the cap since the last warning, and when
+    /// that was.
+    refused: (u64, Option<tokio::time::Instant>),
 }
 
 impl<L: Listener> Incoming<L> {
@@ -82,7 +93,43 @@ impl<L: Listener> Incoming<L> {
             pause: None,
             next_pause: FIRST_PAUSE,
             failures: 0,
+            admission: None,
+            refused: (0, None),
         }
+    }
+
+    /// As [`Incoming::new`], admitting connections under `limits`.
+    pub fn with_limits(listener: L, serves: &'static str, limits: Limits) -> Incoming<L> {
+        Incoming {
+            admission: Some(Admission::new(limits)),
+            ..Incoming::new(listener, serves)
+        }
+    }
+
+    /// `connection` admitted, or `None` when the cap is reached (it is then
+    /// dropped, which closes it), said once a minute at most.
+    fn admit(&mut self, connection: L::Connection) -> Option<Admitted<L::Connection>> {
+        let Some(admission) = &self.admission else {
+            return Some(Admitted::unlimited(connection));
+        };
+        if let Some(admitted) = admission.admit(connection) {
+            return Some(admitted);
+        }
+        self.refused.0 += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .refused
+            .1
+            .is_none_or(|warned| now - warned >= REFUSAL_WARNING_EVERY)
+        {
+            tracing::warn!(
+                serves = self.serves,
+                closed = self.refused.0,
+                "connections closed as soon as accepted: as many are open as this listener keeps"
+            );
+            self.refused = (0, Some(now));
+        }
+        None
     }
 
     fn failed(&mut self, err: &io::Error) {
@@ -108,7 +155,7 @@ impl<L: Listener> Incoming<L> {
 }
 
 impl<L: Listener> futures::Stream for Incoming<L> {
-    type Item = Result<L::Connection, std::convert::Infallible>;
+    type Item = Result<Admitted<L::Connection>, std::convert::Infallible>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -120,7 +167,9 @@ impl<L: Listener> futures::Stream for Incoming<L> {
             match ready!(this.listener.poll_accept(cx)) {
                 Ok(connection) => {
                     this.accepted();
-                    return Poll::Ready(Some(Ok(connection)));
+                    if let Some(admitted) = this.admit(connection) {
+                        return Poll::Ready(Some(Ok(admitted)));
+                    }
                 }
                 Err(err) if lost_one_connection(&err) => {
                     tracing::debug!(%err, serves = this.serves, "a connection was lost before it was accepted");
@@ -184,7 +233,7 @@ mod tests {
             panic!("the stream ended");
         };
         // Four failures, one try each, then the accept that worked.
-        assert_eq!(connection, 5);
+        assert_eq!(*connection.get_ref(), 5);
         assert_eq!(incoming.listener.tries.get(), 5);
         // Paused 5 + 10 + 20 + 40 ms between the tries.
         assert_eq!(started.elapsed(), Duration::from_millis(75));

@@ -9,6 +9,7 @@
 //! channel.
 
 mod accept;
+mod admission;
 mod channel;
 mod links;
 mod peer;
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 pub use accept::{Incoming, Listener};
+pub use admission::{Admitted, Deadline, Limits};
 pub use links::Links;
 pub(crate) use server::Inbound;
 pub use server::TransportService;

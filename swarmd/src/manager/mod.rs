@@ -104,7 +104,7 @@ impl Manager {
         let (stop, stopped) = oneshot::channel::<()>();
         let router = tonic::transport::Server::builder().add_service(raft.transport_service().into_server());
         let server = tokio::spawn(async move {
-            let incoming = swarm_raft::transport::Incoming::new(listener, "the Raft transport");
+            let incoming = swarm_raft::transport::Incoming::with_limits(listener, "the Raft transport", RAFT_LIMITS);
             let shutdown = async {
                 let _ = stopped.await;
             };
@@ -191,6 +191,16 @@ impl Manager {
         Ok(stopped?)
     }
 }
+
+/// The Raft transport is open to the network, and unauthenticated until
+/// TLS comes: whoever can connect must not take every file descriptor
+/// (RocksDB then cannot open its next log file, and the member stops). A
+/// group holds one connection per peer, a few more while they reconnect;
+/// a peer's client speaks first, at once.
+const RAFT_LIMITS: swarm_raft::transport::Limits = swarm_raft::transport::Limits {
+    max_connections: 256,
+    deadline: swarm_raft::transport::Deadline::FirstByte(std::time::Duration::from_secs(10)),
+};
 
 /// The address peers are told to use: the listening one, with loopback in
 /// place of "any address" (a single manager; the cluster issue adds

@@ -162,6 +162,15 @@ pub(crate) fn exclusive_lock(path: &std::path::Path) -> std::io::Result<Option<s
 /// each a struct once decoded) costs hundreds of megabytes, not gigabytes.
 const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 
+/// The Control API's socket is its user's alone, yet a runaway script of
+/// that user's should not take every file descriptor either: far more
+/// connections than any client set needs (a benchmark's 256, say), each
+/// speaking first, at once.
+const CONTROL_LIMITS: swarm_raft::transport::Limits = swarm_raft::transport::Limits {
+    max_connections: 4096,
+    deadline: swarm_raft::transport::Deadline::FirstByte(std::time::Duration::from_secs(10)),
+};
+
 /// How long requests in flight when a stop begins may take to finish:
 /// far more than any answer needs (a stop takes about 0.1 s), and well
 /// within the 10 s a signalled stop is given.
@@ -199,7 +208,7 @@ async fn serve(
     let metrics = metrics_listener.map(|listener| (Metrics::new(manager.store.clone(), manager.raft()), listener));
     let count_requests = metrics.as_ref().map(|(metrics, _)| metrics.layer());
     let listener = socket.bind()?;
-    let incoming = swarm_raft::transport::Incoming::new(listener, "the Control API");
+    let incoming = swarm_raft::transport::Incoming::with_limits(listener, "the Control API", CONTROL_LIMITS);
     let leader_only = LeaderOnly::new(manager.raft());
     let control =
         ControlServer::new(ControlApi::new(manager.store.clone()).with_leadership(manager.raft().watch_leadership()))
