@@ -1297,7 +1297,8 @@ async fn labels_of_secrets_and_configs_and_cluster_settings() {
 }
 
 /// `watch --action remove --format json`: only removals, one JSON object
-/// per line, carrying the object as it was stored.
+/// per line, carrying the object as it was stored (and, for an update, as
+/// it was before).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_filtered_by_action_prints_json_lines() {
     let root = tempfile::tempdir().unwrap();
@@ -1313,6 +1314,20 @@ async fn a_watch_filtered_by_action_prints_json_lines() {
     // Probe configs, created and removed, until the watch reports one.
     probe_until_watched(&socket, root.path(), true, |name| {
         watched.lock().unwrap().iter().any(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            event["object"]["config"]["spec"]["annotations"]["name"] == name
+        })
+    });
+    // And one of every action, to see an update's old object.
+    let mut watch_all = Command::new(workspace_binary("swarmctl"))
+        .args(["watch", "--format", "json"])
+        .env("SWARM_SOCKET", &socket)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start swarmctl watch");
+    let watched_all = watched_lines(watch_all.stdout.take().expect("piped"));
+    probe_until_watched(&socket, root.path(), true, |name| {
+        watched_all.lock().unwrap().iter().any(|line| {
             let event: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
             event["object"]["config"]["spec"]["annotations"]["name"] == name
         })
@@ -1339,6 +1354,29 @@ async fn a_watch_filtered_by_action_prints_json_lines() {
     assert_eq!(event["action"], "remove");
     assert_eq!(event["object"]["service"]["id"], id);
     assert_eq!(event["object"]["service"]["spec"]["replicated"]["replicas"], 2);
+    assert!(event.get("oldObject").is_none(), "a removal has no old object: {event}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let update = loop {
+        let found = watched_all.lock().unwrap().iter().find_map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            (event["kind"] == "service" && event["action"] == "update").then_some(event)
+        });
+        if let Some(update) = found {
+            break update;
+        }
+        assert!(Instant::now() < deadline, "the service's update was not reported");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(
+        update["oldObject"]["service"]["spec"]["replicated"]["replicas"], 1,
+        "{update}"
+    );
+    assert_eq!(
+        update["object"]["service"]["spec"]["replicated"]["replicas"], 2,
+        "{update}"
+    );
+    watch_all.kill().unwrap();
+    watch_all.wait().unwrap();
     assert!(event["commitIndex"].as_u64().is_some_and(|index| index > 0), "{event}");
     let lines = watched.lock().unwrap().clone();
     for line in &lines {

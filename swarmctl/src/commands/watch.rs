@@ -67,12 +67,17 @@ pub async fn run(socket: &Path, kinds: Vec<String>, actions: Vec<WatchAction>, f
                 .unwrap_or_default();
             let object = event.object.unwrap_or_default();
             if format == Format::Json {
-                let line = serde_json::json!({
+                let mut line = serde_json::json!({
                     "commitIndex": message.commit_index,
                     "action": action,
                     "kind": describe(object.object.clone()).0,
                     "object": output::json_value(&object)?,
                 });
+                // An update says what it changed from, as SwarmKit's
+                // watch does.
+                if let Some(old) = &event.old_object {
+                    line["oldObject"] = output::json_value(old)?;
+                }
                 writeln!(stdout, "{line}")?;
                 continue;
             }
