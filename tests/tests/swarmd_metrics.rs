@@ -77,6 +77,27 @@ async fn a_scrape_shows_requests_by_code_raft_and_store_and_ends_with_the_daemon
         "{body}"
     );
     assert!(sample(&body, "swarm_store_index").is_some_and(|n| n >= 3.0), "{body}");
+    // The process's own figures, as every Prometheus client names them.
+    let open_fds = sample(&body, "process_open_fds").expect("open fds");
+    let max_fds = sample(&body, "process_max_fds").expect("max fds");
+    assert!(open_fds >= 3.0 && open_fds < max_fds, "{open_fds} of {max_fds}");
+    assert!(
+        sample(&body, "process_resident_memory_bytes").is_some_and(|n| n > 1e6),
+        "{body}"
+    );
+    assert!(
+        sample(&body, "process_cpu_seconds_total").is_some_and(|n| n > 0.0),
+        "{body}"
+    );
+    let started = sample(&body, "process_start_time_seconds").expect("start time");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now - 600.0..=now + 5.0).contains(&started),
+        "started at {started}, now {now}"
+    );
     assert!(body.ends_with("# EOF\n"), "{body}");
 
     let (status, _) = http_get(&addr, "/").unwrap();

@@ -8,6 +8,8 @@
 //! when its stream ends); Raft and store figures are read at each scrape,
 //! so the hot paths pay nothing for them.
 
+mod process;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -124,6 +126,7 @@ impl Metrics {
             requests.seconds.clone(),
         );
         registry.register_collector(Box::new(StateCollector { raft, store }));
+        registry.register_collector(Box::new(process::ProcessCollector));
         Metrics {
             registry: Arc::new(registry),
             requests,
