@@ -18,6 +18,7 @@
 
 #![deny(missing_docs)]
 
+mod connection_limits;
 mod error;
 pub mod manager;
 pub mod metrics;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::time::Sleep;
 
-use super::admission::{Admission, Admitted, Limits};
+use super::admission::{Admission, Admitted, Connections, Limits, Refusal};
 
 /// How often connections closed for the cap are logged as a warning.
 const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(60);
@@ -36,6 +36,16 @@ pub trait Listener: Unpin {
     ///
     /// The accept failed.
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Connection>>;
+
+    /// The address a connection comes from, for a cap per source.
+    fn source(_connection: &Self::Connection) -> Option<std::net::IpAddr> {
+        None
+    }
+
+    /// A connection's descriptor, for closing it at a stop.
+    fn descriptor(_connection: &Self::Connection) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }
 
 impl Listener for tokio::net::TcpListener {
@@ -53,6 +63,14 @@ impl Listener for tokio::net::TcpListener {
         }
         Poll::Ready(Ok(stream))
     }
+
+    fn source(connection: &Self::Connection) -> Option<std::net::IpAddr> {
+        connection.peer_addr().ok().map(|addr| addr.ip())
+    }
+
+    fn descriptor(connection: &Self::Connection) -> Option<std::os::fd::RawFd> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(connection))
+    }
 }
 
 impl Listener for tokio::net::UnixListener {
@@ -61,6 +79,10 @@ impl Listener for tokio::net::UnixListener {
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Connection>> {
         let (stream, _) = ready!(tokio::net::UnixListener::poll_accept(self, cx))?;
         Poll::Ready(Ok(stream))
+    }
+
+    fn descriptor(connection: &Self::Connection) -> Option<std::os::fd::RawFd> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(connection))
     }
 }
 
@@ -106,15 +128,23 @@ impl<L: Listener> Incoming<L> {
         }
     }
 
-    /// `connection` admitted, or `None` when the cap is reached (it is then
-    /// dropped, which closes it), said once a minute at most.
+    /// The connections this listener holds, to close them all at a stop;
+    /// `None` when it admits under no limits (and so keeps no count).
+    pub fn connections(&self) -> Option<Connections> {
+        self.admission.as_ref().map(Admission::connections)
+    }
+
+    /// `connection` admitted, or `None` past a cap (it is then dropped,
+    /// which closes it), said once a minute at most.
     fn admit(&mut self, connection: L::Connection) -> Option<Admitted<L::Connection>> {
         let Some(admission) = &self.admission else {
             return Some(Admitted::unlimited(connection));
         };
-        if let Some(admitted) = admission.admit(connection) {
-            return Some(admitted);
-        }
+        let (source, descriptor) = (L::source(&connection), L::descriptor(&connection));
+        let refusal = match admission.admit(connection, source, descriptor) {
+            Ok(admitted) => return Some(admitted),
+            Err(refusal) => refusal,
+        };
         self.refused.0 += 1;
         let now = tokio::time::Instant::now();
         if self
@@ -122,10 +152,14 @@ impl<L: Listener> Incoming<L> {
             .1
             .is_none_or(|warned| now - warned >= REFUSAL_WARNING_EVERY)
         {
+            let why = match refusal {
+                Refusal::Full => "as many are open as this listener keeps".to_string(),
+                Refusal::SourceFull(source) => format!("as many are open from {source} as one address may hold"),
+            };
             tracing::warn!(
                 serves = self.serves,
                 closed = self.refused.0,
-                "connections closed as soon as accepted: as many are open as this listener keeps"
+                "connections closed as soon as accepted: {why}"
             );
             self.refused = (0, Some(now));
         }

@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 pub use accept::{Incoming, Listener};
-pub use admission::{Admitted, Deadline, Limits};
+pub use admission::{Admitted, Connections, Deadline, Limits};
 pub use links::Links;
 pub(crate) use server::Inbound;
 pub use server::TransportService;

@@ -46,7 +46,7 @@ pub struct Manager {
     /// The address other managers reach this one's Raft transport at.
     pub raft_addr: String,
     raft: RaftNode<StoreMachine>,
-    transport: (oneshot::Sender<()>, JoinHandle<()>),
+    transport: TransportServer,
     raft_settings: JoinHandle<()>,
 }
 
@@ -103,8 +103,13 @@ impl Manager {
 
         let (stop, stopped) = oneshot::channel::<()>();
         let router = tonic::transport::Server::builder().add_service(raft.transport_service().into_server());
-        let server = tokio::spawn(async move {
-            let incoming = swarm_raft::transport::Incoming::with_limits(listener, "the Raft transport", RAFT_LIMITS);
+        let incoming = swarm_raft::transport::Incoming::with_limits(
+            listener,
+            "the Raft transport",
+            crate::connection_limits::raft_transport(),
+        );
+        let connections = incoming.connections();
+        let task = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
             };
@@ -118,7 +123,11 @@ impl Manager {
             raft_addr: addr,
             raft_settings: raft_settings::follow(store.clone(), raft.handle()),
             raft,
-            transport: (stop, server),
+            transport: TransportServer {
+                stop,
+                task,
+                connections,
+            },
         };
         Ok(manager)
     }
@@ -177,7 +186,7 @@ impl Manager {
     pub async fn stop(self) -> Result<()> {
         let Manager {
             raft,
-            transport: (stop, server),
+            transport,
             raft_settings,
             ..
         } = self;
@@ -186,21 +195,46 @@ impl Manager {
         // is what tells this member the transfer completed.
         raft.handle().hand_over().await;
         let stopped = raft.shutdown().await;
-        let _ = stop.send(());
-        let _ = server.await;
+        transport.stop().await;
         Ok(stopped?)
     }
 }
 
-/// The Raft transport is open to the network, and unauthenticated until
-/// TLS comes: whoever can connect must not take every file descriptor
-/// (RocksDB then cannot open its next log file, and the member stops). A
-/// group holds one connection per peer, a few more while they reconnect;
-/// a peer's client speaks first, at once.
-const RAFT_LIMITS: swarm_raft::transport::Limits = swarm_raft::transport::Limits {
-    max_connections: 256,
-    deadline: swarm_raft::transport::Deadline::FirstByte(std::time::Duration::from_secs(10)),
-};
+/// How long requests in flight when a stop begins may take to finish, on
+/// the Control API and the Raft transport: far more than any answer needs
+/// (a stop takes about 0.1 s), and well within the 10 s a signalled stop
+/// is given. Then their connections are closed: a client that stopped
+/// reading (a `swarmctl watch | less` left alone, a half-sent request)
+/// must not hold a stop, the one after a Raft failure included.
+pub(crate) const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The Raft transport's server task.
+struct TransportServer {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    connections: Option<swarm_raft::transport::Connections>,
+}
+
+impl TransportServer {
+    /// Stops taking connections, gives those in flight [`DRAIN_GRACE`],
+    /// then closes them.
+    async fn stop(self) {
+        let TransportServer {
+            stop,
+            mut task,
+            connections,
+        } = self;
+        let _ = stop.send(());
+        if tokio::time::timeout(DRAIN_GRACE, &mut task).await.is_err() {
+            let closed = connections.map_or(0, |connections| connections.close_all());
+            tracing::warn!(
+                closed,
+                "the raft transport's connections did not finish within the grace: closed"
+            );
+            task.abort();
+        }
+    }
+}
 
 /// The address peers are told to use: the listening one, with loopback in
 /// place of "any address" (a single manager; the cluster issue adds

@@ -183,7 +183,11 @@ impl Metrics {
             addr: listener
                 .local_addr()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
-            incoming: swarm_raft::transport::Incoming::with_limits(listener, "the metrics endpoint", LIMITS),
+            incoming: swarm_raft::transport::Incoming::with_limits(
+                listener,
+                "the metrics endpoint",
+                crate::connection_limits::metrics(),
+            ),
         };
         if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             tracing::error!(%err, "the metrics endpoint failed");
@@ -191,17 +195,8 @@ impl Metrics {
     }
 }
 
-/// The metrics endpoint's connections: a scraper uses one at a time, and
-/// whoever can reach the port must not hold file descriptors with idle or
-/// half-sent requests; each connection lives 30 s at most (a scraper
-/// that keeps one between scrapes makes another).
-const LIMITS: swarm_raft::transport::Limits = swarm_raft::transport::Limits {
-    max_connections: 16,
-    deadline: swarm_raft::transport::Deadline::Lifetime(Duration::from_secs(30)),
-};
-
 /// The metrics listener as axum takes one: its connections admitted under
-/// [`LIMITS`], with accepts that fail paused rather than spun on.
+/// `connection_limits::metrics`, with accepts that fail paused rather than spun on.
 struct Limited {
     addr: SocketAddr,
     incoming: swarm_raft::transport::Incoming<TcpListener>,

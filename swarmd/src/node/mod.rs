@@ -24,6 +24,8 @@ use crate::metrics::Metrics;
 use info::InfoApi;
 use state_dir::StateDir;
 
+use crate::manager::DRAIN_GRACE;
+
 /// What a node is started with (the `swarmd` flags).
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -162,20 +164,6 @@ pub(crate) fn exclusive_lock(path: &std::path::Path) -> std::io::Result<Option<s
 /// each a struct once decoded) costs hundreds of megabytes, not gigabytes.
 const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 
-/// The Control API's socket is its user's alone, yet a runaway script of
-/// that user's should not take every file descriptor either: far more
-/// connections than any client set needs (a benchmark's 256, say), each
-/// speaking first, at once.
-const CONTROL_LIMITS: swarm_raft::transport::Limits = swarm_raft::transport::Limits {
-    max_connections: 4096,
-    deadline: swarm_raft::transport::Deadline::FirstByte(std::time::Duration::from_secs(10)),
-};
-
-/// How long requests in flight when a stop begins may take to finish:
-/// far more than any answer needs (a stop takes about 0.1 s), and well
-/// within the 10 s a signalled stop is given.
-const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
-
 /// How long the metrics endpoint may take to stop.
 const METRICS_STOP: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -208,7 +196,12 @@ async fn serve(
     let metrics = metrics_listener.map(|listener| (Metrics::new(manager.store.clone(), manager.raft()), listener));
     let count_requests = metrics.as_ref().map(|(metrics, _)| metrics.layer());
     let listener = socket.bind()?;
-    let incoming = swarm_raft::transport::Incoming::with_limits(listener, "the Control API", CONTROL_LIMITS);
+    let incoming = swarm_raft::transport::Incoming::with_limits(
+        listener,
+        "the Control API",
+        crate::connection_limits::control_api(),
+    );
+    let connections = incoming.connections();
     let leader_only = LeaderOnly::new(manager.raft());
     let control =
         ControlServer::new(ControlApi::new(manager.store.clone()).with_leadership(manager.raft().watch_leadership()))
@@ -261,9 +254,7 @@ async fn serve(
         .add_service(watch)
         .add_service(info);
     tracing::info!(socket = %options.control_socket.display(), "node is ready");
-    // Those in flight get a grace, not for ever: a client that stopped
-    // reading (a `swarmctl watch | less` left alone, a half-sent request)
-    // would otherwise hold every stop, the one after a Raft failure too.
+    // Those in flight get a grace (`DRAIN_GRACE`), not for ever.
     let mut stop_began = stop_watches.clone();
     let grace_over = async move {
         let _ = stop_began.wait_for(|stopping| *stopping).await;
@@ -275,7 +266,10 @@ async fn serve(
             served.map_err(Error::from)
         }
         () = grace_over => {
-            tracing::warn!(grace = ?DRAIN_GRACE,
+            // Dropping the server stops its accepts; each connection is a
+            // task of its own, ended by closing its socket.
+            let closed = connections.map_or(0, |connections| connections.close_all());
+            tracing::warn!(grace = ?DRAIN_GRACE, closed,
                 "stopping: requests still in flight after the grace (a client that stopped reading?): \
                  their connections are closed");
             Ok(())
