@@ -770,7 +770,10 @@ async fn a_watcher_that_stopped_reading_holds_no_stop() {
     assert!(status.success(), "exit after SIGTERM: {status}");
     assert!(started.elapsed() < Duration::from_secs(9), "{:?}", started.elapsed());
     let log = std::fs::read_to_string(dir.with_extension("log")).unwrap();
-    assert!(log.contains("their connections are closed") && log.contains("closed=1"), "{log}");
+    assert!(
+        log.contains("their connections are closed") && log.contains("closed=1"),
+        "{log}"
+    );
     let _ = watcher.kill();
     let _ = watcher.wait();
 }
