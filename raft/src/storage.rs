@@ -159,13 +159,24 @@ impl RocksStorage {
             create_whole(dir, cluster_id, node_id).map_err(|err| data_dir_error(format!("cannot create it: {err}")))?;
         }
         let db = DB::open_cf_descriptors(&db_options(false), dir, column_families()).map_err(|err| {
-            let advice = if err.kind() == rocksdb::ErrorKind::Corruption {
-                " (its files are damaged, and were left as they are; restore it from a backup, \
-                 or remove this member from its cluster and join it again with an empty one; a \
-                 single manager with neither may keep what came before the damage: swarmd's \
-                 --salvage-damaged-log)"
-            } else {
-                ""
+            let message = err.to_string();
+            // Only damage in the write-ahead log can be salvaged; RocksDB
+            // names the other files it found damaged.
+            let in_log = !["MANIFEST", "CURRENT", ".sst"]
+                .iter()
+                .any(|file| message.contains(file));
+            let advice = match err.kind() {
+                rocksdb::ErrorKind::Corruption if in_log => {
+                    " (its files are damaged, and were left as they are; restore it from a backup, \
+                     or remove this member from its cluster and join it again with an empty one; a \
+                     single manager with neither may keep what came before the damage: swarmd's \
+                     --salvage-damaged-log)"
+                }
+                rocksdb::ErrorKind::Corruption => {
+                    " (its files are damaged, and were left as they are; restore it from a backup, \
+                     or remove this member from its cluster and join it again with an empty one)"
+                }
+                _ => "",
             };
             data_dir_error(format!("RocksDB cannot open it: {err}{advice}"))
         })?;

@@ -161,14 +161,21 @@ async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
     assert_eq!(stored.services.len(), 3);
     daemon.signal_and_wait(SIGKILL, Duration::from_secs(10));
     assert!(socket.exists(), "a killed daemon leaves its socket");
+    // A start refused further on (its Raft address taken) says it at once:
+    // its own end is a clean one, and the next start could not tell.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let (code, stderr) = refused_start(&binary, &dir, &socket, &taken_addr);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("did not stop cleanly"), "{stderr}");
+    drop(taken);
 
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
     assert_eq!(contents(&daemon).await, stored, "everything is back after kill -9");
     assert!(daemon.log_text().contains("replacing a stale control socket"));
     assert!(
-        daemon
-            .log_text()
-            .contains("the last run on this state dir did not stop cleanly")
+        !daemon.log_text().contains("did not stop cleanly"),
+        "the refused start said it, and ended cleanly"
     );
     // The terminal that started it closing is a clean stop too, the
     // hangup coming twice as it often does (not a second signal that ends

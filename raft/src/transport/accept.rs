@@ -17,6 +17,17 @@ use tokio::time::Sleep;
 
 use super::admission::{Admission, Admitted, Connections, Limits, Refusal};
 
+/// Connections closed for a cap since the last warning of them.
+#[derive(Debug, Default)]
+struct Refused {
+    /// Past the listener's cap.
+    listener_full: u64,
+    /// Past an address's cap, and the last such address.
+    source_full: u64,
+    last_source: Option<std::net::IpAddr>,
+    warned: Option<tokio::time::Instant>,
+}
+
 /// How often connections closed for the cap are logged as a warning.
 const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(60);
 
@@ -100,9 +111,8 @@ pub struct Incoming<L> {
     failures: u64,
     /// The limits connections are admitted under, if any.
     admission: Option<Admission>,
-    /// Connections closed for the cap since the last warning, and when
-    /// that was.
-    refused: (u64, Option<tokio::time::Instant>),
+    /// Connections closed since the last warning, and when that was.
+    refused: Refused,
 }
 
 impl<L: Listener> Incoming<L> {
@@ -116,7 +126,7 @@ impl<L: Listener> Incoming<L> {
             next_pause: FIRST_PAUSE,
             failures: 0,
             admission: None,
-            refused: (0, None),
+            refused: Refused::default(),
         }
     }
 
@@ -145,23 +155,31 @@ impl<L: Listener> Incoming<L> {
             Ok(admitted) => return Some(admitted),
             Err(refusal) => refusal,
         };
-        self.refused.0 += 1;
+        let refused = &mut self.refused;
+        match refusal {
+            Refusal::Full => refused.listener_full += 1,
+            Refusal::SourceFull(source) => {
+                refused.source_full += 1;
+                refused.last_source = Some(source);
+            }
+        }
         let now = tokio::time::Instant::now();
-        if self
-            .refused
-            .1
+        if refused
+            .warned
             .is_none_or(|warned| now - warned >= REFUSAL_WARNING_EVERY)
         {
-            let why = match refusal {
-                Refusal::Full => "as many are open as this listener keeps".to_string(),
-                Refusal::SourceFull(source) => format!("as many are open from {source} as one address may hold"),
-            };
             tracing::warn!(
                 serves = self.serves,
-                closed = self.refused.0,
-                "connections closed as soon as accepted: {why}"
+                listener_full = refused.listener_full,
+                address_full = refused.source_full,
+                last_address = ?refused.last_source,
+                "connections closed as soon as accepted: as many were open as the listener keeps, or as one \
+                 address may hold (counted since the last such warning, logged at the first refusal of a minute)"
             );
-            self.refused = (0, Some(now));
+            *refused = Refused {
+                warned: Some(now),
+                ..Refused::default()
+            };
         }
         None
     }

@@ -58,17 +58,19 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     // the addresses: one in use stops a first start before its cluster is
     // made (only the pending identity is, which the next start takes up).
     let state_dir = StateDir::open(&options.state_dir)?;
+    // Said at once: a start refused further on ends cleanly itself, and
+    // the next one could no longer tell.
+    if state_dir.unclean_stop {
+        tracing::warn!(
+            "the last run on this state dir did not stop cleanly (killed, crashed or its machine lost power): \
+             recovering from the Raft log"
+        );
+    }
     let raft_listener = Manager::bind(&options.raft).await?;
     let metrics_listener = match options.metrics {
         Some(addr) => Some(Metrics::bind(addr).await?),
         None => None,
     };
-    if state_dir.unclean_stop {
-        tracing::warn!(
-            "the last run on this state dir did not stop cleanly (killed, crashed or its machine lost power): \
-             what it acknowledged is recovered from the Raft log"
-        );
-    }
     let identity = &state_dir.identity;
     tracing::info!(
         raft_cluster = format!("{:016x}", identity.cluster_id),
