@@ -39,14 +39,16 @@ pub enum Salvage {
     },
 }
 
-/// Opens the data dir of member `node_id` of cluster `cluster_id` and, if
-/// its write-ahead log holds a damaged record, drops that record and every
-/// later one. A healthy dir is left untouched, and so is one refused.
+/// Looks at the data dir of member `node_id` of cluster `cluster_id` and,
+/// if its write-ahead log holds a damaged record, drops that record and
+/// every later one. A dir whose log is not damaged is left untouched (the
+/// usual open then says whatever else is wrong with it), and so is one
+/// refused.
 ///
 /// # Errors
 ///
-/// [`Error::DataDir`] when the dir is not this member's, records a group
-/// of more than this member, or is damaged beyond what a salvage can
+/// [`Error::DataDir`] when a damaged dir is not this member's, records a
+/// group of more than this member, or is damaged beyond what a salvage can
 /// mend (its table files, its manifest), which RocksDB says.
 pub fn salvage_damaged_log(dir: &Path, cluster_id: u64, node_id: u64) -> Result<Salvage> {
     if !storage::holds_data(dir)? {
@@ -66,12 +68,9 @@ pub fn salvage_damaged_log(dir: &Path, cluster_id: u64, node_id: u64) -> Result<
         false,
     ) {
         Err(ReadOnlyError::RocksDb(err)) if err.kind() == rocksdb::ErrorKind::Corruption => {}
-        // Not damaged, or not in a way a salvage mends: the usual open
-        // says what it is.
-        _ => {
-            RocksStorage::open(dir, cluster_id, node_id)?;
-            return Ok(Salvage::Intact);
-        }
+        // Not damaged, or not in a way a salvage mends: the start that
+        // follows opens it as usual, and says what is wrong, if anything.
+        _ => return Ok(Salvage::Intact),
     }
     let kept = match RocksStorage::open_read_only(dir, cluster_id, node_id, DBRecoveryMode::PointInTime, false) {
         Ok(kept) => kept,

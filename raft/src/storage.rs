@@ -165,18 +165,19 @@ impl RocksStorage {
             let in_log = !["MANIFEST", "CURRENT", ".sst"]
                 .iter()
                 .any(|file| message.contains(file));
-            let advice = match err.kind() {
-                rocksdb::ErrorKind::Corruption if in_log => {
-                    " (its files are damaged, and were left as they are; restore it from a backup, \
-                     or remove this member from its cluster and join it again with an empty one; a \
-                     single manager with neither may keep what came before the damage: swarmd's \
-                     --salvage-damaged-log)"
-                }
-                rocksdb::ErrorKind::Corruption => {
-                    " (its files are damaged, and were left as they are; restore it from a backup, \
-                     or remove this member from its cluster and join it again with an empty one)"
-                }
-                _ => "",
+            let advice = if err.kind() != rocksdb::ErrorKind::Corruption {
+                String::new()
+            } else {
+                let salvage = if in_log {
+                    "; a single manager with neither may keep what came before the damage: swarmd's \
+                     --salvage-damaged-log"
+                } else {
+                    ""
+                };
+                format!(
+                    " (its files are damaged, and were left as they are; restore it from a backup, or remove \
+                     this member from its cluster and join it again with an empty one{salvage})"
+                )
             };
             data_dir_error(format!("RocksDB cannot open it: {err}{advice}"))
         })?;
@@ -190,14 +191,13 @@ impl RocksStorage {
     /// The data dir of member `node_id` of cluster `cluster_id` as an open
     /// with `recovery` of its write-ahead log would leave it, read without
     /// changing anything (RocksDB's read-only open replays the log in
-    /// memory only): for a look before a salvage.
+    /// memory only): for a look before a salvage. With `state_only`, the
+    /// log's entries are not read (nor checked), as for a log read past
+    /// damage, where an entry may be missing.
     ///
     /// # Errors
     ///
     /// As [`RocksStorage::open`], RocksDB's own refusal included.
-    ///
-    /// With `state_only`, the log's entries are not read (nor checked), as
-    /// for a log read past damage, where an entry may be missing.
     pub(crate) fn open_read_only(
         dir: &Path,
         cluster_id: u64,
