@@ -67,6 +67,19 @@ pub enum Error {
     #[error("{0}")]
     OutcomeUnknown(String),
 
+    /// A watcher asked to resume after an index whose later changes the
+    /// store no longer keeps. Its owner starts again from `view_and_watch`.
+    #[error(
+        "the changes after index {after} are no longer kept (the oldest index a watch can resume after is \
+         {oldest}): read the state again and watch from there"
+    )]
+    NoLongerHeld {
+        /// The index the watcher asked to resume after.
+        after: u64,
+        /// The lowest index a watcher may resume after now.
+        oldest: u64,
+    },
+
     /// A watcher was closed: it fell behind, or the store was replaced by a
     /// snapshot. Its owner should start again from `view_and_watch`.
     #[error("watch closed: {0}")]

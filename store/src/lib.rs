@@ -14,7 +14,8 @@
 //!   keys of the name index.
 //! - `state.rs`: the six tables at one Raft index, and how a committed
 //!   change is checked and applied.
-//! - `watch.rs`: the watch queue, [`Filter`], [`Event`], [`Watcher`].
+//! - `watch.rs`: the watch queue, [`Filter`], [`Event`], [`Watcher`];
+//!   `history.rs`: the recent commits it keeps for watchers that resume.
 //! - `batch.rs`: [`Batch`], many updates in bounded proposals.
 //! - `proposer.rs`: the [`Proposer`] seam to consensus.
 //! - `snapshot.rs`: the store to bytes and back.
@@ -71,6 +72,7 @@
 
 mod batch;
 mod error;
+mod history;
 pub mod id;
 mod index;
 mod kinds;

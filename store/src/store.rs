@@ -8,7 +8,9 @@ use crate::batch::Batch;
 use crate::proposer::Proposer;
 use crate::state::State;
 use crate::tx::{Pending, ReadTx, WriteTx, to_store_action};
-use crate::watch::{Action, Change, DEFAULT_WATCH_BUFFER, DEFAULT_WATCH_BUFFER_BYTES, Filter, WatchQueue, Watcher};
+use crate::watch::{
+    Action, Bounds, Change, DEFAULT_WATCH_BUFFER, DEFAULT_WATCH_BUFFER_BYTES, Filter, WatchQueue, Watcher,
+};
 use crate::{Object, Result, snapshot};
 
 /// The changes of a transaction as (action, object) pairs.
@@ -82,6 +84,7 @@ pub struct Builder {
     proposer: Option<Arc<dyn Proposer>>,
     watch_buffer: Option<usize>,
     watch_buffer_bytes: Option<usize>,
+    watch_history: (usize, usize),
 }
 
 impl Builder {
@@ -105,6 +108,14 @@ impl Builder {
         self
     }
 
+    /// Keep the last `changes` changes, up to `bytes` (their objects,
+    /// encoded), after they were published, so that a watcher can resume
+    /// after a commit it saw ([`MemoryStore::watch_after`]). None by default.
+    pub fn watch_history(mut self, changes: usize, bytes: usize) -> Builder {
+        self.watch_history = (changes, bytes);
+        self
+    }
+
     /// The store, empty.
     pub fn build(self) -> MemoryStore {
         MemoryStore {
@@ -112,10 +123,12 @@ impl Builder {
                 root: RwLock::new(Arc::new(State::default())),
                 commit: Mutex::new(()),
                 proposer: self.proposer,
-                watch: WatchQueue::new(
-                    self.watch_buffer.unwrap_or(DEFAULT_WATCH_BUFFER),
-                    self.watch_buffer_bytes.unwrap_or(DEFAULT_WATCH_BUFFER_BYTES),
-                ),
+                watch: WatchQueue::new(Bounds {
+                    buffer: self.watch_buffer.unwrap_or(DEFAULT_WATCH_BUFFER),
+                    buffer_bytes: self.watch_buffer_bytes.unwrap_or(DEFAULT_WATCH_BUFFER_BYTES),
+                    history: self.watch_history.0,
+                    history_bytes: self.watch_history.1,
+                }),
             }),
         }
     }
@@ -286,7 +299,7 @@ impl MemoryStore {
         }
         // After the swap: a watcher that sees a change can read it.
         for (applied, index) in events {
-            self.inner.watch.publish(&applied, index);
+            self.inner.watch.publish(applied, index);
         }
         results
     }
@@ -297,7 +310,7 @@ impl MemoryStore {
         let applied = apply_entry(&mut next, changes, index)?;
         next.index = index;
         self.swap(next);
-        self.inner.watch.publish(&applied, index);
+        self.inner.watch.publish(applied, index);
         Ok(())
     }
 
@@ -326,7 +339,7 @@ impl MemoryStore {
             applied.push(Arc::new(Change { action, old, new }));
         }
         self.swap(next);
-        self.inner.watch.publish(&applied, index);
+        self.inner.watch.publish(applied, index);
     }
 
     /// A watcher of the changes `filter` selects, from the next commit on.
@@ -340,6 +353,31 @@ impl MemoryStore {
     pub fn view_and_watch(&self, filter: Filter) -> (ReadTx, Watcher) {
         let _guard = self.lock_commit();
         (self.read(), self.inner.watch.subscribe(filter))
+    }
+
+    /// A watcher that resumes after the commit at index `after`: it first
+    /// gets the changes of every later commit that `filter` wants, as a
+    /// watcher subscribed then would have, then every change after. What a
+    /// watcher that lost its stream calls with the last commit index it got
+    /// (markers from [`Filter::with_commits`] carry it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoLongerHeld`](crate::Error::NoLongerHeld) once the store no
+    /// longer keeps the changes after `after` (it keeps as many as
+    /// [`Builder::watch_history`] says, none by default, and none from
+    /// before a restore); the caller then starts again from
+    /// [`MemoryStore::view_and_watch`]. [`Error::Invalid`](crate::Error::Invalid)
+    /// if `after` is past the last commit.
+    pub fn watch_after(&self, filter: Filter, after: u64) -> Result<Watcher> {
+        let _guard = self.lock_commit();
+        let last = self.current().index;
+        if after > last {
+            return Err(crate::Error::Invalid(format!(
+                "cannot resume after index {after}: the last commit is {last}"
+            )));
+        }
+        self.inner.watch.subscribe_after(filter, after)
     }
 
     /// Number of live watchers: those dropped are not counted, those cut
@@ -373,8 +411,9 @@ impl MemoryStore {
     pub fn restore(&self, bytes: &[u8]) -> Result<()> {
         let state = snapshot::decode(bytes)?;
         let _guard = self.lock_commit();
+        let index = state.index;
         self.swap(state);
-        self.inner.watch.close_all_restored();
+        self.inner.watch.close_all_restored(index);
         Ok(())
     }
 

@@ -7,15 +7,19 @@
 //! bounded in events and in bytes (of the objects its events keep alive):
 //! a few thousand updates of a large object would otherwise pin gigabytes
 //! for a watcher that stopped reading. Its owner
-//! starts again from [`MemoryStore::view_and_watch`](crate::MemoryStore::view_and_watch).
+//! starts again from [`MemoryStore::view_and_watch`](crate::MemoryStore::view_and_watch),
+//! or resumes after the last commit it saw with
+//! [`MemoryStore::watch_after`](crate::MemoryStore::watch_after) while the
+//! queue still keeps the changes after it (`history.rs`).
 
-use std::cell::OnceCell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
+use crate::history::History;
 use crate::{Error, Kind, Object, Result};
 
 /// Default number of events a watcher may have unread before it is cut off.
@@ -147,7 +151,11 @@ impl Filter {
             .matching(move |change| matches!(change.object(), Object::Task(t) if t.service_id == service_id))
     }
 
-    fn matches(&self, change: &Change) -> bool {
+    pub(crate) fn wants_commits(&self) -> bool {
+        self.commits
+    }
+
+    pub(crate) fn matches(&self, change: &Change) -> bool {
         (self.kinds == 0 || self.kinds & change.kind().bit() != 0)
             && (self.actions == 0 || self.actions & change.action.bit() != 0)
             && self.predicate.as_ref().is_none_or(|p| p(change))
@@ -198,14 +206,13 @@ impl Subscription {
     /// once the watcher is gone, even if it wants none of these changes (a
     /// dropped watcher whose filter never matches again would otherwise be
     /// kept, and its filter run, on every commit for ever).
-    fn publish(&self, changes: &[Arc<Change>], sizes: &[OnceCell<usize>], index: u64) -> bool {
+    fn publish(&self, changes: &[Arc<Change>], sizes: &[usize], index: u64) -> bool {
         if self.sender.is_closed() {
             return false;
         }
         let mut matched = false;
-        for (change, size) in changes.iter().zip(sizes) {
+        for (change, &bytes) in changes.iter().zip(sizes) {
             if self.filter.matches(change) {
-                let bytes = *size.get_or_init(|| change_bytes(change));
                 if !self.offer(Event::Change(change.clone()), bytes) {
                     return false;
                 }
@@ -216,27 +223,70 @@ impl Subscription {
     }
 }
 
-/// The writer's side: every subscription.
+/// The writer's side: every subscription, and the recent commits.
 pub(crate) struct WatchQueue {
-    subscriptions: Mutex<Vec<Subscription>>,
+    queue: Mutex<Queue>,
     buffer: usize,
     buffer_bytes: usize,
 }
 
+struct Queue {
+    subscriptions: Vec<Subscription>,
+    history: History,
+}
+
+/// How much a [`WatchQueue`] buffers and keeps.
+pub(crate) struct Bounds {
+    /// Events a watcher may leave unread.
+    pub(crate) buffer: usize,
+    /// Bytes a watcher may leave unread.
+    pub(crate) buffer_bytes: usize,
+    /// Changes kept for watchers that resume.
+    pub(crate) history: usize,
+    /// Bytes kept for watchers that resume.
+    pub(crate) history_bytes: usize,
+}
+
 impl WatchQueue {
-    pub(crate) fn new(buffer: usize, buffer_bytes: usize) -> WatchQueue {
+    pub(crate) fn new(bounds: Bounds) -> WatchQueue {
         WatchQueue {
-            subscriptions: Mutex::new(Vec::new()),
-            buffer: buffer.max(1),
-            buffer_bytes,
+            queue: Mutex::new(Queue {
+                subscriptions: Vec::new(),
+                history: History::new(bounds.history, bounds.history_bytes),
+            }),
+            buffer: bounds.buffer.max(1),
+            buffer_bytes: bounds.buffer_bytes,
         }
     }
 
     pub(crate) fn subscribe(&self, filter: Filter) -> Watcher {
+        self.subscribe_locked(&mut self.lock(), filter, VecDeque::new())
+    }
+
+    /// A watcher that first gets the kept changes of the commits after
+    /// `after` that `filter` wants, then every later one. Called under the
+    /// commit lock, with `after` at most the last commit's index.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoLongerHeld`] if changes after `after` were let go of.
+    pub(crate) fn subscribe_after(&self, filter: Filter, after: u64) -> Result<Watcher> {
+        let mut queue = self.lock();
+        let backlog = queue
+            .history
+            .events_after(after, &filter)
+            .map_err(|held| Error::NoLongerHeld {
+                after,
+                oldest: held.oldest,
+            })?;
+        Ok(self.subscribe_locked(&mut queue, filter, backlog.into()))
+    }
+
+    fn subscribe_locked(&self, queue: &mut Queue, filter: Filter, backlog: VecDeque<Event>) -> Watcher {
         let (sender, receiver) = mpsc::channel(self.buffer);
         let ended = Arc::new(AtomicU8::new(OPEN));
         let unread_bytes = Arc::new(AtomicUsize::new(0));
-        self.lock().push(Subscription {
+        queue.subscriptions.push(Subscription {
             filter,
             sender,
             ended: ended.clone(),
@@ -244,6 +294,7 @@ impl WatchQueue {
             max_bytes: self.buffer_bytes,
         });
         Watcher {
+            backlog,
             receiver,
             ended,
             unread_bytes,
@@ -251,37 +302,46 @@ impl WatchQueue {
     }
 
     /// Hands one transaction's changes to every watcher, dropping those that
-    /// are gone or full. Called in commit order, under the commit lock.
-    pub(crate) fn publish(&self, changes: &[Arc<Change>], index: u64) {
-        let mut subscriptions = self.lock();
-        if subscriptions.is_empty() {
+    /// are gone or full, and keeps them for watchers that resume later.
+    /// Called in commit order, under the commit lock.
+    pub(crate) fn publish(&self, changes: Vec<Arc<Change>>, index: u64) {
+        if changes.is_empty() {
             return;
         }
-        // Measured once per change, and only if a watcher wants it.
-        let sizes = vec![OnceCell::new(); changes.len()];
-        subscriptions.retain(|s| s.publish(changes, &sizes, index));
+        let mut queue = self.lock();
+        if queue.subscriptions.is_empty() && !queue.history.keeps_any() {
+            queue.history.skip(index);
+            return;
+        }
+        let sizes: Vec<usize> = changes.iter().map(|change| change_bytes(change)).collect();
+        queue.subscriptions.retain(|s| s.publish(&changes, &sizes, index));
+        queue.history.record(index, changes, &sizes);
     }
 
-    /// Ends every watcher: the store was replaced by a snapshot, so no
-    /// stream of changes could carry them from their old view to the new.
-    pub(crate) fn close_all_restored(&self) {
-        for s in self.lock().drain(..) {
+    /// Ends every watcher and forgets the kept changes: the store was
+    /// replaced by a snapshot at `index`, and no stream of changes could
+    /// carry a watcher from its old view to the new.
+    pub(crate) fn close_all_restored(&self, index: u64) {
+        let mut queue = self.lock();
+        for s in queue.subscriptions.drain(..) {
             s.ended.store(RESTORED, Ordering::Release);
         }
+        queue.history.reset(index);
     }
 
     /// Live watchers; forgets those whose owner dropped them.
     pub(crate) fn len(&self) -> usize {
-        let mut subscriptions = self.lock();
-        subscriptions.retain(|s| !s.sender.is_closed());
-        subscriptions.len()
+        let mut queue = self.lock();
+        queue.subscriptions.retain(|s| !s.sender.is_closed());
+        queue.subscriptions.len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscription>> {
-        // A panic while holding this lock cannot leave the list half-changed
-        // (retain and push are the only writers), so a poisoned lock is safe
-        // to reuse.
-        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A panic while holding this lock cannot leave the queue
+        // half-changed (retain, push and the history's bookkeeping after
+        // its push are the only writers), so a poisoned lock is safe to
+        // reuse.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -298,6 +358,8 @@ fn change_bytes(change: &Change) -> usize {
 
 /// The reading side of one subscription. Dropping it unsubscribes.
 pub struct Watcher {
+    /// Kept changes a resumed watcher gets before the live ones.
+    backlog: VecDeque<Event>,
     receiver: mpsc::Receiver<Queued>,
     ended: Arc<AtomicU8>,
     unread_bytes: Arc<AtomicUsize>,
@@ -305,7 +367,9 @@ pub struct Watcher {
 
 impl fmt::Debug for Watcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Watcher").field("queued", &self.receiver.len()).finish()
+        f.debug_struct("Watcher")
+            .field("queued", &(self.backlog.len() + self.receiver.len()))
+            .finish()
     }
 }
 
@@ -318,6 +382,9 @@ impl Watcher {
     /// store was restored from a snapshot, or the store was dropped; every
     /// event queued before that is delivered first.
     pub async fn recv(&mut self) -> Result<Event> {
+        if let Some(event) = self.backlog.pop_front() {
+            return Ok(event);
+        }
         match self.receiver.recv().await {
             Some(queued) => Ok(self.read(queued)),
             None => Err(self.end_reason()),
@@ -330,6 +397,9 @@ impl Watcher {
     ///
     /// As [`Watcher::recv`].
     pub fn try_recv(&mut self) -> Result<Option<Event>> {
+        if let Some(event) = self.backlog.pop_front() {
+            return Ok(Some(event));
+        }
         match self.receiver.try_recv() {
             Ok(queued) => Ok(Some(self.read(queued))),
             Err(mpsc::error::TryRecvError::Empty) => Ok(None),
@@ -344,6 +414,9 @@ impl Watcher {
     ///
     /// As [`Watcher::recv`].
     pub fn blocking_recv(&mut self) -> Result<Event> {
+        if let Some(event) = self.backlog.pop_front() {
+            return Ok(event);
+        }
         match self.receiver.blocking_recv() {
             Some(queued) => Ok(self.read(queued)),
             None => Err(self.end_reason()),
@@ -359,7 +432,7 @@ impl Watcher {
     fn end_reason(&self) -> Error {
         Error::Closed(
             match self.ended.load(Ordering::Acquire) {
-                LAGGED => "the watcher fell behind and was cut off",
+                LAGGED => "the watcher fell behind and was cut off (it may resume after the last commit index it got)",
                 RESTORED => "the store was restored from a snapshot",
                 _ => "the store was closed",
             }

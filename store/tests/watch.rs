@@ -280,3 +280,163 @@ async fn a_dropped_watcher_is_forgotten_at_the_next_commit_even_if_it_wants_none
     );
     assert_eq!(store.watcher_count(), 0);
 }
+
+/// A store that keeps enough changes for watchers to resume.
+fn with_history() -> MemoryStore {
+    MemoryStore::builder().watch_history(10_000, 64 << 20).build()
+}
+
+#[test]
+fn with_no_history_kept_a_watch_resumes_only_after_the_last_commit() {
+    let store = MemoryStore::new();
+    futures::executor::block_on(store.update(|tx| tx.create(node("a")))).unwrap();
+    assert_eq!(
+        store.watch_after(Filter::all(), 0).unwrap_err(),
+        Error::NoLongerHeld { after: 0, oldest: 1 }
+    );
+    assert!(store.watch_after(Filter::all(), 1).is_ok());
+}
+
+/// Reads a watcher's events until the commit at `last`, as
+/// (commit index, ids of its changes).
+fn commits_until(watcher: &mut swarm_store::Watcher, last: u64) -> Vec<(u64, Vec<String>)> {
+    let mut commits = Vec::new();
+    let mut ids = Vec::new();
+    loop {
+        match watcher.blocking_recv().unwrap() {
+            Event::Change(c) => ids.push(c.object().id().to_owned()),
+            Event::Commit { index } => {
+                commits.push((index, std::mem::take(&mut ids)));
+                if index >= last {
+                    return commits;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_watcher_resumed_after_an_index_gets_every_later_commit_once_then_the_live_ones() {
+    let store = with_history();
+    let ids: Vec<String> = (1..=5)
+        .map(|i| {
+            let n = node(&format!("n{i}"));
+            futures::executor::block_on(store.update(|tx| tx.create(n.clone()))).unwrap();
+            n.id
+        })
+        .collect();
+    // Resumed after commit 2: commits 3 to 5 from what the store kept,
+    // with the very objects a live watcher got...
+    let mut resumed = store.watch_after(Filter::all().with_commits(), 2).unwrap();
+    // ...then commit 6, live.
+    let sixth = node("n6");
+    futures::executor::block_on(store.update(|tx| tx.create(sixth.clone()))).unwrap();
+    let commits = commits_until(&mut resumed, 6);
+    let expected: Vec<(u64, Vec<String>)> = (3..=5)
+        .map(|index| (index, vec![ids[index as usize - 1].clone()]))
+        .chain([(6, vec![sixth.id])])
+        .collect();
+    assert_eq!(commits, expected);
+    assert_eq!(resumed.try_recv().unwrap(), None, "nothing twice");
+
+    // After the last commit: only what comes next.
+    let mut at_end = store.watch_after(Filter::all().with_commits(), 6).unwrap();
+    assert_eq!(at_end.try_recv().unwrap(), None);
+    // Past it: refused, naming the last commit.
+    let err = store.watch_after(Filter::all(), 7).unwrap_err();
+    assert!(
+        matches!(err, Error::Invalid(ref m) if m.contains("last commit is 6")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_resumed_watcher_gets_the_old_object_of_an_update_and_only_what_its_filter_wants() {
+    let store = with_history();
+    let web = service("web");
+    futures::executor::block_on(store.update(|tx| tx.create(web.clone()))).unwrap();
+    futures::executor::block_on(store.update(|tx| tx.create(node("n1")))).unwrap();
+    let mut read = store.view(|tx| (**tx.get::<Service>(&web.id).unwrap()).clone());
+    read.pending_delete = true;
+    futures::executor::block_on(store.update(|tx| tx.update(read))).unwrap();
+
+    let mut services = store
+        .watch_after(Filter::all().kind(Kind::Service).with_commits(), 0)
+        .unwrap();
+    let created = change(services.blocking_recv().unwrap());
+    assert_eq!(created.action, Action::Create);
+    assert_eq!(services.blocking_recv().unwrap(), Event::Commit { index: 1 });
+    // The node's commit (2) is not one it wants: no marker either.
+    let updated = change(services.blocking_recv().unwrap());
+    assert_eq!(updated.action, Action::Update);
+    assert_eq!(updated.old.as_ref().unwrap().version(), 1);
+    assert_eq!(updated.new.as_ref().unwrap().version(), 3);
+    assert_eq!(services.blocking_recv().unwrap(), Event::Commit { index: 3 });
+    assert_eq!(services.try_recv().unwrap(), None);
+}
+
+#[test]
+fn resuming_before_what_the_store_keeps_is_refused_naming_the_oldest_index() {
+    let store = MemoryStore::builder().watch_history(3, usize::MAX).build();
+    for i in 1..=5 {
+        futures::executor::block_on(store.update(|tx| tx.create(node(&format!("n{i}"))))).unwrap();
+    }
+    // Changes of commits 3, 4 and 5 kept: resuming after 2 works, after 1 not.
+    assert!(store.watch_after(Filter::all(), 2).is_ok());
+    let err = store.watch_after(Filter::all(), 1).unwrap_err();
+    assert_eq!(err, Error::NoLongerHeld { after: 1, oldest: 2 });
+    assert!(
+        err.to_string().contains("oldest index a watch can resume after is 2"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn after_a_restore_a_watch_resumes_only_from_the_snapshot_on() {
+    let store = MemoryStore::new();
+    for name in ["a", "b"] {
+        store.update(|tx| tx.create(node(name))).await.unwrap();
+    }
+    let bytes = store.snapshot();
+    let restored = with_history();
+    restored.update(|tx| tx.create(node("other"))).await.unwrap();
+    restored.restore(&bytes).unwrap();
+    assert_eq!(
+        restored.watch_after(Filter::all(), 1).unwrap_err(),
+        Error::NoLongerHeld { after: 1, oldest: 2 }
+    );
+    let mut w = restored.watch_after(Filter::all().with_commits(), 2).unwrap();
+    restored.update(|tx| tx.create(node("c"))).await.unwrap();
+    assert!(matches!(w.recv().await.unwrap(), Event::Change(_)));
+    assert_eq!(w.recv().await.unwrap(), Event::Commit { index: 3 });
+}
+
+#[test]
+fn a_watcher_resumed_during_concurrent_writes_has_no_gap_and_no_overlap() {
+    const WRITES: u64 = 2_000;
+    let store = with_history();
+    let writer = {
+        let store = store.clone();
+        thread::spawn(move || {
+            for i in 0..WRITES {
+                futures::executor::block_on(store.update(|tx| tx.create(node(&format!("n{i}"))))).unwrap();
+            }
+        })
+    };
+    let mut checked = 0;
+    while !writer.is_finished() || checked == 0 {
+        // Resume a little behind wherever the writer is.
+        let after = store.view(|tx| tx.index()).saturating_sub(50);
+        let mut watcher = store.watch_after(Filter::all().with_commits(), after).unwrap();
+        let last = WRITES.min(after + 200);
+        let indexes: Vec<u64> = commits_until(&mut watcher, last).into_iter().map(|(i, _)| i).collect();
+        assert_eq!(
+            indexes,
+            ((after + 1)..=last).collect::<Vec<_>>(),
+            "resumed after {after}"
+        );
+        checked += 1;
+    }
+    writer.join().unwrap();
+    assert!(checked > 0);
+}

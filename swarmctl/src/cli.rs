@@ -57,7 +57,9 @@ pub enum Command {
     Config(DataCommand),
     /// Stream every change to the store, live, one line each (with
     /// `--format json`, one JSON object each: commit index, action, kind,
-    /// and the object as stored).
+    /// and the object as stored). Each line starts with the index of the
+    /// commit it came from: a watch that ended resumes after the last one
+    /// with `--resume-after`.
     Watch {
         /// Only this kind (repeatable; default all).
         #[arg(long, ignore_case = true, value_parser = clap::builder::PossibleValuesParser::new(crate::commands::watch::ALL_KINDS))]
@@ -65,6 +67,10 @@ pub enum Command {
         /// Only this action (repeatable; default all).
         #[arg(long, ignore_case = true, value_enum)]
         action: Vec<WatchAction>,
+        /// First the changes committed after this index (the manager keeps
+        /// the last 20,000), then the live ones, with no gap and none twice.
+        #[arg(long, value_name = "INDEX")]
+        resume_after: Option<u64>,
     },
     /// What the node serving the socket is: its ID, role, version, and
     /// what its Raft member sees (leader, term, members, log indexes).

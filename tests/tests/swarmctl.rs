@@ -1541,3 +1541,111 @@ async fn a_manager_restarted_on_another_address_is_known_there() {
     assert_eq!(manager["members"][raft_id], manager["addr"], "{manager}");
     drop(daemon);
 }
+
+/// `watch --resume-after INDEX`: a watch that was not running, here not
+/// even the daemon, gets every change committed after INDEX, in order and
+/// once, then the live ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_resumes_after_an_index_across_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
+    let socket = daemon.socket.clone();
+    for name in ["a", "b"] {
+        ok(
+            &socket,
+            &["service", "create", "--name", name, "--image", "busybox:local"],
+        );
+    }
+    let seen = inspected(&socket, &["service", "inspect", "b", "--format", "json"])["meta"]["version"]
+        .as_u64()
+        .expect("a version");
+    // Missed by the watch: a create, an update and a removal...
+    ok(
+        &socket,
+        &["service", "create", "--name", "c", "--image", "busybox:local"],
+    );
+    ok(&socket, &["service", "update", "a", "--replicas", "2"]);
+    ok(&socket, &["service", "rm", "b"]);
+    // ...and a restart of the manager.
+    assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
+
+    let resume_after = seen.to_string();
+    let mut watch = Command::new(workspace_binary("swarmctl"))
+        .args([
+            "watch",
+            "--kind",
+            "service",
+            "--format",
+            "json",
+            "--resume-after",
+            &resume_after,
+        ])
+        .env("SWARM_SOCKET", &socket)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start swarmctl watch");
+    let watched = watched_lines(watch.stdout.take().expect("piped"));
+    let wait_for = |count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let lines = watched.lock().unwrap().clone();
+            if lines.len() >= count {
+                return lines;
+            }
+            assert!(Instant::now() < deadline, "{count} changes not reported: {lines:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for(3);
+    // Then a live one.
+    ok(
+        &socket,
+        &["service", "create", "--name", "d", "--image", "busybox:local"],
+    );
+    let lines = wait_for(4);
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let told: Vec<(String, String)> = events
+        .iter()
+        .map(|event| {
+            (
+                event["action"].as_str().unwrap_or_default().to_owned(),
+                event["object"]["service"]["spec"]["annotations"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let expected = [("create", "c"), ("update", "a"), ("remove", "b"), ("create", "d")];
+    assert_eq!(
+        told,
+        expected.map(|(action, name)| (action.to_owned(), name.to_owned())),
+        "{lines:?}"
+    );
+    let indexes: Vec<u64> = events
+        .iter()
+        .map(|event| event["commitIndex"].as_u64().unwrap())
+        .collect();
+    assert!(indexes[0] > seen && indexes.is_sorted(), "{indexes:?} after {seen}");
+    assert_eq!(
+        events[1]["oldObject"]["service"]["spec"]["replicated"]["replicas"], 1,
+        "a resumed update says what it changed from: {}",
+        events[1]
+    );
+
+    // Past the last commit: refused, naming it.
+    fails(
+        &socket,
+        &["watch", "--resume-after", "18446744073709551615"],
+        "the last commit is",
+    );
+    assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
+}

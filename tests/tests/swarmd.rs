@@ -482,6 +482,7 @@ async fn a_watch_sees_every_change_in_order_with_no_gap_across_1000_writes() {
             ..Default::default()
         }],
         include_commits: true,
+        resume_after: None,
     };
     let mut stream = WatchClient::new(channel.clone())
         .watch(request)

@@ -136,7 +136,7 @@ async fn a_watch_whose_client_left_is_dropped_without_waiting_for_a_change() {
             kind: "config".into(),
             ..Default::default()
         }],
-        include_commits: false,
+        ..Default::default()
     };
     let stream = WatchClient::new(channel.clone()).watch(request).await.unwrap();
     assert_eq!(watchers(), Some(before + 1.0));

@@ -40,7 +40,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
             Ok(())
         }
-        Command::Watch { kind, action } => watch::run(&cli.socket, kind, action, cli.format).await,
+        Command::Watch {
+            kind,
+            action,
+            resume_after,
+        } => watch::run(&cli.socket, kind, action, resume_after, cli.format).await,
         command => {
             let format = cli.format;
             let mut control = connect(&cli.socket).await?;

@@ -15,7 +15,13 @@ use crate::output::{self, Format};
 /// The kinds a watch covers when none is named.
 pub(crate) const ALL_KINDS: [&str; 6] = ["node", "service", "task", "cluster", "secret", "config"];
 
-pub async fn run(socket: &Path, kinds: Vec<String>, actions: Vec<WatchAction>, format: Format) -> anyhow::Result<()> {
+pub async fn run(
+    socket: &Path,
+    kinds: Vec<String>,
+    actions: Vec<WatchAction>,
+    resume_after: Option<u64>,
+    format: Format,
+) -> anyhow::Result<()> {
     // A kind or action named twice is watched once.
     let mut kinds: Vec<String> = kinds.iter().map(|kind| kind.to_lowercase()).collect();
     kinds.sort();
@@ -49,6 +55,7 @@ pub async fn run(socket: &Path, kinds: Vec<String>, actions: Vec<WatchAction>, f
     let request = WatchRequest {
         entries,
         include_commits: true,
+        resume_after,
     };
     // An event carries whole objects, two for an update: as large as a
     // list's reply may be.

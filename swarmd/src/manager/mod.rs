@@ -89,7 +89,11 @@ impl Manager {
         config.election_ticks = options.election_ticks;
 
         let proposer = RaftProposer::new();
-        let store = MemoryStore::builder().proposer(proposer.clone()).build();
+        let (history, history_bytes) = watchapi::WATCH_HISTORY;
+        let store = MemoryStore::builder()
+            .proposer(proposer.clone())
+            .watch_history(history, history_bytes)
+            .build();
         // The first start makes a group of this one member; the cluster
         // issue adds joining an existing one.
         let members = BTreeMap::from([(identity.raft_id, addr.clone())]);

@@ -30,6 +30,11 @@ pub struct WatchApi {
 /// watch` or a dashboard each hold one).
 const MAX_WATCHES: usize = 1024;
 
+/// The changes a manager's store keeps for watches that resume: twice what
+/// a watcher may leave unread before it is cut off, so that one cut off for
+/// falling behind can resume, within 64 MiB of objects.
+pub const WATCH_HISTORY: (usize, usize) = (2 * swarm_store::DEFAULT_WATCH_BUFFER, 64 << 20);
+
 impl WatchApi {
     /// Watches `store`; every stream ends (Unavailable) once `stopping`
     /// turns true, so that a graceful stop need not wait for clients that
@@ -164,7 +169,10 @@ impl Watch for WatchApi {
         if with_commits {
             filter = filter.with_commits();
         }
-        let mut watcher = self.store.watch(filter);
+        let mut watcher = match request.resume_after {
+            Some(after) => self.store.watch_after(filter, after).map_err(Error::Store)?,
+            None => self.store.watch(filter),
+        };
         let mut stopping = self.stopping.clone();
         let stream = async_stream(move |sender| async move {
             // Held while the watch is: it ends with this task.
@@ -247,7 +255,7 @@ mod tests {
         let request = |entries| {
             tonic::Request::new(swarm_proto::v1::WatchRequest {
                 entries: vec![Default::default(); entries],
-                include_commits: false,
+                ..Default::default()
             })
         };
         assert!(api.watch(request(64)).await.is_ok());
