@@ -68,20 +68,28 @@ pub enum Error {
     OutcomeUnknown(String),
 
     /// A watcher asked to resume after an index whose later changes the
-    /// store no longer keeps. Its owner starts again from `view_and_watch`.
+    /// store no longer keeps. Its owner reads the state again and watches
+    /// from there (`view_and_watch`).
     #[error(
         "the changes after index {after} are no longer kept (the oldest index a watch can resume after is \
-         {oldest}): read the state again and watch from there"
+         {oldest}): read the state again and watch from now"
     )]
-    NoLongerHeld {
+    NoLongerKept {
         /// The index the watcher asked to resume after.
         after: u64,
         /// The lowest index a watcher may resume after now.
         oldest: u64,
     },
 
-    /// A watcher was closed: it fell behind, or the store was replaced by a
-    /// snapshot. Its owner should start again from `view_and_watch`.
+    /// A watcher left more unread than its buffer holds, or, resumed, was
+    /// still replaying commits the store has let go of since: it was cut
+    /// off. Its owner resumes after the last commit it read, if the store
+    /// keeps changes for that, or starts again.
+    #[error("the watcher fell behind and was cut off")]
+    FellBehind,
+
+    /// A watcher was closed: the store was replaced by a snapshot, or
+    /// dropped. Its owner should start again from `view_and_watch`.
     #[error("watch closed: {0}")]
     Closed(String),
 }

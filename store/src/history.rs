@@ -16,6 +16,7 @@
 //! no longer in the cache, costs a commit of a large object a few
 //! microseconds (BENCHMARKS.md).
 
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -39,9 +40,10 @@ pub(crate) struct History {
     max_bytes: usize,
 }
 
-/// Why a watcher cannot resume after an index.
+/// Why a watcher cannot resume after an index: the commits after it that
+/// changed something are no longer all kept.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct NoLongerHeld {
+pub(crate) struct NoLongerKept {
     /// The lowest index a watcher may resume after.
     pub(crate) oldest: u64,
 }
@@ -58,27 +60,30 @@ impl History {
         }
     }
 
-    /// Whether it keeps anything at all.
-    pub(crate) fn keeps_any(&self) -> bool {
-        self.max_changes > 0 && self.max_bytes > 0
-    }
-
-    /// Notes a commit with changes at `index` that it does not keep.
-    pub(crate) fn skip(&mut self, index: u64) {
-        self.reset(index);
-    }
-
-    /// Keeps the changes of the commit at `index` (later than every kept
-    /// one), `sizes` holding each one's bytes, then lets go of the oldest
-    /// commits until the bounds hold again.
-    pub(crate) fn record(&mut self, index: u64, changes: Vec<Arc<Change>>, sizes: &[usize]) {
+    /// Notes the commit at `index` (later than every one before) and keeps
+    /// its changes, `sizes` measuring each one's bytes on demand, then lets
+    /// go of the oldest commits until the bounds hold again.
+    pub(crate) fn record(&mut self, index: u64, changes: &[Arc<Change>], sizes: &[OnceCell<usize>]) {
         if changes.is_empty() {
             return;
         }
-        let bytes = sizes.iter().sum();
+        if self.max_changes == 0 || self.max_bytes == 0 {
+            // Keeps nothing: only where a resume may start.
+            self.floor = index;
+            return;
+        }
+        let bytes = changes
+            .iter()
+            .zip(sizes)
+            .map(|(change, size)| *size.get_or_init(|| crate::watch::change_bytes(change)))
+            .sum();
         self.changes += changes.len();
         self.bytes += bytes;
-        self.commits.push_back(Commit { index, changes, bytes });
+        self.commits.push_back(Commit {
+            index,
+            changes: changes.to_vec(),
+            bytes,
+        });
         while self.changes > self.max_changes || self.bytes > self.max_bytes {
             let Some(oldest) = self.commits.pop_front() else { break };
             self.floor = oldest.index;
@@ -96,39 +101,46 @@ impl History {
         self.bytes = 0;
     }
 
-    /// The events of the commits after `after` that `filter` wants, in
-    /// order, each commit's marker after its changes if the filter asks
-    /// for markers: what a watcher subscribed at `after` would have got.
-    pub(crate) fn events_after(&self, after: u64, filter: &Filter) -> Result<Vec<Event>, NoLongerHeld> {
+    /// Whether a watcher may resume after `after`.
+    pub(crate) fn check(&self, after: u64) -> Result<(), NoLongerKept> {
         if after < self.floor {
-            return Err(NoLongerHeld { oldest: self.floor });
+            return Err(NoLongerKept { oldest: self.floor });
         }
+        Ok(())
+    }
+
+    /// The first kept commit after `after`: its index and the events of it
+    /// that `filter` wants (its changes, then its marker if the filter asks
+    /// for markers and wants any change; none if it wants no change), as a
+    /// live watcher got them. `None` when no commit after `after` is kept:
+    /// the watcher has caught up.
+    pub(crate) fn next_after(&self, after: u64, filter: &Filter) -> Result<Option<(u64, Vec<Event>)>, NoLongerKept> {
+        self.check(after)?;
         let first = self.commits.partition_point(|commit| commit.index <= after);
-        let mut events = Vec::new();
-        for commit in self.commits.range(first..) {
-            let before = events.len();
-            events.extend(
-                commit
-                    .changes
-                    .iter()
-                    .filter(|change| filter.matches(change))
-                    .map(|change| Event::Change(change.clone())),
-            );
-            if events.len() > before && filter.wants_commits() {
-                events.push(Event::Commit { index: commit.index });
-            }
+        let Some(commit) = self.commits.get(first) else {
+            return Ok(None);
+        };
+        let mut events: Vec<Event> = commit
+            .changes
+            .iter()
+            .filter(|change| filter.matches(change))
+            .map(|change| Event::Change(change.clone()))
+            .collect();
+        if !events.is_empty() && filter.wants_commits() {
+            events.push(Event::Commit { index: commit.index });
         }
-        Ok(events)
+        Ok(Some((commit.index, events)))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::cell::OnceCell;
     use std::sync::Arc;
 
     use swarm_proto::v1::Secret;
 
-    use super::{History, NoLongerHeld};
+    use super::{History, NoLongerKept};
     use crate::watch::{Action, Change, Event, Filter};
     use crate::{Kind, Object};
 
@@ -143,69 +155,88 @@ mod tests {
         })
     }
 
-    fn indexes(events: &[Event]) -> Vec<u64> {
-        events
-            .iter()
-            .filter_map(|event| match event {
-                Event::Commit { index } => Some(*index),
-                Event::Change(_) => None,
-            })
-            .collect()
+    /// Records commits of the given changes, each counted as `bytes`.
+    fn record(history: &mut History, index: u64, ids: &[&str], bytes: usize) {
+        let changes: Vec<_> = ids.iter().map(|id| created(id)).collect();
+        let sizes: Vec<OnceCell<usize>> = changes.iter().map(|_| OnceCell::from(bytes)).collect();
+        history.record(index, &changes, &sizes);
+    }
+
+    /// The indexes of the kept commits after `after`, following them one by
+    /// one as a resumed watcher does.
+    fn commits_after(history: &History, mut after: u64) -> Result<Vec<u64>, NoLongerKept> {
+        let mut indexes = Vec::new();
+        while let Some((index, _)) = history.next_after(after, &Filter::all())? {
+            indexes.push(index);
+            after = index;
+        }
+        Ok(indexes)
     }
 
     #[test]
     fn gives_the_commits_after_an_index_and_forgets_the_oldest_beyond_its_bounds() {
         let mut history = History::new(3, usize::MAX);
         for index in [2, 3, 5] {
-            history.record(index, vec![created(&index.to_string())], &[10]);
+            record(&mut history, index, &["x"], 10);
         }
-        let all = Filter::all().with_commits();
-        assert_eq!(indexes(&history.events_after(0, &all).unwrap()), [2, 3, 5]);
-        assert_eq!(indexes(&history.events_after(3, &all).unwrap()), [5]);
-        assert_eq!(indexes(&history.events_after(4, &all).unwrap()), [5]);
-        assert!(history.events_after(5, &all).unwrap().is_empty());
+        assert_eq!(commits_after(&history, 0), Ok(vec![2, 3, 5]));
+        assert_eq!(commits_after(&history, 3), Ok(vec![5]));
+        assert_eq!(commits_after(&history, 4), Ok(vec![5]));
+        assert_eq!(commits_after(&history, 5), Ok(vec![]));
 
         // A fourth change goes over the bound: the commit at 2 goes.
-        history.record(7, vec![created("7")], &[10]);
-        assert_eq!(history.events_after(1, &all), Err(NoLongerHeld { oldest: 2 }));
-        assert_eq!(indexes(&history.events_after(2, &all).unwrap()), [3, 5, 7]);
+        record(&mut history, 7, &["x"], 10);
+        assert_eq!(commits_after(&history, 1), Err(NoLongerKept { oldest: 2 }));
+        assert_eq!(commits_after(&history, 2), Ok(vec![3, 5, 7]));
     }
 
     #[test]
     fn is_bounded_in_bytes_too_and_a_commit_over_the_bound_is_not_kept() {
         let mut history = History::new(usize::MAX, 100);
-        history.record(1, vec![created("1")], &[60]);
-        history.record(2, vec![created("2")], &[60]);
-        assert_eq!(history.events_after(0, &Filter::all()), Err(NoLongerHeld { oldest: 1 }));
-        history.record(3, vec![created("3")], &[500]);
-        assert_eq!(history.events_after(2, &Filter::all()), Err(NoLongerHeld { oldest: 3 }));
-        assert!(history.events_after(3, &Filter::all()).unwrap().is_empty());
+        record(&mut history, 1, &["a"], 60);
+        record(&mut history, 2, &["b"], 60);
+        assert_eq!(commits_after(&history, 0), Err(NoLongerKept { oldest: 1 }));
+        record(&mut history, 3, &["c"], 500);
+        assert_eq!(commits_after(&history, 2), Err(NoLongerKept { oldest: 3 }));
+        assert_eq!(commits_after(&history, 3), Ok(vec![]));
+    }
+
+    #[test]
+    fn keeping_nothing_it_still_knows_from_where_a_watch_may_resume() {
+        let mut history = History::new(0, 0);
+        record(&mut history, 4, &["a"], 1);
+        // A commit that changed nothing (an entry refused at apply, a
+        // membership change) moves nothing.
+        history.record(5, &[], &[]);
+        assert_eq!(commits_after(&history, 3), Err(NoLongerKept { oldest: 4 }));
+        assert_eq!(commits_after(&history, 4), Ok(vec![]));
+        assert_eq!(commits_after(&history, 5), Ok(vec![]));
     }
 
     #[test]
     fn filters_as_a_live_watcher_and_marks_only_commits_it_got_changes_of() {
         let mut history = History::new(100, usize::MAX);
-        history.record(1, vec![created("a"), created("b")], &[1, 1]);
-        history.record(2, vec![created("c")], &[1]);
+        record(&mut history, 1, &["a", "b"], 1);
+        record(&mut history, 2, &["c"], 1);
         let only_b = Filter::all()
             .kind(Kind::Secret)
             .matching(|change| change.object().id() == "b")
             .with_commits();
-        let events = history.events_after(0, &only_b).unwrap();
+        let (index, events) = history.next_after(0, &only_b).unwrap().unwrap();
+        assert_eq!(index, 1);
         assert_eq!(events.len(), 2, "{events:?}");
         assert!(matches!(&events[0], Event::Change(change) if change.object().id() == "b"));
         assert_eq!(events[1], Event::Commit { index: 1 });
+        // The next commit is followed, but gives nothing to this filter.
+        assert_eq!(history.next_after(1, &only_b).unwrap(), Some((2, vec![])));
     }
 
     #[test]
     fn after_a_reset_resumes_only_from_the_snapshot_on() {
         let mut history = History::new(100, usize::MAX);
-        history.record(1, vec![created("a")], &[1]);
+        record(&mut history, 1, &["a"], 1);
         history.reset(40);
-        assert_eq!(
-            history.events_after(39, &Filter::all()),
-            Err(NoLongerHeld { oldest: 40 })
-        );
-        assert!(history.events_after(40, &Filter::all()).unwrap().is_empty());
+        assert_eq!(commits_after(&history, 39), Err(NoLongerKept { oldest: 40 }));
+        assert_eq!(commits_after(&history, 40), Ok(vec![]));
     }
 }

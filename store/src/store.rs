@@ -299,7 +299,7 @@ impl MemoryStore {
         }
         // After the swap: a watcher that sees a change can read it.
         for (applied, index) in events {
-            self.inner.watch.publish(applied, index);
+            self.inner.watch.publish(&applied, index);
         }
         results
     }
@@ -310,7 +310,7 @@ impl MemoryStore {
         let applied = apply_entry(&mut next, changes, index)?;
         next.index = index;
         self.swap(next);
-        self.inner.watch.publish(applied, index);
+        self.inner.watch.publish(&applied, index);
         Ok(())
     }
 
@@ -339,7 +339,7 @@ impl MemoryStore {
             applied.push(Arc::new(Change { action, old, new }));
         }
         self.swap(next);
-        self.inner.watch.publish(applied, index);
+        self.inner.watch.publish(&applied, index);
     }
 
     /// A watcher of the changes `filter` selects, from the next commit on.
@@ -363,7 +363,7 @@ impl MemoryStore {
     ///
     /// # Errors
     ///
-    /// [`Error::NoLongerHeld`](crate::Error::NoLongerHeld) once the store no
+    /// [`Error::NoLongerKept`](crate::Error::NoLongerKept) once the store no
     /// longer keeps the changes after `after` (it keeps as many as
     /// [`Builder::watch_history`] says, none by default, and none from
     /// before a restore); the caller then starts again from

@@ -12,6 +12,7 @@
 //! [`MemoryStore::watch_after`](crate::MemoryStore::watch_after) while the
 //! queue still keeps the changes after it (`history.rs`).
 
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -206,13 +207,14 @@ impl Subscription {
     /// once the watcher is gone, even if it wants none of these changes (a
     /// dropped watcher whose filter never matches again would otherwise be
     /// kept, and its filter run, on every commit for ever).
-    fn publish(&self, changes: &[Arc<Change>], sizes: &[usize], index: u64) -> bool {
+    fn publish(&self, changes: &[Arc<Change>], sizes: &[OnceCell<usize>], index: u64) -> bool {
         if self.sender.is_closed() {
             return false;
         }
         let mut matched = false;
-        for (change, &bytes) in changes.iter().zip(sizes) {
+        for (change, size) in changes.iter().zip(sizes) {
             if self.filter.matches(change) {
+                let bytes = *size.get_or_init(|| change_bytes(change));
                 if !self.offer(Event::Change(change.clone()), bytes) {
                     return false;
                 }
@@ -225,6 +227,11 @@ impl Subscription {
 
 /// The writer's side: every subscription, and the recent commits.
 pub(crate) struct WatchQueue {
+    shared: Arc<Shared>,
+}
+
+/// What the store shares with the watchers still replaying kept commits.
+struct Shared {
     queue: Mutex<Queue>,
     buffer: usize,
     buffer_bytes: usize,
@@ -233,6 +240,9 @@ pub(crate) struct WatchQueue {
 struct Queue {
     subscriptions: Vec<Subscription>,
     history: History,
+    /// Restores so far: a watcher replaying across one is closed, as a
+    /// subscribed one is.
+    restores: u64,
 }
 
 /// How much a [`WatchQueue`] buffers and keeps.
@@ -247,42 +257,17 @@ pub(crate) struct Bounds {
     pub(crate) history_bytes: usize,
 }
 
-impl WatchQueue {
-    pub(crate) fn new(bounds: Bounds) -> WatchQueue {
-        WatchQueue {
-            queue: Mutex::new(Queue {
-                subscriptions: Vec::new(),
-                history: History::new(bounds.history, bounds.history_bytes),
-            }),
-            buffer: bounds.buffer.max(1),
-            buffer_bytes: bounds.buffer_bytes,
-        }
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A panic while holding this lock cannot leave the queue
+        // half-changed (push, retain and the history's own bookkeeping,
+        // done before any filter runs, are the only writers), so a
+        // poisoned lock is safe to reuse.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn subscribe(&self, filter: Filter) -> Watcher {
-        self.subscribe_locked(&mut self.lock(), filter, VecDeque::new())
-    }
-
-    /// A watcher that first gets the kept changes of the commits after
-    /// `after` that `filter` wants, then every later one. Called under the
-    /// commit lock, with `after` at most the last commit's index.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NoLongerHeld`] if changes after `after` were let go of.
-    pub(crate) fn subscribe_after(&self, filter: Filter, after: u64) -> Result<Watcher> {
-        let mut queue = self.lock();
-        let backlog = queue
-            .history
-            .events_after(after, &filter)
-            .map_err(|held| Error::NoLongerHeld {
-                after,
-                oldest: held.oldest,
-            })?;
-        Ok(self.subscribe_locked(&mut queue, filter, backlog.into()))
-    }
-
-    fn subscribe_locked(&self, queue: &mut Queue, filter: Filter, backlog: VecDeque<Event>) -> Watcher {
+    /// Subscribes `filter` to every commit from the next one on.
+    fn subscribe(&self, queue: &mut Queue, filter: Filter) -> Live {
         let (sender, receiver) = mpsc::channel(self.buffer);
         let ended = Arc::new(AtomicU8::new(OPEN));
         let unread_bytes = Arc::new(AtomicUsize::new(0));
@@ -293,62 +278,106 @@ impl WatchQueue {
             unread_bytes: unread_bytes.clone(),
             max_bytes: self.buffer_bytes,
         });
-        Watcher {
-            backlog,
+        Live {
             receiver,
             ended,
             unread_bytes,
         }
     }
+}
 
-    /// Hands one transaction's changes to every watcher, dropping those that
-    /// are gone or full, and keeps them for watchers that resume later.
-    /// Called in commit order, under the commit lock.
-    pub(crate) fn publish(&self, changes: Vec<Arc<Change>>, index: u64) {
-        if changes.is_empty() {
-            return;
+impl WatchQueue {
+    pub(crate) fn new(bounds: Bounds) -> WatchQueue {
+        WatchQueue {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue {
+                    subscriptions: Vec::new(),
+                    history: History::new(bounds.history, bounds.history_bytes),
+                    restores: 0,
+                }),
+                buffer: bounds.buffer.max(1),
+                buffer_bytes: bounds.buffer_bytes,
+            }),
         }
-        let mut queue = self.lock();
-        if queue.subscriptions.is_empty() && !queue.history.keeps_any() {
-            queue.history.skip(index);
-            return;
+    }
+
+    pub(crate) fn subscribe(&self, filter: Filter) -> Watcher {
+        let live = self.shared.subscribe(&mut self.shared.lock(), filter);
+        Watcher {
+            replay: None,
+            replayed: VecDeque::new(),
+            live: Some(live),
+            failed: None,
         }
-        let sizes: Vec<usize> = changes.iter().map(|change| change_bytes(change)).collect();
-        queue.subscriptions.retain(|s| s.publish(&changes, &sizes, index));
+    }
+
+    /// A watcher that first replays the kept commits after `after`, one at
+    /// a time as it reads them (nothing is copied up front, nor pinned),
+    /// and subscribes to the live ones once it has caught up. Called with
+    /// `after` at most the last commit's index.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoLongerKept`] if changes after `after` were let go of.
+    pub(crate) fn subscribe_after(&self, filter: Filter, after: u64) -> Result<Watcher> {
+        let queue = self.shared.lock();
+        queue.history.check(after).map_err(|kept| Error::NoLongerKept {
+            after,
+            oldest: kept.oldest,
+        })?;
+        Ok(Watcher {
+            replay: Some(Replay {
+                shared: Arc::clone(&self.shared),
+                filter,
+                after,
+                restores: queue.restores,
+            }),
+            replayed: VecDeque::new(),
+            live: None,
+            failed: None,
+        })
+    }
+
+    /// Keeps one transaction's changes for watchers that resume, then hands
+    /// them to every watcher, dropping those that are gone or full. Called
+    /// in commit order, under the commit lock.
+    pub(crate) fn publish(&self, changes: &[Arc<Change>], index: u64) {
+        let mut queue = self.shared.lock();
+        // Measured once per change, and only if kept or a watcher wants it.
+        let sizes = vec![OnceCell::new(); changes.len()];
+        // Kept first: a filter that panics below cannot leave the commit
+        // out of what a resumed watcher replays.
         queue.history.record(index, changes, &sizes);
+        if !queue.subscriptions.is_empty() {
+            queue.subscriptions.retain(|s| s.publish(changes, &sizes, index));
+        }
     }
 
     /// Ends every watcher and forgets the kept changes: the store was
     /// replaced by a snapshot at `index`, and no stream of changes could
     /// carry a watcher from its old view to the new.
     pub(crate) fn close_all_restored(&self, index: u64) {
-        let mut queue = self.lock();
+        let mut queue = self.shared.lock();
         for s in queue.subscriptions.drain(..) {
             s.ended.store(RESTORED, Ordering::Release);
         }
         queue.history.reset(index);
+        queue.restores += 1;
     }
 
-    /// Live watchers; forgets those whose owner dropped them.
+    /// Live watchers; forgets those whose owner dropped them. Those still
+    /// replaying kept commits are not counted.
     pub(crate) fn len(&self) -> usize {
-        let mut queue = self.lock();
+        let mut queue = self.shared.lock();
         queue.subscriptions.retain(|s| !s.sender.is_closed());
         queue.subscriptions.len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        // A panic while holding this lock cannot leave the queue
-        // half-changed (retain, push and the history's bookkeeping after
-        // its push are the only writers), so a poisoned lock is safe to
-        // reuse.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// What one change keeps alive in a buffer: its versions, encoded. (The new
 /// one is also the store's until the next change, but a watcher filtered
 /// by action may never see that change, and would then hold it uncounted.)
-fn change_bytes(change: &Change) -> usize {
+pub(crate) fn change_bytes(change: &Change) -> usize {
     [&change.old, &change.new]
         .into_iter()
         .flatten()
@@ -358,8 +387,28 @@ fn change_bytes(change: &Change) -> usize {
 
 /// The reading side of one subscription. Dropping it unsubscribes.
 pub struct Watcher {
-    /// Kept changes a resumed watcher gets before the live ones.
-    backlog: VecDeque<Event>,
+    /// Set while a resumed watcher replays kept commits.
+    replay: Option<Replay>,
+    /// Events of the commit just replayed, not yet read.
+    replayed: VecDeque<Event>,
+    /// Set once subscribed to live commits.
+    live: Option<Live>,
+    /// Why replaying ended early, said again on every later read.
+    failed: Option<Error>,
+}
+
+/// Where a resumed watcher is in the kept commits.
+struct Replay {
+    shared: Arc<Shared>,
+    filter: Filter,
+    /// The last commit replayed (or the one resumed after).
+    after: u64,
+    /// The queue's restores when the watcher resumed.
+    restores: u64,
+}
+
+/// A subscription's buffer, read side.
+struct Live {
     receiver: mpsc::Receiver<Queued>,
     ended: Arc<AtomicU8>,
     unread_bytes: Arc<AtomicUsize>,
@@ -367,8 +416,10 @@ pub struct Watcher {
 
 impl fmt::Debug for Watcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let live = self.live.as_ref().map_or(0, |live| live.receiver.len());
         f.debug_struct("Watcher")
-            .field("queued", &(self.backlog.len() + self.receiver.len()))
+            .field("replaying", &self.replay.is_some())
+            .field("queued", &(self.replayed.len() + live))
             .finish()
     }
 }
@@ -378,16 +429,18 @@ impl Watcher {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] once the watcher fell behind and was cut off, the
-    /// store was restored from a snapshot, or the store was dropped; every
-    /// event queued before that is delivered first.
+    /// [`Error::FellBehind`] once the watcher fell behind and was cut off
+    /// (or, resumed, was still replaying commits the store let go of);
+    /// [`Error::Closed`] once the store was restored from a snapshot or
+    /// dropped. Every event queued before that is delivered first.
     pub async fn recv(&mut self) -> Result<Event> {
-        if let Some(event) = self.backlog.pop_front() {
+        if let Some(event) = self.next_replayed()? {
             return Ok(event);
         }
-        match self.receiver.recv().await {
-            Some(queued) => Ok(self.read(queued)),
-            None => Err(self.end_reason()),
+        let live = self.live()?;
+        match live.receiver.recv().await {
+            Some(queued) => Ok(live.read(queued)),
+            None => Err(live.end_reason()),
         }
     }
 
@@ -397,13 +450,14 @@ impl Watcher {
     ///
     /// As [`Watcher::recv`].
     pub fn try_recv(&mut self) -> Result<Option<Event>> {
-        if let Some(event) = self.backlog.pop_front() {
+        if let Some(event) = self.next_replayed()? {
             return Ok(Some(event));
         }
-        match self.receiver.try_recv() {
-            Ok(queued) => Ok(Some(self.read(queued))),
+        let live = self.live()?;
+        match live.receiver.try_recv() {
+            Ok(queued) => Ok(Some(live.read(queued))),
             Err(mpsc::error::TryRecvError::Empty) => Ok(None),
-            Err(mpsc::error::TryRecvError::Disconnected) => Err(self.end_reason()),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(live.end_reason()),
         }
     }
 
@@ -414,15 +468,67 @@ impl Watcher {
     ///
     /// As [`Watcher::recv`].
     pub fn blocking_recv(&mut self) -> Result<Event> {
-        if let Some(event) = self.backlog.pop_front() {
+        if let Some(event) = self.next_replayed()? {
             return Ok(event);
         }
-        match self.receiver.blocking_recv() {
-            Some(queued) => Ok(self.read(queued)),
-            None => Err(self.end_reason()),
+        let live = self.live()?;
+        match live.receiver.blocking_recv() {
+            Some(queued) => Ok(live.read(queued)),
+            None => Err(live.end_reason()),
         }
     }
 
+    /// The next replayed event of a resumed watcher, following the kept
+    /// commits one by one (the queue's lock held for one commit at a
+    /// time); `None` once caught up, when it subscribes to live commits
+    /// under that same lock: no commit between the two is missed or seen
+    /// twice.
+    fn next_replayed(&mut self) -> Result<Option<Event>> {
+        if let Some(failed) = &self.failed {
+            return Err(failed.clone());
+        }
+        loop {
+            if let Some(event) = self.replayed.pop_front() {
+                return Ok(Some(event));
+            }
+            let Some(mut replay) = self.replay.take() else {
+                return Ok(None);
+            };
+            let shared = Arc::clone(&replay.shared);
+            let mut queue = shared.lock();
+            if queue.restores != replay.restores {
+                return Err(self.fail(Error::Closed(RESTORED_REASON.into())));
+            }
+            match queue.history.next_after(replay.after, &replay.filter) {
+                Ok(Some((index, events))) => {
+                    replay.after = index;
+                    self.replayed.extend(events);
+                    self.replay = Some(replay);
+                }
+                Ok(None) => {
+                    self.live = Some(shared.subscribe(&mut queue, replay.filter));
+                    return Ok(None);
+                }
+                Err(_) => return Err(self.fail(Error::FellBehind)),
+            }
+        }
+    }
+
+    fn fail(&mut self, err: Error) -> Error {
+        self.failed = Some(err.clone());
+        err
+    }
+
+    fn live(&mut self) -> Result<&mut Live> {
+        self.live
+            .as_mut()
+            .ok_or_else(|| Error::Closed("the watcher ended".into()))
+    }
+}
+
+const RESTORED_REASON: &str = "the store was restored from a snapshot";
+
+impl Live {
     /// Takes a read event's bytes off the buffer's count.
     fn read(&self, queued: Queued) -> Event {
         self.unread_bytes.fetch_sub(queued.bytes, Ordering::AcqRel);
@@ -430,13 +536,10 @@ impl Watcher {
     }
 
     fn end_reason(&self) -> Error {
-        Error::Closed(
-            match self.ended.load(Ordering::Acquire) {
-                LAGGED => "the watcher fell behind and was cut off (it may resume after the last commit index it got)",
-                RESTORED => "the store was restored from a snapshot",
-                _ => "the store was closed",
-            }
-            .to_owned(),
-        )
+        match self.ended.load(Ordering::Acquire) {
+            LAGGED => Error::FellBehind,
+            RESTORED => Error::Closed(RESTORED_REASON.into()),
+            _ => Error::Closed("the store was closed".into()),
+        }
     }
 }

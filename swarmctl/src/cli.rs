@@ -67,8 +67,9 @@ pub enum Command {
         /// Only this action (repeatable; default all).
         #[arg(long, ignore_case = true, value_enum)]
         action: Vec<WatchAction>,
-        /// First the changes committed after this index (the manager keeps
-        /// the last 20,000), then the live ones, with no gap and none twice.
+        /// First the changes committed after this index (as far back as
+        /// the manager keeps them), then the live ones, with no gap and
+        /// none twice. A watch that falls behind resumes by itself.
         #[arg(long, value_name = "INDEX")]
         resume_after: Option<u64>,
     },

@@ -101,7 +101,11 @@ impl From<Error> for tonic::Status {
             }
             Error::Store(Store::VersionConflict { .. }) => tonic::Status::aborted(message),
             // A watch asked to resume before what the manager keeps.
-            Error::Store(Store::NoLongerHeld { .. }) => tonic::Status::out_of_range(message),
+            Error::Store(Store::NoLongerKept { .. }) => tonic::Status::out_of_range(message),
+            // Its buffer exhausted; the client may resume where it was.
+            Error::Store(Store::FellBehind) => tonic::Status::resource_exhausted(format!(
+                "{message}: resume it after the last commit index received (resume_after)"
+            )),
             Error::FailedPrecondition(_) => tonic::Status::failed_precondition(message),
             // Leadership moved while the write waited: it may still commit,
             // so a blind retry is not safe (the message says so).
@@ -146,8 +150,12 @@ mod tests {
 
     #[test]
     fn a_watch_resumed_before_what_is_kept_is_out_of_range_and_says_from_where_it_may() {
-        let status = tonic::Status::from(Error::Store(Store::NoLongerHeld { after: 3, oldest: 9 }));
+        let status = tonic::Status::from(Error::Store(Store::NoLongerKept { after: 3, oldest: 9 }));
         assert_eq!(status.code(), Code::OutOfRange);
-        assert!(status.message().contains("can resume after is 9"), "{}", status.message());
+        assert!(
+            status.message().contains("can resume after is 9"),
+            "{}",
+            status.message()
+        );
     }
 }

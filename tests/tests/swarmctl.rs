@@ -1599,12 +1599,14 @@ async fn a_watch_resumes_after_an_index_across_a_restart() {
         }
     };
     wait_for(3);
-    // Then a live one.
-    ok(
-        &socket,
-        &["service", "create", "--name", "d", "--image", "busybox:local"],
-    );
-    let lines = wait_for(4);
+    // Then live ones: the last shows that none came twice before it.
+    for name in ["d", "e"] {
+        ok(
+            &socket,
+            &["service", "create", "--name", name, "--image", "busybox:local"],
+        );
+    }
+    let lines = wait_for(5);
     watch.kill().unwrap();
     watch.wait().unwrap();
 
@@ -1624,7 +1626,13 @@ async fn a_watch_resumes_after_an_index_across_a_restart() {
             )
         })
         .collect();
-    let expected = [("create", "c"), ("update", "a"), ("remove", "b"), ("create", "d")];
+    let expected = [
+        ("create", "c"),
+        ("update", "a"),
+        ("remove", "b"),
+        ("create", "d"),
+        ("create", "e"),
+    ];
     assert_eq!(
         told,
         expected.map(|(action, name)| (action.to_owned(), name.to_owned())),
@@ -1647,5 +1655,102 @@ async fn a_watch_resumes_after_an_index_across_a_restart() {
         &["watch", "--resume-after", "18446744073709551615"],
         "the last commit is",
     );
+    // A restart begins at the last Raft snapshot: what came before it is
+    // no longer kept, and the refusal says from where a watch may resume.
+    ok(&socket, &["cluster", "update", "default", "--snapshot-interval", "2"]);
+    for name in ["f", "g", "h", "i"] {
+        ok(
+            &socket,
+            &["service", "create", "--name", name, "--image", "busybox:local"],
+        );
+    }
     assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
+    fails(
+        &socket,
+        &["watch", "--resume-after", &resume_after],
+        "no longer kept (the oldest index a watch can resume after is",
+    );
+    assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
+}
+
+/// A `swarmctl watch` whose reader stalls falls behind the manager's
+/// buffer (10,000 changes) and is cut off; it resumes by itself after the
+/// last commit it printed, and its reader, once back, misses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_that_falls_behind_resumes_by_itself_and_misses_nothing() {
+    use swarm_proto::v1::{Annotations, ConfigSpec, CreateConfigRequest};
+    const WRITES: usize = 15_000;
+    const CLIENTS: usize = 16;
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    // From the first commit on: no race with the writes below.
+    let mut watch = Command::new(workspace_binary("swarmctl"))
+        .args(["watch", "--kind", "config", "--resume-after", "0"])
+        .env("SWARM_SOCKET", &daemon.socket)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start swarmctl watch");
+    // Its output is not read until every write is made: the pipe fills,
+    // then the stream, then the manager's buffer.
+    let channel = swarm_tests::daemon::channel(&daemon.socket).await.unwrap();
+    let writers: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let mut control = swarm_proto::v1::control_client::ControlClient::new(channel.clone());
+            tokio::spawn(async move {
+                for n in (client..WRITES).step_by(CLIENTS) {
+                    let spec = ConfigSpec {
+                        annotations: Some(Annotations {
+                            name: format!("c-{n}"),
+                            ..Default::default()
+                        }),
+                        data: b"x".to_vec(),
+                    };
+                    control
+                        .create_config(CreateConfigRequest { spec: Some(spec) })
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    let watched = watched_lines(watch.stdout.take().expect("piped"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let lines = loop {
+        let lines = watched.lock().unwrap().clone();
+        if lines.len() >= WRITES {
+            break lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {WRITES} creates reported",
+            lines.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    watch.kill().unwrap();
+    let output = watch.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the watch fell behind; resuming after commit"),
+        "it was never cut off, so this shows nothing: {stderr}"
+    );
+    let mut names = std::collections::BTreeSet::new();
+    let mut last_index = 0;
+    for line in &lines {
+        // index, action, kind, id, name
+        let columns: Vec<&str> = line.split('\t').collect();
+        let index: u64 = columns[0].parse().expect("a commit index");
+        assert!(index > last_index, "in order, none twice: {index} after {last_index}");
+        last_index = index;
+        assert_eq!(&columns[1..3], ["create", "config"], "{line}");
+        assert!(names.insert(columns[4].to_owned()), "{line} twice");
+    }
+    assert_eq!(names.len(), WRITES, "every create reported");
+    drop(daemon);
 }

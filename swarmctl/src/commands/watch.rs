@@ -5,7 +5,7 @@ use std::path::Path;
 
 use swarm_proto::v1::watch_client::WatchClient;
 use swarm_proto::v1::watch_request::WatchEntry;
-use swarm_proto::v1::{WatchRequest, object, store_action};
+use swarm_proto::v1::{WatchMessage, WatchRequest, object, store_action};
 
 use super::name;
 use crate::cli::WatchAction;
@@ -52,7 +52,7 @@ pub async fn run(
             ..Default::default()
         })
         .collect();
-    let request = WatchRequest {
+    let mut request = WatchRequest {
         entries,
         include_commits: true,
         resume_after,
@@ -61,42 +61,61 @@ pub async fn run(
     // list's reply may be.
     let mut client =
         WatchClient::new(channel(socket).await?).max_decoding_message_size(crate::connect::MAX_REPLY_BYTES);
-    let mut stream = super::reply(client.watch(request).await)?;
     let mut stdout = std::io::stdout().lock();
-    while let Some(message) = stream
-        .message()
-        .await
-        .map_err(|status| super::status_error(status, false))?
-    {
-        for event in message.events {
-            let action = store_action::Kind::try_from(event.action)
-                .map(|kind| kind.as_str_name().trim_start_matches("KIND_").to_lowercase())
-                .unwrap_or_default();
-            let object = event.object.unwrap_or_default();
-            if format == Format::Json {
-                let mut line = serde_json::json!({
-                    "commitIndex": message.commit_index,
-                    "action": action,
-                    "kind": describe(object.object.clone()).0,
-                    "object": output::json_value(&object)?,
-                });
-                // An update says what it changed from, as SwarmKit's
-                // watch does.
-                if let Some(old) = &event.old_object {
-                    line["oldObject"] = output::json_value(old)?;
+    loop {
+        let mut stream = super::reply(client.watch(request.clone()).await)?;
+        let status = loop {
+            match stream.message().await {
+                Ok(Some(message)) => {
+                    // Markers come with every message: where to resume.
+                    request.resume_after = Some(message.commit_index);
+                    print(&mut stdout, message, format)?;
                 }
-                writeln!(stdout, "{line}")?;
-                continue;
+                Ok(None) => return Ok(()),
+                Err(status) => break status,
             }
-            let (kind, id, object_name) = describe(object.object);
-            writeln!(
-                stdout,
-                "{}\t{action}\t{kind}\t{id}\t{object_name}",
-                message.commit_index
-            )?;
+        };
+        // Cut off for falling behind: resume where it was, as long as the
+        // manager keeps the changes since (else it says so, and this ends).
+        match request.resume_after {
+            Some(after) if status.code() == tonic::Code::ResourceExhausted => {
+                eprintln!("swarmctl: the watch fell behind; resuming after commit {after}");
+            }
+            _ => return Err(super::status_error(status, false)),
         }
-        stdout.flush()?;
     }
+}
+
+/// Prints one message of the stream: a line per event.
+fn print(stdout: &mut std::io::StdoutLock<'_>, message: WatchMessage, format: Format) -> anyhow::Result<()> {
+    for event in message.events {
+        let action = store_action::Kind::try_from(event.action)
+            .map(|kind| kind.as_str_name().trim_start_matches("KIND_").to_lowercase())
+            .unwrap_or_default();
+        let object = event.object.unwrap_or_default();
+        if format == Format::Json {
+            let mut line = serde_json::json!({
+                "commitIndex": message.commit_index,
+                "action": action,
+                "kind": describe(object.object.clone()).0,
+                "object": output::json_value(&object)?,
+            });
+            // An update says what it changed from, as SwarmKit's
+            // watch does.
+            if let Some(old) = &event.old_object {
+                line["oldObject"] = output::json_value(old)?;
+            }
+            writeln!(stdout, "{line}")?;
+            continue;
+        }
+        let (kind, id, object_name) = describe(object.object);
+        writeln!(
+            stdout,
+            "{}\t{action}\t{kind}\t{id}\t{object_name}",
+            message.commit_index
+        )?;
+    }
+    stdout.flush()?;
     Ok(())
 }
 

@@ -30,10 +30,14 @@ pub struct WatchApi {
 /// watch` or a dashboard each hold one).
 const MAX_WATCHES: usize = 1024;
 
-/// The changes a manager's store keeps for watches that resume: twice what
-/// a watcher may leave unread before it is cut off, so that one cut off for
-/// falling behind can resume, within 64 MiB of objects.
-pub const WATCH_HISTORY: (usize, usize) = (2 * swarm_store::DEFAULT_WATCH_BUFFER, 64 << 20);
+/// The changes a manager's store keeps for watches that resume: twice the
+/// events a watcher may leave unread before it is cut off, so that one cut
+/// off for that can resume, and as many bytes (one cut off for leaving
+/// that many bytes unread has usually lost some).
+pub const WATCH_HISTORY: (usize, usize) = (
+    2 * swarm_store::DEFAULT_WATCH_BUFFER,
+    swarm_store::DEFAULT_WATCH_BUFFER_BYTES,
+);
 
 impl WatchApi {
     /// Watches `store`; every stream ends (Unavailable) once `stopping`
