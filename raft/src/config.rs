@@ -66,7 +66,16 @@ pub struct Config {
     pub max_message_bytes: u64,
     /// Snapshots are streamed to followers in chunks of this many bytes.
     pub snapshot_chunk_bytes: usize,
+    /// Free bytes kept on the data dir's filesystem besides room for the
+    /// next snapshot: under that, proposals are refused
+    /// ([`crate::Error::NoSpace`]). 0 turns the check off.
+    pub keep_free_disk: u64,
 }
+
+/// Free bytes a member keeps on its disk by default, besides room for its
+/// next snapshot: twice the write-ahead log an open may replay and flush
+/// into a table.
+pub const DEFAULT_KEEP_FREE_DISK: u64 = 2 * crate::storage::MAX_WAL_BYTES;
 
 impl Config {
     /// The defaults, for member `id` of cluster `cluster_id`, keeping its
@@ -91,6 +100,7 @@ impl Config {
             peer_queue: 4096,
             max_message_bytes: 1024 * 1024,
             snapshot_chunk_bytes: 1024 * 1024,
+            keep_free_disk: DEFAULT_KEEP_FREE_DISK,
         }
     }
 

@@ -70,6 +70,22 @@ pub enum Error {
         max: usize,
     },
 
+    /// The data dir's filesystem has less room than the member keeps free
+    /// (to reopen its log and take its next snapshot); the proposal was not
+    /// appended. Writes go on once there is room.
+    #[error(
+        "the raft data dir's filesystem has {} free, under the {} this member keeps free (room to reopen its \
+         log and take its next snapshot): writes are refused until there is room",
+        crate::disk_space::human(*.available),
+        crate::disk_space::human(*.needed)
+    )]
+    NoSpace {
+        /// Free bytes at the last reading.
+        available: u64,
+        /// Free bytes under which proposals are refused.
+        needed: u64,
+    },
+
     /// The node has stopped (or was removed from the group); nothing sent
     /// now reaches the log.
     #[error("the raft node has stopped")]

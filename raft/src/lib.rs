@@ -27,6 +27,7 @@
 
 mod config;
 mod data_dir;
+mod disk_space;
 mod entry_cache;
 mod error;
 mod logger;
@@ -45,7 +46,7 @@ pub mod transport;
 /// transport takes messages of up to 64 MiB.
 pub const MAX_ENTRY_BYTES: usize = 32 * 1024 * 1024;
 
-pub use config::Config;
+pub use config::{Config, DEFAULT_KEEP_FREE_DISK};
 pub use error::{Error, Peer, Result};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use node::{Leadership, Progress, RaftHandle, RaftNode, Role, Start, Status};

@@ -51,6 +51,11 @@ pub struct MetricsSnapshot {
     /// Campaigns started at once because the leader's address refused
     /// connections.
     pub fast_failovers: u64,
+    /// Free bytes on the data dir's filesystem at the last reading (0
+    /// before it, or with the check off).
+    pub disk_free_bytes: u64,
+    /// Free bytes under which proposals are refused (0 with the check off).
+    pub disk_reserve_bytes: u64,
 }
 
 impl MetricsSnapshot {
@@ -81,6 +86,8 @@ impl Metrics {
             snapshots_installed: self.snapshots_installed.load(Relaxed),
             leader_changes: self.leader_changes.load(Relaxed),
             fast_failovers: self.fast_failovers.load(Relaxed),
+            disk_free_bytes: 0,
+            disk_reserve_bytes: 0,
         }
     }
 

@@ -56,7 +56,7 @@ const KEY_SNAPSHOT_META: &[u8] = b"meta";
 const SNAPSHOT_DATA_PREFIX: &[u8] = b"data/";
 
 /// The write-ahead log an open may have to replay, at most.
-const MAX_WAL_BYTES: u64 = 8 << 20;
+pub(crate) const MAX_WAL_BYTES: u64 = 8 << 20;
 
 /// Bumped when the layout above changes; a data dir of another format is
 /// refused, never rewritten.

@@ -61,6 +61,11 @@ pub enum Error {
     #[error("proposal failed: {0}")]
     ProposalFailed(String),
 
+    /// The proposer refused the transaction for want of a resource (room on
+    /// disk for the log); nothing was applied. It may succeed once there is.
+    #[error("{0}")]
+    ResourceExhausted(String),
+
     /// The proposer lost track of the transaction after sending it (for
     /// example leadership moved while it waited): it may still commit. A
     /// caller reads before retrying anything not idempotent.

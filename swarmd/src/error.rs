@@ -100,6 +100,10 @@ impl From<Error> for tonic::Status {
                 tonic::Status::already_exists(message)
             }
             Error::Store(Store::VersionConflict { .. }) => tonic::Status::aborted(message),
+            // The disk is nearly full: nothing written, reads go on.
+            Error::Store(Store::ResourceExhausted(_)) | Error::Raft(swarm_raft::Error::NoSpace { .. }) => {
+                tonic::Status::resource_exhausted(message)
+            }
             // A watch asked to resume before what the manager keeps.
             Error::Store(Store::NoLongerKept { .. }) => tonic::Status::out_of_range(message),
             // Its buffer exhausted; the client may resume where it was.

@@ -54,6 +54,12 @@ struct Args {
     /// raft-rs overflows on far larger ones).
     #[arg(long = "election-tick", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=100_000))]
     election_tick: u64,
+    /// MiB kept free on the state dir's filesystem, besides room for the
+    /// next Raft snapshot (twice what it may weigh): with less free, writes are
+    /// refused (ResourceExhausted) and reads go on, so that the manager
+    /// never fills its disk and can always start again. 0 turns this off.
+    #[arg(long = "disk-reserve", value_name = "MIB", default_value_t = swarm_raft::DEFAULT_KEEP_FREE_DISK >> 20)]
+    disk_reserve: u64,
     /// Start even though the Raft log holds a damaged record (a start
     /// without it refuses, naming RocksDB's Corruption): keep what came
     /// before the damage, drop that record and every later one, with the
@@ -132,6 +138,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tick: Duration::from_millis(args.tick),
             heartbeat_ticks: args.heartbeat_tick as usize,
             election_ticks: args.election_tick as usize,
+            keep_free_disk: args.disk_reserve.saturating_mul(1 << 20),
         },
         metrics: args.listen_metrics,
         salvage_damaged_log: args.salvage_damaged_log,

@@ -126,7 +126,11 @@ impl Daemon {
     ///
     /// When the list fails.
     pub async fn service_ids_by_name(&self) -> (BTreeMap<String, String>, usize) {
-        let mut control = connect(&self.socket).await.expect("reach swarmd");
+        // A list is as large as the store: past gRPC's default 4 MiB.
+        let mut control = connect(&self.socket)
+            .await
+            .expect("reach swarmd")
+            .max_decoding_message_size(256 << 20);
         let services = control
             .list_services(ListServicesRequest::default())
             .await

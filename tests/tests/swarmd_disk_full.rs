@@ -1,10 +1,12 @@
-//! A full disk: `swarmd` refuses what it cannot write, stops with an error
-//! that says so and a non-zero exit, and once there is room again comes
-//! back with every create it acknowledged.
+//! A nearly full disk: `swarmd` refuses writes while less than its reserve
+//! is free, goes on serving reads, and takes writes again once there is
+//! room. With the reserve off, a disk that fills up under it: it stops with
+//! an error that says so and a non-zero exit, and once there is room again
+//! comes back with every create it acknowledged.
 //!
-//! The state dir is a small tmpfs of its own, so this test needs to mount
-//! one: as root (this project's machines, CI) it must; as another user it
-//! says loudly that it did not run.
+//! The state dir is a small tmpfs of its own, so these tests need to mount
+//! one: as root (this project's machines, CI) they must; as another user
+//! they say loudly that they did not run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -74,20 +76,90 @@ fn bulky_service(name: &str) -> ServiceSpec {
     spec
 }
 
+/// A tmpfs of `size` at `dir`, or `None` (said loudly) where this user may
+/// not mount one.
+fn mount_or_skip(dir: &Path, size: &str) -> Option<Tmpfs> {
+    match Tmpfs::mount(dir, size) {
+        Ok(tmpfs) => Some(tmpfs),
+        Err(err) if !is_root() => {
+            eprintln!("\n*** SKIPPED: this test mounts a tmpfs and could not ({err}); run it as root ***\n");
+            None
+        }
+        Err(err) => panic!("root could not mount a tmpfs: {err}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nearly_full_disk_refuses_writes_serves_reads_and_takes_writes_again_with_room() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    // 16 MiB kept free (the default) out of 40, of which RocksDB's open
+    // log takes 12 at once (preallocated): about 12 MiB to write.
+    let Some(tmpfs) = mount_or_skip(&dir, "40m") else {
+        return;
+    };
+    let binary = swarmd_binary();
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+
+    let mut control = connect(&daemon.socket).await.unwrap();
+    let mut acknowledged = BTreeMap::new();
+    let refusal = loop {
+        let name = format!("svc-{}", acknowledged.len());
+        let request = CreateServiceRequest {
+            spec: Some(bulky_service(&name)),
+        };
+        match control.create_service(request).await {
+            Ok(reply) => {
+                acknowledged.insert(name, reply.into_inner().service.unwrap().id);
+            }
+            Err(status) => break status,
+        }
+        assert!(acknowledged.len() < 10_000, "40 MiB held 10,000 creates of 16 KiB");
+    };
+    assert!(!acknowledged.is_empty(), "the first create was refused: {refusal:?}");
+    assert_eq!(refusal.code(), tonic::Code::ResourceExhausted, "{refusal:?}");
+    assert!(
+        refusal.message().contains("writes are refused until there is room"),
+        "{}",
+        refusal.message()
+    );
+    assert!(daemon.log_text().contains("nearly full"), "{}", daemon.log_text());
+
+    // Reads go on, every acknowledged create there.
+    let (stored, _) = daemon.service_ids_by_name().await;
+    assert_eq!(stored, acknowledged);
+
+    // Room again: writes are taken again, without a restart.
+    tmpfs.resize("256m");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let request = CreateServiceRequest {
+            spec: Some(bulky_service("after")),
+        };
+        match control.create_service(request).await {
+            Ok(_) => break,
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "still refused with room: {status:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    assert!(daemon.log_text().contains("room again"), "{}", daemon.log_text());
+    assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_node_with_its_error_and_loses_nothing_acknowledged() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("node-1");
-    let tmpfs = match Tmpfs::mount(&dir, "8m") {
-        Ok(tmpfs) => tmpfs,
-        Err(err) if !is_root() => {
-            eprintln!("\n*** SKIPPED: this test mounts a tmpfs and could not ({err}); run it as root ***\n");
-            return;
-        }
-        Err(err) => panic!("root could not mount a tmpfs: {err}"),
-    };
+    let Some(tmpfs) = mount_or_skip(&dir, "8m") else { return };
     let binary = swarmd_binary();
-    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    // No reserve: the disk fills up under the node.
+    let daemon = Daemon::start_with(&binary, &dir, "node-1", &["--disk-reserve", "0"]).await;
 
     // Creates, one after another, until one is refused.
     let mut control = connect(&daemon.socket).await.unwrap();

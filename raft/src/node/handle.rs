@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::disk_space::DiskSpace;
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::transport::Links;
@@ -139,6 +140,7 @@ pub struct RaftHandle<O> {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) leadership: watch::Receiver<Leadership>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) disk: Arc<DiskSpace>,
     pub(crate) links: Links,
     pub(crate) election_timeout: Duration,
 }
@@ -151,6 +153,7 @@ impl<O> Clone for RaftHandle<O> {
             commands: self.commands.clone(),
             leadership: self.leadership.clone(),
             metrics: Arc::clone(&self.metrics),
+            disk: Arc::clone(&self.disk),
             links: self.links.clone(),
             election_timeout: self.election_timeout,
         }
@@ -169,7 +172,8 @@ impl<O: Send + 'static> RaftHandle<O> {
     /// # Errors
     ///
     /// [`Error::NotLeader`] (with the leader, if known),
-    /// [`Error::Dropped`] and [`Error::TooLarge`]: not committed. [`Error::UnknownOutcome`]: the
+    /// [`Error::Dropped`], [`Error::TooLarge`] and [`Error::NoSpace`]: not
+    /// committed. [`Error::UnknownOutcome`]: the
     /// entry was appended but this member lost leadership or stopped before
     /// it applied (or its loop ended without answering); it may still
     /// commit. [`Error::Stopped`]: the member had stopped before the
@@ -189,6 +193,7 @@ impl<O: Send + 'static> RaftHandle<O> {
                 max: crate::MAX_ENTRY_BYTES,
             });
         }
+        self.disk.check()?;
         let (reply, response) = oneshot::channel();
         self.proposals
             .send(Proposal { data, reply })
@@ -367,7 +372,12 @@ impl<O: Send + 'static> RaftHandle<O> {
 
     /// The member's counters now.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.metrics.snapshot()
+        let mut metrics = self.metrics.snapshot();
+        if let Some((free, reserve)) = self.disk.figures() {
+            metrics.disk_free_bytes = free;
+            metrics.disk_reserve_bytes = reserve;
+        }
+        metrics
     }
 
     /// The test hook of the transport: cut and heal links to peers.

@@ -20,6 +20,7 @@ pub use handle::{Leadership, Progress, RaftHandle, Role, Status};
 
 use crate::config::Config;
 use crate::data_dir::DataDirGuard;
+use crate::disk_space::{self, DiskSpace};
 use crate::error::{Error, Result};
 use crate::logger::raft_logger;
 use crate::metrics::Metrics;
@@ -138,6 +139,12 @@ impl<S: StateMachine> RaftNode<S> {
         let raw = raft::RawNode::new(&config.raft_config(snapshot_index), storage, &raft_logger())?;
 
         let metrics = Arc::new(Metrics::default());
+        // Read once before the first proposal: a start on a full disk
+        // refuses writes from the first one on.
+        let disk = Arc::new(DiskSpace::new(&config.data_dir, config.keep_free_disk));
+        if let Some(crossed) = disk.refresh(snapshot_schedule.next_bytes()) {
+            disk_space::report(config.id, &crossed);
+        }
         let links = Links::default();
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let leader_watch = LeaderWatch::new(reports_tx.clone(), links.clone());
@@ -156,6 +163,7 @@ impl<S: StateMachine> RaftNode<S> {
             commands: commands_tx,
             leadership,
             metrics: Arc::clone(&metrics),
+            disk: Arc::clone(&disk),
             links: links.clone(),
             election_timeout: config.election_timeout(),
         };
@@ -186,6 +194,7 @@ impl<S: StateMachine> RaftNode<S> {
             shutdown,
             leadership: leadership_tx,
             metrics,
+            disk,
             removed: false,
             snapshot_started: None,
             snapshots_written,

@@ -30,6 +30,7 @@ use super::pending::{Pending, Waiter};
 use super::snapshot_schedule::SnapshotSchedule;
 use crate::config::Config;
 use crate::data_dir::DataDirGuard;
+use crate::disk_space::{self, DiskSpace};
 use crate::error::{Error, Peer, Result};
 use crate::metrics::Metrics;
 use crate::state_machine::StateMachine;
@@ -71,6 +72,8 @@ pub(crate) struct ReadyLoop<S: StateMachine> {
     pub shutdown: oneshot::Receiver<()>,
     pub leadership: watch::Sender<Leadership>,
     pub metrics: Arc<Metrics>,
+    /// Room on the data dir's disk, read at each tick.
+    pub disk: Arc<DiskSpace>,
     /// Set when this member's own removal applied: it stops.
     pub removed: bool,
     /// When the snapshot being written off the loop was started, if one is.
@@ -228,6 +231,9 @@ impl<S: StateMachine> ReadyLoop<S> {
     fn on_tick(&mut self) {
         self.raw.tick();
         self.leader_watch.on_tick(&self.raw, &self.config);
+        if let Some(crossed) = self.disk.refresh(self.snapshot_schedule.next_bytes()) {
+            disk_space::report(self.config.id, &crossed);
+        }
     }
 
     /// Makes current the snapshots whose writing finished.
@@ -837,6 +843,12 @@ impl<S: StateMachine> ReadyLoop<S> {
         // A request dropped while a snapshot is in progress comes again:
         // raft-rs asks at each attempt to catch the member up.
         if self.snapshot_started.is_some() || !(due || wanted) || applied <= store.snapshot_meta().index {
+            return Ok(());
+        }
+        // No room for it: writing it would stop the member. It comes due
+        // again once there is room (writes are refused meanwhile, so the
+        // log does not grow).
+        if self.disk.is_low() {
             return Ok(());
         }
         let mut meta = SnapshotMetadata {

@@ -60,6 +60,12 @@ impl SnapshotSchedule {
         self.log_bytes = 0;
     }
 
+    /// What the next snapshot may weigh, at most about: the last one
+    /// (written, or restored at start) and every entry applied since.
+    pub(crate) fn next_bytes(&self) -> u64 {
+        self.last_bytes.saturating_add(self.log_bytes)
+    }
+
     /// A snapshot of `bytes` was written.
     pub(crate) fn written(&mut self, bytes: usize) {
         self.last_bytes = bytes as u64;

@@ -37,6 +37,9 @@ pub struct RaftOptions {
     pub heartbeat_ticks: usize,
     /// Ticks without a leader before an election.
     pub election_ticks: usize,
+    /// Bytes kept free on the log's filesystem besides room for a
+    /// snapshot; 0 for no check.
+    pub keep_free_disk: u64,
 }
 
 /// A running manager.
@@ -87,6 +90,7 @@ impl Manager {
         config.tick = options.tick;
         config.heartbeat_ticks = options.heartbeat_ticks;
         config.election_ticks = options.election_ticks;
+        config.keep_free_disk = options.keep_free_disk;
 
         let proposer = RaftProposer::new();
         let (history, history_bytes) = watchapi::WATCH_HISTORY;

@@ -105,6 +105,7 @@ impl Proposer for RaftProposer {
                 Ok((index, applied)) => applied.map(|()| index),
                 Err(err @ swarm_raft::Error::UnknownOutcome { .. }) => Err(Error::OutcomeUnknown(err.to_string())),
                 Err(err @ swarm_raft::Error::TooLarge { .. }) => Err(Error::Invalid(format!("transaction: {err}"))),
+                Err(err @ swarm_raft::Error::NoSpace { .. }) => Err(Error::ResourceExhausted(err.to_string())),
                 Err(err) => Err(Error::ProposalFailed(err.to_string())),
             }
         }

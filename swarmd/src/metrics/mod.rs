@@ -310,6 +310,18 @@ impl StateCollector {
             None,
             write_seconds.metric_type(),
         )?)?;
+        gauge(
+            encoder,
+            "swarm_raft_disk_free_bytes",
+            "Free bytes on the Raft data dir's filesystem at the last reading (each tick)",
+            i64::try_from(m.disk_free_bytes).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            encoder,
+            "swarm_raft_disk_reserve_bytes",
+            "Free bytes under which writes are refused (0: no check)",
+            i64::try_from(m.disk_reserve_bytes).unwrap_or(i64::MAX),
+        )?;
         let leadership = self.raft.leadership();
         gauge(
             encoder,

@@ -309,6 +309,7 @@ mod tests {
                 tick: std::time::Duration::from_millis(100),
                 heartbeat_ticks: 1,
                 election_ticks: 10,
+                keep_free_disk: swarm_raft::DEFAULT_KEEP_FREE_DISK,
             },
             metrics: None,
             salvage_damaged_log: false,

@@ -1,0 +1,211 @@
+//! Room on the data dir's filesystem, and the part of it a member keeps.
+//!
+//! A write RocksDB cannot make stops the member: what it wrote may be torn.
+//! Worse, an open replays the write-ahead log into tables, which needs
+//! room of its own: a member that filled its disk could not even start
+//! again until someone made room. So while the free space is under a
+//! reserve, proposals are refused with an error that says so (reads go on),
+//! and no snapshot is started: the reserve is room to flush a whole
+//! write-ahead log at the next open (`keep_free`) and to write the next
+//! snapshot, whose data goes through the log and then into a table (twice
+//! what it may weigh: the last one and the entries applied since). Room again, writes go on. etcd raises a NOSPACE alarm in
+//! the same spirit.
+//!
+//! The free space is read at each tick, so that a burst of writes between
+//! two reads is bounded by what the loop writes in one tick: well under
+//! `keep_free` at the rates this disk allows.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::error::{Error, Result};
+
+/// What the member knows of its disk, shared by the Ready loop (which
+/// reads the filesystem) and the handles (which refuse proposals).
+#[derive(Debug)]
+pub(crate) struct DiskSpace {
+    dir: PathBuf,
+    /// Bytes kept free besides room for the next snapshot; 0 turns the
+    /// check off.
+    keep_free: u64,
+    /// Free bytes at the last reading (`u64::MAX` before the first).
+    available: AtomicU64,
+    /// Free bytes under which proposals are refused.
+    needed: AtomicU64,
+}
+
+/// How the disk went from one reading to the next, when that changes what
+/// the member does.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Crossed {
+    /// Under the reserve: writes are refused from now on.
+    Under { available: u64, needed: u64 },
+    /// Room again.
+    Over { available: u64, needed: u64 },
+}
+
+impl DiskSpace {
+    pub(crate) fn new(dir: &Path, keep_free: u64) -> DiskSpace {
+        DiskSpace {
+            dir: dir.to_path_buf(),
+            keep_free,
+            available: AtomicU64::new(u64::MAX),
+            needed: AtomicU64::new(keep_free),
+        }
+    }
+
+    /// Reads the free space again, the next snapshot weighing up to
+    /// `snapshot_bytes`; says whether that crossed the reserve. A reading that fails
+    /// keeps the last one (a data dir gone is seen, and stops the member,
+    /// at its next write).
+    pub(crate) fn refresh(&self, snapshot_bytes: u64) -> Option<Crossed> {
+        if self.keep_free == 0 {
+            return None;
+        }
+        let available = match free_bytes(&self.dir) {
+            Ok(available) => available,
+            Err(err) => {
+                tracing::debug!(dir = %self.dir.display(), %err, "cannot read the free disk space");
+                return None;
+            }
+        };
+        let needed = self.keep_free.saturating_add(snapshot_bytes.saturating_mul(2));
+        let was_low = self.is_low();
+        self.needed.store(needed, Relaxed);
+        self.available.store(available, Relaxed);
+        match (was_low, self.is_low()) {
+            (false, true) => Some(Crossed::Under { available, needed }),
+            (true, false) => Some(Crossed::Over { available, needed }),
+            _ => None,
+        }
+    }
+
+    /// Whether the free space is under the reserve.
+    pub(crate) fn is_low(&self) -> bool {
+        self.available.load(Relaxed) < self.needed.load(Relaxed)
+    }
+
+    /// Refuses a proposal while the free space is under the reserve.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSpace`] with the figures of the last reading.
+    pub(crate) fn check(&self) -> Result<()> {
+        let (available, needed) = (self.available.load(Relaxed), self.needed.load(Relaxed));
+        if available < needed {
+            return Err(Error::NoSpace { available, needed });
+        }
+        Ok(())
+    }
+
+    /// The free bytes at the last reading and the reserve, for metrics;
+    /// `None` before the first reading or with the check off.
+    pub(crate) fn figures(&self) -> Option<(u64, u64)> {
+        let available = self.available.load(Relaxed);
+        (available != u64::MAX).then(|| (available, self.needed.load(Relaxed)))
+    }
+}
+
+/// Logs a crossing of the reserve, once per crossing.
+pub(crate) fn report(member: u64, crossed: &Crossed) {
+    match *crossed {
+        Crossed::Under { available, needed } => tracing::warn!(
+            member,
+            free = %human(available),
+            reserve = %human(needed),
+            "the raft data dir's filesystem is nearly full: writes are refused, and no snapshot taken, until there \
+             is room (reads go on)"
+        ),
+        Crossed::Over { available, needed } => tracing::info!(
+            member,
+            free = %human(available),
+            reserve = %human(needed),
+            "room again on the raft data dir's filesystem: writes are accepted"
+        ),
+    }
+}
+
+/// Bytes an unprivileged writer may still take on the filesystem holding
+/// `dir` (root's reserved blocks not counted: RocksDB does not run as root
+/// everywhere, and a root that takes them leaves the host nothing).
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid C string; `statvfs` writes the whole struct
+    // on success, and it is read only then.
+    let stat = unsafe {
+        if libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        stat.assume_init()
+    };
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// `bytes` for a person: "12.5 MiB".
+pub(crate) fn human(bytes: u64) -> String {
+    const MIB: f64 = (1u64 << 20) as f64;
+    if bytes >= 1 << 30 {
+        format!("{:.1} GiB", bytes as f64 / (MIB * 1024.0))
+    } else {
+        format!("{:.1} MiB", bytes as f64 / MIB)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Crossed, DiskSpace, free_bytes, human};
+    use crate::error::Error;
+
+    #[test]
+    fn reads_the_free_space_of_a_real_filesystem() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(free_bytes(dir.path()).unwrap() > 0);
+        assert!(free_bytes(&dir.path().join("absent")).is_err());
+    }
+
+    #[test]
+    fn refuses_proposals_under_the_reserve_and_says_when_it_crosses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(dir.path()).unwrap();
+        // A reserve just over what is free: refused, with the figures.
+        let space = DiskSpace::new(dir.path(), free + (1 << 30));
+        assert!(space.check().is_ok(), "nothing read yet: nothing refused");
+        assert!(matches!(space.refresh(0), Some(Crossed::Under { .. })));
+        assert!(space.is_low());
+        let err = space.check().unwrap_err();
+        assert!(
+            matches!(err, Error::NoSpace { needed, .. } if needed == free + (1 << 30)),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("writes are refused until there is room"),
+            "{err}"
+        );
+        assert_eq!(space.refresh(0), None, "still under: nothing new to say");
+
+        // The snapshot counts twice.
+        let space = DiskSpace::new(dir.path(), 1);
+        assert_eq!(space.refresh(0), None);
+        assert!(space.check().is_ok());
+        assert!(matches!(space.refresh(free), Some(Crossed::Under { needed, .. }) if needed == 2 * free + 1));
+        assert!(matches!(space.refresh(0), Some(Crossed::Over { .. })));
+        assert!(space.check().is_ok());
+    }
+
+    #[test]
+    fn a_reserve_of_nothing_turns_the_check_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = DiskSpace::new(dir.path(), 0);
+        assert_eq!(space.refresh(u64::MAX), None);
+        assert!(space.check().is_ok());
+        assert_eq!(space.figures(), None);
+    }
+
+    #[test]
+    fn sizes_read_as_a_person_would_write_them() {
+        assert_eq!(human(16 << 20), "16.0 MiB");
+        assert_eq!(human(3 << 29), "1.5 GiB");
+    }
+}
