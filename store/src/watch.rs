@@ -18,6 +18,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Notify;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::history::History;
@@ -181,22 +182,31 @@ struct Subscription {
     /// Bytes queued and not yet read; the watcher takes off what it reads.
     unread_bytes: Arc<AtomicUsize>,
     max_bytes: usize,
+    /// Told when it is cut off for falling behind.
+    cut_off: Arc<Notify>,
 }
 
 impl Subscription {
+    /// Cuts the watcher off: it fell behind.
+    fn fall_behind(&self) {
+        self.ended.store(LAGGED, Ordering::Release);
+        // A permit if no one waits yet: the next wait ends at once.
+        self.cut_off.notify_one();
+    }
+
     /// Queues one event; false if the watcher is gone or was just cut off.
     fn offer(&self, event: Event, bytes: usize) -> bool {
         // Counted before the send, so that the reader never takes off
         // bytes not yet added.
         let unread = self.unread_bytes.fetch_add(bytes, Ordering::AcqRel);
         if bytes > 0 && unread > 0 && unread.saturating_add(bytes) > self.max_bytes {
-            self.ended.store(LAGGED, Ordering::Release);
+            self.fall_behind();
             return false;
         }
         match self.sender.try_send(Queued { event, bytes }) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
-                self.ended.store(LAGGED, Ordering::Release);
+                self.fall_behind();
                 false
             }
             Err(TrySendError::Closed(_)) => false,
@@ -271,17 +281,20 @@ impl Shared {
         let (sender, receiver) = mpsc::channel(self.buffer);
         let ended = Arc::new(AtomicU8::new(OPEN));
         let unread_bytes = Arc::new(AtomicUsize::new(0));
+        let cut_off = Arc::new(Notify::new());
         queue.subscriptions.push(Subscription {
             filter,
             sender,
             ended: ended.clone(),
             unread_bytes: unread_bytes.clone(),
             max_bytes: self.buffer_bytes,
+            cut_off: cut_off.clone(),
         });
         Live {
             receiver,
             ended,
             unread_bytes,
+            cut_off,
         }
     }
 }
@@ -412,6 +425,7 @@ struct Live {
     receiver: mpsc::Receiver<Queued>,
     ended: Arc<AtomicU8>,
     unread_bytes: Arc<AtomicUsize>,
+    cut_off: Arc<Notify>,
 }
 
 impl fmt::Debug for Watcher {
@@ -475,6 +489,19 @@ impl Watcher {
         match live.receiver.blocking_recv() {
             Some(queued) => Ok(live.read(queued)),
             None => Err(live.end_reason()),
+        }
+    }
+
+    /// Resolves once the watcher has been cut off for falling behind (what
+    /// it queued before is still there to read), and never while it keeps
+    /// up or replays kept commits: for an owner held up by something else
+    /// (a client that stopped reading) to drop the watcher, and with it
+    /// what it queued, at once rather than when that something moves.
+    pub async fn fell_behind(&self) {
+        match &self.live {
+            Some(live) if live.ended.load(Ordering::Acquire) == LAGGED => {}
+            Some(live) => live.cut_off.notified().await,
+            None => std::future::pending().await,
         }
     }
 

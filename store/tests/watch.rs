@@ -532,3 +532,23 @@ fn a_store_that_keeps_nothing_resumes_after_its_last_commit_into_live_changes() 
     assert!(matches!(watcher.try_recv().unwrap(), Some(Event::Change(_))));
     assert_eq!(watcher.try_recv().unwrap(), Some(Event::Commit { index: 2 }));
 }
+
+#[tokio::test]
+async fn fell_behind_resolves_once_the_watcher_is_cut_off_its_queue_still_readable() {
+    use futures::FutureExt as _;
+    let store = MemoryStore::builder().watch_buffer(2).build();
+    let mut watcher = store.watch(Filter::all());
+    store.update(|tx| tx.create(node("a"))).await.unwrap();
+    assert!(watcher.fell_behind().now_or_never().is_none(), "keeping up");
+    for name in ["b", "c"] {
+        store.update(|tx| tx.create(node(name))).await.unwrap();
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(5), watcher.fell_behind())
+        .await
+        .expect("told it was cut off");
+    assert!(watcher.fell_behind().now_or_never().is_some(), "and told again");
+    for _ in 0..2 {
+        assert!(matches!(watcher.recv().await.unwrap(), Event::Change(_)));
+    }
+    assert_eq!(watcher.recv().await.unwrap_err(), Error::FellBehind);
+}

@@ -1752,5 +1752,12 @@ async fn a_watch_that_falls_behind_resumes_by_itself_and_misses_nothing() {
         assert!(names.insert(columns[4].to_owned()), "{line} twice");
     }
     assert_eq!(names.len(), WRITES, "every create reported");
+    // Cut off while its client was not reading: what it had queued was
+    // let go of then, not held until the client read again.
+    assert!(
+        daemon.log_text().contains("a watch fell behind and was cut off (its client stopped reading?)"),
+        "{}",
+        daemon.log_text()
+    );
     drop(daemon);
 }

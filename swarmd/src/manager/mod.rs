@@ -96,6 +96,7 @@ impl Manager {
         let (history, history_bytes) = watchapi::WATCH_HISTORY;
         let store = MemoryStore::builder()
             .proposer(proposer.clone())
+            .watch_buffer_bytes(watchapi::WATCH_BUFFER_BYTES)
             .watch_history(history, history_bytes)
             .build();
         // The first start makes a group of this one member; the cluster

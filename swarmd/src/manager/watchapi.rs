@@ -30,14 +30,15 @@ pub struct WatchApi {
 /// watch` or a dashboard each hold one).
 const MAX_WATCHES: usize = 1024;
 
-/// The changes a manager's store keeps for watches that resume: twice the
-/// events a watcher may leave unread before it is cut off, so that one cut
-/// off for that can resume, and as many bytes (one cut off for leaving
-/// that many bytes unread has usually lost some).
-pub const WATCH_HISTORY: (usize, usize) = (
-    2 * swarm_store::DEFAULT_WATCH_BUFFER,
-    swarm_store::DEFAULT_WATCH_BUFFER_BYTES,
-);
+/// Bytes (of objects, encoded) a watcher of a manager's store may leave
+/// unread before it is cut off: half the store's default, as a cut-off
+/// watcher resumes (and `swarmctl watch` does by itself).
+pub const WATCH_BUFFER_BYTES: usize = 64 << 20;
+
+/// The changes a manager's store keeps for watches that resume: twice what
+/// a watcher may leave unread, in changes and in bytes, so that one cut off
+/// for falling behind can resume if it comes back soon.
+pub const WATCH_HISTORY: (usize, usize) = (2 * swarm_store::DEFAULT_WATCH_BUFFER, 2 * WATCH_BUFFER_BYTES);
 
 impl WatchApi {
     /// Watches `store`; every stream ends (Unavailable) once `stopping`
@@ -218,8 +219,21 @@ impl Watch for WatchApi {
                         return;
                     }
                 };
-                if sender.send(Ok(message)).await.is_err() {
-                    return; // the client went away
+                // A client that stops reading holds this send; meanwhile
+                // the store may cut the watcher off. Then what it queued
+                // goes at once, not when (if ever) the client reads again:
+                // the client resumes after the last commit it got, from
+                // what the store keeps.
+                tokio::select! {
+                    sent = sender.send(Ok(message)) => if sent.is_err() {
+                        return; // the client went away
+                    },
+                    () = watcher.fell_behind() => {
+                        drop(watcher);
+                        tracing::warn!("a watch fell behind and was cut off (its client stopped reading?)");
+                        let _ = sender.send(Err(Status::from(Error::Store(swarm_store::Error::FellBehind)))).await;
+                        return;
+                    }
                 }
             }
         });
