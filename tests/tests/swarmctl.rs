@@ -1755,7 +1755,9 @@ async fn a_watch_that_falls_behind_resumes_by_itself_and_misses_nothing() {
     // Cut off while its client was not reading: what it had queued was
     // let go of then, not held until the client read again.
     assert!(
-        daemon.log_text().contains("a watch fell behind and was cut off (its client stopped reading?)"),
+        daemon
+            .log_text()
+            .contains("a watch fell behind and was cut off (its client stopped reading?)"),
         "{}",
         daemon.log_text()
     );
