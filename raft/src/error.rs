@@ -57,7 +57,7 @@ pub enum Error {
         /// telling (not when its loop died before answering).
         index: Option<u64>,
         /// What interrupted the wait.
-        reason: &'static str,
+        reason: std::borrow::Cow<'static, str>,
     },
 
     /// The proposal is larger than one entry may be

@@ -147,7 +147,7 @@ mod tests {
         assert_eq!(code(Error::Raft(swarm_raft::Error::Stopped)), Code::Unavailable);
         let unanswered = swarm_raft::Error::UnknownOutcome {
             index: None,
-            reason: "stopped",
+            reason: "stopped".into(),
         };
         assert_eq!(code(Error::Raft(unanswered)), Code::Unknown);
     }

@@ -746,7 +746,19 @@ async fn a_watcher_that_stopped_reading_holds_no_stop() {
     let dir = root.path().join("node-1");
     let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
     let mut watcher = Command::new(swarm_tests::daemon::workspace_binary("swarmctl"))
-        .args(["-s", &daemon.socket.to_string_lossy(), "watch", "--format", "json"])
+        // From the first commit on, whenever it connects: it cannot miss
+        // the first create, which the test waits for.
+        .args([
+            "-s",
+            &daemon.socket.to_string_lossy(),
+            "watch",
+            "--kind",
+            "service",
+            "--format",
+            "json",
+            "--resume-after",
+            "0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -182,6 +182,8 @@ async fn a_full_disk_stops_the_node_with_its_error_and_loses_nothing_acknowledge
         matches!(refusal.code(), tonic::Code::Unavailable | tonic::Code::Unknown),
         "{refusal:?}"
     );
+    // It says why, not only that the outcome is unknown.
+    assert!(refusal.message().contains("No space left on device"), "{refusal:?}");
 
     // The node stops by itself, saying why, with a non-zero exit.
     let log_path = daemon.log.clone();

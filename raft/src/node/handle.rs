@@ -23,7 +23,7 @@ const UNANSWERED: &str = "the raft member stopped without answering";
 fn change_unanswered() -> Error {
     Error::UnknownOutcome {
         index: None,
-        reason: UNANSWERED,
+        reason: UNANSWERED.into(),
     }
 }
 
@@ -44,6 +44,10 @@ pub struct Leadership {
     /// machine may miss writes a previous leader acknowledged: reads and
     /// checks against the state machine wait for this.
     pub caught_up: bool,
+    /// Why the member stopped, once its loop ended on an error (a disk
+    /// that refused a write, say): requests turned away from then on can
+    /// say so rather than only that no leader is known.
+    pub stopped: Option<String>,
 }
 
 /// The role of a member in its current term.
@@ -203,7 +207,7 @@ impl<O: Send + 'static> RaftHandle<O> {
         // the proposal in its queue or its log, where it may yet commit.
         response.await.map_err(|_| Error::UnknownOutcome {
             index: None,
-            reason: UNANSWERED,
+            reason: UNANSWERED.into(),
         })?
     }
 

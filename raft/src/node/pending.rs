@@ -59,7 +59,7 @@ impl<O> Pending<O> {
             // and one of them may yet lead and commit it.
             replaced.waiter.fail(Error::UnknownOutcome {
                 index: Some(index),
-                reason: "replaced in this member's log by a later entry",
+                reason: "replaced in this member's log by a later entry".into(),
             });
         }
     }
@@ -92,17 +92,18 @@ impl<O> Pending<O> {
         for (skipped_index, entry) in std::mem::replace(&mut self.by_index, later) {
             entry.waiter.fail(Error::UnknownOutcome {
                 index: Some(skipped_index),
-                reason: "the log moved past the entry without applying it here",
+                reason: "the log moved past the entry without applying it here".into(),
             });
         }
     }
 
     /// Tells every waiter its outcome is unknown (leadership lost, stop).
-    pub(crate) fn fail_all(&mut self, reason: &'static str) {
+    pub(crate) fn fail_all(&mut self, reason: impl Into<std::borrow::Cow<'static, str>>) {
+        let reason = reason.into();
         for (index, entry) in std::mem::take(&mut self.by_index) {
             entry.waiter.fail(Error::UnknownOutcome {
                 index: Some(index),
-                reason,
+                reason: reason.clone(),
             });
         }
     }

@@ -174,14 +174,18 @@ impl<S: StateMachine> ReadyLoop<S> {
         }
         // No longer leading, nor following anyone: the leader check turns
         // requests away from here from now on.
+        let stopped = result.as_ref().err().map(ToString::to_string);
         self.leadership.send_modify(|seen| {
             seen.leader_id = None;
             seen.leader_addr = None;
             seen.is_leader = false;
             seen.caught_up = false;
+            seen.stopped.clone_from(&stopped);
         });
-        self.pending
-            .fail_all("the raft member stopped before the entry applied");
+        self.pending.fail_all(match stopped {
+            None => "the raft member stopped before the entry applied".to_string(),
+            Some(err) => format!("the raft member stopped on an error before the entry applied ({err})"),
+        });
         // Proposals still queued never reached the log: say so, rather than
         // let their proposers see a dropped reply (an unknown outcome).
         // (`recv` rather than `try_recv`: it also waits for the sends that
@@ -915,6 +919,7 @@ impl<S: StateMachine> ReadyLoop<S> {
             leader_addr: leader_id.and_then(|id| self.raw.store().members().get(&id).cloned()),
             is_leader: raft.state == StateRole::Leader,
             caught_up: leads_caught_up(raft),
+            stopped: None,
         };
         let previous = self.leadership.borrow().clone();
         if previous == seen {

@@ -28,6 +28,11 @@ impl tonic::service::Interceptor for LeaderOnly {
         if leadership.caught_up {
             return Ok(request);
         }
+        if let Some(cause) = leadership.stopped {
+            return Err(Status::unavailable(format!(
+                "this manager's Raft member stopped on an error, and the manager is stopping: {cause}"
+            )));
+        }
         if leadership.is_leader {
             // For the moment of one log write after an election.
             return Err(Status::unavailable(

@@ -549,6 +549,7 @@ async fn a_nodes_leader_flag_follows_raft_leadership_not_what_was_stored() {
         leader_addr: None,
         is_leader: false,
         caught_up: false,
+        stopped: None,
     };
     let (leader, watched) = tokio::sync::watch::channel(leadership(Some(8)));
     let api = ControlApi::new(store).with_leadership(watched);
