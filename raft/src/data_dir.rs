@@ -56,15 +56,22 @@ impl DataDirGuard {
         match std::fs::metadata(&self.path) {
             Ok(metadata) if (metadata.dev(), metadata.ino()) == (self.device, self.inode) => Ok(()),
             Ok(_) => Err(gone(&self.path, "was replaced by another directory")),
-            Err(err) => Err(gone(&self.path, &format!("was removed or moved ({err})"))),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(gone(&self.path, "was removed or moved")),
+            // Its permissions changed, say: the dir may still be whole.
+            Err(err) => Err(gone(&self.path, &format!("can no longer be reached ({err})"))),
         }
     }
 }
 
+/// What was written before is wherever the dir went (or gone with it, if
+/// it was removed); what would be written next would not be found at
+/// `path` by the next start.
 fn gone(path: &Path, what: &str) -> Error {
     Error::DataDir {
         dir: path.to_path_buf(),
-        reason: format!("{what} while in use: what was written since is not on disk; stopping"),
+        reason: format!(
+            "{what} while in use: stopping, as the next start would not find at this path what is written from now on"
+        ),
     }
 }
 

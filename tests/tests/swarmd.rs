@@ -797,3 +797,17 @@ async fn a_watcher_that_stopped_reading_holds_no_stop() {
     let _ = watcher.kill();
     let _ = watcher.wait();
 }
+
+/// A control socket removed while the daemon serves (a cleanup script,
+/// say) leaves it unreachable: it says so, once, and still stops cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_socket_removed_under_the_daemon_is_reported() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    std::fs::remove_file(&daemon.socket).unwrap();
+    daemon.wait_for_log(
+        "the control socket was removed or replaced while this daemon serves",
+        Duration::from_secs(30),
+    );
+    assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
+}

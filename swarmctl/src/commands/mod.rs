@@ -191,15 +191,23 @@ pub(crate) fn change_reply<T>(result: Result<tonic::Response<T>, tonic::Status>)
 pub(crate) fn status_error(status: tonic::Status, a_change: bool) -> anyhow::Error {
     match std::error::Error::source(&status) {
         Some(cause) => {
+            let cause = crate::connect::root_cause(cause);
+            // Dialing again after the connection dropped, refused: this
+            // request never reached swarmd, so it made no change.
+            if let Some(io) = cause.downcast_ref::<std::io::Error>()
+                && matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+                )
+            {
+                return anyhow::anyhow!("swarmd is no longer reachable (it stopped?): {io}");
+            }
             let hint = if a_change {
                 " (the change may have been made all the same: look before trying again)"
             } else {
                 ""
             };
-            anyhow::anyhow!(
-                "the connection to swarmd was lost: {}{hint}",
-                crate::connect::root_cause(cause)
-            )
+            anyhow::anyhow!("the connection to swarmd was lost: {cause}{hint}")
         }
         None => match status.message().strip_prefix(TOO_LARGE) {
             // tonic's own refusal, before the manager reads the request.
@@ -302,6 +310,24 @@ pub(crate) fn key_values(pairs: &[String], flag: &str) -> anyhow::Result<std::co
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_connection_warns_of_a_change_made_unless_dialing_again_was_refused() {
+        let lost = |kind: std::io::ErrorKind| {
+            let cause: Box<dyn std::error::Error + Send + Sync> = Box::new(std::io::Error::from(kind));
+            status_error(tonic::Status::from_error(cause), true).to_string()
+        };
+        let broken = lost(std::io::ErrorKind::BrokenPipe);
+        assert!(
+            broken.contains("the change may have been made all the same"),
+            "{broken}"
+        );
+        for never_sent in [std::io::ErrorKind::ConnectionRefused, std::io::ErrorKind::NotFound] {
+            let refused = lost(never_sent);
+            assert!(refused.starts_with("swarmd is no longer reachable"), "{refused}");
+            assert!(!refused.contains("may have been made"), "{refused}");
+        }
+    }
 
     #[test]
     fn refusals_the_manager_did_not_word_or_that_ask_for_a_retry_say_so() {

@@ -198,6 +198,7 @@ async fn serve(
     let metrics = metrics_listener.map(|listener| (Metrics::new(manager.store.clone(), manager.raft()), listener));
     let count_requests = metrics.as_ref().map(|(metrics, _)| metrics.layer());
     let listener = socket.bind()?;
+    let socket_watch = tokio::spawn(socket::warn_if_removed(options.control_socket.clone()));
     let incoming = swarm_raft::transport::Incoming::with_limits(
         listener,
         "the Control API",
@@ -277,6 +278,7 @@ async fn serve(
             Ok(())
         }
     };
+    socket_watch.abort();
     socket.remove_socket();
     if let Some(mut metrics_server) = metrics_server {
         // A scrape that never finishes (a client that sends half a

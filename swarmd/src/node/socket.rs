@@ -114,6 +114,30 @@ impl SocketClaim {
     }
 }
 
+/// Watches the socket just bound at `path`: if it is removed or replaced
+/// while the daemon serves (a cleanup script, an operator), clients can no
+/// longer reach the daemon through it, which is said once, loudly; nothing
+/// else would tell. Runs until dropped.
+pub async fn warn_if_removed(path: PathBuf) {
+    use std::os::unix::fs::MetadataExt as _;
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+    let identity = |metadata: std::fs::Metadata| (metadata.dev(), metadata.ino());
+    let Ok(bound) = std::fs::symlink_metadata(&path).map(identity) else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(EVERY).await;
+        if std::fs::symlink_metadata(&path).map(identity).ok() != Some(bound) {
+            tracing::warn!(
+                path = %path.display(),
+                "the control socket was removed or replaced while this daemon serves: clients cannot reach it \
+                 there; restart swarmd (Ctrl+C or SIGTERM, then start it again) to make it again"
+            );
+            return;
+        }
+    }
+}
+
 fn socket_error(path: &Path, reason: String) -> Error {
     Error::Socket {
         path: path.to_path_buf(),
