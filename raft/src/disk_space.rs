@@ -16,9 +16,19 @@
 //! `keep_free` at the rates this disk allows.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+
+/// How often the free space is read: whatever the tick, a burst of writes
+/// between two readings is what the loop writes in this long.
+const READ_EVERY: Duration = Duration::from_millis(100);
+
+/// Room that must come back over the reserve before writes are taken
+/// again: a compaction freeing a little would otherwise flip them on and
+/// off, and the log with them.
+const HYSTERESIS: u64 = 1 << 20;
 
 /// What the member knows of its disk, shared by the Ready loop (which
 /// reads the filesystem) and the handles (which refuse proposals).
@@ -26,12 +36,25 @@ use crate::error::{Error, Result};
 pub(crate) struct DiskSpace {
     dir: PathBuf,
     /// Bytes kept free besides room for the next snapshot; 0 turns the
-    /// check off.
+    /// check off (the free space is still read, for metrics).
     keep_free: u64,
-    /// Free bytes at the last reading (`u64::MAX` before the first).
-    available: AtomicU64,
+    reading: Mutex<Reading>,
+}
+
+/// The last reading, whole (a proposal refused names figures that belong
+/// together).
+#[derive(Debug, Default, Clone, Copy)]
+struct Reading {
+    /// When it was taken; `None` before the first.
+    at: Option<Instant>,
+    /// Free bytes.
+    available: u64,
     /// Free bytes under which proposals are refused.
-    needed: AtomicU64,
+    needed: u64,
+    /// Bytes a snapshot needs free to start.
+    needed_for_snapshot: u64,
+    /// Whether proposals are refused.
+    low: bool,
 }
 
 /// How the disk went from one reading to the next, when that changes what
@@ -49,19 +72,21 @@ impl DiskSpace {
         DiskSpace {
             dir: dir.to_path_buf(),
             keep_free,
-            available: AtomicU64::new(u64::MAX),
-            needed: AtomicU64::new(keep_free),
+            reading: Mutex::new(Reading::default()),
         }
     }
 
+    /// As [`DiskSpace::refresh`], if the last reading is [`READ_EVERY`] old.
+    pub(crate) fn refresh_if_due(&self, snapshot_bytes: u64) -> Option<Crossed> {
+        let due = self.last().at.is_none_or(|at| at.elapsed() >= READ_EVERY);
+        if due { self.refresh(snapshot_bytes) } else { None }
+    }
+
     /// Reads the free space again, the next snapshot weighing up to
-    /// `snapshot_bytes`; says whether that crossed the reserve. A reading that fails
-    /// keeps the last one (a data dir gone is seen, and stops the member,
-    /// at its next write).
+    /// `snapshot_bytes`; says whether that crossed the reserve. A reading
+    /// that fails keeps the last one (a data dir gone is seen, and stops
+    /// the member, at its next write).
     pub(crate) fn refresh(&self, snapshot_bytes: u64) -> Option<Crossed> {
-        if self.keep_free == 0 {
-            return None;
-        }
         let available = match free_bytes(&self.dir) {
             Ok(available) => available,
             Err(err) => {
@@ -69,20 +94,48 @@ impl DiskSpace {
                 return None;
             }
         };
-        let needed = self.keep_free.saturating_add(snapshot_bytes.saturating_mul(2));
-        let was_low = self.is_low();
-        self.needed.store(needed, Relaxed);
-        self.available.store(available, Relaxed);
-        match (was_low, self.is_low()) {
+        let mut reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        let was_low = reading.low;
+        let snapshot_room = snapshot_bytes.saturating_mul(2);
+        let (needed, needed_for_snapshot) = if self.keep_free == 0 {
+            (0, 0)
+        } else {
+            // A snapshot may eat into the reserve, down to room for the
+            // log an open replays: it is what frees the log behind it.
+            (
+                self.keep_free.saturating_add(snapshot_room),
+                (self.keep_free / 2).saturating_add(snapshot_room),
+            )
+        };
+        let low = stays_or_turns_low(available, needed, was_low);
+        *reading = Reading {
+            at: Some(Instant::now()),
+            available,
+            needed,
+            needed_for_snapshot,
+            low,
+        };
+        match (was_low, low) {
             (false, true) => Some(Crossed::Under { available, needed }),
             (true, false) => Some(Crossed::Over { available, needed }),
             _ => None,
         }
     }
 
-    /// Whether the free space is under the reserve.
+    fn last(&self) -> Reading {
+        *self.reading.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether proposals are refused.
     pub(crate) fn is_low(&self) -> bool {
-        self.available.load(Relaxed) < self.needed.load(Relaxed)
+        self.last().low
+    }
+
+    /// Whether a snapshot may start: room for it and for the log an open
+    /// replays.
+    pub(crate) fn room_for_snapshot(&self) -> bool {
+        let reading = self.last();
+        reading.at.is_none() || reading.available >= reading.needed_for_snapshot
     }
 
     /// Refuses a proposal while the free space is under the reserve.
@@ -91,18 +144,31 @@ impl DiskSpace {
     ///
     /// [`Error::NoSpace`] with the figures of the last reading.
     pub(crate) fn check(&self) -> Result<()> {
-        let (available, needed) = (self.available.load(Relaxed), self.needed.load(Relaxed));
-        if available < needed {
-            return Err(Error::NoSpace { available, needed });
+        let reading = self.last();
+        if reading.low {
+            return Err(Error::NoSpace {
+                available: reading.available,
+                needed: reading.needed,
+            });
         }
         Ok(())
     }
 
-    /// The free bytes at the last reading and the reserve, for metrics;
-    /// `None` before the first reading or with the check off.
+    /// The free bytes at the last reading and the reserve (0 with the
+    /// check off), for metrics; `None` before the first reading.
     pub(crate) fn figures(&self) -> Option<(u64, u64)> {
-        let available = self.available.load(Relaxed);
-        (available != u64::MAX).then(|| (available, self.needed.load(Relaxed)))
+        let reading = self.last();
+        reading.at.map(|_| (reading.available, reading.needed))
+    }
+}
+
+/// Whether proposals are refused with `available` bytes free and `needed`
+/// kept: under `needed`, and once refused, until [`HYSTERESIS`] over it.
+fn stays_or_turns_low(available: u64, needed: u64, was_low: bool) -> bool {
+    if was_low {
+        available < needed.saturating_add(HYSTERESIS)
+    } else {
+        available < needed
     }
 }
 
@@ -155,7 +221,7 @@ pub(crate) fn human(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Crossed, DiskSpace, free_bytes, human};
+    use super::{Crossed, DiskSpace, HYSTERESIS, free_bytes, human, stays_or_turns_low};
     use crate::error::Error;
 
     #[test]
@@ -169,14 +235,16 @@ mod tests {
     fn refuses_proposals_under_the_reserve_and_says_when_it_crosses_it() {
         let dir = tempfile::tempdir().unwrap();
         let free = free_bytes(dir.path()).unwrap();
-        // A reserve just over what is free: refused, with the figures.
-        let space = DiskSpace::new(dir.path(), free + (1 << 30));
+        // A reserve well over twice what is free: refused, with the
+        // figures, and no snapshot either.
+        let reserve = 2 * free + (1 << 30);
+        let space = DiskSpace::new(dir.path(), reserve);
         assert!(space.check().is_ok(), "nothing read yet: nothing refused");
         assert!(matches!(space.refresh(0), Some(Crossed::Under { .. })));
         assert!(space.is_low());
         let err = space.check().unwrap_err();
         assert!(
-            matches!(err, Error::NoSpace { needed, .. } if needed == free + (1 << 30)),
+            matches!(err, Error::NoSpace { needed, .. } if needed == reserve),
             "{err}"
         );
         assert!(
@@ -184,23 +252,51 @@ mod tests {
             "{err}"
         );
         assert_eq!(space.refresh(0), None, "still under: nothing new to say");
+        assert!(!space.room_for_snapshot());
 
-        // The snapshot counts twice.
-        let space = DiskSpace::new(dir.path(), 1);
+        // The next snapshot counts twice.
+        let space = DiskSpace::new(dir.path(), 1 << 20);
         assert_eq!(space.refresh(0), None);
         assert!(space.check().is_ok());
-        assert!(matches!(space.refresh(free), Some(Crossed::Under { needed, .. }) if needed == 2 * free + 1));
+        assert!(matches!(space.refresh(free), Some(Crossed::Under { needed, .. }) if needed == 2 * free + (1 << 20)));
         assert!(matches!(space.refresh(0), Some(Crossed::Over { .. })));
         assert!(space.check().is_ok());
     }
 
     #[test]
-    fn a_reserve_of_nothing_turns_the_check_off() {
+    fn a_snapshot_may_start_a_little_under_the_reserve_for_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(dir.path()).unwrap();
+        // Writes need free + 10 MiB: refused; a snapshot needs 10 MiB less
+        // than free: it may start, and free the log behind it.
+        let space = DiskSpace::new(dir.path(), 40 << 20);
+        let snapshot = (free - (30 << 20)) / 2;
+        space.refresh(snapshot);
+        assert!(space.is_low());
+        assert!(space.room_for_snapshot());
+    }
+
+    #[test]
+    fn writes_come_back_only_with_some_room_over_the_reserve() {
+        let needed = 10 << 20;
+        assert!(!stays_or_turns_low(needed, needed, false));
+        assert!(stays_or_turns_low(needed - 1, needed, false));
+        // Once refused, just over is not enough.
+        assert!(stays_or_turns_low(needed + HYSTERESIS / 2, needed, true));
+        assert!(!stays_or_turns_low(needed + HYSTERESIS, needed, true));
+    }
+
+    #[test]
+    fn a_reserve_of_nothing_refuses_nothing_but_still_reads_for_metrics() {
         let dir = tempfile::tempdir().unwrap();
         let space = DiskSpace::new(dir.path(), 0);
+        assert_eq!(space.figures(), None);
         assert_eq!(space.refresh(u64::MAX), None);
         assert!(space.check().is_ok());
-        assert_eq!(space.figures(), None);
+        assert!(space.room_for_snapshot());
+        let (free, reserve) = space.figures().expect("read");
+        assert!(free > 0);
+        assert_eq!(reserve, 0);
     }
 
     #[test]

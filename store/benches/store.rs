@@ -118,13 +118,23 @@ fn create_node(c: &mut Criterion) {
 }
 
 /// Read a realistic node, change its status, write it back: one
-/// transaction each, local proposer, among 1,000 and 10,000 nodes.
+/// transaction each, local proposer, among 1,000 and 10,000 nodes; and
+/// among 1,000 in a store that keeps changes for watchers that resume, as
+/// swarmd's does (every replaced version kept alive for 20,000 changes).
 fn update_node(c: &mut Criterion) {
     let mut group = c.benchmark_group("update_node_own_transaction");
-    for count in [1_000, SWARMKIT_NODES] {
-        let (store, nodes, _) = fixtures::populated(count, 0, 0);
+    let keeping = || MemoryStore::builder().watch_history(20_000, 128 << 20).build();
+    let stores = [
+        ("1000_nodes", fixtures::populated(1_000, 0, 0)),
+        ("10000_nodes", fixtures::populated(SWARMKIT_NODES, 0, 0)),
+        (
+            "1000_nodes_keeping_20000_changes",
+            fixtures::populated_in(keeping(), 1_000, 0, 0),
+        ),
+    ];
+    for (name, (store, nodes, _)) in stores {
         let mut i = 0;
-        group.bench_function(format!("{count}_nodes"), |b| {
+        group.bench_function(name, |b| {
             b.iter(|| {
                 let id = &nodes[i % nodes.len()].id;
                 i += 1;

@@ -197,7 +197,11 @@ impl<O: Send + 'static> RaftHandle<O> {
                 max: crate::MAX_ENTRY_BYTES,
             });
         }
-        self.disk.check()?;
+        // A follower's own disk is not what refuses: the leader's log
+        // takes the entry (a follower says who leads, below).
+        if self.leadership.borrow().is_leader {
+            self.disk.check()?;
+        }
         let (reply, response) = oneshot::channel();
         self.proposals
             .send(Proposal { data, reply })

@@ -153,6 +153,9 @@ impl<S: StateMachine> ReadyLoop<S> {
             if let Err(err) = self.data_dir.check_if_due() {
                 break Err(err);
             }
+            if let Some(crossed) = self.disk.refresh_if_due(self.snapshot_schedule.next_bytes()) {
+                disk_space::report(self.config.id, &crossed);
+            }
             if let Err(err) = self.take_written_snapshots().await {
                 break Err(err);
             }
@@ -235,9 +238,6 @@ impl<S: StateMachine> ReadyLoop<S> {
     fn on_tick(&mut self) {
         self.raw.tick();
         self.leader_watch.on_tick(&self.raw, &self.config);
-        if let Some(crossed) = self.disk.refresh(self.snapshot_schedule.next_bytes()) {
-            disk_space::report(self.config.id, &crossed);
-        }
     }
 
     /// Makes current the snapshots whose writing finished.
@@ -437,6 +437,8 @@ impl<S: StateMachine> ReadyLoop<S> {
 
     fn check_add(&self, id: u64, addr: &str) -> Result<()> {
         self.check_leader()?;
+        // The new member needs a snapshot, and every member a log entry.
+        self.disk.check()?;
         if id == 0 {
             return Err(Error::Membership("member id 0 is reserved".into()));
         }
@@ -455,7 +457,11 @@ impl<S: StateMachine> ReadyLoop<S> {
             return Err(Error::Membership(format!("member {id} is not in the group")));
         };
         membership::check_address_free(members, id, addr)?;
-        Ok(current != addr)
+        let needed = current != addr;
+        if needed {
+            self.disk.check()?;
+        }
+        Ok(needed)
     }
 
     fn propose_conf_change(&mut self, change: Result<ConfChange>, reply: oneshot::Sender<Result<u64>>) {
@@ -707,6 +713,9 @@ impl<S: StateMachine> ReadyLoop<S> {
         // or not: no way to tell. Those after it may still apply.
         self.pending.pass_over(index);
         self.metrics.add_snapshot_installed();
+        // The next snapshot is weighed against this one, as against one
+        // this member wrote (and the room it needs reckoned from it).
+        self.snapshot_schedule.written(snapshot.data.len());
         Ok(())
     }
 
@@ -843,16 +852,19 @@ impl<S: StateMachine> ReadyLoop<S> {
         let store = self.raw.store();
         let wanted = store.take_snapshot_request();
         let applied = self.raw.raft.raft_log.applied;
-        let due = self.snapshot_schedule.due(applied, store.snapshot_meta().index);
+        // Short of room for writes but not for a snapshot: one now frees
+        // the log behind it (a follower's too, which takes no proposals),
+        // if the log holds enough to be worth it.
+        let frees_room = self.disk.is_low() && self.snapshot_schedule.log_bytes() >= self.config.keep_free_disk / 2;
+        let due = frees_room || self.snapshot_schedule.due(applied, store.snapshot_meta().index);
         // A request dropped while a snapshot is in progress comes again:
         // raft-rs asks at each attempt to catch the member up.
         if self.snapshot_started.is_some() || !(due || wanted) || applied <= store.snapshot_meta().index {
             return Ok(());
         }
         // No room for it: writing it would stop the member. It comes due
-        // again once there is room (writes are refused meanwhile, so the
-        // log does not grow).
-        if self.disk.is_low() {
+        // again once there is room.
+        if !self.disk.room_for_snapshot() {
             return Ok(());
         }
         let mut meta = SnapshotMetadata {
@@ -902,7 +914,10 @@ impl<S: StateMachine> ReadyLoop<S> {
             // the member (what it wrote may be torn, and a retry could make
             // a later write look durable when it is not).
             Err(err @ Error::Storage(_)) => return Err(err),
-            Err(err) => tracing::error!(member = self.config.id, index, %err, "snapshot failed; retrying later"),
+            Err(err) => {
+                self.snapshot_schedule.failed();
+                tracing::error!(member = self.config.id, index, %err, "snapshot failed; retrying later");
+            }
         }
         Ok(())
     }

@@ -20,6 +20,9 @@ pub(crate) struct SnapshotSchedule {
     log_bytes_cap: u64,
     /// Bytes of the entries applied since the last snapshot started.
     log_bytes: u64,
+    /// Bytes of the entries the snapshot being written covers (counted
+    /// until it is written: the room it takes is taken until then).
+    in_flight: u64,
     /// Size of the last snapshot this run wrote; 0 before the first, when
     /// the entry count alone decides.
     last_bytes: u64,
@@ -32,6 +35,7 @@ impl SnapshotSchedule {
             log_fraction: config.snapshot_log_fraction,
             log_bytes_cap: config.snapshot_log_bytes,
             log_bytes: 0,
+            in_flight: 0,
             last_bytes: 0,
         }
     }
@@ -57,18 +61,33 @@ impl SnapshotSchedule {
 
     /// A snapshot of everything applied so far was started.
     pub(crate) fn started(&mut self) {
-        self.log_bytes = 0;
+        self.in_flight = std::mem::take(&mut self.log_bytes);
+    }
+
+    /// The snapshot started was not written: what it would have covered
+    /// is still in the log.
+    pub(crate) fn failed(&mut self) {
+        self.log_bytes = self.log_bytes.saturating_add(std::mem::take(&mut self.in_flight));
     }
 
     /// What the next snapshot may weigh, at most about: the last one
     /// (written, or restored at start) and every entry applied since.
     pub(crate) fn next_bytes(&self) -> u64 {
-        self.last_bytes.saturating_add(self.log_bytes)
+        self.last_bytes
+            .saturating_add(self.in_flight)
+            .saturating_add(self.log_bytes)
     }
 
-    /// A snapshot of `bytes` was written.
+    /// Bytes of the entries applied since the last snapshot started: what
+    /// compacting the log behind a new one would free, about.
+    pub(crate) fn log_bytes(&self) -> u64 {
+        self.log_bytes
+    }
+
+    /// A snapshot of `bytes` was written, or installed from the leader.
     pub(crate) fn written(&mut self, bytes: usize) {
         self.last_bytes = bytes as u64;
+        self.in_flight = 0;
     }
 }
 
@@ -99,6 +118,23 @@ mod tests {
         assert!(!s.due(20, 10));
         s.applied(1);
         assert!(s.due(20, 10));
+    }
+
+    #[test]
+    fn the_next_snapshot_is_reckoned_whole_until_written_and_again_after_a_failure() {
+        let mut s = schedule(100, 0.5);
+        s.written(1_000);
+        s.applied(300);
+        assert_eq!((s.next_bytes(), s.log_bytes()), (1_300, 300));
+        // Started: what it covers still counts until it is written.
+        s.started();
+        s.applied(50);
+        assert_eq!((s.next_bytes(), s.log_bytes()), (1_350, 50));
+        s.failed();
+        assert_eq!((s.next_bytes(), s.log_bytes()), (1_350, 350));
+        s.started();
+        s.written(1_200);
+        assert_eq!((s.next_bytes(), s.log_bytes()), (1_200, 0));
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub async fn ensure_cluster(
         return Ok(());
     }
     let created = node.is_none();
-    store
+    let written = store
         .update(|tx| {
             if !has_cluster {
                 tx.create(default_cluster(raft))?;
@@ -61,7 +61,18 @@ pub async fn ensure_cluster(
             }
             Ok(())
         })
-        .await?;
+        .await;
+    match written {
+        Ok(()) => {}
+        // A restart on a nearly full disk serves reads with the node as it
+        // was recorded rather than not at all; a first start cannot.
+        Err(swarm_store::Error::ResourceExhausted(why)) if has_cluster && !created => {
+            tracing::warn!(node = identity.node_id, hostname, raft_addr, %why,
+                "cannot record this node's new description now; serving with the one recorded");
+            return Ok(());
+        }
+        Err(err) => return Err(err.into()),
+    }
     if created {
         tracing::info!(
             cluster = DEFAULT_CLUSTER,

@@ -181,6 +181,10 @@ impl Manager {
                 );
                 Ok(())
             }
+            Err(err @ swarm_raft::Error::NoSpace { .. }) => {
+                tracing::warn!(addr = self.raft_addr, %err, "the group keeps this member's old address for now");
+                Ok(())
+            }
             Err(err) => Err(err.into()),
         }
     }

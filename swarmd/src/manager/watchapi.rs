@@ -231,7 +231,12 @@ impl Watch for WatchApi {
                     () = watcher.fell_behind() => {
                         drop(watcher);
                         tracing::warn!("a watch fell behind and was cut off (its client stopped reading?)");
-                        let _ = sender.send(Err(Status::from(Error::Store(swarm_store::Error::FellBehind)))).await;
+                        // Told when it reads again; a stop does not wait for it.
+                        let fell_behind = Status::from(Error::Store(swarm_store::Error::FellBehind));
+                        tokio::select! {
+                            _ = sender.send(Err(fell_behind)) => {}
+                            _ = stopping.changed() => {}
+                        }
                         return;
                     }
                 }
