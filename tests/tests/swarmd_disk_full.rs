@@ -89,6 +89,32 @@ fn mount_or_skip(dir: &Path, size: &str) -> Option<Tmpfs> {
     }
 }
 
+/// Bulky creates, one after another, until one is refused: the names and
+/// ids of those acknowledged, and the refusal.
+async fn create_until_refused(
+    control: &mut swarm_proto::v1::control_client::ControlClient<tonic::transport::Channel>,
+) -> (BTreeMap<String, String>, tonic::Status) {
+    let mut acknowledged = BTreeMap::new();
+    let refusal = loop {
+        let name = format!("svc-{}", acknowledged.len());
+        let request = CreateServiceRequest {
+            spec: Some(bulky_service(&name)),
+        };
+        match control.create_service(request).await {
+            Ok(reply) => {
+                acknowledged.insert(name, reply.into_inner().service.unwrap().id);
+            }
+            Err(status) => break status,
+        }
+        assert!(
+            acknowledged.len() < 10_000,
+            "a small tmpfs held 10,000 creates of 16 KiB"
+        );
+    };
+    assert!(!acknowledged.is_empty(), "the first create was refused: {refusal:?}");
+    (acknowledged, refusal)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nearly_full_disk_refuses_writes_serves_reads_and_takes_writes_again_with_room() {
     let root = tempfile::tempdir().unwrap();
@@ -102,21 +128,7 @@ async fn a_nearly_full_disk_refuses_writes_serves_reads_and_takes_writes_again_w
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
 
     let mut control = connect(&daemon.socket).await.unwrap();
-    let mut acknowledged = BTreeMap::new();
-    let refusal = loop {
-        let name = format!("svc-{}", acknowledged.len());
-        let request = CreateServiceRequest {
-            spec: Some(bulky_service(&name)),
-        };
-        match control.create_service(request).await {
-            Ok(reply) => {
-                acknowledged.insert(name, reply.into_inner().service.unwrap().id);
-            }
-            Err(status) => break status,
-        }
-        assert!(acknowledged.len() < 10_000, "40 MiB held 10,000 creates of 16 KiB");
-    };
-    assert!(!acknowledged.is_empty(), "the first create was refused: {refusal:?}");
+    let (acknowledged, refusal) = create_until_refused(&mut control).await;
     assert_eq!(refusal.code(), tonic::Code::ResourceExhausted, "{refusal:?}");
     assert!(
         refusal.message().contains("writes are refused until there is room"),
@@ -161,23 +173,8 @@ async fn a_full_disk_stops_the_node_with_its_error_and_loses_nothing_acknowledge
     // No reserve: the disk fills up under the node.
     let daemon = Daemon::start_with(&binary, &dir, "node-1", &["--disk-reserve", "0"]).await;
 
-    // Creates, one after another, until one is refused.
     let mut control = connect(&daemon.socket).await.unwrap();
-    let mut acknowledged = BTreeMap::new();
-    let refusal = loop {
-        let name = format!("svc-{}", acknowledged.len());
-        let request = CreateServiceRequest {
-            spec: Some(bulky_service(&name)),
-        };
-        match control.create_service(request).await {
-            Ok(reply) => {
-                acknowledged.insert(name, reply.into_inner().service.unwrap().id);
-            }
-            Err(status) => break status,
-        }
-        assert!(acknowledged.len() < 10_000, "8 MiB held 10,000 creates of 16 KiB");
-    };
-    assert!(!acknowledged.is_empty(), "the first create was refused: {refusal:?}");
+    let (acknowledged, refusal) = create_until_refused(&mut control).await;
     assert!(
         matches!(refusal.code(), tonic::Code::Unavailable | tonic::Code::Unknown),
         "{refusal:?}"
