@@ -179,8 +179,7 @@ pub(crate) fn report(member: u64, crossed: &Crossed) {
             member,
             free = %human(available),
             reserve = %human(needed),
-            "the raft data dir's filesystem is nearly full: writes are refused, and no snapshot taken, until there \
-             is room (reads go on)"
+            "the raft data dir's filesystem is nearly full: writes are refused until there is room (reads go on)"
         ),
         Crossed::Over { available, needed } => tracing::info!(
             member,

@@ -89,6 +89,20 @@ fn mount_or_skip(dir: &Path, size: &str) -> Option<Tmpfs> {
     }
 }
 
+/// Bytes free for a user on the filesystem holding `dir`, as `df` says.
+fn free_bytes(dir: &Path) -> u64 {
+    let output = Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .expect("run df");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .nth(1)
+        .and_then(|line| line.trim().parse().ok())
+        .unwrap_or_else(|| panic!("df said: {text}"))
+}
+
 /// Bulky creates, one after another, until one is refused: the names and
 /// ids of those acknowledged, and the refusal.
 async fn create_until_refused(
@@ -141,7 +155,29 @@ async fn a_nearly_full_disk_refuses_writes_serves_reads_and_takes_writes_again_w
     let (stored, _) = daemon.service_ids_by_name().await;
     assert_eq!(stored, acknowledged);
 
+    // A stop and a start under another name while still short of room
+    // (the stop frees the log's preallocated room: taken again here): it
+    // serves, with the node as recorded, rather than refusing to start.
+    assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
+    let filler = dir.join("filler");
+    let leave = 8 << 20;
+    let free = free_bytes(&dir);
+    assert!(free > leave, "{free} bytes free");
+    std::fs::write(&filler, vec![0u8; (free - leave) as usize]).unwrap();
+    let daemon = Daemon::start(&binary, &dir, "renamed").await;
+    assert!(
+        daemon
+            .log_text()
+            .contains("cannot record this node's new description now"),
+        "{}",
+        daemon.log_text()
+    );
+    let (stored, _) = daemon.service_ids_by_name().await;
+    assert_eq!(stored, acknowledged);
+    let mut control = connect(&daemon.socket).await.unwrap();
+
     // Room again: writes are taken again, without a restart.
+    std::fs::remove_file(&filler).unwrap();
     tmpfs.resize("256m");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
