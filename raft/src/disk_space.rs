@@ -154,6 +154,24 @@ impl DiskSpace {
         Ok(())
     }
 
+    /// Refuses an entry that frees room (it only removes) once not even
+    /// room to reopen the log is left: half the reserve.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSpace`] with the figures of the last reading.
+    pub(crate) fn check_freeing(&self) -> Result<()> {
+        let reading = self.last();
+        let floor = self.keep_free / 2;
+        if reading.at.is_some() && reading.available < floor {
+            return Err(Error::NoSpace {
+                available: reading.available,
+                needed: floor,
+            });
+        }
+        Ok(())
+    }
+
     /// The free bytes at the last reading and the reserve (0 with the
     /// check off), for metrics; `None` before the first reading.
     pub(crate) fn figures(&self) -> Option<(u64, u64)> {
@@ -273,6 +291,26 @@ mod tests {
         space.refresh(snapshot);
         assert!(space.is_low());
         assert!(space.room_for_snapshot());
+    }
+
+    #[test]
+    fn an_entry_that_frees_room_is_taken_down_to_half_the_reserve() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(dir.path()).unwrap();
+        // Writes refused; removals taken while half the reserve is free.
+        let space = DiskSpace::new(dir.path(), free + (free / 2));
+        assert!(space.check_freeing().is_ok(), "nothing read yet");
+        space.refresh(0);
+        assert!(space.check().is_err());
+        assert!(space.check_freeing().is_ok());
+        // Not even that much: refused too.
+        let space = DiskSpace::new(dir.path(), 3 * free);
+        space.refresh(0);
+        let err = space.check_freeing().unwrap_err();
+        assert!(
+            matches!(err, Error::NoSpace { needed, .. } if needed == 3 * free / 2),
+            "{err}"
+        );
     }
 
     #[test]

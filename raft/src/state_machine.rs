@@ -45,6 +45,15 @@ pub trait StateMachine: Send + 'static {
     /// runs on a blocking thread while the loop goes on.
     fn snapshot(&self) -> SnapshotWriter;
 
+    /// What a snapshot would weigh now, about, if the machine knows it
+    /// cheaply (it is asked every 100 ms): the room a member keeps on its
+    /// disk for its next snapshot is reckoned from it, else from the last
+    /// snapshot and every entry applied since (removals included, so an
+    /// upper bound that only a snapshot brings down).
+    fn size_hint(&self) -> Option<u64> {
+        None
+    }
+
     /// Replaces the whole state by a snapshot's (taken by `snapshot` on this
     /// or another member).
     ///

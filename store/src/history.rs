@@ -67,7 +67,7 @@ impl History {
         if changes.is_empty() {
             return;
         }
-        if self.max_changes == 0 || self.max_bytes == 0 {
+        if !self.keeps_any() {
             // Keeps nothing: only where a resume may start.
             self.floor = index;
             return;
@@ -90,6 +90,11 @@ impl History {
             self.changes -= oldest.changes.len();
             self.bytes -= oldest.bytes;
         }
+    }
+
+    /// Whether it keeps any change at all.
+    pub(crate) fn keeps_any(&self) -> bool {
+        self.max_changes > 0 && self.max_bytes > 0
     }
 
     /// Forgets every commit: the state was replaced by a snapshot at

@@ -380,6 +380,15 @@ impl MemoryStore {
         self.inner.watch.subscribe_after(filter, after)
     }
 
+    /// What a snapshot of the store would weigh, about: the last one
+    /// restored, and what every change since added or took away, encoded.
+    /// Kept up only by a store that keeps changes for watchers
+    /// ([`Builder::watch_history`]), which measures each anyway; `None`
+    /// otherwise.
+    pub fn approximate_bytes(&self) -> Option<u64> {
+        self.inner.watch.state_bytes()
+    }
+
     /// Number of live watchers: those dropped are not counted, those cut
     /// off are until the next commit.
     pub fn watcher_count(&self) -> usize {
@@ -413,7 +422,7 @@ impl MemoryStore {
         let _guard = self.lock_commit();
         let index = state.index;
         self.swap(state);
-        self.inner.watch.close_all_restored(index);
+        self.inner.watch.close_all_restored(index, bytes.len() as u64);
         Ok(())
     }
 

@@ -250,6 +250,9 @@ struct Shared {
 struct Queue {
     subscriptions: Vec<Subscription>,
     history: History,
+    /// The store's objects, encoded, about: kept up when the history is
+    /// (which measures every change anyway).
+    state_bytes: u64,
     /// Restores so far: a watcher replaying across one is closed, as a
     /// subscribed one is.
     restores: u64,
@@ -306,6 +309,7 @@ impl WatchQueue {
                 queue: Mutex::new(Queue {
                     subscriptions: Vec::new(),
                     history: History::new(bounds.history, bounds.history_bytes),
+                    state_bytes: 0,
                     restores: 0,
                 }),
                 buffer: bounds.buffer.max(1),
@@ -358,6 +362,16 @@ impl WatchQueue {
         let mut queue = self.shared.lock();
         // Measured once per change, and only if kept or a watcher wants it.
         let sizes = vec![OnceCell::new(); changes.len()];
+        if queue.history.keeps_any() {
+            let mut grown: i64 = 0;
+            for (change, size) in changes.iter().zip(&sizes) {
+                let old = change.old.as_ref().map_or(0, Object::encoded_len);
+                let new = change.new.as_ref().map_or(0, Object::encoded_len);
+                let _ = size.set(old + new);
+                grown += new as i64 - old as i64;
+            }
+            queue.state_bytes = queue.state_bytes.saturating_add_signed(grown);
+        }
         // Kept first: a filter that panics below cannot leave the commit
         // out of what a resumed watcher replays.
         queue.history.record(index, changes, &sizes);
@@ -369,13 +383,21 @@ impl WatchQueue {
     /// Ends every watcher and forgets the kept changes: the store was
     /// replaced by a snapshot at `index`, and no stream of changes could
     /// carry a watcher from its old view to the new.
-    pub(crate) fn close_all_restored(&self, index: u64) {
+    pub(crate) fn close_all_restored(&self, index: u64, bytes: u64) {
         let mut queue = self.shared.lock();
+        queue.state_bytes = bytes;
         for s in queue.subscriptions.drain(..) {
             s.ended.store(RESTORED, Ordering::Release);
         }
         queue.history.reset(index);
         queue.restores += 1;
+    }
+
+    /// The store's objects, encoded, about; `None` unless the history is
+    /// kept (only then is every change measured).
+    pub(crate) fn state_bytes(&self) -> Option<u64> {
+        let queue = self.shared.lock();
+        queue.history.keeps_any().then_some(queue.state_bytes)
     }
 
     /// Live watchers; forgets those whose owner dropped them. Those still

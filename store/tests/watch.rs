@@ -562,3 +562,41 @@ async fn fell_behind_resolves_once_the_watcher_is_cut_off_its_queue_still_readab
     }
     assert_eq!(watcher.recv().await.unwrap_err(), Error::FellBehind);
 }
+
+#[tokio::test]
+async fn a_store_keeping_changes_knows_about_what_a_snapshot_of_it_weighs() {
+    assert_eq!(
+        MemoryStore::new().approximate_bytes(),
+        None,
+        "not measured without a history"
+    );
+    let store = with_history();
+    assert_eq!(store.approximate_bytes(), Some(0));
+    let (a, b) = (service("a"), service("b"));
+    for s in [&a, &b] {
+        store.update(|tx| tx.create(s.clone())).await.unwrap();
+    }
+    let stored = |id: &str| store.view(|tx| prost::Message::encoded_len(&**tx.get::<Service>(id).unwrap()));
+    let both = (stored(&a.id) + stored(&b.id)) as u64;
+    assert_eq!(store.approximate_bytes(), Some(both));
+    let mut bigger = store.view(|tx| (**tx.get::<Service>(&a.id).unwrap()).clone());
+    bigger
+        .spec
+        .as_mut()
+        .unwrap()
+        .annotations
+        .as_mut()
+        .unwrap()
+        .labels
+        .insert("k".into(), "x".repeat(1000));
+    store.update(|tx| tx.update(bigger)).await.unwrap();
+    let grown = (stored(&a.id) + stored(&b.id)) as u64;
+    assert!(grown > both + 1000);
+    assert_eq!(store.approximate_bytes(), Some(grown));
+    store.update(|tx| tx.delete::<Service>(&a.id)).await.unwrap();
+    assert_eq!(store.approximate_bytes(), Some(stored(&b.id) as u64));
+    // A restore starts again from the snapshot's own size.
+    let snapshot = store.snapshot();
+    store.restore(&snapshot).unwrap();
+    assert_eq!(store.approximate_bytes(), Some(snapshot.len() as u64));
+}

@@ -142,7 +142,7 @@ async fn a_nearly_full_disk_refuses_writes_serves_reads_and_takes_writes_again_w
     let daemon = Daemon::start(&binary, &dir, "node-1").await;
 
     let mut control = connect(&daemon.socket).await.unwrap();
-    let (acknowledged, refusal) = create_until_refused(&mut control).await;
+    let (mut acknowledged, refusal) = create_until_refused(&mut control).await;
     assert_eq!(refusal.code(), tonic::Code::ResourceExhausted, "{refusal:?}");
     assert!(
         refusal.message().contains("writes are refused until there is room"),
@@ -154,6 +154,12 @@ async fn a_nearly_full_disk_refuses_writes_serves_reads_and_takes_writes_again_w
     // Reads go on, every acknowledged create there.
     let (stored, _) = daemon.service_ids_by_name().await;
     assert_eq!(stored, acknowledged);
+    // Removals are taken: they are how an operator makes room.
+    let (removed, removed_id) = acknowledged.pop_first().unwrap();
+    control
+        .remove_service(swarm_proto::v1::RemoveServiceRequest { service_id: removed_id })
+        .await
+        .unwrap_or_else(|status| panic!("removing {removed} while short of room: {status:?}"));
 
     // A stop and a start under another name while still short of room
     // (the stop frees the log's preallocated room: taken again here): it

@@ -27,6 +27,14 @@ fn change_unanswered() -> Error {
     }
 }
 
+/// What an entry does to the room the state takes, and so how short of
+/// disk space it may still be taken.
+#[derive(Debug, Clone, Copy)]
+enum DiskUse {
+    Takes,
+    Frees,
+}
+
 /// Who leads, as this member last saw it. Published on every change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Leadership {
@@ -184,6 +192,23 @@ impl<O: Send + 'static> RaftHandle<O> {
     /// proposal reached it.
     #[tracing::instrument(name = "raft.propose", level = "debug", skip_all, fields(member = self.id, bytes = data.len()))]
     pub async fn propose(&self, data: Vec<u8>) -> Result<(u64, O)> {
+        self.propose_using(data, DiskUse::Takes).await
+    }
+
+    /// As [`RaftHandle::propose`], for an entry that lets the state
+    /// machine shrink (it only removes): taken while the disk is short of
+    /// the room kept for writes, as long as the log can still be reopened
+    /// (half the reserve), so that an operator can make room by removing.
+    ///
+    /// # Errors
+    ///
+    /// As [`RaftHandle::propose`].
+    #[tracing::instrument(name = "raft.propose", level = "debug", skip_all, fields(member = self.id, bytes = data.len(), frees = true))]
+    pub async fn propose_freeing(&self, data: Vec<u8>) -> Result<(u64, O)> {
+        self.propose_using(data, DiskUse::Frees).await
+    }
+
+    async fn propose_using(&self, data: Vec<u8>, disk_use: DiskUse) -> Result<(u64, O)> {
         if data.is_empty() {
             // Empty entries are raft-rs's own (a new leader's no-op); one
             // of ours could not be told apart.
@@ -200,7 +225,10 @@ impl<O: Send + 'static> RaftHandle<O> {
         // A follower's own disk is not what refuses: the leader's log
         // takes the entry (a follower says who leads, below).
         if self.leadership.borrow().is_leader {
-            self.disk.check()?;
+            match disk_use {
+                DiskUse::Takes => self.disk.check()?,
+                DiskUse::Frees => self.disk.check_freeing()?,
+            }
         }
         let (reply, response) = oneshot::channel();
         self.proposals

@@ -153,7 +153,11 @@ impl<S: StateMachine> ReadyLoop<S> {
             if let Err(err) = self.data_dir.check_if_due() {
                 break Err(err);
             }
-            if let Some(crossed) = self.disk.refresh_if_due(self.snapshot_schedule.next_bytes()) {
+            let next_snapshot = self
+                .machine
+                .size_hint()
+                .unwrap_or_else(|| self.snapshot_schedule.next_bytes());
+            if let Some(crossed) = self.disk.refresh_if_due(next_snapshot) {
                 disk_space::report(self.config.id, &crossed);
             }
             if let Err(err) = self.take_written_snapshots().await {

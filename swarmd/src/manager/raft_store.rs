@@ -68,6 +68,10 @@ impl StateMachine for StoreMachine {
         Box::new(move || Ok(write()))
     }
 
+    fn size_hint(&self) -> Option<u64> {
+        self.store.approximate_bytes()
+    }
+
     fn restore(&mut self, data: &[u8]) -> Result<(), BoxError> {
         Ok(self.store.restore(data)?)
     }
@@ -99,9 +103,20 @@ impl Proposer for RaftProposer {
         let Some(raft) = self.raft.get().cloned() else {
             return futures::future::ready(Err(Error::ProposalFailed("raft has not started".into()))).boxed();
         };
+        // Removals only: taken while the disk is short of room for writes,
+        // so that an operator can make room (as etcd takes deletes under
+        // its NOSPACE alarm).
+        let frees = actions
+            .iter()
+            .all(|action| action.kind == i32::from(swarm_proto::v1::store_action::Kind::Remove));
         let data = StoreActions { actions }.encode_to_vec();
         async move {
-            match raft.propose(data).await {
+            let proposed = if frees {
+                raft.propose_freeing(data).await
+            } else {
+                raft.propose(data).await
+            };
+            match proposed {
                 Ok((index, applied)) => applied.map(|()| index),
                 Err(err @ swarm_raft::Error::UnknownOutcome { .. }) => Err(Error::OutcomeUnknown(err.to_string())),
                 Err(err @ swarm_raft::Error::TooLarge { .. }) => Err(Error::Invalid(format!("transaction: {err}"))),
