@@ -56,6 +56,8 @@ pub struct MetricsSnapshot {
     pub disk_free_bytes: u64,
     /// Free bytes under which proposals are refused (0 with the check off).
     pub disk_reserve_bytes: u64,
+    /// Whether proposals are refused for want of room on the disk.
+    pub disk_refusing_writes: bool,
 }
 
 impl MetricsSnapshot {
@@ -88,6 +90,7 @@ impl Metrics {
             fast_failovers: self.fast_failovers.load(Relaxed),
             disk_free_bytes: 0,
             disk_reserve_bytes: 0,
+            disk_refusing_writes: false,
         }
     }
 

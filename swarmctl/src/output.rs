@@ -205,6 +205,20 @@ fn roughly(elapsed: std::time::Duration) -> String {
     }
 }
 
+/// A size in the largest binary unit it has at least one of: `512 MiB`,
+/// `1.5 GiB`.
+pub fn bytes(bytes: u64) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let rounded = (value * 100.0).round() / 100.0;
+    format!("{rounded} {}", units[unit])
+}
+
 /// A duration as Go prints one: `1h30m0s`, `1.5s`, `250ms`.
 pub fn duration(duration: &prost_types::Duration) -> String {
     let total = std::time::Duration::new(duration.seconds.max(0) as u64, duration.nanos.max(0) as u32);
@@ -302,6 +316,14 @@ mod tests {
         assert_eq!(printable("v\nw\tx"), "v\\nw\\tx");
         assert_eq!(printable("\u{1b}[31mred"), "\\u{1b}[31mred");
         assert_eq!(printable("café"), "café");
+    }
+
+    #[test]
+    fn sizes_print_in_their_largest_unit() {
+        assert_eq!(bytes(512), "512 bytes");
+        assert_eq!(bytes(512 << 20), "512 MiB");
+        assert_eq!(bytes(3 << 29), "1.5 GiB");
+        assert_eq!(bytes(1 << 30), "1 GiB");
     }
 
     #[test]

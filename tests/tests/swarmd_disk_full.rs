@@ -89,6 +89,17 @@ fn mount_or_skip(dir: &Path, size: &str) -> Option<Tmpfs> {
     }
 }
 
+/// What `swarmctl info` prints.
+fn swarmctl_info(socket: &Path) -> String {
+    let output = Command::new(swarm_tests::daemon::workspace_binary("swarmctl"))
+        .args(["info"])
+        .env("SWARM_SOCKET", socket)
+        .output()
+        .expect("run swarmctl info");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Bytes free for a user on the filesystem holding `dir`, as `df` says.
 fn free_bytes(dir: &Path) -> u64 {
     let output = Command::new("df")
@@ -150,6 +161,8 @@ async fn a_nearly_full_disk_refuses_writes_serves_reads_and_takes_writes_again_w
         refusal.message()
     );
     assert!(daemon.log_text().contains("nearly full"), "{}", daemon.log_text());
+    let info = swarmctl_info(&daemon.socket);
+    assert!(info.contains("writes refused (removals taken)"), "{info}");
 
     // Reads go on, every acknowledged create there.
     let (stored, _) = daemon.service_ids_by_name().await;
@@ -203,6 +216,8 @@ async fn a_nearly_full_disk_refuses_writes_serves_reads_and_takes_writes_again_w
         }
     }
     assert!(daemon.log_text().contains("room again"), "{}", daemon.log_text());
+    let info = swarmctl_info(&daemon.socket);
+    assert!(info.contains("kept free") && !info.contains("refused"), "{info}");
     assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
 }
 

@@ -412,6 +412,7 @@ impl<O: Send + 'static> RaftHandle<O> {
         if let Some((free, reserve)) = self.disk.figures() {
             metrics.disk_free_bytes = free;
             metrics.disk_reserve_bytes = reserve;
+            metrics.disk_refusing_writes = self.disk.is_low();
         }
         metrics
     }

@@ -51,6 +51,7 @@ fn manager_fields(manager: &ManagerInfo) -> Vec<(&'static str, String)> {
             ),
         ),
     ];
+    fields.push(("Disk", disk(manager)));
     if !manager.raft_error.is_empty() {
         fields.push(("Raft error", manager.raft_error.clone()));
         return fields;
@@ -69,6 +70,20 @@ fn manager_fields(manager: &ManagerInfo) -> Vec<(&'static str, String)> {
         ("Log", log_range(manager.first_log_index, manager.last_log_index)),
     ]);
     fields
+}
+
+/// Room on the Raft data dir's filesystem, and whether writes are refused
+/// for want of it.
+fn disk(manager: &ManagerInfo) -> String {
+    let free = output::bytes(manager.disk_free_bytes);
+    match (manager.disk_reserve_bytes, manager.writes_refused) {
+        (0, _) => format!("{free} free (no reserve)"),
+        (reserve, false) => format!("{free} free, {} kept free", output::bytes(reserve)),
+        (reserve, true) => format!(
+            "{free} free, under the {} kept free: writes refused (removals taken) until there is room",
+            output::bytes(reserve)
+        ),
+    }
 }
 
 /// The entries the log holds: none when the first index it would hold is

@@ -322,6 +322,12 @@ impl StateCollector {
             "Free bytes under which writes are refused (0: no check)",
             i64::try_from(m.disk_reserve_bytes).unwrap_or(i64::MAX),
         )?;
+        gauge(
+            encoder,
+            "swarm_raft_disk_writes_refused",
+            "1 while writes are refused for want of room on the Raft data dir's filesystem",
+            i64::from(m.disk_refusing_writes),
+        )?;
         let leadership = self.raft.leadership();
         gauge(
             encoder,

@@ -76,6 +76,10 @@ impl InfoApi {
             election_ticks: u32::try_from(self.raft_timing.2).unwrap_or(u32::MAX),
             ..Default::default()
         };
+        let metrics = self.raft.metrics();
+        info.disk_free_bytes = metrics.disk_free_bytes;
+        info.disk_reserve_bytes = metrics.disk_reserve_bytes;
+        info.writes_refused = metrics.disk_refusing_writes;
         match tokio::time::timeout(STATUS_WITHIN, self.raft.status()).await {
             Ok(Ok(status)) => {
                 info.members = status

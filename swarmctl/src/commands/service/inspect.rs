@@ -235,7 +235,10 @@ fn resources_text(resources: Option<&Resources>) -> String {
         parts.push(format!("{cpus} {}", if cpus == 1.0 { "CPU" } else { "CPUs" }));
     }
     if resources.memory_bytes > 0 {
-        parts.push(format!("{} memory", bytes(resources.memory_bytes)));
+        parts.push(format!(
+            "{} memory",
+            output::bytes(resources.memory_bytes.max(0) as u64)
+        ));
     }
     parts.join(", ")
 }
@@ -279,20 +282,6 @@ fn policy_text(config: &UpdateConfig) -> String {
     parts.join(", ")
 }
 
-/// A size in the largest binary unit it has at least one of: `512 MiB`,
-/// `1.5 GiB`.
-fn bytes(bytes: i64) -> String {
-    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    let rounded = (value * 100.0).round() / 100.0;
-    format!("{rounded} {}", units[unit])
-}
-
 /// `n` of `what`, plural unless one: "1 task", "3 tasks".
 fn counted(n: u64, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
@@ -307,14 +296,6 @@ fn shell_line(words: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_print_in_their_largest_unit() {
-        assert_eq!(bytes(512), "512 bytes");
-        assert_eq!(bytes(512 << 20), "512 MiB");
-        assert_eq!(bytes(3 << 29), "1.5 GiB");
-        assert_eq!(bytes(1 << 30), "1 GiB");
-    }
 
     #[test]
     fn enum_names_print_as_words() {
