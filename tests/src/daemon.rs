@@ -20,6 +20,34 @@ pub async fn connect(path: &Path) -> Result<ControlClient<Channel>, tonic::trans
     Ok(ControlClient::new(channel(path).await?))
 }
 
+/// Runs `write(client, n)` for every `n` below `writes`, spread over
+/// `clients` concurrent clients on `channel`, each client's in order;
+/// returns once all are done.
+///
+/// # Panics
+///
+/// When a write panics (fails).
+pub async fn write_concurrently<F, Fut>(channel: &Channel, clients: usize, writes: usize, write: F)
+where
+    F: Fn(ControlClient<Channel>, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ControlClient<Channel>> + Send,
+{
+    let writers: Vec<_> = (0..clients)
+        .map(|client| {
+            let mut control = ControlClient::new(channel.clone());
+            let write = write.clone();
+            tokio::spawn(async move {
+                for n in (client..writes).step_by(clients) {
+                    control = write(control, n).await;
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("a writer failed");
+    }
+}
+
 /// A channel to the Unix socket at `path`, for any of the daemon's services.
 ///
 /// # Errors

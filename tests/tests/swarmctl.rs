@@ -1695,29 +1695,19 @@ async fn a_watch_that_falls_behind_resumes_by_itself_and_misses_nothing() {
     // Its output is not read until every write is made: the pipe fills,
     // then the stream, then the manager's buffer.
     let channel = swarm_tests::daemon::channel(&daemon.socket).await.unwrap();
-    let writers: Vec<_> = (0..CLIENTS)
-        .map(|client| {
-            let mut control = swarm_proto::v1::control_client::ControlClient::new(channel.clone());
-            tokio::spawn(async move {
-                for n in (client..WRITES).step_by(CLIENTS) {
-                    let spec = ConfigSpec {
-                        annotations: Some(Annotations {
-                            name: format!("c-{n}"),
-                            ..Default::default()
-                        }),
-                        data: b"x".to_vec(),
-                    };
-                    control
-                        .create_config(CreateConfigRequest { spec: Some(spec) })
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    for writer in writers {
-        writer.await.unwrap();
-    }
+    swarm_tests::daemon::write_concurrently(&channel, CLIENTS, WRITES, |mut control, n| async move {
+        let spec = ConfigSpec {
+            annotations: Some(Annotations {
+                name: format!("c-{n}"),
+                ..Default::default()
+            }),
+            data: b"x".to_vec(),
+        };
+        let request = CreateConfigRequest { spec: Some(spec) };
+        control.create_config(request).await.unwrap();
+        control
+    })
+    .await;
 
     let watched = watched_lines(watch.stdout.take().expect("piped"));
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -490,23 +490,13 @@ async fn a_watch_sees_every_change_in_order_with_no_gap_across_1000_writes() {
         .unwrap()
         .into_inner();
 
-    let writers: Vec<_> = (0..CLIENTS)
-        .map(|client| {
-            let mut control = swarm_proto::v1::control_client::ControlClient::new(channel.clone());
-            tokio::spawn(async move {
-                for n in (client..WRITES).step_by(CLIENTS) {
-                    let spec = ServiceSpec::container(format!("svc-{n}"), "busybox");
-                    control
-                        .create_service(CreateServiceRequest { spec: Some(spec) })
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    for writer in writers {
-        writer.await.unwrap();
-    }
+    swarm_tests::daemon::write_concurrently(&channel, CLIENTS, WRITES, |mut control, n| async move {
+        let spec = ServiceSpec::container(format!("svc-{n}"), "busybox");
+        let request = CreateServiceRequest { spec: Some(spec) };
+        control.create_service(request).await.unwrap();
+        control
+    })
+    .await;
 
     let mut names = std::collections::BTreeSet::new();
     let mut last_index = 0;
