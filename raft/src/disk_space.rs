@@ -51,8 +51,6 @@ struct Reading {
     available: u64,
     /// Free bytes under which proposals are refused.
     needed: u64,
-    /// Bytes a snapshot needs free to start.
-    needed_for_snapshot: u64,
     /// Whether proposals are refused.
     low: bool,
 }
@@ -96,23 +94,16 @@ impl DiskSpace {
         };
         let mut reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
         let was_low = reading.low;
-        let snapshot_room = snapshot_bytes.saturating_mul(2);
-        let (needed, needed_for_snapshot) = if self.keep_free == 0 {
-            (0, 0)
+        let needed = if self.keep_free == 0 {
+            0
         } else {
-            // A snapshot may eat into the reserve, down to room for the
-            // log an open replays: it is what frees the log behind it.
-            (
-                self.keep_free.saturating_add(snapshot_room),
-                (self.keep_free / 2).saturating_add(snapshot_room),
-            )
+            self.keep_free.saturating_add(snapshot_bytes.saturating_mul(2))
         };
         let low = stays_or_turns_low(available, needed, was_low);
         *reading = Reading {
             at: Some(Instant::now()),
             available,
             needed,
-            needed_for_snapshot,
             low,
         };
         match (was_low, low) {
@@ -131,11 +122,12 @@ impl DiskSpace {
         self.last().low
     }
 
-    /// Whether a snapshot may start: room for it and for the log an open
-    /// replays.
+    /// Whether a snapshot may start: the same room as a write. (Letting
+    /// one eat into the reserve, as what frees the log behind it, was
+    /// tried: RocksDB keeps the old log files and compacts tables in room
+    /// of its own meanwhile, and the disk filled.)
     pub(crate) fn room_for_snapshot(&self) -> bool {
-        let reading = self.last();
-        reading.at.is_none() || reading.available >= reading.needed_for_snapshot
+        !self.is_low()
     }
 
     /// Refuses a proposal while the free space is under the reserve.
@@ -154,15 +146,16 @@ impl DiskSpace {
         Ok(())
     }
 
-    /// Refuses an entry that frees room (it only removes) once not even
-    /// room to reopen the log is left: half the reserve.
+    /// Refuses an entry that frees room in the state (it only removes)
+    /// once less than `--disk-reserve` itself is free: it shrinks the next
+    /// snapshot, and so the room writes need, but takes log room itself.
     ///
     /// # Errors
     ///
     /// [`Error::NoSpace`] with the figures of the last reading.
     pub(crate) fn check_freeing(&self) -> Result<()> {
         let reading = self.last();
-        let floor = self.keep_free / 2;
+        let floor = self.keep_free;
         if reading.at.is_some() && reading.available < floor {
             return Err(Error::NoSpace {
                 available: reading.available,
@@ -281,34 +274,22 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_may_start_a_little_under_the_reserve_for_writes() {
+    fn an_entry_that_frees_room_is_taken_while_the_reserve_itself_is_free() {
         let dir = tempfile::tempdir().unwrap();
         let free = free_bytes(dir.path()).unwrap();
-        // Writes need free + 10 MiB: refused; a snapshot needs 10 MiB less
-        // than free: it may start, and free the log behind it.
-        let space = DiskSpace::new(dir.path(), 40 << 20);
-        let snapshot = (free - (30 << 20)) / 2;
-        space.refresh(snapshot);
-        assert!(space.is_low());
-        assert!(space.room_for_snapshot());
-    }
-
-    #[test]
-    fn an_entry_that_frees_room_is_taken_down_to_half_the_reserve() {
-        let dir = tempfile::tempdir().unwrap();
-        let free = free_bytes(dir.path()).unwrap();
-        // Writes refused; removals taken while half the reserve is free.
-        let space = DiskSpace::new(dir.path(), free + (free / 2));
+        // Writes refused (the next snapshot's room), removals taken.
+        let space = DiskSpace::new(dir.path(), free / 2);
         assert!(space.check_freeing().is_ok(), "nothing read yet");
-        space.refresh(0);
+        space.refresh(free);
         assert!(space.check().is_err());
+        assert!(!space.room_for_snapshot());
         assert!(space.check_freeing().is_ok());
-        // Not even that much: refused too.
-        let space = DiskSpace::new(dir.path(), 3 * free);
+        // Less than the reserve itself: refused too.
+        let space = DiskSpace::new(dir.path(), 2 * free);
         space.refresh(0);
         let err = space.check_freeing().unwrap_err();
         assert!(
-            matches!(err, Error::NoSpace { needed, .. } if needed == 3 * free / 2),
+            matches!(err, Error::NoSpace { needed, .. } if needed == 2 * free),
             "{err}"
         );
     }

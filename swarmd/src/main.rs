@@ -55,9 +55,9 @@ struct Args {
     #[arg(long = "election-tick", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=100_000))]
     election_tick: u64,
     /// MiB kept free on the state dir's filesystem, besides room for the
-    /// next Raft snapshot (twice what it may weigh): with less free, writes are
-    /// refused (ResourceExhausted) and reads go on, so that the manager
-    /// never fills its disk and can always start again. 0 turns this off.
+    /// next Raft snapshot (twice what it would weigh): with less free,
+    /// writes are refused (ResourceExhausted; removals while this much is
+    /// free), no snapshot starts, and reads go on. 0 turns this off.
     #[arg(long = "disk-reserve", value_name = "MIB", default_value_t = swarm_raft::DEFAULT_KEEP_FREE_DISK >> 20)]
     disk_reserve: u64,
     /// Start even though the Raft log holds a damaged record (a start

@@ -197,8 +197,9 @@ impl<O: Send + 'static> RaftHandle<O> {
 
     /// As [`RaftHandle::propose`], for an entry that lets the state
     /// machine shrink (it only removes): taken while the disk is short of
-    /// the room kept for writes, as long as the log can still be reopened
-    /// (half the reserve), so that an operator can make room by removing.
+    /// the room kept for writes (the reserve and the next snapshot's room)
+    /// as long as the reserve itself is free, so that removing brings the
+    /// room writes need down.
     ///
     /// # Errors
     ///

@@ -865,11 +865,7 @@ impl<S: StateMachine> ReadyLoop<S> {
         let store = self.raw.store();
         let wanted = store.take_snapshot_request();
         let applied = self.raw.raft.raft_log.applied;
-        // Short of room for writes but not for a snapshot: one now frees
-        // the log behind it (a follower's too, which takes no proposals),
-        // if the log holds enough to be worth it.
-        let frees_room = self.disk.is_low() && self.snapshot_schedule.log_bytes() >= self.config.keep_free_disk / 2;
-        let due = frees_room || self.snapshot_schedule.due(applied, store.snapshot_meta().index);
+        let due = self.snapshot_schedule.due(applied, store.snapshot_meta().index);
         // A request dropped while a snapshot is in progress comes again:
         // raft-rs asks at each attempt to catch the member up.
         if self.snapshot_started.is_some() || !(due || wanted) || applied <= store.snapshot_meta().index {
