@@ -93,6 +93,18 @@ macro_rules! each_object {
 }
 
 impl Object {
+    /// As [`StoreObject::removal_key`], of whatever kind.
+    pub(crate) fn removal_key(&self) -> Object {
+        match self {
+            Object::Node(o) => Object::Node(Arc::new(o.removal_key())),
+            Object::Service(o) => Object::Service(Arc::new(o.removal_key())),
+            Object::Task(o) => Object::Task(Arc::new(o.removal_key())),
+            Object::Cluster(o) => Object::Cluster(Arc::new(o.removal_key())),
+            Object::Secret(o) => Object::Secret(Arc::new(o.removal_key())),
+            Object::Config(o) => Object::Config(Arc::new(o.removal_key())),
+        }
+    }
+
     /// The object's kind.
     pub fn kind(&self) -> Kind {
         match self {
@@ -192,6 +204,13 @@ pub trait StoreObject: prost::Message + Clone + Default + PartialEq + Send + Syn
     #[doc(hidden)]
     fn share_parts(&mut self, _state: &State) {}
 
+    /// What a removal of this object carries in the log: its id and the
+    /// version the writer read, all a manager applying it needs (it has
+    /// the rest). A whole object would cost a removal of a large secret as
+    /// much log as its create.
+    #[doc(hidden)]
+    fn removal_key(&self) -> Self;
+
     /// Wraps a shared object as an [`Object`].
     fn into_object(this: Arc<Self>) -> Object;
 
@@ -220,6 +239,17 @@ macro_rules! store_object_common {
 
         fn meta_mut(&mut self) -> &mut swarm_proto::v1::Meta {
             self.meta.get_or_insert_with(Default::default)
+        }
+
+        fn removal_key(&self) -> Self {
+            Self {
+                id: self.id.clone(),
+                meta: self.meta.as_ref().map(|meta| swarm_proto::v1::Meta {
+                    version: meta.version,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
         }
 
         fn into_object(this: std::sync::Arc<Self>) -> $crate::Object {

@@ -381,6 +381,10 @@ fn replayed(base: &State, changes: &[Pending]) -> State {
 
 /// A change as a store action, the form a Raft entry carries.
 pub(crate) fn to_store_action(action: Action, object: Object) -> StoreAction {
+    let object = match action {
+        Action::Remove => object.removal_key(),
+        Action::Create | Action::Update => object,
+    };
     StoreAction {
         kind: action.to_proto() as i32,
         target: Some(object.into_target()),

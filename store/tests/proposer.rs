@@ -160,3 +160,56 @@ async fn a_failed_proposal_applies_nothing() {
     // A transaction that changes nothing proposes nothing.
     store.update(|_| Ok(())).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_removal_carries_only_the_id_and_version_yet_watchers_get_the_whole_object() {
+    use std::sync::OnceLock;
+    use swarm_proto::v1::store_action::Target;
+    use swarm_store::{Event, Filter};
+
+    /// Applies at once, keeping what each proposal carried.
+    #[derive(Default)]
+    struct Recording {
+        store: OnceLock<MemoryStore>,
+        proposed: Mutex<Vec<StoreAction>>,
+    }
+    impl Proposer for Recording {
+        fn propose(&self, actions: Vec<StoreAction>) -> BoxFuture<'static, Result<u64>> {
+            let mut proposed = self.proposed.lock().unwrap();
+            proposed.extend(actions.iter().cloned());
+            let index = proposed.len() as u64;
+            let result = self.store.get().expect("a store").apply(actions, index).map(|()| index);
+            Box::pin(async move { result })
+        }
+    }
+    let recording = Arc::new(Recording::default());
+    let store = MemoryStore::builder().proposer(recording.clone()).build();
+    let _ = recording.store.set(store.clone());
+
+    let mut web = service("web");
+    service_annotations(&mut web)
+        .labels
+        .insert("padding".into(), "x".repeat(10_000));
+    store.update(|tx| tx.create(web.clone())).await.unwrap();
+    let mut watcher = store.watch(Filter::all());
+    store.update(|tx| tx.delete::<Service>(&web.id)).await.unwrap();
+
+    let removal = recording.proposed.lock().unwrap().last().cloned().unwrap();
+    let Some(Target::Service(carried)) = removal.target else {
+        panic!("a service removal: {removal:?}");
+    };
+    assert_eq!(carried.id, web.id);
+    assert_eq!(carried.meta.as_ref().map(|meta| meta.version), Some(1));
+    assert!(carried.spec.is_none(), "nothing but the id and version: {carried:?}");
+    assert!(prost::Message::encoded_len(&carried) < 100);
+
+    let Event::Change(change) = watcher.recv().await.unwrap() else {
+        panic!("a change");
+    };
+    let removed = change.old.as_ref().unwrap().downcast::<Service>().unwrap();
+    assert_eq!(
+        removed.spec.as_ref().unwrap().annotations.as_ref().unwrap().labels["padding"].len(),
+        10_000,
+        "the watcher gets the object as it was"
+    );
+}
