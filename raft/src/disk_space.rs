@@ -8,12 +8,19 @@
 //! and no snapshot is started: the reserve is room to flush a whole
 //! write-ahead log at the next open (`keep_free`) and to write the next
 //! snapshot, whose data goes through the log and then into a table (twice
-//! what it may weigh: the last one and the entries applied since). Room again, writes go on. etcd raises a NOSPACE alarm in
-//! the same spirit.
+//! what it would weigh: the state machine's own measure, else the last
+//! one and the entries applied since). Entries that only remove are taken
+//! while `keep_free` itself is free: they bring the room writes need down.
+//! Room again, writes go on. etcd raises a NOSPACE alarm in the same
+//! spirit.
 //!
-//! The free space is read at each tick, so that a burst of writes between
-//! two reads is bounded by what the loop writes in one tick: well under
-//! `keep_free` at the rates this disk allows.
+//! What the reserve does not count is RocksDB's own room: the entries kept
+//! behind a snapshot for slow followers, log files and tables it frees
+//! lazily, compactions. With large entries that can be far more than
+//! `keep_free` (README).
+//!
+//! The free space is read every [`READ_EVERY`], so that a burst of writes
+//! between two readings is bounded by what the loop writes in that long.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
