@@ -81,10 +81,11 @@ impl DiskSpace {
         }
     }
 
-    /// As [`DiskSpace::refresh`], if the last reading is [`READ_EVERY`] old.
-    pub(crate) fn refresh_if_due(&self, snapshot_bytes: u64) -> Option<Crossed> {
+    /// As [`DiskSpace::refresh`], if the last reading is [`READ_EVERY`] old;
+    /// `snapshot_bytes` is asked only then.
+    pub(crate) fn refresh_if_due(&self, snapshot_bytes: impl FnOnce() -> u64) -> Option<Crossed> {
         let due = self.last().at.is_none_or(|at| at.elapsed() >= READ_EVERY);
-        if due { self.refresh(snapshot_bytes) } else { None }
+        if due { self.refresh(snapshot_bytes()) } else { None }
     }
 
     /// Reads the free space again, the next snapshot weighing up to

@@ -365,8 +365,7 @@ impl WatchQueue {
         if queue.history.keeps_any() {
             let mut grown: i64 = 0;
             for (change, size) in changes.iter().zip(&sizes) {
-                let old = change.old.as_ref().map_or(0, Object::encoded_len);
-                let new = change.new.as_ref().map_or(0, Object::encoded_len);
+                let (old, new) = version_bytes(change);
                 let _ = size.set(old + new);
                 grown += new as i64 - old as i64;
             }
@@ -413,11 +412,14 @@ impl WatchQueue {
 /// one is also the store's until the next change, but a watcher filtered
 /// by action may never see that change, and would then hold it uncounted.)
 pub(crate) fn change_bytes(change: &Change) -> usize {
-    [&change.old, &change.new]
-        .into_iter()
-        .flatten()
-        .map(Object::encoded_len)
-        .sum()
+    let (old, new) = version_bytes(change);
+    old + new
+}
+
+/// The old and new versions of a change, each encoded (0 for none).
+fn version_bytes(change: &Change) -> (usize, usize) {
+    let bytes = |version: &Option<Object>| version.as_ref().map_or(0, Object::encoded_len);
+    (bytes(&change.old), bytes(&change.new))
 }
 
 /// The reading side of one subscription. Dropping it unsubscribes.

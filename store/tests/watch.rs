@@ -580,13 +580,7 @@ async fn a_store_keeping_changes_knows_about_what_a_snapshot_of_it_weighs() {
     let both = (stored(&a.id) + stored(&b.id)) as u64;
     assert_eq!(store.approximate_bytes(), Some(both));
     let mut bigger = store.view(|tx| (**tx.get::<Service>(&a.id).unwrap()).clone());
-    bigger
-        .spec
-        .as_mut()
-        .unwrap()
-        .annotations
-        .as_mut()
-        .unwrap()
+    common::service_annotations(&mut bigger)
         .labels
         .insert("k".into(), "x".repeat(1000));
     store.update(|tx| tx.update(bigger)).await.unwrap();

@@ -142,8 +142,7 @@ impl<S: StateMachine> RaftNode<S> {
         // Read once before the first proposal: a start on a full disk
         // refuses writes from the first one on.
         let disk = Arc::new(DiskSpace::new(&config.data_dir, config.keep_free_disk));
-        let next_snapshot = machine.size_hint().unwrap_or_else(|| snapshot_schedule.next_bytes());
-        if let Some(crossed) = disk.refresh(next_snapshot) {
+        if let Some(crossed) = disk.refresh(snapshot_schedule.next_bytes(machine.size_hint())) {
             disk_space::report(config.id, &crossed);
         }
         let links = Links::default();

@@ -153,10 +153,7 @@ impl<S: StateMachine> ReadyLoop<S> {
             if let Err(err) = self.data_dir.check_if_due() {
                 break Err(err);
             }
-            let next_snapshot = self
-                .machine
-                .size_hint()
-                .unwrap_or_else(|| self.snapshot_schedule.next_bytes());
+            let next_snapshot = || self.snapshot_schedule.next_bytes(self.machine.size_hint());
             if let Some(crossed) = self.disk.refresh_if_due(next_snapshot) {
                 disk_space::report(self.config.id, &crossed);
             }

@@ -70,12 +70,15 @@ impl SnapshotSchedule {
         self.log_bytes = self.log_bytes.saturating_add(std::mem::take(&mut self.in_flight));
     }
 
-    /// What the next snapshot may weigh, at most about: the last one
-    /// (written, or restored at start) and every entry applied since.
-    pub(crate) fn next_bytes(&self) -> u64 {
-        self.last_bytes
-            .saturating_add(self.in_flight)
-            .saturating_add(self.log_bytes)
+    /// What the next snapshot may weigh: as the state machine `measured`
+    /// itself, if it does; else, at most about, the last one (written, or
+    /// restored at start) and every entry applied since.
+    pub(crate) fn next_bytes(&self, measured: Option<u64>) -> u64 {
+        measured.unwrap_or(
+            self.last_bytes
+                .saturating_add(self.in_flight)
+                .saturating_add(self.log_bytes),
+        )
     }
 
     /// A snapshot of `bytes` was written, or installed from the leader.
@@ -119,16 +122,17 @@ mod tests {
         let mut s = schedule(100, 0.5);
         s.written(1_000);
         s.applied(300);
-        assert_eq!(s.next_bytes(), 1_300);
+        assert_eq!(s.next_bytes(None), 1_300);
         // Started: what it covers still counts until it is written.
         s.started();
         s.applied(50);
-        assert_eq!(s.next_bytes(), 1_350);
+        assert_eq!(s.next_bytes(None), 1_350);
         s.failed();
-        assert_eq!(s.next_bytes(), 1_350);
+        assert_eq!(s.next_bytes(None), 1_350);
         s.started();
         s.written(1_200);
-        assert_eq!(s.next_bytes(), 1_200);
+        assert_eq!(s.next_bytes(None), 1_200);
+        assert_eq!(s.next_bytes(Some(700)), 700, "the machine's own measure first");
     }
 
     #[test]
