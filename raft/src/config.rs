@@ -13,7 +13,8 @@ const MAX_APPLY_BYTES_PER_READY: u64 = 16 * 1024 * 1024;
 /// (ARCHITECTURE.md, "Defaults worth knowing"): a 100 ms tick, heartbeat
 /// every tick, an election after 10 ticks, PreVote and CheckQuorum on, a
 /// snapshot every 10,000 entries, once the log since the last one holds half
-/// its size, keeping 500 entries behind it for slow followers.
+/// its size, keeping 500 entries behind it for slow followers (at most
+/// 8 MiB of them, or the snapshot's size).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// This member's Raft id: never 0, never reused for another data dir.
@@ -57,6 +58,11 @@ pub struct Config {
     /// Entries kept before the snapshot's index, so that a follower a little
     /// behind catches up from the log instead of a whole snapshot.
     pub keep_entries: u64,
+    /// And no more of them than weigh this many bytes, or the snapshot's
+    /// size if larger: a follower further behind is sent the snapshot,
+    /// which costs it less than the entries would, and a few hundred large
+    /// entries kept do not fill a disk.
+    pub keep_bytes: u64,
     /// Proposals that may wait for the Ready loop before `propose` waits.
     pub proposal_queue: usize,
     /// Messages that may wait for one peer before new ones are dropped (and
@@ -96,11 +102,20 @@ impl Config {
             snapshot_log_fraction: 0.5,
             snapshot_log_bytes: 64 * 1024 * 1024,
             keep_entries: 500,
+            keep_bytes: 8 * 1024 * 1024,
             proposal_queue: 4096,
             peer_queue: 4096,
             max_message_bytes: 1024 * 1024,
             snapshot_chunk_bytes: 1024 * 1024,
             keep_free_disk: DEFAULT_KEEP_FREE_DISK,
+        }
+    }
+
+    /// The entries a snapshot of `snapshot_bytes` spares.
+    pub(crate) fn keep(&self, snapshot_bytes: u64) -> crate::storage::Keep {
+        crate::storage::Keep {
+            entries: self.keep_entries,
+            bytes: self.keep_bytes.max(snapshot_bytes),
         }
     }
 

@@ -14,10 +14,10 @@
 //! Room again, writes go on. etcd raises a NOSPACE alarm in the same
 //! spirit.
 //!
-//! What the reserve does not count is RocksDB's own room: the entries kept
-//! behind a snapshot for slow followers, log files and tables it frees
-//! lazily, compactions. With large entries that can be far more than
-//! `keep_free` (README).
+//! What the reserve does not count is the log between two snapshots
+//! (bounded by the snapshot schedule), the entries kept behind a snapshot
+//! for slow followers (bounded by `Config::keep_bytes`) and RocksDB's own
+//! compactions (README).
 //!
 //! The free space is read every [`READ_EVERY`], so that a burst of writes
 //! between two readings is bounded by what the loop writes in that long.

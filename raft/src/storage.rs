@@ -112,19 +112,49 @@ pub struct RocksStorage {
     conf_state: ConfState,
     /// Index and term of the entry just before the first one in the log.
     truncated: (u64, u64),
-    /// The term of each entry in the log, from `truncated.0 + 1` on: raft-rs
-    /// asks for terms far more often than for entries.
-    terms: VecDeque<u64>,
+    /// The term and encoded size of each entry in the log, from
+    /// `truncated.0 + 1` on: raft-rs asks for terms far more often than for
+    /// entries, and compaction weighs what it keeps.
+    held: VecDeque<Held>,
     /// The last entries themselves, which raft-rs reads next (to apply them
     /// and to send them to followers).
     recent: EntryCache,
     applied: u64,
     members: BTreeMap<u64, String>,
     snapshot_meta: SnapshotMetadata,
+    /// The truncation through which the log's dead table files were last
+    /// dropped ([`drop_compacted_files`]).
+    files_dropped_through: u64,
     /// Set when raft-rs asked for a snapshot to send to a member that the
     /// stored one does not include: the Ready loop then takes a fresh one.
     /// (raft-rs asks through `&self`.)
     snapshot_wanted: Cell<bool>,
+}
+
+/// What the log holds of one entry besides the entry itself.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    term: u64,
+    /// Its encoded size.
+    bytes: u64,
+}
+
+impl Held {
+    fn of(entry: &Entry, bytes: usize) -> Held {
+        Held {
+            term: entry.term,
+            bytes: bytes as u64,
+        }
+    }
+}
+
+/// The entries a snapshot spares, just before its index, so that a
+/// follower a little behind catches up from the log instead of a whole
+/// snapshot: at most this many, weighing at most this much.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Keep {
+    pub(crate) entries: u64,
+    pub(crate) bytes: u64,
 }
 
 impl RocksStorage {
@@ -185,6 +215,13 @@ impl RocksStorage {
         storage.check_identity(cluster_id, node_id)?;
         storage.load()?;
         storage.drop_unused_snapshot_data()?;
+        // Files a stop or a crash left behind, or an older version that
+        // did not drop them.
+        if let Some(through) = storage.take_new_truncation()
+            && let Err(err) = drop_compacted_files(&storage.db, through)
+        {
+            tracing::warn!(dir = %dir.display(), %err, "cannot drop the table files of the compacted log");
+        }
         Ok((storage, if is_new { Opened::New } else { Opened::Existing }))
     }
 
@@ -233,11 +270,12 @@ impl RocksStorage {
             hard_state: HardState::default(),
             conf_state: ConfState::default(),
             truncated: (0, 0),
-            terms: VecDeque::new(),
+            held: VecDeque::new(),
             recent: EntryCache::default(),
             applied: 0,
             members: BTreeMap::new(),
             snapshot_meta: SnapshotMetadata::default(),
+            files_dropped_through: 0,
             snapshot_wanted: Cell::new(false),
         }
     }
@@ -316,17 +354,23 @@ impl RocksStorage {
     }
 
     /// Reads the terms of the log, checking it has no gap and ends at or
-    /// past the applied index.
+    /// past the applied index. (It reads from the first entry after the
+    /// truncation: what lies before is dead, and may even show again once
+    /// the files of the tombstones that deleted it are dropped, see
+    /// [`drop_compacted_files`].)
     fn load_terms(&mut self) -> Result<()> {
         let db = Arc::clone(&self.db);
-        let stored = self.db.iterator_cf(cf(&db, CF_ENTRIES)?, IteratorMode::Start);
+        let first = index_key(self.truncated.0 + 1);
+        let stored = self
+            .db
+            .iterator_cf(cf(&db, CF_ENTRIES)?, IteratorMode::From(&first, Direction::Forward));
         for (expected, item) in (self.truncated.0 + 1..).zip(stored) {
             let (key, value) = item?;
             let entry = Entry::parse_from_bytes(&value)?;
             if parse_u64(&key) != Some(expected) || entry.index != expected {
                 return Err(Error::Corrupt(format!("log has a gap or a stray entry at {expected}")));
             }
-            self.terms.push_back(entry.term);
+            self.held.push_back(Held::of(&entry, value.len()));
         }
         if self.applied > self.last() {
             return Err(Error::Corrupt(format!(
@@ -438,7 +482,7 @@ impl RocksStorage {
 
     /// The index of the last entry (or of the snapshot, if the log is empty).
     pub fn last(&self) -> u64 {
-        self.truncated.0 + self.terms.len() as u64
+        self.truncated.0 + self.held.len() as u64
     }
 
     /// The index the state machine had applied when last written.
@@ -491,11 +535,12 @@ impl RocksStorage {
         if new_last < self.last() {
             batch.delete_range_cf(cf, index_key(new_last + 1), index_key(self.last() + 1));
         }
+        self.held.truncate((first.index - self.truncated.0 - 1) as usize);
         for entry in entries {
-            batch.put_cf(cf, index_key(entry.index), entry.write_to_bytes()?);
+            let bytes = entry.write_to_bytes()?;
+            self.held.push_back(Held::of(entry, bytes.len()));
+            batch.put_cf(cf, index_key(entry.index), bytes);
         }
-        self.terms.truncate((first.index - self.truncated.0 - 1) as usize);
-        self.terms.extend(entries.iter().map(|entry| entry.term));
         self.recent.append(entries);
         Ok(())
     }
@@ -556,10 +601,15 @@ impl RocksStorage {
 
     /// Makes the snapshot whose data [`write_snapshot_data`] wrote at
     /// `meta.index` the current one, drops the previous one's data, and
-    /// drops the entries more than `keep` before it. A snapshot no newer
-    /// than the current one (one was installed from the leader meanwhile) is
-    /// dropped instead.
-    pub(crate) fn snapshot_written(&mut self, batch: &mut WriteBatch, meta: SnapshotMetadata, keep: u64) -> Result<()> {
+    /// drops the entries before it but for those `keep` spares. A snapshot
+    /// no newer than the current one (one was installed from the leader
+    /// meanwhile) is dropped instead.
+    pub(crate) fn snapshot_written(
+        &mut self,
+        batch: &mut WriteBatch,
+        meta: SnapshotMetadata,
+        keep: Keep,
+    ) -> Result<()> {
         let db = Arc::clone(&self.db);
         let snapshots = cf(&db, CF_SNAPSHOT)?;
         if meta.index <= self.snapshot_meta.index {
@@ -568,7 +618,7 @@ impl RocksStorage {
         }
         batch.delete_cf(snapshots, snapshot_data_key(self.snapshot_meta.index));
         batch.put_cf(snapshots, KEY_SNAPSHOT_META, meta.write_to_bytes()?);
-        let compact_to = meta.index.saturating_sub(keep);
+        let compact_to = self.compaction_point(meta.index, keep);
         self.snapshot_meta = meta;
         if compact_to > self.truncated.0 {
             let term = self
@@ -579,11 +629,41 @@ impl RocksStorage {
                 index_key(self.truncated.0 + 1),
                 index_key(compact_to + 1),
             );
-            self.terms.drain(..(compact_to - self.truncated.0) as usize);
+            self.held.drain(..(compact_to - self.truncated.0) as usize);
             self.recent.compact_to(compact_to);
             self.set_truncated(batch, compact_to, term)?;
         }
         Ok(())
+    }
+
+    /// The last entry a snapshot at `index` lets go: the entries after it,
+    /// up to `index`, are the most recent ones `keep` spares.
+    fn compaction_point(&self, index: u64, keep: Keep) -> u64 {
+        let mut kept = 0;
+        let mut bytes = 0u64;
+        let mut point = index.min(self.last());
+        while point > self.truncated.0 && kept < keep.entries {
+            let Some(held) = self.held.get((point - self.truncated.0 - 1) as usize) else {
+                break;
+            };
+            bytes += held.bytes;
+            if bytes > keep.bytes {
+                break;
+            }
+            kept += 1;
+            point -= 1;
+        }
+        point
+    }
+
+    /// The truncation, if it moved since last asked: once it is on disk,
+    /// the files it emptied can go ([`drop_compacted_files`]).
+    pub(crate) fn take_new_truncation(&mut self) -> Option<u64> {
+        let through = self.truncated.0;
+        (through > self.files_dropped_through).then(|| {
+            self.files_dropped_through = through;
+            through
+        })
     }
 
     /// Whether raft-rs asked for a snapshot the stored one cannot serve;
@@ -605,7 +685,7 @@ impl RocksStorage {
         if self.last() > self.truncated.0 {
             batch.delete_range_cf(entries, index_key(self.truncated.0 + 1), index_key(self.last() + 1));
         }
-        self.terms.clear();
+        self.held.clear();
         self.recent.clear();
         self.set_truncated(batch, meta.index, meta.term)?;
         let mut hard_state = self.hard_state.clone();
@@ -639,8 +719,8 @@ impl RocksStorage {
         if index < self.truncated.0 {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
-        match self.terms.get((index - self.truncated.0 - 1) as usize) {
-            Some(term) => Ok(*term),
+        match self.held.get((index - self.truncated.0 - 1) as usize) {
+            Some(held) => Ok(held.term),
             None => Err(raft::Error::Store(StorageError::Unavailable)),
         }
     }
@@ -831,6 +911,45 @@ fn create_whole(dir: &Path, cluster_id: u64, node_id: u64) -> std::result::Resul
 /// up to and including this write.
 pub(crate) fn write_snapshot_data(db: &DB, index: u64, data: &[u8]) -> Result<()> {
     db.put_cf(cf(db, CF_SNAPSHOT)?, snapshot_data_key(index), data)?;
+    Ok(())
+}
+
+/// Deletes the table files of the log that hold nothing but entries at or
+/// before `through`, which must be a truncation already on disk (synced).
+///
+/// The tombstone a compaction writes hides those entries at once but frees
+/// nothing: the log's keys only grow, so RocksDB moves its tables down the
+/// levels whole and rewrites (and drops) them only once a level outgrows
+/// its target, hundreds of MB later. With large entries that filled small
+/// disks with dead entries. Deleting whole files costs no write but the
+/// manifest's; RocksDB leaves alone the files of the newest level, still
+/// to be compacted, and those that reach past `through`. A tombstone in a
+/// deleted file no longer hides older copies of the keys it covered that
+/// lie in files kept: those keys are all at or before `through`, dead, and
+/// never read (reads start after the truncation).
+pub(crate) fn drop_compacted_files(db: &DB, through: u64) -> Result<()> {
+    db.delete_file_in_range_cf(cf(db, CF_ENTRIES)?, index_key(0), index_key(through))?;
+    Ok(())
+}
+
+/// Compacts the snapshots' column family if its tables weigh more than
+/// twice the current snapshot's `bytes` (0: not known, nothing done):
+/// those of the snapshots it replaced. Off the Ready loop, before the next
+/// snapshot is written.
+///
+/// Each snapshot lands in a table of its own, with the key of the current
+/// one, so RocksDB merges them, and drops the replaced ones, only once four
+/// pile up: with a large state, several snapshots' worth of disk. This
+/// costs one more write of the current snapshot, every other snapshot or
+/// so, and keeps at most about two on disk.
+pub(crate) fn compact_replaced_snapshots(db: &DB, bytes: u64) -> Result<()> {
+    let snapshots = cf(db, CF_SNAPSHOT)?;
+    let tables = db
+        .property_int_value_cf(snapshots, "rocksdb.live-sst-files-size")?
+        .unwrap_or(0);
+    if bytes > 0 && tables > bytes.saturating_mul(2) {
+        db.compact_range_cf(snapshots, None::<&[u8]>, None::<&[u8]>);
+    }
     Ok(())
 }
 

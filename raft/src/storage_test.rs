@@ -25,6 +25,14 @@ fn append(storage: &mut RocksStorage, new: &[Entry]) {
     storage.write(batch).unwrap();
 }
 
+/// Spares `count` entries, whatever they weigh.
+fn keep_entries(count: u64) -> Keep {
+    Keep {
+        entries: count,
+        bytes: u64::MAX,
+    }
+}
+
 fn read(storage: &RocksStorage, low: u64, high: u64) -> Vec<u64> {
     let context = raft::GetEntriesContext::empty(false);
     storage
@@ -151,7 +159,7 @@ fn a_snapshot_compacts_the_log_but_keeps_the_tail_it_was_asked_to() {
     };
     write_snapshot_data(&storage.db(), 15, b"state at 15").unwrap();
     let mut batch = WriteBatch::default();
-    storage.snapshot_written(&mut batch, meta, 5).unwrap();
+    storage.snapshot_written(&mut batch, meta, keep_entries(5)).unwrap();
     storage.write(batch).unwrap();
     drop(storage);
 
@@ -185,7 +193,7 @@ fn a_snapshot_compacts_the_log_but_keeps_the_tail_it_was_asked_to() {
         ..Default::default()
     });
     write_snapshot_data(&storage.db(), 18, b"state at 18").unwrap();
-    storage.snapshot_written(&mut batch, meta, 5).unwrap();
+    storage.snapshot_written(&mut batch, meta, keep_entries(5)).unwrap();
     storage.write(batch).unwrap();
     let snapshot = storage.snapshot(0, 2).unwrap();
     assert_eq!(snapshot.get_metadata().index, 18);
@@ -211,7 +219,7 @@ fn the_data_of_a_snapshot_that_never_became_current_is_dropped_at_open() {
         term: 3,
         ..Default::default()
     };
-    storage.snapshot_written(&mut batch, meta, 5).unwrap();
+    storage.snapshot_written(&mut batch, meta, keep_entries(5)).unwrap();
     storage.write(batch).unwrap();
     // Written, then abandoned: the stop did not wait for it.
     write_snapshot_data(&storage.db(), 20, b"state at 20").unwrap();
@@ -457,4 +465,166 @@ fn a_damaged_log_of_a_larger_or_another_group_is_not_salvaged() {
             "and is still refused"
         );
     }
+}
+
+/// An entry of `index` whose data weighs `bytes`.
+fn bulky_entry(index: u64, bytes: usize) -> Entry {
+    Entry {
+        index,
+        term: 1,
+        data: vec![index as u8; bytes].into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_snapshot_spares_no_more_entries_than_weigh_the_bytes_it_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(
+        &mut storage,
+        &(1..=20).map(|index| bulky_entry(index, 1000)).collect::<Vec<_>>(),
+    );
+    let one = bulky_entry(20, 1000).write_to_bytes().unwrap().len() as u64;
+    let keep = Keep {
+        entries: 10,
+        bytes: 3 * one + one / 2,
+    };
+    let snapshot_at = |storage: &mut RocksStorage, index| {
+        write_snapshot_data(&storage.db(), index, b"state").unwrap();
+        let mut batch = WriteBatch::default();
+        let meta = SnapshotMetadata {
+            index,
+            term: 1,
+            ..Default::default()
+        };
+        storage.snapshot_written(&mut batch, meta, keep).unwrap();
+        storage.write(batch).unwrap();
+    };
+    snapshot_at(&mut storage, 15);
+    assert_eq!(
+        storage.first_index().unwrap(),
+        13,
+        "3 entries spared, the bytes allowing no more"
+    );
+    drop(storage);
+
+    // Sizes known again after a reopen, from the entries on disk.
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    snapshot_at(&mut storage, 18);
+    assert_eq!(storage.first_index().unwrap(), 16);
+    let keep = Keep { entries: 1, ..keep };
+    write_snapshot_data(&storage.db(), 20, b"state").unwrap();
+    let mut batch = WriteBatch::default();
+    let meta = SnapshotMetadata {
+        index: 20,
+        term: 1,
+        ..Default::default()
+    };
+    storage.snapshot_written(&mut batch, meta, keep).unwrap();
+    storage.write(batch).unwrap();
+    assert_eq!(storage.first_index().unwrap(), 20, "the entry count bounds it too");
+}
+
+#[test]
+fn the_table_files_of_a_compacted_log_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    let db = storage.db();
+    let entries_cf = || cf(&db, CF_ENTRIES).unwrap();
+    // Ten tables, as the write-ahead log's cap flushes them.
+    for chunk in 0..10 {
+        let new: Vec<Entry> = (chunk * 100 + 1..=chunk * 100 + 100)
+            .map(|index| bulky_entry(index, 10_000))
+            .collect();
+        append(&mut storage, &new);
+        db.flush_cf(entries_cf()).unwrap();
+    }
+    let table_bytes = || {
+        db.property_int_value_cf(entries_cf(), "rocksdb.live-sst-files-size")
+            .unwrap()
+            .unwrap()
+    };
+    // RocksDB moves full level-0 tables down in the background; it skips
+    // those it is compacting. (What stays in level 0, up to three tables,
+    // is the newest: past what is dropped below.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let busy = |name| db.property_int_value_cf(entries_cf(), name).unwrap() != Some(0);
+    while busy("rocksdb.num-running-compactions") || busy("rocksdb.compaction-pending") {
+        assert!(std::time::Instant::now() < deadline, "RocksDB still compacting");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let before = table_bytes();
+
+    write_snapshot_data(&db, 900, b"state").unwrap();
+    let mut batch = WriteBatch::default();
+    let meta = SnapshotMetadata {
+        index: 900,
+        term: 1,
+        ..Default::default()
+    };
+    storage.snapshot_written(&mut batch, meta, keep_entries(50)).unwrap();
+    storage.write(batch).unwrap();
+    assert_eq!(storage.take_new_truncation(), Some(850));
+    assert_eq!(storage.take_new_truncation(), None, "asked once");
+    drop_compacted_files(&db, 850).unwrap();
+    let after = table_bytes();
+    assert!(after < before / 2, "{before} bytes of tables before, {after} after");
+    assert_eq!(read(&storage, 851, 1001).len(), 150);
+    drop(storage);
+    drop(db);
+
+    let (storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    assert_eq!(storage.first_index().unwrap(), 851);
+    assert_eq!(read(&storage, 851, 1001).len(), 150);
+}
+
+#[test]
+fn the_tables_of_replaced_snapshots_are_compacted_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(1..=4, 1));
+    let db = storage.db();
+    let snapshots_cf = || cf(&db, CF_SNAPSHOT).unwrap();
+    let table_bytes = || {
+        db.property_int_value_cf(snapshots_cf(), "rocksdb.live-sst-files-size")
+            .unwrap()
+            .unwrap()
+    };
+    // Snapshots that RocksDB cannot compress, each flushed to its table.
+    let mut noise = 0x2545_f491_4f6c_dd1d_u64;
+    let bytes = 200_000;
+    for index in 1..=3 {
+        let data: Vec<u8> = (0..bytes)
+            .map(|_| {
+                noise ^= noise << 13;
+                noise ^= noise >> 7;
+                noise ^= noise << 17;
+                noise as u8
+            })
+            .collect();
+        write_snapshot_data(&db, index, &data).unwrap();
+        let mut batch = WriteBatch::default();
+        let meta = SnapshotMetadata {
+            index,
+            term: 1,
+            ..Default::default()
+        };
+        storage.snapshot_written(&mut batch, meta, keep_entries(10)).unwrap();
+        storage.write(batch).unwrap();
+        db.flush_cf(snapshots_cf()).unwrap();
+    }
+    let before = table_bytes();
+    assert!(before > 2 * bytes, "{before} bytes of tables for three snapshots");
+
+    compact_replaced_snapshots(&db, bytes).unwrap();
+    let after = table_bytes();
+    assert!(
+        after < bytes + bytes / 10,
+        "{after} bytes of tables after, {before} before"
+    );
+    assert_eq!(
+        storage.snapshot_data().unwrap().map(|data| data.len()),
+        Some(bytes as usize)
+    );
 }

@@ -687,12 +687,27 @@ impl<S: StateMachine> ReadyLoop<S> {
             // What depends on this write (acknowledgements, replies) must
             // not go out if it landed in files no path reaches any more.
             self.data_dir.check()?;
+            if let Some(through) = self.raw.mut_store().take_new_truncation() {
+                self.drop_compacted_files(through);
+            }
         }
         let micros = started.elapsed().as_micros() as u64;
         if sync {
             self.metrics.add_fsync(micros, entries);
         }
         Ok(micros)
+    }
+
+    /// Frees the disk the compacted log held, off the loop (a manifest
+    /// write). A failure frees nothing, and the next compaction tries again.
+    fn drop_compacted_files(&self, through: u64) {
+        let db = self.raw.store().db();
+        let id = self.config.id;
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = storage::drop_compacted_files(&db, through) {
+                tracing::warn!(member = id, %err, "cannot drop the table files of the compacted log");
+            }
+        });
     }
 
     fn send(&mut self, mut messages: Vec<Message>) {
@@ -883,11 +898,15 @@ impl<S: StateMachine> ReadyLoop<S> {
         let writer = self.machine.snapshot();
         let db = store.db();
         let done = self.snapshots_written.clone();
+        let current_bytes = self.snapshot_schedule.last_bytes();
         self.snapshot_started = Some(Instant::now());
         self.snapshot_schedule.started();
         tokio::task::spawn_blocking(move || {
-            let written = writer()
-                .map_err(|err| Error::Corrupt(format!("the state machine cannot write a snapshot: {err}")))
+            // Room for the new one first: what the last ones replaced.
+            let written = storage::compact_replaced_snapshots(&db, current_bytes)
+                .and_then(|()| {
+                    writer().map_err(|err| Error::Corrupt(format!("the state machine cannot write a snapshot: {err}")))
+                })
                 .and_then(|state| {
                     let data = membership::encode_snapshot(&members, state);
                     storage::write_snapshot_data(&db, meta.index, &data).map(|()| data.len())
@@ -909,7 +928,7 @@ impl<S: StateMachine> ReadyLoop<S> {
         let index = meta.index;
         match written {
             Ok(bytes) => {
-                let keep = self.config.keep_entries;
+                let keep = self.config.keep(bytes as u64);
                 self.raw.mut_store().snapshot_written(&mut self.batch, meta, keep)?;
                 self.snapshot_schedule.written(bytes);
                 self.write_batch(true, 0).await?;

@@ -81,6 +81,11 @@ impl SnapshotSchedule {
         )
     }
 
+    /// Size of the last snapshot written or installed; 0 before the first.
+    pub(crate) fn last_bytes(&self) -> u64 {
+        self.last_bytes
+    }
+
     /// A snapshot of `bytes` was written, or installed from the leader.
     pub(crate) fn written(&mut self, bytes: usize) {
         self.last_bytes = bytes as u64;
