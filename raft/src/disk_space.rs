@@ -46,6 +46,8 @@ pub(crate) struct DiskSpace {
     /// check off (the free space is still read, for metrics).
     keep_free: u64,
     reading: Mutex<Reading>,
+    /// Whether writes are taken, for those waiting for room.
+    room: tokio::sync::watch::Sender<bool>,
 }
 
 /// The last reading, whole (a proposal refused names figures that belong
@@ -78,6 +80,7 @@ impl DiskSpace {
             dir: dir.to_path_buf(),
             keep_free,
             reading: Mutex::new(Reading::default()),
+            room: tokio::sync::watch::Sender::new(true),
         }
     }
 
@@ -114,6 +117,9 @@ impl DiskSpace {
             needed,
             low,
         };
+        if was_low != low {
+            self.room.send_replace(!low);
+        }
         match (was_low, low) {
             (false, true) => Some(Crossed::Under { available, needed }),
             (true, false) => Some(Crossed::Over { available, needed }),
@@ -123,6 +129,12 @@ impl DiskSpace {
 
     fn last(&self) -> Reading {
         *self.reading.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sees whether writes are taken (`true`) or refused for want of room,
+    /// as each reading crosses the reserve.
+    pub(crate) fn watch_room(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.room.subscribe()
     }
 
     /// Whether proposals are refused.
@@ -274,11 +286,14 @@ mod tests {
 
         // The next snapshot counts twice.
         let space = DiskSpace::new(dir.path(), 1 << 20);
+        let room = space.watch_room();
         assert_eq!(space.refresh(0), None);
         assert!(space.check().is_ok());
         assert!(matches!(space.refresh(free), Some(Crossed::Under { needed, .. }) if needed == 2 * free + (1 << 20)));
+        assert!(!*room.borrow(), "those waiting for room see it go");
         assert!(matches!(space.refresh(0), Some(Crossed::Over { .. })));
         assert!(space.check().is_ok());
+        assert!(*room.borrow(), "and come back");
     }
 
     #[test]

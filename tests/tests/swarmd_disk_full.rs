@@ -17,8 +17,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use swarm_proto::v1::{
-    Annotations, CreateSecretRequest, CreateServiceRequest, ListSecretsRequest, RemoveSecretRequest, SecretSpec,
-    ServiceSpec,
+    Annotations, CreateSecretRequest, CreateServiceRequest, ListNodesRequest, ListSecretsRequest, RemoveSecretRequest,
+    SecretSpec, ServiceSpec,
 };
 use swarm_tests::daemon::{Daemon, connect, swarmd_binary};
 
@@ -235,6 +235,25 @@ async fn a_nearly_full_disk_refuses_writes_serves_reads_and_takes_writes_again_w
         }
     }
     assert!(daemon.log_text().contains("room again"), "{}", daemon.log_text());
+    // And the node's new name, refused at the start, is recorded now.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let nodes = control
+            .list_nodes(ListNodesRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .nodes;
+        let hostnames: Vec<String> = nodes
+            .into_iter()
+            .filter_map(|node| node.description.map(|description| description.hostname))
+            .collect();
+        if hostnames == ["renamed"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the node is still {hostnames:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let info = swarmctl_info(&daemon.socket);
     assert!(info.contains("kept free") && !info.contains("refused"), "{info}");
     assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());

@@ -407,6 +407,13 @@ impl<O: Send + 'static> RaftHandle<O> {
         self.leadership.clone()
     }
 
+    /// A receiver that sees whether this member's disk takes writes
+    /// (`true`), or refuses them for want of room ([`Error::NoSpace`]), as
+    /// that changes.
+    pub fn watch_disk_room(&self) -> watch::Receiver<bool> {
+        self.disk.watch_room()
+    }
+
     /// The member's counters now.
     pub fn metrics(&self) -> MetricsSnapshot {
         let mut metrics = self.metrics.snapshot();

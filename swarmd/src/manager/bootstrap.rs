@@ -11,6 +11,17 @@ use super::RaftOptions;
 use crate::error::Result;
 use crate::node::state_dir::Identity;
 
+/// Whether a start recorded what changed of this node, or must again once
+/// its disk has room (a restart on a nearly full disk serves with the node
+/// as it was recorded rather than not at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// All recorded, or nothing to.
+    Done,
+    /// Refused for want of room: to record again once there is.
+    WhenRoom,
+}
+
 /// The name of the one cluster object, as in SwarmKit.
 pub const DEFAULT_CLUSTER: &str = "default";
 
@@ -28,7 +39,7 @@ pub async fn ensure_cluster(
     hostname: &str,
     raft_addr: &str,
     raft: &RaftOptions,
-) -> Result<()> {
+) -> Result<Recorded> {
     let (has_cluster, node) = store.view(|read| {
         (
             read.get_by_name::<Cluster>(DEFAULT_CLUSTER).is_some(),
@@ -40,13 +51,13 @@ pub async fn ensure_cluster(
         let mut now = node.clone();
         now.description.get_or_insert_default().hostname = hostname.to_string();
         if let Some(status) = now.manager_status.as_mut() {
-            // The Raft group learns it too (`Manager::record_own_address`).
+            // The Raft group learns it too (`manager::record_address`).
             status.addr = raft_addr.to_string();
         }
         (&now != node).then_some(now)
     });
     if has_cluster && node.is_some() && refreshed.is_none() {
-        return Ok(());
+        return Ok(Recorded::Done);
     }
     let created = node.is_none();
     let written = store
@@ -68,8 +79,8 @@ pub async fn ensure_cluster(
         // was recorded rather than not at all; a first start cannot.
         Err(swarm_store::Error::ResourceExhausted(why)) if has_cluster && !created => {
             tracing::warn!(node = identity.node_id, hostname, raft_addr, %why,
-                "cannot record this node's new description now; serving with the one recorded");
-            return Ok(());
+                "cannot record this node's new description now; serving with the one recorded until there is room");
+            return Ok(Recorded::WhenRoom);
         }
         Err(err) => return Err(err.into()),
     }
@@ -87,7 +98,7 @@ pub async fn ensure_cluster(
             "this node's description changed"
         );
     }
-    Ok(())
+    Ok(Recorded::Done)
 }
 
 fn duration(duration: std::time::Duration) -> Option<prost_types::Duration> {

@@ -161,34 +161,6 @@ impl Manager {
         self.raft.handle()
     }
 
-    /// Records this manager's Raft address in the group if it moved since
-    /// the last start (another `--listen-remote-api`, or port 0): the
-    /// address is replicated state, which every member and every later
-    /// start reach it by. Only a leader can; a follower's move is the
-    /// cluster issue's (forwarded to the leader), and until then it says so.
-    ///
-    /// # Errors
-    ///
-    /// The change failed for another reason than this member not leading.
-    pub async fn record_own_address(&self) -> Result<()> {
-        let raft = self.raft.handle();
-        match raft.move_member(raft.id(), &self.raft_addr).await {
-            Ok(_) => Ok(()),
-            Err(swarm_raft::Error::NotLeader { .. }) => {
-                tracing::warn!(
-                    addr = self.raft_addr,
-                    "not leading: the group keeps this member's old address"
-                );
-                Ok(())
-            }
-            Err(err @ swarm_raft::Error::NoSpace { .. }) => {
-                tracing::warn!(addr = self.raft_addr, %err, "the group keeps this member's old address for now");
-                Ok(())
-            }
-            Err(err) => Err(err.into()),
-        }
-    }
-
     /// Hands leadership over if another manager can take it, then stops the
     /// Raft member (proposals in flight fail, RocksDB closes) and its
     /// transport server.
@@ -210,6 +182,34 @@ impl Manager {
         let stopped = raft.shutdown().await;
         transport.stop().await;
         Ok(stopped?)
+    }
+}
+
+/// Records the Raft address of this manager, reached at `addr`, in the
+/// group if it moved since the last start (another `--listen-remote-api`,
+/// or port 0): the address is replicated state, which every member and
+/// every later start reach it by. Only a leader can; a follower's move is
+/// the cluster issue's (forwarded to the leader), and until then it says so.
+///
+/// # Errors
+///
+/// The change failed for another reason than this member not leading or
+/// its disk short of room.
+pub(crate) async fn record_address(
+    raft: &swarm_raft::RaftHandle<raft_store::ApplyResult>,
+    addr: &str,
+) -> Result<bootstrap::Recorded> {
+    match raft.move_member(raft.id(), addr).await {
+        Ok(_) => Ok(bootstrap::Recorded::Done),
+        Err(swarm_raft::Error::NotLeader { .. }) => {
+            tracing::warn!(addr, "not leading: the group keeps this member's old address");
+            Ok(bootstrap::Recorded::Done)
+        }
+        Err(err @ swarm_raft::Error::NoSpace { .. }) => {
+            tracing::warn!(addr, %err, "the group keeps this member's old address until there is room");
+            Ok(bootstrap::Recorded::WhenRoom)
+        }
+        Err(err) => Err(err.into()),
     }
 }
 

@@ -16,10 +16,12 @@ use swarm_proto::v1::info_server::InfoServer;
 use swarm_proto::v1::watch_server::WatchServer;
 
 use crate::error::{Error, Result};
+use crate::manager::bootstrap::Recorded;
 use crate::manager::controlapi::ControlApi;
 use crate::manager::proxy::LeaderOnly;
+use crate::manager::raft_store::ApplyResult;
 use crate::manager::watchapi::WatchApi;
-use crate::manager::{Manager, RaftOptions, bootstrap};
+use crate::manager::{self, Manager, RaftOptions, bootstrap};
 use crate::metrics::Metrics;
 use info::InfoApi;
 use state_dir::StateDir;
@@ -94,12 +96,27 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     // A stop asked for before the node serves (a member that cannot lead,
     // its group's quorum gone; a long start) ends the start there.
     let mut shutdown = std::pin::pin!(shutdown);
+    let record = NodeRecord {
+        store: manager.store.clone(),
+        raft: manager.raft(),
+        identity: identity.clone(),
+        hostname: options.hostname.clone(),
+        raft_addr: manager.raft_addr.clone(),
+        raft_options: raft,
+    };
     let prepared = tokio::select! {
-        prepared = prepare(&options, &state_dir, &manager, &raft) => Some(prepared),
+        prepared = prepare(&record, &manager) => Some(prepared),
         () = &mut shutdown => None,
     };
     let served = match prepared {
-        Some(Ok(())) => serve(&options, &socket, &state_dir, &manager, metrics_listener, shutdown).await,
+        Some(Ok(recorded)) => {
+            let retry = (recorded == Recorded::WhenRoom).then(|| tokio::spawn(record.record_when_room()));
+            let served = serve(&options, &socket, &state_dir, &manager, metrics_listener, shutdown).await;
+            if let Some(retry) = retry {
+                retry.abort();
+            }
+            served
+        }
         Some(Err(err)) => Err(err),
         None => {
             tracing::info!("stop requested before the node was ready");
@@ -171,18 +188,70 @@ const METRICS_STOP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What comes before serving: the member leads, the cluster and this
 /// node are in the store as they are now, the group knows this member's
-/// address.
-async fn prepare(options: &Options, state_dir: &StateDir, manager: &Manager, raft: &RaftOptions) -> Result<()> {
+/// address (or will once the disk has room: `Recorded::WhenRoom`).
+async fn prepare(record: &NodeRecord, manager: &Manager) -> Result<Recorded> {
     manager.wait_until_leading().await?;
-    bootstrap::ensure_cluster(
-        &manager.store,
-        &state_dir.identity,
-        &options.hostname,
-        &manager.raft_addr,
-        raft,
-    )
-    .await?;
-    manager.record_own_address().await
+    record.record().await
+}
+
+/// What a start records of this node: the cluster and its Node in the
+/// store, its Raft address in the group.
+struct NodeRecord {
+    store: swarm_store::MemoryStore,
+    raft: swarm_raft::RaftHandle<ApplyResult>,
+    identity: state_dir::Identity,
+    hostname: String,
+    raft_addr: String,
+    raft_options: RaftOptions,
+}
+
+impl NodeRecord {
+    async fn record(&self) -> Result<Recorded> {
+        let node = bootstrap::ensure_cluster(
+            &self.store,
+            &self.identity,
+            &self.hostname,
+            &self.raft_addr,
+            &self.raft_options,
+        )
+        .await?;
+        let address = manager::record_address(&self.raft, &self.raft_addr).await?;
+        Ok(if (node, address) == (Recorded::Done, Recorded::Done) {
+            Recorded::Done
+        } else {
+            Recorded::WhenRoom
+        })
+    }
+
+    /// Records again each time the disk has room, until it all is (or
+    /// something else than room refuses it).
+    async fn record_when_room(self) {
+        let mut room = self.raft.watch_disk_room();
+        loop {
+            if room.wait_for(|room| *room).await.is_err() {
+                return;
+            }
+            match self.record().await {
+                Ok(Recorded::Done) => {
+                    tracing::info!(
+                        hostname = self.hostname,
+                        "recorded this node's description: there is room again"
+                    );
+                    return;
+                }
+                // Short again already: wait for the next time.
+                Ok(Recorded::WhenRoom) => {
+                    if room.changed().await.is_err() {
+                        return;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "cannot record this node's new description");
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Serves the Control API until `shutdown`; the socket is removed after.
