@@ -16,7 +16,8 @@
 //!
 //! What the reserve does not count is the log between two snapshots
 //! (bounded by the snapshot schedule), the entries kept behind a snapshot
-//! for slow followers (bounded by `Config::keep_bytes`) and RocksDB's own
+//! for slow followers (at most `Config::keep_bytes` or the snapshot's
+//! size) and RocksDB's own
 //! compactions (README).
 //!
 //! The free space is read every [`READ_EVERY`], so that a burst of writes

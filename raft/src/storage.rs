@@ -469,6 +469,8 @@ impl RocksStorage {
         batch.put_cf(snapshots, snapshot_data_key(1), data);
         self.snapshot_meta = meta;
         self.set_truncated(batch, 1, 1)?;
+        // A new log: no table to drop.
+        self.files_dropped_through = 1;
         self.set_hard_state(
             batch,
             HardState {
@@ -922,34 +924,36 @@ pub(crate) fn write_snapshot_data(db: &DB, index: u64, data: &[u8]) -> Result<()
 /// levels whole and rewrites (and drops) them only once a level outgrows
 /// its target, hundreds of MB later. With large entries that filled small
 /// disks with dead entries. Deleting whole files costs no write but the
-/// manifest's; RocksDB leaves alone the files of the newest level, still
-/// to be compacted, and those that reach past `through`. A tombstone in a
-/// deleted file no longer hides older copies of the keys it covered that
-/// lie in files kept: those keys are all at or before `through`, dead, and
-/// never read (reads start after the truncation).
+/// manifest's. RocksDB leaves alone those still in level 0 (the newest),
+/// those being compacted and those that reach past `through`: the next
+/// call takes them.
+///
+/// The truncation goes into a table first: a recovery of a damaged
+/// write-ahead log that stopped short of it (`--salvage-damaged-log`)
+/// would otherwise find a log with a hole where the files were. Now
+/// RocksDB refuses that recovery instead, as for any table written after
+/// the damage.
+///
+/// A tombstone in a deleted file no longer hides older copies of the keys
+/// it covered that lie in files kept: those keys are all at or before
+/// `through`, dead, and never read (reads start after the truncation).
 pub(crate) fn drop_compacted_files(db: &DB, through: u64) -> Result<()> {
+    db.flush_cf(cf(db, CF_STATE)?)?;
     db.delete_file_in_range_cf(cf(db, CF_ENTRIES)?, index_key(0), index_key(through))?;
     Ok(())
 }
 
-/// Compacts the snapshots' column family if its tables weigh more than
-/// twice the current snapshot's `bytes` (0: not known, nothing done):
-/// those of the snapshots it replaced. Off the Ready loop, before the next
-/// snapshot is written.
+/// Compacts the snapshots' column family, which drops the tables of the
+/// snapshots the current one replaced.
 ///
-/// Each snapshot lands in a table of its own, with the key of the current
-/// one, so RocksDB merges them, and drops the replaced ones, only once four
-/// pile up: with a large state, several snapshots' worth of disk. This
-/// costs one more write of the current snapshot, every other snapshot or
-/// so, and keeps at most about two on disk.
-pub(crate) fn compact_replaced_snapshots(db: &DB, bytes: u64) -> Result<()> {
-    let snapshots = cf(db, CF_SNAPSHOT)?;
-    let tables = db
-        .property_int_value_cf(snapshots, "rocksdb.live-sst-files-size")?
-        .unwrap_or(0);
-    if bytes > 0 && tables > bytes.saturating_mul(2) {
-        db.compact_range_cf(snapshots, None::<&[u8]>, None::<&[u8]>);
-    }
+/// Each snapshot lands in a table of its own, along with the key of the
+/// current one, so RocksDB merges them (and drops the replaced ones) only
+/// once four pile up: with a large state, several snapshots' worth of disk.
+/// This costs one more write of the current snapshot. (`compact_range`
+/// reports no error: one that fails, for want of room say, frees nothing,
+/// and RocksDB recovers from it by itself.)
+pub(crate) fn compact_snapshots(db: &DB) -> Result<()> {
+    db.compact_range_cf(cf(db, CF_SNAPSHOT)?, None::<&[u8]>, None::<&[u8]>);
     Ok(())
 }
 

@@ -617,7 +617,7 @@ fn the_tables_of_replaced_snapshots_are_compacted_away() {
     let before = table_bytes();
     assert!(before > 2 * bytes, "{before} bytes of tables for three snapshots");
 
-    compact_replaced_snapshots(&db, bytes).unwrap();
+    compact_snapshots(&db).unwrap();
     let after = table_bytes();
     assert!(
         after < bytes + bytes / 10,

@@ -133,8 +133,9 @@ pub enum ClusterCommand {
         /// size). Takes effect at once.
         #[arg(long, allow_negative_numbers = true)]
         snapshot_interval: Option<u64>,
-        /// Log entries kept behind a snapshot, so that a follower a little
-        /// behind catches up from the log rather than a whole snapshot.
+        /// Log entries kept behind a snapshot, at most, so that a follower a
+        /// little behind catches up from the log rather than a whole
+        /// snapshot (and no more of them than weigh 8 MiB or the snapshot).
         #[arg(long, allow_negative_numbers = true)]
         log_entries_for_slow_followers: Option<u64>,
         /// How often agents report to the dispatcher (a node missing three

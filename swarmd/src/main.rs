@@ -114,7 +114,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let result = runtime.block_on(run(args));
+    // A blocking task the stop gave up on (a write to a disk that hangs,
+    // which the stop already waited 10 s for) must not hold the exit: the
+    // runtime would wait for it with no limit, the signal handlers gone.
+    // What it was writing was never acknowledged.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("Error: {err:#}");

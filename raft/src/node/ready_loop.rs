@@ -228,6 +228,10 @@ impl<S: StateMachine> ReadyLoop<S> {
                     "could not flush the log to tables at the stop: the next start replays it (nothing is lost)");
             }
         }
+        // A compaction under way (the replaced snapshots', a large state's)
+        // would hold the database, and the stop, until it ends: RocksDB
+        // abandons it now, leaving its input as it was.
+        self.raw.store().db().cancel_all_background_work(false);
         result
     }
 
@@ -687,9 +691,7 @@ impl<S: StateMachine> ReadyLoop<S> {
             // What depends on this write (acknowledgements, replies) must
             // not go out if it landed in files no path reaches any more.
             self.data_dir.check()?;
-            if let Some(through) = self.raw.mut_store().take_new_truncation() {
-                self.drop_compacted_files(through);
-            }
+            self.free_what_is_dropped();
         }
         let micros = started.elapsed().as_micros() as u64;
         if sync {
@@ -698,14 +700,26 @@ impl<S: StateMachine> ReadyLoop<S> {
         Ok(micros)
     }
 
-    /// Frees the disk the compacted log held, off the loop (a manifest
-    /// write). A failure frees nothing, and the next compaction tries again.
-    fn drop_compacted_files(&self, through: u64) {
+    /// Once a compaction of the log or a new snapshot is on disk, frees
+    /// what it dropped, off the loop: the log's emptied tables, and those of
+    /// replaced snapshots once they outweigh the current one. A failure
+    /// frees nothing, and the next time tries again.
+    fn free_what_is_dropped(&mut self) {
+        let through = self.raw.mut_store().take_new_truncation();
+        let compact = self.snapshot_schedule.take_compaction_due();
+        if through.is_none() && !compact {
+            return;
+        }
         let db = self.raw.store().db();
         let id = self.config.id;
         tokio::task::spawn_blocking(move || {
-            if let Err(err) = storage::drop_compacted_files(&db, through) {
+            if let Some(through) = through
+                && let Err(err) = storage::drop_compacted_files(&db, through)
+            {
                 tracing::warn!(member = id, %err, "cannot drop the table files of the compacted log");
+            }
+            if compact && let Err(err) = storage::compact_snapshots(&db) {
+                tracing::warn!(member = id, %err, "cannot compact the replaced snapshots away");
             }
         });
     }
@@ -898,15 +912,11 @@ impl<S: StateMachine> ReadyLoop<S> {
         let writer = self.machine.snapshot();
         let db = store.db();
         let done = self.snapshots_written.clone();
-        let current_bytes = self.snapshot_schedule.last_bytes();
         self.snapshot_started = Some(Instant::now());
         self.snapshot_schedule.started();
         tokio::task::spawn_blocking(move || {
-            // Room for the new one first: what the last ones replaced.
-            let written = storage::compact_replaced_snapshots(&db, current_bytes)
-                .and_then(|()| {
-                    writer().map_err(|err| Error::Corrupt(format!("the state machine cannot write a snapshot: {err}")))
-                })
+            let written = writer()
+                .map_err(|err| Error::Corrupt(format!("the state machine cannot write a snapshot: {err}")))
                 .and_then(|state| {
                     let data = membership::encode_snapshot(&members, state);
                     storage::write_snapshot_data(&db, meta.index, &data).map(|()| data.len())

@@ -26,6 +26,9 @@ pub(crate) struct SnapshotSchedule {
     /// Size of the last snapshot this run wrote; 0 before the first, when
     /// the entry count alone decides.
     last_bytes: u64,
+    /// Size of the snapshots replaced since their tables were last
+    /// compacted away (`storage::compact_snapshots`).
+    replaced_bytes: u64,
 }
 
 impl SnapshotSchedule {
@@ -37,6 +40,7 @@ impl SnapshotSchedule {
             log_bytes: 0,
             in_flight: 0,
             last_bytes: 0,
+            replaced_bytes: 0,
         }
     }
 
@@ -81,15 +85,22 @@ impl SnapshotSchedule {
         )
     }
 
-    /// Size of the last snapshot written or installed; 0 before the first.
-    pub(crate) fn last_bytes(&self) -> u64 {
-        self.last_bytes
-    }
-
     /// A snapshot of `bytes` was written, or installed from the leader.
     pub(crate) fn written(&mut self, bytes: usize) {
+        self.replaced_bytes = self.replaced_bytes.saturating_add(self.last_bytes);
         self.last_bytes = bytes as u64;
         self.in_flight = 0;
+    }
+
+    /// Whether the snapshots replaced since the last compaction outweigh
+    /// the current one: then compacting them away is worth rewriting it
+    /// (about every other snapshot). Counted as done once said.
+    pub(crate) fn take_compaction_due(&mut self) -> bool {
+        let due = self.replaced_bytes > self.last_bytes;
+        if due {
+            self.replaced_bytes = 0;
+        }
+        due
     }
 }
 
@@ -166,5 +177,19 @@ mod tests {
         s.started();
         s.written(1 << 30);
         assert!(s.due(200, 100));
+    }
+
+    #[test]
+    fn the_replaced_snapshots_are_compacted_away_once_they_outweigh_the_current_one() {
+        let mut s = schedule(10, 0.5);
+        s.written(1_000);
+        assert!(!s.take_compaction_due(), "nothing replaced at the first");
+        s.written(1_000);
+        assert!(!s.take_compaction_due(), "as much replaced as kept");
+        s.written(1_500);
+        assert!(s.take_compaction_due());
+        assert!(!s.take_compaction_due(), "said once");
+        s.written(100);
+        assert!(s.take_compaction_due(), "a state that shrank");
     }
 }

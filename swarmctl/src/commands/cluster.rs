@@ -126,7 +126,10 @@ fn fields(cluster: &Cluster) -> Vec<(&'static str, String)> {
         ("Raft snapshot interval", raft.snapshot_interval.to_string()),
         (
             "Raft entries kept for slow followers",
-            raft.log_entries_for_slow_followers.to_string(),
+            format!(
+                "{} at most (and at most 8 MiB of them, or the snapshot's size)",
+                raft.log_entries_for_slow_followers
+            ),
         ),
         (
             "Raft heartbeat / election ticks (as created)",
