@@ -218,7 +218,7 @@ impl RocksStorage {
         // Files a stop or a crash left behind, or an older version that
         // did not drop them.
         if let Some(through) = storage.take_new_truncation()
-            && let Err(err) = drop_compacted_files(&storage.db, through)
+            && let Err(err) = drop_compacted_files(&storage.db, through, true)
         {
             tracing::warn!(dir = %dir.display(), %err, "cannot drop the table files of the compacted log");
         }
@@ -355,9 +355,8 @@ impl RocksStorage {
 
     /// Reads the terms of the log, checking it has no gap and ends at or
     /// past the applied index. (It reads from the first entry after the
-    /// truncation: what lies before is dead, and may even show again once
-    /// the files of the tombstones that deleted it are dropped, see
-    /// [`drop_compacted_files`].)
+    /// truncation: what lies before is dead, left for
+    /// [`drop_compacted_files`] to delete.)
     fn load_terms(&mut self) -> Result<()> {
         let db = Arc::clone(&self.db);
         let first = index_key(self.truncated.0 + 1);
@@ -626,11 +625,13 @@ impl RocksStorage {
             let term = self
                 .term_of(compact_to)
                 .map_err(|err| Error::Corrupt(err.to_string()))?;
-            batch.delete_range_cf(
-                cf(&db, CF_ENTRIES)?,
-                index_key(self.truncated.0 + 1),
-                index_key(compact_to + 1),
-            );
+            // No tombstone for the entries let go: nothing reads at or
+            // before the truncation, and their tables are deleted whole
+            // once it is on disk (`drop_compacted_files`). A range
+            // tombstone would make the newest table overlap every older
+            // one, and RocksDB would rewrite them, holding their room,
+            // instead of moving them down whole: three times the disk
+            // under large writes.
             self.held.drain(..(compact_to - self.truncated.0) as usize);
             self.recent.compact_to(compact_to);
             self.set_truncated(batch, compact_to, term)?;
@@ -666,6 +667,11 @@ impl RocksStorage {
             self.files_dropped_through = through;
             through
         })
+    }
+
+    /// The truncation through which the log's tables were last dropped.
+    pub(crate) fn files_dropped_through(&self) -> u64 {
+        self.files_dropped_through
     }
 
     /// Whether raft-rs asked for a snapshot the stored one cannot serve;
@@ -917,28 +923,24 @@ pub(crate) fn write_snapshot_data(db: &DB, index: u64, data: &[u8]) -> Result<()
 }
 
 /// Deletes the table files of the log that hold nothing but entries at or
-/// before `through`, which must be a truncation already on disk (synced).
+/// before `through`, which must be a truncation already on disk (synced):
+/// what frees the entries a compaction let go (it writes no tombstone for
+/// them, see [`RocksStorage::snapshot_written`]). The log's keys only grow,
+/// so RocksDB moves its tables down the levels whole; deleting them costs
+/// no write but the manifest's. It leaves alone those still in level 0
+/// (the newest), those being compacted and those that reach past
+/// `through`: the next call takes them. Until then, their dead entries are
+/// never read (reads start after the truncation).
 ///
-/// The tombstone a compaction writes hides those entries at once but frees
-/// nothing: the log's keys only grow, so RocksDB moves its tables down the
-/// levels whole and rewrites (and drops) them only once a level outgrows
-/// its target, hundreds of MB later. With large entries that filled small
-/// disks with dead entries. Deleting whole files costs no write but the
-/// manifest's. RocksDB leaves alone those still in level 0 (the newest),
-/// those being compacted and those that reach past `through`: the next
-/// call takes them.
-///
-/// The truncation goes into a table first: a recovery of a damaged
-/// write-ahead log that stopped short of it (`--salvage-damaged-log`)
-/// would otherwise find a log with a hole where the files were. Now
-/// RocksDB refuses that recovery instead, as for any table written after
-/// the damage.
-///
-/// A tombstone in a deleted file no longer hides older copies of the keys
-/// it covered that lie in files kept: those keys are all at or before
-/// `through`, dead, and never read (reads start after the truncation).
-pub(crate) fn drop_compacted_files(db: &DB, through: u64) -> Result<()> {
-    db.flush_cf(cf(db, CF_STATE)?)?;
+/// A new truncation goes into a table first (`new_truncation`): a recovery
+/// of a damaged write-ahead log that stopped short of it
+/// (`--salvage-damaged-log`) would otherwise find a log with a hole where
+/// the files were. Now RocksDB refuses that recovery instead, as for any
+/// table written after the damage.
+pub(crate) fn drop_compacted_files(db: &DB, through: u64, new_truncation: bool) -> Result<()> {
+    if new_truncation {
+        db.flush_cf(cf(db, CF_STATE)?)?;
+    }
     db.delete_file_in_range_cf(cf(db, CF_ENTRIES)?, index_key(0), index_key(through))?;
     Ok(())
 }

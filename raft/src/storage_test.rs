@@ -567,7 +567,7 @@ fn the_table_files_of_a_compacted_log_are_dropped() {
     storage.write(batch).unwrap();
     assert_eq!(storage.take_new_truncation(), Some(850));
     assert_eq!(storage.take_new_truncation(), None, "asked once");
-    drop_compacted_files(&db, 850).unwrap();
+    drop_compacted_files(&db, 850, true).unwrap();
     let after = table_bytes();
     assert!(after < before / 2, "{before} bytes of tables before, {after} after");
     assert_eq!(read(&storage, 851, 1001).len(), 150);

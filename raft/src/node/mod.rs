@@ -197,6 +197,7 @@ impl<S: StateMachine> RaftNode<S> {
             disk,
             removed: false,
             snapshot_started: None,
+            redropped: (std::time::Instant::now(), 0),
             snapshots_written,
             snapshots_done,
             leader_watch,

@@ -1,13 +1,14 @@
 //! Load on a real `swarmd` (issue "swarmd and swarmctl"): durable service
 //! creates through the Control API's Unix socket with 1, 16, 64 and 256
 //! concurrent clients; the daemon's memory holding 10,000 services; the time
-//! from start to serving with 100,000 services in the store. Every figure is
-//! printed beside the fsync latency measured in the same run, on the same
-//! disk. Results go in BENCHMARKS.md.
+//! from start to serving with 100,000 services in the store; the state
+//! dir's size under large writes. Every figure is printed beside the fsync
+//! latency measured in the same run, on the same disk. Results go in
+//! BENCHMARKS.md.
 //!
-//! Usage: `swarmd-load [--dir DIR] [--seconds N] [--clients 1,16,64,256] [--connections N] [SCENARIO...]` where a
-//! scenario is `creates`, `memory` or `startup` (default: all). Build with
-//! `--release`: it starts the `swarmd` binary built beside it.
+//! Usage: `swarmd-load [--dir DIR] [--seconds N] [--clients 1,16,64,256] [--connections N] [--kept-secrets 0,100]
+//! [--rounds N] [SCENARIO...]` where a scenario is `creates`, `memory`, `startup` or `disk` (default: all).
+//! Build with `--release`: it starts the `swarmd` binary built beside it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,7 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum as _};
 use swarm_proto::v1::control_client::ControlClient;
-use swarm_proto::v1::{CreateServiceRequest, ListClustersRequest, ListServicesRequest, ServiceSpec};
+use swarm_proto::v1::{
+    Annotations, CreateSecretRequest, CreateServiceRequest, ListClustersRequest, ListServicesRequest,
+    RemoveSecretRequest, SecretSpec, ServiceSpec,
+};
 use swarm_tests::daemon::{Daemon, channel, swarmd_binary};
 use swarm_tests::fsync::{self, FsyncLatency};
 use swarm_tests::metrics::{http_get, metrics_addr, sample};
@@ -51,6 +55,12 @@ struct Args {
     /// connection per client).
     #[arg(long, default_value_t = 0)]
     connections: usize,
+    /// Large secrets kept in the store by each run of the `disk` scenario.
+    #[arg(long, value_delimiter = ',', default_values_t = [0, 100])]
+    kept_secrets: Vec<usize>,
+    /// Times the `disk` scenario replaces one large secret.
+    #[arg(long, default_value_t = 1_500)]
+    rounds: usize,
     /// Scenarios to run (default: all).
     #[arg(value_enum)]
     scenarios: Vec<Scenario>,
@@ -64,6 +74,9 @@ enum Scenario {
     Memory,
     /// Start to serving with `--objects` services in the store.
     Startup,
+    /// The state dir's size while one 400 KB secret is replaced
+    /// `--rounds` times, beside `--kept-secrets` others.
+    Disk,
 }
 
 const SIGINT: i32 = 2;
@@ -89,6 +102,11 @@ async fn main() -> anyhow::Result<()> {
             Scenario::Creates => creates(&binary, &root, &args.clients, args.connections, args.seconds).await?,
             Scenario::Memory => memory(&binary, &root, args.services).await?,
             Scenario::Startup => startup(&binary, &root, args.objects).await?,
+            Scenario::Disk => {
+                for &kept in &args.kept_secrets {
+                    disk(&binary, &root.join(format!("kept-{kept}")), kept, args.rounds).await?;
+                }
+            }
         }
         std::fs::remove_dir_all(&root)?;
         println!("disk: {}", measure_fsync(&args.dir)?);
@@ -406,4 +424,96 @@ async fn count_services(socket: &Path) -> anyhow::Result<usize> {
         .await?
         .into_inner();
     Ok(list.services.len())
+}
+
+/// The size of a large secret in the `disk` scenario (SwarmKit takes up to
+/// 500 KiB).
+const SECRET_BYTES: usize = 400_000;
+
+/// The state dir's size, sampled every 20 ms, while one large secret is
+/// replaced (created anew, the old one removed) `rounds` times beside
+/// `kept` others: its peak against the state it holds. The secrets'
+/// bytes are random, as RocksDB cannot compress them.
+async fn disk(binary: &Path, root: &Path, kept: usize, rounds: usize) -> anyhow::Result<()> {
+    std::fs::create_dir_all(root)?;
+    let dir = root.join("node");
+    let daemon = Daemon::start(binary, &dir, "load").await;
+    let mut control = ControlClient::new(channel(&daemon.socket).await?);
+    let mut noise = 0x2545_f491_4f6c_dd1d_u64;
+    let mut secret = |name: String| {
+        let data = (0..SECRET_BYTES)
+            .map(|_| {
+                noise ^= noise << 13;
+                noise ^= noise >> 7;
+                noise ^= noise << 17;
+                noise as u8
+            })
+            .collect();
+        CreateSecretRequest {
+            spec: Some(SecretSpec {
+                annotations: Some(Annotations {
+                    name,
+                    ..Default::default()
+                }),
+                data,
+            }),
+        }
+    };
+    for n in 0..kept {
+        control.create_secret(secret(format!("kept-{n}"))).await?;
+    }
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = std::sync::Arc::clone(&sampling);
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut peak = 0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(dir_bytes(&dir));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        })
+    };
+    let started = Instant::now();
+    let mut previous: Option<String> = None;
+    for round in 0..rounds {
+        let created = control.create_secret(secret(format!("churn-{round}"))).await?;
+        let id = created.into_inner().secret.context("no secret in the reply")?.id;
+        if let Some(secret_id) = previous.replace(id) {
+            control.remove_secret(RemoveSecretRequest { secret_id }).await?;
+        }
+    }
+    let elapsed = started.elapsed();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.await?;
+    let state = ((kept + 1) * SECRET_BYTES) as u64;
+    println!(
+        "
+{kept} secrets of 400 KB kept, one replaced {rounds} times ({:.0} MiB written) in {:.1} s: \
+         state dir peak {:.0} MiB, {:.0} MiB at the end, for {:.1} MiB of secrets",
+        mib((rounds * SECRET_BYTES) as u64),
+        elapsed.as_secs_f64(),
+        mib(peak),
+        mib(dir_bytes(&dir)),
+        mib(state),
+    );
+    let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+    anyhow::ensure!(status.success(), "swarmd exited with {status} after SIGINT");
+    Ok(())
+}
+
+/// The bytes allocated to the files under `dir` (files removed meanwhile
+/// count as nothing).
+fn dir_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_bytes(&entry.path()),
+            Ok(meta) => meta.blocks() * 512,
+            Err(_) => 0,
+        })
+        .sum()
 }
