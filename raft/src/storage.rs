@@ -353,10 +353,10 @@ impl RocksStorage {
         Ok(())
     }
 
-    /// Reads the terms of the log, checking it has no gap and ends at or
-    /// past the applied index. (It reads from the first entry after the
-    /// truncation: what lies before is dead, left for
-    /// [`drop_compacted_files`] to delete.)
+    /// Reads the terms of the log, checking it has no gap, no term going
+    /// back, and ends at or past the applied index. (It reads from the
+    /// first entry after the truncation: what lies before is dead, left
+    /// for [`drop_compacted_files`] to delete.)
     fn load_terms(&mut self) -> Result<()> {
         let db = Arc::clone(&self.db);
         let first = index_key(self.truncated.0 + 1);
@@ -368,6 +368,13 @@ impl RocksStorage {
             let entry = Entry::parse_from_bytes(&value)?;
             if parse_u64(&key) != Some(expected) || entry.index != expected {
                 return Err(Error::Corrupt(format!("log has a gap or a stray entry at {expected}")));
+            }
+            let previous_term = self.held.back().map_or(self.truncated.1, |held| held.term);
+            if entry.term < previous_term {
+                return Err(Error::Corrupt(format!(
+                    "the entry at {expected} has term {}, older than the {previous_term} before it",
+                    entry.term
+                )));
             }
             self.held.push_back(Held::of(&entry, value.len()));
         }
@@ -689,6 +696,15 @@ impl RocksStorage {
     ) -> Result<()> {
         let db = Arc::clone(&self.db);
         let meta = snapshot.get_metadata();
+        // Entries at or before the truncation are dead but may still be on
+        // disk (no tombstone): a truncation never goes back. (raft-rs only
+        // installs a snapshot past the commit index.)
+        if meta.index < self.truncated.0 {
+            return Err(Error::Corrupt(format!(
+                "a snapshot at {} would move the log's start back from {}",
+                meta.index, self.truncated.0
+            )));
+        }
         let entries = cf(&db, CF_ENTRIES)?;
         if self.last() > self.truncated.0 {
             batch.delete_range_cf(entries, index_key(self.truncated.0 + 1), index_key(self.last() + 1));

@@ -3,6 +3,7 @@
 //! rest of the program talks to it.
 
 mod failover;
+mod freeing;
 mod handle;
 mod membership;
 mod pending;
@@ -136,6 +137,7 @@ impl<S: StateMachine> RaftNode<S> {
         }
         let members = storage.members().clone();
         let db = Arc::downgrade(&storage.db());
+        let freeing = freeing::Freeing::new(storage.db(), config.id, storage.files_dropped_through());
         let raw = raft::RawNode::new(&config.raft_config(snapshot_index), storage, &raft_logger())?;
 
         let metrics = Arc::new(Metrics::default());
@@ -197,7 +199,7 @@ impl<S: StateMachine> RaftNode<S> {
             disk,
             removed: false,
             snapshot_started: None,
-            redropped: (std::time::Instant::now(), 0),
+            freeing,
             snapshots_written,
             snapshots_done,
             leader_watch,

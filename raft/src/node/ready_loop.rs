@@ -24,6 +24,7 @@ use tokio::time::MissedTickBehavior;
 use tracing::Instrument as _;
 
 use super::failover::{self, LeaderWatch};
+use super::freeing::Freeing;
 use super::handle::{Command, Leadership, Progress, Proposal, Role, Status};
 use super::membership;
 use super::pending::{Pending, Waiter};
@@ -54,10 +55,6 @@ const FEW_PROPOSALS: usize = 32;
 /// stop has 10 s.
 const SNAPSHOT_AT_STOP: Duration = Duration::from_secs(3);
 
-/// How often the compacted log's tables are dropped again while entries
-/// come.
-const REDROP_EVERY: Duration = Duration::from_secs(1);
-
 pub(crate) struct ReadyLoop<S: StateMachine> {
     pub config: Config,
     pub raw: RawNode<RocksStorage>,
@@ -82,9 +79,7 @@ pub(crate) struct ReadyLoop<S: StateMachine> {
     pub removed: bool,
     /// When the snapshot being written off the loop was started, if one is.
     pub snapshot_started: Option<Instant>,
-    /// When the compacted log's tables were last dropped again, and the
-    /// last index then ([`ReadyLoop::drop_compacted_files_again`]).
-    pub redropped: (Instant, u64),
+    pub freeing: Freeing,
     /// When the next snapshot is due.
     pub snapshot_schedule: SnapshotSchedule,
     /// Where snapshot writers report; the loop holds both ends.
@@ -259,28 +254,7 @@ impl<S: StateMachine> ReadyLoop<S> {
     fn on_tick(&mut self) {
         self.raw.tick();
         self.leader_watch.on_tick(&self.raw, &self.config);
-        self.drop_compacted_files_again();
-    }
-
-    /// The compacted log's tables RocksDB had not moved out of level 0 at
-    /// the last drop move down as more of the log is flushed: dropped then,
-    /// every [`REDROP_EVERY`] while entries come. (A call that finds none
-    /// writes nothing.)
-    fn drop_compacted_files_again(&mut self) {
-        let store = self.raw.store();
-        let (at, last) = self.redropped;
-        let through = store.files_dropped_through();
-        if through <= 1 || last == store.last() || at.elapsed() < REDROP_EVERY {
-            return;
-        }
-        self.redropped = (Instant::now(), store.last());
-        let db = store.db();
-        let id = self.config.id;
-        tokio::task::spawn_blocking(move || {
-            if let Err(err) = storage::drop_compacted_files(&db, through, false) {
-                tracing::debug!(member = id, %err, "cannot drop the table files of the compacted log");
-            }
-        });
+        self.freeing.on_tick(self.raw.store().last());
     }
 
     /// Makes current the snapshots whose writing finished.
@@ -730,27 +704,12 @@ impl<S: StateMachine> ReadyLoop<S> {
     }
 
     /// Once a compaction of the log or a new snapshot is on disk, frees
-    /// what it dropped, off the loop: the log's emptied tables, and those of
-    /// replaced snapshots once they outweigh the current one. A failure
-    /// frees nothing, and the next time tries again.
+    /// what it dropped: the log's emptied tables, and those of replaced
+    /// snapshots once they outweigh the current one.
     fn free_what_is_dropped(&mut self) {
-        let through = self.raw.mut_store().take_new_truncation();
+        let truncation = self.raw.mut_store().take_new_truncation();
         let compact = self.snapshot_schedule.take_compaction_due();
-        if through.is_none() && !compact {
-            return;
-        }
-        let db = self.raw.store().db();
-        let id = self.config.id;
-        tokio::task::spawn_blocking(move || {
-            if let Some(through) = through
-                && let Err(err) = storage::drop_compacted_files(&db, through, true)
-            {
-                tracing::warn!(member = id, %err, "cannot drop the table files of the compacted log");
-            }
-            if compact && let Err(err) = storage::compact_snapshots(&db) {
-                tracing::warn!(member = id, %err, "cannot compact the replaced snapshots away");
-            }
-        });
+        self.freeing.after_sync(truncation, compact);
     }
 
     fn send(&mut self, mut messages: Vec<Message>) {
