@@ -4,21 +4,21 @@
 //! Worse, an open replays the write-ahead log into tables, which needs
 //! room of its own: a member that filled its disk could not even start
 //! again until someone made room. So while the free space is under a
-//! reserve, proposals are refused with an error that says so (reads go on),
-//! and no snapshot is started: the reserve is room to flush a whole
-//! write-ahead log at the next open (`keep_free`) and to write the next
-//! snapshot, whose data goes through the log and then into a table (twice
-//! what it would weigh: the state machine's own measure, else the last
-//! one and the entries applied since). Entries that only remove are taken
-//! while `keep_free` itself is free: they bring the room writes need down.
-//! Room again, writes go on. etcd raises a NOSPACE alarm in the same
-//! spirit.
+//! reserve, proposals are refused with an error that says so (reads go on):
+//! the reserve is room to flush a whole write-ahead log at the next open
+//! (`keep_free`) and to write the next snapshot, whose data goes through
+//! the log and then into a table (twice what it would weigh: the state
+//! machine's own measure, else the last one and the entries applied
+//! since). That room is the snapshot's to use: under the reserve, one is
+//! taken if it frees more of the log than it keeps, as long as half of
+//! `keep_free` stays free. Entries that only remove are taken while
+//! `keep_free` itself is free: they bring the room writes need down. Room
+//! again, writes go on. etcd raises a NOSPACE alarm in the same spirit.
 //!
 //! What the reserve does not count is the log between two snapshots
 //! (bounded by the snapshot schedule), the entries kept behind a snapshot
 //! for slow followers (at most `Config::keep_bytes` or the snapshot's
-//! size) and RocksDB's own
-//! compactions (README).
+//! size) and RocksDB's own compactions (README).
 //!
 //! The free space is read every [`READ_EVERY`], so that a burst of writes
 //! between two readings is bounded by what the loop writes in that long.
@@ -63,6 +63,8 @@ struct Reading {
     needed: u64,
     /// Whether proposals are refused.
     low: bool,
+    /// What the next snapshot may weigh.
+    snapshot_bytes: u64,
 }
 
 /// How the disk went from one reading to the next, when that changes what
@@ -117,6 +119,7 @@ impl DiskSpace {
             available,
             needed,
             low,
+            snapshot_bytes,
         };
         if was_low != low {
             self.room.send_replace(!low);
@@ -143,12 +146,16 @@ impl DiskSpace {
         self.last().low
     }
 
-    /// Whether a snapshot may start: the same room as a write. (Letting
-    /// one eat into the reserve, as what frees the log behind it, was
-    /// tried: RocksDB keeps the old log files and compacts tables in room
-    /// of its own meanwhile, and the disk filled.)
+    /// Whether a snapshot may start: room for it (twice its weight, as in
+    /// the reserve) and half of `keep_free` still free after it, which is
+    /// room enough to reopen the log. Under the reserve a snapshot is what
+    /// frees the log behind it: were it refused as writes are, a log that
+    /// filled the disk would keep writes refused for good.
     pub(crate) fn room_for_snapshot(&self) -> bool {
-        !self.is_low()
+        let reading = self.last();
+        self.keep_free == 0
+            || reading.at.is_none()
+            || reading.available >= (self.keep_free / 2).saturating_add(reading.snapshot_bytes.saturating_mul(2))
     }
 
     /// Refuses a proposal while the free space is under the reserve.
@@ -161,7 +168,10 @@ impl DiskSpace {
         if reading.low {
             return Err(Error::NoSpace {
                 available: reading.available,
-                needed: reading.needed,
+                // What brings writes back, not what stopped them: the
+                // figures must not read "31.9 free, under the 31.3 kept".
+                needed: reading.needed.saturating_add(HYSTERESIS),
+                removal: false,
             });
         }
         Ok(())
@@ -181,6 +191,7 @@ impl DiskSpace {
             return Err(Error::NoSpace {
                 available: reading.available,
                 needed: floor,
+                removal: true,
             });
         }
         Ok(())
@@ -190,7 +201,12 @@ impl DiskSpace {
     /// check off), for metrics; `None` before the first reading.
     pub(crate) fn figures(&self) -> Option<(u64, u64)> {
         let reading = self.last();
-        reading.at.map(|_| (reading.available, reading.needed))
+        let needed = if reading.low {
+            reading.needed.saturating_add(HYSTERESIS)
+        } else {
+            reading.needed
+        };
+        reading.at.map(|_| (reading.available, needed))
     }
 }
 
@@ -275,7 +291,7 @@ mod tests {
         assert!(space.is_low());
         let err = space.check().unwrap_err();
         assert!(
-            matches!(err, Error::NoSpace { needed, .. } if needed == reserve),
+            matches!(err, Error::NoSpace { needed, removal: false, .. } if needed == reserve + HYSTERESIS),
             "{err}"
         );
         assert!(
@@ -313,9 +329,24 @@ mod tests {
         space.refresh(0);
         let err = space.check_freeing().unwrap_err();
         assert!(
-            matches!(err, Error::NoSpace { needed, .. } if needed == 2 * free),
+            matches!(err, Error::NoSpace { needed, removal: true, .. } if needed == 2 * free),
             "{err}"
         );
+    }
+
+    #[test]
+    fn under_the_reserve_a_snapshot_may_use_the_room_kept_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(dir.path()).unwrap();
+        // Writes refused; the snapshot (of nothing) still fits with half of
+        // what is kept free left.
+        let space = DiskSpace::new(dir.path(), free + free / 2);
+        space.refresh(0);
+        assert!(space.is_low());
+        assert!(space.room_for_snapshot());
+        // A snapshot that would eat into that half: not taken.
+        space.refresh(free / 2);
+        assert!(!space.room_for_snapshot());
     }
 
     #[test]

@@ -71,19 +71,25 @@ pub enum Error {
     },
 
     /// The data dir's filesystem has less room than the member keeps free
-    /// (to reopen its log and take its next snapshot); the proposal was not
-    /// appended. Writes go on once there is room.
+    /// (to reopen its log and take its next snapshot; only to reopen its
+    /// log for an entry that only removes); the proposal was not appended.
+    /// Writes go on once there is room.
     #[error(
-        "the raft data dir's filesystem has {} free, under the {} this member keeps free (room to reopen its \
-         log and take its next snapshot): writes are refused until there is room",
+        "the raft data dir's filesystem has {} free, under the {} this member keeps free ({}): {} refused \
+         until there is room (remove objects, or give the filesystem more room)",
         crate::disk_space::human(*.available),
-        crate::disk_space::human(*.needed)
+        crate::disk_space::human(*.needed),
+        if *.removal { "room to reopen its log" } else { "room to reopen its log and take its next snapshot" },
+        if *.removal { "removals too are" } else { "writes are" }
     )]
     NoSpace {
         /// Free bytes at the last reading.
         available: u64,
-        /// Free bytes under which proposals are refused.
+        /// Free bytes under which such proposals are refused (with writes
+        /// refused already, what brings them back).
         needed: u64,
+        /// Whether the proposal only removed.
+        removal: bool,
     },
 
     /// The node has stopped (or was removed from the group); nothing sent

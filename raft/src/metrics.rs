@@ -58,6 +58,8 @@ pub struct MetricsSnapshot {
     pub disk_reserve_bytes: u64,
     /// Whether proposals are refused for want of room on the disk.
     pub disk_refusing_writes: bool,
+    /// Whether proposals that only remove are refused too.
+    pub disk_refusing_removals: bool,
 }
 
 impl MetricsSnapshot {
@@ -91,6 +93,7 @@ impl Metrics {
             disk_free_bytes: 0,
             disk_reserve_bytes: 0,
             disk_refusing_writes: false,
+            disk_refusing_removals: false,
         }
     }
 

@@ -890,7 +890,31 @@ pub(crate) fn db_options_recovering(create: bool, recovery: rocksdb::DBRecoveryM
 }
 
 pub(crate) fn column_families() -> [ColumnFamilyDescriptor; 3] {
-    [CF_ENTRIES, CF_STATE, CF_SNAPSHOT].map(|name| ColumnFamilyDescriptor::new(name, Options::default()))
+    let mut entries = table_options();
+    // Each table the log flushes moves down as it is, alone, where it can
+    // be deleted once compacted (`drop_compacted_files`): its keys follow
+    // those of the last one. Four at a time, RocksDB merged them into new
+    // tables, which took their room again until done.
+    entries.set_level_zero_file_num_compaction_trigger(1);
+    [
+        ColumnFamilyDescriptor::new(CF_ENTRIES, entries),
+        ColumnFamilyDescriptor::new(CF_STATE, table_options()),
+        ColumnFamilyDescriptor::new(CF_SNAPSHOT, table_options()),
+    ]
+}
+
+/// The options of each column family. RocksDB reserves the room of a table
+/// it writes ahead, in steps of its memtable's size (flushes) or of its
+/// target table size (compactions), 70 MB each by default, and gives back
+/// what it did not use only once the table is whole: on a small disk,
+/// several such steps at once were most of the room. The write-ahead log's
+/// cap flushes every memtable at [`MAX_WAL_BYTES`] anyway, and the log's
+/// tables, deleted whole once compacted, free the disk sooner when small.
+fn table_options() -> Options {
+    let mut options = Options::default();
+    options.set_write_buffer_size(MAX_WAL_BYTES as usize);
+    options.set_target_file_size_base(MAX_WAL_BYTES);
+    options
 }
 
 /// Makes a new data dir at `dir` whole or not at all: RocksDB's files and

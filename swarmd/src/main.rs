@@ -57,8 +57,10 @@ struct Args {
     /// MiB kept free on the state dir's filesystem, besides room for the
     /// next Raft snapshot (twice what it would weigh): with less free,
     /// writes are refused (ResourceExhausted; removals while this much is
-    /// free), no snapshot starts, and reads go on. 0 turns this off.
-    #[arg(long = "disk-reserve", value_name = "MIB", default_value_t = swarm_raft::DEFAULT_KEEP_FREE_DISK >> 20)]
+    /// free), reads go on, and a snapshot that frees the log is taken while
+    /// half of this stays free. 0 turns this off; at most 1 TiB.
+    #[arg(long = "disk-reserve", value_name = "MIB", default_value_t = swarm_raft::DEFAULT_KEEP_FREE_DISK >> 20,
+        value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     disk_reserve: u64,
     /// Start even though the Raft log holds a damaged record (a start
     /// without it refuses, naming RocksDB's Corruption): keep what came

@@ -212,6 +212,9 @@ async fn a_nearly_full_disk_refuses_writes_serves_reads_and_takes_writes_again_w
     );
     let (stored, _) = daemon.service_ids_by_name().await;
     assert_eq!(stored, acknowledged);
+    // Under `--disk-reserve` itself: removals refused too, and said so.
+    let info = swarmctl_info(&daemon.socket);
+    assert!(info.contains("writes and removals refused"), "{info}");
     let mut control = connect(&daemon.socket).await.unwrap();
 
     // Room again: writes are taken again, without a restart.
@@ -371,4 +374,81 @@ async fn large_writes_churned_on_a_small_disk_go_on_as_the_log_frees_what_it_dro
     let listed = control.list_secrets(ListSecretsRequest::default()).await.unwrap();
     assert_eq!(names(listed.into_inner().secrets), ["secret-999"]);
     assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_fills_the_disk_is_snapshotted_away_and_writes_come_back_by_themselves() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    // A reserve that leaves less than the 64 MiB of log that make a
+    // snapshot due by themselves, on a disk with room beside it.
+    let Some(_tmpfs) = mount_or_skip(&dir, "192m") else {
+        return;
+    };
+    let binary = swarmd_binary();
+    let daemon = Daemon::start_with(&binary, &dir, "node-1", &["--disk-reserve", "140"]).await;
+    let control = connect(&daemon.socket).await.unwrap();
+
+    // A 400 KB secret replaced 300 times (120 MB through the log). Each
+    // call may be refused for want of room for a moment, never for long:
+    // under the reserve, the member snapshots the log away. (It used to
+    // wait for a snapshot that the reserve forbade, and refused writes
+    // for good.)
+    let data = incompressible(400_000);
+    let mut previous: Option<String> = None;
+    let mut refusals = 0;
+    for round in 0..300 {
+        let spec = SecretSpec {
+            annotations: Some(Annotations {
+                name: format!("secret-{round}"),
+                ..Default::default()
+            }),
+            data: data.clone(),
+        };
+        let create = CreateSecretRequest { spec: Some(spec) };
+        let created = until_room(&daemon, &mut refusals, || {
+            let mut control = control.clone();
+            let create = create.clone();
+            async move { control.create_secret(create).await }
+        })
+        .await;
+        if let Some(secret_id) = previous.replace(created.secret.unwrap().id) {
+            until_room(&daemon, &mut refusals, || {
+                let mut control = control.clone();
+                let secret_id = secret_id.clone();
+                async move { control.remove_secret(RemoveSecretRequest { secret_id }).await }
+            })
+            .await;
+        }
+    }
+    assert!(refusals > 0, "the reserve was never reached: the test proves nothing");
+    eprintln!("{refusals} refusals on the way");
+    let log = daemon.log_text();
+    assert!(log.contains("snapshot taken"), "{log}");
+    assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
+}
+
+/// What `call` answers, called again while it is refused for want of room
+/// (counted in `refusals`), for up to 10 s.
+async fn until_room<T, F, Fut>(daemon: &Daemon, refusals: &mut usize, mut call: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match call().await {
+            Ok(reply) => return reply.into_inner(),
+            Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+                *refusals += 1;
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "refused for 10 s: {status:?}\n{}",
+                    daemon.log_text()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    }
 }

@@ -421,6 +421,7 @@ impl<O: Send + 'static> RaftHandle<O> {
             metrics.disk_free_bytes = free;
             metrics.disk_reserve_bytes = reserve;
             metrics.disk_refusing_writes = self.disk.is_low();
+            metrics.disk_refusing_removals = self.disk.check_freeing().is_err();
         }
         metrics
     }

@@ -879,7 +879,9 @@ impl<S: StateMachine> ReadyLoop<S> {
         let store = self.raw.store();
         let wanted = store.take_snapshot_request();
         let applied = self.raw.raft.raft_log.applied;
-        let due = self.snapshot_schedule.due(applied, store.snapshot_meta().index);
+        let due = self.snapshot_schedule.due(applied, store.snapshot_meta().index)
+            // Short of room, with a log that a snapshot frees: the way out.
+            || (self.disk.is_low() && self.snapshot_schedule.frees_log(self.config.keep_bytes));
         // A request dropped while a snapshot is in progress comes again:
         // raft-rs asks at each attempt to catch the member up.
         if self.snapshot_started.is_some() || !(due || wanted) || applied <= store.snapshot_meta().index {

@@ -63,6 +63,13 @@ impl SnapshotSchedule {
         by_count || by_bytes
     }
 
+    /// Whether a snapshot now would free more of the log than the entries
+    /// it keeps for slow followers (`keep_bytes` or the snapshot's size):
+    /// when the disk is short of room, it is taken then, due or not.
+    pub(crate) fn frees_log(&self, keep_bytes: u64) -> bool {
+        self.log_bytes > keep_bytes.max(self.last_bytes)
+    }
+
     /// A snapshot of everything applied so far was started.
     pub(crate) fn started(&mut self) {
         self.in_flight = std::mem::take(&mut self.log_bytes);
@@ -191,5 +198,17 @@ mod tests {
         assert!(!s.take_compaction_due(), "said once");
         s.written(100);
         assert!(s.take_compaction_due(), "a state that shrank");
+    }
+
+    #[test]
+    fn a_snapshot_frees_the_log_once_it_outweighs_what_is_kept() {
+        let mut s = schedule(10_000, 0.5);
+        s.written(1_000);
+        s.applied(5_000);
+        assert!(!s.frees_log(8_000), "under the bytes kept");
+        s.applied(3_001);
+        assert!(s.frees_log(8_000));
+        s.written(9_000);
+        assert!(!s.frees_log(8_000), "a larger snapshot keeps as much");
     }
 }

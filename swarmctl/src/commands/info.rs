@@ -76,11 +76,16 @@ fn manager_fields(manager: &ManagerInfo) -> Vec<(&'static str, String)> {
 /// for want of it.
 fn disk(manager: &ManagerInfo) -> String {
     let free = output::bytes(manager.disk_free_bytes);
+    let refused = if manager.removals_refused {
+        "writes and removals refused"
+    } else {
+        "writes refused (removals taken)"
+    };
     match (manager.disk_reserve_bytes, manager.writes_refused) {
         (0, _) => format!("{free} free (no reserve)"),
         (reserve, false) => format!("{free} free, {} kept free", output::bytes(reserve)),
         (reserve, true) => format!(
-            "{free} free, under the {} kept free: writes refused (removals taken) until there is room",
+            "{free} free, under the {} kept free: {refused} until there is room",
             output::bytes(reserve)
         ),
     }

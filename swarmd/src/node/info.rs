@@ -80,6 +80,7 @@ impl InfoApi {
         info.disk_free_bytes = metrics.disk_free_bytes;
         info.disk_reserve_bytes = metrics.disk_reserve_bytes;
         info.writes_refused = metrics.disk_refusing_writes;
+        info.removals_refused = metrics.disk_refusing_removals;
         match tokio::time::timeout(STATUS_WITHIN, self.raft.status()).await {
             Ok(Ok(status)) => {
                 info.members = status
