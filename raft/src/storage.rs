@@ -914,6 +914,9 @@ fn table_options() -> Options {
     let mut options = Options::default();
     options.set_write_buffer_size(MAX_WAL_BYTES as usize);
     options.set_target_file_size_base(MAX_WAL_BYTES);
+    // Writes stall once this many memtables wait: with small ones, room
+    // for a burst while one is flushed.
+    options.set_max_write_buffer_number(4);
     options
 }
 
