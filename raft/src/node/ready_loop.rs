@@ -159,6 +159,13 @@ impl<S: StateMachine> ReadyLoop<S> {
             if let Some(crossed) = self.disk.refresh_if_due(next_snapshot) {
                 disk_space::report(self.config.id, &crossed);
             }
+            // Short of room, writes are refused and nothing comes to apply:
+            // the snapshot that frees the log starts from here.
+            if self.disk.is_low()
+                && let Err(err) = self.maybe_snapshot()
+            {
+                break Err(err);
+            }
             if let Err(err) = self.take_written_snapshots().await {
                 break Err(err);
             }
