@@ -21,6 +21,7 @@ use swarm_proto::v1::{
     SecretSpec, ServiceSpec,
 };
 use swarm_tests::daemon::{Daemon, connect, swarmd_binary};
+use swarm_tests::noise::Noise;
 
 /// A tmpfs mounted for the test, unmounted when dropped (a failed test
 /// included).
@@ -80,19 +81,6 @@ fn bulky_service(name: &str) -> ServiceSpec {
     let annotations = spec.annotations.get_or_insert_with(Default::default);
     annotations.labels.insert("padding".into(), "x".repeat(16 * 1024));
     spec
-}
-
-/// `len` bytes RocksDB cannot compress (xorshift's).
-fn incompressible(len: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
 }
 
 /// A tmpfs of `size` at `dir`, or `None` (said loudly) where this user may
@@ -332,7 +320,7 @@ async fn large_writes_churned_on_a_small_disk_go_on_as_the_log_frees_what_it_dro
     // snapshots, 64 MiB, most of it). Kept by entry count alone (500
     // spared behind each snapshot), or left in RocksDB's tables until it
     // got round to compacting them, it filled the disk a few hundred in.
-    let data = incompressible(400_000);
+    let data = Noise::new(0x9e37_79b9_7f4a_7c15).bytes(400_000);
     let mut previous: Option<String> = None;
     let mut least_free = u64::MAX;
     for round in 0..1000 {
@@ -394,7 +382,7 @@ async fn a_log_that_fills_the_disk_is_snapshotted_away_and_writes_come_back_by_t
     // under the reserve, the member snapshots the log away. (It used to
     // wait for a snapshot that the reserve forbade, and refused writes
     // for good.)
-    let data = incompressible(400_000);
+    let data = Noise::new(0x9e37_79b9_7f4a_7c15).bytes(400_000);
     let mut previous: Option<String> = None;
     let mut refusals = 0;
     for round in 0..300 {

@@ -23,6 +23,7 @@ use swarm_proto::v1::{
 use swarm_tests::daemon::{Daemon, channel, swarmd_binary};
 use swarm_tests::fsync::{self, FsyncLatency};
 use swarm_tests::metrics::{http_get, metrics_addr, sample};
+use swarm_tests::noise::Noise;
 use swarm_tests::stats::{ms, percentile};
 use tonic::transport::Channel;
 
@@ -439,16 +440,9 @@ async fn disk(binary: &Path, root: &Path, kept: usize, rounds: usize) -> anyhow:
     let dir = root.join("node");
     let daemon = Daemon::start(binary, &dir, "load").await;
     let mut control = ControlClient::new(channel(&daemon.socket).await?);
-    let mut noise = 0x2545_f491_4f6c_dd1d_u64;
+    let mut noise = Noise::new(0x2545_f491_4f6c_dd1d);
     let mut secret = |name: String| {
-        let data = (0..SECRET_BYTES)
-            .map(|_| {
-                noise ^= noise << 13;
-                noise ^= noise >> 7;
-                noise ^= noise << 17;
-                noise as u8
-            })
-            .collect();
+        let data = noise.bytes(SECRET_BYTES);
         CreateSecretRequest {
             spec: Some(SecretSpec {
                 annotations: Some(Annotations {
