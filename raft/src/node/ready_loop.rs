@@ -79,6 +79,7 @@ pub(crate) struct ReadyLoop<S: StateMachine> {
     pub removed: bool,
     /// When the snapshot being written off the loop was started, if one is.
     pub snapshot_started: Option<Instant>,
+    /// Frees, off the loop, the disk what the log dropped still holds.
     pub freeing: Freeing,
     /// When the next snapshot is due.
     pub snapshot_schedule: SnapshotSchedule,
