@@ -67,6 +67,19 @@ struct Reading {
     snapshot_bytes: u64,
 }
 
+impl Reading {
+    /// The free bytes writes need, as said to people: while they are
+    /// refused, what brings them back rather than what stopped them (the
+    /// figures must not read "31.9 MiB free, under the 31.3 kept").
+    fn shown_needed(&self) -> u64 {
+        if self.low {
+            self.needed.saturating_add(HYSTERESIS)
+        } else {
+            self.needed
+        }
+    }
+}
+
 /// How the disk went from one reading to the next, when that changes what
 /// the member does.
 #[derive(Debug, PartialEq, Eq)]
@@ -168,9 +181,7 @@ impl DiskSpace {
         if reading.low {
             return Err(Error::NoSpace {
                 available: reading.available,
-                // What brings writes back, not what stopped them: the
-                // figures must not read "31.9 free, under the 31.3 kept".
-                needed: reading.needed.saturating_add(HYSTERESIS),
+                needed: reading.shown_needed(),
                 removal: false,
             });
         }
@@ -201,12 +212,7 @@ impl DiskSpace {
     /// check off), for metrics; `None` before the first reading.
     pub(crate) fn figures(&self) -> Option<(u64, u64)> {
         let reading = self.last();
-        let needed = if reading.low {
-            reading.needed.saturating_add(HYSTERESIS)
-        } else {
-            reading.needed
-        };
-        reading.at.map(|_| (reading.available, needed))
+        reading.at.map(|_| (reading.available, reading.shown_needed()))
     }
 }
 
