@@ -122,9 +122,6 @@ pub struct RocksStorage {
     applied: u64,
     members: BTreeMap<u64, String>,
     snapshot_meta: SnapshotMetadata,
-    /// The truncation through which the log's dead table files were last
-    /// dropped ([`drop_compacted_files`]).
-    files_dropped_through: u64,
     /// Set when raft-rs asked for a snapshot to send to a member that the
     /// stored one does not include: the Ready loop then takes a fresh one.
     /// (raft-rs asks through `&self`.)
@@ -216,8 +213,10 @@ impl RocksStorage {
         storage.load()?;
         storage.drop_unused_snapshot_data()?;
         // Files a stop or a crash left behind, or an older version that
-        // did not drop them.
-        if let Some(through) = storage.take_new_truncation()
+        // did not drop them. (A log never compacted, truncated at its
+        // first configuration, has none.)
+        let through = storage.truncated_index();
+        if through > 1
             && let Err(err) = drop_compacted_files(&storage.db, through, true)
         {
             tracing::warn!(dir = %dir.display(), %err, "cannot drop the table files of the compacted log");
@@ -275,7 +274,6 @@ impl RocksStorage {
             applied: 0,
             members: BTreeMap::new(),
             snapshot_meta: SnapshotMetadata::default(),
-            files_dropped_through: 0,
             snapshot_wanted: Cell::new(false),
         }
     }
@@ -475,8 +473,6 @@ impl RocksStorage {
         batch.put_cf(snapshots, snapshot_data_key(1), data);
         self.snapshot_meta = meta;
         self.set_truncated(batch, 1, 1)?;
-        // A new log: no table to drop.
-        self.files_dropped_through = 1;
         self.set_hard_state(
             batch,
             HardState {
@@ -666,19 +662,10 @@ impl RocksStorage {
         point
     }
 
-    /// The truncation, if it moved since last asked: once it is on disk,
-    /// the files it emptied can go ([`drop_compacted_files`]).
-    pub(crate) fn take_new_truncation(&mut self) -> Option<u64> {
-        let through = self.truncated.0;
-        (through > self.files_dropped_through).then(|| {
-            self.files_dropped_through = through;
-            through
-        })
-    }
-
-    /// The truncation through which the log's tables were last dropped.
-    pub(crate) fn files_dropped_through(&self) -> u64 {
-        self.files_dropped_through
+    /// The index of the last entry compaction let go (or the snapshot
+    /// covers): nothing at or before it is read again.
+    pub(crate) fn truncated_index(&self) -> u64 {
+        self.truncated.0
     }
 
     /// Whether raft-rs asked for a snapshot the stored one cannot serve;

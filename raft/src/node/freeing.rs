@@ -24,6 +24,8 @@ const AGAIN_EVERY: Duration = Duration::from_secs(1);
 pub(crate) struct Freeing {
     db: Arc<DB>,
     member: u64,
+    /// The truncation the last drop was asked for.
+    asked_through: u64,
     /// The truncation in a table, through which the log's tables may go.
     flushed_through: Arc<AtomicU64>,
     /// Held by the task at work: one at a time, in order.
@@ -34,22 +36,24 @@ pub(crate) struct Freeing {
 }
 
 impl Freeing {
-    /// For the log in `db`, whose truncation `flushed_through` is in a table
-    /// (an open flushes what it recovers).
-    pub(crate) fn new(db: Arc<DB>, member: u64, flushed_through: u64) -> Freeing {
+    /// For the log in `db`, whose truncation `truncated` is in a table
+    /// (an open flushes what it recovers, and drops what it let go).
+    pub(crate) fn new(db: Arc<DB>, member: u64, truncated: u64) -> Freeing {
         Freeing {
             db,
             member,
-            flushed_through: Arc::new(AtomicU64::new(flushed_through)),
+            asked_through: truncated,
+            flushed_through: Arc::new(AtomicU64::new(truncated)),
             working: Arc::new(Mutex::new(())),
             again: (Instant::now(), 0),
         }
     }
 
-    /// After a synced write that moved the truncation (`new_truncation`)
-    /// or made a snapshot current whose replaced ones are worth compacting
-    /// away (`compact_snapshots`).
-    pub(crate) fn after_sync(&self, new_truncation: Option<u64>, compact_snapshots: bool) {
+    /// After a synced write, the log truncated at `truncated`: drops what
+    /// a truncation that moved let go, and compacts the replaced snapshots
+    /// away if `compact_snapshots`.
+    pub(crate) fn after_sync(&mut self, truncated: u64, compact_snapshots: bool) {
+        let new_truncation = self.new_truncation(truncated);
         if new_truncation.is_none() && !compact_snapshots {
             return;
         }
@@ -71,6 +75,14 @@ impl Freeing {
         });
     }
 
+    /// `truncated`, if no drop was asked through it yet.
+    fn new_truncation(&mut self, truncated: u64) -> Option<u64> {
+        (truncated > self.asked_through).then(|| {
+            self.asked_through = truncated;
+            truncated
+        })
+    }
+
     /// At each tick, the log ending at `last`: drops the compacted log's
     /// tables again every [`AGAIN_EVERY`] while entries come, unless a task
     /// is at work. (A drop that finds no table writes nothing.)
@@ -89,5 +101,20 @@ impl Freeing {
                 tracing::debug!(member, %err, "cannot drop the table files of the compacted log");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_truncation_is_dropped_once_and_only_when_it_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, _) = crate::storage::RocksStorage::open(dir.path(), 0xc1, 1).unwrap();
+        let mut freeing = Freeing::new(storage.db(), 1, 10);
+        assert_eq!(freeing.new_truncation(10), None, "where it started");
+        assert_eq!(freeing.new_truncation(850), Some(850));
+        assert_eq!(freeing.new_truncation(850), None, "asked once");
     }
 }

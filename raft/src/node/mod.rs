@@ -137,7 +137,7 @@ impl<S: StateMachine> RaftNode<S> {
         }
         let members = storage.members().clone();
         let db = Arc::downgrade(&storage.db());
-        let freeing = freeing::Freeing::new(storage.db(), config.id, storage.files_dropped_through());
+        let freeing = freeing::Freeing::new(storage.db(), config.id, storage.truncated_index());
         let raw = raft::RawNode::new(&config.raft_config(snapshot_index), storage, &raft_logger())?;
 
         let metrics = Arc::new(Metrics::default());

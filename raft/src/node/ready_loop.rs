@@ -715,9 +715,8 @@ impl<S: StateMachine> ReadyLoop<S> {
     /// what it dropped: the log's emptied tables, and those of replaced
     /// snapshots once they outweigh the current one.
     fn free_what_is_dropped(&mut self) {
-        let truncation = self.raw.mut_store().take_new_truncation();
         let compact = self.snapshot_schedule.take_compaction_due();
-        self.freeing.after_sync(truncation, compact);
+        self.freeing.after_sync(self.raw.store().truncated_index(), compact);
     }
 
     fn send(&mut self, mut messages: Vec<Message>) {
