@@ -21,6 +21,7 @@ use swarm_proto::v1::{
     SecretSpec, ServiceSpec,
 };
 use swarm_tests::daemon::{Daemon, connect, swarmd_binary};
+use swarm_tests::metrics::{http_get, metrics_addr, sample};
 use swarm_tests::noise::Noise;
 
 /// A tmpfs mounted for the test, unmounted when dropped (a failed test
@@ -190,7 +191,8 @@ async fn a_nearly_full_disk_refuses_writes_serves_reads_and_takes_writes_again_w
     let free = free_bytes(&dir);
     assert!(free > leave, "{free} bytes free");
     std::fs::write(&filler, vec![0u8; (free - leave) as usize]).unwrap();
-    let daemon = Daemon::start(&binary, &dir, "renamed").await;
+    let daemon = Daemon::start_with(&binary, &dir, "renamed", &["--listen-metrics", "127.0.0.1:0"]).await;
+    let metrics = metrics_addr(&daemon);
     assert!(
         daemon
             .log_text()
@@ -203,6 +205,12 @@ async fn a_nearly_full_disk_refuses_writes_serves_reads_and_takes_writes_again_w
     // Under `--disk-reserve` itself: removals refused too, and said so.
     let info = swarmctl_info(&daemon.socket);
     assert!(info.contains("writes and removals refused"), "{info}");
+    let refused = |series: &str| {
+        let (_, body) = http_get(&metrics, "/metrics").unwrap();
+        sample(&body, series).unwrap_or_else(|| panic!("no {series} in\n{body}"))
+    };
+    assert_eq!(refused("swarm_raft_disk_writes_refused"), 1.0);
+    assert_eq!(refused("swarm_raft_disk_removals_refused"), 1.0);
     let mut control = connect(&daemon.socket).await.unwrap();
 
     // Room again: writes are taken again, without a restart.
@@ -247,6 +255,8 @@ async fn a_nearly_full_disk_refuses_writes_serves_reads_and_takes_writes_again_w
     }
     let info = swarmctl_info(&daemon.socket);
     assert!(info.contains("kept free") && !info.contains("refused"), "{info}");
+    assert_eq!(refused("swarm_raft_disk_writes_refused"), 0.0);
+    assert_eq!(refused("swarm_raft_disk_removals_refused"), 0.0);
     assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
 }
 

@@ -328,6 +328,12 @@ impl StateCollector {
             "1 while writes are refused for want of room on the Raft data dir's filesystem",
             i64::from(m.disk_refusing_writes),
         )?;
+        gauge(
+            encoder,
+            "swarm_raft_disk_removals_refused",
+            "1 while even removals are refused: under half the reserve is free",
+            i64::from(m.disk_refusing_removals),
+        )?;
         let leadership = self.raft.leadership();
         gauge(
             encoder,
