@@ -268,6 +268,24 @@ async fn a_full_disk_stops_the_node_with_its_error_and_loses_nothing_acknowledge
     let binary = swarmd_binary();
     // No reserve: the disk fills up under the node.
     let daemon = Daemon::start_with(&binary, &dir, "node-1", &["--disk-reserve", "0"]).await;
+    // A watch open as the disk fills: it is told why it ends.
+    let channel = swarm_tests::daemon::channel(&daemon.socket).await.unwrap();
+    let mut watch = swarm_proto::v1::watch_client::WatchClient::new(channel)
+        .watch(swarm_proto::v1::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    // Read as the changes come (a watch left unread would hold its end
+    // behind them): how it ended.
+    let watch_ended = tokio::spawn(async move {
+        loop {
+            match watch.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(status) => return Some(status),
+            }
+        }
+    });
 
     let mut control = connect(&daemon.socket).await.unwrap();
     let (acknowledged, refusal) = create_until_refused(&mut control).await;
@@ -285,6 +303,12 @@ async fn a_full_disk_stops_the_node_with_its_error_and_loses_nothing_acknowledge
     assert!(!status.success(), "exit status {status}; log:\n{log}");
     assert!(log.contains("No space left on device"), "{log}");
     assert!(log.contains("the raft member stopped"), "{log}");
+    let ended = watch_ended.await.unwrap().expect("the watch ended with an error");
+    assert_eq!(ended.code(), tonic::Code::Unavailable, "{ended:?}");
+    assert!(
+        ended.message().contains("Raft member stopped on an error") && ended.message().contains("No space left"),
+        "{ended:?}"
+    );
 
     // Room again: everything acknowledged is back.
     tmpfs.resize("256m");

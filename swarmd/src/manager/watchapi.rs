@@ -9,6 +9,7 @@ use std::sync::Arc;
 use futures::Stream;
 use swarm_proto::v1::watch_server::Watch;
 use swarm_proto::v1::{WatchMessage, WatchRequest, object, store_action, watch_message, watch_request};
+use swarm_raft::Leadership;
 use swarm_store::{Action, Change, Event, Filter, Kind, MemoryStore, Object};
 use tonic::{Request, Response, Status};
 
@@ -20,6 +21,9 @@ use crate::manager::redact;
 pub struct WatchApi {
     store: MemoryStore,
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// The Raft member's leadership, whose `stopped` says why, when the
+    /// stop came from the member's error rather than a signal.
+    leadership: Option<tokio::sync::watch::Receiver<Leadership>>,
     /// A permit per open watch: each one's filter runs on every change of
     /// every commit, under the store's commit lock.
     open: Arc<tokio::sync::Semaphore>,
@@ -53,9 +57,28 @@ impl WatchApi {
         WatchApi {
             store,
             stopping,
+            leadership: None,
             open,
             max_watches: max,
         }
+    }
+
+    /// Names the Raft member's error, from `leadership`, to the watches a
+    /// stop it caused ends: a client then sees why, not only that the
+    /// manager stopped.
+    pub fn with_leadership(mut self, leadership: tokio::sync::watch::Receiver<Leadership>) -> Self {
+        self.leadership = Some(leadership);
+        self
+    }
+}
+
+/// What a watch ended by a stop is told.
+fn stopping_status(leadership: Option<&tokio::sync::watch::Receiver<Leadership>>) -> Status {
+    match leadership.and_then(|leadership| leadership.borrow().stopped.clone()) {
+        Some(cause) => Status::unavailable(format!(
+            "the manager is stopping: its Raft member stopped on an error: {cause}"
+        )),
+        None => Status::unavailable("the manager is stopping"),
     }
 }
 
@@ -179,6 +202,7 @@ impl Watch for WatchApi {
             None => self.store.watch(filter),
         };
         let mut stopping = self.stopping.clone();
+        let leadership = self.leadership.clone();
         let stream = async_stream(move |sender| async move {
             // Held while the watch is: it ends with this task.
             let _open = open;
@@ -190,7 +214,7 @@ impl Watch for WatchApi {
                     received = watcher.recv() => received,
                     // The one change is to "stopping" (or the sender gone).
                     _ = stopping.changed() => {
-                        let _ = sender.send(Err(Status::unavailable("the manager is stopping"))).await;
+                        let _ = sender.send(Err(stopping_status(leadership.as_ref()))).await;
                         return;
                     }
                     // The client went away while no change it wants came:
@@ -269,6 +293,41 @@ mod tests {
     use swarm_store::Object;
 
     use super::proto_object;
+
+    #[tokio::test]
+    async fn a_watch_ended_by_the_raft_members_error_says_it() {
+        use futures::StreamExt as _;
+        use swarm_proto::v1::watch_server::Watch as _;
+        // A stop, with the member failed as it came or not: what the open
+        // watch is told.
+        async fn ended_with(cause: Option<&str>) -> tonic::Status {
+            let (stopping, stopped) = tokio::sync::watch::channel(false);
+            let leadership = swarm_raft::Leadership {
+                stopped: cause.map(str::to_string),
+                ..Default::default()
+            };
+            let (_failed, leadership) = tokio::sync::watch::channel(leadership);
+            let api = super::WatchApi::new(swarm_store::MemoryStore::new(), stopped).with_leadership(leadership);
+            let request = tonic::Request::new(swarm_proto::v1::WatchRequest::default());
+            let mut watch = api.watch(request).await.expect("a watch").into_inner();
+            let _ = stopping.send(true);
+            watch.next().await.expect("an end").expect_err("an error")
+        }
+
+        let signalled = ended_with(None).await;
+        assert_eq!(signalled.code(), tonic::Code::Unavailable);
+        assert_eq!(signalled.message(), "the manager is stopping");
+
+        let failed = ended_with(Some("No space left on device")).await;
+        assert_eq!(failed.code(), tonic::Code::Unavailable);
+        assert!(
+            failed
+                .message()
+                .contains("Raft member stopped on an error: No space left on device"),
+            "{}",
+            failed.message()
+        );
+    }
 
     #[tokio::test]
     async fn a_watch_takes_at_most_64_filters() {

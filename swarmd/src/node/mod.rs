@@ -282,7 +282,10 @@ async fn serve(
             .max_decoding_message_size(MAX_REQUEST_BYTES);
     let control = tonic::service::interceptor::InterceptedService::new(control, leader_only.clone());
     let (stopping, stop_watches) = tokio::sync::watch::channel(false);
-    let watch = WatchServer::with_interceptor(WatchApi::new(manager.store.clone(), stop_watches.clone()), leader_only);
+    let watch = WatchServer::with_interceptor(
+        WatchApi::new(manager.store.clone(), stop_watches.clone()).with_leadership(manager.raft().watch_leadership()),
+        leader_only,
+    );
     let info = InfoServer::new(InfoApi {
         node_id: state_dir.identity.node_id.clone(),
         hostname: options.hostname.clone(),
