@@ -29,9 +29,7 @@ impl tonic::service::Interceptor for LeaderOnly {
             return Ok(request);
         }
         if let Some(cause) = leadership.stopped {
-            return Err(Status::unavailable(format!(
-                "this manager's Raft member stopped on an error, and the manager is stopping: {cause}"
-            )));
+            return Err(member_stopped(&cause));
         }
         if leadership.is_leader {
             // For the moment of one log write after an election.
@@ -47,6 +45,14 @@ impl tonic::service::Interceptor for LeaderOnly {
             },
         ))
     }
+}
+
+/// What a request, or a watch, this manager's stop cuts off is told when
+/// its Raft member stopped on `cause`.
+pub(crate) fn member_stopped(cause: &str) -> Status {
+    Status::unavailable(format!(
+        "this manager's Raft member stopped on an error, and the manager is stopping: {cause}"
+    ))
 }
 
 #[cfg(test)]

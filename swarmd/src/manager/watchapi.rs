@@ -14,6 +14,7 @@ use swarm_store::{Action, Change, Event, Filter, Kind, MemoryStore, Object};
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
+use crate::manager::proxy::member_stopped;
 use crate::manager::redact;
 
 /// Serves watches of a manager's store.
@@ -75,9 +76,7 @@ impl WatchApi {
 /// What a watch ended by a stop is told.
 fn stopping_status(leadership: Option<&tokio::sync::watch::Receiver<Leadership>>) -> Status {
     match leadership.and_then(|leadership| leadership.borrow().stopped.clone()) {
-        Some(cause) => Status::unavailable(format!(
-            "the manager is stopping: its Raft member stopped on an error: {cause}"
-        )),
+        Some(cause) => member_stopped(&cause),
         None => Status::unavailable("the manager is stopping"),
     }
 }
@@ -323,7 +322,7 @@ mod tests {
         assert!(
             failed
                 .message()
-                .contains("Raft member stopped on an error: No space left on device"),
+                .contains("Raft member stopped on an error, and the manager is stopping: No space left on device"),
             "{}",
             failed.message()
         );

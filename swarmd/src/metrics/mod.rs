@@ -331,7 +331,7 @@ impl StateCollector {
         gauge(
             encoder,
             "swarm_raft_disk_removals_refused",
-            "1 while even removals are refused: under half the reserve is free",
+            "1 while even removals are refused: less than the reserve itself (--disk-reserve) is free",
             i64::from(m.disk_refusing_removals),
         )?;
         let leadership = self.raft.leadership();
