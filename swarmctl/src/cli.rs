@@ -67,6 +67,15 @@ pub enum Command {
         /// Only this action (repeatable; default all).
         #[arg(long, ignore_case = true, value_enum)]
         action: Vec<WatchAction>,
+        /// Only changes of objects that match KEY=VALUE: id=PREFIX,
+        /// name=PREFIX (a node's hostname), label=KEY or label=KEY=VALUE,
+        /// as `ls` takes them; and service=SERVICE or node=NODE (a name,
+        /// ID or ID prefix, resolved as the watch starts), which select
+        /// the tasks of that service or on that node. Repeatable as in
+        /// `ls`. An update matches when its object matches before or after
+        /// it: a watch of label=env=prod sees the update that drops it.
+        #[arg(short, long = "filter", value_name = "KEY=VALUE", value_parser = crate::filter::parse)]
+        filter: Vec<crate::filter::Filter>,
         /// First the changes committed after this index (as far back as
         /// the manager keeps them), then the live ones, with no gap and
         /// none twice. A watch that falls behind resumes by itself.

@@ -1421,6 +1421,108 @@ async fn a_watch_filtered_by_action_prints_json_lines() {
     drop(daemon);
 }
 
+/// `watch --filter`: by label and name prefix, the services that carry
+/// the label, and the update that takes it away; not the others. A
+/// service or node filter names one that exists, and selects tasks only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_filtered_by_label_and_name_sees_objects_enter_and_leave() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    let socket = daemon.socket.clone();
+    let mut watch = Command::new(workspace_binary("swarmctl"))
+        .args(["watch", "--filter", "label=env=prod", "-f", "name=web"])
+        .env("SWARM_SOCKET", &socket)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start swarmctl watch");
+    let watched = watched_lines(watch.stdout.take().expect("piped"));
+    // (action, kind, name) of each line, as `watch` prints them.
+    let reported = || -> Vec<(String, String, String)> {
+        watched
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|line| {
+                let fields: Vec<&str> = line.split('\t').collect();
+                (fields[1].to_string(), fields[2].to_string(), fields[4].to_string())
+            })
+            .collect()
+    };
+    // Probe configs the filter selects, until the watch reports one.
+    let file = root.path().join("probe");
+    std::fs::write(&file, "probe").unwrap();
+    let file = file.to_string_lossy();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for attempt in 0.. {
+        let name = format!("web-probe-{attempt}");
+        ok(
+            &socket,
+            &["config", "create", &name, "-f", &file, "--label", "env=prod"],
+        );
+        let until = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < until && !reported().iter().any(|(_, _, seen)| *seen == name) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if reported().iter().any(|(_, _, seen)| *seen == name) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "swarmctl watch never reported a probe");
+    }
+    let probes = reported().len();
+    let create = |name: &str, labels: &[&str]| {
+        let mut args = vec!["service", "create", "--name", name, "--image", "busybox:local"];
+        for label in labels {
+            args.extend(["--label", label]);
+        }
+        ok(&socket, &args);
+    };
+    create("web-a", &["env=prod"]);
+    create("web-b", &["env=dev"]);
+    create("db", &["env=prod"]);
+    ok(&socket, &["service", "update", "web-a", "--label-rm", "env"]);
+    ok(&socket, &["service", "update", "web-b", "--label-add", "env=prod"]);
+    ok(&socket, &["service", "update", "db", "--label-add", "tier=1"]);
+    ok(&socket, &["service", "update", "web-a", "--label-add", "tier=1"]);
+    ok(&socket, &["service", "rm", "web-b"]);
+    ok(
+        &socket,
+        &["config", "create", "web-end", "-f", &file, "--label", "env=prod"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reported().iter().any(|(_, _, name)| name == "web-end") {
+        assert!(Instant::now() < deadline, "the last change was not reported");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    let expected: Vec<(String, String, String)> = [
+        ("create", "service", "web-a"),
+        ("update", "service", "web-a"),
+        ("update", "service", "web-b"),
+        ("remove", "service", "web-b"),
+        ("create", "config", "web-end"),
+    ]
+    .iter()
+    .map(|(action, kind, name)| (action.to_string(), kind.to_string(), name.to_string()))
+    .collect();
+    assert_eq!(reported()[probes..], expected[..]);
+
+    // Tasks by service: the service must exist, and no other kind goes
+    // with it.
+    fails(
+        &socket,
+        &["watch", "--filter", "service=nope"],
+        "service \"nope\" not found",
+    );
+    let (code, _, stderr) = swarmctl(&socket, &["watch", "--filter", "service=web-a", "--kind", "service"]);
+    assert_eq!(code, 2, "a usage error: {stderr}");
+    assert!(stderr.contains("select tasks"), "{stderr}");
+    let (code, _, stderr) = swarmctl(&socket, &["watch", "--filter", "colour=red"]);
+    assert_eq!(code, 2, "a usage error: {stderr}");
+    assert!(stderr.contains("unknown key \"colour\""), "{stderr}");
+    drop(daemon);
+}
+
 /// `inspect` takes several references, as docker's: for people, each
 /// object's fields with a blank line between; in JSON, an array in the
 /// order asked. One that is not found is reported, the others still print,

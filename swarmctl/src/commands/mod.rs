@@ -43,8 +43,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Watch {
             kind,
             action,
+            filter,
             resume_after,
-        } => watch::run(&cli.socket, kind, action, resume_after, cli.format).await,
+        } => watch::run(&cli.socket, kind, action, filter, resume_after, cli.format).await,
         command => {
             let format = cli.format;
             let mut control = connect(&cli.socket).await?;

@@ -5,11 +5,12 @@ use std::path::Path;
 
 use swarm_proto::v1::watch_client::WatchClient;
 use swarm_proto::v1::watch_request::WatchEntry;
-use swarm_proto::v1::{WatchMessage, WatchRequest, object, store_action};
+use swarm_proto::v1::{ListFilters, WatchMessage, WatchRequest, object, store_action};
 
-use super::name;
+use super::{BadValue, name};
 use crate::cli::WatchAction;
-use crate::connect::channel;
+use crate::connect::{channel, connect};
+use crate::filter::{Filter, Filters};
 use crate::output::{self, Format};
 
 /// The kinds a watch covers when none is named.
@@ -19,9 +20,11 @@ pub async fn run(
     socket: &Path,
     kinds: Vec<String>,
     actions: Vec<WatchAction>,
+    filters: Vec<Filter>,
     resume_after: Option<u64>,
     format: Format,
 ) -> anyhow::Result<()> {
+    let filters = Filters::new(filters, &TASK_KEYS)?;
     // A kind or action named twice is watched once.
     let mut kinds: Vec<String> = kinds.iter().map(|kind| kind.to_lowercase()).collect();
     kinds.sort();
@@ -39,19 +42,26 @@ pub async fn run(
         .collect();
     actions.sort_unstable();
     actions.dedup();
-    // No entry means every kind and action; actions alone need every kind.
-    let kinds = match (kinds.is_empty(), actions.is_empty()) {
-        (true, false) => ALL_KINDS.map(String::from).to_vec(),
-        _ => kinds,
-    };
-    let entries = kinds
-        .into_iter()
-        .map(|kind| WatchEntry {
-            kind,
-            actions: actions.clone(),
-            ..Default::default()
-        })
-        .collect();
+    let selects_tasks = TASK_KEYS.iter().any(|key| filters.values(key).next().is_some());
+    if selects_tasks && let Some(other) = kinds.iter().find(|kind| *kind != "task") {
+        return Err(BadValue(format!(
+            "--filter service= and node= select tasks; they cannot watch --kind {other}"
+        ))
+        .into());
+    }
+    // Resolved once, as the watch starts: a service created later under
+    // the same name is another service.
+    let (mut service_ids, mut node_ids) = (Vec::new(), Vec::new());
+    if selects_tasks {
+        let mut control = connect(socket).await?;
+        for reference in filters.values("service") {
+            service_ids.push(super::service::get(&mut control, reference).await?.id);
+        }
+        for reference in filters.values("node") {
+            node_ids.push(super::node::get(&mut control, reference).await?.id);
+        }
+    }
+    let entries = entries(&kinds, &actions, &service_ids, &node_ids, filters.list_filters())?;
     let mut request = WatchRequest {
         entries,
         include_commits: true,
@@ -85,6 +95,56 @@ pub async fn run(
         }
     }
 }
+
+/// The `--filter` keys of a watch that select tasks, besides `ls`'s.
+const TASK_KEYS: [&str; 2] = ["service", "node"];
+
+/// The request's entries: one per kind, service and node asked for (a
+/// change must match one), each with the actions and the common filters.
+/// No kind means every kind; no service or node, any.
+fn entries(
+    kinds: &[String],
+    actions: &[i32],
+    service_ids: &[String],
+    node_ids: &[String],
+    filters: ListFilters,
+) -> Result<Vec<WatchEntry>, BadValue> {
+    // An empty kind or ID is "any" to the manager.
+    let any = [String::new()];
+    let task = [String::from("task")];
+    let kinds = match kinds {
+        [] if !service_ids.is_empty() || !node_ids.is_empty() => &task[..],
+        [] => &any[..],
+        kinds => kinds,
+    };
+    let service_ids = if service_ids.is_empty() { &any[..] } else { service_ids };
+    let node_ids = if node_ids.is_empty() { &any[..] } else { node_ids };
+    let combinations = kinds.len() * service_ids.len() * node_ids.len();
+    if combinations > MAX_ENTRIES {
+        return Err(BadValue(format!(
+            "{combinations} combinations of --kind, --filter service= and --filter node=; a watch takes at most {MAX_ENTRIES}"
+        )));
+    }
+    let filters = (filters != ListFilters::default()).then_some(filters);
+    let mut entries = Vec::with_capacity(combinations);
+    for kind in kinds {
+        for service_id in service_ids {
+            for node_id in node_ids {
+                entries.push(WatchEntry {
+                    kind: kind.clone(),
+                    actions: actions.to_vec(),
+                    service_id: service_id.clone(),
+                    node_id: node_id.clone(),
+                    filters: filters.clone(),
+                });
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// The most entries a manager takes in one watch.
+const MAX_ENTRIES: usize = 64;
 
 /// Prints one message of the stream: a line per event.
 fn print(stdout: &mut std::io::StdoutLock<'_>, message: WatchMessage, format: Format) -> anyhow::Result<()> {
@@ -149,5 +209,55 @@ fn describe(object: Option<object::Object>) -> (&'static str, String, String) {
             name(config.spec.as_ref().and_then(|spec| spec.annotations.as_ref())),
         ),
         None => ("?", String::new(), String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|id| id.to_string()).collect()
+    }
+
+    #[test]
+    fn entries_combine_kinds_services_and_nodes() {
+        let everything = entries(&[], &[], &[], &[], ListFilters::default()).expect("entries");
+        assert_eq!(everything, [WatchEntry::default()], "one entry: every change");
+
+        let by_label = ListFilters {
+            labels: ids(&["env=prod"]),
+            ..Default::default()
+        };
+        let labelled = entries(&ids(&["config", "secret"]), &[1], &[], &[], by_label.clone()).expect("entries");
+        assert_eq!(labelled.len(), 2);
+        assert!(
+            labelled
+                .iter()
+                .all(|entry| entry.filters.as_ref() == Some(&by_label) && entry.actions == [1])
+        );
+
+        // Services or nodes alone select tasks; each pair is an entry.
+        let tasks = entries(&[], &[], &ids(&["s1", "s2"]), &ids(&["n1"]), ListFilters::default()).expect("entries");
+        let pairs: Vec<(&str, &str, &str)> = tasks
+            .iter()
+            .map(|entry| (entry.kind.as_str(), entry.service_id.as_str(), entry.node_id.as_str()))
+            .collect();
+        assert_eq!(pairs, [("task", "s1", "n1"), ("task", "s2", "n1")]);
+        assert!(tasks.iter().all(|entry| entry.filters.is_none()));
+    }
+
+    #[test]
+    fn entries_beyond_what_a_manager_takes_are_refused() {
+        let services: Vec<String> = (0..9).map(|n| format!("s{n}")).collect();
+        let nodes: Vec<String> = (0..8).map(|n| format!("n{n}")).collect();
+        assert_eq!(
+            entries(&[], &[], &services[..8], &nodes, ListFilters::default())
+                .expect("64 entries")
+                .len(),
+            64
+        );
+        let refused = entries(&[], &[], &services, &nodes, ListFilters::default()).expect_err("72 entries");
+        assert!(refused.0.starts_with("72 combinations"), "{}", refused.0);
     }
 }

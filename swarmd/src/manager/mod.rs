@@ -7,6 +7,7 @@ pub mod proxy;
 mod raft_settings;
 pub mod raft_store;
 mod redact;
+mod selector;
 pub mod watchapi;
 
 use std::collections::BTreeMap;

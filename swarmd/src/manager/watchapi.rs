@@ -1,5 +1,6 @@
 //! The Watch API, as SwarmKit's watchapi: a server stream of the store's
-//! changes, in commit order, filtered by kind and action. A client that
+//! changes, in commit order, filtered by kind, action and object (names,
+//! IDs, labels; a task's service and node). A client that
 //! falls behind (its buffer full) is cut off with an error saying so; it
 //! never slows the store or the other watchers.
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 
 use futures::Stream;
 use swarm_proto::v1::watch_server::Watch;
-use swarm_proto::v1::{WatchMessage, WatchRequest, object, store_action, watch_message, watch_request};
+use swarm_proto::v1::{ListFilters, WatchMessage, WatchRequest, object, store_action, watch_message, watch_request};
 use swarm_raft::Leadership;
 use swarm_store::{Action, Change, Event, Filter, Kind, MemoryStore, Object};
 use tonic::{Request, Response, Status};
@@ -16,6 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::error::Error;
 use crate::manager::proxy::member_stopped;
 use crate::manager::redact;
+use crate::manager::selector::Selector;
 
 /// Serves watches of a manager's store.
 #[derive(Clone)]
@@ -106,12 +108,14 @@ fn action_kind(action: Action) -> store_action::Kind {
 }
 
 /// One entry of the request, checked: a change matches it when all its
-/// set conditions hold.
+/// set conditions hold, on the object after the change or, for an update,
+/// before it.
 struct Entry {
     kind: Option<Kind>,
     actions: Vec<i32>,
     service_id: String,
     node_id: String,
+    selector: Option<Selector>,
 }
 
 impl Entry {
@@ -121,24 +125,64 @@ impl Entry {
         } else {
             Some(kind(&entry.kind)?)
         };
+        let selector = match entry.filters {
+            Some(filters) => {
+                check_filter_sizes(&filters)?;
+                Some(Selector::new(&filters))
+            }
+            None => None,
+        };
         Ok(Entry {
             kind,
             actions: entry.actions,
             service_id: entry.service_id,
             node_id: entry.node_id,
+            selector,
         })
     }
 
     fn matches(&self, change: &Change) -> bool {
-        let task = match change.object() {
+        self.kind.is_none_or(|kind| change.kind() == kind)
+            && (self.actions.is_empty() || self.actions.contains(&i32::from(action_kind(change.action))))
+            && (change.new.as_ref().is_some_and(|new| self.selects(new))
+                || change.old.as_ref().is_some_and(|old| self.selects(old)))
+    }
+
+    /// Whether the object passes the entry's conditions on objects.
+    fn selects(&self, object: &Object) -> bool {
+        let task = match object {
             Object::Task(task) => Some(task),
             _ => None,
         };
-        self.kind.is_none_or(|kind| change.kind() == kind)
-            && (self.actions.is_empty() || self.actions.contains(&i32::from(action_kind(change.action))))
-            && (self.service_id.is_empty() || task.is_some_and(|task| task.service_id == self.service_id))
+        (self.service_id.is_empty() || task.is_some_and(|task| task.service_id == self.service_id))
             && (self.node_id.is_empty() || task.is_some_and(|task| task.node_id == self.node_id))
+            && self
+                .selector
+                .as_ref()
+                .is_none_or(|selector| selector.matches_object(object))
     }
+}
+
+/// The most values one list of an entry's filters takes: each is checked
+/// against every change, under the store's commit lock.
+const MAX_FILTER_VALUES: usize = 64;
+
+fn check_filter_sizes(filters: &ListFilters) -> Result<(), Status> {
+    let lists = [
+        ("names", &filters.names),
+        ("name_prefixes", &filters.name_prefixes),
+        ("id_prefixes", &filters.id_prefixes),
+        ("labels", &filters.labels),
+    ];
+    for (field, values) in lists {
+        if values.len() > MAX_FILTER_VALUES {
+            return Err(Status::invalid_argument(format!(
+                "entries.filters.{field}: {} values; an entry takes at most {MAX_FILTER_VALUES}",
+                values.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn proto_object(object: &Object) -> swarm_proto::v1::Object {
@@ -391,6 +435,203 @@ mod tests {
             .expect("store a secret");
         let message = third.next().await.expect("an event").expect("not an error");
         assert_eq!(message.events.len(), 1);
+    }
+
+    /// What a watch with `entry` reports of the changes `write` makes, as
+    /// (action, id) pairs; read until the commit marker of a last write.
+    async fn reported(
+        entry: swarm_proto::v1::watch_request::WatchEntry,
+        write: impl AsyncFnOnce(&swarm_store::MemoryStore),
+    ) -> Vec<(swarm_proto::v1::store_action::Kind, String)> {
+        use futures::StreamExt as _;
+        use swarm_proto::v1::watch_server::Watch as _;
+        let (_stopping, stopped) = tokio::sync::watch::channel(false);
+        let store = swarm_store::MemoryStore::new();
+        let api = super::WatchApi::new(store.clone(), stopped);
+        let end_marker = swarm_store::id::generate();
+        let request = swarm_proto::v1::WatchRequest {
+            entries: vec![
+                entry,
+                swarm_proto::v1::watch_request::WatchEntry {
+                    filters: Some(swarm_proto::v1::ListFilters {
+                        id_prefixes: vec![end_marker.clone()],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let mut watch = api
+            .watch(tonic::Request::new(request))
+            .await
+            .expect("a watch")
+            .into_inner();
+        write(&store).await;
+        store
+            .update(|tx| tx.create(secret(&end_marker, "end", &[])))
+            .await
+            .expect("the end marker");
+        let mut seen = Vec::new();
+        loop {
+            let message = watch.next().await.expect("a message").expect("not an error");
+            for event in message.events {
+                let action = event.action();
+                let id = match event.object.and_then(|object| object.object) {
+                    Some(object::Object::Secret(secret)) => secret.id,
+                    Some(object::Object::Task(task)) => task.id,
+                    other => panic!("unexpected {other:?}"),
+                };
+                if id == end_marker {
+                    return seen;
+                }
+                seen.push((action, id));
+            }
+        }
+    }
+
+    fn secret(id: &str, name: &str, labels: &[(&str, &str)]) -> Secret {
+        Secret {
+            id: id.to_string(),
+            spec: Some(SecretSpec {
+                annotations: Some(swarm_proto::v1::Annotations {
+                    name: name.to_string(),
+                    labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Replaces the labels of the stored secret `id`.
+    fn relabel(tx: &mut swarm_store::WriteTx, id: &str, labels: &[(&str, &str)]) -> swarm_store::Result<()> {
+        use swarm_store::Read as _;
+        let mut secret = Secret::clone(tx.get::<Secret>(id).expect("stored"));
+        let annotations = secret
+            .spec
+            .as_mut()
+            .and_then(|spec| spec.annotations.as_mut())
+            .expect("named");
+        annotations.labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        tx.update(secret)
+    }
+
+    #[tokio::test]
+    async fn a_label_filter_sees_objects_enter_and_leave_its_selection() {
+        use swarm_proto::v1::store_action::Kind::{Create, Remove, Update};
+        let (prod, dev) = (swarm_store::id::generate(), swarm_store::id::generate());
+        let entry = swarm_proto::v1::watch_request::WatchEntry {
+            filters: Some(swarm_proto::v1::ListFilters {
+                labels: vec!["env=prod".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let seen = reported(entry, async |store| {
+            let (prod, dev) = (prod.clone(), dev.clone());
+            store
+                .update(|tx| {
+                    tx.create(secret(&prod, "a", &[("env", "prod")]))?;
+                    tx.create(secret(&dev, "b", &[("env", "dev")]))
+                })
+                .await
+                .expect("create");
+            // prod leaves the selection, dev enters it; then dev changes
+            // within it, and prod changes outside it.
+            store.update(|tx| relabel(tx, &prod, &[])).await.expect("relabel");
+            store
+                .update(|tx| relabel(tx, &dev, &[("env", "prod")]))
+                .await
+                .expect("relabel");
+            store
+                .update(|tx| relabel(tx, &dev, &[("env", "prod"), ("x", "1")]))
+                .await
+                .expect("relabel");
+            store
+                .update(|tx| relabel(tx, &prod, &[("x", "1")]))
+                .await
+                .expect("relabel");
+            store
+                .update(|tx| {
+                    tx.delete::<Secret>(&prod)?;
+                    tx.delete::<Secret>(&dev)
+                })
+                .await
+                .expect("remove");
+        })
+        .await;
+        assert_eq!(
+            seen,
+            [
+                (Create, prod.clone()),
+                (Update, prod),
+                (Update, dev.clone()),
+                (Update, dev.clone()),
+                (Remove, dev),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_node_filter_sees_a_task_arrive_and_leave() {
+        use swarm_proto::v1::Task;
+        use swarm_proto::v1::store_action::Kind::Update;
+        let task_id = swarm_store::id::generate();
+        let (node_a, node_b) = (swarm_store::id::generate(), swarm_store::id::generate());
+        let entry = swarm_proto::v1::watch_request::WatchEntry {
+            kind: "task".into(),
+            node_id: node_a.clone(),
+            ..Default::default()
+        };
+        let seen = reported(entry, async |store| {
+            let task = Task {
+                id: task_id.clone(),
+                service_id: swarm_store::id::generate(),
+                ..Default::default()
+            };
+            store.update(|tx| tx.create(task)).await.expect("create");
+            // Assigned to node a, moved to node b, then changed there.
+            for node in [&node_a, &node_b, &node_b] {
+                store
+                    .update(|tx| {
+                        use swarm_store::Read as _;
+                        let mut task = Task::clone(tx.get::<Task>(&task_id).expect("stored"));
+                        task.node_id = node.clone();
+                        task.slot += 1;
+                        tx.update(task)
+                    })
+                    .await
+                    .expect("update");
+            }
+        })
+        .await;
+        // Its creation (on no node) and its change on node b are not.
+        assert_eq!(seen, [(Update, task_id.clone()), (Update, task_id)]);
+    }
+
+    #[tokio::test]
+    async fn a_filter_list_beyond_64_values_is_refused() {
+        use swarm_proto::v1::watch_server::Watch as _;
+        let (_stopping, stopped) = tokio::sync::watch::channel(false);
+        let api = super::WatchApi::new(swarm_store::MemoryStore::new(), stopped);
+        let request = swarm_proto::v1::WatchRequest {
+            entries: vec![swarm_proto::v1::watch_request::WatchEntry {
+                filters: Some(swarm_proto::v1::ListFilters {
+                    labels: vec!["a".into(); 65],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let status = api.watch(tonic::Request::new(request)).await.err().expect("refused");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(
+            status.message().contains("entries.filters.labels: 65 values"),
+            "{}",
+            status.message()
+        );
     }
 
     #[test]
