@@ -10,8 +10,8 @@
 //! the log and then into a table (twice what it would weigh: the state
 //! machine's own measure, else the last one and the entries applied
 //! since). That room is the snapshot's to use: under the reserve, one is
-//! taken if it frees more of the log than it keeps, as long as half of
-//! `keep_free` stays free. Entries that only remove are taken while
+//! taken if the log it lets go outweighs what the state grew by, as long
+//! as half of `keep_free` stays free (`SnapshotSchedule::frees_log`). Entries that only remove are taken while
 //! `keep_free` itself is free: they bring the room writes need down. Room
 //! again, writes go on. etcd raises a NOSPACE alarm in the same spirit.
 //!

@@ -17,10 +17,13 @@
 //! Every change goes into a [`WriteBatch`] that the Ready loop writes once,
 //! synced, per Ready. One exception: a snapshot this member takes has its
 //! data written off the loop first (`write_snapshot_data`), under its own
-//! key; the loop then switches `meta` to it, drops the old data and the
-//! entries it covers in one batch. Until then the old snapshot stays whole,
-//! and RocksDB's write-ahead log keeps the order, so a synced `meta` never
-//! points at data that did not reach the disk.
+//! key; the loop then switches `meta` to it, drops the old data and moves
+//! `truncated` past the entries it lets go, in one batch. Until then the
+//! old snapshot stays whole, and RocksDB's write-ahead log keeps the order,
+//! so a synced `meta` never points at data that did not reach the disk.
+//! The entries let go are not deleted key by key: nothing reads at or
+//! before `truncated`, and their tables are deleted whole once it is on
+//! disk (`drop_compacted_files`).
 //!
 //! # Who calls what
 //!
@@ -605,20 +608,25 @@ impl RocksStorage {
 
     /// Makes the snapshot whose data [`write_snapshot_data`] wrote at
     /// `meta.index` the current one, drops the previous one's data, and
-    /// drops the entries before it but for those `keep` spares. A snapshot
-    /// no newer than the current one (one was installed from the leader
-    /// meanwhile) is dropped instead.
+    /// drops the entries before it but for those `keep` spares; says
+    /// whether it became current. A snapshot older than the current one
+    /// (one was installed from the leader meanwhile) is dropped instead;
+    /// one at the current one's index wrote the same state over its data,
+    /// which stays.
     pub(crate) fn snapshot_written(
         &mut self,
         batch: &mut WriteBatch,
         meta: SnapshotMetadata,
         keep: Keep,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let db = Arc::clone(&self.db);
         let snapshots = cf(&db, CF_SNAPSHOT)?;
-        if meta.index <= self.snapshot_meta.index {
+        if meta.index < self.snapshot_meta.index {
             batch.delete_cf(snapshots, snapshot_data_key(meta.index));
-            return Ok(());
+            return Ok(false);
+        }
+        if meta.index == self.snapshot_meta.index {
+            return Ok(false);
         }
         batch.delete_cf(snapshots, snapshot_data_key(self.snapshot_meta.index));
         batch.put_cf(snapshots, KEY_SNAPSHOT_META, meta.write_to_bytes()?);
@@ -639,7 +647,7 @@ impl RocksStorage {
             self.recent.compact_to(compact_to);
             self.set_truncated(batch, compact_to, term)?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The last entry a snapshot at `index` lets go: the entries after it,

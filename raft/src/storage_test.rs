@@ -237,6 +237,38 @@ fn the_data_of_a_snapshot_that_never_became_current_is_dropped_at_open() {
 }
 
 #[test]
+fn a_snapshot_written_behind_the_current_one_changes_nothing_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(1..=20, 3));
+    let made_current = |storage: &mut RocksStorage, index: u64, data: &[u8]| {
+        write_snapshot_data(&storage.db(), index, data).unwrap();
+        let meta = SnapshotMetadata {
+            index,
+            term: 3,
+            ..Default::default()
+        };
+        let mut batch = WriteBatch::default();
+        let current = storage.snapshot_written(&mut batch, meta, keep_entries(5)).unwrap();
+        storage.write(batch).unwrap();
+        current
+    };
+    assert!(made_current(&mut storage, 15, b"state at 15"));
+    // One at the same index (as one installed from the leader while this
+    // member wrote its own would be), and an older one.
+    assert!(!made_current(&mut storage, 15, b"state at 15"));
+    assert!(!made_current(&mut storage, 12, b"state at 12"));
+    assert_eq!(storage.snapshot_meta().index, 15);
+    assert_eq!(storage.truncated_index(), 10, "the older one compacted nothing");
+    drop(storage);
+    let (storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    assert_eq!(storage.snapshot_data().unwrap().as_deref(), Some(&b"state at 15"[..]));
+    let db = storage.db();
+    let older = db.get_cf(cf(&db, CF_SNAPSHOT).unwrap(), snapshot_data_key(12)).unwrap();
+    assert_eq!(older, None, "the older one's data is dropped");
+}
+
+#[test]
 fn an_installed_snapshot_replaces_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 2).unwrap();

@@ -400,6 +400,25 @@ async fn large_writes_churned_on_a_small_disk_go_on_as_the_log_frees_what_it_dro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_that_fills_the_disk_is_snapshotted_away_and_writes_come_back_by_themselves() {
+    churn_a_secret_against_the_reserve(0, "140").await;
+}
+
+/// As above, beside a state larger than the entries a snapshot keeps for
+/// slow followers (8 MiB): short of room, a snapshot keeps no more than
+/// those (it used to keep as much log as it weighed, and so could free
+/// less than the table it added, and writes stayed refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_fills_the_disk_beside_a_large_state_is_snapshotted_away() {
+    churn_a_secret_against_the_reserve(40, "100").await;
+}
+
+/// Keeps `kept` secrets of 400 KB, then replaces one more 300 times (120
+/// MB through the log) on a 192 MiB disk with `--disk-reserve reserve`
+/// MiB. Each call may be refused for want of room for a moment, never for
+/// long: under the reserve, the member snapshots the log away. (It used to
+/// wait for a snapshot that the reserve forbade, and refused writes for
+/// good.)
+async fn churn_a_secret_against_the_reserve(kept: usize, reserve: &str) {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("node-1");
     // A reserve that leaves less than the 64 MiB of log that make a
@@ -408,26 +427,32 @@ async fn a_log_that_fills_the_disk_is_snapshotted_away_and_writes_come_back_by_t
         return;
     };
     let binary = swarmd_binary();
-    let daemon = Daemon::start_with(&binary, &dir, "node-1", &["--disk-reserve", "140"]).await;
+    let daemon = Daemon::start_with(&binary, &dir, "node-1", &["--disk-reserve", reserve]).await;
     let control = connect(&daemon.socket).await.unwrap();
-
-    // A 400 KB secret replaced 300 times (120 MB through the log). Each
-    // call may be refused for want of room for a moment, never for long:
-    // under the reserve, the member snapshots the log away. (It used to
-    // wait for a snapshot that the reserve forbade, and refused writes
-    // for good.)
     let data = Noise::new(0x9e37_79b9_7f4a_7c15).bytes(400_000);
-    let mut previous: Option<String> = None;
     let mut refusals = 0;
-    for round in 0..300 {
+    let create = |name: String| {
         let spec = SecretSpec {
             annotations: Some(Annotations {
-                name: format!("secret-{round}"),
+                name,
                 ..Default::default()
             }),
             data: data.clone(),
         };
-        let create = CreateSecretRequest { spec: Some(spec) };
+        CreateSecretRequest { spec: Some(spec) }
+    };
+    for kept in 0..kept {
+        let create = create(format!("kept-{kept}"));
+        until_room(&daemon, &mut refusals, || {
+            let mut control = control.clone();
+            let create = create.clone();
+            async move { control.create_secret(create).await }
+        })
+        .await;
+    }
+    let mut previous: Option<String> = None;
+    for round in 0..300 {
+        let create = create(format!("secret-{round}"));
         let created = until_room(&daemon, &mut refusals, || {
             let mut control = control.clone();
             let create = create.clone();
@@ -447,6 +472,9 @@ async fn a_log_that_fills_the_disk_is_snapshotted_away_and_writes_come_back_by_t
     eprintln!("{refusals} refusals on the way");
     let log = daemon.log_text();
     assert!(log.contains("snapshot taken"), "{log}");
+    let mut control = control.clone();
+    let listed = control.list_secrets(ListSecretsRequest::default()).await.unwrap();
+    assert_eq!(listed.into_inner().secrets.len(), kept + 1);
     assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
 }
 

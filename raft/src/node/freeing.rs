@@ -4,9 +4,11 @@
 //! (compacted away, `storage::compact_snapshots`).
 //!
 //! The log's tables may go only once the truncation that let them go is in
-//! a table itself (see `drop_compacted_files`), so the work runs in order,
-//! one task at a time, and the tables are dropped again only through a
-//! truncation a task flushed.
+//! a table itself (see `drop_compacted_files`), so the work runs one task
+//! at a time, and the tables are dropped again only through a truncation a
+//! task flushed. (The lock does not keep the tasks in order: each one's
+//! truncation is synced before it is spawned, and `flushed_through` only
+//! grows.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,18 +63,23 @@ impl Freeing {
         let (flushed_through, working) = (Arc::clone(&self.flushed_through), Arc::clone(&self.working));
         tokio::task::spawn_blocking(move || {
             let _working = working.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(through) = new_truncation {
-                match storage::drop_compacted_files(&db, through, true) {
-                    Ok(()) => {
-                        flushed_through.fetch_max(through, Ordering::AcqRel);
-                    }
-                    Err(err) => tracing::warn!(member, %err, "cannot drop the table files of the compacted log"),
-                }
+            if let Some(through) = new_truncation
+                && let Err(err) = drop_tables(&db, &flushed_through, through, true)
+            {
+                tracing::warn!(member, %err, "cannot drop the table files of the compacted log");
             }
             if compact_snapshots && let Err(err) = storage::compact_snapshots(&db) {
                 tracing::warn!(member, %err, "cannot compact the replaced snapshots away");
             }
         });
+    }
+
+    /// Whether [`Freeing::on_tick`] drops again now.
+    fn again_due(&self, last: u64, short_of_room: bool) -> bool {
+        let (at, last_then) = self.again;
+        let unflushed = self.asked_through > self.flushed_through.load(Ordering::Acquire);
+        let wanted = last != last_then || short_of_room || unflushed;
+        wanted && at.elapsed() >= AGAIN_EVERY && self.asked_through > 1
     }
 
     /// `truncated`, if no drop was asked through it yet.
@@ -83,25 +90,45 @@ impl Freeing {
         })
     }
 
-    /// At each tick, the log ending at `last`: drops the compacted log's
-    /// tables again every [`AGAIN_EVERY`] while entries come, unless a task
-    /// is at work. (A drop that finds no table writes nothing.)
-    pub(crate) fn on_tick(&mut self, last: u64) {
-        let (at, last_then) = self.again;
-        if last == last_then || at.elapsed() < AGAIN_EVERY || self.flushed_through.load(Ordering::Acquire) <= 1 {
+    /// At each tick, the log ending at `last`: every [`AGAIN_EVERY`],
+    /// unless a task is at work, drops the compacted log's tables again
+    /// while entries come or the disk is `short_of_room` (RocksDB moves
+    /// tables out of level 0 as it compacts, entries or not, and then
+    /// nothing else frees room), and takes again a drop whose task failed
+    /// (a new truncation not yet in a table). A drop that finds no table
+    /// writes nothing.
+    pub(crate) fn on_tick(&mut self, last: u64, short_of_room: bool) {
+        if !self.again_due(last, short_of_room) {
             return;
         }
         self.again = (Instant::now(), last);
+        let asked = self.asked_through;
         let (db, member) = (Arc::clone(&self.db), self.member);
         let (flushed_through, working) = (Arc::clone(&self.flushed_through), Arc::clone(&self.working));
         tokio::task::spawn_blocking(move || {
             let Ok(_working) = working.try_lock() else { return };
-            let through = flushed_through.load(Ordering::Acquire);
-            if let Err(err) = storage::drop_compacted_files(&db, through, false) {
+            let flushed = flushed_through.load(Ordering::Acquire);
+            // What `after_sync`'s task does, if it failed (or has yet to
+            // run: then it finds the work done).
+            let result = if asked > flushed {
+                drop_tables(&db, &flushed_through, asked, true)
+            } else {
+                drop_tables(&db, &flushed_through, flushed, false)
+            };
+            if let Err(err) = result {
                 tracing::debug!(member, %err, "cannot drop the table files of the compacted log");
             }
         });
     }
+}
+
+/// Drops the log's tables through `through` (first putting that
+/// truncation in a table if `new_truncation`): from then on they may be
+/// dropped through it again without a flush.
+fn drop_tables(db: &DB, flushed_through: &AtomicU64, through: u64, new_truncation: bool) -> crate::Result<()> {
+    storage::drop_compacted_files(db, through, new_truncation)?;
+    flushed_through.fetch_max(through, Ordering::AcqRel);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -116,5 +143,24 @@ mod tests {
         assert_eq!(freeing.new_truncation(10), None, "where it started");
         assert_eq!(freeing.new_truncation(850), Some(850));
         assert_eq!(freeing.new_truncation(850), None, "asked once");
+    }
+
+    #[test]
+    fn tables_are_dropped_again_while_entries_come_room_is_short_or_a_drop_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, _) = crate::storage::RocksStorage::open(dir.path(), 0xc1, 1).unwrap();
+        let mut freeing = Freeing::new(storage.db(), 1, 10);
+        let long_ago = Instant::now() - AGAIN_EVERY;
+        freeing.again = (long_ago, 500);
+        assert!(!freeing.again_due(500, false), "idle, with room");
+        assert!(freeing.again_due(501, false), "entries came");
+        assert!(freeing.again_due(500, true), "short of room");
+        // A truncation asked for whose drop has not put it in a table.
+        assert_eq!(freeing.new_truncation(400), Some(400));
+        assert!(freeing.again_due(500, false), "a drop to take again");
+        freeing.flushed_through.store(400, Ordering::Release);
+        assert!(!freeing.again_due(500, false), "done");
+        freeing.again = (Instant::now(), 500);
+        assert!(!freeing.again_due(501, true), "not twice within a second");
     }
 }

@@ -262,7 +262,7 @@ impl<S: StateMachine> ReadyLoop<S> {
     fn on_tick(&mut self) {
         self.raw.tick();
         self.leader_watch.on_tick(&self.raw, &self.config);
-        self.freeing.on_tick(self.raw.store().last());
+        self.freeing.on_tick(self.raw.store().last(), self.disk.is_low());
     }
 
     /// Makes current the snapshots whose writing finished.
@@ -888,7 +888,10 @@ impl<S: StateMachine> ReadyLoop<S> {
         let applied = self.raw.raft.raft_log.applied;
         let due = self.snapshot_schedule.due(applied, store.snapshot_meta().index)
             // Short of room, with a log that a snapshot frees: the way out.
-            || (self.disk.is_low() && self.snapshot_schedule.frees_log(self.config.keep_bytes));
+            || (self.disk.is_low()
+                && self
+                    .snapshot_schedule
+                    .frees_log(self.config.keep_bytes, self.machine.size_hint()));
         // A request dropped while a snapshot is in progress comes again:
         // raft-rs asks at each attempt to catch the member up.
         if self.snapshot_started.is_some() || !(due || wanted) || applied <= store.snapshot_meta().index {
@@ -935,12 +938,35 @@ impl<S: StateMachine> ReadyLoop<S> {
         let index = meta.index;
         match written {
             Ok(bytes) => {
-                let keep = self.config.keep(bytes as u64);
-                self.raw.mut_store().snapshot_written(&mut self.batch, meta, keep)?;
-                self.snapshot_schedule.written(bytes);
+                // Short of room, the log behind it goes but for the
+                // entries `keep_bytes` weigh (a follower further behind
+                // gets a snapshot), and the replaced snapshots at once:
+                // kept as long as the snapshot weighs, the log it lets go
+                // could be less than the table it adds.
+                let low = self.disk.is_low();
+                let keep = self.config.keep(if low { 0 } else { bytes as u64 });
+                let current = self.raw.mut_store().snapshot_written(&mut self.batch, meta, keep)?;
+                if current {
+                    self.snapshot_schedule.written(bytes);
+                    if low {
+                        self.snapshot_schedule.compact_after_next_write();
+                    }
+                } else {
+                    // One from the leader was installed meanwhile, and
+                    // counted then; what this one covered is behind it.
+                    self.snapshot_schedule.superseded();
+                }
                 self.write_batch(true, 0).await?;
-                self.metrics.add_snapshot_taken();
-                tracing::info!(member = self.config.id, index, bytes, ?elapsed, "snapshot taken");
+                if current {
+                    self.metrics.add_snapshot_taken();
+                    tracing::info!(member = self.config.id, index, bytes, ?elapsed, "snapshot taken");
+                } else {
+                    tracing::info!(
+                        member = self.config.id,
+                        index,
+                        "snapshot dropped: one installed from the leader meanwhile covers it"
+                    );
+                }
             }
             // RocksDB refused the write: as any failed write, that stops
             // the member (what it wrote may be torn, and a retry could make

@@ -29,6 +29,9 @@ pub(crate) struct SnapshotSchedule {
     /// Size of the snapshots replaced since their tables were last
     /// compacted away (`storage::compact_snapshots`).
     replaced_bytes: u64,
+    /// Whether they are compacted away after the next write, whatever
+    /// they weigh (the disk is short of room).
+    compact_now: bool,
 }
 
 impl SnapshotSchedule {
@@ -41,6 +44,7 @@ impl SnapshotSchedule {
             in_flight: 0,
             last_bytes: 0,
             replaced_bytes: 0,
+            compact_now: false,
         }
     }
 
@@ -63,11 +67,15 @@ impl SnapshotSchedule {
         by_count || by_bytes
     }
 
-    /// Whether a snapshot now would free more of the log than the entries
-    /// it keeps for slow followers (`keep_bytes` or the snapshot's size):
-    /// when the disk is short of room, it is taken then, due or not.
-    pub(crate) fn frees_log(&self, keep_bytes: u64) -> bool {
-        self.log_bytes > keep_bytes.max(self.last_bytes)
+    /// Whether a snapshot now would free room, the disk short of it: the
+    /// log it lets go (all but `keep_bytes`, what a snapshot keeps for
+    /// slow followers then) outweighs what the state grew by since the
+    /// last one (as the state machine `measured` itself, if it does; else
+    /// taken as none, the log having rewritten what the state holds). Then
+    /// it is taken, due or not, and the replaced snapshots compacted away.
+    pub(crate) fn frees_log(&self, keep_bytes: u64, measured: Option<u64>) -> bool {
+        let growth = measured.map_or(0, |bytes| bytes.saturating_sub(self.last_bytes));
+        self.log_bytes > keep_bytes.saturating_add(growth)
     }
 
     /// A snapshot of everything applied so far was started.
@@ -99,11 +107,27 @@ impl SnapshotSchedule {
         self.in_flight = 0;
     }
 
+    /// The snapshot started was written but not made current: one
+    /// installed from the leader (and counted by [`written`]) replaced it
+    /// meanwhile.
+    ///
+    /// [`written`]: SnapshotSchedule::written
+    pub(crate) fn superseded(&mut self) {
+        self.in_flight = 0;
+    }
+
+    /// Compacts the replaced snapshots away after the next write, whatever
+    /// they weigh: the disk is short of room.
+    pub(crate) fn compact_after_next_write(&mut self) {
+        self.compact_now = true;
+    }
+
     /// Whether the snapshots replaced since the last compaction outweigh
     /// the current one: then compacting them away is worth rewriting it
-    /// (about every other snapshot). Counted as done once said.
+    /// (about every other snapshot); or it was asked for. Counted as done
+    /// once said.
     pub(crate) fn take_compaction_due(&mut self) -> bool {
-        let due = self.replaced_bytes > self.last_bytes;
+        let due = std::mem::take(&mut self.compact_now) || self.replaced_bytes > self.last_bytes;
         if due {
             self.replaced_bytes = 0;
         }
@@ -201,14 +225,32 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_frees_the_log_once_it_outweighs_what_is_kept() {
+    fn a_snapshot_frees_room_once_the_log_outweighs_what_is_kept_and_what_the_state_grew() {
         let mut s = schedule(10_000, 0.5);
-        s.written(1_000);
+        s.written(100_000);
         s.applied(5_000);
-        assert!(!s.frees_log(8_000), "under the bytes kept");
+        assert!(!s.frees_log(8_000, None), "under the bytes kept");
         s.applied(3_001);
-        assert!(s.frees_log(8_000));
-        s.written(9_000);
-        assert!(!s.frees_log(8_000), "a larger snapshot keeps as much");
+        assert!(s.frees_log(8_000, None), "the log rewrote the state");
+        assert!(
+            s.frees_log(8_000, Some(100_000)),
+            "the state measured as large as before"
+        );
+        assert!(s.frees_log(8_000, Some(90_000)), "a state that shrank");
+        // Snapshotted now, a state grown by 1,000 would take about as much
+        // room as the log it lets go beyond the 8,000 kept.
+        assert!(!s.frees_log(8_000, Some(101_000)));
+        s.applied(1_000);
+        assert!(s.frees_log(8_000, Some(101_000)));
+    }
+
+    #[test]
+    fn the_replaced_snapshots_are_compacted_away_when_asked_whatever_they_weigh() {
+        let mut s = schedule(10, 0.5);
+        s.written(1_000);
+        s.written(1_000);
+        s.compact_after_next_write();
+        assert!(s.take_compaction_due());
+        assert!(!s.take_compaction_due(), "said once");
     }
 }
