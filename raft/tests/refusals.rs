@@ -97,6 +97,19 @@ async fn a_panic_in_the_loop_is_an_unknown_outcome_to_its_proposer_and_the_stop_
         .await
         .expect("the proposer got an answer");
     assert!(matches!(answer, Err(Error::UnknownOutcome { .. })), "{answer:?}");
+    // Those who watch its leadership (a manager's API) learn why it stopped.
+    let mut leadership = handle.watch_leadership();
+    let seen = tokio::time::timeout(
+        Duration::from_secs(10),
+        leadership.wait_for(|seen| seen.stopped.is_some()),
+    )
+    .await
+    .expect("the stop is published")
+    .expect("published before the loop ended")
+    .clone();
+    assert!(!seen.is_leader);
+    let cause = seen.stopped.unwrap_or_default();
+    assert!(cause.contains("panicked: the machine cannot apply entry"), "{cause}");
     let stopped = node.shutdown().await.expect_err("the member stopped on a panic");
     assert!(
         matches!(&stopped, Error::Panicked(message) if message.contains("cannot apply entry")),

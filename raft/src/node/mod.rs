@@ -271,7 +271,7 @@ impl<S: StateMachine> RaftNode<S> {
 }
 
 /// What a panic said, when it said it with a string (as `panic!` does).
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
         (Some(message), _) => message.to_string(),
         (None, Some(message)) => message.clone(),

@@ -8,6 +8,7 @@
 //! fsync: that is group commit.
 
 use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,19 @@ pub(crate) struct ReadyLoop<S: StateMachine> {
 
 impl<S: StateMachine> ReadyLoop<S> {
     pub(crate) async fn run(mut self) -> Result<()> {
+        // raft-rs panics where it cannot go on (a storage read that failed,
+        // say), and so may a state machine with a bug: the member then
+        // stops as on any error, saying why to its proposers and to those
+        // watching its leadership, rather than vanish.
+        let result = match AssertUnwindSafe(self.turns()).catch_unwind().await {
+            Ok(result) => result,
+            Err(panic) => Err(Error::Panicked(super::panic_message(panic.as_ref()))),
+        };
+        self.stop(result).await
+    }
+
+    /// Takes turns until a stop, a removal from the group, or an error.
+    async fn turns(&mut self) -> Result<()> {
         let mut ticker = tokio::time::interval(self.config.tick);
         // Ticks are time: those a long turn missed all count, at once (as
         // etcd's raft queues them), so that a slow loop does not stretch
@@ -110,7 +124,7 @@ impl<S: StateMachine> ReadyLoop<S> {
         let voters = self.raw.raft.prs().conf().voters().ids();
         let mut alone = voters.len() == 1 && voters.contains(self.config.id);
         self.lead_if_alone(&mut alone);
-        let result = loop {
+        loop {
             tokio::select! {
                 // Shutdown first: a stop is never starved by load.
                 biased;
@@ -182,7 +196,13 @@ impl<S: StateMachine> ReadyLoop<S> {
                 );
                 break Ok(());
             }
-        };
+        }
+    }
+
+    /// Ends the member after its last turn, `result`: publishes that it
+    /// leads no more, answers every proposal and command still waiting,
+    /// and on a clean stop spares the next start some work.
+    async fn stop(mut self, result: Result<()>) -> Result<()> {
         if let Err(err) = &result {
             tracing::error!(member = self.config.id, %err, "raft member stops on an error");
         }
