@@ -163,24 +163,17 @@ impl Entry {
     }
 }
 
-/// The most values one list of an entry's filters takes: each is checked
-/// against every change, under the store's commit lock.
+/// The most values an entry's filters take in all (names, prefixes and
+/// labels): each is checked against every change, under the store's
+/// commit lock.
 const MAX_FILTER_VALUES: usize = 64;
 
 fn check_filter_sizes(filters: &ListFilters) -> Result<(), Status> {
-    let lists = [
-        ("names", &filters.names),
-        ("name_prefixes", &filters.name_prefixes),
-        ("id_prefixes", &filters.id_prefixes),
-        ("labels", &filters.labels),
-    ];
-    for (field, values) in lists {
-        if values.len() > MAX_FILTER_VALUES {
-            return Err(Status::invalid_argument(format!(
-                "entries.filters.{field}: {} values; an entry takes at most {MAX_FILTER_VALUES}",
-                values.len()
-            )));
-        }
+    let values = filters.names.len() + filters.name_prefixes.len() + filters.id_prefixes.len() + filters.labels.len();
+    if values > MAX_FILTER_VALUES {
+        return Err(Status::invalid_argument(format!(
+            "entries.filters: {values} values; an entry takes at most {MAX_FILTER_VALUES} names, prefixes and labels in all"
+        )));
     }
     Ok(())
 }
@@ -611,14 +604,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_filter_list_beyond_64_values_is_refused() {
+    async fn filters_beyond_64_values_in_an_entry_are_refused() {
         use swarm_proto::v1::watch_server::Watch as _;
         let (_stopping, stopped) = tokio::sync::watch::channel(false);
         let api = super::WatchApi::new(swarm_store::MemoryStore::new(), stopped);
         let request = swarm_proto::v1::WatchRequest {
             entries: vec![swarm_proto::v1::watch_request::WatchEntry {
                 filters: Some(swarm_proto::v1::ListFilters {
-                    labels: vec!["a".into(); 65],
+                    labels: vec!["a".into(); 60],
+                    names: vec!["b".into(); 5],
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -628,7 +622,7 @@ mod tests {
         let status = api.watch(tonic::Request::new(request)).await.err().expect("refused");
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         assert!(
-            status.message().contains("entries.filters.labels: 65 values"),
+            status.message().contains("entries.filters: 65 values"),
             "{}",
             status.message()
         );
