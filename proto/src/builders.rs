@@ -2,11 +2,12 @@
 //! writes by hand: a service running one container image.
 
 use crate::Shared;
-use crate::v1::{Annotations, ContainerSpec, ServiceSpec, TaskSpec, task_spec};
+use crate::v1::{Annotations, ContainerSpec, ReplicatedService, ServiceSpec, TaskSpec, service_spec, task_spec};
 
 impl ServiceSpec {
-    /// A service named `name` whose tasks run `image` with everything else
-    /// left to the defaults (replicated, one replica).
+    /// A service named `name` of one replica whose task runs `image`, with
+    /// everything else left to the defaults. (The mode is set: an update's
+    /// spec must give it.)
     pub fn container(name: impl Into<String>, image: impl Into<String>) -> ServiceSpec {
         ServiceSpec {
             annotations: Some(Annotations {
@@ -20,6 +21,7 @@ impl ServiceSpec {
                 })),
                 ..Default::default()
             })),
+            mode: Some(service_spec::Mode::Replicated(ReplicatedService { replicas: 1 })),
             ..Default::default()
         }
     }

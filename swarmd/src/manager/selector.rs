@@ -50,7 +50,15 @@ pub(crate) struct Selector {
 
 impl Selector {
     pub(crate) fn new(filters: &ListFilters) -> Selector {
-        let lowercase = |values: &[String]| values.iter().map(|value| value.to_lowercase()).collect();
+        // Lower-cased a character at a time, as names are compared: the
+        // whole string's `to_lowercase` ends a word in ς where a
+        // character's gives σ.
+        let lowercase = |values: &[String]| {
+            values
+                .iter()
+                .map(|value| value.chars().flat_map(char::to_lowercase).collect())
+                .collect()
+        };
         Selector {
             names: lowercase(&filters.names),
             name_prefixes: lowercase(&filters.name_prefixes),
@@ -207,6 +215,17 @@ mod tests {
             }),
             (false, true)
         );
+    }
+
+    #[test]
+    fn a_name_ending_in_sigma_matches_itself() {
+        let node = node("ΟΔΟΣ", &[]);
+        let names = ListFilters {
+            names: vec!["ΟΔΟΣ".into()],
+            name_prefixes: vec!["οδοσ".into()],
+            ..Default::default()
+        };
+        assert!(Selector::new(&names).matches(&node));
     }
 
     #[test]

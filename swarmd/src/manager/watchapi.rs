@@ -125,6 +125,16 @@ impl Entry {
         } else {
             Some(kind(&entry.kind)?)
         };
+        if kind.is_some_and(|kind| kind != Kind::Task) {
+            for (field, id) in [("service_id", &entry.service_id), ("node_id", &entry.node_id)] {
+                if !id.is_empty() {
+                    return Err(Status::invalid_argument(format!(
+                        "entries.{field} selects tasks; this entry watches {}s",
+                        entry.kind
+                    )));
+                }
+            }
+        }
         let selector = match entry.filters {
             Some(filters) => {
                 check_filter_sizes(&filters)?;
@@ -601,6 +611,27 @@ mod tests {
         .await;
         // Its creation (on no node) and its change on node b are not.
         assert_eq!(seen, [(Update, task_id.clone()), (Update, task_id)]);
+    }
+
+    #[tokio::test]
+    async fn a_service_or_node_filter_on_another_kind_than_tasks_is_refused() {
+        use swarm_proto::v1::watch_server::Watch as _;
+        let (_stopping, stopped) = tokio::sync::watch::channel(false);
+        let api = super::WatchApi::new(swarm_store::MemoryStore::new(), stopped);
+        let request = swarm_proto::v1::WatchRequest {
+            entries: vec![swarm_proto::v1::watch_request::WatchEntry {
+                kind: "service".into(),
+                service_id: swarm_store::id::generate(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let status = api.watch(tonic::Request::new(request)).await.err().expect("refused");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            status.message(),
+            "entries.service_id selects tasks; this entry watches services"
+        );
     }
 
     #[tokio::test]

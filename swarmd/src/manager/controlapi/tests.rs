@@ -183,6 +183,25 @@ async fn bad_service_specs_are_refused_naming_the_field() {
         "spec.task.placement.constraints",
     )
     .await;
+    // As SwarmKit: counts the orchestration reads as signed.
+    let mut huge = spec("web", "busybox");
+    huge.mode = Some(service_spec::Mode::Replicated(ReplicatedService { replicas: u64::MAX }));
+    refused(
+        &store,
+        create(&api, huge),
+        Code::InvalidArgument,
+        "spec.mode.replicated.replicas: 18446744073709551615 is more than",
+    )
+    .await;
+    // max_replicas with no mode: the default mode, replicated, takes it.
+    let mut capped = spec("capped", "busybox");
+    capped.mode = None;
+    let task = swarm_proto::Shared::make_mut(capped.task.as_mut().unwrap());
+    task.placement = Some(Box::new(Placement {
+        max_replicas: 2,
+        ..Default::default()
+    }));
+    create(&api, capped).await.expect("replicated by default");
 }
 
 #[tokio::test]
@@ -241,6 +260,36 @@ async fn updates_carry_the_version_read_and_can_roll_back() {
         ),
         Code::InvalidArgument,
         "renamed",
+    )
+    .await;
+
+    // Not even in case.
+    refused(
+        &store,
+        update(
+            updated.meta.as_ref().unwrap().version,
+            Some(spec("Web", "busybox:3")),
+            false,
+        ),
+        Code::InvalidArgument,
+        "renamed",
+    )
+    .await;
+    // A spec without its mode would scale the service down to one.
+    let mut modeless = spec("web", "busybox:3");
+    modeless.mode = None;
+    refused(
+        &store,
+        update(updated.meta.as_ref().unwrap().version, Some(modeless), false),
+        Code::InvalidArgument,
+        "spec.mode is required",
+    )
+    .await;
+    refused(
+        &store,
+        update(0, Some(spec("web", "busybox:3")), false),
+        Code::InvalidArgument,
+        "service_version is required",
     )
     .await;
 
@@ -768,9 +817,29 @@ async fn updates_that_change_nothing_write_nothing() {
     assert_eq!(store.view(|read| read.index()), index, "nothing was written");
     refused(
         &store,
-        api.update_node(Request::new(node_update(node_version - 1))),
+        api.update_node(Request::new(node_update(node_version + 1))),
         Code::Aborted,
         "was changed",
+    )
+    .await;
+    // No version: the client read nothing to make the update on.
+    refused(
+        &store,
+        api.update_node(Request::new(node_update(0))),
+        Code::InvalidArgument,
+        "node_version is required",
+    )
+    .await;
+    // A role the API does not know is no demotion either.
+    let mut unknown_role = node_update(node_version);
+    if let Some(spec) = unknown_role.spec.as_mut() {
+        spec.desired_role = 7;
+    }
+    refused(
+        &store,
+        api.update_node(Request::new(unknown_role)),
+        Code::InvalidArgument,
+        "spec.desired_role: 7 is not a value the API knows",
     )
     .await;
 }

@@ -2,9 +2,9 @@
 //! it. Every refusal is [`Error::InvalidArgument`] naming the field.
 
 use swarm_proto::v1::{
-    Annotations, ClusterSpec, ContainerSpec, EndpointSpec, HealthConfig, Mount, Placement, ResourceRequirements,
-    Resources, RestartPolicy, ServiceSpec, UpdateConfig, endpoint_spec, mount, port_config, service_spec, task_spec,
-    update_config,
+    Annotations, ClusterSpec, ContainerSpec, EndpointSpec, HealthConfig, Mount, NodeAvailability, NodeMembership,
+    NodeRole, NodeSpec, Placement, ResourceRequirements, Resources, RestartPolicy, ServiceSpec, UpdateConfig,
+    endpoint_spec, mount, port_config, service_spec, task_spec, update_config,
 };
 
 use crate::error::{Error, Result};
@@ -87,6 +87,42 @@ fn non_negative(field: &str, duration: Option<&prost_types::Duration>) -> Result
     }
 }
 
+/// A node's spec: its labels, a name if given (a node's spec rarely has
+/// one), and role, membership and availability among those the API knows.
+pub(crate) fn node_spec(spec: &NodeSpec) -> Result<()> {
+    if let Some(annotations) = &spec.annotations {
+        labels("spec.annotations.labels", &annotations.labels)?;
+        if !annotations.name.is_empty() {
+            self::annotations("spec.annotations", Some(annotations))?;
+        }
+    }
+    let known = [
+        (
+            "spec.desired_role",
+            NodeRole::try_from(spec.desired_role).is_ok(),
+            spec.desired_role,
+        ),
+        (
+            "spec.membership",
+            NodeMembership::try_from(spec.membership).is_ok(),
+            spec.membership,
+        ),
+        (
+            "spec.availability",
+            NodeAvailability::try_from(spec.availability).is_ok(),
+            spec.availability,
+        ),
+    ];
+    match known.iter().find(|(_, known, _)| !known) {
+        Some((field, _, value)) => Err(invalid(format!("{field}: {value} is not a value the API knows"))),
+        None => Ok(()),
+    }
+}
+
+/// The most tasks a service may ask for at once, as SwarmKit's
+/// `validateMode` bounds them: counts the orchestration reads as signed.
+const MAX_TASK_COUNT: u64 = i64::MAX as u64;
+
 /// A service spec, whole.
 pub(crate) fn service_spec(spec: Option<&ServiceSpec>) -> Result<&ServiceSpec> {
     let spec = spec.ok_or_else(|| invalid("spec is required".into()))?;
@@ -123,6 +159,17 @@ pub(crate) fn service_spec(spec: Option<&ServiceSpec>) -> Result<&ServiceSpec> {
     );
     if job && spec.update.is_some() {
         return Err(invalid("spec.update: a job takes no update config".into()));
+    }
+    let counts: &[(&str, u64)] = match &spec.mode {
+        Some(service_spec::Mode::Replicated(replicated)) => &[("spec.mode.replicated.replicas", replicated.replicas)],
+        Some(service_spec::Mode::ReplicatedJob(job)) => &[
+            ("spec.mode.replicated_job.max_concurrent", job.max_concurrent),
+            ("spec.mode.replicated_job.total_completions", job.total_completions),
+        ],
+        _ => &[],
+    };
+    if let Some((field, count)) = counts.iter().find(|(_, count)| *count > MAX_TASK_COUNT) {
+        return Err(invalid(format!("{field}: {count} is more than {MAX_TASK_COUNT}")));
     }
     if let Some(service_spec::Mode::ReplicatedJob(job)) = &spec.mode
         && job.max_concurrent == 0

@@ -94,16 +94,35 @@ fn required<'a>(field: &str, id: &'a str) -> Result<&'a str> {
     }
 }
 
-/// A service spec as stored: validated, with a replicated mode of one task
-/// when none is given (as `docker service create`).
-fn service_spec(spec: Option<ServiceSpec>) -> Result<ServiceSpec> {
-    validate::service_spec(spec.as_ref())?;
-    let mut spec = spec.unwrap_or_default();
+/// An update's version: the one the client read, which no stored object
+/// has as 0 (a client that sends none has read nothing).
+fn required_version(field: &str, version: u64) -> Result<u64> {
+    if version == 0 {
+        Err(Error::InvalidArgument(format!(
+            "{field} is required: the version of the object as read, which the update is made on"
+        )))
+    } else {
+        Ok(version)
+    }
+}
+
+/// A service spec as stored, validated. A create that gives no mode gets a
+/// replicated mode of one task (as `docker service create`); an update
+/// must give one: the spec replaces the stored one whole, and a default
+/// would scale the service down to one.
+fn service_spec(spec: Option<ServiceSpec>, creates: bool) -> Result<ServiceSpec> {
+    let mut spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
     if spec.mode.is_none() {
+        if !creates {
+            return Err(Error::InvalidArgument(
+                "spec.mode is required: an update's spec replaces the service's whole, replicas included".into(),
+            ));
+        }
         spec.mode = Some(service_spec::Mode::Replicated(swarm_proto::v1::ReplicatedService {
             replicas: 1,
         }));
     }
+    validate::service_spec(Some(&spec))?;
     Ok(spec)
 }
 
@@ -112,7 +131,7 @@ pub(crate) async fn create_service(
     cross_checks: &CrossCheckLock,
     spec: Option<ServiceSpec>,
 ) -> Result<Service> {
-    let spec = service_spec(spec)?;
+    let spec = service_spec(spec, true)?;
     let _serialized = cross_checks.for_spec(&spec).await;
     let id = swarm_store::id::generate();
     let service = Service {
@@ -238,6 +257,7 @@ pub(crate) async fn update_service(
     rollback: bool,
 ) -> Result<Service> {
     let id = required("service_id", id)?;
+    let version = required_version("service_version", version)?;
     // Checked before the transaction, which must not end empty-handed; a
     // change meanwhile fails it on the version anyway.
     let existing: Service = super::read::get(store, "service_id", id)?;
@@ -259,12 +279,10 @@ pub(crate) async fn update_service(
             .clone()
             .ok_or_else(|| Error::FailedPrecondition(format!("service {id} has no previous spec to roll back to")))?
     } else {
-        service_spec(spec)?
+        service_spec(spec, false)?
     };
-    let name = |spec: Option<&ServiceSpec>| {
-        spec.and_then(|spec| spec.annotations.as_ref())
-            .map(|a| a.name.to_lowercase())
-    };
+    // Not even in case: the name is what the service is found by.
+    let name = |spec: Option<&ServiceSpec>| spec.and_then(|spec| spec.annotations.as_ref()).map(|a| a.name.clone());
     if name(existing.spec.as_ref()) != name(Some(&next)) {
         return Err(Error::InvalidArgument(
             "spec.annotations.name: a service cannot be renamed".into(),
@@ -375,14 +393,9 @@ pub(crate) async fn update_node(
     spec: Option<NodeSpec>,
 ) -> Result<Node> {
     let id = required("node_id", id)?;
+    let version = required_version("node_version", version)?;
     let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
-    if let Some(annotations) = &spec.annotations {
-        // A node's spec rarely has a name: checked only when given.
-        validate::labels("spec.annotations.labels", &annotations.labels)?;
-        if !annotations.name.is_empty() {
-            validate::annotations("spec.annotations", Some(annotations))?;
-        }
-    }
+    validate::node_spec(&spec)?;
     // "Another manager stays" rests on nodes the demotion does not write:
     // two demotions at once could each see the other's node still a
     // manager, so they take turns. (Judged on the node as read now: if it
@@ -437,6 +450,7 @@ pub(crate) async fn update_cluster(
     spec: Option<ClusterSpec>,
 ) -> Result<Cluster> {
     let id = required("cluster_id", id)?;
+    let version = required_version("cluster_version", version)?;
     let mut spec = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
     validate::cluster_spec(&spec)?;
     write(store, id, |tx| {
@@ -526,6 +540,8 @@ pub(crate) async fn create_config(store: &MemoryStore, spec: Option<ConfigSpec>)
 pub(crate) trait LabeledData: StoreObject {
     /// The request field naming its id.
     const ID_FIELD: &'static str;
+    /// The request field naming the version it was read at.
+    const VERSION_FIELD: &'static str;
     /// Whether reads return its data (a config's), so that a client may
     /// send it back unchanged; a secret's never is.
     const DATA_RETURNED: bool;
@@ -537,6 +553,7 @@ pub(crate) trait LabeledData: StoreObject {
 
 impl LabeledData for Secret {
     const ID_FIELD: &'static str = "secret_id";
+    const VERSION_FIELD: &'static str = "secret_version";
     const DATA_RETURNED: bool = false;
     fn parts(&self) -> (Option<&swarm_proto::v1::Annotations>, &[u8]) {
         self.spec
@@ -550,6 +567,7 @@ impl LabeledData for Secret {
 
 impl LabeledData for Config {
     const ID_FIELD: &'static str = "config_id";
+    const VERSION_FIELD: &'static str = "config_version";
     const DATA_RETURNED: bool = true;
     fn parts(&self) -> (Option<&swarm_proto::v1::Annotations>, &[u8]) {
         self.spec
@@ -570,6 +588,7 @@ pub(crate) async fn update_labels<T: LabeledData>(
     spec: Option<(Option<swarm_proto::v1::Annotations>, Vec<u8>)>,
 ) -> Result<T> {
     let id = required(T::ID_FIELD, id)?;
+    let version = required_version(T::VERSION_FIELD, version)?;
     let (annotations, data) = spec.ok_or_else(|| Error::InvalidArgument("spec is required".into()))?;
     let existing: T = super::read::get(store, T::ID_FIELD, id)?;
     let (existing_annotations, existing_data) = existing.parts();
