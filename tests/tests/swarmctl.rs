@@ -1520,6 +1520,40 @@ async fn a_watch_filtered_by_label_and_name_sees_objects_enter_and_leave() {
     let (code, _, stderr) = swarmctl(&socket, &["watch", "--filter", "colour=red"]);
     assert_eq!(code, 2, "a usage error: {stderr}");
     assert!(stderr.contains("unknown key \"colour\""), "{stderr}");
+
+    // A reader that goes away after one line (`| head -1`): the watch
+    // ends at a later line, quietly and as a success.
+    let mut watch = Command::new(workspace_binary("swarmctl"))
+        .args(["watch", "--kind", "config"])
+        .env("SWARM_SOCKET", &socket)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start swarmctl watch");
+    let first_line = Arc::new(Mutex::new(Vec::new()));
+    let stdout = watch.stdout.take().expect("piped");
+    let sink = Arc::clone(&first_line);
+    std::thread::spawn(move || {
+        // Dropped after one line, the pipe's read end with it.
+        let line = std::io::BufRead::lines(std::io::BufReader::new(stdout)).next();
+        if let Some(Ok(line)) = line {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    wait_until_watching(&socket, &first_line, root.path());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = watch.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the watch outlived its reader");
+        ok(&socket, &["config", "create", "after-head", "-f", &file]);
+        ok(&socket, &["config", "rm", "after-head"]);
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut watch.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr, "");
     drop(daemon);
 }
 
@@ -1795,7 +1829,8 @@ async fn a_watch_that_falls_behind_resumes_by_itself_and_misses_nothing() {
         .spawn()
         .expect("start swarmctl watch");
     // Its output is not read until every write is made: the pipe fills,
-    // then the stream, then the manager's buffer.
+    // then the stream (up to the HTTP/2 window, 2 MiB: configs of 1 KiB
+    // fill it with fewer than 2,000), then the manager's buffer.
     let channel = swarm_tests::daemon::channel(&daemon.socket).await.unwrap();
     swarm_tests::daemon::write_concurrently(&channel, CLIENTS, WRITES, |mut control, n| async move {
         let spec = ConfigSpec {
@@ -1803,7 +1838,7 @@ async fn a_watch_that_falls_behind_resumes_by_itself_and_misses_nothing() {
                 name: format!("c-{n}"),
                 ..Default::default()
             }),
-            data: b"x".to_vec(),
+            data: vec![b'x'; 1024],
         };
         let request = CreateConfigRequest { spec: Some(spec) };
         control.create_config(request).await.unwrap();

@@ -62,16 +62,34 @@ pub async fn run(
         }
     }
     let entries = entries(&kinds, &actions, &service_ids, &node_ids, filters.list_filters())?;
-    let mut request = WatchRequest {
+    let request = WatchRequest {
         entries,
         include_commits: true,
         resume_after,
     };
     // An event carries whole objects, two for an update: as large as a
     // list's reply may be.
-    let mut client =
-        WatchClient::new(channel(socket).await?).max_decoding_message_size(crate::connect::MAX_REPLY_BYTES);
-    let mut stdout = std::io::stdout().lock();
+    let client = WatchClient::new(channel(socket).await?).max_decoding_message_size(crate::connect::MAX_REPLY_BYTES);
+    let (lines, writer) = stdout_writer();
+    let watched = watch_into(client, request, format, lines).await;
+    // What stopped the output first (a closed pipe, say) is why the watch
+    // ended, if it did; else the watch's own end, once all is printed.
+    let written = writer
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the output thread panicked")));
+    written?;
+    watched
+}
+
+/// Streams the changes `request` asks for, each message's lines sent to
+/// `lines`, resuming where it was when cut off for falling behind; ends
+/// when the stream ends or the output has stopped.
+async fn watch_into(
+    mut client: WatchClient<tonic::transport::Channel>,
+    mut request: WatchRequest,
+    format: Format,
+    lines: tokio::sync::mpsc::Sender<Vec<u8>>,
+) -> anyhow::Result<()> {
     loop {
         let mut stream = super::reply(client.watch(request.clone()).await)?;
         let status = loop {
@@ -79,7 +97,11 @@ pub async fn run(
                 Ok(Some(message)) => {
                     // Markers come with every message: where to resume.
                     request.resume_after = Some(message.commit_index);
-                    print(&mut stdout, message, format)?;
+                    let mut printed = Vec::new();
+                    print(&mut printed, message, format)?;
+                    if lines.send(printed).await.is_err() {
+                        return Ok(()); // the output stopped, and says why
+                    }
                 }
                 Ok(None) => return Ok(()),
                 Err(status) => break status,
@@ -94,6 +116,34 @@ pub async fn run(
             _ => return Err(super::status_error(status, false)),
         }
     }
+}
+
+/// Messages waiting, at most, while standard output is slower than the
+/// stream (besides the one being written): then the stream waits, and
+/// the manager, if it waits long, cuts the watch off (and it resumes).
+/// One: a message may be tens of megabytes.
+const OUTPUT_QUEUE: usize = 1;
+
+/// Standard output, written on a thread of its own: a reader slower than
+/// the stream (a pager, a slow pipe) then holds that thread, never the
+/// runtime, which must go on answering the connection's keepalive pings
+/// (unanswered for 5 s, the connection is dropped) and reading the
+/// stream. The thread ends when the sender is dropped, or on the first
+/// error, which it returns.
+fn stdout_writer() -> (
+    tokio::sync::mpsc::Sender<Vec<u8>>,
+    std::thread::JoinHandle<std::io::Result<()>>,
+) {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(OUTPUT_QUEUE);
+    let writer = std::thread::spawn(move || {
+        let mut stdout = std::io::stdout().lock();
+        while let Some(printed) = receiver.blocking_recv() {
+            stdout.write_all(&printed)?;
+            stdout.flush()?;
+        }
+        Ok(())
+    });
+    (sender, writer)
 }
 
 /// The `--filter` keys of a watch that select tasks, besides `ls`'s.
@@ -147,7 +197,7 @@ fn entries(
 const MAX_ENTRIES: usize = 64;
 
 /// Prints one message of the stream: a line per event.
-fn print(stdout: &mut std::io::StdoutLock<'_>, message: WatchMessage, format: Format) -> anyhow::Result<()> {
+fn print(out: &mut Vec<u8>, message: WatchMessage, format: Format) -> anyhow::Result<()> {
     for event in message.events {
         let action = store_action::Kind::try_from(event.action)
             .map(|kind| kind.as_str_name().trim_start_matches("KIND_").to_lowercase())
@@ -165,17 +215,12 @@ fn print(stdout: &mut std::io::StdoutLock<'_>, message: WatchMessage, format: Fo
             if let Some(old) = &event.old_object {
                 line["oldObject"] = output::json_value(old)?;
             }
-            writeln!(stdout, "{line}")?;
+            writeln!(out, "{line}")?;
             continue;
         }
         let (kind, id, object_name) = describe(object.object);
-        writeln!(
-            stdout,
-            "{}\t{action}\t{kind}\t{id}\t{object_name}",
-            message.commit_index
-        )?;
+        writeln!(out, "{}\t{action}\t{kind}\t{id}\t{object_name}", message.commit_index)?;
     }
-    stdout.flush()?;
     Ok(())
 }
 
