@@ -54,7 +54,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often an idle connection is pinged, and how long a ping may go
 /// unanswered before the connection counts as dead.
-const KEEP_ALIVE: Duration = Duration::from_secs(5);
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// A channel to the socket at `path`, for any of the daemon's services.
 pub async fn channel(path: &Path) -> anyhow::Result<Channel> {

@@ -859,13 +859,22 @@ async fn service_specs_from_docker_style_flags() {
     );
     let inspect = ok(&socket, &["service", "inspect", "nginx"]);
     assert!(inspect.contains("-g 'daemon off;'"), "{inspect}");
-    // Added, then removed, as docker does.
-    ok(
-        &socket,
-        &["service", "update", "nginx", "--env-add", "Q=1", "--env-rm", "Q"],
-    );
+    // Added and removed at once: docker adds, then removes; the one who
+    // wrote both most likely meant to replace it. Refused, nothing changed.
+    let before = inspected(&socket, &["service", "inspect", "nginx", "--format", "json"]);
+    for (add, remove) in [
+        (["--env-add", "Q=1"], ["--env-rm", "Q"]),
+        (["--label-add", "novalue=x"], ["--label-rm", "novalue"]),
+    ] {
+        let mut args = vec!["service", "update", "nginx"];
+        args.extend(remove);
+        args.extend(add);
+        let (code, _, stderr) = swarmctl(&socket, &args);
+        assert_eq!(code, 2, "a usage error: {stderr}");
+        assert!(stderr.contains("alone replaces it"), "{stderr}");
+    }
     let updated = inspected(&socket, &["service", "inspect", "nginx", "--format", "json"]);
-    assert_eq!(updated["spec"]["task"]["container"]["env"], serde_json::json!([]));
+    assert_eq!(updated, before);
     fails(
         &socket,
         &["service", "update", "nginx", "--stop-grace-period", "999999999h"],

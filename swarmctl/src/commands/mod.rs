@@ -208,6 +208,14 @@ pub(crate) fn status_error(status: tonic::Status, a_change: bool) -> anyhow::Err
             } else {
                 ""
             };
+            // The keepalive pings went unanswered: a daemon hung, or one
+            // that only accepts.
+            if let Some(io) = cause.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::TimedOut
+            {
+                let within = 2 * crate::connect::KEEP_ALIVE.as_secs();
+                return anyhow::anyhow!("swarmd stopped answering: no reply within {within}s{hint}");
+            }
             anyhow::anyhow!("the connection to swarmd was lost: {cause}{hint}")
         }
         None => match status.message().strip_prefix(TOO_LARGE) {
@@ -282,7 +290,9 @@ pub(crate) fn change_map(
     remove: &[String],
     flag: &str,
 ) -> anyhow::Result<()> {
-    map.extend(key_values(add, &format!("{flag}-add"))?);
+    let added = key_values(add, &format!("{flag}-add"))?;
+    refuse_added_and_removed(flag, added.keys().map(String::as_str), remove)?;
+    map.extend(added);
     // Each checked before any goes: a key named twice is removed once.
     if let Some(missing) = remove.iter().find(|key| !map.contains_key(*key)) {
         anyhow::bail!("--{flag}-rm {missing:?}: no such {}", flag.replace('-', " "));
@@ -291,6 +301,26 @@ pub(crate) fn change_map(
         map.remove(key);
     }
     Ok(())
+}
+
+/// Refuses a key both added (`--FLAG-add`) and removed (`--FLAG-rm`) in one
+/// command, and a removal with no key: docker would add it, then remove
+/// it, where the one who wrote both most likely meant to replace it
+/// (which the add alone does).
+pub(crate) fn refuse_added_and_removed<'a>(
+    flag: &str,
+    mut added: impl Iterator<Item = &'a str>,
+    removed: &[String],
+) -> Result<(), BadValue> {
+    if removed.iter().any(String::is_empty) {
+        return Err(BadValue(format!("--{flag}-rm \"\" has no key")));
+    }
+    match added.find(|key| removed.iter().any(|removed| removed == key)) {
+        Some(key) => Err(BadValue(format!(
+            "--{flag}-add and --{flag}-rm both name {key:?}: --{flag}-add alone replaces it"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `key=value` (or `key`, for an empty value) flags (`--FLAG`) as a map.
@@ -313,6 +343,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_key_both_added_and_removed_or_a_removal_without_a_key_is_refused() {
+        let removed = |keys: &[&str]| keys.iter().map(|key| key.to_string()).collect::<Vec<_>>();
+        let mut labels = std::collections::HashMap::from([("a".to_string(), "1".to_string())]);
+        let both = change_map(&mut labels, &["a=3".into()], &removed(&["a"]), "label").expect_err("refused");
+        assert_eq!(
+            both.to_string(),
+            "--label-add and --label-rm both name \"a\": --label-add alone replaces it"
+        );
+        assert!(both.downcast_ref::<BadValue>().is_some(), "a usage error");
+        let empty = change_map(&mut labels, &[], &removed(&[""]), "label").expect_err("refused");
+        assert!(empty.downcast_ref::<BadValue>().is_some(), "{empty}");
+        assert_eq!(labels["a"], "1", "nothing changed");
+        change_map(&mut labels, &["b=2".into()], &removed(&["a"]), "label").expect("different keys");
+        assert_eq!(
+            labels,
+            std::collections::HashMap::from([("b".to_string(), "2".to_string())])
+        );
+    }
+
+    #[test]
     fn a_lost_connection_warns_of_a_change_made_unless_dialing_again_was_refused() {
         let lost = |kind: std::io::ErrorKind| {
             let cause: Box<dyn std::error::Error + Send + Sync> = Box::new(std::io::Error::from(kind));
@@ -322,6 +372,11 @@ mod tests {
         assert!(
             broken.contains("the change may have been made all the same"),
             "{broken}"
+        );
+        let silent = lost(std::io::ErrorKind::TimedOut);
+        assert!(
+            silent.starts_with("swarmd stopped answering: no reply within 10s"),
+            "{silent}"
         );
         for never_sent in [std::io::ErrorKind::ConnectionRefused, std::io::ErrorKind::NotFound] {
             let refused = lost(never_sent);

@@ -1,6 +1,7 @@
 //! Service specs from flags: `service create` builds one from nothing,
 //! `service update` changes, in the spec the service has, only what its
-//! flags name (removals first, so that `--env-rm A --env-add A=2` works).
+//! flags name (a key both added and removed, `--env-add A=2 --env-rm A`,
+//! is refused: the add alone replaces it).
 //! What needs no manager is checked here: a flag that does not fit the
 //! service's mode, a removal of something the service does not have. The
 //! manager validates the whole spec again.
@@ -13,7 +14,7 @@ use swarm_proto::v1::{
     service_spec, task_spec, update_config,
 };
 
-use super::super::{change_map, key_values};
+use super::super::{change_map, key_values, refuse_added_and_removed};
 use crate::cli::{
     FailureAction, PolicyFlags, RestartCondition, ServiceMode, ServiceSpecArgs, ServiceUpdateArgs, TaskFlags,
     UpdateOrder,
@@ -148,7 +149,12 @@ pub fn update(
     if let Some(args) = changes.args {
         container.args = args.0;
     }
-    // Added, then removed, as labels are (and as docker does both).
+    // A variable both added and removed is refused, as a label is.
+    refuse_added_and_removed(
+        "env",
+        changes.env_add.iter().map(|entry| env_key(entry)),
+        &changes.env_rm,
+    )?;
     add_replacing(&mut container.env, changes.env_add, |a, b| env_key(a) == env_key(b));
     remove_each(
         &mut container.env,
