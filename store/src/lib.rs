@@ -93,4 +93,6 @@ pub use object::{Kind, Object, StoreObject};
 pub use proposer::Proposer;
 pub use store::{Builder, MemoryStore};
 pub use tx::{Read, ReadTx, WriteTx};
-pub use watch::{Action, Change, DEFAULT_WATCH_BUFFER, DEFAULT_WATCH_BUFFER_BYTES, Event, Filter, Watcher};
+pub use watch::{
+    Action, Change, DEFAULT_WATCH_BUFFER, DEFAULT_WATCH_BUFFER_BYTES, Event, Filter, PROGRESS_EVERY, Watcher,
+};

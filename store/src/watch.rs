@@ -84,7 +84,10 @@ pub enum Event {
     /// One change, shared by every watcher that gets it.
     Change(Arc<Change>),
     /// The end of a transaction, after its changes: sent to watchers that
-    /// asked for markers and got at least one change of that transaction.
+    /// asked for markers and got at least one change of that transaction,
+    /// and, with none of its changes, to those that got none of the last
+    /// [`PROGRESS_EVERY`] transactions: how far the store has come, which
+    /// a watcher that resumes may resume after.
     Commit {
         /// Raft index of the transaction.
         index: u64,
@@ -164,6 +167,11 @@ impl Filter {
     }
 }
 
+/// Commits after which a watcher with markers that wanted none of them
+/// gets a marker all the same (see [`Event::Commit`]): far fewer than the
+/// changes a store keeps for watches that resume.
+pub const PROGRESS_EVERY: u64 = 1_000;
+
 /// Why a watcher's stream ended, as the writer side recorded it.
 const OPEN: u8 = 0;
 const LAGGED: u8 = 1;
@@ -184,6 +192,9 @@ struct Subscription {
     max_bytes: usize,
     /// Told when it is cut off for falling behind.
     cut_off: Arc<Notify>,
+    /// The index of the last commit marker queued (0 before the first
+    /// commit it saw).
+    marked: u64,
 }
 
 impl Subscription {
@@ -217,9 +228,12 @@ impl Subscription {
     /// once the watcher is gone, even if it wants none of these changes (a
     /// dropped watcher whose filter never matches again would otherwise be
     /// kept, and its filter run, on every commit for ever).
-    fn publish(&self, changes: &[Arc<Change>], sizes: &[OnceCell<usize>], index: u64) -> bool {
+    fn publish(&mut self, changes: &[Arc<Change>], sizes: &[OnceCell<usize>], index: u64) -> bool {
         if self.sender.is_closed() {
             return false;
+        }
+        if self.marked == 0 {
+            self.marked = index.saturating_sub(1);
         }
         let mut matched = false;
         for (change, size) in changes.iter().zip(sizes) {
@@ -231,7 +245,16 @@ impl Subscription {
                 matched = true;
             }
         }
-        !(matched && self.filter.commits) || self.offer(Event::Commit { index }, 0)
+        // A watcher that wanted none of the last `PROGRESS_EVERY` commits
+        // is told how far the store has come: the index it resumes after
+        // must stay one the history still holds, and the history keeps
+        // the last changes, not the last this watcher wanted.
+        let progress = index >= self.marked.saturating_add(PROGRESS_EVERY);
+        if !self.filter.commits || !(matched || progress) {
+            return true;
+        }
+        self.marked = index;
+        self.offer(Event::Commit { index }, 0)
     }
 }
 
@@ -292,6 +315,7 @@ impl Shared {
             unread_bytes: unread_bytes.clone(),
             max_bytes: self.buffer_bytes,
             cut_off: cut_off.clone(),
+            marked: 0,
         });
         Live {
             receiver,
@@ -375,7 +399,7 @@ impl WatchQueue {
         // out of what a resumed watcher replays.
         queue.history.record(index, changes, &sizes);
         if !queue.subscriptions.is_empty() {
-            queue.subscriptions.retain(|s| s.publish(changes, &sizes, index));
+            queue.subscriptions.retain_mut(|s| s.publish(changes, &sizes, index));
         }
     }
 

@@ -50,6 +50,42 @@ async fn events_carry_old_and_new_in_commit_order_with_markers() {
     assert_eq!(w.try_recv().unwrap(), None);
 }
 
+/// A watcher with markers that wants none of many commits still hears,
+/// every `PROGRESS_EVERY` of them, how far the store has come: what it
+/// resumes after must stay within what the store keeps.
+#[tokio::test]
+async fn a_narrow_watcher_gets_a_marker_every_so_many_commits_it_wanted_nothing_of() {
+    use swarm_store::PROGRESS_EVERY;
+    let store = MemoryStore::builder().watch_buffer(100_000).build();
+    let mut narrow = store.watch(Filter::all().kind(Kind::Task).with_commits());
+    let commits = 2 * PROGRESS_EVERY + 10;
+    for n in 0..commits {
+        store.update(|tx| tx.create(node(&format!("n{n}")))).await.unwrap();
+    }
+    let mut markers = Vec::new();
+    while let Some(event) = narrow.try_recv().unwrap() {
+        match event {
+            Event::Commit { index } => markers.push(index),
+            Event::Change(change) => panic!("a change it did not want: {change:?}"),
+        }
+    }
+    assert_eq!(markers, [PROGRESS_EVERY + 1, 2 * PROGRESS_EVERY + 1]);
+    // A commit it wants is marked as ever, and counts as progress.
+    store
+        .update(|tx| tx.create(task(&swarm_store::id::generate(), 1)))
+        .await
+        .unwrap();
+    assert!(matches!(narrow.try_recv().unwrap(), Some(Event::Change(_))));
+    assert_eq!(narrow.try_recv().unwrap(), Some(Event::Commit { index: commits + 1 }));
+    assert_eq!(narrow.try_recv().unwrap(), None);
+    // Without markers, nothing.
+    let mut unmarked = store.watch(Filter::all().kind(Kind::Task));
+    for n in 0..=PROGRESS_EVERY {
+        store.update(|tx| tx.create(node(&format!("m{n}")))).await.unwrap();
+    }
+    assert_eq!(unmarked.try_recv().unwrap(), None);
+}
+
 #[tokio::test]
 async fn filters_select_kind_action_and_predicate() {
     let store = MemoryStore::new();

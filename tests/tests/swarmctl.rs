@@ -1566,6 +1566,84 @@ async fn a_watch_filtered_by_label_and_name_sees_objects_enter_and_leave() {
     drop(daemon);
 }
 
+/// A watch whose filter selects none of many commits is told, now and then,
+/// how far the store has come (a message with no events); `swarmctl watch`
+/// ended by a stop names where a new watch goes on from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrow_watch_hears_how_far_the_store_came_and_a_stopped_one_says_where_to_go_on() {
+    use futures::StreamExt as _;
+    use swarm_proto::v1::{Annotations, ConfigSpec, CreateConfigRequest, WatchRequest, watch_request};
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    let channel = swarm_tests::daemon::channel(&daemon.socket).await.unwrap();
+    let request = WatchRequest {
+        entries: vec![watch_request::WatchEntry {
+            kind: "task".into(),
+            ..Default::default()
+        }],
+        include_commits: true,
+        resume_after: Some(0),
+    };
+    let mut narrow = swarm_proto::v1::watch_client::WatchClient::new(channel.clone())
+        .watch(request)
+        .await
+        .expect("a watch")
+        .into_inner();
+    // The manager's store marks progress every 1,000 commits
+    // (`swarm_store::PROGRESS_EVERY`).
+    const PROGRESS_EVERY: u64 = 1_000;
+    let writes = PROGRESS_EVERY as usize + 100;
+    swarm_tests::daemon::write_concurrently(&channel, 16, writes, |mut control, n| async move {
+        let spec = ConfigSpec {
+            annotations: Some(Annotations {
+                name: format!("c-{n}"),
+                ..Default::default()
+            }),
+            data: b"x".to_vec(),
+        };
+        control
+            .create_config(CreateConfigRequest { spec: Some(spec) })
+            .await
+            .unwrap();
+        control
+    })
+    .await;
+    let progress = tokio::time::timeout(Duration::from_secs(30), narrow.next())
+        .await
+        .expect("a message within 30 s")
+        .expect("not the end")
+        .expect("not an error");
+    assert!(progress.events.is_empty(), "{progress:?}");
+    assert!(progress.commit_index > PROGRESS_EVERY, "{progress:?}");
+    drop(narrow);
+
+    let mut watch = Command::new(workspace_binary("swarmctl"))
+        .args(["watch", "--kind", "config"])
+        .env("SWARM_SOCKET", &daemon.socket)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start swarmctl watch");
+    let watched = watched_lines(watch.stdout.take().expect("piped"));
+    wait_until_watching(&daemon.socket, &watched, root.path());
+    let last_printed: u64 = {
+        let lines = watched.lock().unwrap();
+        let last = lines.last().expect("a line");
+        last.split('\t').next().unwrap().parse().expect("a commit index")
+    };
+    assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
+    let output = watch.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let go_on_from: u64 = stderr
+        .trim_end()
+        .strip_prefix("Error: the manager is stopping (to go on: --resume-after ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|index| index.parse().ok())
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(go_on_from >= last_printed, "{go_on_from} before {last_printed}");
+}
+
 /// `inspect` takes several references, as docker's: for people, each
 /// object's fields with a blank line between; in JSON, an array in the
 /// order asked. One that is not found is reported, the others still print,

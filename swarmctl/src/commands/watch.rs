@@ -113,6 +113,13 @@ async fn watch_into(
             Some(after) if status.code() == tonic::Code::ResourceExhausted => {
                 eprintln!("swarmctl: the watch fell behind; resuming after commit {after}");
             }
+            // Ended otherwise (the manager stopped, say): where a new watch
+            // takes over, which with a narrow filter may be past the last
+            // line printed (the manager marks its progress now and then).
+            Some(after) if status.code() != tonic::Code::OutOfRange => {
+                let ended = super::status_error(status, false);
+                return Err(anyhow::anyhow!("{ended} (to go on: --resume-after {after})"));
+            }
             _ => return Err(super::status_error(status, false)),
         }
     }
