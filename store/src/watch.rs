@@ -170,7 +170,7 @@ impl Filter {
 /// Commits after which a watcher with markers that wanted none of them
 /// gets a marker all the same (see [`Event::Commit`]): far fewer than the
 /// changes a store keeps for watches that resume.
-pub const PROGRESS_EVERY: u64 = 1_000;
+pub const PROGRESS_EVERY: u64 = 100;
 
 /// Why a watcher's stream ended, as the writer side recorded it.
 const OPEN: u8 = 0;
@@ -192,8 +192,8 @@ struct Subscription {
     max_bytes: usize,
     /// Told when it is cut off for falling behind.
     cut_off: Arc<Notify>,
-    /// The index of the last commit marker queued (0 before the first
-    /// commit it saw).
+    /// The index of the last commit marker queued, or of the last commit
+    /// before it subscribed.
     marked: u64,
 }
 
@@ -231,9 +231,6 @@ impl Subscription {
     fn publish(&mut self, changes: &[Arc<Change>], sizes: &[OnceCell<usize>], index: u64) -> bool {
         if self.sender.is_closed() {
             return false;
-        }
-        if self.marked == 0 {
-            self.marked = index.saturating_sub(1);
         }
         let mut matched = false;
         for (change, size) in changes.iter().zip(sizes) {
@@ -279,6 +276,8 @@ struct Queue {
     /// Restores so far: a watcher replaying across one is closed, as a
     /// subscribed one is.
     restores: u64,
+    /// The index of the last commit published (or restored).
+    published: u64,
 }
 
 /// How much a [`WatchQueue`] buffers and keeps.
@@ -303,7 +302,7 @@ impl Shared {
     }
 
     /// Subscribes `filter` to every commit from the next one on.
-    fn subscribe(&self, queue: &mut Queue, filter: Filter) -> Live {
+    fn subscribe(self: &Arc<Self>, queue: &mut Queue, filter: Filter) -> Live {
         let (sender, receiver) = mpsc::channel(self.buffer);
         let ended = Arc::new(AtomicU8::new(OPEN));
         let unread_bytes = Arc::new(AtomicUsize::new(0));
@@ -315,9 +314,10 @@ impl Shared {
             unread_bytes: unread_bytes.clone(),
             max_bytes: self.buffer_bytes,
             cut_off: cut_off.clone(),
-            marked: 0,
+            marked: queue.published,
         });
         Live {
+            shared: Arc::downgrade(self),
             receiver,
             ended,
             unread_bytes,
@@ -335,6 +335,7 @@ impl WatchQueue {
                     history: History::new(bounds.history, bounds.history_bytes),
                     state_bytes: 0,
                     restores: 0,
+                    published: 0,
                 }),
                 buffer: bounds.buffer.max(1),
                 buffer_bytes: bounds.buffer_bytes,
@@ -398,6 +399,7 @@ impl WatchQueue {
         // Kept first: a filter that panics below cannot leave the commit
         // out of what a resumed watcher replays.
         queue.history.record(index, changes, &sizes);
+        queue.published = index;
         if !queue.subscriptions.is_empty() {
             queue.subscriptions.retain_mut(|s| s.publish(changes, &sizes, index));
         }
@@ -414,6 +416,7 @@ impl WatchQueue {
         }
         queue.history.reset(index);
         queue.restores += 1;
+        queue.published = index;
     }
 
     /// The store's objects, encoded, about; `None` unless the history is
@@ -470,6 +473,9 @@ struct Replay {
 
 /// A subscription's buffer, read side.
 struct Live {
+    /// Weak: the queue holds this subscription's sender, which must go
+    /// with the store for the reader to see the end.
+    shared: std::sync::Weak<Shared>,
     receiver: mpsc::Receiver<Queued>,
     ended: Arc<AtomicU8>,
     unread_bytes: Arc<AtomicUsize>,
@@ -587,6 +593,22 @@ impl Watcher {
                 Err(_) => return Err(self.fail(Error::FellBehind)),
             }
         }
+    }
+
+    /// The commit through which this watcher has been given every change
+    /// it wants, when that is the last one published: it is live, not cut
+    /// off, and has nothing left to read. A point to resume after, which
+    /// a watcher that wanted nothing for a while would not otherwise know.
+    pub fn caught_up_to(&self) -> Option<u64> {
+        if self.replay.is_some() || !self.replayed.is_empty() || self.failed.is_some() {
+            return None;
+        }
+        let live = self.live.as_ref()?;
+        let shared = live.shared.upgrade()?;
+        // Publishing queues under this lock: nothing lands between the
+        // check and the index.
+        let queue = shared.lock();
+        (live.ended.load(Ordering::Acquire) == OPEN && live.receiver.is_empty()).then_some(queue.published)
     }
 
     fn fail(&mut self, err: Error) -> Error {

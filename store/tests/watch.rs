@@ -69,7 +69,7 @@ async fn a_narrow_watcher_gets_a_marker_every_so_many_commits_it_wanted_nothing_
             Event::Change(change) => panic!("a change it did not want: {change:?}"),
         }
     }
-    assert_eq!(markers, [PROGRESS_EVERY + 1, 2 * PROGRESS_EVERY + 1]);
+    assert_eq!(markers, [PROGRESS_EVERY, 2 * PROGRESS_EVERY]);
     // A commit it wants is marked as ever, and counts as progress.
     store
         .update(|tx| tx.create(task(&swarm_store::id::generate(), 1)))
@@ -84,6 +84,29 @@ async fn a_narrow_watcher_gets_a_marker_every_so_many_commits_it_wanted_nothing_
         store.update(|tx| tx.create(node(&format!("m{n}")))).await.unwrap();
     }
     assert_eq!(unmarked.try_recv().unwrap(), None);
+}
+
+/// Where a watcher may resume after: the last commit, once it has read
+/// all it wanted, even if it wanted none of the last ones.
+#[tokio::test]
+async fn a_watcher_that_read_all_it_wanted_is_caught_up_to_the_last_commit() {
+    let store = MemoryStore::new();
+    store.update(|tx| tx.create(node("before"))).await.unwrap();
+    let mut tasks = store.watch(Filter::all().kind(Kind::Task).with_commits());
+    assert_eq!(tasks.caught_up_to(), Some(1), "from where it started");
+    for n in 0..5 {
+        store.update(|tx| tx.create(node(&format!("n{n}")))).await.unwrap();
+    }
+    assert_eq!(tasks.caught_up_to(), Some(6), "none of those wanted");
+    store
+        .update(|tx| tx.create(task(&swarm_store::id::generate(), 1)))
+        .await
+        .unwrap();
+    assert_eq!(tasks.caught_up_to(), None, "a change to read first");
+    assert!(matches!(tasks.recv().await.unwrap(), Event::Change(_)));
+    assert_eq!(tasks.caught_up_to(), None, "its marker to read first");
+    assert_eq!(tasks.recv().await.unwrap(), Event::Commit { index: 7 });
+    assert_eq!(tasks.caught_up_to(), Some(7));
 }
 
 #[tokio::test]

@@ -59,7 +59,7 @@ impl Filters {
         if let Some(unknown) = filters.iter().find(|filter| !known(&filter.key)) {
             let keys: Vec<&str> = COMMON_KEYS.iter().chain(own_keys).copied().collect();
             return Err(BadValue(format!(
-                "--filter {}={}: unknown key {:?}; this list filters by {}",
+                "--filter {}={}: unknown key {:?}; this command filters by {}",
                 unknown.key,
                 unknown.value,
                 unknown.key,

@@ -1105,7 +1105,7 @@ async fn ls_filters_as_docker_does() {
     for (args, mention) in [
         (
             &["service", "ls", "-f", "role=manager"][..],
-            "unknown key \"role\"; this list filters by id, name, label",
+            "unknown key \"role\"; this command filters by id, name, label",
         ),
         (&["node", "ls", "-f", "role=leader"], "role is one of manager, worker"),
         (
@@ -1566,33 +1566,44 @@ async fn a_watch_filtered_by_label_and_name_sees_objects_enter_and_leave() {
     drop(daemon);
 }
 
-/// A watch whose filter selects none of many commits is told, now and then,
-/// how far the store has come (a message with no events); `swarmctl watch`
-/// ended by a stop names where a new watch goes on from.
+/// A watch whose filter selects none of many commits is told how far the
+/// store has come (messages with no events): where it starts, then now and
+/// then; `swarmctl watch` ended by a stop names the last commit to go on
+/// from, which a new watch resumes after once the manager is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_narrow_watch_hears_how_far_the_store_came_and_a_stopped_one_says_where_to_go_on() {
     use futures::StreamExt as _;
     use swarm_proto::v1::{Annotations, ConfigSpec, CreateConfigRequest, WatchRequest, watch_request};
     let root = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    let dir = root.path().join("node-1");
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
     let channel = swarm_tests::daemon::channel(&daemon.socket).await.unwrap();
-    let request = WatchRequest {
+    let watch = |resume_after: Option<u64>, kind: &str| WatchRequest {
         entries: vec![watch_request::WatchEntry {
-            kind: "task".into(),
+            kind: kind.into(),
             ..Default::default()
         }],
         include_commits: true,
-        resume_after: Some(0),
+        resume_after,
     };
     let mut narrow = swarm_proto::v1::watch_client::WatchClient::new(channel.clone())
-        .watch(request)
+        .watch(watch(None, "task"))
         .await
         .expect("a watch")
         .into_inner();
-    // The manager's store marks progress every 1,000 commits
+    let mut next = async move || {
+        tokio::time::timeout(Duration::from_secs(30), narrow.next())
+            .await
+            .expect("a message within 30 s")
+            .expect("not the end")
+            .expect("not an error")
+    };
+    let start = next().await;
+    assert!(start.events.is_empty(), "where it starts: {start:?}");
+    // The manager's store marks progress every 100 commits
     // (`swarm_store::PROGRESS_EVERY`).
-    const PROGRESS_EVERY: u64 = 1_000;
-    let writes = PROGRESS_EVERY as usize + 100;
+    const PROGRESS_EVERY: u64 = 100;
+    let writes = 2 * PROGRESS_EVERY as usize + 10;
     swarm_tests::daemon::write_concurrently(&channel, 16, writes, |mut control, n| async move {
         let spec = ConfigSpec {
             annotations: Some(Annotations {
@@ -1608,31 +1619,33 @@ async fn a_narrow_watch_hears_how_far_the_store_came_and_a_stopped_one_says_wher
         control
     })
     .await;
-    let progress = tokio::time::timeout(Duration::from_secs(30), narrow.next())
-        .await
-        .expect("a message within 30 s")
-        .expect("not the end")
-        .expect("not an error");
-    assert!(progress.events.is_empty(), "{progress:?}");
-    assert!(progress.commit_index > PROGRESS_EVERY, "{progress:?}");
-    drop(narrow);
+    let progress = [next().await, next().await];
+    for (n, marker) in progress.iter().enumerate() {
+        assert!(marker.events.is_empty(), "{marker:?}");
+        assert_eq!(
+            marker.commit_index,
+            start.commit_index + (n as u64 + 1) * PROGRESS_EVERY,
+            "{progress:?} after {start:?}"
+        );
+    }
 
-    let mut watch = Command::new(workspace_binary("swarmctl"))
-        .args(["watch", "--kind", "config"])
+    let stopped_watch = Command::new(workspace_binary("swarmctl"))
+        .args(["watch", "--kind", "task"])
         .env("SWARM_SOCKET", &daemon.socket)
-        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start swarmctl watch");
-    let watched = watched_lines(watch.stdout.take().expect("piped"));
-    wait_until_watching(&daemon.socket, &watched, root.path());
-    let last_printed: u64 = {
-        let lines = watched.lock().unwrap();
-        let last = lines.last().expect("a line");
-        last.split('\t').next().unwrap().parse().expect("a commit index")
-    };
+    let file = root.path().join("last");
+    std::fs::write(&file, "x").unwrap();
+    ok(
+        &daemon.socket,
+        &["config", "create", "last", "-f", &file.to_string_lossy()],
+    );
+    let last = inspected(&daemon.socket, &["config", "inspect", "last", "--format", "json"])["meta"]["version"]
+        .as_u64()
+        .expect("a version");
     assert!(daemon.signal_and_wait(2, Duration::from_secs(10)).success());
-    let output = watch.wait_with_output().unwrap();
+    let output = stopped_watch.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let go_on_from: u64 = stderr
@@ -1641,7 +1654,26 @@ async fn a_narrow_watch_hears_how_far_the_store_came_and_a_stopped_one_says_wher
         .and_then(|rest| rest.strip_suffix(')'))
         .and_then(|index| index.parse().ok())
         .unwrap_or_else(|| panic!("{stderr}"));
-    assert!(go_on_from >= last_printed, "{go_on_from} before {last_printed}");
+    assert!(go_on_from >= last, "{go_on_from} before the last commit, {last}");
+
+    // Back: a watch resumes after it, and sees the next change.
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
+    let channel = swarm_tests::daemon::channel(&daemon.socket).await.unwrap();
+    let mut resumed = swarm_proto::v1::watch_client::WatchClient::new(channel)
+        .watch(watch(Some(go_on_from), "config"))
+        .await
+        .expect("resumed")
+        .into_inner();
+    ok(
+        &daemon.socket,
+        &["config", "create", "after", "-f", &file.to_string_lossy()],
+    );
+    let after = tokio::time::timeout(Duration::from_secs(30), resumed.next())
+        .await
+        .expect("a message within 30 s")
+        .expect("not the end")
+        .expect("resumable");
+    assert_eq!(after.events.len(), 1, "{after:?}");
 }
 
 /// `inspect` takes several references, as docker's: for people, each

@@ -247,11 +247,20 @@ impl Watch for WatchApi {
             Some(after) => self.store.watch_after(filter, after).map_err(Error::Store)?,
             None => self.store.watch(filter),
         };
+        // Where a live watch with markers starts: a point its client may
+        // resume after before any change it wants comes (should the
+        // connection drop meanwhile).
+        let starts_after = (with_commits && request.resume_after.is_none())
+            .then(|| watcher.caught_up_to())
+            .flatten();
         let mut stopping = self.stopping.clone();
         let leadership = self.leadership.clone();
         let stream = async_stream(move |sender| async move {
             // Held while the watch is: it ends with this task.
             let _open = open;
+            if let Some(index) = starts_after {
+                let _ = sender.send(Ok(progress(index))).await;
+            }
             // With commit markers, one message per transaction: its changes
             // and its index; without, one message per change.
             let mut events = Vec::new();
@@ -260,6 +269,11 @@ impl Watch for WatchApi {
                     received = watcher.recv() => received,
                     // The one change is to "stopping" (or the sender gone).
                     _ = stopping.changed() => {
+                        // How far it got, if it read all it wanted: the
+                        // point to resume after, past the last marker.
+                        if with_commits && let Some(index) = watcher.caught_up_to() {
+                            let _ = sender.send(Ok(progress(index))).await;
+                        }
                         let _ = sender.send(Err(stopping_status(leadership.as_ref()))).await;
                         return;
                     }
@@ -313,6 +327,15 @@ impl Watch for WatchApi {
             }
         });
         Ok(Response::new(stream))
+    }
+}
+
+/// A message with no events: the watch has been given every change it
+/// wants through commit `index`.
+fn progress(index: u64) -> WatchMessage {
+    WatchMessage {
+        events: Vec::new(),
+        commit_index: index,
     }
 }
 
