@@ -124,8 +124,7 @@ pub(crate) fn node_spec(spec: &NodeSpec) -> Result<()> {
 const MAX_TASK_COUNT: u64 = i64::MAX as u64;
 
 /// A service spec, whole.
-pub(crate) fn service_spec(spec: Option<&ServiceSpec>) -> Result<&ServiceSpec> {
-    let spec = spec.ok_or_else(|| invalid("spec is required".into()))?;
+pub(crate) fn service_spec(spec: &ServiceSpec) -> Result<()> {
     annotations("spec.annotations", spec.annotations.as_ref())?;
     let task = spec
         .task
@@ -197,7 +196,7 @@ pub(crate) fn service_spec(spec: Option<&ServiceSpec>) -> Result<&ServiceSpec> {
     if let Some(endpoint) = &spec.endpoint {
         self::endpoint(endpoint)?;
     }
-    Ok(spec)
+    Ok(())
 }
 
 fn container_spec(container: &ContainerSpec) -> Result<()> {
@@ -816,7 +815,7 @@ mod tests {
         let mut spec = ServiceSpec::container("web", "busybox");
         spec.mode = Some(service_spec::Mode::Replicated(Default::default()));
         change(&mut spec);
-        service_spec(Some(&spec)).err().map(|err| err.to_string())
+        service_spec(&spec).err().map(|err| err.to_string())
     }
 
     fn task(spec: &mut ServiceSpec) -> &mut swarm_proto::v1::TaskSpec {

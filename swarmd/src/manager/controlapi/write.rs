@@ -122,7 +122,7 @@ fn service_spec(spec: Option<ServiceSpec>, creates: bool) -> Result<ServiceSpec>
             replicas: 1,
         }));
     }
-    validate::service_spec(Some(&spec))?;
+    validate::service_spec(&spec)?;
     Ok(spec)
 }
 
