@@ -20,13 +20,50 @@ use std::cell::OnceCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::watch::{Change, Event, Filter};
+use crate::watch::{Change, Event, Filter, PROGRESS_EVERY};
 
 /// One transaction's changes.
 struct Commit {
     index: u64,
     changes: Vec<Arc<Change>>,
     bytes: usize,
+    /// Where the history was once it recorded this commit.
+    at: Position,
+}
+
+/// A point in all the history ever recorded: the changes and bytes so far.
+/// Between two points lies what it recorded meanwhile, which tells whether
+/// it may have let go of the commits after the first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub(crate) changes: u64,
+    pub(crate) bytes: u64,
+}
+
+/// Where a watcher with markers was last told how far the store had come:
+/// the index of its last marker, and the history's position then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Mark {
+    pub(crate) index: u64,
+    pub(crate) at: Position,
+}
+
+impl Mark {
+    /// Whether a watcher at this mark gets the marker of the commit at
+    /// `index`, after which the history is `at`: after a change of it the
+    /// watcher wanted; wanting none, every [`PROGRESS_EVERY`] commits, and
+    /// before the history could let go of the commits after this mark (a
+    /// quarter of what it keeps recorded since): the index a watcher
+    /// resumes after must be one the history still holds, and it keeps the
+    /// last changes, not the last this watcher wanted. If so, the mark
+    /// moves there.
+    pub(crate) fn advance(&mut self, matched: bool, index: u64, at: Position, history: &History) -> bool {
+        let due = matched || index >= self.index.saturating_add(PROGRESS_EVERY) || history.spans(self.at, at, 4);
+        if due {
+            *self = Mark { index, at };
+        }
+        due
+    }
 }
 
 /// The last commits, bounded in changes and bytes.
@@ -38,6 +75,8 @@ pub(crate) struct History {
     bytes: usize,
     max_changes: usize,
     max_bytes: usize,
+    /// All it recorded so far.
+    recorded: Position,
 }
 
 /// Why a watcher cannot resume after an index: the commits after it that
@@ -57,7 +96,42 @@ impl History {
             bytes: 0,
             max_changes,
             max_bytes,
+            recorded: Position::default(),
         }
+    }
+
+    /// Where it is now.
+    pub(crate) fn position(&self) -> Position {
+        self.recorded
+    }
+
+    /// The mark of a watcher told it had every change through `index` (at
+    /// most the last recorded): the position after the last commit kept up
+    /// to it.
+    pub(crate) fn mark_at(&self, index: u64) -> Mark {
+        let later = self.commits.partition_point(|commit| commit.index <= index);
+        let at = match later.checked_sub(1).and_then(|last| self.commits.get(last)) {
+            Some(commit) => commit.at,
+            None => match self.commits.front() {
+                // Before the first kept commit: where it was before it.
+                Some(first) => Position {
+                    changes: first.at.changes - first.changes.len() as u64,
+                    bytes: first.at.bytes - first.bytes as u64,
+                },
+                None => self.recorded,
+            },
+        };
+        Mark { index, at }
+    }
+
+    /// Whether what it recorded between `from` and `to` is a `1/share` part
+    /// of what it keeps (of its changes or of its bytes) or more; never
+    /// when it keeps nothing.
+    pub(crate) fn spans(&self, from: Position, to: Position, share: u64) -> bool {
+        let part = |recorded: u64, kept: usize| recorded.saturating_mul(share) >= kept as u64;
+        self.keeps_any()
+            && (part(to.changes.saturating_sub(from.changes), self.max_changes)
+                || part(to.bytes.saturating_sub(from.bytes), self.max_bytes))
     }
 
     /// Notes the commit at `index` (later than every one before) and keeps
@@ -79,10 +153,13 @@ impl History {
             .sum();
         self.changes += changes.len();
         self.bytes += bytes;
+        self.recorded.changes += changes.len() as u64;
+        self.recorded.bytes += bytes as u64;
         self.commits.push_back(Commit {
             index,
             changes: changes.to_vec(),
             bytes,
+            at: self.recorded,
         });
         while self.changes > self.max_changes || self.bytes > self.max_bytes {
             let Some(oldest) = self.commits.pop_front() else { break };
@@ -116,10 +193,15 @@ impl History {
 
     /// The first kept commit after `after`: its index and the events of it
     /// that `filter` wants (its changes, then its marker if the filter asks
-    /// for markers and wants any change; none if it wants no change), as a
-    /// live watcher got them. `None` when no commit after `after` is kept:
-    /// the watcher has caught up.
-    pub(crate) fn next_after(&self, after: u64, filter: &Filter) -> Result<Option<(u64, Vec<Event>)>, NoLongerKept> {
+    /// for markers and the watcher at `mark` is due one), as a live watcher
+    /// got them. `None` when no commit after `after` is kept: the watcher
+    /// has caught up.
+    pub(crate) fn next_after(
+        &self,
+        after: u64,
+        filter: &Filter,
+        mark: &mut Mark,
+    ) -> Result<Option<(u64, Vec<Event>)>, NoLongerKept> {
         self.check(after)?;
         let first = self.commits.partition_point(|commit| commit.index <= after);
         let Some(commit) = self.commits.get(first) else {
@@ -131,7 +213,7 @@ impl History {
             .filter(|change| filter.matches(change))
             .map(|change| Event::Change(change.clone()))
             .collect();
-        if !events.is_empty() && filter.wants_commits() {
+        if filter.wants_commits() && mark.advance(!events.is_empty(), commit.index, commit.at, self) {
             events.push(Event::Commit { index: commit.index });
         }
         Ok(Some((commit.index, events)))
@@ -145,7 +227,7 @@ mod tests {
 
     use swarm_proto::v1::Secret;
 
-    use super::{History, NoLongerKept};
+    use super::{History, NoLongerKept, Position};
     use crate::watch::{Action, Change, Event, Filter};
     use crate::{Kind, Object};
 
@@ -171,7 +253,8 @@ mod tests {
     /// one as a resumed watcher does.
     fn commits_after(history: &History, mut after: u64) -> Result<Vec<u64>, NoLongerKept> {
         let mut indexes = Vec::new();
-        while let Some((index, _)) = history.next_after(after, &Filter::all())? {
+        let mut mark = history.mark_at(after);
+        while let Some((index, _)) = history.next_after(after, &Filter::all(), &mut mark)? {
             indexes.push(index);
             after = index;
         }
@@ -227,13 +310,65 @@ mod tests {
             .kind(Kind::Secret)
             .matching(|change| change.object().id() == "b")
             .with_commits();
-        let (index, events) = history.next_after(0, &only_b).unwrap().unwrap();
+        let mut mark = history.mark_at(0);
+        let (index, events) = history.next_after(0, &only_b, &mut mark).unwrap().unwrap();
         assert_eq!(index, 1);
         assert_eq!(events.len(), 2, "{events:?}");
         assert!(matches!(&events[0], Event::Change(change) if change.object().id() == "b"));
         assert_eq!(events[1], Event::Commit { index: 1 });
         // The next commit is followed, but gives nothing to this filter.
-        assert_eq!(history.next_after(1, &only_b).unwrap(), Some((2, vec![])));
+        assert_eq!(history.next_after(1, &only_b, &mut mark).unwrap(), Some((2, vec![])));
+    }
+
+    /// A replayed watcher that wants none of the kept commits is told how
+    /// far it came each time a quarter of what the history keeps went by:
+    /// were its stream to drop, it resumes from there, still kept.
+    #[test]
+    fn a_replay_that_wants_nothing_is_marked_every_quarter_of_the_history() {
+        let mut history = History::new(8, usize::MAX);
+        for index in 1..=8 {
+            record(&mut history, index, &["x"], 1);
+        }
+        let nothing = Filter::all().matching(|_| false).with_commits();
+        let (mut after, mut mark, mut markers) = (0, history.mark_at(0), Vec::new());
+        while let Some((index, events)) = history.next_after(after, &nothing, &mut mark).unwrap() {
+            markers.extend(events);
+            after = index;
+        }
+        let marked = |indexes: &[u64]| indexes.iter().map(|&index| Event::Commit { index }).collect::<Vec<_>>();
+        assert_eq!(markers, marked(&[2, 4, 6, 8]));
+        assert_eq!(mark.index, 8);
+
+        // From the middle: the position at the commit resumed after.
+        let mut mark = history.mark_at(5);
+        assert_eq!(mark.at, history.mark_at(5).at);
+        assert_eq!(history.next_after(5, &nothing, &mut mark).unwrap(), Some((6, vec![])));
+        assert_eq!(
+            history.next_after(6, &nothing, &mut mark).unwrap(),
+            Some((7, marked(&[7])))
+        );
+    }
+
+    #[test]
+    fn a_mark_before_every_kept_commit_is_where_the_history_was_before_the_first() {
+        let mut history = History::new(2, usize::MAX);
+        for index in [3, 5, 9] {
+            record(&mut history, index, &["x"], 10);
+        }
+        // 3 was let go of; 5 and 9 are kept, 3 changes recorded in all.
+        let at = |index| history.mark_at(index).at;
+        assert_eq!(at(3), Position { changes: 1, bytes: 10 });
+        assert_eq!(at(4), at(3));
+        assert_eq!(at(5), Position { changes: 2, bytes: 20 });
+        assert_eq!(at(9), history.position());
+        assert_eq!(at(12), history.position());
+        assert!(history.spans(at(3), at(9), 1), "two changes: all it keeps");
+        assert!(!history.spans(at(5), at(9), 1));
+        assert!(history.spans(at(5), at(9), 2));
+        assert!(
+            !History::new(0, 0).spans(at(3), at(9), 1),
+            "keeping nothing, nothing spans"
+        );
     }
 
     #[test]

@@ -344,7 +344,9 @@ impl MemoryStore {
 
     /// A watcher of the changes `filter` selects, from the next commit on.
     pub fn watch(&self, filter: Filter) -> Watcher {
-        let _guard = self.lock_commit();
+        // The queue's lock alone: a commit publishes under it all at once,
+        // so the watcher starts between two commits without waiting for a
+        // run of them to apply.
         self.inner.watch.subscribe(filter)
     }
 
@@ -389,8 +391,7 @@ impl MemoryStore {
         self.inner.watch.state_bytes()
     }
 
-    /// Number of live watchers: those dropped are not counted, those cut
-    /// off are until the next commit.
+    /// Number of live watchers: those dropped or cut off are not counted.
     pub fn watcher_count(&self) -> usize {
         self.inner.watch.len()
     }

@@ -15,13 +15,13 @@
 use std::cell::OnceCell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use crate::history::History;
+use crate::history::{History, Mark, Position};
 use crate::{Error, Kind, Object, Result};
 
 /// Default number of events a watcher may have unread before it is cut off.
@@ -85,9 +85,12 @@ pub enum Event {
     Change(Arc<Change>),
     /// The end of a transaction, after its changes: sent to watchers that
     /// asked for markers and got at least one change of that transaction,
-    /// and, with none of its changes, to those that got none of the last
-    /// [`PROGRESS_EVERY`] transactions: how far the store has come, which
-    /// a watcher that resumes may resume after.
+    /// and, with none of its changes, to those that got none for a while
+    /// ([`PROGRESS_EVERY`] transactions, or a quarter of the changes or
+    /// bytes the store keeps for watches that resume): how far the store
+    /// has come, which a watcher that resumes may resume after. A watcher
+    /// that asked for markers when resuming also gets one as it catches up
+    /// with the live commits.
     Commit {
         /// Raft index of the transaction.
         index: u64,
@@ -168,8 +171,7 @@ impl Filter {
 }
 
 /// Commits after which a watcher with markers that wanted none of them
-/// gets a marker all the same (see [`Event::Commit`]): far fewer than the
-/// changes a store keeps for watches that resume.
+/// gets a marker all the same (see [`Event::Commit`]).
 pub const PROGRESS_EVERY: u64 = 100;
 
 /// Why a watcher's stream ended, as the writer side recorded it.
@@ -181,6 +183,30 @@ const RESTORED: u8 = 2;
 struct Queued {
     event: Event,
     bytes: usize,
+    /// For a marker: the history's position at its commit.
+    at: Option<Position>,
+}
+
+/// The history's position at the last marker a watcher read, shared by
+/// its two sides: the point it would resume after, were it cut off now.
+#[derive(Default)]
+struct ReadMark {
+    changes: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl ReadMark {
+    fn set(&self, at: Position) {
+        self.changes.store(at.changes, Ordering::Release);
+        self.bytes.store(at.bytes, Ordering::Release);
+    }
+
+    fn get(&self) -> Position {
+        Position {
+            changes: self.changes.load(Ordering::Acquire),
+            bytes: self.bytes.load(Ordering::Acquire),
+        }
+    }
 }
 
 struct Subscription {
@@ -192,9 +218,11 @@ struct Subscription {
     max_bytes: usize,
     /// Told when it is cut off for falling behind.
     cut_off: Arc<Notify>,
-    /// The index of the last commit marker queued, or of the last commit
-    /// before it subscribed.
-    marked: u64,
+    /// The last commit marker queued, or the last commit before it
+    /// subscribed.
+    mark: Mark,
+    /// The last marker it read (or where it subscribed).
+    read: Arc<ReadMark>,
 }
 
 impl Subscription {
@@ -206,7 +234,7 @@ impl Subscription {
     }
 
     /// Queues one event; false if the watcher is gone or was just cut off.
-    fn offer(&self, event: Event, bytes: usize) -> bool {
+    fn offer(&self, event: Event, bytes: usize, at: Option<Position>) -> bool {
         // Counted before the send, so that the reader never takes off
         // bytes not yet added.
         let unread = self.unread_bytes.fetch_add(bytes, Ordering::AcqRel);
@@ -214,7 +242,7 @@ impl Subscription {
             self.fall_behind();
             return false;
         }
-        match self.sender.try_send(Queued { event, bytes }) {
+        match self.sender.try_send(Queued { event, bytes, at }) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 self.fall_behind();
@@ -224,35 +252,50 @@ impl Subscription {
         }
     }
 
-    /// Queues the changes this watcher wants, then the commit marker; false
-    /// once the watcher is gone, even if it wants none of these changes (a
-    /// dropped watcher whose filter never matches again would otherwise be
-    /// kept, and its filter run, on every commit for ever).
-    fn publish(&mut self, changes: &[Arc<Change>], sizes: &[OnceCell<usize>], index: u64) -> bool {
+    /// Queues the changes of the commit at `index` this watcher wants,
+    /// then the commit marker if it is due one (`before` and `after`: the
+    /// history's positions around the commit); false once the watcher is
+    /// gone, even if it wants none of these changes (a dropped watcher
+    /// whose filter never matches again would otherwise be kept, and its
+    /// filter run, on every commit for ever), or cut off.
+    fn publish(&mut self, commit: &Published<'_>, history: &History) -> bool {
         if self.sender.is_closed() {
             return false;
         }
+        // A watcher with markers that read none while the history recorded
+        // half of what it keeps is cut off while it can still resume after
+        // the last it read; later, the history could have let go of what
+        // came after that marker, and the watcher would have to start over.
+        if self.filter.commits && history.spans(self.read.get(), commit.before, 2) {
+            self.fall_behind();
+            return false;
+        }
         let mut matched = false;
-        for (change, size) in changes.iter().zip(sizes) {
+        for (change, size) in commit.changes.iter().zip(commit.sizes) {
             if self.filter.matches(change) {
                 let bytes = *size.get_or_init(|| change_bytes(change));
-                if !self.offer(Event::Change(change.clone()), bytes) {
+                if !self.offer(Event::Change(change.clone()), bytes, None) {
                     return false;
                 }
                 matched = true;
             }
         }
-        // A watcher that wanted none of the last `PROGRESS_EVERY` commits
-        // is told how far the store has come: the index it resumes after
-        // must stay one the history still holds, and the history keeps
-        // the last changes, not the last this watcher wanted.
-        let progress = index >= self.marked.saturating_add(PROGRESS_EVERY);
-        if !self.filter.commits || !(matched || progress) {
+        let after = history.position();
+        if !self.filter.commits || !self.mark.advance(matched, commit.index, after, history) {
             return true;
         }
-        self.marked = index;
-        self.offer(Event::Commit { index }, 0)
+        self.offer(Event::Commit { index: commit.index }, 0, Some(after))
     }
+}
+
+/// One commit as it is handed to the watchers.
+struct Published<'a> {
+    index: u64,
+    changes: &'a [Arc<Change>],
+    /// Each change's bytes, measured once if at all.
+    sizes: &'a [OnceCell<usize>],
+    /// The history's position before it recorded this commit.
+    before: Position,
 }
 
 /// The writer's side: every subscription, and the recent commits.
@@ -307,6 +350,9 @@ impl Shared {
         let ended = Arc::new(AtomicU8::new(OPEN));
         let unread_bytes = Arc::new(AtomicUsize::new(0));
         let cut_off = Arc::new(Notify::new());
+        let at = queue.history.position();
+        let read = Arc::new(ReadMark::default());
+        read.set(at);
         queue.subscriptions.push(Subscription {
             filter,
             sender,
@@ -314,7 +360,11 @@ impl Shared {
             unread_bytes: unread_bytes.clone(),
             max_bytes: self.buffer_bytes,
             cut_off: cut_off.clone(),
-            marked: queue.published,
+            mark: Mark {
+                index: queue.published,
+                at,
+            },
+            read: read.clone(),
         });
         Live {
             shared: Arc::downgrade(self),
@@ -322,6 +372,7 @@ impl Shared {
             ended,
             unread_bytes,
             cut_off,
+            read,
         }
     }
 }
@@ -372,6 +423,7 @@ impl WatchQueue {
                 shared: Arc::clone(&self.shared),
                 filter,
                 after,
+                mark: queue.history.mark_at(after),
                 restores: queue.restores,
             }),
             replayed: VecDeque::new(),
@@ -398,10 +450,20 @@ impl WatchQueue {
         }
         // Kept first: a filter that panics below cannot leave the commit
         // out of what a resumed watcher replays.
+        let before = queue.history.position();
         queue.history.record(index, changes, &sizes);
         queue.published = index;
         if !queue.subscriptions.is_empty() {
-            queue.subscriptions.retain_mut(|s| s.publish(changes, &sizes, index));
+            let commit = Published {
+                index,
+                changes,
+                sizes: &sizes,
+                before,
+            };
+            let Queue {
+                subscriptions, history, ..
+            } = &mut *queue;
+            subscriptions.retain_mut(|s| s.publish(&commit, history));
         }
     }
 
@@ -467,6 +529,8 @@ struct Replay {
     filter: Filter,
     /// The last commit replayed (or the one resumed after).
     after: u64,
+    /// The last marker replayed (or the commit resumed after).
+    mark: Mark,
     /// The queue's restores when the watcher resumed.
     restores: u64,
 }
@@ -480,6 +544,7 @@ struct Live {
     ended: Arc<AtomicU8>,
     unread_bytes: Arc<AtomicUsize>,
     cut_off: Arc<Notify>,
+    read: Arc<ReadMark>,
 }
 
 impl fmt::Debug for Watcher {
@@ -561,9 +626,11 @@ impl Watcher {
 
     /// The next replayed event of a resumed watcher, following the kept
     /// commits one by one (the queue's lock held for one commit at a
-    /// time); `None` once caught up, when it subscribes to live commits
-    /// under that same lock: no commit between the two is missed or seen
-    /// twice.
+    /// time); once caught up, it subscribes to live commits under that
+    /// same lock (no commit between the two is missed or seen twice), and
+    /// with markers is told the last commit it has come to, unless its
+    /// last marker said so: the point it would resume after from then on.
+    /// `None` once live.
     fn next_replayed(&mut self) -> Result<Option<Event>> {
         if let Some(failed) = &self.failed {
             return Err(failed.clone());
@@ -580,15 +647,17 @@ impl Watcher {
             if queue.restores != replay.restores {
                 return Err(self.fail(Error::Closed(RESTORED_REASON.into())));
             }
-            match queue.history.next_after(replay.after, &replay.filter) {
+            match queue.history.next_after(replay.after, &replay.filter, &mut replay.mark) {
                 Ok(Some((index, events))) => {
                     replay.after = index;
                     self.replayed.extend(events);
                     self.replay = Some(replay);
                 }
                 Ok(None) => {
+                    let caught_up = (replay.filter.wants_commits() && queue.published > replay.mark.index)
+                        .then_some(Event::Commit { index: queue.published });
                     self.live = Some(shared.subscribe(&mut queue, replay.filter));
-                    return Ok(None);
+                    return Ok(caught_up);
                 }
                 Err(_) => return Err(self.fail(Error::FellBehind)),
             }
@@ -626,9 +695,13 @@ impl Watcher {
 const RESTORED_REASON: &str = "the store was restored from a snapshot";
 
 impl Live {
-    /// Takes a read event's bytes off the buffer's count.
+    /// Takes a read event's bytes off the buffer's count, and notes a
+    /// marker's position.
     fn read(&self, queued: Queued) -> Event {
         self.unread_bytes.fetch_sub(queued.bytes, Ordering::AcqRel);
+        if let Some(at) = queued.at {
+            self.read.set(at);
+        }
         queued.event
     }
 

@@ -86,6 +86,84 @@ async fn a_narrow_watcher_gets_a_marker_every_so_many_commits_it_wanted_nothing_
     assert_eq!(unmarked.try_recv().unwrap(), None);
 }
 
+/// Commits that the watcher does not want fill what the store keeps for
+/// resumes long before 100 of them go by: it is told how far the store
+/// came each time a quarter of that went by (here, 10 changes), so that the
+/// point it resumes after is always kept.
+#[tokio::test]
+async fn a_narrow_watcher_gets_a_marker_each_time_a_quarter_of_what_the_store_keeps_goes_by() {
+    let store = MemoryStore::builder().watch_history(40, usize::MAX).build();
+    let mut narrow = store.watch(Filter::all().kind(Kind::Task).with_commits());
+    let mut markers = Vec::new();
+    for n in 0..25 {
+        store.update(|tx| tx.create(node(&format!("n{n}")))).await.unwrap();
+        markers.extend(std::iter::from_fn(|| narrow.try_recv().unwrap()));
+    }
+    assert_eq!(markers, [Event::Commit { index: 10 }, Event::Commit { index: 20 }]);
+    // Each one still resumable.
+    assert!(store.watch_after(Filter::all(), 10).is_ok());
+}
+
+/// A watcher with markers that reads none while the store records half of
+/// what it keeps is cut off while the last marker it read is still a point
+/// it can resume after, rather than once its buffer is full, by when the
+/// store may have let go of what came after it.
+#[tokio::test]
+async fn a_watcher_that_reads_no_marker_for_half_of_what_the_store_keeps_is_cut_off_where_it_can_resume() {
+    let store = MemoryStore::builder().watch_history(40, usize::MAX).build();
+    let mut narrow = store.watch(Filter::all().kind(Kind::Task).with_commits());
+    let mut read = Vec::new();
+    for n in 0..60 {
+        store.update(|tx| tx.create(node(&format!("n{n}")))).await.unwrap();
+        // It reads the first marker, then nothing.
+        if n == 9 {
+            read.push(narrow.try_recv().unwrap());
+        }
+    }
+    assert_eq!(read, [Some(Event::Commit { index: 10 })]);
+    // Cut off at commit 31 (20 changes recorded since the marker it read),
+    // having queued the markers before.
+    assert_eq!(narrow.recv().await.unwrap(), Event::Commit { index: 20 });
+    assert_eq!(narrow.recv().await.unwrap(), Event::Commit { index: 30 });
+    assert_eq!(narrow.recv().await.unwrap_err(), Error::FellBehind);
+    // 60 commits in, with 40 kept: it resumes after the last it got.
+    let mut resumed = store
+        .watch_after(Filter::all().kind(Kind::Task).with_commits(), 30)
+        .unwrap();
+    // A narrow watcher that keeps reading is never cut off.
+    for n in 60..200 {
+        store.update(|tx| tx.create(node(&format!("n{n}")))).await.unwrap();
+        while let Some(event) = resumed.try_recv().unwrap() {
+            assert!(matches!(event, Event::Commit { .. }), "{event:?}");
+        }
+    }
+}
+
+/// A watcher that resumes with markers is told, as it catches up with the
+/// live commits, the last one it came to: commits it did not want moved
+/// its resume point on.
+#[test]
+fn a_resumed_watcher_is_marked_as_it_catches_up() {
+    let store = with_history();
+    for n in 0..5 {
+        futures::executor::block_on(store.update(|tx| tx.create(node(&format!("n{n}"))))).unwrap();
+    }
+    let mut tasks = store
+        .watch_after(Filter::all().kind(Kind::Task).with_commits(), 2)
+        .unwrap();
+    assert_eq!(tasks.try_recv().unwrap(), Some(Event::Commit { index: 5 }));
+    assert_eq!(tasks.try_recv().unwrap(), None);
+    assert_eq!(tasks.caught_up_to(), Some(5));
+    // Resumed at the last commit: nothing to say.
+    let mut at_end = store
+        .watch_after(Filter::all().kind(Kind::Task).with_commits(), 5)
+        .unwrap();
+    assert_eq!(at_end.try_recv().unwrap(), None);
+    // Nor without markers.
+    let mut unmarked = store.watch_after(Filter::all().kind(Kind::Task), 2).unwrap();
+    assert_eq!(unmarked.try_recv().unwrap(), None);
+}
+
 /// Where a watcher may resume after: the last commit, once it has read
 /// all it wanted, even if it wanted none of the last ones.
 #[tokio::test]

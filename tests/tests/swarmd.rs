@@ -689,11 +689,14 @@ async fn a_node_at_its_connection_cap_closes_more_keeps_its_descriptors_and_serv
         .map(|_| std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap())
         .collect();
     daemon.wait_for_log("connections closed as soon as accepted", Duration::from_secs(10));
-    // Refusing costs next to nothing.
+    // Refusing costs next to nothing: no thread spins on it. (A spinning
+    // thread burns most of the window even on a busy machine; the bound
+    // leaves room for a debug build's ticks and start-up work when the
+    // whole suite shares two cores.)
     let before = cpu_time(pid);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let used = cpu_time(pid) - before;
-    assert!(used < Duration::from_millis(500), "{used:?} of CPU in 2 s");
+    assert!(used < Duration::from_secs(1), "{used:?} of CPU in 3 s");
     assert!(
         !daemon.log_text().contains("cannot accept connections"),
         "it ran out of descriptors"

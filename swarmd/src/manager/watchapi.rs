@@ -44,7 +44,9 @@ pub const WATCH_BUFFER_BYTES: usize = 64 << 20;
 
 /// The changes a manager's store keeps for watches that resume: twice what
 /// a watcher may leave unread, in changes and in bytes, so that one cut off
-/// for falling behind can resume if it comes back soon.
+/// for falling behind can resume if it comes back soon. (A watch with
+/// markers that selects few changes is cut off sooner, once it read no
+/// marker for half of these: `swarm_store::Event::Commit`.)
 pub const WATCH_HISTORY: (usize, usize) = (2 * swarm_store::DEFAULT_WATCH_BUFFER, 2 * WATCH_BUFFER_BYTES);
 
 impl WatchApi {
