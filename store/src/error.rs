@@ -93,8 +93,14 @@ pub enum Error {
     #[error("the watcher fell behind and was cut off")]
     FellBehind,
 
-    /// A watcher was closed: the store was replaced by a snapshot, or
-    /// dropped. Its owner should start again from `view_and_watch`.
+    /// A watcher was closed: the store was replaced by a snapshot (a
+    /// member that fell far behind its leader installs one), and no stream
+    /// of changes leads from the watcher's view to the new state. Its owner
+    /// starts again from `view_and_watch`; resuming cannot work.
+    #[error("the store was replaced by a snapshot: read the state again and watch from now")]
+    Restored,
+
+    /// A watcher was closed: the store was dropped.
     #[error("watch closed: {0}")]
     Closed(String),
 }

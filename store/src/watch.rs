@@ -645,7 +645,7 @@ impl Watcher {
             let shared = Arc::clone(&replay.shared);
             let mut queue = shared.lock();
             if queue.restores != replay.restores {
-                return Err(self.fail(Error::Closed(RESTORED_REASON.into())));
+                return Err(self.fail(Error::Restored));
             }
             match queue.history.next_after(replay.after, &replay.filter, &mut replay.mark) {
                 Ok(Some((index, events))) => {
@@ -692,8 +692,6 @@ impl Watcher {
     }
 }
 
-const RESTORED_REASON: &str = "the store was restored from a snapshot";
-
 impl Live {
     /// Takes a read event's bytes off the buffer's count, and notes a
     /// marker's position.
@@ -708,7 +706,7 @@ impl Live {
     fn end_reason(&self) -> Error {
         match self.ended.load(Ordering::Acquire) {
             LAGGED => Error::FellBehind,
-            RESTORED => Error::Closed(RESTORED_REASON.into()),
+            RESTORED => Error::Restored,
             _ => Error::Closed("the store was closed".into()),
         }
     }

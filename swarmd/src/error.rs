@@ -104,8 +104,9 @@ impl From<Error> for tonic::Status {
             Error::Store(Store::ResourceExhausted(_)) | Error::Raft(swarm_raft::Error::NoSpace { .. }) => {
                 tonic::Status::resource_exhausted(message)
             }
-            // A watch asked to resume before what the manager keeps.
-            Error::Store(Store::NoLongerKept { .. }) => tonic::Status::out_of_range(message),
+            // A watch asked to resume before what the manager keeps, or
+            // whose store was replaced: it cannot resume, only start over.
+            Error::Store(Store::NoLongerKept { .. } | Store::Restored) => tonic::Status::out_of_range(message),
             // Its buffer exhausted; the client may resume where it was.
             Error::Store(Store::FellBehind) => tonic::Status::resource_exhausted(format!(
                 "{message}: resume it after the last commit index received (resume_after)"
@@ -161,5 +162,9 @@ mod tests {
             "{}",
             status.message()
         );
+        // Nor can one whose store was replaced by a snapshot.
+        let status = tonic::Status::from(Error::Store(Store::Restored));
+        assert_eq!(status.code(), Code::OutOfRange);
+        assert!(status.message().contains("watch from now"), "{}", status.message());
     }
 }

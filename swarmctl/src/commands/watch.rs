@@ -103,7 +103,11 @@ async fn watch_into(
                         return Ok(()); // the output stopped, and says why
                     }
                 }
-                Ok(None) => return Ok(()),
+                // A watch has no end of its own: the manager always says
+                // why it ends one, unless its connection went first.
+                Ok(None) => {
+                    break tonic::Status::unavailable("the watch ended without a reason (the manager went away?)");
+                }
                 Err(status) => break status,
             }
         };

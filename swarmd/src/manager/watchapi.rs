@@ -127,6 +127,13 @@ impl Entry {
         } else {
             Some(kind(&entry.kind)?)
         };
+        for &action in &entry.actions {
+            if !matches!(store_action::Kind::try_from(action), Ok(known) if known != store_action::Kind::Unknown) {
+                return Err(Status::invalid_argument(format!(
+                    "entries.actions: {action} is not create (1), update (2) or remove (3)"
+                )));
+            }
+        }
         if kind.is_some_and(|kind| kind != Kind::Task) {
             for (field, id) in [("service_id", &entry.service_id), ("node_id", &entry.node_id)] {
                 if !id.is_empty() {
@@ -190,6 +197,29 @@ fn check_filter_sizes(filters: &ListFilters) -> Result<(), Status> {
     Ok(())
 }
 
+/// The most bytes a watch's filter values take in all, for the same reason.
+const MAX_FILTER_BYTES: usize = 64 * 1024;
+
+fn check_filter_bytes(entries: &[watch_request::WatchEntry]) -> Result<(), Status> {
+    let bytes: usize = entries
+        .iter()
+        .filter_map(|entry| entry.filters.as_ref())
+        .flat_map(|filters| {
+            (filters.names.iter())
+                .chain(&filters.name_prefixes)
+                .chain(&filters.id_prefixes)
+                .chain(&filters.labels)
+        })
+        .map(String::len)
+        .sum();
+    if bytes > MAX_FILTER_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "entries.filters: {bytes} bytes of names, prefixes and labels; a watch takes at most {MAX_FILTER_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
 fn proto_object(object: &Object) -> swarm_proto::v1::Object {
     let object = match object {
         Object::Node(node) => object::Object::Node((**node).clone()),
@@ -232,15 +262,25 @@ impl Watch for WatchApi {
                 request.entries.len()
             )));
         }
+        check_filter_bytes(&request.entries)?;
+        let entries: Vec<Entry> = request.entries.into_iter().map(Entry::new).collect::<Result<_, _>>()?;
+        // Checked before a permit is taken: a malformed request is told so,
+        // even when every permit is held.
         let Ok(open) = Arc::clone(&self.open).try_acquire_owned() else {
             return Err(Status::resource_exhausted(format!(
                 "{} watches are open, the most this manager serves at once; try again when one has ended",
                 self.max_watches
             )));
         };
-        let entries: Arc<Vec<Entry>> = Arc::new(request.entries.into_iter().map(Entry::new).collect::<Result<_, _>>()?);
-        let mut filter =
-            Filter::all().matching(move |change| entries.is_empty() || entries.iter().any(|e| e.matches(change)));
+        // The store's kind bits first: a change of a kind no entry names
+        // is passed over without running the entries.
+        let mut filter = Filter::all();
+        if !entries.is_empty() && entries.iter().all(|entry| entry.kind.is_some()) {
+            for kind in entries.iter().filter_map(|entry| entry.kind) {
+                filter = filter.kind(kind);
+            }
+        }
+        let mut filter = filter.matching(move |change| entries.is_empty() || entries.iter().any(|e| e.matches(change)));
         let with_commits = request.include_commits;
         if with_commits {
             filter = filter.with_commits();
@@ -271,12 +311,8 @@ impl Watch for WatchApi {
                     received = watcher.recv() => received,
                     // The one change is to "stopping" (or the sender gone).
                     _ = stopping.changed() => {
-                        // How far it got, if it read all it wanted: the
-                        // point to resume after, past the last marker.
-                        if with_commits && let Some(index) = watcher.caught_up_to() {
-                            let _ = sender.send(Ok(progress(index))).await;
-                        }
-                        let _ = sender.send(Err(stopping_status(leadership.as_ref()))).await;
+                        let last_words = LastWords::new(&sender);
+                        last_words.stopping(&watcher, with_commits, leadership.as_ref()).await;
                         return;
                     }
                     // The client went away while no change it wants came:
@@ -309,15 +345,16 @@ impl Watch for WatchApi {
                 // the store may cut the watcher off. Then what it queued
                 // goes at once, not when (if ever) the client reads again:
                 // the client resumes after the last commit it got, from
-                // what the store keeps.
+                // what the store keeps. A stop does not wait for it either.
                 tokio::select! {
-                    sent = sender.send(Ok(message)) => if sent.is_err() {
-                        return; // the client went away
+                    permit = sender.reserve() => match permit {
+                        Ok(permit) => permit.send(Ok(message)),
+                        Err(_) => return, // the client went away
                     },
                     () = watcher.fell_behind() => {
                         drop(watcher);
                         tracing::warn!("a watch fell behind and was cut off (its client stopped reading?)");
-                        // Told when it reads again; a stop does not wait for it.
+                        // Told when it reads again, unless the manager stops first.
                         let fell_behind = Status::from(Error::Store(swarm_store::Error::FellBehind));
                         tokio::select! {
                             _ = sender.send(Err(fell_behind)) => {}
@@ -325,10 +362,65 @@ impl Watch for WatchApi {
                         }
                         return;
                     }
+                    _ = stopping.changed() => {
+                        // The message held goes first: what the marker
+                        // after it says includes it.
+                        let last_words = LastWords::new(&sender);
+                        if last_words.say(Ok(message)).await {
+                            last_words.stopping(&watcher, with_commits, leadership.as_ref()).await;
+                        }
+                        return;
+                    }
                 }
             }
         });
         Ok(Response::new(stream))
+    }
+}
+
+/// How long a watch ended by a stop may take to say its last messages: a
+/// client that stopped reading would otherwise hold the stop until the
+/// manager closes its connections (after its drain grace).
+const LAST_WORDS_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The last messages of a watch ended by a stop, each sent while its time
+/// lasts.
+struct LastWords<'a> {
+    sender: &'a tokio::sync::mpsc::Sender<Result<WatchMessage, Status>>,
+    deadline: tokio::time::Instant,
+}
+
+impl<'a> LastWords<'a> {
+    fn new(sender: &'a tokio::sync::mpsc::Sender<Result<WatchMessage, Status>>) -> Self {
+        LastWords {
+            sender,
+            deadline: tokio::time::Instant::now() + LAST_WORDS_WITHIN,
+        }
+    }
+
+    /// Sends `message`; false if the time ran out or the client went away.
+    async fn say(&self, message: Result<WatchMessage, Status>) -> bool {
+        matches!(
+            tokio::time::timeout_at(self.deadline, self.sender.send(message)).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// How far the watch got, if it read all it wanted (the point to
+    /// resume after, past the last marker), then why it ends.
+    async fn stopping(
+        &self,
+        watcher: &swarm_store::Watcher,
+        with_commits: bool,
+        leadership: Option<&tokio::sync::watch::Receiver<Leadership>>,
+    ) {
+        if with_commits
+            && let Some(index) = watcher.caught_up_to()
+            && !self.say(Ok(progress(index))).await
+        {
+            return;
+        }
+        self.say(Err(stopping_status(leadership))).await;
     }
 }
 
@@ -418,6 +510,107 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn actions_the_api_does_not_know_and_filters_over_64_kib_are_refused() {
+        use swarm_proto::v1::watch_request::WatchEntry;
+        use swarm_proto::v1::watch_server::Watch as _;
+        let (_stopping, stopped) = tokio::sync::watch::channel(false);
+        let api = super::WatchApi::new(swarm_store::MemoryStore::new(), stopped);
+        let refusal = |entry: WatchEntry| {
+            let request = swarm_proto::v1::WatchRequest {
+                entries: vec![entry],
+                ..Default::default()
+            };
+            let api = api.clone();
+            async move {
+                let status = api.watch(tonic::Request::new(request)).await.err().expect("refused");
+                assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+                status.message().to_string()
+            }
+        };
+        for action in [0, 4, -1] {
+            let message = refusal(WatchEntry {
+                actions: vec![1, action],
+                ..Default::default()
+            })
+            .await;
+            assert!(
+                message.starts_with(&format!("entries.actions: {action} is not create (1)")),
+                "{message}"
+            );
+        }
+        let long_label = WatchEntry {
+            filters: Some(swarm_proto::v1::ListFilters {
+                labels: vec!["k".repeat(64 * 1024 + 1)],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let message = refusal(long_label).await;
+        assert!(message.contains("65537 bytes"), "{message}");
+        assert!(message.contains("at most 65536"), "{message}");
+    }
+
+    /// A stop ends a watch whose client stopped reading within a second
+    /// (the clock here is tokio's, paused: it moves on when every task
+    /// waits), not when the manager closes the connection: its last words
+    /// are given up, and what the client finds when it reads again is at
+    /// most what was queued before.
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_gives_up_on_a_watch_whose_client_stopped_reading_within_a_second() {
+        use futures::StreamExt as _;
+        use swarm_proto::v1::watch_server::Watch as _;
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        let api = super::WatchApi::new(swarm_store::MemoryStore::new(), stopped);
+        let request = swarm_proto::v1::WatchRequest {
+            include_commits: true,
+            ..Default::default()
+        };
+        let mut watch = api
+            .watch(tonic::Request::new(request))
+            .await
+            .expect("a watch")
+            .into_inner();
+        // More commits than the stream's two slots hold.
+        for name in ["a", "b", "c", "d"] {
+            api.store
+                .update(|tx| {
+                    tx.create(Secret {
+                        id: swarm_store::id::generate(),
+                        spec: Some(SecretSpec {
+                            annotations: Some(swarm_proto::v1::Annotations {
+                                name: name.into(),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    })
+                })
+                .await
+                .expect("store a secret");
+        }
+        let first = watch.next().await.expect("a start marker").expect("not an error");
+        assert_eq!(first.commit_index, 0);
+        let _ = stopping.send(true);
+        tokio::time::sleep(super::LAST_WORDS_WITHIN * 2).await;
+        // The producer gave up: once its queue is read, the stream ends.
+        // (Still waiting, it would now send the rest: four commits, a
+        // marker, a status.)
+        let rest: Vec<_> = watch.collect().await;
+        assert!(rest.len() <= 2, "{rest:?}");
+        let commits: Vec<u64> = rest
+            .iter()
+            .filter_map(|message| message.as_ref().ok())
+            .map(|message| message.commit_index)
+            .collect();
+        assert_eq!(
+            commits,
+            (1..=commits.len() as u64).collect::<Vec<_>>(),
+            "in order, from the first"
+        );
+    }
+
+    #[tokio::test]
     async fn a_watch_beyond_the_most_open_at_once_is_refused_until_one_ends() {
         use futures::StreamExt as _;
         use swarm_proto::v1::watch_server::Watch as _;
@@ -433,6 +626,20 @@ mod tests {
             "{}",
             status.message()
         );
+        // A malformed request is told what is wrong with it all the same.
+        let unknown_action = swarm_proto::v1::WatchRequest {
+            entries: vec![swarm_proto::v1::watch_request::WatchEntry {
+                actions: vec![0],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let status = api
+            .watch(tonic::Request::new(unknown_action))
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
         // The client of the first goes away: its watch ends, and a new one
         // may open.
         drop(first);
