@@ -55,11 +55,12 @@ pub enum Command {
     /// Configs given to services.
     #[command(subcommand)]
     Config(DataCommand),
-    /// Stream every change to the store, live, one line each (with
-    /// `--format json`, one JSON object each: commit index, action, kind,
-    /// and the object as stored). Each line starts with the index of the
-    /// commit it came from: a watch that ended resumes after the last one
-    /// with `--resume-after`.
+    /// Stream every change to the store, live.
+    ///
+    /// One line each (with `--format json`, one JSON object each: commit
+    /// index, action, kind, and the object as stored). Each line starts
+    /// with the index of the commit it came from: a watch that ended
+    /// resumes after the last one with `--resume-after`.
     Watch {
         /// Only this kind (repeatable; default all).
         #[arg(long, ignore_case = true, value_parser = clap::builder::PossibleValuesParser::new(crate::commands::watch::ALL_KINDS))]
@@ -82,12 +83,15 @@ pub enum Command {
         #[arg(long, value_name = "INDEX")]
         resume_after: Option<u64>,
     },
-    /// What the node serving the socket is: its ID, role, version, and
-    /// what its Raft member sees (leader, term, members, log indexes).
-    /// Answered by that node, whether it leads or not.
+    /// What the node serving the socket is and what its Raft member sees.
+    ///
+    /// Its ID, role, version, and what its Raft member sees (leader, term,
+    /// members, log indexes). Answered by that node, whether it leads or
+    /// not.
     Info,
-    /// Print the client's version, then the daemon's (failing if its
-    /// socket does not answer).
+    /// Print the client's version, then the daemon's.
+    ///
+    /// Fails if the daemon's socket does not answer.
     Version,
     /// Print a shell completion script.
     Completion {
@@ -634,7 +638,7 @@ pub enum DataCommand {
         #[arg(short, long)]
         label: Vec<String>,
     },
-    /// List them (their data is never shown).
+    /// List them (a secret's data is never shown; a config's, with `--format json`).
     Ls(ListArgs),
     /// Show them by name, ID or ID prefix.
     Inspect {

@@ -643,7 +643,11 @@ async fn service_specs_from_docker_style_flags() {
             &["--secret-add", "db-pass"],
             "the target \"db-pass\" is secret \"db-pass\"'s; to replace it, also pass --secret-rm db-pass",
         ),
-        (&update, &["--reserve-memory", "2g"], "reservations must not exceed"),
+        (
+            &update,
+            &["--reserve-memory", "2g"],
+            "reservations.memory_bytes (2147483648) must not exceed",
+        ),
         (&update, &["--env-rm", "NOPE"], "no such variable"),
         (&update, &["--mount-rm", "/nowhere"], "no such mount"),
         (&update, &["--update-max-failure-ratio", "1.5"], "max_failure_ratio"),
@@ -1096,10 +1100,16 @@ async fn ls_filters_as_docker_does() {
     assert!(listed("config", &["name=pass"]).is_empty());
     // No service creates tasks yet: the filters are checked and sent.
     assert!(listed("task", &["desired-state=running", "node=node-1"]).is_empty());
+    assert!(listed("task", &["service=web-1"]).is_empty());
     fails(
         &socket,
         &["task", "ls", "-f", "node=node-9"],
         "node \"node-9\" not found",
+    );
+    fails(
+        &socket,
+        &["task", "ls", "-f", "service=nosuch"],
+        "service \"nosuch\" not found",
     );
 
     for (args, mention) in [

@@ -12,12 +12,13 @@ use crate::resolve;
 pub async fn run(control: &mut Control, command: TaskCommand, format: Format) -> anyhow::Result<()> {
     match command {
         TaskCommand::Ls { list, service } => {
-            let filters = Filters::new(list.filters, &["node", "desired-state"])?;
+            let filters = Filters::new(list.filters, &["service", "node", "desired-state"])?;
             let desired_states = filters.enum_values("desired-state", &state_choices())?;
-            let service_ids = match service {
-                Some(reference) => vec![super::service::get(control, &reference).await?.id],
-                None => Vec::new(),
-            };
+            // `--service S` is `-f service=S`, as watch takes it.
+            let mut service_ids = Vec::new();
+            for reference in service.iter().map(String::as_str).chain(filters.values("service")) {
+                service_ids.push(super::service::get(control, reference).await?.id);
+            }
             let mut node_ids = Vec::new();
             for reference in filters.values("node") {
                 node_ids.push(super::node::get(control, reference).await?.id);

@@ -191,8 +191,9 @@ fn port_text(port: &PortConfig) -> String {
     let protocol = enum_word(protocol.as_str_name(), "PROTOCOL_");
     let mode = port_config::PublishMode::try_from(port.publish_mode).unwrap_or_default();
     let mode = enum_word(mode.as_str_name(), "PUBLISH_MODE_");
+    // As `ls` shows it: none given, the manager picks one (`?` until then).
     let published = match port.published_port {
-        0 => "*".to_string(),
+        0 => "?".to_string(),
         port => port.to_string(),
     };
     format!("{published}:{}/{protocol} ({mode})", port.target_port)

@@ -246,33 +246,48 @@ fn remove_each<T, R>(
     Ok(())
 }
 
-/// Removes the secret or config references (`--{kind}-rm`) named as when
-/// they were added: by name, ID, or a prefix of the ID of only one of those
-/// the service uses. `id_and_name` gives a reference's.
+/// Removes the secret or config references (`--{kind}-rm`) named as any
+/// reference is: by whole ID, else by name (case-insensitive, as names are
+/// unique), else by a prefix of the ID of only one of those the service
+/// uses. `id_and_name` gives a reference's.
 fn remove_references<T>(
     references: &mut Vec<T>,
     removals: &[String],
     id_and_name: impl Fn(&T) -> (&String, &String),
     kind: &str,
 ) -> anyhow::Result<()> {
-    let named: Vec<(&String, Option<String>)> = removals
-        .iter()
-        .map(|name| {
-            let ids = references.iter().map(|r| id_and_name(r).0.as_str());
-            (name, only_id_with_prefix(ids, name))
-        })
-        .collect();
-    remove_each(
-        references,
-        &named,
-        |r, (name, by_prefix)| {
-            let (id, own_name) = id_and_name(r);
-            own_name == *name || Some(id) == by_prefix.as_ref()
-        },
-        &format!("{kind}-rm"),
-        removals,
-        kind,
-    )
+    let mut ids = Vec::with_capacity(removals.len());
+    for removal in removals {
+        let named = |matches: &dyn Fn(&str, &str) -> bool| -> Vec<&String> {
+            let mut found: Vec<&String> = references
+                .iter()
+                .map(&id_and_name)
+                .filter(|(id, name)| matches(id, name))
+                .map(|(id, _)| id)
+                .collect();
+            found.sort();
+            found.dedup();
+            found
+        };
+        let by_id = named(&|id, _| id == removal);
+        let by_name = named(&|_, name| name.to_lowercase() == removal.to_lowercase());
+        let by_prefix = named(&|id, _| !removal.is_empty() && id.starts_with(removal.as_str()));
+        let found = [by_id, by_name, by_prefix]
+            .into_iter()
+            .find(|found| !found.is_empty())
+            .unwrap_or_default();
+        match found[..] {
+            [] => bail!("--{kind}-rm {removal:?}: the service has no such {kind}"),
+            [id] => ids.push(id.clone()),
+            _ => bail!(
+                "--{kind}-rm {removal:?}: the IDs of {} of the service's {kind}s start so ({}); give more of one",
+                found.len(),
+                found.iter().map(|id| id.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+    references.retain(|reference| !ids.contains(id_and_name(reference).0));
+    Ok(())
 }
 
 /// Adds secret or config references whose targets no reference of the
@@ -313,14 +328,6 @@ fn add_replacing<T>(items: &mut Vec<T>, added: impl IntoIterator<Item = T>, same
         items.retain(|existing| !same(existing, &item));
         items.push(item);
     }
-}
-
-/// The one ID among `ids` that starts with `prefix` (a whole ID is its own
-/// prefix); `None` if none does or several do.
-fn only_id_with_prefix<'a>(ids: impl Iterator<Item = &'a str>, prefix: &str) -> Option<String> {
-    let mut matching = ids.filter(|id| !prefix.is_empty() && id.starts_with(prefix));
-    let first = matching.next()?;
-    matching.all(|id| id == first).then(|| first.to_string())
 }
 
 /// `KEY` of `KEY=VALUE`.
@@ -547,6 +554,40 @@ fn replace_value<T>(field: &mut T, value: Option<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `--secret-rm removals` leaves of references given as (ID, name).
+    fn left_after(removals: &[&str]) -> anyhow::Result<Vec<String>> {
+        let mut references: Vec<(String, String)> = [
+            ("8q41hmhf4q", "db-pass"),
+            ("zz1", "8q4"),
+            ("6aa", "a"),
+            ("6bb", "b"),
+            ("6bb", "b"),
+        ]
+        .iter()
+        .map(|(id, name)| (id.to_string(), name.to_string()))
+        .collect();
+        let removals: Vec<String> = removals.iter().map(|removal| removal.to_string()).collect();
+        remove_references(&mut references, &removals, |(id, name)| (id, name), "secret")?;
+        Ok(references.into_iter().map(|(_, name)| name).collect())
+    }
+
+    #[test]
+    fn a_reference_is_removed_by_whole_id_then_name_then_the_prefix_of_one_id() {
+        // A name that is also another's ID prefix names its own secret.
+        assert_eq!(left_after(&["8q4"]).unwrap(), ["db-pass", "a", "b", "b"]);
+        assert_eq!(left_after(&["8q41"]).unwrap(), ["8q4", "a", "b", "b"]);
+        assert_eq!(left_after(&["DB-Pass", "zz1"]).unwrap(), ["a", "b", "b"]);
+        // One secret on two targets goes from both; named twice, once.
+        assert_eq!(left_after(&["6b", "b"]).unwrap(), ["db-pass", "8q4", "a"]);
+        let ambiguous = left_after(&["6"]).unwrap_err().to_string();
+        assert!(
+            ambiguous.contains("the IDs of 2 of the service's secrets start so (6aa, 6bb)"),
+            "{ambiguous}"
+        );
+        let missing = left_after(&["zz2"]).unwrap_err().to_string();
+        assert_eq!(missing, "--secret-rm \"zz2\": the service has no such secret");
+    }
 
     fn job(max_concurrent: u64, total_completions: u64) -> Option<service_spec::Mode> {
         Some(service_spec::Mode::ReplicatedJob(ReplicatedJob {

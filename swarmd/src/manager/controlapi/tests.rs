@@ -744,6 +744,50 @@ async fn the_last_manager_cannot_be_demoted_and_a_manager_is_not_removed() {
     refused(&store, remove(&second.id, true), Code::FailedPrecondition, "demote it").await;
 }
 
+/// A node's spec cannot take a name (nodes go by the hostname they
+/// report), nor an accepted node go back to pending; labels still change.
+#[tokio::test]
+async fn a_node_spec_cannot_rename_the_node_nor_unaccept_it() {
+    use swarm_proto::v1::NodeMembership;
+    let (api, store) = api();
+    let mut node = manager("node-1");
+    node.spec.as_mut().unwrap().set_membership(NodeMembership::Accepted);
+    store.update(|tx| tx.create(node.clone())).await.unwrap();
+    let update = |change: fn(&mut NodeSpec)| {
+        let mut spec = node.spec.clone().unwrap();
+        change(&mut spec);
+        api.update_node(Request::new(UpdateNodeRequest {
+            node_id: node.id.clone(),
+            node_version: 1,
+            spec: Some(spec),
+        }))
+    };
+    let renamed = update(|spec| spec.annotations = annotations("renamed-node"));
+    refused(
+        &store,
+        renamed,
+        Code::InvalidArgument,
+        "spec.annotations.name: a node is named by the hostname",
+    )
+    .await;
+    let pending = update(|spec| spec.set_membership(NodeMembership::Pending));
+    refused(
+        &store,
+        pending,
+        Code::InvalidArgument,
+        "spec.membership: an accepted node cannot go back",
+    )
+    .await;
+    let labelled = update(|spec| {
+        spec.annotations = Some(swarm_proto::v1::Annotations {
+            labels: [("zone".to_string(), "a".to_string())].into(),
+            ..Default::default()
+        })
+    });
+    let labelled = labelled.await.expect("labels change").into_inner().node.unwrap();
+    assert_eq!(labelled.spec.unwrap().annotations.unwrap().labels["zone"], "a");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_managers_demoted_at_once_never_leave_none() {
     for round in 0..300 {
@@ -1124,6 +1168,58 @@ async fn a_rollback_to_a_removed_secret_names_it() {
         "version",
     )
     .await;
+}
+
+/// An update that leaves out the orchestration settings, the heartbeat or
+/// the certificates' lifetime keeps them; one that sets them changes them.
+#[tokio::test]
+async fn cluster_settings_an_update_leaves_out_are_kept() {
+    use swarm_proto::v1::{CaConfig, DispatcherConfig, OrchestrationConfig};
+    let (api, store) = api();
+    let seconds = |seconds| Some(prost_types::Duration { seconds, nanos: 0 });
+    let mut cluster = default_cluster();
+    let spec = cluster.spec.as_mut().unwrap();
+    spec.orchestration = Some(OrchestrationConfig {
+        task_history_retention_limit: 5,
+    });
+    spec.dispatcher = Some(DispatcherConfig {
+        heartbeat_period: seconds(5),
+    });
+    spec.ca_config = Some(CaConfig {
+        node_cert_expiry: seconds(90 * 24 * 3600),
+    });
+    store.update(|tx| tx.create(cluster.clone())).await.unwrap();
+    let stored = cluster.spec.clone().unwrap();
+    let update = |spec: ClusterSpec, version: u64| {
+        api.update_cluster(Request::new(UpdateClusterRequest {
+            cluster_id: cluster.id.clone(),
+            cluster_version: version,
+            spec: Some(spec),
+            ..Default::default()
+        }))
+    };
+    let sections_left_out = ClusterSpec {
+        annotations: annotations("default"),
+        ..Default::default()
+    };
+    let reply = update(sections_left_out, 1).await.expect("accepted").into_inner();
+    let cluster_after = reply.cluster.unwrap();
+    assert_eq!(cluster_after.spec.as_ref(), Some(&stored), "nothing cleared");
+    assert_eq!(cluster_after.meta.unwrap().version, 1, "nor anything written");
+
+    let fields_left_out = ClusterSpec {
+        dispatcher: Some(DispatcherConfig::default()),
+        ca_config: Some(CaConfig::default()),
+        orchestration: Some(OrchestrationConfig {
+            task_history_retention_limit: 2,
+        }),
+        ..stored.clone()
+    };
+    let changed = update(fields_left_out, 1).await.expect("accepted").into_inner();
+    let spec = changed.cluster.unwrap().spec.unwrap();
+    assert_eq!(spec.orchestration.unwrap().task_history_retention_limit, 2);
+    assert_eq!(spec.dispatcher, stored.dispatcher);
+    assert_eq!(spec.ca_config, stored.ca_config);
 }
 
 /// The Raft ticks a cluster records are kept: an update that leaves them

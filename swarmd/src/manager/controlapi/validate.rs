@@ -4,7 +4,7 @@
 use swarm_proto::v1::{
     Annotations, ClusterSpec, ContainerSpec, EndpointSpec, HealthConfig, Mount, NodeAvailability, NodeMembership,
     NodeRole, NodeSpec, Placement, ResourceRequirements, Resources, RestartPolicy, ServiceSpec, UpdateConfig,
-    endpoint_spec, mount, port_config, service_spec, task_spec, update_config,
+    endpoint_spec, mount, port_config, restart_policy, service_spec, task_spec, update_config,
 };
 
 use crate::error::{Error, Result};
@@ -96,26 +96,17 @@ pub(crate) fn node_spec(spec: &NodeSpec) -> Result<()> {
             self::annotations("spec.annotations", Some(annotations))?;
         }
     }
-    let known = [
-        (
-            "spec.desired_role",
-            NodeRole::try_from(spec.desired_role).is_ok(),
-            spec.desired_role,
-        ),
-        (
-            "spec.membership",
-            NodeMembership::try_from(spec.membership).is_ok(),
-            spec.membership,
-        ),
-        (
-            "spec.availability",
-            NodeAvailability::try_from(spec.availability).is_ok(),
-            spec.availability,
-        ),
-    ];
-    match known.iter().find(|(_, known, _)| !known) {
-        Some((field, _, value)) => Err(invalid(format!("{field}: {value} is not a value the API knows"))),
-        None => Ok(()),
+    known::<NodeRole>("spec.desired_role", spec.desired_role)?;
+    known::<NodeMembership>("spec.membership", spec.membership)?;
+    known::<NodeAvailability>("spec.availability", spec.availability)
+}
+
+/// An enum field holds a value of `E`: prost keeps whatever number it
+/// decodes, which would be stored, and shown later as the default.
+fn known<E: TryFrom<i32>>(field: &str, value: i32) -> Result<()> {
+    match E::try_from(value) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(invalid(format!("{field}: {value} is not a value the API knows"))),
     }
 }
 
@@ -287,6 +278,7 @@ fn mounts(mounts: &[Mount]) -> Result<()> {
     let mut targets = std::collections::HashSet::new();
     for mount in mounts {
         let field = "spec.task.container.mounts";
+        known::<mount::Type>(&format!("{field}.type"), mount.r#type)?;
         if !mount.target.starts_with('/') {
             return Err(invalid(format!(
                 "{field}: target {:?} is not an absolute path",
@@ -364,11 +356,15 @@ fn resources(resources: &ResourceRequirements) -> Result<()> {
             return Err(invalid(format!("{field}.memory_bytes must be at least 4 MiB")));
         }
     }
-    let over = |reserved: i64, limit: i64| limit > 0 && reserved > limit;
-    if over(reservations.nano_cpus, limits.nano_cpus) || over(reservations.memory_bytes, limits.memory_bytes) {
-        return Err(invalid(
-            "spec.task.resources.reservations must not exceed spec.task.resources.limits".into(),
-        ));
+    for (field, reserved, limit) in [
+        ("nano_cpus", reservations.nano_cpus, limits.nano_cpus),
+        ("memory_bytes", reservations.memory_bytes, limits.memory_bytes),
+    ] {
+        if limit > 0 && reserved > limit {
+            return Err(invalid(format!(
+                "spec.task.resources.reservations.{field} ({reserved}) must not exceed spec.task.resources.limits.{field} ({limit})"
+            )));
+        }
     }
     Ok(())
 }
@@ -446,11 +442,14 @@ fn healthcheck(health: &HealthConfig) -> Result<()> {
 }
 
 fn restart_policy(field: &str, restart: &RestartPolicy) -> Result<()> {
+    known::<restart_policy::Condition>(&format!("{field}.condition"), restart.condition)?;
     non_negative(&format!("{field}.delay"), restart.delay.as_ref())?;
     non_negative(&format!("{field}.window"), restart.window.as_ref())
 }
 
 fn update_config(field: &str, update: &UpdateConfig) -> Result<()> {
+    known::<update_config::FailureAction>(&format!("{field}.failure_action"), update.failure_action)?;
+    known::<update_config::Order>(&format!("{field}.order"), update.order)?;
     non_negative(&format!("{field}.delay"), update.delay.as_ref())?;
     non_negative(&format!("{field}.monitor"), update.monitor.as_ref())?;
     if !(0.0..=1.0).contains(&update.max_failure_ratio) {
@@ -467,8 +466,11 @@ fn update_config(field: &str, update: &UpdateConfig) -> Result<()> {
 /// service (it has no virtual IP to route to), as SwarmKit's
 /// `validateEndpointSpec`.
 fn endpoint(endpoint: &EndpointSpec) -> Result<()> {
+    known::<endpoint_spec::ResolutionMode>("spec.endpoint.mode", endpoint.mode)?;
     let mut published = std::collections::HashSet::new();
     for port in &endpoint.ports {
+        known::<port_config::Protocol>("spec.endpoint.ports.protocol", port.protocol)?;
+        known::<port_config::PublishMode>("spec.endpoint.ports.publish_mode", port.publish_mode)?;
         let pair = format!("{}:{}", port.published_port, port.target_port);
         if port.target_port == 0 || port.target_port > 65535 || port.published_port > 65535 {
             return Err(invalid(format!("spec.endpoint.ports: {pair} is not a valid port pair")));
@@ -906,8 +908,16 @@ mod tests {
                 r(0, 1 << 20),
                 "reservations.memory_bytes must be at least 4 MiB",
             ),
-            (r(500_000_000, 0), r(600_000_000, 0), "must not exceed"),
-            (r(0, 8 << 20), r(0, 16 << 20), "must not exceed"),
+            (
+                r(500_000_000, 0),
+                r(600_000_000, 0),
+                "reservations.nano_cpus (600000000) must not exceed spec.task.resources.limits.nano_cpus (500000000)",
+            ),
+            (
+                r(0, 8 << 20),
+                r(0, 16 << 20),
+                "reservations.memory_bytes (16777216) must not exceed spec.task.resources.limits.memory_bytes (8388608)",
+            ),
         ] {
             let err = with(limits, reservations).expect("refused");
             assert!(err.contains(says), "{err}");
@@ -946,6 +956,70 @@ mod tests {
         assert!(err.contains("dnsrr"), "{err}");
         let err = with(vip, vec![port(8080, 0, ingress)]).expect("refused");
         assert!(err.contains("not a valid port pair"), "{err}");
+    }
+
+    /// A number no enum value has is refused, naming the field, rather
+    /// than stored and shown as the default.
+    #[test]
+    fn enum_fields_take_only_values_the_api_knows() {
+        type Change = fn(&mut ServiceSpec);
+        let cases: [(&str, Change); 7] = [
+            ("spec.task.container.mounts.type: 7", |spec| {
+                container(spec).mounts = vec![Mount {
+                    r#type: 7,
+                    target: "/a".into(),
+                    ..Default::default()
+                }]
+            }),
+            ("spec.task.restart.condition: 9", |spec| {
+                task(spec).restart = Some(RestartPolicy {
+                    condition: 9,
+                    ..Default::default()
+                })
+            }),
+            ("spec.update.failure_action: 9", |spec| {
+                spec.update = Some(UpdateConfig {
+                    failure_action: 9,
+                    ..Default::default()
+                })
+            }),
+            ("spec.rollback.order: -1", |spec| {
+                spec.rollback = Some(UpdateConfig {
+                    order: -1,
+                    ..Default::default()
+                })
+            }),
+            ("spec.endpoint.mode: 9", |spec| {
+                spec.endpoint = Some(EndpointSpec {
+                    mode: 9,
+                    ..Default::default()
+                })
+            }),
+            ("spec.endpoint.ports.protocol: 9", |spec| {
+                spec.endpoint = Some(EndpointSpec {
+                    ports: vec![swarm_proto::v1::PortConfig {
+                        protocol: 9,
+                        target_port: 80,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+            }),
+            ("spec.endpoint.ports.publish_mode: 5", |spec| {
+                spec.endpoint = Some(EndpointSpec {
+                    ports: vec![swarm_proto::v1::PortConfig {
+                        publish_mode: 5,
+                        target_port: 80,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+            }),
+        ];
+        for (says, change) in cases {
+            let err = refusal(change).unwrap_or_else(|| panic!("{says}: accepted"));
+            assert_eq!(err, format!("{says} is not a value the API knows"));
+        }
     }
 
     #[test]

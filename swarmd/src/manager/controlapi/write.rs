@@ -2,8 +2,8 @@
 //! Raft, answered with the object as stored.
 
 use swarm_proto::v1::{
-    Cluster, ClusterSpec, Config, ConfigSpec, Node, NodeRole, NodeSpec, Secret, SecretSpec, Service, ServiceSpec, Task,
-    UpdateStatus, node_status, port_config, service_spec, task_spec, update_status,
+    Cluster, ClusterSpec, Config, ConfigSpec, Node, NodeMembership, NodeRole, NodeSpec, Secret, SecretSpec, Service,
+    ServiceSpec, Task, UpdateStatus, node_status, port_config, service_spec, task_spec, update_status,
 };
 use swarm_store::{By, MemoryStore, Read as _, StoreObject, WriteTx};
 
@@ -412,6 +412,21 @@ pub(crate) async fn update_node(
         if node.spec.as_ref() == Some(&spec) {
             return Ok(()); // nothing changes: nothing written
         }
+        let stored = node.spec.clone().unwrap_or_default();
+        let name = |spec: &NodeSpec| spec.annotations.as_ref().map(|a| a.name.clone()).unwrap_or_default();
+        if name(&spec) != name(&stored) {
+            return Err(Error::InvalidArgument(
+                "spec.annotations.name: a node is named by the hostname it reports; its spec's name cannot be changed"
+                    .into(),
+            ));
+        }
+        if stored.membership == i32::from(NodeMembership::Accepted)
+            && spec.membership == i32::from(NodeMembership::Pending)
+        {
+            return Err(Error::InvalidArgument(
+                "spec.membership: an accepted node cannot go back to pending (remove it instead)".into(),
+            ));
+        }
         if demotes(&node, &spec) && !another_manager(tx, id)? {
             return Err(Error::FailedPrecondition(format!(
                 "node {id} is the last manager of the cluster: it cannot be demoted"
@@ -456,6 +471,7 @@ pub(crate) async fn update_cluster(
     write(store, id, |tx| {
         let mut cluster = Cluster::clone(tx.check_version::<Cluster>(id, version)?);
         keep_recorded_ticks(&mut spec, cluster.spec.as_ref())?;
+        keep_left_out(&mut spec, cluster.spec.as_ref());
         if cluster.spec.as_ref() == Some(&spec) {
             return Ok(()); // nothing changes: nothing written
         }
@@ -472,6 +488,23 @@ pub(crate) async fn update_cluster(
         Ok(tx.update(cluster)?)
     })
     .await
+}
+
+/// The settings a cluster update leaves out stay as stored (as the Raft
+/// settings do): the orchestration settings, and the dispatcher's heartbeat
+/// and the certificates' lifetime, which have no "unset" a node could go
+/// by. A client that sends only what it changes clears nothing.
+fn keep_left_out(spec: &mut ClusterSpec, stored: Option<&ClusterSpec>) {
+    let Some(stored) = stored else { return };
+    if spec.orchestration.is_none() {
+        spec.orchestration = stored.orchestration;
+    }
+    if let Some(period) = stored.dispatcher.and_then(|stored| stored.heartbeat_period) {
+        (spec.dispatcher.get_or_insert_default().heartbeat_period).get_or_insert(period);
+    }
+    if let Some(expiry) = stored.ca_config.and_then(|stored| stored.node_cert_expiry) {
+        (spec.ca_config.get_or_insert_default().node_cert_expiry).get_or_insert(expiry);
+    }
 }
 
 /// The Raft ticks of a cluster update: they record the first manager's
