@@ -93,11 +93,20 @@ pub fn salvage_damaged_log(dir: &Path, cluster_id: u64, node_id: u64) -> Result<
     // a damaged record's 32 KiB block, and what a group change wrote there
     // with it): a member added after the damage is no less a member. Its
     // membership only: the log there misses the damaged entry.
-    if let Ok(beyond) =
-        RocksStorage::open_read_only(dir, cluster_id, node_id, DBRecoveryMode::SkipAnyCorruptedRecord, true)
-    {
-        alone(&beyond, node_id, "the log past the damage").map_err(data_dir_error)?;
-    }
+    // Unable to look, it cannot tell: a group it does not know of could
+    // go on without it, and two groups would then hold one cluster.
+    let beyond = RocksStorage::open_read_only(dir, cluster_id, node_id, DBRecoveryMode::SkipAnyCorruptedRecord, true)
+        .map_err(|err| {
+        data_dir_error(format!(
+            "RocksDB cannot read the log past the damage, to check that no member was added there ({}); \
+                 restore a backup",
+            match err {
+                ReadOnlyError::RocksDb(err) => err.to_string(),
+                ReadOnlyError::Storage(err) => err.to_string(),
+            }
+        ))
+    })?;
+    alone(&beyond, node_id, "the log past the damage").map_err(data_dir_error)?;
     drop(
         DB::open_cf_descriptors(
             &storage::db_options_recovering(false, DBRecoveryMode::PointInTime),

@@ -360,11 +360,13 @@ impl RocksStorage {
     /// for [`drop_compacted_files`] to delete.)
     fn load_terms(&mut self) -> Result<()> {
         let db = Arc::clone(&self.db);
-        let first = index_key(self.truncated.0 + 1);
+        let after_truncation = (self.truncated.0.checked_add(1))
+            .ok_or_else(|| Error::Corrupt(format!("truncated index {} is out of range", self.truncated.0)))?;
+        let first = index_key(after_truncation);
         let stored = self
             .db
             .iterator_cf(cf(&db, CF_ENTRIES)?, IteratorMode::From(&first, Direction::Forward));
-        for (expected, item) in (self.truncated.0 + 1..).zip(stored) {
+        for (expected, item) in (after_truncation..).zip(stored) {
             let (key, value) = item?;
             let entry = Entry::parse_from_bytes(&value)?;
             if parse_u64(&key) != Some(expected) || entry.index != expected {
@@ -383,6 +385,15 @@ impl RocksStorage {
             return Err(Error::Corrupt(format!(
                 "applied index {} is past the last entry {}",
                 self.applied,
+                self.last()
+            )));
+        }
+        // Entries and the commit index that covers them go in one batch:
+        // a commit past the log is damage (raft-rs would panic on it).
+        if self.hard_state.commit > self.last() {
+            return Err(Error::Corrupt(format!(
+                "commit index {} is past the last entry {}",
+                self.hard_state.commit,
                 self.last()
             )));
         }
@@ -630,23 +641,33 @@ impl RocksStorage {
         }
         batch.delete_cf(snapshots, snapshot_data_key(self.snapshot_meta.index));
         batch.put_cf(snapshots, KEY_SNAPSHOT_META, meta.write_to_bytes()?);
-        let compact_to = self.compaction_point(meta.index, keep);
         self.snapshot_meta = meta;
-        if compact_to > self.truncated.0 {
-            let term = self
-                .term_of(compact_to)
-                .map_err(|err| Error::Corrupt(err.to_string()))?;
-            // No tombstone for the entries let go: nothing reads at or
-            // before the truncation, and their tables are deleted whole
-            // once it is on disk (`drop_compacted_files`). A range
-            // tombstone would make the newest table overlap every older
-            // one, and RocksDB would rewrite them, holding their room,
-            // instead of moving them down whole: three times the disk
-            // under large writes.
-            self.held.drain(..(compact_to - self.truncated.0) as usize);
-            self.recent.compact_to(compact_to);
-            self.set_truncated(batch, compact_to, term)?;
+        self.compact_behind_snapshot(batch, keep)?;
+        Ok(true)
+    }
+
+    /// Drops the entries the current snapshot covers but for those `keep`
+    /// spares; says whether any went. (What a snapshot does as it becomes
+    /// current; short of room, also what lets go of entries spared for
+    /// slow followers when nothing comes to apply, and so no newer
+    /// snapshot would.)
+    pub(crate) fn compact_behind_snapshot(&mut self, batch: &mut WriteBatch, keep: Keep) -> Result<bool> {
+        let compact_to = self.compaction_point(self.snapshot_meta.index, keep);
+        if compact_to <= self.truncated.0 {
+            return Ok(false);
         }
+        let term = self
+            .term_of(compact_to)
+            .map_err(|err| Error::Corrupt(err.to_string()))?;
+        // No tombstone for the entries let go: nothing reads at or before
+        // the truncation, and their tables are deleted whole once it is on
+        // disk (`drop_compacted_files`). A range tombstone would make the
+        // newest table overlap every older one, and RocksDB would rewrite
+        // them, holding their room, instead of moving them down whole:
+        // three times the disk under large writes.
+        self.held.drain(..(compact_to - self.truncated.0) as usize);
+        self.recent.compact_to(compact_to);
+        self.set_truncated(batch, compact_to, term)?;
         Ok(true)
     }
 

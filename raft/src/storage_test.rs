@@ -316,6 +316,67 @@ fn a_restart_commits_at_least_what_was_applied() {
     assert_eq!(storage.initial_state().unwrap().hard_state.commit, 4);
 }
 
+/// Entries kept behind the current snapshot go when asked to keep fewer
+/// (short of room, with no newer snapshot to take), durably; the entries
+/// after the snapshot stay whatever is asked.
+#[test]
+fn the_entries_kept_behind_a_snapshot_go_when_fewer_are_to_be_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(1..=20, 3));
+    let meta = SnapshotMetadata {
+        index: 15,
+        term: 3,
+        ..Default::default()
+    };
+    write_snapshot_data(&storage.db(), 15, b"state at 15").unwrap();
+    let mut batch = WriteBatch::default();
+    storage.snapshot_written(&mut batch, meta, keep_entries(10)).unwrap();
+    storage.write(batch).unwrap();
+    assert_eq!(storage.first_index().unwrap(), 6);
+
+    let mut batch = WriteBatch::default();
+    assert!(storage.compact_behind_snapshot(&mut batch, keep_entries(2)).unwrap());
+    storage.write(batch).unwrap();
+    assert_eq!(storage.first_index().unwrap(), 14);
+    let mut batch = WriteBatch::default();
+    assert!(
+        !storage.compact_behind_snapshot(&mut batch, keep_entries(2)).unwrap(),
+        "done once"
+    );
+    assert!(storage.compact_behind_snapshot(&mut batch, keep_entries(0)).unwrap());
+    storage.write(batch).unwrap();
+    drop(storage);
+    let (storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    assert_eq!(storage.first_index().unwrap(), 16, "durably, up to the snapshot");
+    assert_eq!(read(&storage, 16, 21), vec![16, 17, 18, 19, 20]);
+}
+
+/// A hard state whose commit index is past the log (damage RocksDB's
+/// checksums did not catch) is refused at open, naming it, rather than
+/// left for raft-rs to panic on.
+#[test]
+fn a_commit_index_past_the_log_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(1..=3, 1));
+    let mut batch = WriteBatch::default();
+    let hard_state = HardState {
+        term: 1,
+        commit: 7,
+        ..Default::default()
+    };
+    storage.set_hard_state(&mut batch, hard_state).unwrap();
+    storage.write(batch).unwrap();
+    drop(storage);
+    let err = RocksStorage::open(dir.path(), CLUSTER, 1).err().unwrap();
+    assert!(matches!(err, Error::Corrupt(_)), "{err}");
+    assert!(
+        err.to_string().contains("commit index 7 is past the last entry 3"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_data_dir_of_another_cluster_or_member_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();

@@ -181,6 +181,11 @@ impl<S: StateMachine> ReadyLoop<S> {
             {
                 break Err(err);
             }
+            if self.disk.is_low()
+                && let Err(err) = self.free_log_behind_snapshot().await
+            {
+                break Err(err);
+            }
             if let Err(err) = self.take_written_snapshots().await {
                 break Err(err);
             }
@@ -483,7 +488,7 @@ impl<S: StateMachine> ReadyLoop<S> {
     fn check_add(&self, id: u64, addr: &str) -> Result<()> {
         self.check_leader()?;
         // The new member needs a snapshot, and every member a log entry.
-        self.disk.check()?;
+        self.disk.check(0)?;
         if id == 0 {
             return Err(Error::Membership("member id 0 is reserved".into()));
         }
@@ -504,7 +509,7 @@ impl<S: StateMachine> ReadyLoop<S> {
         membership::check_address_free(members, id, addr)?;
         let needed = current != addr;
         if needed {
-            self.disk.check()?;
+            self.disk.check(0)?;
         }
         Ok(needed)
     }
@@ -655,9 +660,9 @@ impl<S: StateMachine> ReadyLoop<S> {
         if let Some(hard_state) = ready.hs() {
             store.set_hard_state(&mut self.batch, hard_state.clone())?;
         }
-        let micros = self
-            .write_batch(ready.must_sync() || !ready.snapshot().is_empty(), entries)
-            .await?;
+        // raft-rs asks for a sync with entries, a snapshot, or a new term
+        // or vote; a commit index alone a restart rebuilds.
+        let micros = self.write_batch(ready.must_sync(), entries).await?;
         tracing::Span::current().record("fsync_us", micros);
 
         // 6. Votes and append acknowledgements promise what is now on disk:
@@ -944,6 +949,26 @@ impl<S: StateMachine> ReadyLoop<S> {
             // The loop may have stopped meanwhile; then no one needs it.
             let _ = done.send((meta, written));
         });
+        Ok(())
+    }
+
+    /// Short of room, lets go of the entries kept behind the current
+    /// snapshot for slow followers but for those `keep_bytes` weigh (as a
+    /// snapshot taken now would), and writes that at once: with writes
+    /// refused nothing comes to apply, so no newer snapshot would, and
+    /// what they hold (up to the snapshot's weight) would stay. A no-op
+    /// once done.
+    async fn free_log_behind_snapshot(&mut self) -> Result<()> {
+        let keep = self.config.keep(0);
+        if !self.raw.mut_store().compact_behind_snapshot(&mut self.batch, keep)? {
+            return Ok(());
+        }
+        self.write_batch(true, 0).await?;
+        tracing::info!(
+            member = self.config.id,
+            truncated = self.raw.store().truncated_index(),
+            "short of room: the log kept behind the snapshot for slow followers is let go"
+        );
         Ok(())
     }
 

@@ -149,9 +149,13 @@ impl StateDir {
 
 /// A run that returns, whether it served or failed to start, stopped
 /// cleanly: the lock file says so for the next start. One that dies (kill
-/// -9, a crash, a second signal's immediate exit) never gets here.
+/// -9, a crash, a second signal's immediate exit) never gets here, and one
+/// unwinding from a panic does not say so.
 impl Drop for StateDir {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
         if let Err(err) = rewrite(&self.lock, STOPPED) {
             tracing::warn!(%err, "cannot note the clean stop in the state dir's lock file");
         }
