@@ -20,9 +20,12 @@
 //! for slow followers (at most `Config::keep_bytes` or the snapshot's
 //! size) and RocksDB's own compactions (README).
 //!
-//! The free space is read every [`READ_EVERY`]; what proposals take in
-//! between is counted against the last reading, so that a burst of large
-//! entries cannot run through the reserve before the next one.
+//! The free space is read every [`READ_EVERY`], and as soon as the loop
+//! wrote [`READ_AFTER_BYTES`] since the last reading: a burst of large
+//! entries between two readings takes at most that much (and one batch)
+//! of the reserve. (Counting what proposals take against the last reading
+//! instead would not work: RocksDB writes its log into room it reserved
+//! ahead, which the free space no longer counts.)
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -33,6 +36,9 @@ use crate::error::{Error, Result};
 
 /// How often the free space is read, whatever the tick.
 const READ_EVERY: Duration = Duration::from_millis(100);
+
+/// Bytes the loop writes after which the free space is read again sooner.
+const READ_AFTER_BYTES: u64 = 4 << 20;
 
 /// Room that must come back over the reserve before writes are taken
 /// again: a compaction freeing a little would otherwise flip them on and
@@ -48,9 +54,8 @@ pub(crate) struct DiskSpace {
     /// check off (the free space is still read, for metrics).
     keep_free: u64,
     reading: Mutex<Reading>,
-    /// Bytes of the proposals taken since the last reading: not in it yet
-    /// (or not all), so counted against the room it saw.
-    admitted: AtomicU64,
+    /// Bytes the loop wrote since the last reading.
+    written: AtomicU64,
     /// Whether writes are taken, for those waiting for room.
     room: tokio::sync::watch::Sender<bool>,
 }
@@ -100,16 +105,31 @@ impl DiskSpace {
             dir: dir.to_path_buf(),
             keep_free,
             reading: Mutex::new(Reading::default()),
-            admitted: AtomicU64::new(0),
+            written: AtomicU64::new(0),
             room: tokio::sync::watch::Sender::new(true),
         }
     }
 
-    /// As [`DiskSpace::refresh`], if the last reading is [`READ_EVERY`] old;
-    /// `snapshot_bytes` is asked only then.
+    /// As [`DiskSpace::refresh`], if the last reading is [`READ_EVERY`]
+    /// old or [`READ_AFTER_BYTES`] were written since; `snapshot_bytes` is
+    /// asked only then.
     pub(crate) fn refresh_if_due(&self, snapshot_bytes: impl FnOnce() -> u64) -> Option<Crossed> {
-        let due = self.last().at.is_none_or(|at| at.elapsed() >= READ_EVERY);
-        if due { self.refresh(snapshot_bytes()) } else { None }
+        if self.due(Instant::now()) {
+            self.refresh(snapshot_bytes())
+        } else {
+            None
+        }
+    }
+
+    /// Whether a reading is due at `now`.
+    fn due(&self, now: Instant) -> bool {
+        self.last().at.is_none_or(|at| now.duration_since(at) >= READ_EVERY)
+            || self.written.load(Ordering::Acquire) >= READ_AFTER_BYTES
+    }
+
+    /// Notes that the loop wrote `bytes` to the log.
+    pub(crate) fn note_written(&self, bytes: u64) {
+        self.written.fetch_add(bytes, Ordering::AcqRel);
     }
 
     /// Reads the free space again, the next snapshot weighing up to
@@ -117,14 +137,11 @@ impl DiskSpace {
     /// that fails keeps the last one (a data dir gone is seen, and stops
     /// the member, at its next write).
     pub(crate) fn refresh(&self, snapshot_bytes: u64) -> Option<Crossed> {
-        // Cleared first: what is taken from here on counts against this
-        // reading, even what it may already see.
-        let admitted = self.admitted.swap(0, Ordering::AcqRel);
+        self.written.store(0, Ordering::Release);
         let available = match free_bytes(&self.dir) {
             Ok(available) => available,
             Err(err) => {
                 tracing::debug!(dir = %self.dir.display(), %err, "cannot read the free disk space");
-                self.admitted.fetch_add(admitted, Ordering::AcqRel);
                 return None;
             }
         };
@@ -180,16 +197,21 @@ impl DiskSpace {
             || reading.available >= (self.keep_free / 2).saturating_add(reading.snapshot_bytes.saturating_mul(2))
     }
 
-    /// Takes a proposal of `bytes` unless the free space, less what was
-    /// taken since the last reading, is under the reserve.
+    /// Refuses a proposal while the free space is under the reserve.
     ///
     /// # Errors
     ///
-    /// [`Error::NoSpace`] with the figures of the last reading, less what
-    /// was taken since.
-    pub(crate) fn check(&self, bytes: u64) -> Result<()> {
+    /// [`Error::NoSpace`] with the figures of the last reading.
+    pub(crate) fn check(&self) -> Result<()> {
         let reading = self.last();
-        self.admit(bytes, &reading, reading.shown_needed(), false)
+        if reading.low {
+            return Err(Error::NoSpace {
+                available: reading.available,
+                needed: reading.shown_needed(),
+                removal: false,
+            });
+        }
+        Ok(())
     }
 
     /// Refuses an entry that frees room in the state (it only removes)
@@ -198,27 +220,18 @@ impl DiskSpace {
     ///
     /// # Errors
     ///
-    /// [`Error::NoSpace`] with the figures of the last reading, less what
-    /// was taken since.
-    pub(crate) fn check_freeing(&self, bytes: u64) -> Result<()> {
-        self.admit(bytes, &self.last(), self.keep_free, true)
-    }
-
-    /// Takes `bytes` if `needed` stays free after them and what was taken
-    /// since `reading` (always, before the first reading or with the check
-    /// off).
-    fn admit(&self, bytes: u64, reading: &Reading, needed: u64, removal: bool) -> Result<()> {
-        let taken = self.admitted.fetch_add(bytes, Ordering::AcqRel);
-        let available = reading.available.saturating_sub(taken);
-        if self.keep_free == 0 || reading.at.is_none() || available.saturating_sub(bytes) >= needed {
-            return Ok(());
+    /// [`Error::NoSpace`] with the figures of the last reading.
+    pub(crate) fn check_freeing(&self) -> Result<()> {
+        let reading = self.last();
+        let floor = self.keep_free;
+        if reading.at.is_some() && reading.available < floor {
+            return Err(Error::NoSpace {
+                available: reading.available,
+                needed: floor,
+                removal: true,
+            });
         }
-        self.admitted.fetch_sub(bytes, Ordering::AcqRel);
-        Err(Error::NoSpace {
-            available,
-            needed,
-            removal,
-        })
+        Ok(())
     }
 
     /// The free bytes at the last reading and the reserve (0 with the
@@ -287,7 +300,7 @@ pub(crate) fn human(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Crossed, DiskSpace, HYSTERESIS, free_bytes, human, stays_or_turns_low};
+    use super::{Crossed, DiskSpace, HYSTERESIS, READ_EVERY, free_bytes, human, stays_or_turns_low};
     use crate::error::Error;
 
     #[test]
@@ -305,10 +318,10 @@ mod tests {
         // figures, and no snapshot either.
         let reserve = 2 * free + (1 << 30);
         let space = DiskSpace::new(dir.path(), reserve);
-        assert!(space.check(0).is_ok(), "nothing read yet: nothing refused");
+        assert!(space.check().is_ok(), "nothing read yet: nothing refused");
         assert!(matches!(space.refresh(0), Some(Crossed::Under { .. })));
         assert!(space.is_low());
-        let err = space.check(0).unwrap_err();
+        let err = space.check().unwrap_err();
         assert!(
             matches!(err, Error::NoSpace { needed, removal: false, .. } if needed == reserve + HYSTERESIS),
             "{err}"
@@ -324,37 +337,33 @@ mod tests {
         let space = DiskSpace::new(dir.path(), 1 << 20);
         let room = space.watch_room();
         assert_eq!(space.refresh(0), None);
-        assert!(space.check(0).is_ok());
+        assert!(space.check().is_ok());
         assert!(matches!(space.refresh(free), Some(Crossed::Under { needed, .. }) if needed == 2 * free + (1 << 20)));
         assert!(!*room.borrow(), "those waiting for room see it go");
         assert!(matches!(space.refresh(0), Some(Crossed::Over { .. })));
-        assert!(space.check(0).is_ok());
+        assert!(space.check().is_ok());
         assert!(*room.borrow(), "and come back");
     }
 
-    /// Proposals taken between two readings count against the room the
-    /// last one saw: a burst of large entries stops at the reserve, not
-    /// past it, and the next reading starts the count again.
+    /// A reading is due every 100 ms, and sooner once 4 MiB were written
+    /// since the last: a burst of large entries cannot run far past the
+    /// reserve before a reading sees it.
     #[test]
-    fn what_proposals_take_between_readings_counts_against_the_reserve() {
+    fn the_free_space_is_read_again_once_4_mib_were_written() {
         let dir = tempfile::tempdir().unwrap();
-        let free = free_bytes(dir.path()).unwrap();
-        // A reserve that leaves 10 MiB (the filesystem moves a little,
-        // hence the margins below).
-        let space = DiskSpace::new(dir.path(), free - (10 << 20));
+        let space = DiskSpace::new(dir.path(), 1 << 20);
+        assert!(space.due(std::time::Instant::now()), "the first reading is due at once");
         space.refresh(0);
-        for _ in 0..6 {
-            space.check(1 << 20).expect("room for 6 MiB");
-        }
-        let err = space.check(64 << 20).unwrap_err();
-        assert!(matches!(err, Error::NoSpace { removal: false, .. }), "{err}");
-        assert!(!space.is_low(), "refused by the count, not by a reading");
-        space.check(1 << 20).expect("a smaller one still fits");
-        // Removals are held to the reserve itself, less the same count.
-        assert!(space.check_freeing(64 << 20).is_err());
-        // A new reading sees what was written, and counts from there.
+        let at = space.last().at.expect("a reading");
+        assert!(!space.due(at));
+        space.note_written(3 << 20);
+        assert!(!space.due(at), "under 100 ms and 4 MiB: not due");
+        assert!(space.due(at + READ_EVERY));
+        space.note_written(1 << 20);
+        assert!(space.due(at), "4 MiB written: due");
         space.refresh(0);
-        space.check(8 << 20).expect("nothing written: room again");
+        let at = space.last().at.expect("a reading");
+        assert!(!space.due(at), "and counted again from there");
     }
 
     #[test]
@@ -363,15 +372,15 @@ mod tests {
         let free = free_bytes(dir.path()).unwrap();
         // Writes refused (the next snapshot's room), removals taken.
         let space = DiskSpace::new(dir.path(), free / 2);
-        assert!(space.check_freeing(0).is_ok(), "nothing read yet");
+        assert!(space.check_freeing().is_ok(), "nothing read yet");
         space.refresh(free);
-        assert!(space.check(0).is_err());
+        assert!(space.check().is_err());
         assert!(!space.room_for_snapshot());
-        assert!(space.check_freeing(0).is_ok());
+        assert!(space.check_freeing().is_ok());
         // Less than the reserve itself: refused too.
         let space = DiskSpace::new(dir.path(), 2 * free);
         space.refresh(0);
-        let err = space.check_freeing(0).unwrap_err();
+        let err = space.check_freeing().unwrap_err();
         assert!(
             matches!(err, Error::NoSpace { needed, removal: true, .. } if needed == 2 * free),
             "{err}"
@@ -409,7 +418,7 @@ mod tests {
         let space = DiskSpace::new(dir.path(), 0);
         assert_eq!(space.figures(), None);
         assert_eq!(space.refresh(u64::MAX), None);
-        assert!(space.check(0).is_ok());
+        assert!(space.check().is_ok());
         assert!(space.room_for_snapshot());
         let (free, reserve) = space.figures().expect("read");
         assert!(free > 0);

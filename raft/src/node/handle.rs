@@ -227,8 +227,8 @@ impl<O: Send + 'static> RaftHandle<O> {
         // takes the entry (a follower says who leads, below).
         if self.leadership.borrow().is_leader {
             match disk_use {
-                DiskUse::Takes => self.disk.check(data.len() as u64)?,
-                DiskUse::Frees => self.disk.check_freeing(data.len() as u64)?,
+                DiskUse::Takes => self.disk.check()?,
+                DiskUse::Frees => self.disk.check_freeing()?,
             }
         }
         let (reply, response) = oneshot::channel();
@@ -421,7 +421,7 @@ impl<O: Send + 'static> RaftHandle<O> {
             metrics.disk_free_bytes = free;
             metrics.disk_reserve_bytes = reserve;
             metrics.disk_refusing_writes = self.disk.is_low();
-            metrics.disk_refusing_removals = self.disk.check_freeing(0).is_err();
+            metrics.disk_refusing_removals = self.disk.check_freeing().is_err();
         }
         metrics
     }

@@ -488,7 +488,7 @@ impl<S: StateMachine> ReadyLoop<S> {
     fn check_add(&self, id: u64, addr: &str) -> Result<()> {
         self.check_leader()?;
         // The new member needs a snapshot, and every member a log entry.
-        self.disk.check(0)?;
+        self.disk.check()?;
         if id == 0 {
             return Err(Error::Membership("member id 0 is reserved".into()));
         }
@@ -509,7 +509,7 @@ impl<S: StateMachine> ReadyLoop<S> {
         membership::check_address_free(members, id, addr)?;
         let needed = current != addr;
         if needed {
-            self.disk.check(0)?;
+            self.disk.check()?;
         }
         Ok(needed)
     }
@@ -695,6 +695,7 @@ impl<S: StateMachine> ReadyLoop<S> {
             return Ok(0);
         }
         let batch = std::mem::take(&mut self.batch);
+        self.disk.note_written(batch.size_in_bytes() as u64);
         let db = self.raw.store().db();
         let started = Instant::now();
         // The write blocks on the disk: off the async workers, while this

@@ -77,11 +77,43 @@ impl WatchApi {
     }
 }
 
-/// What a watch ended by a stop is told.
-fn stopping_status(leadership: Option<&tokio::sync::watch::Receiver<Leadership>>) -> Status {
-    match leadership.and_then(|leadership| leadership.borrow().stopped.clone()) {
-        Some(cause) => member_stopped(&cause),
-        None => Status::unavailable("the manager is stopping"),
+/// What ends a watch from the manager's side, besides its store: the
+/// manager's stop, or its leadership lost (a watch is served by the
+/// leader, as every request; the client watches again, from the new one).
+struct Ends {
+    stopping: tokio::sync::watch::Receiver<bool>,
+    leadership: Option<tokio::sync::watch::Receiver<Leadership>>,
+    /// Whether the manager led when the watch opened (one that did not,
+    /// in tests, has no leadership to lose).
+    led: bool,
+}
+
+impl Ends {
+    /// Resolves, with what the watch is told, once it must end.
+    async fn ended(&mut self) -> Status {
+        let deposed = async {
+            match self.leadership.as_mut() {
+                Some(leadership) if self.led => {
+                    let _ = leadership.wait_for(|leadership| !leadership.is_leader).await;
+                }
+                _ => std::future::pending().await,
+            }
+        };
+        let stopping = self.stopping.changed();
+        let ended_by_stop = tokio::select! {
+            // The one change is to "stopping" (or the sender gone).
+            _ = stopping => true,
+            () = deposed => false,
+        };
+        match self
+            .leadership
+            .as_ref()
+            .and_then(|leadership| leadership.borrow().stopped.clone())
+        {
+            Some(cause) => member_stopped(&cause),
+            None if ended_by_stop => Status::unavailable("the manager is stopping"),
+            None => Status::unavailable("this manager no longer leads; watch again (from the leader)"),
+        }
     }
 }
 
@@ -295,8 +327,14 @@ impl Watch for WatchApi {
         let starts_after = (with_commits && request.resume_after.is_none())
             .then(|| watcher.caught_up_to())
             .flatten();
-        let mut stopping = self.stopping.clone();
-        let leadership = self.leadership.clone();
+        let mut ends = Ends {
+            stopping: self.stopping.clone(),
+            leadership: self.leadership.clone(),
+            led: self
+                .leadership
+                .as_ref()
+                .is_some_and(|leadership| leadership.borrow().is_leader),
+        };
         let stream = async_stream(move |sender| async move {
             // Held while the watch is: it ends with this task.
             let _open = open;
@@ -309,10 +347,8 @@ impl Watch for WatchApi {
             loop {
                 let received = tokio::select! {
                     received = watcher.recv() => received,
-                    // The one change is to "stopping" (or the sender gone).
-                    _ = stopping.changed() => {
-                        let last_words = LastWords::new(&sender);
-                        last_words.stopping(&watcher, with_commits, leadership.as_ref()).await;
+                    status = ends.ended() => {
+                        LastWords::new(&sender).ending(&watcher, with_commits, status).await;
                         return;
                     }
                     // The client went away while no change it wants came:
@@ -358,16 +394,16 @@ impl Watch for WatchApi {
                         let fell_behind = Status::from(Error::Store(swarm_store::Error::FellBehind));
                         tokio::select! {
                             _ = sender.send(Err(fell_behind)) => {}
-                            _ = stopping.changed() => {}
+                            _ = ends.ended() => {}
                         }
                         return;
                     }
-                    _ = stopping.changed() => {
+                    status = ends.ended() => {
                         // The message held goes first: what the marker
                         // after it says includes it.
                         let last_words = LastWords::new(&sender);
                         if last_words.say(Ok(message)).await {
-                            last_words.stopping(&watcher, with_commits, leadership.as_ref()).await;
+                            last_words.ending(&watcher, with_commits, status).await;
                         }
                         return;
                     }
@@ -378,13 +414,13 @@ impl Watch for WatchApi {
     }
 }
 
-/// How long a watch ended by a stop may take to say its last messages: a
-/// client that stopped reading would otherwise hold the stop until the
+/// How long a watch the manager ends may take to say its last messages: a
+/// client that stopped reading would otherwise hold a stop until the
 /// manager closes its connections (after its drain grace).
 const LAST_WORDS_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The last messages of a watch ended by a stop, each sent while its time
-/// lasts.
+/// The last messages of a watch the manager ends, each sent while its
+/// time lasts.
 struct LastWords<'a> {
     sender: &'a tokio::sync::mpsc::Sender<Result<WatchMessage, Status>>,
     deadline: tokio::time::Instant,
@@ -407,20 +443,15 @@ impl<'a> LastWords<'a> {
     }
 
     /// How far the watch got, if it read all it wanted (the point to
-    /// resume after, past the last marker), then why it ends.
-    async fn stopping(
-        &self,
-        watcher: &swarm_store::Watcher,
-        with_commits: bool,
-        leadership: Option<&tokio::sync::watch::Receiver<Leadership>>,
-    ) {
+    /// resume after, past the last marker), then why it ends: `status`.
+    async fn ending(&self, watcher: &swarm_store::Watcher, with_commits: bool, status: Status) {
         if with_commits
             && let Some(index) = watcher.caught_up_to()
             && !self.say(Ok(progress(index))).await
         {
             return;
         }
-        self.say(Err(stopping_status(leadership))).await;
+        self.say(Err(status)).await;
     }
 }
 
@@ -490,6 +521,39 @@ mod tests {
             "{}",
             failed.message()
         );
+    }
+
+    /// A watch is the leader's to serve: when this manager stops leading,
+    /// its watches end, saying how far they got and to watch again.
+    #[tokio::test]
+    async fn a_watch_ends_when_its_manager_stops_leading() {
+        use futures::StreamExt as _;
+        use swarm_proto::v1::watch_server::Watch as _;
+        let (_stopping, stopped) = tokio::sync::watch::channel(false);
+        let leading = swarm_raft::Leadership {
+            is_leader: true,
+            ..Default::default()
+        };
+        let (leadership, watched) = tokio::sync::watch::channel(leading);
+        let api = super::WatchApi::new(swarm_store::MemoryStore::new(), stopped).with_leadership(watched);
+        let request = swarm_proto::v1::WatchRequest {
+            include_commits: true,
+            ..Default::default()
+        };
+        let mut watch = api
+            .watch(tonic::Request::new(request))
+            .await
+            .expect("a watch")
+            .into_inner();
+        let start = watch.next().await.expect("a start marker").expect("not an error");
+        assert_eq!(start.commit_index, 0);
+        leadership.send_modify(|leadership| leadership.is_leader = false);
+        let marker = watch.next().await.expect("how far it got").expect("not an error");
+        assert_eq!((marker.events.len(), marker.commit_index), (0, 0));
+        let status = watch.next().await.expect("an end").expect_err("a status");
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(status.message().contains("no longer leads"), "{}", status.message());
+        assert!(watch.next().await.is_none());
     }
 
     #[tokio::test]
