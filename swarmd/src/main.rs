@@ -99,20 +99,20 @@ fn main() -> ExitCode {
     let filter = match log_filter(&args.log_level) {
         Ok(filter) => filter,
         Err(err) => {
-            eprintln!("Error: --log-level {:?}: {err}", args.log_level);
+            say(format_args!("Error: --log-level {:?}: {err}", args.log_level));
             return ExitCode::from(2);
         }
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .init();
     raise_open_file_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("Error: cannot start the runtime: {err}");
+            say(format_args!("Error: cannot start the runtime: {err}"));
             return ExitCode::FAILURE;
         }
     };
@@ -125,7 +125,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("Error: {err:#}");
+            say(format_args!("Error: {err:#}"));
             ExitCode::FAILURE
         }
     }
@@ -350,4 +350,28 @@ mod tests {
             assert!(refused.contains("PORT") || refused.contains("port"), "{bad}: {refused}");
         }
     }
+}
+
+/// Standard error for the log, dropping what it cannot write: a reader of
+/// the pipe that went away (`swarmd | head`, a log collector restarted)
+/// must not stop the daemon. (Given the error, tracing-subscriber would
+/// say so with `eprintln!`, which panics on a closed pipe.)
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// Writes one line to standard error, if it can (as [`LossyStderr`]).
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

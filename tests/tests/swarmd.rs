@@ -709,6 +709,31 @@ async fn a_node_at_its_connection_cap_closes_more_keeps_its_descriptors_and_serv
     assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
 }
 
+/// A daemon whose log pipe lost its reader (`swarmd | head`, a log
+/// collector restarted) goes on: it serves, logging every request, and
+/// stops cleanly on a signal, rather than panicking on the next line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_whose_log_pipe_closed_serves_on_and_stops_cleanly() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let piped = |command: &mut std::process::Command| {
+        command.stderr(std::process::Stdio::piped());
+    };
+    let mut daemon = Daemon::start_configured(&swarmd_binary(), &dir, "node-1", &["-l", "debug"], piped).await;
+    drop(daemon.child.stderr.take().expect("a pipe"));
+    store_some(&daemon, "after").await;
+    let mut control = connect(&daemon.socket).await.unwrap();
+    let services = control.list_services(ListServicesRequest::default()).await.unwrap();
+    assert_eq!(services.into_inner().services.len(), 1);
+    let status = daemon.signal_and_wait(SIGTERM, Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+
+    // And what it acknowledged is there.
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
+    let (stored, _) = daemon.service_ids_by_name().await;
+    assert!(stored.contains_key("after"), "{stored:?}");
+}
+
 /// Flags that cannot work together are refused before anything is made.
 #[test]
 fn an_election_tick_not_above_the_heartbeat_is_refused_before_the_state_dir_is_made() {
