@@ -385,6 +385,12 @@ mod tests {
             matches!(err, Error::NoSpace { needed, removal: true, .. } if needed == 2 * free),
             "{err}"
         );
+        // Removing cannot be the way out, then.
+        let said = err.to_string();
+        assert!(
+            said.ends_with("refused until there is room (give the filesystem more room)"),
+            "{said}"
+        );
     }
 
     #[test]

@@ -76,11 +76,12 @@ pub enum Error {
     /// Writes go on once there is room.
     #[error(
         "the raft data dir's filesystem has {} free, under the {} this member keeps free ({}): {} refused \
-         until there is room (remove objects, or give the filesystem more room)",
+         until there is room ({})",
         crate::disk_space::human(*.available),
         crate::disk_space::human(*.needed),
         if *.removal { "room to reopen its log" } else { "room to reopen its log and take its next snapshot" },
-        if *.removal { "removals too are" } else { "writes are" }
+        if *.removal { "removals too are" } else { "writes are" },
+        if *.removal { "give the filesystem more room" } else { "remove objects, or give the filesystem more room" }
     )]
     NoSpace {
         /// Free bytes at the last reading.

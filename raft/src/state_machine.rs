@@ -39,6 +39,14 @@ pub trait StateMachine: Send + 'static {
         entries.iter().map(|&(index, data)| self.apply(index, data)).collect()
     }
 
+    /// Passes over the entry at `index`, one of Raft's own (a new leader's
+    /// empty entry, a membership change) that holds nothing for the
+    /// machine: one that tells an index (the store's, after which a watch
+    /// resumes) then names the log's own. The default does nothing.
+    fn skip(&mut self, index: u64) {
+        let _ = index;
+    }
+
     /// Captures the whole state as of the last applied entry, and returns
     /// what writes it out. The capture runs on the Ready loop and must be
     /// cheap (the store clones the root of its persistent maps); the writer

@@ -324,6 +324,30 @@ fn machine_hostname() -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("cannot tell this machine's hostname: give one with --hostname"))
 }
 
+/// Standard error for the log, dropping what it cannot write: a reader of
+/// the pipe that went away (`swarmd | head`, a log collector restarted)
+/// must not stop the daemon. (Given the error, tracing-subscriber would
+/// say so with `eprintln!`, which panics on a closed pipe.)
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// Writes one line to standard error, if it can (as [`LossyStderr`]).
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,28 +374,4 @@ mod tests {
             assert!(refused.contains("PORT") || refused.contains("port"), "{bad}: {refused}");
         }
     }
-}
-
-/// Standard error for the log, dropping what it cannot write: a reader of
-/// the pipe that went away (`swarmd | head`, a log collector restarted)
-/// must not stop the daemon. (Given the error, tracing-subscriber would
-/// say so with `eprintln!`, which panics on a closed pipe.)
-struct LossyStderr;
-
-impl std::io::Write for LossyStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let _ = std::io::stderr().flush();
-        Ok(())
-    }
-}
-
-/// Writes one line to standard error, if it can (as [`LossyStderr`]).
-fn say(line: std::fmt::Arguments<'_>) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -734,6 +734,37 @@ async fn a_daemon_whose_log_pipe_closed_serves_on_and_stops_cleanly() {
     assert!(stored.contains_key("after"), "{stored:?}");
 }
 
+/// The commit index `info` reports is one a watch can resume after, even
+/// when the last entries were Raft's own (a restart's election appends an
+/// empty one): the store's index follows the log's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_resumes_after_the_commit_index_info_reports() {
+    use swarm_proto::v1::info_client::InfoClient;
+    use swarm_proto::v1::watch_client::WatchClient;
+    use swarm_proto::v1::{GetInfoRequest, WatchRequest};
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
+    store_some(&daemon, "before").await;
+    assert!(daemon.signal_and_wait(SIGTERM, Duration::from_secs(10)).success());
+    let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
+    let channel = swarm_tests::daemon::channel(&daemon.socket).await.unwrap();
+    let info = InfoClient::new(channel.clone())
+        .get_info(GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let manager = info.manager.expect("a manager");
+    assert_eq!(manager.applied_index, manager.commit_index, "{manager:?}");
+    let request = WatchRequest {
+        include_commits: true,
+        resume_after: Some(manager.commit_index),
+        ..Default::default()
+    };
+    let resumed = WatchClient::new(channel).watch(request).await;
+    assert!(resumed.is_ok(), "{:?}", resumed.err());
+}
+
 /// Flags that cannot work together are refused before anything is made.
 #[test]
 fn an_election_tick_not_above_the_heartbeat_is_refused_before_the_state_dir_is_made() {

@@ -813,6 +813,7 @@ impl<S: StateMachine> ReadyLoop<S> {
                     }
                 }
             }
+            self.machine.skip(index);
         }
         self.apply_run(&mut run)?;
         self.raw.mut_store().set_applied(&mut self.batch, last)?;
