@@ -188,32 +188,17 @@ impl RocksStorage {
         if is_new {
             create_whole(dir, cluster_id, node_id).map_err(|err| data_dir_error(format!("cannot create it: {err}")))?;
         }
-        let db = DB::open_cf_descriptors(&db_options(false), dir, column_families()).map_err(|err| {
-            let message = err.to_string();
-            // Only damage in the write-ahead log can be salvaged; RocksDB
-            // names the other files it found damaged.
-            let in_log = !["MANIFEST", "CURRENT", ".sst"]
-                .iter()
-                .any(|file| message.contains(file));
-            let advice = if err.kind() != rocksdb::ErrorKind::Corruption {
-                String::new()
-            } else {
-                let salvage = if in_log {
-                    "; a single manager with neither may keep what came before the damage: swarmd's \
-                     --salvage-damaged-log"
-                } else {
-                    ""
-                };
-                format!(
-                    " (its files are damaged, and were left as they are; restore it from a backup, or remove \
-                     this member from its cluster and join it again with an empty one{salvage})"
-                )
-            };
-            data_dir_error(format!("RocksDB cannot open it: {err}{advice}"))
-        })?;
+        let db = DB::open_cf_descriptors(&db_options(false), dir, column_families())
+            .map_err(|err| data_dir_error(format!("RocksDB cannot open it: {err}{}", damage_advice(&err))))?;
         let mut storage = RocksStorage::around(db, dir);
         storage.check_identity(cluster_id, node_id)?;
-        storage.load()?;
+        // A table's damage shows as its blocks are read.
+        storage.load().map_err(|err| match err {
+            Error::Storage(err) if err.kind() == rocksdb::ErrorKind::Corruption => {
+                data_dir_error(format!("RocksDB cannot read it: {err}{}", damage_advice(&err)))
+            }
+            err => err,
+        })?;
         storage.drop_unused_snapshot_data()?;
         // Files a stop or a crash left behind, or an older version that
         // did not drop them. (A log never compacted, truncated at its
@@ -863,6 +848,29 @@ impl raft::Storage for RocksStorage {
 }
 
 /// RocksDB's options for a data dir; `create` for a new one.
+/// What to do about `err`, when it says the files are damaged: nothing
+/// said otherwise.
+fn damage_advice(err: &rocksdb::Error) -> String {
+    if err.kind() != rocksdb::ErrorKind::Corruption {
+        return String::new();
+    }
+    // Only damage in the write-ahead log can be salvaged; RocksDB names
+    // the other files it found damaged.
+    let message = err.to_string();
+    let in_log = !["MANIFEST", "CURRENT", ".sst"]
+        .iter()
+        .any(|file| message.contains(file));
+    let salvage = if in_log {
+        "; a single manager with neither may keep what came before the damage: swarmd's --salvage-damaged-log"
+    } else {
+        ""
+    };
+    format!(
+        " (its files are damaged, and were left as they are; restore it from a backup, or remove this member \
+         from its cluster and join it again with an empty one{salvage})"
+    )
+}
+
 fn db_options(create: bool) -> Options {
     db_options_recovering(create, rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords)
 }

@@ -438,6 +438,38 @@ fn a_corrupt_database_is_refused() {
     assert!(matches!(err, Error::DataDir { .. }), "{err}");
 }
 
+/// A table whose blocks fail their checksums is refused at open as damage,
+/// with what to do, and without offering a salvage (which mends only the
+/// write-ahead log).
+#[test]
+fn a_damaged_table_is_refused_as_damage_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    append(&mut storage, &entries(1..=2_000, 1));
+    storage.flush().unwrap();
+    drop(storage);
+    let table = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "sst"))
+        .max_by_key(|path| std::fs::metadata(path).unwrap().len())
+        .expect("a table");
+    let mut bytes = std::fs::read(&table).unwrap();
+    for byte in &mut bytes[100..200] {
+        *byte = !*byte;
+    }
+    std::fs::write(&table, bytes).unwrap();
+    let err = RocksStorage::open(dir.path(), CLUSTER, 1).err().expect("refused");
+    let said = err.to_string();
+    assert!(matches!(err, Error::DataDir { .. }), "{said}");
+    assert!(said.contains("Corruption"), "{said}");
+    assert!(
+        said.contains("its files are damaged, and were left as they are"),
+        "{said}"
+    );
+    assert!(!said.contains("--salvage-damaged-log"), "{said}");
+}
+
 /// RocksDB's write-ahead log files in `dir`.
 fn write_ahead_logs(dir: &std::path::Path) -> impl Iterator<Item = std::path::PathBuf> {
     std::fs::read_dir(dir)

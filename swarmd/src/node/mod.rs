@@ -140,7 +140,10 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
 fn salvage(dir: &std::path::Path, identity: &state_dir::Identity) -> Result<()> {
     match swarm_raft::salvage_damaged_log(dir, identity.cluster_id, identity.raft_id)? {
         swarm_raft::Salvage::Intact => {
-            tracing::info!("--salvage-damaged-log: the Raft log is not damaged; nothing was dropped");
+            tracing::info!(
+                "--salvage-damaged-log: the Raft log's write-ahead log is not damaged; nothing was dropped \
+                 (damage elsewhere, in a table, cannot be salvaged: the start says so if there is any)"
+            );
         }
         swarm_raft::Salvage::Salvaged { last_index, commit } => tracing::warn!(
             last_index,
