@@ -31,11 +31,21 @@ pub struct WatchApi {
     /// every commit, under the store's commit lock.
     open: Arc<tokio::sync::Semaphore>,
     max_watches: usize,
+    /// Permits for what the open watches' filters check on every change
+    /// (an entry and each of its values): many watches with many filters
+    /// would otherwise hold the commit lock long enough to stall the Raft
+    /// loop, heartbeats included.
+    filter_checks: Arc<tokio::sync::Semaphore>,
 }
 
 /// The most watches a manager serves at once (an agent, a `swarmctl
 /// watch` or a dashboard each hold one).
 const MAX_WATCHES: usize = 1024;
+
+/// The most filter checks (entries, and values in them) the open watches
+/// hold in all: a thousand watches of a few entries each, or fifteen of the
+/// largest (64 entries of 64 values).
+const MAX_FILTER_CHECKS: u32 = 65_536;
 
 /// Bytes (of objects, encoded) a watcher of a manager's store may leave
 /// unread before it is cut off: half the store's default, as a cut-off
@@ -65,6 +75,7 @@ impl WatchApi {
             leadership: None,
             open,
             max_watches: max,
+            filter_checks: Arc::new(tokio::sync::Semaphore::new(MAX_FILTER_CHECKS as usize)),
         }
     }
 
@@ -145,6 +156,8 @@ fn action_kind(action: Action) -> store_action::Kind {
 /// set conditions hold, on the object after the change or, for an update,
 /// before it.
 struct Entry {
+    /// What it checks on every change: itself and each of its values.
+    checks: u32,
     kind: Option<Kind>,
     actions: Vec<i32>,
     service_id: String,
@@ -176,14 +189,12 @@ impl Entry {
                 }
             }
         }
-        let selector = match entry.filters {
-            Some(filters) => {
-                check_filter_sizes(&filters)?;
-                Some(Selector::new(&filters))
-            }
-            None => None,
+        let (selector, values) = match entry.filters {
+            Some(filters) => (Some(Selector::new(&filters)), check_filter_sizes(&filters)?),
+            None => (None, 0),
         };
         Ok(Entry {
+            checks: 1 + values,
             kind,
             actions: entry.actions,
             service_id: entry.service_id,
@@ -219,14 +230,15 @@ impl Entry {
 /// commit lock.
 const MAX_FILTER_VALUES: usize = 64;
 
-fn check_filter_sizes(filters: &ListFilters) -> Result<(), Status> {
+/// The number of values in `filters`, if an entry may take that many.
+fn check_filter_sizes(filters: &ListFilters) -> Result<u32, Status> {
     let values = filters.names.len() + filters.name_prefixes.len() + filters.id_prefixes.len() + filters.labels.len();
     if values > MAX_FILTER_VALUES {
         return Err(Status::invalid_argument(format!(
             "entries.filters: {values} values; an entry takes at most {MAX_FILTER_VALUES} names, prefixes and labels in all"
         )));
     }
-    Ok(())
+    Ok(values as u32)
 }
 
 /// The most bytes a watch's filter values take in all, for the same reason.
@@ -304,6 +316,14 @@ impl Watch for WatchApi {
                 self.max_watches
             )));
         };
+        let checks = entries.iter().map(|entry| entry.checks).sum::<u32>().max(1);
+        let Ok(checked) = Arc::clone(&self.filter_checks).try_acquire_many_owned(checks) else {
+            return Err(Status::resource_exhausted(format!(
+                "the open watches check {} filters and values on every change, and this one adds {checks}: more \
+                 than this manager runs ({MAX_FILTER_CHECKS}); try again when one has ended, or with fewer filters",
+                MAX_FILTER_CHECKS as usize - self.filter_checks.available_permits()
+            )));
+        };
         // The store's kind bits first: a change of a kind no entry names
         // is passed over without running the entries.
         let mut filter = Filter::all();
@@ -336,8 +356,8 @@ impl Watch for WatchApi {
                 .is_some_and(|leadership| leadership.borrow().is_leader),
         };
         let stream = async_stream(move |sender| async move {
-            // Held while the watch is: it ends with this task.
-            let _open = open;
+            // Held while the watch is: they end with this task.
+            let _held = (open, checked);
             if let Some(index) = starts_after {
                 let _ = sender.send(Ok(progress(index))).await;
             }
@@ -672,6 +692,49 @@ mod tests {
             (1..=commits.len() as u64).collect::<Vec<_>>(),
             "in order, from the first"
         );
+    }
+
+    /// The filters of the open watches, run on every change, are bounded
+    /// in all: fifteen of the largest fit, a sixteenth is refused until
+    /// one ends.
+    #[tokio::test]
+    async fn the_open_watches_filters_are_bounded_in_all() {
+        use swarm_proto::v1::watch_request::WatchEntry;
+        use swarm_proto::v1::watch_server::Watch as _;
+        let (_stopping, stopped) = tokio::sync::watch::channel(false);
+        let api = super::WatchApi::new(swarm_store::MemoryStore::new(), stopped);
+        let largest = || {
+            let entry = WatchEntry {
+                filters: Some(swarm_proto::v1::ListFilters {
+                    labels: (0..64).map(|n| format!("k{n}")).collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            tonic::Request::new(swarm_proto::v1::WatchRequest {
+                entries: vec![entry; 64],
+                ..Default::default()
+            })
+        };
+        let mut open = Vec::new();
+        for _ in 0..15 {
+            open.push(api.watch(largest()).await.expect("within the bound"));
+        }
+        let status = api.watch(largest()).await.err().expect("a sixteenth refused");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(status.message().contains("this one adds 4160"), "{}", status.message());
+        // A small watch still fits.
+        let small = tonic::Request::new(swarm_proto::v1::WatchRequest::default());
+        assert!(api.watch(small).await.is_ok());
+        drop(open.pop());
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while api.watch(largest()).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the ended watch's filters still count"
+            );
+            tokio::task::yield_now().await;
+        }
     }
 
     #[tokio::test]
