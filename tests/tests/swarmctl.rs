@@ -385,7 +385,7 @@ async fn the_walkthrough_of_a_single_node_manager() {
     fails(
         &socket,
         &["service", "update", "app", "--secret-rm", "zz"],
-        "no such secret",
+        "--secret-rm: secret \"zz\" not found among the service's secrets",
     );
     ok(
         &socket,

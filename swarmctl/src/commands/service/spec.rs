@@ -247,45 +247,32 @@ fn remove_each<T, R>(
 }
 
 /// Removes the secret or config references (`--{kind}-rm`) named as any
-/// reference is: by whole ID, else by name (case-insensitive, as names are
-/// unique), else by a prefix of the ID of only one of those the service
-/// uses. `id_and_name` gives a reference's.
+/// reference is resolved (`resolve::pick`: a whole ID, a name, a prefix of
+/// one ID) among those the service uses. `id_and_name` gives a
+/// reference's.
 fn remove_references<T>(
     references: &mut Vec<T>,
     removals: &[String],
     id_and_name: impl Fn(&T) -> (&String, &String),
     kind: &str,
 ) -> anyhow::Result<()> {
-    let mut ids = Vec::with_capacity(removals.len());
-    for removal in removals {
-        let named = |matches: &dyn Fn(&str, &str) -> bool| -> Vec<&String> {
-            let mut found: Vec<&String> = references
-                .iter()
-                .map(&id_and_name)
-                .filter(|(id, name)| matches(id, name))
-                .map(|(id, _)| id)
-                .collect();
-            found.sort();
-            found.dedup();
-            found
-        };
-        let by_id = named(&|id, _| id == removal);
-        let by_name = named(&|_, name| name.to_lowercase() == removal.to_lowercase());
-        let by_prefix = named(&|id, _| !removal.is_empty() && id.starts_with(removal.as_str()));
-        let found = [by_id, by_name, by_prefix]
-            .into_iter()
-            .find(|found| !found.is_empty())
-            .unwrap_or_default();
-        match found[..] {
-            [] => bail!("--{kind}-rm {removal:?}: the service has no such {kind}"),
-            [id] => ids.push(id.clone()),
-            _ => bail!(
-                "--{kind}-rm {removal:?}: the IDs of {} of the service's {kind}s start so ({}); give more of one",
-                found.len(),
-                found.iter().map(|id| id.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        }
-    }
+    // One secret given on two targets is one candidate.
+    let mut candidates: Vec<(String, String)> = references
+        .iter()
+        .map(|reference| {
+            let (id, name) = id_and_name(reference);
+            (id.clone(), name.clone())
+        })
+        .collect();
+    candidates.sort();
+    candidates.dedup();
+    let ids = removals
+        .iter()
+        .map(|removal| {
+            crate::resolve::pick(kind, removal, &candidates)
+                .map_err(|err| anyhow::anyhow!("--{kind}-rm: {err} among the service's {kind}s"))
+        })
+        .collect::<anyhow::Result<Vec<String>>>()?;
     references.retain(|reference| !ids.contains(id_and_name(reference).0));
     Ok(())
 }
@@ -581,12 +568,15 @@ mod tests {
         // One secret on two targets goes from both; named twice, once.
         assert_eq!(left_after(&["6b", "b"]).unwrap(), ["db-pass", "8q4", "a"]);
         let ambiguous = left_after(&["6"]).unwrap_err().to_string();
-        assert!(
-            ambiguous.contains("the IDs of 2 of the service's secrets start so (6aa, 6bb)"),
-            "{ambiguous}"
+        assert_eq!(
+            ambiguous,
+            "--secret-rm: secret \"6\" is ambiguous: it matches 6aa, 6bb among the service's secrets"
         );
         let missing = left_after(&["zz2"]).unwrap_err().to_string();
-        assert_eq!(missing, "--secret-rm \"zz2\": the service has no such secret");
+        assert_eq!(
+            missing,
+            "--secret-rm: secret \"zz2\" not found among the service's secrets"
+        );
     }
 
     fn job(max_concurrent: u64, total_completions: u64) -> Option<service_spec::Mode> {
