@@ -656,22 +656,8 @@ mod tests {
             .into_inner();
         // More commits than the stream's two slots hold.
         for name in ["a", "b", "c", "d"] {
-            api.store
-                .update(|tx| {
-                    tx.create(Secret {
-                        id: swarm_store::id::generate(),
-                        spec: Some(SecretSpec {
-                            annotations: Some(swarm_proto::v1::Annotations {
-                                name: name.into(),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    })
-                })
-                .await
-                .expect("store a secret");
+            let created = secret(&swarm_store::id::generate(), name, &[]);
+            api.store.update(|tx| tx.create(created)).await.expect("store a secret");
         }
         let first = watch.next().await.expect("a start marker").expect("not an error");
         assert_eq!(first.commit_index, 0);
@@ -779,22 +765,8 @@ mod tests {
             tokio::task::yield_now().await;
         };
         // It is served: a change reaches it.
-        api.store
-            .update(|tx| {
-                tx.create(swarm_proto::v1::Secret {
-                    id: swarm_store::id::generate(),
-                    spec: Some(swarm_proto::v1::SecretSpec {
-                        annotations: Some(swarm_proto::v1::Annotations {
-                            name: "pass".into(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                })
-            })
-            .await
-            .expect("store a secret");
+        let pass = secret(&swarm_store::id::generate(), "pass", &[]);
+        api.store.update(|tx| tx.create(pass)).await.expect("store a secret");
         let message = third.next().await.expect("an event").expect("not an error");
         assert_eq!(message.events.len(), 1);
     }
