@@ -341,7 +341,7 @@ mod tests {
 
         // From the middle: the position at the commit resumed after.
         let mut mark = history.mark_at(5);
-        assert_eq!(mark.at, history.mark_at(5).at);
+        assert_eq!(mark.at, Position { changes: 5, bytes: 5 });
         assert_eq!(history.next_after(5, &nothing, &mut mark).unwrap(), Some((6, vec![])));
         assert_eq!(
             history.next_after(6, &nothing, &mut mark).unwrap(),

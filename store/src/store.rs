@@ -298,9 +298,7 @@ impl MemoryStore {
             self.swap(next);
         }
         // After the swap: a watcher that sees a change can read it.
-        for (applied, index) in events {
-            self.inner.watch.publish(&applied, index);
-        }
+        self.inner.watch.publish(&events);
         results
     }
 
@@ -310,7 +308,7 @@ impl MemoryStore {
         let applied = apply_entry(&mut next, changes, index)?;
         next.index = index;
         self.swap(next);
-        self.inner.watch.publish(&applied, index);
+        self.inner.watch.publish(&[(applied, index)]);
         Ok(())
     }
 
@@ -339,14 +337,15 @@ impl MemoryStore {
             applied.push(Arc::new(Change { action, old, new }));
         }
         self.swap(next);
-        self.inner.watch.publish(&applied, index);
+        self.inner.watch.publish(&[(applied, index)]);
     }
 
     /// A watcher of the changes `filter` selects, from the next commit on.
     pub fn watch(&self, filter: Filter) -> Watcher {
-        // The queue's lock alone: a commit publishes under it all at once,
-        // so the watcher starts between two commits without waiting for a
-        // run of them to apply.
+        // Under the commit lock: a run of commits is swapped in before it
+        // is published, and a watcher must start after the state readers
+        // see.
+        let _guard = self.lock_commit();
         self.inner.watch.subscribe(filter)
     }
 

@@ -15,7 +15,7 @@
 use std::cell::OnceCell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -189,23 +189,17 @@ struct Queued {
 
 /// The history's position at the last marker a watcher read, shared by
 /// its two sides: the point it would resume after, were it cut off now.
+/// (One lock, not two atomics: both figures come from the same marker.)
 #[derive(Default)]
-struct ReadMark {
-    changes: AtomicU64,
-    bytes: AtomicU64,
-}
+struct ReadMark(Mutex<Position>);
 
 impl ReadMark {
     fn set(&self, at: Position) {
-        self.changes.store(at.changes, Ordering::Release);
-        self.bytes.store(at.bytes, Ordering::Release);
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
     }
 
     fn get(&self) -> Position {
-        Position {
-            changes: self.changes.load(Ordering::Acquire),
-            bytes: self.bytes.load(Ordering::Acquire),
-        }
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -252,12 +246,11 @@ impl Subscription {
         }
     }
 
-    /// Queues the changes of the commit at `index` this watcher wants,
-    /// then the commit marker if it is due one (`before` and `after`: the
-    /// history's positions around the commit); false once the watcher is
-    /// gone, even if it wants none of these changes (a dropped watcher
-    /// whose filter never matches again would otherwise be kept, and its
-    /// filter run, on every commit for ever), or cut off.
+    /// Queues the changes of `commit` this watcher wants, then the commit
+    /// marker if it is due one; false once the watcher is gone, even if it
+    /// wants none of these changes (a dropped watcher whose filter never
+    /// matches again would otherwise be kept, and its filter run, on every
+    /// commit for ever), or cut off.
     fn publish(&mut self, commit: &Published<'_>, history: &History) -> bool {
         if self.sender.is_closed() {
             return false;
@@ -266,7 +259,10 @@ impl Subscription {
         // half of what it keeps is cut off while it can still resume after
         // the last it read; later, the history could have let go of what
         // came after that marker, and the watcher would have to start over.
-        if self.filter.commits && history.spans(self.read.get(), commit.before, 2) {
+        // Counted to the start of this run of commits: its reader could not
+        // run within it, and a large run must not cut off the watchers that
+        // keep up.
+        if self.filter.commits && history.spans(self.read.get(), commit.run_start, 2) {
             self.fall_behind();
             return false;
         }
@@ -294,8 +290,9 @@ struct Published<'a> {
     changes: &'a [Arc<Change>],
     /// Each change's bytes, measured once if at all.
     sizes: &'a [OnceCell<usize>],
-    /// The history's position before it recorded this commit.
-    before: Position,
+    /// The history's position before the run of commits this one is part
+    /// of: what a watcher's reader could have seen.
+    run_start: Position,
 }
 
 /// The writer's side: every subscription, and the recent commits.
@@ -333,6 +330,36 @@ pub(crate) struct Bounds {
     pub(crate) history: usize,
     /// Bytes kept for watchers that resume.
     pub(crate) history_bytes: usize,
+}
+
+impl Queue {
+    fn publish_one(&mut self, changes: &[Arc<Change>], index: u64, run_start: Position) {
+        // Measured once per change, and only if kept or a watcher wants it.
+        let sizes = vec![OnceCell::new(); changes.len()];
+        if self.history.keeps_any() {
+            let mut grown: i64 = 0;
+            for (change, size) in changes.iter().zip(&sizes) {
+                let (old, new) = version_bytes(change);
+                let _ = size.set(old + new);
+                grown += new as i64 - old as i64;
+            }
+            self.state_bytes = self.state_bytes.saturating_add_signed(grown);
+        }
+        // Kept first: a filter that panics below cannot leave the commit
+        // out of what a resumed watcher replays.
+        self.history.record(index, changes, &sizes);
+        self.published = index;
+        if !self.subscriptions.is_empty() {
+            let commit = Published {
+                index,
+                changes,
+                sizes: &sizes,
+                run_start,
+            };
+            let history = &self.history;
+            self.subscriptions.retain_mut(|s| s.publish(&commit, history));
+        }
+    }
 }
 
 impl Shared {
@@ -432,38 +459,16 @@ impl WatchQueue {
         })
     }
 
-    /// Keeps one transaction's changes for watchers that resume, then hands
-    /// them to every watcher, dropping those that are gone or full. Called
-    /// in commit order, under the commit lock.
-    pub(crate) fn publish(&self, changes: &[Arc<Change>], index: u64) {
+    /// Keeps a run of transactions' changes (`(changes, index)`, in commit
+    /// order) for watchers that resume, then hands each to every watcher,
+    /// dropping those that are gone, full or cut off. Called in commit
+    /// order, under the commit lock; the watchers' readers cannot run
+    /// between the commits of one run.
+    pub(crate) fn publish(&self, run: &[(Vec<Arc<Change>>, u64)]) {
         let mut queue = self.shared.lock();
-        // Measured once per change, and only if kept or a watcher wants it.
-        let sizes = vec![OnceCell::new(); changes.len()];
-        if queue.history.keeps_any() {
-            let mut grown: i64 = 0;
-            for (change, size) in changes.iter().zip(&sizes) {
-                let (old, new) = version_bytes(change);
-                let _ = size.set(old + new);
-                grown += new as i64 - old as i64;
-            }
-            queue.state_bytes = queue.state_bytes.saturating_add_signed(grown);
-        }
-        // Kept first: a filter that panics below cannot leave the commit
-        // out of what a resumed watcher replays.
-        let before = queue.history.position();
-        queue.history.record(index, changes, &sizes);
-        queue.published = index;
-        if !queue.subscriptions.is_empty() {
-            let commit = Published {
-                index,
-                changes,
-                sizes: &sizes,
-                before,
-            };
-            let Queue {
-                subscriptions, history, ..
-            } = &mut *queue;
-            subscriptions.retain_mut(|s| s.publish(&commit, history));
+        let run_start = queue.history.position();
+        for (changes, index) in run {
+            queue.publish_one(changes, *index, run_start);
         }
     }
 

@@ -111,32 +111,53 @@ async fn a_narrow_watcher_gets_a_marker_each_time_a_quarter_of_what_the_store_ke
 #[tokio::test]
 async fn a_watcher_that_reads_no_marker_for_half_of_what_the_store_keeps_is_cut_off_where_it_can_resume() {
     let store = MemoryStore::builder().watch_history(40, usize::MAX).build();
-    let mut narrow = store.watch(Filter::all().kind(Kind::Task).with_commits());
-    let mut read = Vec::new();
-    for n in 0..60 {
+    let filter = || Filter::all().kind(Kind::Task).with_commits();
+    let mut narrow = store.watch(filter());
+    for n in 0..31 {
         store.update(|tx| tx.create(node(&format!("n{n}")))).await.unwrap();
         // It reads the first marker, then nothing.
         if n == 9 {
-            read.push(narrow.try_recv().unwrap());
+            assert_eq!(narrow.try_recv().unwrap(), Some(Event::Commit { index: 10 }));
         }
     }
-    assert_eq!(read, [Some(Event::Commit { index: 10 })]);
-    // Cut off at commit 31 (20 changes recorded since the marker it read),
-    // having queued the markers before.
+    // Cut off at commit 31, 20 changes after the marker it read, having
+    // queued the markers before; and that marker is one to resume after.
     assert_eq!(narrow.recv().await.unwrap(), Event::Commit { index: 20 });
     assert_eq!(narrow.recv().await.unwrap(), Event::Commit { index: 30 });
     assert_eq!(narrow.recv().await.unwrap_err(), Error::FellBehind);
-    // 60 commits in, with 40 kept: it resumes after the last it got.
-    let mut resumed = store
-        .watch_after(Filter::all().kind(Kind::Task).with_commits(), 30)
-        .unwrap();
+    let mut resumed = store.watch_after(filter(), 10).expect("resumable after what it read");
     // A narrow watcher that keeps reading is never cut off.
-    for n in 60..200 {
+    for n in 31..200 {
         store.update(|tx| tx.create(node(&format!("n{n}")))).await.unwrap();
         while let Some(event) = resumed.try_recv().unwrap() {
             assert!(matches!(event, Event::Commit { .. }), "{event:?}");
         }
     }
+}
+
+/// Commits applied in one run reach the watchers together, their readers
+/// unable to read between them: however much the run holds, a watcher
+/// that had read all before it is not cut off, and hears where it got.
+#[test]
+fn a_run_of_commits_larger_than_half_of_what_the_store_keeps_cuts_off_no_watcher_that_kept_up() {
+    use swarm_proto::v1::{StoreAction, store_action};
+    let store = MemoryStore::builder().watch_history(40, usize::MAX).build();
+    let mut narrow = store.watch(Filter::all().kind(Kind::Task).with_commits());
+    let create = |n: u64| {
+        let action = StoreAction {
+            kind: store_action::Kind::Create.into(),
+            target: Some(store_action::Target::Node(node(&format!("n{n}")))),
+        };
+        (n, vec![action])
+    };
+    // 30 commits in one run: three quarters of what the store keeps.
+    let results = store.apply_all((1..=30).map(create).collect());
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let markers: Vec<Event> = std::iter::from_fn(|| narrow.try_recv().unwrap()).collect();
+    let marked = |indexes: &[u64]| indexes.iter().map(|&index| Event::Commit { index }).collect::<Vec<_>>();
+    assert_eq!(markers, marked(&[10, 20, 30]));
+    assert_eq!(store.apply_all(vec![create(31)]), vec![Ok(())]);
+    assert_eq!(narrow.try_recv().unwrap(), None, "read all: not cut off");
 }
 
 /// A watcher that resumes with markers is told, as it catches up with the

@@ -134,6 +134,8 @@ impl<S: StateMachine> RaftNode<S> {
             machine
                 .restore(&state)
                 .map_err(|err| Error::Corrupt(format!("the state machine refused the stored snapshot: {err}")))?;
+            // Its last entries may have been Raft's own.
+            machine.skip(snapshot_index);
         }
         let members = storage.members().clone();
         let db = Arc::downgrade(&storage.db());

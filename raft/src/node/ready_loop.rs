@@ -759,6 +759,8 @@ impl<S: StateMachine> ReadyLoop<S> {
             .restore(&state)
             .map_err(|err| Error::Corrupt(format!("the state machine refused the leader's snapshot: {err}")))?;
         let index = snapshot.get_metadata().index;
+        // Its last entries may have been Raft's own.
+        self.machine.skip(index);
         tracing::info!(
             member = self.config.id,
             index,
@@ -799,6 +801,7 @@ impl<S: StateMachine> ReadyLoop<S> {
             self.apply_run(&mut run)?;
             match kind {
                 EntryType::EntryNormal => {
+                    self.machine.skip(index);
                     // A new leader's no-op, or a conf change raft-rs refused
                     // because another was pending (it appends an empty entry
                     // in its place).
@@ -808,12 +811,13 @@ impl<S: StateMachine> ReadyLoop<S> {
                 }
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
                     let outcome = self.apply_conf_change(&entry);
+                    // Before the reply: what it answers is in the machine.
+                    self.machine.skip(index);
                     if let Some(Waiter::ConfChange(reply)) = self.pending.take_applied(index, term) {
                         let _ = reply.send(outcome.map(|()| index));
                     }
                 }
             }
-            self.machine.skip(index);
         }
         self.apply_run(&mut run)?;
         self.raw.mut_store().set_applied(&mut self.batch, last)?;

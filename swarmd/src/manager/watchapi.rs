@@ -94,35 +94,39 @@ impl WatchApi {
 struct Ends {
     stopping: tokio::sync::watch::Receiver<bool>,
     leadership: Option<tokio::sync::watch::Receiver<Leadership>>,
-    /// Whether the manager led when the watch opened (one that did not,
-    /// in tests, has no leadership to lose).
-    led: bool,
 }
 
 impl Ends {
-    /// Resolves, with what the watch is told, once it must end.
+    /// Resolves, with what the watch is told, once it must end: at once if
+    /// the manager no longer leads (it may have lost its leadership since
+    /// the request was let in).
     async fn ended(&mut self) -> Status {
         let deposed = async {
             match self.leadership.as_mut() {
-                Some(leadership) if self.led => {
-                    let _ = leadership.wait_for(|leadership| !leadership.is_leader).await;
+                Some(leadership) => {
+                    // Its sender gone, the member stopped: the stop says so.
+                    if leadership.wait_for(|leadership| !leadership.is_leader).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
                 }
-                _ => std::future::pending().await,
+                None => std::future::pending().await,
             }
         };
-        let stopping = self.stopping.changed();
-        let ended_by_stop = tokio::select! {
+        tokio::select! {
+            biased;
             // The one change is to "stopping" (or the sender gone).
-            _ = stopping => true,
-            () = deposed => false,
-        };
+            _ = self.stopping.changed() => {}
+            () = deposed => {}
+        }
+        // A stop also ends the leadership: it is said as a stop.
+        let stopping = *self.stopping.borrow();
         match self
             .leadership
             .as_ref()
             .and_then(|leadership| leadership.borrow().stopped.clone())
         {
             Some(cause) => member_stopped(&cause),
-            None if ended_by_stop => Status::unavailable("the manager is stopping"),
+            None if stopping => Status::unavailable("the manager is stopping"),
             None => Status::unavailable("this manager no longer leads; watch again (from the leader)"),
         }
     }
@@ -350,10 +354,6 @@ impl Watch for WatchApi {
         let mut ends = Ends {
             stopping: self.stopping.clone(),
             leadership: self.leadership.clone(),
-            led: self
-                .leadership
-                .as_ref()
-                .is_some_and(|leadership| leadership.borrow().is_leader),
         };
         let stream = async_stream(move |sender| async move {
             // Held while the watch is: they end with this task.
@@ -367,14 +367,11 @@ impl Watch for WatchApi {
             loop {
                 let received = tokio::select! {
                     received = watcher.recv() => received,
-                    status = ends.ended() => {
-                        LastWords::new(&sender).ending(&watcher, with_commits, status).await;
-                        return;
-                    }
+                    status = ends.ended() => return last_words(None, &watcher, with_commits, status),
                     // The client went away while no change it wants came:
                     // end now, which drops the watcher, rather than at the
                     // next change it would have been sent.
-                    () = sender.closed() => return,
+                    () = sender.closed() => return Vec::new(),
                 };
                 let message = match received {
                     Ok(Event::Change(change)) if with_commits => {
@@ -393,8 +390,7 @@ impl Watch for WatchApi {
                         // Said here too: the operator of a watcher that
                         // keeps falling behind should hear of it.
                         tracing::warn!(%err, "a watch ended");
-                        let _ = sender.send(Err(Status::from(Error::Store(err)))).await;
-                        return;
+                        return vec![Err(Status::from(Error::Store(err)))];
                     }
                 };
                 // A client that stops reading holds this send; meanwhile
@@ -405,28 +401,17 @@ impl Watch for WatchApi {
                 tokio::select! {
                     permit = sender.reserve() => match permit {
                         Ok(permit) => permit.send(Ok(message)),
-                        Err(_) => return, // the client went away
+                        Err(_) => return Vec::new(), // the client went away
                     },
                     () = watcher.fell_behind() => {
                         drop(watcher);
                         tracing::warn!("a watch fell behind and was cut off (its client stopped reading?)");
-                        // Told when it reads again, unless the manager stops first.
+                        // The message held goes first: its marker may be
+                        // the one the store kept resumable.
                         let fell_behind = Status::from(Error::Store(swarm_store::Error::FellBehind));
-                        tokio::select! {
-                            _ = sender.send(Err(fell_behind)) => {}
-                            _ = ends.ended() => {}
-                        }
-                        return;
+                        return vec![Ok(message), Err(fell_behind)];
                     }
-                    status = ends.ended() => {
-                        // The message held goes first: what the marker
-                        // after it says includes it.
-                        let last_words = LastWords::new(&sender);
-                        if last_words.say(Ok(message)).await {
-                            last_words.ending(&watcher, with_commits, status).await;
-                        }
-                        return;
-                    }
+                    status = ends.ended() => return last_words(Some(message), &watcher, with_commits, status),
                 }
             }
         });
@@ -434,45 +419,19 @@ impl Watch for WatchApi {
     }
 }
 
-/// How long a watch the manager ends may take to say its last messages: a
-/// client that stopped reading would otherwise hold a stop until the
-/// manager closes its connections (after its drain grace).
-const LAST_WORDS_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The last messages of a watch the manager ends, each sent while its
-/// time lasts.
-struct LastWords<'a> {
-    sender: &'a tokio::sync::mpsc::Sender<Result<WatchMessage, Status>>,
-    deadline: tokio::time::Instant,
-}
-
-impl<'a> LastWords<'a> {
-    fn new(sender: &'a tokio::sync::mpsc::Sender<Result<WatchMessage, Status>>) -> Self {
-        LastWords {
-            sender,
-            deadline: tokio::time::Instant::now() + LAST_WORDS_WITHIN,
-        }
-    }
-
-    /// Sends `message`; false if the time ran out or the client went away.
-    async fn say(&self, message: Result<WatchMessage, Status>) -> bool {
-        matches!(
-            tokio::time::timeout_at(self.deadline, self.sender.send(message)).await,
-            Ok(Ok(()))
-        )
-    }
-
-    /// How far the watch got, if it read all it wanted (the point to
-    /// resume after, past the last marker), then why it ends: `status`.
-    async fn ending(&self, watcher: &swarm_store::Watcher, with_commits: bool, status: Status) {
-        if with_commits
-            && let Some(index) = watcher.caught_up_to()
-            && !self.say(Ok(progress(index))).await
-        {
-            return;
-        }
-        self.say(Err(status)).await;
-    }
+/// What a watch the manager ends says last, after what it sent: the
+/// message it held, if any; how far it got, if it read all it wanted (the
+/// point to resume after, past the last marker); and why it ends.
+fn last_words(
+    held: Option<WatchMessage>,
+    watcher: &swarm_store::Watcher,
+    with_commits: bool,
+    status: Status,
+) -> Vec<Result<WatchMessage, Status>> {
+    let caught_up = with_commits.then(|| watcher.caught_up_to()).flatten();
+    (held.into_iter().chain(caught_up.map(progress)).map(Ok))
+        .chain([Err(status)])
+        .collect()
 }
 
 /// A message with no events: the watch has been given every change it
@@ -488,15 +447,24 @@ fn progress(index: u64) -> WatchMessage {
 /// reads slowly holds the producer here, not the store: the store's own
 /// per-watcher buffer (bounded in events and bytes) then fills and cuts it
 /// off. Two messages: each holds whole copies of its objects, which may be
-/// megabytes each.
+/// megabytes each. What `produce` returns comes last, after the channel:
+/// its last words never wait for a client that stopped reading (the task
+/// ends, letting go of the watcher), and are never lost, however full the
+/// channel.
 fn async_stream<F, Fut>(produce: F) -> WatchStream
 where
     F: FnOnce(tokio::sync::mpsc::Sender<Result<WatchMessage, Status>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
+    Fut: std::future::Future<Output = Vec<Result<WatchMessage, Status>>> + Send + 'static,
 {
+    use futures::StreamExt as _;
     let (sender, receiver) = tokio::sync::mpsc::channel(2);
-    tokio::spawn(produce(sender));
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))
+    let task = tokio::spawn(produce(sender));
+    let last = futures::stream::once(async move {
+        task.await
+            .unwrap_or_else(|_| vec![Err(Status::internal("the watch failed (a bug: see the manager's log)"))])
+    })
+    .flat_map(futures::stream::iter);
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver).chain(last))
 }
 
 #[cfg(test)]
@@ -517,6 +485,7 @@ mod tests {
         async fn ended_with(cause: Option<&str>) -> tonic::Status {
             let (stopping, stopped) = tokio::sync::watch::channel(false);
             let leadership = swarm_raft::Leadership {
+                is_leader: true,
                 stopped: cause.map(str::to_string),
                 ..Default::default()
             };
@@ -634,26 +603,24 @@ mod tests {
         assert!(message.contains("at most 65536"), "{message}");
     }
 
-    /// A stop ends a watch whose client stopped reading within a second
-    /// (the clock here is tokio's, paused: it moves on when every task
-    /// waits), not when the manager closes the connection: its last words
-    /// are given up, and what the client finds when it reads again is at
-    /// most what was queued before.
-    #[tokio::test(start_paused = true)]
-    async fn a_stop_gives_up_on_a_watch_whose_client_stopped_reading_within_a_second() {
+    /// A stop ends the watch of a client that stopped reading at once: its
+    /// task lets go of the watcher (and of its place among the watches
+    /// open) without waiting for the client, and what it had to say comes
+    /// after what it sent, whenever the client reads again: every commit
+    /// in order, then why it ended.
+    #[tokio::test]
+    async fn a_stop_ends_the_watch_of_a_client_that_stopped_reading_at_once() {
         use futures::StreamExt as _;
         use swarm_proto::v1::watch_server::Watch as _;
         let (stopping, stopped) = tokio::sync::watch::channel(false);
-        let api = super::WatchApi::new(swarm_store::MemoryStore::new(), stopped);
-        let request = swarm_proto::v1::WatchRequest {
-            include_commits: true,
-            ..Default::default()
+        let api = super::WatchApi::with_max_watches(swarm_store::MemoryStore::new(), stopped, 1);
+        let request = || {
+            tonic::Request::new(swarm_proto::v1::WatchRequest {
+                include_commits: true,
+                ..Default::default()
+            })
         };
-        let mut watch = api
-            .watch(tonic::Request::new(request))
-            .await
-            .expect("a watch")
-            .into_inner();
+        let mut watch = api.watch(request()).await.expect("a watch").into_inner();
         // More commits than the stream's two slots hold.
         for name in ["a", "b", "c", "d"] {
             let created = secret(&swarm_store::id::generate(), name, &[]);
@@ -662,15 +629,21 @@ mod tests {
         let first = watch.next().await.expect("a start marker").expect("not an error");
         assert_eq!(first.commit_index, 0);
         let _ = stopping.send(true);
-        tokio::time::sleep(super::LAST_WORDS_WITHIN * 2).await;
-        // The producer gave up: once its queue is read, the stream ends.
-        // (Still waiting, it would now send the rest: four commits, a
-        // marker, a status.)
+        // Its place among the watches open comes free, the client still
+        // reading nothing.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while api.watch(request()).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the stopped watch still holds its place"
+            );
+            tokio::task::yield_now().await;
+        }
         let rest: Vec<_> = watch.collect().await;
-        assert!(rest.len() <= 2, "{rest:?}");
         let commits: Vec<u64> = rest
             .iter()
             .filter_map(|message| message.as_ref().ok())
+            .filter(|message| !message.events.is_empty())
             .map(|message| message.commit_index)
             .collect();
         assert_eq!(
@@ -678,11 +651,15 @@ mod tests {
             (1..=commits.len() as u64).collect::<Vec<_>>(),
             "in order, from the first"
         );
+        assert!(!commits.is_empty(), "{rest:?}");
+        let status = rest
+            .last()
+            .and_then(|last| last.as_ref().err())
+            .expect("a status, last");
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(status.message(), "the manager is stopping");
     }
 
-    /// The filters of the open watches, run on every change, are bounded
-    /// in all: fifteen of the largest fit, a sixteenth is refused until
-    /// one ends.
     #[tokio::test]
     async fn the_open_watches_filters_are_bounded_in_all() {
         use swarm_proto::v1::watch_request::WatchEntry;

@@ -265,7 +265,7 @@ fn remove_references<T>(
         })
         .collect();
     candidates.sort();
-    candidates.dedup();
+    candidates.dedup_by(|a, b| a.0 == b.0);
     let ids = removals
         .iter()
         .map(|removal| {
