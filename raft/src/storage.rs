@@ -17,10 +17,11 @@
 //! Every change goes into a [`WriteBatch`] that the Ready loop writes once,
 //! synced, per Ready. One exception: a snapshot this member takes has its
 //! data written off the loop first (`write_snapshot_data`), under its own
-//! key; the loop then switches `meta` to it, drops the old data and moves
-//! `truncated` past the entries it lets go, in one batch. Until then the
-//! old snapshot stays whole, and RocksDB's write-ahead log keeps the order,
-//! so a synced `meta` never points at data that did not reach the disk.
+//! key, and flushed into a table (synced) rather than through the
+//! write-ahead log; the loop then switches `meta` to it, drops the old data
+//! and moves `truncated` past the entries it lets go, in one batch. Until
+//! then the old snapshot stays whole, and `meta` is written only once the
+//! data is on disk.
 //! The entries let go are not deleted key by key: nothing reads at or
 //! before `truncated`, and their tables are deleted whole once it is on
 //! disk (`drop_compacted_files`).
@@ -847,7 +848,6 @@ impl raft::Storage for RocksStorage {
     }
 }
 
-/// RocksDB's options for a data dir; `create` for a new one.
 /// What to do about `err`, when it says the files are damaged: nothing
 /// said otherwise.
 fn damage_advice(err: &rocksdb::Error) -> String {
@@ -871,6 +871,7 @@ fn damage_advice(err: &rocksdb::Error) -> String {
     )
 }
 
+/// RocksDB's options for a data dir; `create` for a new one.
 fn db_options(create: bool) -> Options {
     db_options_recovering(create, rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords)
 }
@@ -981,11 +982,19 @@ fn create_whole(dir: &Path, cluster_id: u64, node_id: u64) -> std::result::Resul
 }
 
 /// Writes the data of a snapshot this member took at `index`, off the Ready
-/// loop; [`RocksStorage::snapshot_written`] then makes it current. Not
-/// synced: the synced batch that switches to it syncs the write-ahead log
-/// up to and including this write.
+/// loop, durably; [`RocksStorage::snapshot_written`] then makes it current.
+/// Not through the write-ahead log: flushed into a table of its own
+/// (synced, as RocksDB syncs every table it writes). Through the log, the
+/// loop's next synced write would sync the whole snapshot with its own few
+/// bytes (a stall of the loop, heartbeats included, as long as the
+/// snapshot takes to reach the disk), and the log would hold it a second
+/// time until its files rotate.
 pub(crate) fn write_snapshot_data(db: &DB, index: u64, data: &[u8]) -> Result<()> {
-    db.put_cf(cf(db, CF_SNAPSHOT)?, snapshot_data_key(index), data)?;
+    let snapshots = cf(db, CF_SNAPSHOT)?;
+    let mut unlogged = rocksdb::WriteOptions::default();
+    unlogged.disable_wal(true);
+    db.put_cf_opt(snapshots, snapshot_data_key(index), data, &unlogged)?;
+    db.flush_cf(snapshots)?;
     Ok(())
 }
 
