@@ -369,6 +369,16 @@ mod tests {
             !History::new(0, 0).spans(at(3), at(9), 1),
             "keeping nothing, nothing spans"
         );
+
+        // Bounded in bytes, the bytes count: 30 of the 40 kept.
+        let mut history = History::new(usize::MAX, 40);
+        for index in [3, 5, 9] {
+            record(&mut history, index, &["x"], 10);
+        }
+        let (start, end) = (history.mark_at(0).at, history.position());
+        assert_eq!(end, Position { changes: 3, bytes: 30 });
+        assert!(history.spans(start, end, 2), "three quarters of the bytes");
+        assert!(!history.spans(start, end, 1));
     }
 
     #[test]
