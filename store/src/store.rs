@@ -290,6 +290,9 @@ impl MemoryStore {
                 }
                 Err(e) => {
                     tracing::debug!(index, error = %e, "entry refused");
+                    // Published as a commit of nothing: where watchers are
+                    // follows the store's index.
+                    events.push((Vec::new(), index));
                     Err(e)
                 }
             });
@@ -406,7 +409,12 @@ impl MemoryStore {
     /// would, so that the encoding can run on another thread while entries
     /// keep being applied.
     pub fn snapshot_writer(&self) -> impl FnOnce() -> Vec<u8> + Send + 'static {
+        let _guard = self.lock_commit();
         let state = self.current();
+        // After a restart, resumes start at the snapshot (what the store
+        // keeps for them is what was replayed after it): every watcher
+        // with markers is told it came this far.
+        self.inner.watch.mark_all();
         move || snapshot::encode(&state)
     }
 

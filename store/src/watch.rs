@@ -90,7 +90,9 @@ pub enum Event {
     /// bytes the store keeps for watches that resume): how far the store
     /// has come, which a watcher that resumes may resume after. A watcher
     /// that asked for markers when resuming also gets one as it catches up
-    /// with the live commits.
+    /// with the live commits, and every one when the store is snapshotted
+    /// (after a restart, what a store behind Raft keeps for resumes starts
+    /// at its last snapshot).
     Commit {
         /// Raft index of the transaction.
         index: u64,
@@ -470,6 +472,20 @@ impl WatchQueue {
         for (changes, index) in run {
             queue.publish_one(changes, *index, run_start);
         }
+    }
+
+    /// Tells every live watcher with markers how far the store has come,
+    /// unless its last marker said so: the store is being snapshotted.
+    pub(crate) fn mark_all(&self) {
+        let mut queue = self.shared.lock();
+        let (index, at) = (queue.published, queue.history.position());
+        queue.subscriptions.retain_mut(|s| {
+            if !s.filter.commits || s.mark.index >= index {
+                return true;
+            }
+            s.mark = Mark { index, at };
+            s.offer(Event::Commit { index }, 0, Some(at))
+        });
     }
 
     /// Ends every watcher and forgets the kept changes: the store was

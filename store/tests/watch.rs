@@ -160,6 +160,36 @@ fn a_run_of_commits_larger_than_half_of_what_the_store_keeps_cuts_off_no_watcher
     assert_eq!(narrow.try_recv().unwrap(), None, "read all: not cut off");
 }
 
+/// A snapshot of the store tells every watcher with markers how far the
+/// store came: after a restart, what a store behind Raft keeps for resumes
+/// starts at its last snapshot, and a narrow watcher's last marker must not
+/// be older. An entry refused at apply moves the watchers on too.
+#[test]
+fn a_snapshot_and_a_refused_entry_mark_every_watcher_with_markers() {
+    use swarm_proto::v1::{StoreAction, store_action};
+    let store = with_history();
+    let mut narrow = store.watch(Filter::all().kind(Kind::Task).with_commits());
+    let mut unmarked = store.watch(Filter::all().kind(Kind::Task));
+    for n in 0..5 {
+        futures::executor::block_on(store.update(|tx| tx.create(node(&format!("n{n}"))))).unwrap();
+    }
+    assert_eq!(narrow.try_recv().unwrap(), None);
+    let _write = store.snapshot_writer();
+    assert_eq!(narrow.try_recv().unwrap(), Some(Event::Commit { index: 5 }));
+    let _write = store.snapshot_writer();
+    assert_eq!(narrow.try_recv().unwrap(), None, "once");
+    assert_eq!(unmarked.try_recv().unwrap(), None, "only those that asked for markers");
+
+    // An update of a node that is not there, refused at index 6.
+    let refused = StoreAction {
+        kind: store_action::Kind::Update.into(),
+        target: Some(store_action::Target::Node(node("ghost"))),
+    };
+    assert!(store.apply_all(vec![(6, vec![refused])])[0].is_err());
+    assert_eq!(narrow.caught_up_to(), Some(6));
+    assert!(store.watch_after(Filter::all(), 6).is_ok());
+}
+
 /// A watcher that resumes with markers is told, as it catches up with the
 /// live commits, the last one it came to: commits it did not want moved
 /// its resume point on.
