@@ -25,11 +25,14 @@
 //! entries between two readings takes at most that much (and one batch)
 //! of the reserve. (Counting what proposals take against the last reading
 //! instead would not work: RocksDB writes its log into room it reserved
-//! ahead, which the free space no longer counts.)
+//! ahead, which the free space no longer counts.) What proposals queued
+//! for the loop will write is counted against the last reading until the
+//! loop takes them (`Queued`): a burst of large proposals from many
+//! clients at once would otherwise all be let in on one reading.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -56,6 +59,8 @@ pub(crate) struct DiskSpace {
     reading: Mutex<Reading>,
     /// Bytes the loop wrote since the last reading.
     written: AtomicU64,
+    /// Bytes of the proposals let in and not yet taken by the loop.
+    queued: AtomicU64,
     /// Whether writes are taken, for those waiting for room.
     room: tokio::sync::watch::Sender<bool>,
 }
@@ -74,6 +79,9 @@ struct Reading {
     low: bool,
     /// What the next snapshot may weigh.
     snapshot_bytes: u64,
+    /// What RocksDB holds in memory, which a flush (or an open replaying
+    /// the write-ahead log) writes to tables.
+    unflushed: u64,
 }
 
 impl Reading {
@@ -106,16 +114,18 @@ impl DiskSpace {
             keep_free,
             reading: Mutex::new(Reading::default()),
             written: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
             room: tokio::sync::watch::Sender::new(true),
         }
     }
 
     /// As [`DiskSpace::refresh`], if the last reading is [`READ_EVERY`]
-    /// old or [`READ_AFTER_BYTES`] were written since; `snapshot_bytes` is
-    /// asked only then.
-    pub(crate) fn refresh_if_due(&self, snapshot_bytes: impl FnOnce() -> u64) -> Option<Crossed> {
+    /// old or [`READ_AFTER_BYTES`] were written since; `sizes` (the next
+    /// snapshot's bytes, RocksDB's unflushed bytes) are asked only then.
+    pub(crate) fn refresh_if_due(&self, sizes: impl FnOnce() -> (u64, u64)) -> Option<Crossed> {
         if self.due(Instant::now()) {
-            self.refresh(snapshot_bytes())
+            let (snapshot_bytes, unflushed) = sizes();
+            self.refresh(snapshot_bytes, unflushed)
         } else {
             None
         }
@@ -133,10 +143,12 @@ impl DiskSpace {
     }
 
     /// Reads the free space again, the next snapshot weighing up to
-    /// `snapshot_bytes`; says whether that crossed the reserve. A reading
-    /// that fails keeps the last one (a data dir gone is seen, and stops
-    /// the member, at its next write).
-    pub(crate) fn refresh(&self, snapshot_bytes: u64) -> Option<Crossed> {
+    /// `snapshot_bytes` and RocksDB holding `unflushed` bytes in memory (a
+    /// flush, or an open after a crash, writes them to tables: the reserve
+    /// keeps room for them besides `keep_free`); says whether that crossed
+    /// the reserve. A reading that fails keeps the last one (a data dir
+    /// gone is seen, and stops the member, at its next write).
+    pub(crate) fn refresh(&self, snapshot_bytes: u64, unflushed: u64) -> Option<Crossed> {
         self.written.store(0, Ordering::Release);
         let available = match free_bytes(&self.dir) {
             Ok(available) => available,
@@ -150,7 +162,7 @@ impl DiskSpace {
         let needed = if self.keep_free == 0 {
             0
         } else {
-            self.keep_free.saturating_add(snapshot_bytes.saturating_mul(2))
+            (self.keep_free.saturating_add(unflushed)).saturating_add(snapshot_bytes.saturating_mul(2))
         };
         let low = stays_or_turns_low(available, needed, was_low);
         *reading = Reading {
@@ -159,6 +171,7 @@ impl DiskSpace {
             needed,
             low,
             snapshot_bytes,
+            unflushed,
         };
         if was_low != low {
             self.room.send_replace(!low);
@@ -186,15 +199,23 @@ impl DiskSpace {
     }
 
     /// Whether a snapshot may start: room for it (twice its weight, as in
-    /// the reserve) and half of `keep_free` still free after it, which is
-    /// room enough to reopen the log. Under the reserve a snapshot is what
-    /// frees the log behind it: were it refused as writes are, a log that
-    /// filled the disk would keep writes refused for good.
+    /// the reserve) and for what RocksDB holds in memory, with half of
+    /// `keep_free` still free after it, which is room enough to reopen the
+    /// log. Under the reserve a snapshot is what frees the log behind it:
+    /// were it refused as writes are, a log that filled the disk would keep
+    /// writes refused for good.
     pub(crate) fn room_for_snapshot(&self) -> bool {
         let reading = self.last();
+        let needed = (self.keep_free / 2).saturating_add(reading.unflushed);
         self.keep_free == 0
             || reading.at.is_none()
-            || reading.available >= (self.keep_free / 2).saturating_add(reading.snapshot_bytes.saturating_mul(2))
+            || reading.available >= needed.saturating_add(reading.snapshot_bytes.saturating_mul(2))
+    }
+
+    /// What an entry that only removes must leave free: `keep_free`, and
+    /// room to flush what RocksDB holds in memory.
+    fn removal_floor(&self, reading: &Reading) -> u64 {
+        self.keep_free.saturating_add(reading.unflushed)
     }
 
     /// Refuses a proposal while the free space is under the reserve.
@@ -214,6 +235,45 @@ impl DiskSpace {
         Ok(())
     }
 
+    /// Lets in a proposal of `bytes` for the loop to write, counted
+    /// against the last reading until the loop takes it (the count goes
+    /// with the [`Queued`] returned): refused as [`DiskSpace::check`] does,
+    /// or [`DiskSpace::check_freeing`] for a `removal`, and also if what
+    /// the queued proposals will write would take the free space under the
+    /// reserve.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSpace`] with the figures of the last reading, less what
+    /// is queued.
+    pub(crate) fn queue(self: &Arc<Self>, bytes: u64, removal: bool) -> Result<Queued> {
+        if removal {
+            self.check_freeing()?;
+        } else {
+            self.check()?;
+        }
+        let reading = self.last();
+        let queued = self.queued.fetch_add(bytes, Ordering::AcqRel);
+        let taken = Queued {
+            disk: Arc::clone(self),
+            bytes,
+        };
+        let needed = if removal {
+            self.removal_floor(&reading)
+        } else {
+            reading.needed
+        };
+        let available = reading.available.saturating_sub(queued);
+        if self.keep_free == 0 || reading.at.is_none() || available.saturating_sub(bytes) >= needed {
+            return Ok(taken);
+        }
+        Err(Error::NoSpace {
+            available,
+            needed,
+            removal,
+        })
+    }
+
     /// Refuses an entry that frees room in the state (it only removes)
     /// once less than `--disk-reserve` itself is free: it shrinks the next
     /// snapshot, and so the room writes need, but takes log room itself.
@@ -223,8 +283,8 @@ impl DiskSpace {
     /// [`Error::NoSpace`] with the figures of the last reading.
     pub(crate) fn check_freeing(&self) -> Result<()> {
         let reading = self.last();
-        let floor = self.keep_free;
-        if reading.at.is_some() && reading.available < floor {
+        let floor = self.removal_floor(&reading);
+        if self.keep_free != 0 && reading.at.is_some() && reading.available < floor {
             return Err(Error::NoSpace {
                 available: reading.available,
                 needed: floor,
@@ -239,6 +299,20 @@ impl DiskSpace {
     pub(crate) fn figures(&self) -> Option<(u64, u64)> {
         let reading = self.last();
         reading.at.map(|_| (reading.available, reading.shown_needed()))
+    }
+}
+
+/// A proposal's bytes counted against the free space until the loop takes
+/// it: dropped (taken, refused, or its proposer gone), it no longer counts.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    disk: Arc<DiskSpace>,
+    bytes: u64,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.disk.queued.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -300,6 +374,9 @@ pub(crate) fn human(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
     use super::{Crossed, DiskSpace, HYSTERESIS, READ_EVERY, free_bytes, human, stays_or_turns_low};
     use crate::error::Error;
 
@@ -319,7 +396,7 @@ mod tests {
         let reserve = 2 * free + (1 << 30);
         let space = DiskSpace::new(dir.path(), reserve);
         assert!(space.check().is_ok(), "nothing read yet: nothing refused");
-        assert!(matches!(space.refresh(0), Some(Crossed::Under { .. })));
+        assert!(matches!(space.refresh(0, 0), Some(Crossed::Under { .. })));
         assert!(space.is_low());
         let err = space.check().unwrap_err();
         assert!(
@@ -330,17 +407,19 @@ mod tests {
             err.to_string().contains("writes are refused until there is room"),
             "{err}"
         );
-        assert_eq!(space.refresh(0), None, "still under: nothing new to say");
+        assert_eq!(space.refresh(0, 0), None, "still under: nothing new to say");
         assert!(!space.room_for_snapshot());
 
         // The next snapshot counts twice.
         let space = DiskSpace::new(dir.path(), 1 << 20);
         let room = space.watch_room();
-        assert_eq!(space.refresh(0), None);
+        assert_eq!(space.refresh(0, 0), None);
         assert!(space.check().is_ok());
-        assert!(matches!(space.refresh(free), Some(Crossed::Under { needed, .. }) if needed == 2 * free + (1 << 20)));
+        assert!(
+            matches!(space.refresh(free, 0), Some(Crossed::Under { needed, .. }) if needed == 2 * free + (1 << 20))
+        );
         assert!(!*room.borrow(), "those waiting for room see it go");
-        assert!(matches!(space.refresh(0), Some(Crossed::Over { .. })));
+        assert!(matches!(space.refresh(0, 0), Some(Crossed::Over { .. })));
         assert!(space.check().is_ok());
         assert!(*room.borrow(), "and come back");
     }
@@ -353,7 +432,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let space = DiskSpace::new(dir.path(), 1 << 20);
         assert!(space.due(std::time::Instant::now()), "the first reading is due at once");
-        space.refresh(0);
+        space.refresh(0, 0);
         let at = space.last().at.expect("a reading");
         assert!(!space.due(at));
         space.note_written(3 << 20);
@@ -361,9 +440,51 @@ mod tests {
         assert!(space.due(at + READ_EVERY));
         space.note_written(1 << 20);
         assert!(space.due(at), "4 MiB written: due");
-        space.refresh(0);
+        space.refresh(0, 0);
         let at = space.last().at.expect("a reading");
         assert!(!space.due(at), "and counted again from there");
+    }
+
+    /// What RocksDB holds in memory raises the reserve, for writes and
+    /// removals alike: a flush (or an open after a crash) writes it out.
+    #[test]
+    fn what_rocksdb_holds_in_memory_is_kept_room_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(dir.path()).unwrap();
+        let space = DiskSpace::new(dir.path(), free - (10 << 20));
+        assert_eq!(space.refresh(0, 0), None);
+        assert!(space.check_freeing().is_ok());
+        assert!(matches!(space.refresh(0, 20 << 20), Some(Crossed::Under { .. })));
+        assert!(space.check().is_err());
+        let err = space.check_freeing().unwrap_err();
+        assert!(matches!(err, Error::NoSpace { removal: true, .. }), "{err}");
+    }
+
+    /// Proposals queued for the loop count against the last reading until
+    /// the loop takes them: a burst of large ones from many clients stops
+    /// at the reserve, and what the loop took no longer counts.
+    #[test]
+    fn queued_proposals_count_against_the_reserve_until_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(dir.path()).unwrap();
+        // A reserve that leaves 10 MiB (the filesystem moves a little,
+        // hence the margins).
+        let space = Arc::new(DiskSpace::new(dir.path(), free - (10 << 20)));
+        space.refresh(0, 0);
+        let queued: Vec<_> = (0..6)
+            .map(|_| space.queue(1 << 20, false).expect("room for 6 MiB"))
+            .collect();
+        let err = space.queue(64 << 20, false).unwrap_err();
+        assert!(matches!(err, Error::NoSpace { removal: false, .. }), "{err}");
+        assert!(
+            space.queue(64 << 20, true).is_err(),
+            "removals too, at the reserve itself"
+        );
+        assert!(!space.is_low(), "a reading would still take writes");
+        drop(queued);
+        let taken = space.queue(8 << 20, false).expect("taken by the loop: room again");
+        drop(taken);
+        assert_eq!(space.queued.load(Ordering::Acquire), 0);
     }
 
     #[test]
@@ -373,13 +494,13 @@ mod tests {
         // Writes refused (the next snapshot's room), removals taken.
         let space = DiskSpace::new(dir.path(), free / 2);
         assert!(space.check_freeing().is_ok(), "nothing read yet");
-        space.refresh(free);
+        space.refresh(free, 0);
         assert!(space.check().is_err());
         assert!(!space.room_for_snapshot());
         assert!(space.check_freeing().is_ok());
         // Less than the reserve itself: refused too.
         let space = DiskSpace::new(dir.path(), 2 * free);
-        space.refresh(0);
+        space.refresh(0, 0);
         let err = space.check_freeing().unwrap_err();
         assert!(
             matches!(err, Error::NoSpace { needed, removal: true, .. } if needed == 2 * free),
@@ -400,11 +521,11 @@ mod tests {
         // Writes refused; the snapshot (of nothing) still fits with half of
         // what is kept free left.
         let space = DiskSpace::new(dir.path(), free + free / 2);
-        space.refresh(0);
+        space.refresh(0, 0);
         assert!(space.is_low());
         assert!(space.room_for_snapshot());
         // A snapshot that would eat into that half: not taken.
-        space.refresh(free / 2);
+        space.refresh(free / 2, 0);
         assert!(!space.room_for_snapshot());
     }
 
@@ -423,7 +544,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let space = DiskSpace::new(dir.path(), 0);
         assert_eq!(space.figures(), None);
-        assert_eq!(space.refresh(u64::MAX), None);
+        assert_eq!(space.refresh(u64::MAX, 0), None);
         assert!(space.check().is_ok());
         assert!(space.room_for_snapshot());
         let (free, reserve) = space.figures().expect("read");

@@ -998,6 +998,21 @@ pub(crate) fn write_snapshot_data(db: &DB, index: u64, data: &[u8]) -> Result<()
     Ok(())
 }
 
+/// The bytes RocksDB holds in its memtables, every family's: what a flush,
+/// or an open replaying the write-ahead log after a crash, writes to
+/// tables, and so room the disk must keep. 0 if RocksDB cannot say.
+pub(crate) fn unflushed_bytes(db: &DB) -> u64 {
+    [CF_ENTRIES, CF_STATE, CF_SNAPSHOT]
+        .into_iter()
+        .filter_map(|name| cf(db, name).ok())
+        .filter_map(|family| {
+            db.property_int_value_cf(family, "rocksdb.cur-size-all-mem-tables")
+                .ok()
+                .flatten()
+        })
+        .sum()
+}
+
 /// Deletes the table files of the log that hold nothing but entries at or
 /// before `through`, which must be a truncation already on disk (synced):
 /// what frees the entries a compaction let go (it writes no tombstone for

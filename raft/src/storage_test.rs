@@ -352,6 +352,20 @@ fn the_entries_kept_behind_a_snapshot_go_when_fewer_are_to_be_kept() {
     assert_eq!(read(&storage, 16, 21), vec![16, 17, 18, 19, 20]);
 }
 
+/// What RocksDB holds in memory is measured, and gone once flushed.
+#[test]
+fn the_bytes_not_yet_flushed_are_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    storage.flush().unwrap();
+    let empty = unflushed_bytes(&storage.db());
+    append(&mut storage, &entries(1..=1_000, 1));
+    let held = unflushed_bytes(&storage.db());
+    assert!(held > empty + 10_000, "{held} after 1,000 entries, {empty} before");
+    storage.flush().unwrap();
+    assert!(unflushed_bytes(&storage.db()) < held, "flushed");
+}
+
 /// A hard state whose commit index is past the log (damage RocksDB's
 /// checksums did not catch) is refused at open, naming it, rather than
 /// left for raft-rs to panic on.

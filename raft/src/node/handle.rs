@@ -29,7 +29,7 @@ fn change_unanswered() -> Error {
 
 /// What an entry does to the room the state takes, and so how short of
 /// disk space it may still be taken.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DiskUse {
     Takes,
     Frees,
@@ -112,6 +112,9 @@ pub struct Progress {
 pub(crate) struct Proposal<O> {
     pub data: Vec<u8>,
     pub reply: oneshot::Sender<Result<(u64, O)>>,
+    /// Its bytes, counted against the free disk until the loop takes it
+    /// (on a leader; a follower's own disk does not refuse).
+    pub queued: Option<crate::disk_space::Queued>,
 }
 
 /// The requests other than proposals.
@@ -225,15 +228,14 @@ impl<O: Send + 'static> RaftHandle<O> {
         }
         // A follower's own disk is not what refuses: the leader's log
         // takes the entry (a follower says who leads, below).
-        if self.leadership.borrow().is_leader {
-            match disk_use {
-                DiskUse::Takes => self.disk.check()?,
-                DiskUse::Frees => self.disk.check_freeing()?,
-            }
-        }
+        let queued = if self.leadership.borrow().is_leader {
+            Some(self.disk.queue(data.len() as u64, disk_use == DiskUse::Frees)?)
+        } else {
+            None
+        };
         let (reply, response) = oneshot::channel();
         self.proposals
-            .send(Proposal { data, reply })
+            .send(Proposal { data, reply, queued })
             .await
             .map_err(|_| Error::Stopped)?;
         // Sent but never answered: the loop died (a panic, an abort) with

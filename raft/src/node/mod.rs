@@ -146,7 +146,8 @@ impl<S: StateMachine> RaftNode<S> {
         // Read once before the first proposal: a start on a full disk
         // refuses writes from the first one on.
         let disk = Arc::new(DiskSpace::new(&config.data_dir, config.keep_free_disk));
-        if let Some(crossed) = disk.refresh(snapshot_schedule.next_bytes(machine.size_hint())) {
+        let unflushed = crate::storage::unflushed_bytes(&raw.store().db());
+        if let Some(crossed) = disk.refresh(snapshot_schedule.next_bytes(machine.size_hint()), unflushed) {
             disk_space::report(config.id, &crossed);
         }
         let links = Links::default();

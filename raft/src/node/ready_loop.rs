@@ -170,8 +170,11 @@ impl<S: StateMachine> ReadyLoop<S> {
             if let Err(err) = self.data_dir.check_if_due() {
                 break Err(err);
             }
-            let next_snapshot = || self.snapshot_schedule.next_bytes(self.machine.size_hint());
-            if let Some(crossed) = self.disk.refresh_if_due(next_snapshot) {
+            let sizes = || {
+                let next_snapshot = self.snapshot_schedule.next_bytes(self.machine.size_hint());
+                (next_snapshot, storage::unflushed_bytes(&self.raw.store().db()))
+            };
+            if let Some(crossed) = self.disk.refresh_if_due(sizes) {
                 disk_space::report(self.config.id, &crossed);
             }
             // Short of room, writes are refused and nothing comes to apply:
@@ -346,7 +349,9 @@ impl<S: StateMachine> ReadyLoop<S> {
         }
     }
 
-    fn on_proposal(&mut self, proposal: Proposal<S::Output>) {
+    fn on_proposal(&mut self, mut proposal: Proposal<S::Output>) {
+        // Taken: what it writes is counted as written from here on.
+        drop(proposal.queued.take());
         if self.raw.raft.state != StateRole::Leader {
             let _ = proposal.reply.send(Err(self.not_leader()));
             return;
