@@ -786,35 +786,29 @@ fn an_election_tick_not_above_the_heartbeat_is_refused_before_the_state_dir_is_m
     assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0, "nor anything else");
 }
 
-/// A client that stopped reading its watch (`swarmctl watch | less` left
-/// alone) holds no stop: the stop gives what is in flight a grace, then
-/// closes it, and exits 0 well within the 10 s a signalled stop has.
+/// A client that stopped reading its watch (one that reads no more of the
+/// stream, its window full) holds no stop: the stop gives what is in
+/// flight a grace, then closes it, and exits 0 well within the 10 s a
+/// signalled stop has.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_that_stopped_reading_holds_no_stop() {
-    use std::io::BufRead as _;
-    use std::process::{Command, Stdio};
+    use swarm_proto::v1::WatchRequest;
+    use swarm_proto::v1::watch_client::WatchClient;
 
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("node-1");
     let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
-    let mut watcher = Command::new(swarm_tests::daemon::workspace_binary("swarmctl"))
-        // From the first commit on, whenever it connects: it cannot miss
-        // the first create, which the test waits for.
-        .args([
-            "-s",
-            &daemon.socket.to_string_lossy(),
-            "watch",
-            "--kind",
-            "service",
-            "--format",
-            "json",
-            "--resume-after",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start swarmctl watch");
+    let channel = swarm_tests::daemon::channel(&daemon.socket).await.unwrap();
+    let request = WatchRequest {
+        include_commits: true,
+        ..Default::default()
+    };
+    let mut watch = WatchClient::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .watch(request)
+        .await
+        .expect("a watch")
+        .into_inner();
     let mut control = connect(&daemon.socket).await.unwrap();
     let big = |name: &str| {
         let mut spec = ServiceSpec::container(name, "busybox:local");
@@ -825,14 +819,9 @@ async fn a_watcher_that_stopped_reading_holds_no_stop() {
         container.env = vec![format!("BIG={}", "x".repeat(400 * 1024))];
         CreateServiceRequest { spec: Some(spec) }
     };
-    // Watching once its first event comes; from then on nothing reads it.
-    control.create_service(big("first")).await.unwrap();
-    let mut first_line = String::new();
-    std::io::BufReader::new(watcher.stdout.as_mut().unwrap())
-        .read_line(&mut first_line)
-        .unwrap();
-    assert!(first_line.contains("first"), "{first_line}");
-    // Far more than the pipe, swarmctl and the HTTP/2 windows hold.
+    // Watching once its start marker comes; from then on nothing reads it.
+    watch.message().await.expect("a start marker").expect("not the end");
+    // Far more than the HTTP/2 windows hold.
     for n in 0..30 {
         control.create_service(big(&format!("big{n}"))).await.unwrap();
     }
@@ -846,8 +835,7 @@ async fn a_watcher_that_stopped_reading_holds_no_stop() {
         log.contains("their connections are closed") && log.contains("closed=1"),
         "{log}"
     );
-    let _ = watcher.kill();
-    let _ = watcher.wait();
+    drop(watch);
 }
 
 /// A control socket removed while the daemon serves (a cleanup script,

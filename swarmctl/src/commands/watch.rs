@@ -1,6 +1,8 @@
 //! `swarmctl watch`: every change to the store, live.
 
 use std::io::Write as _;
+
+use prost::Message as _;
 use std::path::Path;
 
 use swarm_proto::v1::watch_client::WatchClient;
@@ -70,49 +72,143 @@ pub async fn run(
     // An event carries whole objects, two for an update: as large as a
     // list's reply may be.
     let client = WatchClient::new(channel(socket).await?).max_decoding_message_size(crate::connect::MAX_REPLY_BYTES);
-    let (lines, writer) = stdout_writer();
-    let watched = watch_into(client, request, format, lines).await;
-    // What stopped the output first (a closed pipe, say) is why the watch
-    // ended, if it did; else the watch's own end, once all is printed.
-    let written = writer
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("the output thread panicked")));
-    written?;
-    watched
+    // Until a message is printed, a watch that resumes goes on from where
+    // it was asked to (one that does not gets its start marker first).
+    let (lines, printed, writer) = stdout_writer(resume_after.unwrap_or(0));
+    let watched = watch_into(client, request, format, lines, &printed).await;
+    match watched {
+        // Ended with its output stalled: said now, what was not printed
+        // given up (where to go on is the last commit printed).
+        Err(Ended::Stalled(ended)) => Err(ended),
+        Err(Ended::Said(ended)) => {
+            // What stopped the output first (a closed pipe, say) is why
+            // the watch ended, if it did; else the watch's own end, once
+            // all is printed.
+            join(writer)?;
+            Err(ended)
+        }
+        Ok(()) => join(writer),
+    }
 }
 
+/// Waits for the output thread; its error, if it had one.
+fn join(writer: std::thread::JoinHandle<std::io::Result<()>>) -> anyhow::Result<()> {
+    writer
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the output thread panicked")))?;
+    Ok(())
+}
+
+/// How a watch ended, other than by its output stopping.
+enum Ended {
+    /// Said once every line received is printed.
+    Said(anyhow::Error),
+    /// Said at once: the output was stalled (a reader that stopped
+    /// reading) when the stream ended.
+    Stalled(anyhow::Error),
+}
+
+/// What a watch holds of the stream, at most, while its output is slower
+/// (past it, it resumes once the output takes again, from what the
+/// manager keeps: 20,000 changes, 128 MiB).
+const HELD_BYTES: usize = 4 << 20;
+
+/// How long a watch whose stream ended waits for its output to take what
+/// it received before it says so, and where to go on, without it.
+const OUTPUT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Streams the changes `request` asks for, each message's lines sent to
-/// `lines`, resuming where it was when cut off for falling behind; ends
-/// when the stream ends or the output has stopped.
+/// `lines` with its commit index (`printed` is the last one written out),
+/// resuming where it was when cut off for falling behind; ends when the
+/// stream ends or the output has stopped.
+///
+/// The stream is read on while the output is slower, so that its end is
+/// heard even when the output is stalled (`swarmctl watch | less`, left
+/// alone): up to [`HELD_BYTES`] of messages are held, later ones are let
+/// go of, and the watch then resumes after the last one the output took.
 async fn watch_into(
     mut client: WatchClient<tonic::transport::Channel>,
     mut request: WatchRequest,
     format: Format,
-    lines: tokio::sync::mpsc::Sender<Vec<u8>>,
-) -> anyhow::Result<()> {
+    lines: tokio::sync::mpsc::Sender<Printed>,
+    printed: &std::sync::atomic::AtomicU64,
+) -> Result<(), Ended> {
+    let no_reason = || tonic::Status::unavailable("the watch ended without a reason (the manager went away?)");
     loop {
-        let mut stream = super::reply(client.watch(request.clone()).await)?;
+        let mut stream = super::reply(client.watch(request.clone()).await).map_err(Ended::Said)?;
+        let mut held = std::collections::VecDeque::<WatchMessage>::new();
+        let mut held_bytes = 0;
+        let mut let_go = false;
+        let mut ended: Option<tonic::Status> = None;
+        // Set once the stream ended with the output behind.
+        let mut give_up_at: Option<tokio::time::Instant> = None;
         let status = loop {
-            match stream.message().await {
-                Ok(Some(message)) => {
-                    // Markers come with every message: where to resume.
-                    request.resume_after = Some(message.commit_index);
-                    let mut printed = Vec::new();
-                    print(&mut printed, message, format)?;
-                    if lines.send(printed).await.is_err() {
-                        return Ok(()); // the output stopped, and says why
+            let message = match (held.pop_front(), ended.take()) {
+                (Some(message), end) => {
+                    held_bytes -= message.encoded_len();
+                    ended = end;
+                    message
+                }
+                (None, Some(status)) => break status,
+                // Messages were let go of after the last one taken.
+                (None, None) if let_go => break tonic::Status::resource_exhausted("the output is slower"),
+                (None, None) => match stream.message().await {
+                    Ok(Some(message)) => message,
+                    // A watch has no end of its own: the manager always
+                    // says why it ends one, unless its connection went
+                    // first.
+                    Ok(None) => break no_reason(),
+                    Err(status) => break status,
+                },
+            };
+            // Markers come with every message: where to resume.
+            request.resume_after = Some(message.commit_index);
+            let commit_index = message.commit_index;
+            let mut bytes = Vec::new();
+            print(&mut bytes, message, format).map_err(Ended::Said)?;
+            let send = lines.send(Printed { bytes, commit_index });
+            tokio::pin!(send);
+            loop {
+                let give_up = async {
+                    match give_up_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    sent = &mut send => {
+                        if sent.is_err() {
+                            return Ok(()); // the output stopped, and says why
+                        }
+                        break;
+                    }
+                    received = stream.message(), if ended.is_none() => match received {
+                        Ok(Some(message)) if !let_go && held_bytes + message.encoded_len() <= HELD_BYTES => {
+                            held_bytes += message.encoded_len();
+                            held.push_back(message);
+                        }
+                        Ok(Some(_)) => let_go = true,
+                        Ok(None) => ended = Some(no_reason()),
+                        Err(status) => ended = Some(status),
+                    },
+                    () = give_up => {
+                        let after = printed.load(std::sync::atomic::Ordering::Acquire);
+                        let status = ended.take().unwrap_or_else(no_reason);
+                        return Err(Ended::Stalled(ended_at(status, after)));
                     }
                 }
-                // A watch has no end of its own: the manager always says
-                // why it ends one, unless its connection went first.
-                Ok(None) => {
-                    break tonic::Status::unavailable("the watch ended without a reason (the manager went away?)");
+                if give_up_at.is_none()
+                    && ended
+                        .as_ref()
+                        .is_some_and(|status| status.code() != tonic::Code::ResourceExhausted)
+                {
+                    give_up_at = Some(tokio::time::Instant::now() + OUTPUT_GRACE);
                 }
-                Err(status) => break status,
             }
         };
-        // Cut off for falling behind: resume where it was, as long as the
-        // manager keeps the changes since (else it says so, and this ends).
+        // Cut off for falling behind, or output slower than the stream:
+        // resume where it was, as long as the manager keeps the changes
+        // since (else it says so, and this ends).
         match request.resume_after {
             Some(after) if status.code() == tonic::Code::ResourceExhausted => {
                 eprintln!("swarmctl: the watch fell behind; resuming after commit {after}");
@@ -121,40 +217,59 @@ async fn watch_into(
             // takes over, which with a narrow filter may be past the last
             // line printed (the manager marks its progress now and then).
             Some(after) if status.code() != tonic::Code::OutOfRange => {
-                let ended = super::status_error(status, false);
-                return Err(anyhow::anyhow!("{ended} (to go on: --resume-after {after})"));
+                return Err(Ended::Said(ended_at(status, after)));
             }
-            _ => return Err(super::status_error(status, false)),
+            _ => return Err(Ended::Said(super::status_error(status, false))),
         }
     }
 }
 
+/// Why a watch ended, with where a new one takes over.
+fn ended_at(status: tonic::Status, after: u64) -> anyhow::Error {
+    let ended = super::status_error(status, false);
+    anyhow::anyhow!("{ended} (to go on: --resume-after {after})")
+}
+
+/// One message's lines, and the commit it came from.
+struct Printed {
+    bytes: Vec<u8>,
+    commit_index: u64,
+}
+
 /// Messages waiting, at most, while standard output is slower than the
-/// stream (besides the one being written): then the stream waits, and
-/// the manager, if it waits long, cuts the watch off (and it resumes).
-/// One: a message may be tens of megabytes.
+/// stream (besides the one being written). One: a message may be tens of
+/// megabytes.
 const OUTPUT_QUEUE: usize = 1;
 
 /// Standard output, written on a thread of its own: a reader slower than
 /// the stream (a pager, a slow pipe) then holds that thread, never the
 /// runtime, which must go on answering the connection's keepalive pings
 /// (unanswered for 5 s, the connection is dropped) and reading the
-/// stream. The thread ends when the sender is dropped, or on the first
-/// error, which it returns.
-fn stdout_writer() -> (
-    tokio::sync::mpsc::Sender<Vec<u8>>,
+/// stream. The thread notes the commit index of each message it wrote
+/// out (from `printed_from`), and ends when the sender is dropped, or on
+/// the first error, which it returns.
+fn stdout_writer(
+    printed_from: u64,
+) -> (
+    tokio::sync::mpsc::Sender<Printed>,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
     std::thread::JoinHandle<std::io::Result<()>>,
 ) {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(OUTPUT_QUEUE);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Printed>(OUTPUT_QUEUE);
+    let printed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(printed_from));
+    let written = std::sync::Arc::clone(&printed);
     let writer = std::thread::spawn(move || {
         let mut stdout = std::io::stdout().lock();
-        while let Some(printed) = receiver.blocking_recv() {
-            stdout.write_all(&printed)?;
+        while let Some(Printed { bytes, commit_index }) = receiver.blocking_recv() {
+            stdout.write_all(&bytes)?;
             stdout.flush()?;
+            if commit_index > 0 {
+                written.store(commit_index, std::sync::atomic::Ordering::Release);
+            }
         }
         Ok(())
     });
-    (sender, writer)
+    (sender, printed, writer)
 }
 
 /// The `--filter` keys of a watch that select tasks, besides `ls`'s.
