@@ -38,6 +38,16 @@ fn fails(socket: &Path, args: &[&str], mention: &str) {
     assert!(stderr.starts_with("Error: ") && stderr.contains(mention), "{stderr}");
 }
 
+/// Where a watch the manager's stop ended says to go on, from its stderr.
+fn stopped_at(stderr: &str) -> u64 {
+    stderr
+        .trim_end()
+        .strip_prefix("Error: the manager is stopping (to go on: --resume-after ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|index| index.parse().ok())
+        .unwrap_or_else(|| panic!("{stderr}"))
+}
+
 /// The data lines of a table (its header dropped), split into columns.
 fn rows(table: &str) -> Vec<Vec<String>> {
     table
@@ -1658,12 +1668,7 @@ async fn a_narrow_watch_hears_how_far_the_store_came_and_a_stopped_one_says_wher
     let output = stopped_watch.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let go_on_from: u64 = stderr
-        .trim_end()
-        .strip_prefix("Error: the manager is stopping (to go on: --resume-after ")
-        .and_then(|rest| rest.strip_suffix(')'))
-        .and_then(|index| index.parse().ok())
-        .unwrap_or_else(|| panic!("{stderr}"));
+    let go_on_from = stopped_at(&stderr);
     assert!(go_on_from >= last, "{go_on_from} before the last commit, {last}");
 
     // Back: a watch resumes after it, and sees the next change.
@@ -2061,12 +2066,7 @@ async fn a_watch_whose_output_stalled_hears_the_manager_stop() {
     let mut stderr = String::new();
     watch.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
-    let go_on_from: u64 = stderr
-        .trim_end()
-        .strip_prefix("Error: the manager is stopping (to go on: --resume-after ")
-        .and_then(|rest| rest.strip_suffix(')'))
-        .and_then(|index| index.parse().ok())
-        .unwrap_or_else(|| panic!("{stderr}"));
+    let go_on_from = stopped_at(&stderr);
     // Not past what it printed: the last config never was.
     assert!(
         go_on_from < last,
