@@ -27,7 +27,7 @@
 //! instead would not work: RocksDB writes its log into room it reserved
 //! ahead, which the free space no longer counts.) What proposals queued
 //! for the loop will write is counted against the last reading until the
-//! loop takes them (`Queued`): a burst of large proposals from many
+//! loop has written them (`Queued`): a burst of large proposals from many
 //! clients at once would otherwise all be let in on one reading.
 
 use std::path::{Path, PathBuf};
@@ -236,8 +236,8 @@ impl DiskSpace {
     }
 
     /// Lets in a proposal of `bytes` for the loop to write, counted
-    /// against the last reading until the loop takes it (the count goes
-    /// with the [`Queued`] returned): refused as [`DiskSpace::check`] does,
+    /// against the last reading until the loop has written it (the count
+    /// goes with the [`Queued`] returned): refused as [`DiskSpace::check`] does,
     /// or [`DiskSpace::check_freeing`] for a `removal`, and also if what
     /// the queued proposals will write would take the free space under the
     /// reserve.
@@ -302,8 +302,9 @@ impl DiskSpace {
     }
 }
 
-/// A proposal's bytes counted against the free space until the loop takes
-/// it: dropped (taken, refused, or its proposer gone), it no longer counts.
+/// A proposal's bytes counted against the free space until the loop has
+/// written it: dropped (written, refused, or its proposer gone), it no
+/// longer counts.
 #[derive(Debug)]
 pub(crate) struct Queued {
     disk: Arc<DiskSpace>,

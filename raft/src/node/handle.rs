@@ -112,7 +112,7 @@ pub struct Progress {
 pub(crate) struct Proposal<O> {
     pub data: Vec<u8>,
     pub reply: oneshot::Sender<Result<(u64, O)>>,
-    /// Its bytes, counted against the free disk until the loop takes it
+    /// Its bytes, counted against the free disk until the loop has written it
     /// (on a leader; a follower's own disk does not refuse).
     pub queued: Option<crate::disk_space::Queued>,
 }

@@ -200,6 +200,7 @@ impl<S: StateMachine> RaftNode<S> {
             leadership: leadership_tx,
             metrics,
             disk,
+            unwritten: Vec::new(),
             removed: false,
             snapshot_started: None,
             freeing,

@@ -76,6 +76,10 @@ pub(crate) struct ReadyLoop<S: StateMachine> {
     pub metrics: Arc<Metrics>,
     /// Room on the data dir's disk, read at each tick.
     pub disk: Arc<DiskSpace>,
+    /// The bytes of the proposals taken since the last write of entries,
+    /// counted against the free disk until they are written (the loop
+    /// takes many at once, and one write takes them all).
+    pub unwritten: Vec<crate::disk_space::Queued>,
     /// Set when this member's own removal applied: it stops.
     pub removed: bool,
     /// When the snapshot being written off the loop was started, if one is.
@@ -350,8 +354,8 @@ impl<S: StateMachine> ReadyLoop<S> {
     }
 
     fn on_proposal(&mut self, mut proposal: Proposal<S::Output>) {
-        // Taken: what it writes is counted as written from here on.
-        drop(proposal.queued.take());
+        // Counted until written.
+        self.unwritten.extend(proposal.queued.take());
         if self.raw.raft.state != StateRole::Leader {
             let _ = proposal.reply.send(Err(self.not_leader()));
             return;
@@ -668,6 +672,8 @@ impl<S: StateMachine> ReadyLoop<S> {
         // raft-rs asks for a sync with entries, a snapshot, or a new term
         // or vote; a commit index alone a restart rebuilds.
         let micros = self.write_batch(ready.must_sync(), entries).await?;
+        // Written: counted from here on as the free space read after.
+        self.unwritten.clear();
         tracing::Span::current().record("fsync_us", micros);
 
         // 6. Votes and append acknowledgements promise what is now on disk:
