@@ -2066,7 +2066,18 @@ async fn a_watch_whose_output_stalled_hears_the_manager_stop() {
     let mut stderr = String::new();
     watch.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
-    let go_on_from = stopped_at(&stderr);
+    let (said, go_on_from) = stderr
+        .trim_end()
+        .rsplit_once("; to go on: --resume-after ")
+        .and_then(|(said, index)| Some((said, index.strip_suffix(')')?.parse::<u64>().ok()?)))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(
+        said,
+        format!(
+            "Error: the manager is stopping (the output stalled: what came after commit {go_on_from} was not \
+             printed, its last line perhaps cut short"
+        )
+    );
     // Not past what it printed: the last config never was.
     assert!(
         go_on_from < last,

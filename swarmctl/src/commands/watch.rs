@@ -194,7 +194,11 @@ async fn watch_into(
                     () = give_up => {
                         let after = printed.load(std::sync::atomic::Ordering::Acquire);
                         let status = ended.take().unwrap_or_else(no_reason);
-                        return Err(Ended::Stalled(ended_at(status, after)));
+                        let ended = super::status_error(status, false);
+                        return Err(Ended::Stalled(anyhow::anyhow!(
+                            "{ended} (the output stalled: what came after commit {after} was not printed, its \
+                             last line perhaps cut short; to go on: --resume-after {after})"
+                        )));
                     }
                 }
                 if give_up_at.is_none()
