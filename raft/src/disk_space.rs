@@ -224,7 +224,11 @@ impl DiskSpace {
     ///
     /// [`Error::NoSpace`] with the figures of the last reading.
     pub(crate) fn check(&self) -> Result<()> {
-        let reading = self.last();
+        Self::refuse_writes(&self.last())
+    }
+
+    /// [`DiskSpace::check`] against `reading`.
+    fn refuse_writes(reading: &Reading) -> Result<()> {
         if reading.low {
             return Err(Error::NoSpace {
                 available: reading.available,
@@ -247,12 +251,13 @@ impl DiskSpace {
     /// [`Error::NoSpace`] with the figures of the last reading, less what
     /// is queued.
     pub(crate) fn queue(self: &Arc<Self>, bytes: u64, removal: bool) -> Result<Queued> {
-        if removal {
-            self.check_freeing()?;
-        } else {
-            self.check()?;
-        }
+        // One reading for both checks: the figures refused belong together.
         let reading = self.last();
+        if removal {
+            self.refuse_removals(&reading)?;
+        } else {
+            Self::refuse_writes(&reading)?;
+        }
         let queued = self.queued.fetch_add(bytes, Ordering::AcqRel);
         let taken = Queued {
             disk: Arc::clone(self),
@@ -282,8 +287,12 @@ impl DiskSpace {
     ///
     /// [`Error::NoSpace`] with the figures of the last reading.
     pub(crate) fn check_freeing(&self) -> Result<()> {
-        let reading = self.last();
-        let floor = self.removal_floor(&reading);
+        self.refuse_removals(&self.last())
+    }
+
+    /// [`DiskSpace::check_freeing`] against `reading`.
+    fn refuse_removals(&self, reading: &Reading) -> Result<()> {
+        let floor = self.removal_floor(reading);
         if self.keep_free != 0 && reading.at.is_some() && reading.available < floor {
             return Err(Error::NoSpace {
                 available: reading.available,

@@ -147,10 +147,10 @@ fn entries_respect_the_size_limit_but_return_at_least_one() {
     ));
 }
 
-#[test]
-fn a_snapshot_compacts_the_log_but_keeps_the_tail_it_was_asked_to() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+/// A log of entries 1 to 20 (term 3) in `dir`, with a snapshot at 15 that
+/// kept what `keep` spares.
+fn with_snapshot_at_15(dir: &std::path::Path, keep: Keep) -> RocksStorage {
+    let (mut storage, _) = RocksStorage::open(dir, CLUSTER, 1).unwrap();
     append(&mut storage, &entries(1..=20, 3));
     let meta = SnapshotMetadata {
         index: 15,
@@ -159,8 +159,15 @@ fn a_snapshot_compacts_the_log_but_keeps_the_tail_it_was_asked_to() {
     };
     write_snapshot_data(&storage.db(), 15, b"state at 15").unwrap();
     let mut batch = WriteBatch::default();
-    storage.snapshot_written(&mut batch, meta, keep_entries(5)).unwrap();
+    storage.snapshot_written(&mut batch, meta, keep).unwrap();
     storage.write(batch).unwrap();
+    storage
+}
+
+#[test]
+fn a_snapshot_compacts_the_log_but_keeps_the_tail_it_was_asked_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = with_snapshot_at_15(dir.path(), keep_entries(5));
     drop(storage);
 
     let (storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
@@ -322,17 +329,7 @@ fn a_restart_commits_at_least_what_was_applied() {
 #[test]
 fn the_entries_kept_behind_a_snapshot_go_when_fewer_are_to_be_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
-    append(&mut storage, &entries(1..=20, 3));
-    let meta = SnapshotMetadata {
-        index: 15,
-        term: 3,
-        ..Default::default()
-    };
-    write_snapshot_data(&storage.db(), 15, b"state at 15").unwrap();
-    let mut batch = WriteBatch::default();
-    storage.snapshot_written(&mut batch, meta, keep_entries(10)).unwrap();
-    storage.write(batch).unwrap();
+    let mut storage = with_snapshot_at_15(dir.path(), keep_entries(10));
     assert_eq!(storage.first_index().unwrap(), 6);
 
     let mut batch = WriteBatch::default();
