@@ -199,17 +199,17 @@ impl DiskSpace {
     }
 
     /// Whether a snapshot may start: room for it (twice its weight, as in
-    /// the reserve) and for what RocksDB holds in memory, with half of
-    /// `keep_free` still free after it, which is room enough to reopen the
-    /// log. Under the reserve a snapshot is what frees the log behind it:
-    /// were it refused as writes are, a log that filled the disk would keep
-    /// writes refused for good.
+    /// the reserve) and half of `keep_free` still free after it, which is
+    /// room enough to reopen the log. Under the reserve a snapshot is what
+    /// frees the log behind it: were it refused as writes are, a log that
+    /// filled the disk would keep writes refused for good. (What RocksDB
+    /// holds in memory is not counted here: the snapshot flushes only its
+    /// own data, and the rest is flushed whether or not it is taken.)
     pub(crate) fn room_for_snapshot(&self) -> bool {
         let reading = self.last();
-        let needed = (self.keep_free / 2).saturating_add(reading.unflushed);
         self.keep_free == 0
             || reading.at.is_none()
-            || reading.available >= needed.saturating_add(reading.snapshot_bytes.saturating_mul(2))
+            || reading.available >= (self.keep_free / 2).saturating_add(reading.snapshot_bytes.saturating_mul(2))
     }
 
     /// What an entry that only removes must leave free: `keep_free`, and
