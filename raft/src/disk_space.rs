@@ -28,7 +28,10 @@
 //! ahead, which the free space no longer counts.) What proposals queued
 //! for the loop will write is counted against the last reading until the
 //! loop has written them (`Queued`): a burst of large proposals from many
-//! clients at once would otherwise all be let in on one reading.
+//! clients at once would otherwise all be let in on one reading. A
+//! proposal refused so, over the reserve, raises the next reading's reserve
+//! by its size: that turns writes refused, and the snapshot that frees the
+//! log starts.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +64,9 @@ pub(crate) struct DiskSpace {
     written: AtomicU64,
     /// Bytes of the proposals let in and not yet taken by the loop.
     queued: AtomicU64,
+    /// The largest proposal refused since the last reading: the next
+    /// reading keeps room for it.
+    refused: AtomicU64,
     /// Whether writes are taken, for those waiting for room.
     room: tokio::sync::watch::Sender<bool>,
 }
@@ -75,6 +81,9 @@ struct Reading {
     available: u64,
     /// Free bytes under which proposals are refused.
     needed: u64,
+    /// Of `needed`, room for the largest proposal refused while writes
+    /// are (or as they turned) refused.
+    wanted: u64,
     /// Whether proposals are refused.
     low: bool,
     /// What the next snapshot may weigh.
@@ -115,6 +124,7 @@ impl DiskSpace {
             reading: Mutex::new(Reading::default()),
             written: AtomicU64::new(0),
             queued: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             room: tokio::sync::watch::Sender::new(true),
         }
     }
@@ -159,16 +169,28 @@ impl DiskSpace {
         };
         let mut reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
         let was_low = reading.low;
+        // A proposal refused since the last reading for want of room it
+        // did not count (its own bytes, or those queued before it) means
+        // the member is out of room even though the reading was over the
+        // reserve: counted here, it turns writes refused, and the loop
+        // snapshots the log away. Otherwise that proposal, retried, is
+        // refused for good while nothing else happens.
+        let refused = self.refused.swap(0, Ordering::AcqRel);
+        let wanted = if was_low { reading.wanted.max(refused) } else { refused };
         let needed = if self.keep_free == 0 {
             0
         } else {
-            (self.keep_free.saturating_add(unflushed)).saturating_add(snapshot_bytes.saturating_mul(2))
+            self.keep_free
+                .saturating_add(unflushed)
+                .saturating_add(snapshot_bytes.saturating_mul(2))
+                .saturating_add(wanted)
         };
         let low = stays_or_turns_low(available, needed, was_low);
         *reading = Reading {
             at: Some(Instant::now()),
             available,
             needed,
+            wanted: if low { wanted } else { 0 },
             low,
             snapshot_bytes,
             unflushed,
@@ -244,13 +266,24 @@ impl DiskSpace {
     /// goes with the [`Queued`] returned): refused as [`DiskSpace::check`] does,
     /// or [`DiskSpace::check_freeing`] for a `removal`, and also if what
     /// the queued proposals will write would take the free space under the
-    /// reserve.
+    /// reserve. A proposal refused is room the next reading keeps: were
+    /// it refused only here, over the reserve, nothing would free the room
+    /// it waits for.
     ///
     /// # Errors
     ///
     /// [`Error::NoSpace`] with the figures of the last reading, less what
-    /// is queued.
+    /// is queued (and the reserve plus this proposal).
     pub(crate) fn queue(self: &Arc<Self>, bytes: u64, removal: bool) -> Result<Queued> {
+        let refused = self.let_in(bytes, removal);
+        if refused.is_err() {
+            self.refused.fetch_max(bytes, Ordering::AcqRel);
+        }
+        refused
+    }
+
+    /// [`DiskSpace::queue`], but for noting what it refused.
+    fn let_in(self: &Arc<Self>, bytes: u64, removal: bool) -> Result<Queued> {
         // One reading for both checks: the figures refused belong together.
         let reading = self.last();
         if removal {
@@ -274,7 +307,7 @@ impl DiskSpace {
         }
         Err(Error::NoSpace {
             available,
-            needed,
+            needed: needed.saturating_add(bytes),
             removal,
         })
     }
@@ -495,6 +528,30 @@ mod tests {
         let taken = space.queue(8 << 20, false).expect("taken by the loop: room again");
         drop(taken);
         assert_eq!(space.queued.load(Ordering::Acquire), 0);
+    }
+
+    /// A proposal refused over the reserve, for want of room for itself,
+    /// is counted by the next reading: writes turn refused, and so the loop
+    /// takes the snapshot that frees the log, until there is room for it.
+    /// (Refused only as it came, it was refused for good: the readings
+    /// stayed over the reserve, and nothing freed the log.)
+    #[test]
+    fn a_proposal_refused_over_the_reserve_turns_writes_refused_until_it_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(dir.path()).unwrap();
+        let keep_free = free - (10 << 20);
+        let space = Arc::new(DiskSpace::new(dir.path(), keep_free));
+        space.refresh(0, 0);
+        let err = space.queue(64 << 20, false).unwrap_err();
+        assert!(
+            matches!(err, Error::NoSpace { needed, .. } if needed == keep_free + (64 << 20)),
+            "the figures name the room it needs: {err}"
+        );
+        assert!(!space.is_low());
+        assert!(matches!(space.refresh(0, 0), Some(Crossed::Under { needed, .. }) if needed == keep_free + (64 << 20)));
+        assert!(space.is_low());
+        assert_eq!(space.refresh(0, 0), None, "kept until it fits");
+        assert!(space.is_low());
     }
 
     #[test]

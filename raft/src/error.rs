@@ -87,7 +87,8 @@ pub enum Error {
         /// Free bytes at the last reading.
         available: u64,
         /// Free bytes under which such proposals are refused (with writes
-        /// refused already, what brings them back).
+        /// refused already, what brings them back; this proposal's own
+        /// bytes included where they tipped it over).
         needed: u64,
         /// Whether the proposal only removed.
         removal: bool,
