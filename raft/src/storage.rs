@@ -848,9 +848,15 @@ impl raft::Storage for RocksStorage {
     }
 }
 
-/// What to do about `err`, when it says the files are damaged: nothing
-/// said otherwise.
+/// What to do about `err`, when it says the files are damaged or the
+/// filesystem is full: nothing said otherwise.
 fn damage_advice(err: &rocksdb::Error) -> String {
+    if err.kind() == rocksdb::ErrorKind::IOError && err.to_string().contains("No space left on device") {
+        // Even an open writes: a new MANIFEST, and the log it replays.
+        return " (its filesystem is full, and even reading it back needs some room: make room on it and start \
+                again; what it holds was left as it is)"
+            .to_string();
+    }
     if err.kind() != rocksdb::ErrorKind::Corruption {
         return String::new();
     }

@@ -2,7 +2,8 @@
 //! is free, goes on serving reads, and takes writes again once there is
 //! room. With the reserve off, a disk that fills up under it: it stops with
 //! an error that says so and a non-zero exit, and once there is room again
-//! comes back with every create it acknowledged.
+//! comes back with every create it acknowledged (full to the last byte,
+//! it cannot start, and says to make room).
 //!
 //! And large writes churned on a small disk: the log keeps what it must,
 //! and frees the rest, so they go on.
@@ -20,7 +21,7 @@ use swarm_proto::v1::{
     Annotations, CreateSecretRequest, CreateServiceRequest, ListNodesRequest, ListSecretsRequest, RemoveSecretRequest,
     SecretSpec, ServiceSpec,
 };
-use swarm_tests::daemon::{Daemon, connect, swarmd_binary};
+use swarm_tests::daemon::{Daemon, connect, refused_start, swarmd_binary};
 use swarm_tests::metrics::{http_get, metrics_addr, sample};
 use swarm_tests::noise::Noise;
 
@@ -120,6 +121,25 @@ fn free_bytes(dir: &Path) -> u64 {
         .nth(1)
         .and_then(|line| line.trim().parse().ok())
         .unwrap_or_else(|| panic!("df said: {text}"))
+}
+
+/// A file in `dir` that takes every byte left on its filesystem.
+fn fill_up(dir: &Path) -> PathBuf {
+    use std::io::Write as _;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    loop {
+        match file.write(&block) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(err) if err.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(err) => panic!("filling {}: {err}", path.display()),
+        }
+    }
+    // Writes smaller than a block may still fit.
+    while file.write(&[0u8; 512]).is_ok_and(|written| written > 0) {}
+    path
 }
 
 /// Bulky creates, one after another, until one is refused: the names and
@@ -309,6 +329,17 @@ async fn a_full_disk_stops_the_node_with_its_error_and_loses_nothing_acknowledge
         ended.message().contains("Raft member stopped on an error") && ended.message().contains("No space left"),
         "{ended:?}"
     );
+
+    // Full to the last byte (what the node's stop freed taken too), it
+    // cannot start, and says what to do.
+    let filler = fill_up(&dir);
+    let (code, stderr) = refused_start(&binary, &dir, &dir.join("swarm.sock"), "127.0.0.1:0");
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("No space left on device") && stderr.contains("make room on it and start again"),
+        "{stderr}"
+    );
+    std::fs::remove_file(filler).unwrap();
 
     // Room again: everything acknowledged is back.
     tmpfs.resize("256m");
