@@ -38,7 +38,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use swarm_proto::v1::DiskShort;
+
 use crate::error::{Error, Result};
+use crate::peer_disks::{PeerDisks, Turned};
 
 /// How often the free space is read, whatever the tick.
 const READ_EVERY: Duration = Duration::from_millis(100);
@@ -69,6 +72,8 @@ pub(crate) struct DiskSpace {
     refused: AtomicU64,
     /// Whether writes are taken, for those waiting for room.
     room: tokio::sync::watch::Sender<bool>,
+    /// What the other members said of their disks.
+    peers: PeerDisks,
 }
 
 /// The last reading, whole (a proposal refused names figures that belong
@@ -117,7 +122,9 @@ pub(crate) enum Crossed {
 }
 
 impl DiskSpace {
-    pub(crate) fn new(dir: &Path, keep_free: u64) -> DiskSpace {
+    /// `peer_ttl`: how long what another member said of its disk counts
+    /// without a newer word (an election timeout).
+    pub(crate) fn new(dir: &Path, keep_free: u64, peer_ttl: Duration) -> DiskSpace {
         DiskSpace {
             dir: dir.to_path_buf(),
             keep_free,
@@ -126,6 +133,7 @@ impl DiskSpace {
             queued: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             room: tokio::sync::watch::Sender::new(true),
+            peers: PeerDisks::new(peer_ttl),
         }
     }
 
@@ -195,9 +203,8 @@ impl DiskSpace {
             snapshot_bytes,
             unflushed,
         };
-        if was_low != low {
-            self.room.send_replace(!low);
-        }
+        drop(reading);
+        self.publish_room();
         match (was_low, low) {
             (false, true) => Some(Crossed::Under { available, needed }),
             (true, false) => Some(Crossed::Over { available, needed }),
@@ -210,9 +217,50 @@ impl DiskSpace {
     }
 
     /// Sees whether writes are taken (`true`) or refused for want of room,
-    /// as each reading crosses the reserve.
+    /// here or on another member, as that changes (another member's word
+    /// gone stale is seen at the next reading).
     pub(crate) fn watch_room(&self) -> tokio::sync::watch::Receiver<bool> {
         self.room.subscribe()
+    }
+
+    /// Tells those watching for room whether writes are taken now.
+    fn publish_room(&self) {
+        let room = !self.is_low() && self.peers.refusal(false, Instant::now()).is_none();
+        self.room
+            .send_if_modified(|taken| std::mem::replace(taken, room) != room);
+    }
+
+    /// What this member says of its disk to the others: `Some` while it
+    /// refuses writes.
+    pub(crate) fn short(&self) -> Option<DiskShort> {
+        let reading = self.last();
+        reading.low.then(|| DiskShort {
+            available: reading.available,
+            needed: reading.shown_needed(),
+            refusing_removals: self.refuse_removals(&reading).is_err(),
+        })
+    }
+
+    /// Notes what member `id`, listening at `addr`, said of its disk with
+    /// a batch of messages (`None`: it has room).
+    pub(crate) fn note_peer(&self, id: u64, addr: &str, short: Option<DiskShort>) {
+        let said = short;
+        match self.peers.note(id, addr, short, Instant::now()) {
+            None => return,
+            Some(Turned::Short) => {
+                let short = said.unwrap_or_default();
+                tracing::warn!(
+                    peer = id,
+                    addr,
+                    free = %human(short.available),
+                    reserve = %human(short.needed),
+                    "another member's raft data dir's filesystem is nearly full: while it leads, this member \
+                     refuses writes until that member has room"
+                );
+            }
+            Some(Turned::Room) => tracing::info!(peer = id, addr, "another member has room again on its disk"),
+        }
+        self.publish_room();
     }
 
     /// Whether proposals are refused.
@@ -240,13 +288,25 @@ impl DiskSpace {
         self.keep_free.saturating_add(reading.unflushed)
     }
 
-    /// Refuses a proposal while the free space is under the reserve.
+    /// Refuses a proposal while the free space is under the reserve, here
+    /// or on another member.
     ///
     /// # Errors
     ///
-    /// [`Error::NoSpace`] with the figures of the last reading.
+    /// [`Error::NoSpace`] with the figures of the last reading, or of the
+    /// other member's.
     pub(crate) fn check(&self) -> Result<()> {
-        Self::refuse_writes(&self.last())
+        Self::refuse_writes(&self.last())?;
+        self.refuse_for_peers(false)
+    }
+
+    /// Refuses a write, or a `removal`, that another member short of room
+    /// refuses.
+    fn refuse_for_peers(&self, removal: bool) -> Result<()> {
+        match self.peers.refusal(removal, Instant::now()) {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
     }
 
     /// [`DiskSpace::check`] against `reading`.
@@ -256,6 +316,7 @@ impl DiskSpace {
                 available: reading.available,
                 needed: reading.shown_needed(),
                 removal: false,
+                member: None,
             });
         }
         Ok(())
@@ -268,18 +329,22 @@ impl DiskSpace {
     /// the queued proposals will write would take the free space under the
     /// reserve. A proposal refused is room the next reading keeps: were
     /// it refused only here, over the reserve, nothing would free the room
-    /// it waits for.
+    /// it waits for. Refused as well while another member short of room
+    /// refuses it.
     ///
     /// # Errors
     ///
     /// [`Error::NoSpace`] with the figures of the last reading, less what
-    /// is queued (and the reserve plus this proposal).
+    /// is queued (and the reserve plus this proposal), or with the other
+    /// member's.
     pub(crate) fn queue(self: &Arc<Self>, bytes: u64, removal: bool) -> Result<Queued> {
-        let refused = self.let_in(bytes, removal);
-        if refused.is_err() {
+        let taken = self.let_in(bytes, removal);
+        if taken.is_err() {
             self.refused.fetch_max(bytes, Ordering::AcqRel);
         }
-        refused
+        let taken = taken?;
+        self.refuse_for_peers(removal)?;
+        Ok(taken)
     }
 
     /// [`DiskSpace::queue`], but for noting what it refused.
@@ -309,6 +374,7 @@ impl DiskSpace {
             available,
             needed: needed.saturating_add(bytes),
             removal,
+            member: None,
         })
     }
 
@@ -331,6 +397,7 @@ impl DiskSpace {
                 available: reading.available,
                 needed: floor,
                 removal: true,
+                member: None,
             });
         }
         Ok(())
@@ -405,6 +472,34 @@ fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
+/// What [`Error::NoSpace`] says: `available` bytes free under `needed`
+/// kept, on this member or on `member`.
+pub(crate) fn describe_no_space(available: u64, needed: u64, removal: bool, member: Option<&str>) -> String {
+    let (whose, keeper) = match member {
+        None => ("the raft data dir's filesystem".to_string(), "this member"),
+        Some(member) => (format!("the raft data dir's filesystem of {member}"), "it"),
+    };
+    let (kept_for, refused, advice) = if removal {
+        (
+            "room to reopen its log",
+            "removals too are",
+            "give the filesystem more room",
+        )
+    } else {
+        (
+            "room to reopen its log and take its next snapshot",
+            "writes are",
+            "remove objects, or give the filesystem more room",
+        )
+    };
+    format!(
+        "{whose} has {} free, under the {} {keeper} keeps free ({kept_for}): {refused} refused until there is room \
+         ({advice})",
+        human(available),
+        human(needed),
+    )
+}
+
 /// `bytes` for a person: "12.5 MiB".
 pub(crate) fn human(bytes: u64) -> String {
     const MIB: f64 = (1u64 << 20) as f64;
@@ -423,6 +518,8 @@ mod tests {
     use super::{Crossed, DiskSpace, HYSTERESIS, READ_EVERY, free_bytes, human, stays_or_turns_low};
     use crate::error::Error;
 
+    const TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
     #[test]
     fn reads_the_free_space_of_a_real_filesystem() {
         let dir = tempfile::tempdir().unwrap();
@@ -437,7 +534,7 @@ mod tests {
         // A reserve well over twice what is free: refused, with the
         // figures, and no snapshot either.
         let reserve = 2 * free + (1 << 30);
-        let space = DiskSpace::new(dir.path(), reserve);
+        let space = DiskSpace::new(dir.path(), reserve, TTL);
         assert!(space.check().is_ok(), "nothing read yet: nothing refused");
         assert!(matches!(space.refresh(0, 0), Some(Crossed::Under { .. })));
         assert!(space.is_low());
@@ -454,7 +551,7 @@ mod tests {
         assert!(!space.room_for_snapshot());
 
         // The next snapshot counts twice.
-        let space = DiskSpace::new(dir.path(), 1 << 20);
+        let space = DiskSpace::new(dir.path(), 1 << 20, TTL);
         let room = space.watch_room();
         assert_eq!(space.refresh(0, 0), None);
         assert!(space.check().is_ok());
@@ -473,7 +570,7 @@ mod tests {
     #[test]
     fn the_free_space_is_read_again_once_4_mib_were_written() {
         let dir = tempfile::tempdir().unwrap();
-        let space = DiskSpace::new(dir.path(), 1 << 20);
+        let space = DiskSpace::new(dir.path(), 1 << 20, TTL);
         assert!(space.due(std::time::Instant::now()), "the first reading is due at once");
         space.refresh(0, 0);
         let at = space.last().at.expect("a reading");
@@ -494,7 +591,7 @@ mod tests {
     fn what_rocksdb_holds_in_memory_is_kept_room_for() {
         let dir = tempfile::tempdir().unwrap();
         let free = free_bytes(dir.path()).unwrap();
-        let space = DiskSpace::new(dir.path(), free - (10 << 20));
+        let space = DiskSpace::new(dir.path(), free - (10 << 20), TTL);
         assert_eq!(space.refresh(0, 0), None);
         assert!(space.check_freeing().is_ok());
         assert!(matches!(space.refresh(0, 20 << 20), Some(Crossed::Under { .. })));
@@ -512,7 +609,7 @@ mod tests {
         let free = free_bytes(dir.path()).unwrap();
         // A reserve that leaves 10 MiB (the filesystem moves a little,
         // hence the margins).
-        let space = Arc::new(DiskSpace::new(dir.path(), free - (10 << 20)));
+        let space = Arc::new(DiskSpace::new(dir.path(), free - (10 << 20), TTL));
         space.refresh(0, 0);
         let queued: Vec<_> = (0..6)
             .map(|_| space.queue(1 << 20, false).expect("room for 6 MiB"))
@@ -540,7 +637,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let free = free_bytes(dir.path()).unwrap();
         let keep_free = free - (10 << 20);
-        let space = Arc::new(DiskSpace::new(dir.path(), keep_free));
+        let space = Arc::new(DiskSpace::new(dir.path(), keep_free, TTL));
         space.refresh(0, 0);
         let err = space.queue(64 << 20, false).unwrap_err();
         assert!(
@@ -559,14 +656,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let free = free_bytes(dir.path()).unwrap();
         // Writes refused (the next snapshot's room), removals taken.
-        let space = DiskSpace::new(dir.path(), free / 2);
+        let space = DiskSpace::new(dir.path(), free / 2, TTL);
         assert!(space.check_freeing().is_ok(), "nothing read yet");
         space.refresh(free, 0);
         assert!(space.check().is_err());
         assert!(!space.room_for_snapshot());
         assert!(space.check_freeing().is_ok());
         // Less than the reserve itself: refused too.
-        let space = DiskSpace::new(dir.path(), 2 * free);
+        let space = DiskSpace::new(dir.path(), 2 * free, TTL);
         space.refresh(0, 0);
         let err = space.check_freeing().unwrap_err();
         assert!(
@@ -587,7 +684,7 @@ mod tests {
         let free = free_bytes(dir.path()).unwrap();
         // Writes refused; the snapshot (of nothing) still fits with half of
         // what is kept free left.
-        let space = DiskSpace::new(dir.path(), free + free / 2);
+        let space = DiskSpace::new(dir.path(), free + free / 2, TTL);
         space.refresh(0, 0);
         assert!(space.is_low());
         assert!(space.room_for_snapshot());
@@ -609,7 +706,7 @@ mod tests {
     #[test]
     fn a_reserve_of_nothing_refuses_nothing_but_still_reads_for_metrics() {
         let dir = tempfile::tempdir().unwrap();
-        let space = DiskSpace::new(dir.path(), 0);
+        let space = DiskSpace::new(dir.path(), 0, TTL);
         assert_eq!(space.figures(), None);
         assert_eq!(space.refresh(u64::MAX, 0), None);
         assert!(space.check().is_ok());

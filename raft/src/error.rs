@@ -72,17 +72,10 @@ pub enum Error {
 
     /// The data dir's filesystem has less room than the member keeps free
     /// (to reopen its log and take its next snapshot; only to reopen its
-    /// log for an entry that only removes); the proposal was not appended.
-    /// Writes go on once there is room.
-    #[error(
-        "the raft data dir's filesystem has {} free, under the {} this member keeps free ({}): {} refused \
-         until there is room ({})",
-        crate::disk_space::human(*.available),
-        crate::disk_space::human(*.needed),
-        if *.removal { "room to reopen its log" } else { "room to reopen its log and take its next snapshot" },
-        if *.removal { "removals too are" } else { "writes are" },
-        if *.removal { "give the filesystem more room" } else { "remove objects, or give the filesystem more room" }
-    )]
+    /// log for an entry that only removes), this member's or, on a leader,
+    /// another's (`member`: every member stores every entry); the proposal
+    /// was not appended. Writes go on once there is room.
+    #[error("{}", crate::disk_space::describe_no_space(*.available, *.needed, *.removal, .member.as_deref()))]
     NoSpace {
         /// Free bytes at the last reading.
         available: u64,
@@ -92,6 +85,9 @@ pub enum Error {
         needed: u64,
         /// Whether the proposal only removed.
         removal: bool,
+        /// The member short of room, "member ID at ADDR", when not this
+        /// one.
+        member: Option<String>,
     },
 
     /// The node has stopped (or was removed from the group); nothing sent

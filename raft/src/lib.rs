@@ -33,6 +33,7 @@ mod error;
 mod logger;
 mod metrics;
 pub mod node;
+mod peer_disks;
 mod salvage;
 mod state_machine;
 pub mod storage;

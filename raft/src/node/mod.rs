@@ -145,7 +145,11 @@ impl<S: StateMachine> RaftNode<S> {
         let metrics = Arc::new(Metrics::default());
         // Read once before the first proposal: a start on a full disk
         // refuses writes from the first one on.
-        let disk = Arc::new(DiskSpace::new(&config.data_dir, config.keep_free_disk));
+        let disk = Arc::new(DiskSpace::new(
+            &config.data_dir,
+            config.keep_free_disk,
+            config.election_timeout(),
+        ));
         let unflushed = crate::storage::unflushed_bytes(&raw.store().db());
         if let Some(crossed) = disk.refresh(snapshot_schedule.next_bytes(machine.size_hint()), unflushed) {
             disk_space::report(config.id, &crossed);
@@ -153,7 +157,13 @@ impl<S: StateMachine> RaftNode<S> {
         let links = Links::default();
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let leader_watch = LeaderWatch::new(reports_tx.clone(), links.clone());
-        let mut transport = Transport::new(&config, links.clone(), reports_tx, Arc::clone(&metrics));
+        let mut transport = Transport::new(
+            &config,
+            links.clone(),
+            reports_tx,
+            Arc::clone(&metrics),
+            Arc::clone(&disk),
+        );
         transport.set_members(&members);
         let (inbound_tx, inbound) = mpsc::channel(config.peer_queue);
         let (proposals_tx, proposals) = mpsc::channel(config.proposal_queue);
@@ -172,7 +182,7 @@ impl<S: StateMachine> RaftNode<S> {
             links: links.clone(),
             election_timeout: config.election_timeout(),
         };
-        let service = TransportService::new(config.id, config.cluster_id, inbound_tx, links);
+        let service = TransportService::new(config.id, config.cluster_id, inbound_tx, links, Arc::clone(&disk));
         // Where a slow start goes: opening RocksDB (and replaying its
         // write-ahead log), restoring the snapshot into the machine; the
         // entries after it are applied by the loop's first turns.

@@ -31,6 +31,7 @@ pub use links::Links;
 pub(crate) use server::Inbound;
 pub use server::TransportService;
 
+use crate::disk_space::DiskSpace;
 use crate::metrics::Metrics;
 use peer::Route;
 
@@ -96,6 +97,8 @@ pub(crate) struct Transport {
     peers: HashMap<u64, PeerLink>,
     reports: mpsc::UnboundedSender<Report>,
     metrics: Arc<Metrics>,
+    /// What each batch says of this member's disk.
+    disk: Arc<DiskSpace>,
 }
 
 impl Transport {
@@ -104,6 +107,7 @@ impl Transport {
         links: Links,
         reports: mpsc::UnboundedSender<Report>,
         metrics: Arc<Metrics>,
+        disk: Arc<DiskSpace>,
     ) -> Self {
         Transport {
             id: config.id,
@@ -116,6 +120,7 @@ impl Transport {
             peers: HashMap::new(),
             reports,
             metrics,
+            disk,
         }
     }
 
@@ -154,9 +159,13 @@ impl Transport {
             from: self.id,
             to,
         };
-        let task = tokio::spawn(peer::run(
+        let envelope = peer::Envelope {
             route,
-            self.addr.clone(),
+            from_addr: self.addr.clone(),
+            disk: Arc::clone(&self.disk),
+        };
+        let task = tokio::spawn(peer::run(
+            envelope,
             receiver,
             client.clone(),
             self.links.clone(),

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
 use super::{Links, Report};
+use crate::disk_space::DiskSpace;
 use crate::metrics::Metrics;
 
 /// A batch is closed at this size, well under the gRPC message limit the
@@ -30,28 +31,40 @@ pub(crate) struct Route {
     pub to: u64,
 }
 
-/// A batch to `route.to`, saying where its sender listens.
-fn batch(route: Route, from_addr: &str, messages: Vec<Bytes>) -> RaftBatch {
-    RaftBatch {
-        cluster_id: route.cluster_id,
-        from: route.from,
-        to: route.to,
-        messages,
-        from_addr: from_addr.to_string(),
+/// What each batch to one peer says besides its messages.
+pub(crate) struct Envelope {
+    pub route: Route,
+    /// Where the sender's transport listens.
+    pub from_addr: String,
+    /// The sender's disk, said to be short of room or not.
+    pub disk: Arc<DiskSpace>,
+}
+
+impl Envelope {
+    /// A batch of `messages` in this envelope.
+    fn batch(&self, messages: Vec<Bytes>) -> RaftBatch {
+        RaftBatch {
+            cluster_id: self.route.cluster_id,
+            from: self.route.from,
+            to: self.route.to,
+            messages,
+            from_addr: self.from_addr.clone(),
+            disk_short: self.disk.short(),
+        }
     }
 }
 
 /// Sends what arrives on `queue` to the peer until the queue closes (the
 /// peer was removed or the member stopped).
 pub(crate) async fn run(
-    route: Route,
-    from_addr: String,
+    envelope: Envelope,
     mut queue: mpsc::Receiver<Message>,
     mut client: RaftTransportClient<Channel>,
     links: Links,
     reports: mpsc::UnboundedSender<Report>,
     metrics: Arc<Metrics>,
 ) {
+    let route = envelope.route;
     let mut backoff = BACKOFF_MIN;
     while let Some(first) = queue.recv().await {
         let mut messages = Vec::new();
@@ -74,7 +87,7 @@ pub(crate) async fn run(
             continue;
         }
         let count = messages.len();
-        match client.send(batch(route, &from_addr, messages)).await {
+        match client.send(envelope.batch(messages)).await {
             Ok(_) => {
                 metrics.add_messages_sent(count);
                 backoff = BACKOFF_MIN;

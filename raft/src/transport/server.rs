@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Links;
+use crate::disk_space::DiskSpace;
 
 /// The largest batch accepted; senders close batches at 4 MiB, and one
 /// raft-rs message holds entries up to the configured message size (1 MiB)
@@ -31,6 +32,8 @@ pub struct TransportService {
     cluster_id: u64,
     inbound: mpsc::Sender<Inbound>,
     links: Links,
+    /// Where what each batch says of its sender's disk goes.
+    disk: std::sync::Arc<DiskSpace>,
     /// When a refusal of another cluster's message was last logged as a
     /// warning: one a minute at most, whatever a stranger sends.
     refusal_warned: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
@@ -41,12 +44,19 @@ pub struct TransportService {
 const REFUSAL_WARNING_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl TransportService {
-    pub(crate) fn new(id: u64, cluster_id: u64, inbound: mpsc::Sender<Inbound>, links: Links) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        cluster_id: u64,
+        inbound: mpsc::Sender<Inbound>,
+        links: Links,
+        disk: std::sync::Arc<DiskSpace>,
+    ) -> Self {
         TransportService {
             id,
             cluster_id,
             inbound,
             links,
+            disk,
             refusal_warned: Default::default(),
         }
     }
@@ -231,6 +241,7 @@ impl RaftTransport for TransportService {
     async fn send(&self, request: Request<RaftBatch>) -> Result<Response<RaftAck>, Status> {
         let batch = request.into_inner();
         if self.admit(batch.cluster_id, batch.from, batch.to)? {
+            self.disk.note_peer(batch.from, &batch.from_addr, batch.disk_short);
             for bytes in &batch.messages {
                 self.deliver(&batch.from_addr, decode(bytes, batch.from, batch.to, false)?)
                     .await?;
@@ -271,7 +282,9 @@ mod tests {
     #[test]
     fn a_message_of_another_cluster_is_refused_without_naming_this_one() {
         let (inbound, _) = mpsc::channel(1);
-        let service = TransportService::new(2, 0x5eed_cafe, inbound, Links::default());
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskSpace::new(dir.path(), 0, std::time::Duration::from_secs(1));
+        let service = TransportService::new(2, 0x5eed_cafe, inbound, Links::default(), disk.into());
         assert_eq!(service.admit(0x5eed_cafe, 1, 2).ok(), Some(true));
         let refused = service.admit(0xbad, 1, 2).expect_err("another cluster");
         assert_eq!(refused.code(), tonic::Code::PermissionDenied);
