@@ -39,12 +39,17 @@ pub enum Error {
     },
 
     /// The object changed since the version the writer read.
-    #[error("{kind} {id} was changed: the write was made on version {given}, the store has version {current}")]
+    #[error(
+        "{kind} {} was changed: the write was made on version {given}, the store has version {current}",
+        named(.name, .id)
+    )]
     VersionConflict {
         /// Kind of the object.
         kind: Kind,
         /// The object's id.
         id: String,
+        /// Its name, empty if it has none: what the operator knows it by.
+        name: String,
         /// The version the writer read.
         given: u64,
         /// The version stored now.
@@ -110,6 +115,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `, as "Web"` when the object holding a name spells it otherwise than
 /// the one refused: told which name to look for.
+/// An object as the operator knows it: `"web" (ID)`, or its ID alone.
+fn named(name: &str, id: &str) -> String {
+    if name.is_empty() {
+        id.to_string()
+    } else {
+        format!("{name:?} ({id})")
+    }
+}
+
 fn spelled_otherwise(name: &str, holder: &str) -> String {
     if name == holder {
         String::new()

@@ -164,6 +164,10 @@ impl<T: StoreObject> Table<T> {
             return Err(Error::VersionConflict {
                 kind: T::KIND,
                 id: id.to_owned(),
+                name: current
+                    .annotations()
+                    .map(|annotations| annotations.name.clone())
+                    .unwrap_or_default(),
                 given: version,
                 current: current.version(),
             });

@@ -114,9 +114,15 @@ async fn stale_version_is_a_conflict_and_changes_nothing() {
         Error::VersionConflict {
             kind: Kind::Node,
             id: id.clone(),
+            name: "n".into(),
             given: 1,
             current: 2
         }
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("node \"n\" ({id}) was changed: the write was made on version 1, the store has version 2"),
+        "named as the operator knows it"
     );
 
     store.view(|tx| {

@@ -153,10 +153,10 @@ pub enum ClusterCommand {
         log_entries_for_slow_followers: Option<u64>,
         /// How often agents report to the dispatcher (a node missing three
         /// is down; at least 100ms).
-        #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
+        #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse::duration)]
         heartbeat_period: Option<prost_types::Duration>,
         /// How long node certificates are valid (at least 1h).
-        #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
+        #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse::duration)]
         cert_expiry: Option<prost_types::Duration>,
         #[command(flatten)]
         labels: LabelArgs,
@@ -427,7 +427,7 @@ pub struct TaskFlags {
     #[arg(long)]
     pub hostname: Option<String>,
     /// Give a task this long to stop after its stop signal, before it is killed.
-    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse::duration)]
     pub stop_grace_period: Option<prost_types::Duration>,
     /// The signal that stops a container (default the image's, else SIGTERM).
     #[arg(long)]
@@ -446,29 +446,29 @@ pub struct TaskFlags {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub read_only: Option<bool>,
     /// At most this many CPUs, such as 0.5 (0: no limit).
-    #[arg(allow_negative_numbers = true, long, value_name = "CPUS", value_parser = parse::nano_cpus)]
+    #[arg(allow_hyphen_values = true, long, value_name = "CPUS", value_parser = parse::nano_cpus)]
     pub limit_cpu: Option<i64>,
     /// At most this much memory, such as 512m or 1g (0: no limit).
-    #[arg(allow_negative_numbers = true, long, value_name = "BYTES", value_parser = parse::memory_bytes)]
+    #[arg(allow_hyphen_values = true, long, value_name = "BYTES", value_parser = parse::memory_bytes)]
     pub limit_memory: Option<i64>,
     /// CPUs a node must have free for a task, such as 0.25.
-    #[arg(allow_negative_numbers = true, long, value_name = "CPUS", value_parser = parse::nano_cpus)]
+    #[arg(allow_hyphen_values = true, long, value_name = "CPUS", value_parser = parse::nano_cpus)]
     pub reserve_cpu: Option<i64>,
     /// Memory a node must have free for a task, such as 256m.
-    #[arg(allow_negative_numbers = true, long, value_name = "BYTES", value_parser = parse::memory_bytes)]
+    #[arg(allow_hyphen_values = true, long, value_name = "BYTES", value_parser = parse::memory_bytes)]
     pub reserve_memory: Option<i64>,
     /// When a task that stopped is replaced (default any; a policy set by
     /// any `--restart-...` flag starts from SwarmKit's: any, after 5s).
     #[arg(long, value_enum)]
     pub restart_condition: Option<RestartCondition>,
     /// Wait this long before replacing a stopped task.
-    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse::duration)]
     pub restart_delay: Option<prost_types::Duration>,
     /// Give up after this many restarts within `--restart-window` (0: never).
     #[arg(allow_negative_numbers = true, long, value_name = "N")]
     pub restart_max_attempts: Option<u64>,
     /// The window `--restart-max-attempts` counts restarts in (0: forever).
-    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse::duration)]
     pub restart_window: Option<prost_types::Duration>,
     /// At most this many tasks of the service on one node (0: no limit).
     #[arg(allow_negative_numbers = true, long, value_name = "N")]
@@ -477,16 +477,16 @@ pub struct TaskFlags {
     #[arg(long, value_name = "COMMAND")]
     pub health_cmd: Option<String>,
     /// Time between two health checks.
-    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse::duration)]
     pub health_interval: Option<prost_types::Duration>,
     /// A health check taking longer than this failed.
-    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse::duration)]
     pub health_timeout: Option<prost_types::Duration>,
     /// Failed checks in a row that make a task unhealthy.
     #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
     pub health_retries: Option<i32>,
     /// Failed checks do not count for this long after the start.
-    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse::duration)]
     pub health_start_period: Option<prost_types::Duration>,
     /// Turn off the image's health check.
     #[arg(
@@ -554,6 +554,7 @@ macro_rules! policy_flags {
             pub parallelism: Option<u64>,
             #[arg(help = concat!("Time ", $what, " waits between two steps."), long = concat!($prefix, "-delay"),
                 id = concat!($prefix, "-delay"),
+                allow_hyphen_values = true,
                 value_name = "DURATION",
                 value_parser = parse::duration)]
             pub delay: Option<prost_types::Duration>,
@@ -561,6 +562,7 @@ macro_rules! policy_flags {
             pub failure_action: Option<$failure_action>,
             #[arg(help = concat!("How long ", $what, " watches each new task for a failure."), long = concat!($prefix, "-monitor"),
                 id = concat!($prefix, "-monitor"),
+                allow_hyphen_values = true,
                 value_name = "DURATION",
                 value_parser = parse::duration)]
             pub monitor: Option<prost_types::Duration>,

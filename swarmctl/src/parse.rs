@@ -94,6 +94,9 @@ fn decimal(number: &str, unit: u128) -> Option<u128> {
 /// `KiB` alike): `512m`, `1.5g`, `4096`.
 pub fn memory_bytes(text: &str) -> Result<i64, String> {
     let bad = || format!("{text:?} is not a size such as 512m, 1g or 4096 (bytes)");
+    if text.trim_start().starts_with('-') {
+        return Err(format!("{text:?}: a size must not be negative"));
+    }
     let lower = text.trim().to_ascii_lowercase();
     let digits_end = lower
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -118,6 +121,9 @@ pub fn memory_bytes(text: &str) -> Result<i64, String> {
 /// A CPU count (`0.5`, `2`) in billionths of a CPU.
 pub fn nano_cpus(text: &str) -> Result<i64, String> {
     let bad = || format!("{text:?} is not a number of CPUs such as 0.5 or 2");
+    if text.trim_start().starts_with('-') {
+        return Err(format!("{text:?}: a number of CPUs must not be negative"));
+    }
     if text.split_once('.').is_some_and(|(_, fraction)| fraction.len() > 9) {
         return Err(format!("{text:?}: CPUs take at most 9 decimal places"));
     }
@@ -214,6 +220,14 @@ pub fn port(text: &str) -> Result<PortConfig, String> {
     } else {
         let (ports, proto) = text.split_once('/').unwrap_or((text, "tcp"));
         port.protocol = protocol(proto)?.into();
+        // docker run's HOST_IP:PUBLISHED:TARGET: a service publishes on
+        // every node's addresses (swarm mode refuses it too).
+        if ports.matches(':').count() > 1 || ports.starts_with('[') {
+            return Err(format!(
+                "{text:?}: a service's port cannot name a host address; it is published on every node \
+                 (PUBLISHED:TARGET, or mode=host to publish on the task's node only)"
+            ));
+        }
         match ports.split_once(':') {
             Some((published, target)) => {
                 port.published_port = port_number(published)?;
@@ -412,6 +426,7 @@ mod tests {
             assert!(memory_bytes(bad).is_err(), "{bad:?} accepted");
         }
         assert!(memory_bytes("99999999p").unwrap_err().contains("too large"));
+        assert!(memory_bytes("-5m").unwrap_err().contains("must not be negative"));
     }
 
     #[test]
@@ -422,10 +437,21 @@ mod tests {
         for bad in ["", "a", "-1", "0.0000000001", "1.2.3"] {
             assert!(nano_cpus(bad).is_err(), "{bad:?} accepted");
         }
+        assert!(nano_cpus("-0.5").unwrap_err().contains("must not be negative"));
     }
 
     #[test]
     fn ports_take_the_short_and_the_long_form() {
+        assert!(
+            port("127.0.0.1:8080:80")
+                .unwrap_err()
+                .contains("cannot name a host address")
+        );
+        assert!(
+            port("[::1]:8080:80")
+                .unwrap_err()
+                .contains("cannot name a host address")
+        );
         let short = port("8080:80/udp").unwrap();
         assert_eq!((short.published_port, short.target_port), (8080, 80));
         assert_eq!(short.protocol(), port_config::Protocol::Udp);

@@ -152,14 +152,23 @@ async fn watch_into(
                 (None, Some(status)) => break status,
                 // Messages were let go of after the last one taken.
                 (None, None) if let_go => break tonic::Status::resource_exhausted("the output is slower"),
-                (None, None) => match stream.message().await {
-                    Ok(Some(message)) => message,
-                    // A watch has no end of its own: the manager always
-                    // says why it ends one, unless its connection went
-                    // first.
-                    Ok(None) => break no_reason(),
-                    Err(status) => break status,
-                },
+                (None, None) => {
+                    let received = tokio::select! {
+                        received = stream.message() => received,
+                        // The output stopped (`| head -1` read its line):
+                        // seen now, not at the next change, which a quiet
+                        // cluster may never make.
+                        () = lines.closed() => return Ok(()),
+                    };
+                    match received {
+                        Ok(Some(message)) => message,
+                        // A watch has no end of its own: the manager always
+                        // says why it ends one, unless its connection went
+                        // first.
+                        Ok(None) => break no_reason(),
+                        Err(status) => break status,
+                    }
+                }
             };
             // Markers come with every message: where to resume.
             request.resume_after = Some(message.commit_index);

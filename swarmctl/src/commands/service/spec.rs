@@ -39,8 +39,8 @@ pub fn create(
         ..Default::default()
     };
     let placement = Placement {
-        constraints: args.constraint,
-        preferences: args.placement_pref,
+        constraints: without_repeats(args.constraint),
+        preferences: without_repeats(args.placement_pref),
         ..Default::default()
     };
     let mut spec = ServiceSpec {
@@ -90,13 +90,9 @@ pub fn update(
             &changes.publish_rm,
             "port",
         )?;
-        for added in changes.publish_add.into_iter().flat_map(|ports| ports.0) {
-            // Added beside the others (the same one twice is one); a
-            // published port already taken is the manager's to refuse.
-            if !ports.contains(&added) {
-                ports.push(added);
-            }
-        }
+        // Added beside the others; a published port already taken is the
+        // manager's to refuse.
+        add_new(ports, changes.publish_add.into_iter().flat_map(|ports| ports.0));
     }
 
     let task = Shared::make_mut(spec.task.get_or_insert_with(Default::default));
@@ -117,7 +113,7 @@ pub fn update(
             &changes.constraint_rm,
             "constraint",
         )?;
-        placement.constraints.extend(changes.constraint_add);
+        add_new(&mut placement.constraints, changes.constraint_add);
         let shown: Vec<String> = changes
             .placement_pref_rm
             .iter()
@@ -136,7 +132,7 @@ pub fn update(
             &shown,
             "preference",
         )?;
-        placement.preferences.extend(changes.placement_pref_add);
+        add_new(&mut placement.preferences, changes.placement_pref_add);
     }
 
     let container = container_mut(task);
@@ -306,6 +302,23 @@ fn add_to_free_targets<T>(
         references.push(reference);
     }
     Ok(())
+}
+
+/// `items` with each added that is not there yet: the same one twice is
+/// one (as docker's `--constraint-add` and `--publish-add` do).
+fn add_new<T: PartialEq>(items: &mut Vec<T>, added: impl IntoIterator<Item = T>) {
+    for item in added {
+        if !items.contains(&item) {
+            items.push(item);
+        }
+    }
+}
+
+/// `items`, each once, in their first order.
+fn without_repeats<T: PartialEq>(items: Vec<T>) -> Vec<T> {
+    let mut kept = Vec::with_capacity(items.len());
+    add_new(&mut kept, items);
+    kept
 }
 
 /// Adds `added` at the end, each replacing an item it is `same` as (a

@@ -269,6 +269,12 @@ pub(crate) async fn update_service(
             return Err(swarm_store::Error::VersionConflict {
                 kind: swarm_store::Kind::Service,
                 id: id.to_string(),
+                name: existing
+                    .spec
+                    .as_ref()
+                    .and_then(|spec| spec.annotations.as_ref())
+                    .map(|annotations| annotations.name.clone())
+                    .unwrap_or_default(),
                 given: version,
                 current: read_version,
             }
@@ -711,15 +717,51 @@ pub(crate) async fn remove_referenced<T: StoreObject>(
         // Named as the operator knows it, with the ID for the unambiguous.
         let named = name.map_or_else(|| id.to_string(), |name| format!("{name:?} ({id})"));
         return Err(Error::FailedPrecondition(format!(
-            "{} {named} is in use by service(s) {}",
+            "{} {named} is in use by {}",
             T::KIND,
-            users.join(", ")
+            some_services(users)
         )));
     }
     remove::<T>(store, field, id).await
 }
 
+/// The most services an error names; the rest are counted.
+const SERVICES_NAMED: usize = 10;
+
+/// "service a", "services a, b", or the first [`SERVICES_NAMED`] in
+/// order "and 290 more": an error line stays readable however many use
+/// an object.
+fn some_services(mut names: Vec<String>) -> String {
+    names.sort_unstable();
+    let more = names.len().saturating_sub(SERVICES_NAMED);
+    let plural = if names.len() == 1 { "" } else { "s" };
+    let total = names.len();
+    names.truncate(SERVICES_NAMED);
+    let listed = names.join(", ");
+    if more == 0 {
+        format!("service{plural} {listed}")
+    } else {
+        format!("{total} services: {listed} and {more} more")
+    }
+}
+
 /// Removes a task (its service's orchestrator replaces it if still wanted).
 pub(crate) async fn remove_task(store: &MemoryStore, id: &str) -> Result<()> {
     remove::<Task>(store, "task_id", id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::some_services;
+
+    #[test]
+    fn the_services_using_an_object_are_named_in_order_and_at_most_ten() {
+        let names = |count: usize| (0..count).rev().map(|n| format!("s{n:03}")).collect::<Vec<_>>();
+        assert_eq!(some_services(names(1)), "service s000");
+        assert_eq!(some_services(names(2)), "services s000, s001");
+        assert_eq!(
+            some_services(names(300)),
+            "300 services: s000, s001, s002, s003, s004, s005, s006, s007, s008, s009 and 290 more"
+        );
+    }
 }
