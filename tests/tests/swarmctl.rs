@@ -980,6 +980,32 @@ fn an_unanswering_socket_and_a_closed_pipe_end_the_command() {
 /// SwarmKit's node commands on a single manager: availability changes
 /// stick; the last manager is neither demoted nor removed, and a refusal
 /// changes nothing.
+/// A daemon that hangs (here stopped with SIGSTOP) is found out by the
+/// connection's keepalive pings: the command ends within seconds of their
+/// 10 s, saying swarmd stopped answering and that its change may have been
+/// made all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_daemon_is_said_to_have_stopped_answering() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    daemon.signal(libc::SIGSTOP);
+    let started = Instant::now();
+    let (code, _, stderr) = swarmctl(
+        &daemon.socket,
+        &["service", "create", "--name", "web", "--image", "busybox:local"],
+    );
+    let took = started.elapsed();
+    daemon.signal(libc::SIGCONT);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("swarmd stopped answering: no reply within 10s")
+            && stderr.contains("the change may have been made all the same"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    drop(daemon);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_commands_keep_the_last_manager() {
     let root = tempfile::tempdir().unwrap();

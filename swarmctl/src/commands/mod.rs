@@ -210,9 +210,7 @@ pub(crate) fn status_error(status: tonic::Status, a_change: bool) -> anyhow::Err
             };
             // The keepalive pings went unanswered: a daemon hung, or one
             // that only accepts.
-            if let Some(io) = cause.downcast_ref::<std::io::Error>()
-                && io.kind() == std::io::ErrorKind::TimedOut
-            {
+            if went_unanswered(&status) {
                 let within = 2 * crate::connect::KEEP_ALIVE.as_secs();
                 return anyhow::anyhow!("swarmd stopped answering: no reply within {within}s{hint}");
             }
@@ -232,6 +230,25 @@ pub(crate) fn status_error(status: tonic::Status, a_change: bool) -> anyhow::Err
             _ => anyhow::anyhow!("{}", status.message()),
         },
     }
+}
+
+/// Whether the connection under `status` was dropped for its keepalive
+/// pings going unanswered. hyper says so with an error of its own,
+/// "keep-alive timed out", whose type it does not export (its source
+/// reads "operation timed out", as a bare cause would be shown).
+fn went_unanswered(status: &tonic::Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    while let Some(error) = cause {
+        if error.to_string() == "keep-alive timed out"
+            || error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// How tonic words its refusal of a request over the server's size limit.
