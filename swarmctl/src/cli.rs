@@ -246,6 +246,21 @@ pub enum ServiceCommand {
         #[command(flatten)]
         changes: Box<ServiceUpdateArgs>,
     },
+    /// Set how many tasks replicated services run, or how many
+    /// completions replicated jobs make (docker's `service scale`).
+    Scale {
+        /// Each service (name, ID or ID prefix) and its count.
+        #[arg(required = true, value_name = "SERVICE=REPLICAS", value_parser = crate::parse::scale)]
+        targets: Vec<(String, u64)>,
+    },
+    /// List the tasks of services (docker's `service ps`).
+    Ps {
+        /// The services: name, ID or ID prefix.
+        #[arg(required = true, value_name = "SERVICE")]
+        references: Vec<String>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
     /// Go back to the service's previous spec (the one before its last
     /// update).
     Rollback {

@@ -8,6 +8,17 @@
 
 use swarm_proto::v1::{Mount, PlacementPreference, PortConfig, SpreadOver, mount, port_config};
 
+/// `SERVICE=REPLICAS`, as docker's `service scale` takes it.
+pub fn scale(text: &str) -> Result<(String, u64), String> {
+    let bad = || format!("{text:?} is not SERVICE=REPLICAS (for example web=3)");
+    let (service, replicas) = text.rsplit_once('=').ok_or_else(bad)?;
+    if service.is_empty() {
+        return Err(bad());
+    }
+    let replicas = replicas.trim().parse().map_err(|_| bad())?;
+    Ok((service.to_string(), replicas))
+}
+
 /// An environment entry as docker takes it: `KEY=VALUE`, or `KEY` alone
 /// for the value it has in swarmctl's own environment.
 pub fn env_entry(text: &str) -> Result<String, String> {

@@ -777,6 +777,47 @@ async fn service_specs_from_docker_style_flags() {
     assert_eq!(batch["spec"]["task"]["container"]["command"], serde_json::json!([]));
     assert_eq!(batch["spec"]["task"]["container"]["args"], serde_json::json!([]));
 
+    // `service scale`, as docker's: each SERVICE=REPLICAS in turn, a job's
+    // completions as its count; a global service does not scale, and the
+    // others still do.
+    let before_scale = inspected(&socket, &["service", "inspect", "api", "--format", "json"]);
+    let (code, stdout, stderr) = swarmctl(&socket, &["service", "scale", "batch=5", "nope=1", "api=8"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stdout, "batch scaled to 5\napi scaled to 8\n");
+    assert!(stderr.contains("service \"nope\" not found"), "{stderr}");
+    let batch = inspected(&socket, &["service", "inspect", "batch", "--format", "json"]);
+    assert_eq!(batch["spec"]["replicatedJob"]["totalCompletions"], 5);
+    let scaled = inspected(&socket, &["service", "inspect", "api", "--format", "json"]);
+    assert_eq!(scaled["spec"], before_scale["spec"], "8 replicas already: no change");
+    ok(
+        &socket,
+        &[
+            "service",
+            "create",
+            "--name",
+            "everywhere",
+            "--image",
+            "busybox:local",
+            "--mode",
+            "global",
+        ],
+    );
+    fails(
+        &socket,
+        &["service", "scale", "everywhere=2"],
+        "is global: only replicated services and jobs scale",
+    );
+    let (code, _, stderr) = swarmctl(&socket, &["service", "scale", "api"]);
+    assert!(
+        code == 2 && stderr.contains("is not SERVICE=REPLICAS"),
+        "{code}: {stderr}"
+    );
+    // `service ps`: the tasks of the services named (none run here yet),
+    // each of which must exist.
+    let listed = ok(&socket, &["service", "ps", "api", "batch"]);
+    assert!(listed.starts_with("ID"), "{listed}");
+    fails(&socket, &["service", "ps", "nope"], "service \"nope\" not found");
+
     // A rollback puts the spec before the update back; a service never
     // updated has nothing to roll back to.
     ok(&socket, &["service", "rollback", "api"]);

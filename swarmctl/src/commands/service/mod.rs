@@ -7,7 +7,7 @@ use swarm_proto::v1::{
     service_spec,
 };
 
-use super::{EachObject, change_reply, data, inspect_each, name, reply};
+use super::{BadValue, EachObject, change_reply, data, inspect_each, name, reply};
 use crate::cli::ServiceCommand;
 use crate::connect::Control;
 use crate::filter::Filters;
@@ -103,6 +103,35 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
             let configs = config_references(control, &changes.config_add).await?;
             let spec = spec::update(service.spec.clone().unwrap_or_default(), *changes, secrets, configs)?;
             update(control, &service, Some(spec), false).await?;
+        }
+        ServiceCommand::Scale { targets } => {
+            let mut each = EachObject::default();
+            for (reference, replicas) in targets {
+                let scaled = async {
+                    let service = get(control, &reference).await?;
+                    let spec = spec::scale(service.spec.clone().unwrap_or_default(), replicas)
+                        .map_err(|why| anyhow::anyhow!("service {reference:?} {why}"))?;
+                    let request = UpdateServiceRequest {
+                        service_id: service.id.clone(),
+                        service_version: service.meta.as_ref().map_or(0, |meta| meta.version),
+                        spec: Some(spec),
+                        rollback: false,
+                    };
+                    change_reply(control.update_service(request).await)?;
+                    println!("{reference} scaled to {replicas}");
+                    Ok(())
+                };
+                each.record(scaled.await);
+            }
+            each.finish()?;
+        }
+        ServiceCommand::Ps { references, mut list } => {
+            for reference in references {
+                list.filters
+                    .push(crate::filter::parse(&format!("service={reference}")).map_err(BadValue)?);
+            }
+            let command = crate::cli::TaskCommand::Ls { list, service: None };
+            super::task::run(control, command, format).await?;
         }
         ServiceCommand::Rm { references } => {
             let mut each = EachObject::default();

@@ -361,6 +361,23 @@ fn new_mode(
 }
 
 /// Applies `--replicas` and `--max-concurrent` to a mode they fit.
+/// `spec` running `replicas` tasks (completions, for a job), as `service
+/// scale` asks.
+///
+/// # Errors
+///
+/// The service is global: it runs one task per node, whatever the count.
+pub fn scale(mut spec: ServiceSpec, replicas: u64) -> Result<ServiceSpec, String> {
+    if !matches!(
+        spec.mode,
+        Some(service_spec::Mode::Replicated(_) | service_spec::Mode::ReplicatedJob(_))
+    ) {
+        return Err("is global: only replicated services and jobs scale".into());
+    }
+    change_counts(&mut spec.mode, Some(replicas), None).map_err(|err| err.to_string())?;
+    Ok(spec)
+}
+
 fn change_counts(
     mode: &mut Option<service_spec::Mode>,
     replicas: Option<u64>,
