@@ -293,9 +293,13 @@ pub struct ServiceSpecArgs {
     /// The service's name.
     #[arg(long)]
     pub name: String,
-    /// The image each task runs.
-    #[arg(long)]
-    pub image: String,
+    /// The image each task runs (or after the flags, as docker takes it).
+    #[arg(long = "image", value_name = "IMAGE")]
+    pub image_flag: Option<String>,
+    /// docker's `IMAGE [ARG]...`: the image, then the arguments the tasks
+    /// run it with (as `--args`, one word each).
+    #[arg(value_name = "IMAGE", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub image_and_args: Vec<String>,
     /// How the tasks run.
     #[arg(long, value_enum, default_value_t = ServiceMode::Replicated)]
     pub mode: ServiceMode,

@@ -812,6 +812,40 @@ async fn service_specs_from_docker_style_flags() {
         code == 2 && stderr.contains("is not SERVICE=REPLICAS"),
         "{code}: {stderr}"
     );
+    // docker's `IMAGE [ARG]...` after the flags, or `--image` and
+    // `--args`: each once.
+    ok(
+        &socket,
+        &[
+            "service",
+            "create",
+            "--name",
+            "positional",
+            "busybox:local",
+            "sleep",
+            "-t",
+            "60",
+        ],
+    );
+    let positional = inspected(&socket, &["service", "inspect", "positional", "--format", "json"]);
+    let container = &positional["spec"]["task"]["container"];
+    assert_eq!(container["image"], "busybox:local");
+    assert_eq!(container["args"], serde_json::json!(["sleep", "-t", "60"]));
+    for (args, mention) in [
+        (
+            &["--name", "twice", "--image", "busybox:local", "busybox:local"][..],
+            "the image is given twice",
+        ),
+        (&["--name", "none"][..], "no image"),
+        (
+            &["--name", "both", "--args", "sleep 1", "busybox:local", "sleep", "2"][..],
+            "the arguments are given twice",
+        ),
+    ] {
+        let (code, _, stderr) = swarmctl(&socket, &[&["service", "create"][..], args].concat());
+        assert!(code == 2 && stderr.contains(mention), "{args:?}: {code}: {stderr}");
+    }
+
     // `service ps`: the tasks of the services named (none run here yet),
     // each of which must exist.
     let listed = ok(&socket, &["service", "ps", "api", "batch"]);

@@ -14,7 +14,7 @@ use swarm_proto::v1::{
     service_spec, task_spec, update_config,
 };
 
-use super::super::{change_map, key_values, refuse_added_and_removed};
+use super::super::{BadValue, change_map, key_values, refuse_added_and_removed};
 use crate::cli::{
     FailureAction, PolicyFlags, RestartCondition, ServiceMode, ServiceSpecArgs, ServiceUpdateArgs, TaskFlags,
     UpdateOrder,
@@ -27,11 +27,12 @@ pub fn create(
     secrets: Vec<SecretReference>,
     configs: Vec<ConfigReference>,
 ) -> anyhow::Result<ServiceSpec> {
+    let (image, image_args) = image_and_args(args.image_flag, args.image_and_args, args.args)?;
     let container = ContainerSpec {
-        image: args.image,
+        image,
         labels: key_values(&args.container_label, "container-label")?,
         command: args.command.map(|words| words.0).unwrap_or_default(),
-        args: args.args.map(|words| words.0).unwrap_or_default(),
+        args: image_args,
         env: args.env,
         mounts: args.mount,
         secrets,
@@ -62,6 +63,37 @@ pub fn create(
     };
     apply_task_flags(&mut spec, args.task);
     Ok(spec)
+}
+
+/// The image and arguments of a new service: `--image` and `--args`, or
+/// docker's `IMAGE [ARG]...` after the flags; each given once.
+fn image_and_args(
+    flag: Option<String>,
+    positional: Vec<String>,
+    args_flag: Option<parse::Words>,
+) -> Result<(String, Vec<String>), BadValue> {
+    let mut positional = positional.into_iter();
+    let (image, args) = match (flag, positional.next()) {
+        (Some(_), Some(after)) => {
+            return Err(BadValue(format!(
+                "the image is given twice: --image, and {after:?} after the flags (arguments after the image \
+                 go with it, not with --image)"
+            )));
+        }
+        (None, None) => {
+            return Err(BadValue(
+                "no image: give it after the flags, or as --image IMAGE".into(),
+            ));
+        }
+        (Some(image), None) | (None, Some(image)) => (image, positional.collect::<Vec<_>>()),
+    };
+    match args_flag {
+        Some(_) if !args.is_empty() => Err(BadValue(
+            "the arguments are given twice: --args, and after the image".into(),
+        )),
+        Some(words) => Ok((image, words.0)),
+        None => Ok((image, args)),
+    }
 }
 
 /// `spec` with the changes `service update` asks for; `secrets` and
