@@ -29,12 +29,12 @@
 //! for the loop will write is counted against the last reading until the
 //! loop has written them (`Queued`): a burst of large proposals from many
 //! clients at once would otherwise all be let in on one reading. A
-//! proposal refused so, over the reserve, raises the next reading's reserve
-//! by its size: that turns writes refused, and the snapshot that frees the
-//! log starts.
+//! proposal refused so, over the reserve, makes the member short of room
+//! as being under it does: the loop frees what log a snapshot can, or that
+//! proposal would be refused for good (other writes still go on).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,9 +67,10 @@ pub(crate) struct DiskSpace {
     written: AtomicU64,
     /// Bytes of the proposals let in and not yet taken by the loop.
     queued: AtomicU64,
-    /// The largest proposal refused since the last reading: the next
-    /// reading keeps room for it.
-    refused: AtomicU64,
+    /// Whether a proposal was refused over the reserve, for want of room
+    /// for itself: the loop frees what log it can, as under the reserve,
+    /// until a snapshot is written.
+    wants_room: AtomicBool,
     /// Whether writes are taken, for those waiting for room.
     room: tokio::sync::watch::Sender<bool>,
     /// What the other members said of their disks.
@@ -86,9 +87,6 @@ struct Reading {
     available: u64,
     /// Free bytes under which proposals are refused.
     needed: u64,
-    /// Of `needed`, room for the largest proposal refused while writes
-    /// are (or as they turned) refused.
-    wanted: u64,
     /// Whether proposals are refused.
     low: bool,
     /// What the next snapshot may weigh.
@@ -131,7 +129,7 @@ impl DiskSpace {
             reading: Mutex::new(Reading::default()),
             written: AtomicU64::new(0),
             queued: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
+            wants_room: AtomicBool::new(false),
             room: tokio::sync::watch::Sender::new(true),
             peers: PeerDisks::new(peer_ttl),
         }
@@ -172,33 +170,23 @@ impl DiskSpace {
             Ok(available) => available,
             Err(err) => {
                 tracing::debug!(dir = %self.dir.display(), %err, "cannot read the free disk space");
+                // Another member's word may have gone stale meanwhile.
+                self.publish_room();
                 return None;
             }
         };
         let mut reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
         let was_low = reading.low;
-        // A proposal refused since the last reading for want of room it
-        // did not count (its own bytes, or those queued before it) means
-        // the member is out of room even though the reading was over the
-        // reserve: counted here, it turns writes refused, and the loop
-        // snapshots the log away. Otherwise that proposal, retried, is
-        // refused for good while nothing else happens.
-        let refused = self.refused.swap(0, Ordering::AcqRel);
-        let wanted = if was_low { reading.wanted.max(refused) } else { refused };
         let needed = if self.keep_free == 0 {
             0
         } else {
-            self.keep_free
-                .saturating_add(unflushed)
-                .saturating_add(snapshot_bytes.saturating_mul(2))
-                .saturating_add(wanted)
+            (self.keep_free.saturating_add(unflushed)).saturating_add(snapshot_bytes.saturating_mul(2))
         };
         let low = stays_or_turns_low(available, needed, was_low);
         *reading = Reading {
             at: Some(Instant::now()),
             available,
             needed,
-            wanted: if low { wanted } else { 0 },
             low,
             snapshot_bytes,
             unflushed,
@@ -223,11 +211,14 @@ impl DiskSpace {
         self.room.subscribe()
     }
 
-    /// Tells those watching for room whether writes are taken now.
+    /// Tells those watching for room whether writes are taken now. (Judged
+    /// under the watch's lock: the loop's reading and a batch's report
+    /// race to publish.)
     fn publish_room(&self) {
-        let room = !self.is_low() && self.peers.refusal(false, Instant::now()).is_none();
-        self.room
-            .send_if_modified(|taken| std::mem::replace(taken, room) != room);
+        self.room.send_if_modified(|taken| {
+            let room = !self.is_low() && self.peers.refusal(false, Instant::now()).is_none();
+            std::mem::replace(taken, room) != room
+        });
     }
 
     /// What this member says of its disk to the others: `Some` while it
@@ -238,24 +229,31 @@ impl DiskSpace {
             available: reading.available,
             needed: reading.shown_needed(),
             refusing_removals: self.refuse_removals(&reading).is_err(),
+            removal_needed: self.removal_floor(&reading),
         })
+    }
+
+    /// The group's members are now `members`: only their word on their
+    /// disks counts.
+    pub(crate) fn set_members(&self, members: impl IntoIterator<Item = u64>) {
+        self.peers.set_members(members);
+        self.publish_room();
     }
 
     /// Notes what member `id`, listening at `addr`, said of its disk with
     /// a batch of messages (`None`: it has room).
     pub(crate) fn note_peer(&self, id: u64, addr: &str, short: Option<DiskShort>) {
-        let said = short;
         match self.peers.note(id, addr, short, Instant::now()) {
             None => return,
             Some(Turned::Short) => {
-                let short = said.unwrap_or_default();
+                let short = short.unwrap_or_default();
                 tracing::warn!(
                     peer = id,
                     addr,
                     free = %human(short.available),
                     reserve = %human(short.needed),
-                    "another member's raft data dir's filesystem is nearly full: while it leads, this member \
-                     refuses writes until that member has room"
+                    "another member's raft data dir's filesystem is nearly full: the group's leader refuses writes \
+                     until that member has room"
                 );
             }
             Some(Turned::Room) => tracing::info!(peer = id, addr, "another member has room again on its disk"),
@@ -266,6 +264,21 @@ impl DiskSpace {
     /// Whether proposals are refused.
     pub(crate) fn is_low(&self) -> bool {
         self.last().low
+    }
+
+    /// Whether the member is short of room: proposals are refused, or one
+    /// was for want of room for itself (the reading just over the
+    /// reserve). Either way the loop frees what log a snapshot can: were
+    /// that left to the snapshot schedule, such a proposal would be
+    /// refused for good while nothing else is written.
+    pub(crate) fn short_of_room(&self) -> bool {
+        self.is_low() || self.wants_room.load(Ordering::Acquire)
+    }
+
+    /// A snapshot was written: the room a refused proposal wanted is what
+    /// it could free.
+    pub(crate) fn snapshot_written(&self) {
+        self.wants_room.store(false, Ordering::Release);
     }
 
     /// Whether a snapshot may start: room for it (twice its weight, as in
@@ -288,16 +301,16 @@ impl DiskSpace {
         self.keep_free.saturating_add(reading.unflushed)
     }
 
-    /// Refuses a proposal while the free space is under the reserve, here
-    /// or on another member.
+    /// Refuses a proposal while the free space is under the reserve. (Not
+    /// another member's: this is for the membership changes, entries of a
+    /// few bytes, and the way to replace a member short of room is to add
+    /// another first.)
     ///
     /// # Errors
     ///
-    /// [`Error::NoSpace`] with the figures of the last reading, or of the
-    /// other member's.
+    /// [`Error::NoSpace`] with the figures of the last reading.
     pub(crate) fn check(&self) -> Result<()> {
-        Self::refuse_writes(&self.last())?;
-        self.refuse_for_peers(false)
+        Self::refuse_writes(&self.last())
     }
 
     /// Refuses a write, or a `removal`, that another member short of room
@@ -317,6 +330,7 @@ impl DiskSpace {
                 needed: reading.shown_needed(),
                 removal: false,
                 member: None,
+                entry: 0,
             });
         }
         Ok(())
@@ -327,28 +341,15 @@ impl DiskSpace {
     /// goes with the [`Queued`] returned): refused as [`DiskSpace::check`] does,
     /// or [`DiskSpace::check_freeing`] for a `removal`, and also if what
     /// the queued proposals will write would take the free space under the
-    /// reserve. A proposal refused is room the next reading keeps: were
-    /// it refused only here, over the reserve, nothing would free the room
-    /// it waits for. Refused as well while another member short of room
-    /// refuses it.
+    /// reserve (which makes the member short of room: see
+    /// [`DiskSpace::short_of_room`]). Refused as well while another member
+    /// short of room refuses it.
     ///
     /// # Errors
     ///
     /// [`Error::NoSpace`] with the figures of the last reading, less what
-    /// is queued (and the reserve plus this proposal), or with the other
-    /// member's.
+    /// is queued, or with the other member's.
     pub(crate) fn queue(self: &Arc<Self>, bytes: u64, removal: bool) -> Result<Queued> {
-        let taken = self.let_in(bytes, removal);
-        if taken.is_err() {
-            self.refused.fetch_max(bytes, Ordering::AcqRel);
-        }
-        let taken = taken?;
-        self.refuse_for_peers(removal)?;
-        Ok(taken)
-    }
-
-    /// [`DiskSpace::queue`], but for noting what it refused.
-    fn let_in(self: &Arc<Self>, bytes: u64, removal: bool) -> Result<Queued> {
         // One reading for both checks: the figures refused belong together.
         let reading = self.last();
         if removal {
@@ -368,13 +369,16 @@ impl DiskSpace {
         };
         let available = reading.available.saturating_sub(queued);
         if self.keep_free == 0 || reading.at.is_none() || available.saturating_sub(bytes) >= needed {
+            self.refuse_for_peers(removal)?;
             return Ok(taken);
         }
+        self.wants_room.store(true, Ordering::Release);
         Err(Error::NoSpace {
             available,
-            needed: needed.saturating_add(bytes),
+            needed,
             removal,
             member: None,
+            entry: bytes,
         })
     }
 
@@ -398,6 +402,7 @@ impl DiskSpace {
                 needed: floor,
                 removal: true,
                 member: None,
+                entry: 0,
             });
         }
         Ok(())
@@ -473,8 +478,15 @@ fn free_bytes(dir: &Path) -> std::io::Result<u64> {
 }
 
 /// What [`Error::NoSpace`] says: `available` bytes free under `needed`
-/// kept, on this member or on `member`.
-pub(crate) fn describe_no_space(available: u64, needed: u64, removal: bool, member: Option<&str>) -> String {
+/// kept (and the `entry` bytes of this proposal, when they tipped it), on
+/// this member or on `member`.
+pub(crate) fn describe_no_space(
+    available: u64,
+    needed: u64,
+    removal: bool,
+    member: Option<&str>,
+    entry: u64,
+) -> String {
     let (whose, keeper) = match member {
         None => ("the raft data dir's filesystem".to_string(), "this member"),
         Some(member) => (format!("the raft data dir's filesystem of {member}"), "it"),
@@ -492,6 +504,15 @@ pub(crate) fn describe_no_space(available: u64, needed: u64, removal: bool, memb
             "remove objects, or give the filesystem more room",
         )
     };
+    if entry > 0 {
+        return format!(
+            "{whose} has {} free, under the {} {keeper} keeps free ({kept_for}) and the {} of this entry: it is \
+             refused until there is room ({advice})",
+            human(available),
+            human(needed),
+            human(entry),
+        );
+    }
     format!(
         "{whose} has {} free, under the {} {keeper} keeps free ({kept_for}): {refused} refused until there is room \
          ({advice})",
@@ -628,27 +649,35 @@ mod tests {
     }
 
     /// A proposal refused over the reserve, for want of room for itself,
-    /// is counted by the next reading: writes turn refused, and so the loop
-    /// takes the snapshot that frees the log, until there is room for it.
-    /// (Refused only as it came, it was refused for good: the readings
-    /// stayed over the reserve, and nothing freed the log.)
+    /// makes the member short of room until a snapshot is written: the loop
+    /// frees what log it can. (Refused only as it came, it was refused for
+    /// good: the readings stayed over the reserve, and nothing freed the
+    /// log.) Smaller writes still go on.
     #[test]
-    fn a_proposal_refused_over_the_reserve_turns_writes_refused_until_it_fits() {
+    fn a_proposal_refused_over_the_reserve_makes_the_member_short_of_room_until_a_snapshot() {
         let dir = tempfile::tempdir().unwrap();
         let free = free_bytes(dir.path()).unwrap();
         let keep_free = free - (10 << 20);
         let space = Arc::new(DiskSpace::new(dir.path(), keep_free, TTL));
         space.refresh(0, 0);
+        assert!(!space.short_of_room());
         let err = space.queue(64 << 20, false).unwrap_err();
         assert!(
-            matches!(err, Error::NoSpace { needed, .. } if needed == keep_free + (64 << 20)),
-            "the figures name the room it needs: {err}"
+            matches!(err, Error::NoSpace { needed, entry, .. } if needed == keep_free && entry == 64 << 20),
+            "{err:?}"
         );
-        assert!(!space.is_low());
-        assert!(matches!(space.refresh(0, 0), Some(Crossed::Under { needed, .. }) if needed == keep_free + (64 << 20)));
-        assert!(space.is_low());
-        assert_eq!(space.refresh(0, 0), None, "kept until it fits");
-        assert!(space.is_low());
+        let said = err.to_string();
+        assert!(
+            said.contains("and the 64.0 MiB of this entry: it is refused until there is room"),
+            "{said}"
+        );
+        assert!(!space.is_low(), "writes go on");
+        assert!(space.short_of_room());
+        assert_eq!(space.refresh(0, 0), None);
+        drop(space.queue(1 << 20, false).expect("a smaller one fits"));
+        assert!(space.short_of_room(), "until a snapshot is written");
+        space.snapshot_written();
+        assert!(!space.short_of_room());
     }
 
     #[test]

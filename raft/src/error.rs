@@ -75,19 +75,24 @@ pub enum Error {
     /// log for an entry that only removes), this member's or, on a leader,
     /// another's (`member`: every member stores every entry); the proposal
     /// was not appended. Writes go on once there is room.
-    #[error("{}", crate::disk_space::describe_no_space(*.available, *.needed, *.removal, .member.as_deref()))]
+    #[error(
+        "{}",
+        crate::disk_space::describe_no_space(*.available, *.needed, *.removal, .member.as_deref(), *.entry)
+    )]
     NoSpace {
         /// Free bytes at the last reading.
         available: u64,
         /// Free bytes under which such proposals are refused (with writes
-        /// refused already, what brings them back; this proposal's own
-        /// bytes included where they tipped it over).
+        /// refused already, what brings them back).
         needed: u64,
         /// Whether the proposal only removed.
         removal: bool,
         /// The member short of room, "member ID at ADDR", when not this
         /// one.
         member: Option<String>,
+        /// The bytes of this proposal, when the reserve had room for
+        /// smaller ones (0 otherwise).
+        entry: u64,
     },
 
     /// The node has stopped (or was removed from the group); nothing sent

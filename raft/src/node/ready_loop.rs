@@ -183,12 +183,12 @@ impl<S: StateMachine> ReadyLoop<S> {
             }
             // Short of room, writes are refused and nothing comes to apply:
             // the snapshot that frees the log starts from here.
-            if self.disk.is_low()
+            if self.disk.short_of_room()
                 && let Err(err) = self.maybe_snapshot()
             {
                 break Err(err);
             }
-            if self.disk.is_low()
+            if self.disk.short_of_room()
                 && let Err(err) = self.free_log_behind_snapshot().await
             {
                 break Err(err);
@@ -294,7 +294,7 @@ impl<S: StateMachine> ReadyLoop<S> {
     fn on_tick(&mut self) {
         self.raw.tick();
         self.leader_watch.on_tick(&self.raw, &self.config);
-        self.freeing.on_tick(self.raw.store().last(), self.disk.is_low());
+        self.freeing.on_tick(self.raw.store().last(), self.disk.short_of_room());
     }
 
     /// Makes current the snapshots whose writing finished.
@@ -930,7 +930,7 @@ impl<S: StateMachine> ReadyLoop<S> {
         let applied = self.raw.raft.raft_log.applied;
         let due = self.snapshot_schedule.due(applied, store.snapshot_meta().index)
             // Short of room, with a log that a snapshot frees: the way out.
-            || (self.disk.is_low()
+            || (self.disk.short_of_room()
                 && self
                     .snapshot_schedule
                     .frees_log(self.config.keep_bytes, self.machine.size_hint()));
@@ -1005,11 +1005,12 @@ impl<S: StateMachine> ReadyLoop<S> {
                 // gets a snapshot), and the replaced snapshots at once:
                 // kept as long as the snapshot weighs, the log it lets go
                 // could be less than the table it adds.
-                let low = self.disk.is_low();
+                let low = self.disk.short_of_room();
                 let keep = self.config.keep(if low { 0 } else { bytes as u64 });
                 let current = self.raw.mut_store().snapshot_written(&mut self.batch, meta, keep)?;
                 if current {
                     self.snapshot_schedule.written(bytes);
+                    self.disk.snapshot_written();
                     if low {
                         self.snapshot_schedule.compact_after_next_write();
                     }

@@ -127,6 +127,7 @@ impl Transport {
     /// Starts, restarts (on a new address) and stops peer tasks so that
     /// there is one per member other than this one.
     pub(crate) fn set_members(&mut self, members: &BTreeMap<u64, String>) {
+        self.disk.set_members(members.keys().copied());
         let gone: Vec<u64> = self
             .peers
             .iter()
