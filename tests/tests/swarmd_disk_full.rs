@@ -123,6 +123,22 @@ fn free_bytes(dir: &Path) -> u64 {
         .unwrap_or_else(|| panic!("df said: {text}"))
 }
 
+/// What a failure shows of the disk under state dir `dir`: the free
+/// bytes, and each file of its Raft data dir with its size.
+fn disk_use(dir: &Path) -> String {
+    let mut files: Vec<String> = std::fs::read_dir(dir.join("raft"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| {
+            let size = entry.metadata().map_or(0, |metadata| metadata.len());
+            format!("{} {size}", entry.file_name().to_string_lossy())
+        })
+        .collect();
+    files.sort();
+    format!("{} bytes free; raft dir: {}", free_bytes(dir), files.join(", "))
+}
+
 /// A file in `dir` that takes every byte left on its filesystem.
 fn fill_up(dir: &Path) -> PathBuf {
     use std::io::Write as _;
@@ -524,7 +540,8 @@ where
                 *refusals += 1;
                 assert!(
                     std::time::Instant::now() < deadline,
-                    "refused for 10 s: {status:?}\n{}",
+                    "refused for 10 s: {status:?}\n{}\n{}",
+                    disk_use(daemon.socket.parent().expect("the state dir")),
                     daemon.log_text()
                 );
                 tokio::time::sleep(Duration::from_millis(20)).await;
