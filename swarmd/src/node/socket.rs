@@ -117,24 +117,25 @@ impl SocketClaim {
 /// Watches the socket just bound at `path`: if it is removed or replaced
 /// while the daemon serves (a cleanup script, an operator), clients can no
 /// longer reach the daemon through it, which is said once, loudly; nothing
-/// else would tell. Runs until dropped.
-pub async fn warn_if_removed(path: PathBuf) {
+/// else would tell. The socket is looked at now, as this is called (a task
+/// that looked only once it ran could miss a removal made meanwhile); the
+/// future returned watches until dropped.
+pub fn warn_if_removed(path: PathBuf) -> impl Future<Output = ()> {
     use std::os::unix::fs::MetadataExt as _;
     const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
     let identity = |metadata: std::fs::Metadata| (metadata.dev(), metadata.ino());
-    let Ok(bound) = std::fs::symlink_metadata(&path).map(identity) else {
-        return;
-    };
-    loop {
-        tokio::time::sleep(EVERY).await;
-        if std::fs::symlink_metadata(&path).map(identity).ok() != Some(bound) {
-            tracing::warn!(
-                path = %path.display(),
-                "the control socket was removed or replaced while this daemon serves: clients cannot reach it \
-                 there; restart swarmd (Ctrl+C or SIGTERM, then start it again) to make it again"
-            );
-            return;
+    let bound = std::fs::symlink_metadata(&path).map(identity).ok();
+    async move {
+        let mut current = bound;
+        while bound.is_some() && current == bound {
+            tokio::time::sleep(EVERY).await;
+            current = std::fs::symlink_metadata(&path).map(identity).ok();
         }
+        tracing::warn!(
+            path = %path.display(),
+            "the control socket was removed or replaced while this daemon serves: clients cannot reach it \
+             there; restart swarmd (Ctrl+C or SIGTERM, then start it again) to make it again"
+        );
     }
 }
 
