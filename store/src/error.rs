@@ -113,10 +113,9 @@ pub enum Error {
 /// Shorthand for results of the store.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// `, as "Web"` when the object holding a name spells it otherwise than
-/// the one refused: told which name to look for.
-/// An object as the operator knows it: `"web" (ID)`, or its ID alone.
-fn named(name: &str, id: &str) -> String {
+/// An object as the operator knows it: `"web" (ID)`, or its ID alone
+/// when it has no `name`.
+pub fn named(name: &str, id: &str) -> String {
     if name.is_empty() {
         id.to_string()
     } else {
@@ -124,6 +123,8 @@ fn named(name: &str, id: &str) -> String {
     }
 }
 
+/// `, as "Web"` when the object holding a name spells it otherwise than
+/// the one refused: told which name to look for.
 fn spelled_otherwise(name: &str, holder: &str) -> String {
     if name == holder {
         String::new()

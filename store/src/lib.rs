@@ -87,7 +87,7 @@ mod tx;
 mod watch;
 
 pub use batch::{Batch, MAX_CHANGES_PER_PROPOSAL, MAX_PROPOSAL_BYTES};
-pub use error::{Error, Result};
+pub use error::{Error, Result, named};
 pub use index::By;
 pub use object::{Kind, Object, StoreObject};
 pub use proposer::Proposer;

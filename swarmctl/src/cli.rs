@@ -297,8 +297,9 @@ pub struct ServiceSpecArgs {
     #[arg(long = "image", value_name = "IMAGE")]
     pub image_flag: Option<String>,
     /// docker's `IMAGE [ARG]...`: the image, then the arguments the tasks
-    /// run it with (as `--args`, one word each).
-    #[arg(value_name = "IMAGE", trailing_var_arg = true, allow_hyphen_values = true)]
+    /// run it with (as `--args`, one word each). As docker's, every word
+    /// after the image is an argument, flags too: flags go before it.
+    #[arg(value_name = "IMAGE", trailing_var_arg = true)]
     pub image_and_args: Vec<String>,
     /// How the tasks run.
     #[arg(long, value_enum, default_value_t = ServiceMode::Replicated)]

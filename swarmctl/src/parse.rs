@@ -8,6 +8,20 @@
 
 use swarm_proto::v1::{Mount, PlacementPreference, PortConfig, SpreadOver, mount, port_config};
 
+/// Refuses a value of `what` that starts with a hyphen: a negative number,
+/// or (these flags take values that start with one, so that a negative
+/// one is told so) the next flag, the value having been left out.
+fn refuse_hyphen(text: &str, what: &str) -> Result<(), String> {
+    let Some(rest) = text.trim_start().strip_prefix('-') else {
+        return Ok(());
+    };
+    if rest.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        Err(format!("{text:?}: {what} must not be negative"))
+    } else {
+        Err(format!("{what} is missing: the next word is the flag {text:?}"))
+    }
+}
+
 /// `SERVICE=REPLICAS`, as docker's `service scale` takes it.
 pub fn scale(text: &str) -> Result<(String, u64), String> {
     let bad = || format!("{text:?} is not SERVICE=REPLICAS (for example web=3)");
@@ -46,9 +60,7 @@ pub fn duration(text: &str) -> Result<prost_types::Duration, String> {
     if text == "0" {
         return Ok(prost_types::Duration::default());
     }
-    if text.starts_with('-') {
-        return Err(format!("{text:?}: a duration must not be negative"));
-    }
+    refuse_hyphen(text, "a duration")?;
     let mut rest = text.strip_prefix('+').unwrap_or(text);
     if rest.is_empty() {
         return Err(bad());
@@ -105,9 +117,7 @@ fn decimal(number: &str, unit: u128) -> Option<u128> {
 /// `KiB` alike): `512m`, `1.5g`, `4096`.
 pub fn memory_bytes(text: &str) -> Result<i64, String> {
     let bad = || format!("{text:?} is not a size such as 512m, 1g or 4096 (bytes)");
-    if text.trim_start().starts_with('-') {
-        return Err(format!("{text:?}: a size must not be negative"));
-    }
+    refuse_hyphen(text, "a size")?;
     let lower = text.trim().to_ascii_lowercase();
     let digits_end = lower
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -132,9 +142,7 @@ pub fn memory_bytes(text: &str) -> Result<i64, String> {
 /// A CPU count (`0.5`, `2`) in billionths of a CPU.
 pub fn nano_cpus(text: &str) -> Result<i64, String> {
     let bad = || format!("{text:?} is not a number of CPUs such as 0.5 or 2");
-    if text.trim_start().starts_with('-') {
-        return Err(format!("{text:?}: a number of CPUs must not be negative"));
-    }
+    refuse_hyphen(text, "a number of CPUs")?;
     if text.split_once('.').is_some_and(|(_, fraction)| fraction.len() > 9) {
         return Err(format!("{text:?}: CPUs take at most 9 decimal places"));
     }
@@ -423,6 +431,10 @@ mod tests {
             assert!(duration(bad).is_err(), "{bad:?} accepted");
         }
         assert!(duration("-1s").unwrap_err().contains("negative"));
+        assert_eq!(
+            duration("--replicas").unwrap_err(),
+            "a duration is missing: the next word is the flag \"--replicas\""
+        );
     }
 
     #[test]

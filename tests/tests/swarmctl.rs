@@ -780,15 +780,22 @@ async fn service_specs_from_docker_style_flags() {
     // `service scale`, as docker's: each SERVICE=REPLICAS in turn, a job's
     // completions as its count; a global service does not scale, and the
     // others still do.
-    let before_scale = inspected(&socket, &["service", "inspect", "api", "--format", "json"]);
-    let (code, stdout, stderr) = swarmctl(&socket, &["service", "scale", "batch=5", "nope=1", "api=8"]);
+    ok(
+        &socket,
+        &["service", "create", "--name", "scaled", "--image", "busybox:local"],
+    );
+    let before_scale = inspected(&socket, &["service", "inspect", "scaled", "--format", "json"]);
+    let (code, stdout, stderr) = swarmctl(&socket, &["service", "scale", "batch=5", "nope=1", "scaled=3"]);
     assert_eq!(code, 1, "{stderr}");
-    assert_eq!(stdout, "batch scaled to 5\napi scaled to 8\n");
+    assert_eq!(stdout, "batch scaled to 5\nscaled scaled to 3\n");
     assert!(stderr.contains("service \"nope\" not found"), "{stderr}");
     let batch = inspected(&socket, &["service", "inspect", "batch", "--format", "json"]);
     assert_eq!(batch["spec"]["replicatedJob"]["totalCompletions"], 5);
-    let scaled = inspected(&socket, &["service", "inspect", "api", "--format", "json"]);
-    assert_eq!(scaled["spec"], before_scale["spec"], "8 replicas already: no change");
+    let scaled = inspected(&socket, &["service", "inspect", "scaled", "--format", "json"]);
+    assert_eq!(scaled["spec"]["replicated"]["replicas"], 3);
+    let mut unscaled = scaled["spec"].clone();
+    unscaled["replicated"]["replicas"] = before_scale["spec"]["replicated"]["replicas"].clone();
+    assert_eq!(unscaled, before_scale["spec"], "nothing else changed");
     ok(
         &socket,
         &[
@@ -831,6 +838,51 @@ async fn service_specs_from_docker_style_flags() {
     let container = &positional["spec"]["task"]["container"];
     assert_eq!(container["image"], "busybox:local");
     assert_eq!(container["args"], serde_json::json!(["sleep", "-t", "60"]));
+    // As docker's, a flag after the image is an argument of it; one
+    // before it that swarmctl does not know is an error, not the image.
+    ok(
+        &socket,
+        &[
+            "service",
+            "create",
+            "--name",
+            "late-flag",
+            "busybox:local",
+            "--replicas",
+            "3",
+        ],
+    );
+    let late = inspected(&socket, &["service", "inspect", "late-flag", "--format", "json"]);
+    assert_eq!(
+        late["spec"]["task"]["container"]["args"],
+        serde_json::json!(["--replicas", "3"])
+    );
+    assert_eq!(late["spec"]["replicated"]["replicas"], 1);
+    let (code, _, stderr) = swarmctl(
+        &socket,
+        &["service", "create", "--name", "typo", "--replica", "3", "busybox:local"],
+    );
+    assert!(
+        code == 2 && stderr.contains("unexpected argument '--replica'"),
+        "{code}: {stderr}"
+    );
+    let (code, _, stderr) = swarmctl(
+        &socket,
+        &[
+            "service",
+            "create",
+            "--name",
+            "typo",
+            "--limit-memory",
+            "--replicas",
+            "3",
+            "busybox:local",
+        ],
+    );
+    assert!(
+        code == 2 && stderr.contains("the next word is the flag \"--replicas\""),
+        "{code}: {stderr}"
+    );
     for (args, mention) in [
         (
             &["--name", "twice", "--image", "busybox:local", "busybox:local"][..],
@@ -1052,9 +1104,6 @@ fn an_unanswering_socket_and_a_closed_pipe_end_the_command() {
     assert_eq!(status.code(), Some(1));
 }
 
-/// SwarmKit's node commands on a single manager: availability changes
-/// stick; the last manager is neither demoted nor removed, and a refusal
-/// changes nothing.
 /// A daemon that hangs (here stopped with SIGSTOP) is found out by the
 /// connection's keepalive pings: the command ends within seconds of their
 /// 10 s, saying swarmd stopped answering and that its change may have been
@@ -1081,6 +1130,9 @@ async fn a_hung_daemon_is_said_to_have_stopped_answering() {
     drop(daemon);
 }
 
+/// SwarmKit's node commands on a single manager: availability changes
+/// stick; the last manager is neither demoted nor removed, and a refusal
+/// changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_commands_keep_the_last_manager() {
     let root = tempfile::tempdir().unwrap();
@@ -1663,8 +1715,8 @@ async fn a_watch_filtered_by_label_and_name_sees_objects_enter_and_leave() {
     assert!(stderr.contains("unknown key \"colour\""), "{stderr}");
 
     // A reader that goes away after one line (`| head -1`): the watch
-    // ends at its next line, quietly and as a success, with no change
-    // after that one (a quiet cluster may make none).
+    // ends, quietly and as a success, with no change after (a quiet
+    // cluster may make none).
     let mut watch = Command::new(workspace_binary("swarmctl"))
         .args(["watch", "--kind", "config"])
         .env("SWARM_SOCKET", &socket)
@@ -1686,7 +1738,6 @@ async fn a_watch_filtered_by_label_and_name_sees_objects_enter_and_leave() {
         }
     });
     wait_until_watching(&socket, &first_line, root.path());
-    ok(&socket, &["config", "create", "after-head", "-f", &file]);
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = watch.try_wait().unwrap() {

@@ -155,10 +155,7 @@ async fn watch_into(
                 (None, None) => {
                     let received = tokio::select! {
                         received = stream.message() => received,
-                        // The output stopped (`| head -1` read its line):
-                        // seen now, not at the next change, which a quiet
-                        // cluster may never make.
-                        () = lines.closed() => return Ok(()),
+                        () = output_gone(&lines) => return Ok(()),
                     };
                     match received {
                         Ok(Some(message)) => message,
@@ -283,6 +280,42 @@ fn stdout_writer(
         Ok(())
     });
     (sender, printed, writer)
+}
+
+/// How often a watch waiting for changes looks whether its reader left.
+const OUTPUT_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Resolves once standard output takes no more: its thread stopped (a
+/// write failed), or its reader went away (`| head -1` had its line, a
+/// terminal closed), seen without a next line to fail on: a quiet
+/// cluster may make no change for hours.
+async fn output_gone(lines: &tokio::sync::mpsc::Sender<Printed>) {
+    let reader_left = async {
+        loop {
+            tokio::time::sleep(OUTPUT_CHECK).await;
+            if stdout_reader_left() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = lines.closed() => {}
+        () = reader_left => {}
+    }
+}
+
+/// Whether standard output's reader went away: a pipe whose read end is
+/// closed polls as an error, a hung-up terminal or socket as a hang-up. (A
+/// file or a live terminal polls as neither.)
+fn stdout_reader_left() -> bool {
+    let mut stdout = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid `pollfd`, and no wait.
+    let ready = unsafe { libc::poll(&mut stdout, 1, 0) };
+    ready > 0 && stdout.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
 /// The `--filter` keys of a watch that select tasks, besides `ls`'s.

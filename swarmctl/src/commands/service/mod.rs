@@ -95,14 +95,14 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
             if service.previous_spec.is_none() {
                 bail!("service {reference:?} has no previous spec to roll back to");
             }
-            update(control, &service, None, true).await?;
+            println!("{}", update(control, &service, None, true).await?.id);
         }
         ServiceCommand::Update { reference, changes, .. } => {
             let service = get(control, &reference).await?;
             let secrets = secret_references(control, &changes.secret_add).await?;
             let configs = config_references(control, &changes.config_add).await?;
             let spec = spec::update(service.spec.clone().unwrap_or_default(), *changes, secrets, configs)?;
-            update(control, &service, Some(spec), false).await?;
+            println!("{}", update(control, &service, Some(spec), false).await?.id);
         }
         ServiceCommand::Scale { targets } => {
             let mut each = EachObject::default();
@@ -111,13 +111,7 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
                     let service = get(control, &reference).await?;
                     let spec = spec::scale(service.spec.clone().unwrap_or_default(), replicas)
                         .map_err(|why| anyhow::anyhow!("service {reference:?} {why}"))?;
-                    let request = UpdateServiceRequest {
-                        service_id: service.id.clone(),
-                        service_version: service.meta.as_ref().map_or(0, |meta| meta.version),
-                        spec: Some(spec),
-                        rollback: false,
-                    };
-                    change_reply(control.update_service(request).await)?;
+                    update(control, &service, Some(spec), false).await?;
                     println!("{reference} scaled to {replicas}");
                     Ok(())
                 };
@@ -155,13 +149,13 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
 
 /// Sends `spec` (or asks for the previous one) with the version `service`
 /// was read at: a change made meanwhile by someone else is refused, not
-/// overwritten.
+/// overwritten. The service as updated.
 async fn update(
     control: &mut Control,
     service: &Service,
     spec: Option<ServiceSpec>,
     rollback: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Service> {
     let request = UpdateServiceRequest {
         service_id: service.id.clone(),
         service_version: service.meta.as_ref().map_or(0, |meta| meta.version),
@@ -169,8 +163,7 @@ async fn update(
         rollback,
     };
     let updated = change_reply(control.update_service(request).await)?;
-    println!("{}", updated.service.unwrap_or_default().id);
-    Ok(())
+    Ok(updated.service.unwrap_or_default())
 }
 
 /// `--secret` (or `--secret-add`) flags, each resolved to one secret.

@@ -336,8 +336,8 @@ fn add_to_free_targets<T>(
     Ok(())
 }
 
-/// `items` with each added that is not there yet: the same one twice is
-/// one (as docker's `--constraint-add` and `--publish-add` do).
+/// `items` with each added that is not there yet: the same one twice means
+/// nothing more than once (docker would keep a repeated constraint).
 fn add_new<T: PartialEq>(items: &mut Vec<T>, added: impl IntoIterator<Item = T>) {
     for item in added {
         if !items.contains(&item) {
@@ -392,7 +392,6 @@ fn new_mode(
     Ok(mode.unwrap_or(service_spec::Mode::Replicated(ReplicatedService { replicas: 1 })))
 }
 
-/// Applies `--replicas` and `--max-concurrent` to a mode they fit.
 /// `spec` running `replicas` tasks (completions, for a job), as `service
 /// scale` asks.
 ///
@@ -400,9 +399,9 @@ fn new_mode(
 ///
 /// The service is global: it runs one task per node, whatever the count.
 pub fn scale(mut spec: ServiceSpec, replicas: u64) -> Result<ServiceSpec, String> {
-    if !matches!(
+    if matches!(
         spec.mode,
-        Some(service_spec::Mode::Replicated(_) | service_spec::Mode::ReplicatedJob(_))
+        Some(service_spec::Mode::Global(_) | service_spec::Mode::GlobalJob(_))
     ) {
         return Err("is global: only replicated services and jobs scale".into());
     }
@@ -410,6 +409,7 @@ pub fn scale(mut spec: ServiceSpec, replicas: u64) -> Result<ServiceSpec, String
     Ok(spec)
 }
 
+/// Applies `--replicas` and `--max-concurrent` to a mode they fit.
 fn change_counts(
     mode: &mut Option<service_spec::Mode>,
     replicas: Option<u64>,

@@ -270,9 +270,7 @@ pub(crate) async fn update_service(
                 kind: swarm_store::Kind::Service,
                 id: id.to_string(),
                 name: existing
-                    .spec
-                    .as_ref()
-                    .and_then(|spec| spec.annotations.as_ref())
+                    .annotations()
                     .map(|annotations| annotations.name.clone())
                     .unwrap_or_default(),
                 given: version,
@@ -715,7 +713,7 @@ pub(crate) async fn remove_referenced<T: StoreObject>(
     });
     if !users.is_empty() {
         // Named as the operator knows it, with the ID for the unambiguous.
-        let named = name.map_or_else(|| id.to_string(), |name| format!("{name:?} ({id})"));
+        let named = swarm_store::named(name.as_deref().unwrap_or_default(), id);
         return Err(Error::FailedPrecondition(format!(
             "{} {named} is in use by {}",
             T::KIND,
