@@ -690,6 +690,13 @@ async fn service_specs_from_docker_style_flags() {
     );
     let ranged = rows(&ok(&socket, &["service", "ls", "-f", "name=ranged"]));
     assert_eq!(ranged[0][5..], ["*:9000->90/udp,", "*:9001->91/udp"], "{ranged:?}");
+    // `ls` shows an image without its digest, as docker's; `inspect` the
+    // whole reference.
+    let pinned = format!("busybox:local@sha256:{}", "ab".repeat(32));
+    ok(&socket, &["service", "create", "--name", "pinned", "--image", &pinned]);
+    let listed = rows(&ok(&socket, &["service", "ls", "-f", "name=pinned"]));
+    assert_eq!(listed[0][4], "busybox:local", "{listed:?}");
+    assert!(ok(&socket, &["service", "inspect", "pinned"]).contains(&pinned));
     for (flag, value) in [
         ("--restart-delay", "5x"),
         ("--limit-memory", "lots"),

@@ -222,13 +222,16 @@ fn service_name(service: &Service) -> String {
     name(service.spec.as_ref().and_then(|spec| spec.annotations.as_ref()))
 }
 
+/// The image as `docker service ls` shows it: without its digest
+/// (`inspect` shows the whole reference).
 fn image(service: &Service) -> String {
-    service
+    let image = service
         .spec
         .as_ref()
         .and_then(inspect::container)
-        .map(|container| container.image.clone())
-        .unwrap_or_default()
+        .map(|container| container.image.as_str())
+        .unwrap_or_default();
+    image.split_once('@').map_or(image, |(name, _)| name).to_string()
 }
 
 /// Published ports as `docker service ls` shows them: `*:8080->80/tcp`
