@@ -49,6 +49,10 @@ const READ_EVERY: Duration = Duration::from_millis(100);
 /// Bytes the loop writes after which the free space is read again sooner.
 const READ_AFTER_BYTES: u64 = 4 << 20;
 
+/// What RocksDB holds in memory, at least, for a member short of room to
+/// flush it (see [`DiskSpace::flush_frees_room`]).
+const FLUSH_WHEN_SHORT: u64 = 1 << 20;
+
 /// Room that must come back over the reserve before writes are taken
 /// again: a compaction freeing a little would otherwise flip them on and
 /// off, and the log with them.
@@ -275,6 +279,20 @@ impl DiskSpace {
         self.is_low() || self.wants_room.load(Ordering::Acquire)
     }
 
+    /// Whether flushing RocksDB's memtables now frees room: short of room,
+    /// they hold at least [`FLUSH_WHEN_SHORT`], which the reserve keeps
+    /// room for, and the write-ahead log files behind them. With writes
+    /// refused nothing else flushes them (an idle member stayed refused
+    /// until restarted, the open flushing them). Only with room for them
+    /// twice over: a flush that fails for want of room stops RocksDB's
+    /// writes.
+    pub(crate) fn flush_frees_room(&self) -> bool {
+        let reading = self.last();
+        self.short_of_room()
+            && reading.unflushed >= FLUSH_WHEN_SHORT
+            && reading.available >= reading.unflushed.saturating_mul(2)
+    }
+
     /// A snapshot was written: the room a refused proposal wanted is what
     /// it could free.
     pub(crate) fn snapshot_written(&self) {
@@ -310,7 +328,7 @@ impl DiskSpace {
     ///
     /// [`Error::NoSpace`] with the figures of the last reading.
     pub(crate) fn check(&self) -> Result<()> {
-        Self::refuse_writes(&self.last())
+        self.refuse_writes(&self.last())
     }
 
     /// Refuses a write, or a `removal`, that another member short of room
@@ -322,9 +340,11 @@ impl DiskSpace {
         }
     }
 
-    /// [`DiskSpace::check`] against `reading`.
-    fn refuse_writes(reading: &Reading) -> Result<()> {
+    /// [`DiskSpace::check`] against `reading`. With removals refused too,
+    /// their refusal: removing objects is then no way out either.
+    fn refuse_writes(&self, reading: &Reading) -> Result<()> {
         if reading.low {
+            self.refuse_removals(reading)?;
             return Err(Error::NoSpace {
                 available: reading.available,
                 needed: reading.shown_needed(),
@@ -355,7 +375,7 @@ impl DiskSpace {
         if removal {
             self.refuse_removals(&reading)?;
         } else {
-            Self::refuse_writes(&reading)?;
+            self.refuse_writes(&reading)?;
         }
         let queued = self.queued.fetch_add(bytes, Ordering::AcqRel);
         let taken = Queued {
@@ -559,13 +579,16 @@ mod tests {
         assert!(space.check().is_ok(), "nothing read yet: nothing refused");
         assert!(matches!(space.refresh(0, 0), Some(Crossed::Under { .. })));
         assert!(space.is_low());
+        // Less than the reserve itself free: removals are refused too, and
+        // a write is told so (removing objects is no way out).
         let err = space.check().unwrap_err();
         assert!(
-            matches!(err, Error::NoSpace { needed, removal: false, .. } if needed == reserve + HYSTERESIS),
+            matches!(err, Error::NoSpace { needed, removal: true, .. } if needed == reserve),
             "{err}"
         );
         assert!(
-            err.to_string().contains("writes are refused until there is room"),
+            err.to_string()
+                .ends_with("removals too are refused until there is room (give the filesystem more room)"),
             "{err}"
         );
         assert_eq!(space.refresh(0, 0), None, "still under: nothing new to say");
@@ -680,6 +703,27 @@ mod tests {
         assert!(!space.short_of_room());
     }
 
+    /// Short of room, what RocksDB holds in memory is flushed (the reserve
+    /// counts it, and it holds write-ahead log files alive): with writes
+    /// refused nothing else would flush it. Only with room for it twice.
+    #[test]
+    fn short_of_room_a_flush_of_what_rocksdb_holds_is_asked_while_there_is_room_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(dir.path()).unwrap();
+        let space = DiskSpace::new(dir.path(), free - (10 << 20), TTL);
+        space.refresh(0, 4 << 20);
+        assert!(!space.is_low());
+        assert!(!space.flush_frees_room(), "with room, RocksDB flushes as it will");
+        let space = DiskSpace::new(dir.path(), free + (1 << 30), TTL);
+        space.refresh(0, 4 << 20);
+        assert!(space.is_low());
+        assert!(space.flush_frees_room());
+        space.refresh(0, 512 << 10);
+        assert!(!space.flush_frees_room(), "too little to be worth a flush");
+        space.refresh(0, free);
+        assert!(!space.flush_frees_room(), "no room for the flush itself");
+    }
+
     #[test]
     fn an_entry_that_frees_room_is_taken_while_the_reserve_itself_is_free() {
         let dir = tempfile::tempdir().unwrap();
@@ -688,7 +732,16 @@ mod tests {
         let space = DiskSpace::new(dir.path(), free / 2, TTL);
         assert!(space.check_freeing().is_ok(), "nothing read yet");
         space.refresh(free, 0);
-        assert!(space.check().is_err());
+        let err = space.check().unwrap_err();
+        assert!(
+            matches!(err, Error::NoSpace { needed, removal: false, .. } if needed == free / 2 + 2 * free + HYSTERESIS),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .ends_with("writes are refused until there is room (remove objects, or give the filesystem more room)"),
+            "{err}"
+        );
         assert!(!space.room_for_snapshot());
         assert!(space.check_freeing().is_ok());
         // Less than the reserve itself: refused too.

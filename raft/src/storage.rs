@@ -1019,6 +1019,16 @@ pub(crate) fn unflushed_bytes(db: &DB) -> u64 {
         .sum()
 }
 
+/// Flushes the log's and the state's memtables to tables: RocksDB then
+/// deletes the write-ahead log files they held alive, and an open has
+/// nothing of theirs to replay. (The snapshots' family is flushed as each
+/// snapshot is written.)
+pub(crate) fn flush_memtables(db: &DB) -> Result<()> {
+    db.flush_cf(cf(db, CF_ENTRIES)?)?;
+    db.flush_cf(cf(db, CF_STATE)?)?;
+    Ok(())
+}
+
 /// Deletes the table files of the log that hold nothing but entries at or
 /// before `through`, which must be a truncation already on disk (synced):
 /// what frees the entries a compaction let go (it writes no tombstone for

@@ -74,12 +74,13 @@ impl Freeing {
         });
     }
 
-    /// Whether [`Freeing::on_tick`] drops again now.
+    /// Whether [`Freeing::on_tick`] drops again now (or, short of room,
+    /// flushes first: then even before the log was ever truncated).
     fn again_due(&self, last: u64, short_of_room: bool) -> bool {
         let (at, last_then) = self.again;
         let unflushed = self.asked_through > self.flushed_through.load(Ordering::Acquire);
         let wanted = last != last_then || short_of_room || unflushed;
-        wanted && at.elapsed() >= AGAIN_EVERY && self.asked_through > 1
+        wanted && at.elapsed() >= AGAIN_EVERY && (self.asked_through > 1 || short_of_room)
     }
 
     /// `truncated`, if no drop was asked through it yet.
@@ -96,8 +97,10 @@ impl Freeing {
     /// tables out of level 0 as it compacts, entries or not, and then
     /// nothing else frees room), and takes again a drop whose task failed
     /// (a new truncation not yet in a table). A drop that finds no table
-    /// writes nothing.
-    pub(crate) fn on_tick(&mut self, last: u64, short_of_room: bool) {
+    /// writes nothing. If `flush` (see `DiskSpace::flush_frees_room`),
+    /// RocksDB's memtables are flushed first, which frees the write-ahead
+    /// log files they held.
+    pub(crate) fn on_tick(&mut self, last: u64, short_of_room: bool, flush: bool) {
         if !self.again_due(last, short_of_room) {
             return;
         }
@@ -107,6 +110,12 @@ impl Freeing {
         let (flushed_through, working) = (Arc::clone(&self.flushed_through), Arc::clone(&self.working));
         tokio::task::spawn_blocking(move || {
             let Ok(_working) = working.try_lock() else { return };
+            if flush && let Err(err) = storage::flush_memtables(&db) {
+                tracing::debug!(member, %err, "cannot flush the memtables");
+            }
+            if asked <= 1 {
+                return; // nothing truncated yet
+            }
             let flushed = flushed_through.load(Ordering::Acquire);
             // What `after_sync`'s task does, if it failed (or has yet to
             // run: then it finds the work done).

@@ -294,7 +294,9 @@ impl<S: StateMachine> ReadyLoop<S> {
     fn on_tick(&mut self) {
         self.raw.tick();
         self.leader_watch.on_tick(&self.raw, &self.config);
-        self.freeing.on_tick(self.raw.store().last(), self.disk.short_of_room());
+        let last = self.raw.store().last();
+        self.freeing
+            .on_tick(last, self.disk.short_of_room(), self.disk.flush_frees_room());
     }
 
     /// Makes current the snapshots whose writing finished.
