@@ -32,6 +32,9 @@
 //! proposal refused so, over the reserve, makes the member short of room
 //! as being under it does: the loop frees what log a snapshot can, or that
 //! proposal would be refused for good (other writes still go on).
+//!
+//! A leader refuses writes too while another member says it is short of
+//! room (`peer_disks`): every member stores every entry.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
