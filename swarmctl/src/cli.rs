@@ -144,12 +144,12 @@ pub enum ClusterCommand {
         /// Log entries applied between two Raft snapshots (at least; a
         /// snapshot also waits for the log to hold half the last one's
         /// size). Takes effect at once.
-        #[arg(long, allow_negative_numbers = true)]
+        #[arg(long, allow_negative_numbers = true, value_parser = crate::parse::count)]
         snapshot_interval: Option<u64>,
         /// Log entries kept behind a snapshot, at most, so that a follower a
         /// little behind catches up from the log rather than a whole
         /// snapshot (and no more of them than weigh 8 MiB or the snapshot).
-        #[arg(long, allow_negative_numbers = true)]
+        #[arg(long, allow_negative_numbers = true, value_parser = crate::parse::count)]
         log_entries_for_slow_followers: Option<u64>,
         /// How often agents report to the dispatcher (a node missing three
         /// is down; at least 100ms).
@@ -305,10 +305,10 @@ pub struct ServiceSpecArgs {
     #[arg(long, value_enum, default_value_t = ServiceMode::Replicated)]
     pub mode: ServiceMode,
     /// Tasks to run (replicated mode; default 1), or completions in all (replicated-job).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::parse::count)]
     pub replicas: Option<u64>,
     /// Tasks of a replicated job run at once (default: `--replicas`).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::parse::count)]
     pub max_concurrent: Option<u64>,
     /// The command (replaces the image's entrypoint), split into words as
     /// a shell splits them: `--command "sh -c 'echo hi'"`.
@@ -362,10 +362,10 @@ pub struct ServiceUpdateArgs {
     #[arg(long)]
     pub image: Option<String>,
     /// A new number of tasks (replicated), or of completions (replicated-job).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::parse::count)]
     pub replicas: Option<u64>,
     /// Tasks of a replicated job run at once.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::parse::count)]
     pub max_concurrent: Option<u64>,
     /// A new command, as `create` takes it (`--command ""` clears it: the
     /// image's entrypoint runs).
@@ -485,13 +485,13 @@ pub struct TaskFlags {
     #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse::duration)]
     pub restart_delay: Option<prost_types::Duration>,
     /// Give up after this many restarts within `--restart-window` (0: never).
-    #[arg(allow_negative_numbers = true, long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, value_parser = crate::parse::count, long, value_name = "N")]
     pub restart_max_attempts: Option<u64>,
     /// The window `--restart-max-attempts` counts restarts in (0: forever).
     #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse::duration)]
     pub restart_window: Option<prost_types::Duration>,
     /// At most this many tasks of the service on one node (0: no limit).
-    #[arg(allow_negative_numbers = true, long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, value_parser = crate::parse::count, long, value_name = "N")]
     pub replicas_max_per_node: Option<u64>,
     /// The health check: a shell command, healthy when it exits 0.
     #[arg(long, value_name = "COMMAND")]
@@ -570,7 +570,7 @@ macro_rules! policy_flags {
         #[derive(Args, Debug)]
         pub struct $name {
             // Help as `help =`: clap reads no `#[doc = concat!(..)]`.
-            #[arg(allow_negative_numbers = true, help = concat!("Tasks ", $what, " replaces at once (0: all)."), long = concat!($prefix, "-parallelism"), id = concat!($prefix, "-parallelism"), value_name = "N")]
+            #[arg(allow_negative_numbers = true, value_parser = crate::parse::count, help = concat!("Tasks ", $what, " replaces at once (0: all)."), long = concat!($prefix, "-parallelism"), id = concat!($prefix, "-parallelism"), value_name = "N")]
             pub parallelism: Option<u64>,
             #[arg(help = concat!("Time ", $what, " waits between two steps."), long = concat!($prefix, "-delay"),
                 id = concat!($prefix, "-delay"),

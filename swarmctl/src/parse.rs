@@ -22,15 +22,27 @@ fn refuse_hyphen(text: &str, what: &str) -> Result<(), String> {
     }
 }
 
-/// `SERVICE=REPLICAS`, as docker's `service scale` takes it.
+/// `SERVICE=REPLICAS`, as docker's `service scale` takes it (a service's
+/// name holds no `=`).
 pub fn scale(text: &str) -> Result<(String, u64), String> {
     let bad = || format!("{text:?} is not SERVICE=REPLICAS (for example web=3)");
-    let (service, replicas) = text.rsplit_once('=').ok_or_else(bad)?;
+    let (service, replicas) = text.split_once('=').ok_or_else(bad)?;
+    let service = service.trim();
     if service.is_empty() {
         return Err(bad());
     }
-    let replicas = replicas.trim().parse().map_err(|_| bad())?;
+    let replicas = count(replicas).map_err(|why| format!("{text:?}: {why}"))?;
     Ok((service.to_string(), replicas))
+}
+
+/// A count of tasks, attempts or the like: a whole number, 0 or more.
+pub fn count(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if text.starts_with('-') && text[1..].starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(format!("{text:?}: a count must not be negative"));
+    }
+    text.parse()
+        .map_err(|_| format!("{text:?} is not a count (a whole number, 0 or more)"))
 }
 
 /// An environment entry as docker takes it: `KEY=VALUE`, or `KEY` alone
@@ -435,6 +447,18 @@ mod tests {
             duration("--replicas").unwrap_err(),
             "a duration is missing: the next word is the flag \"--replicas\""
         );
+    }
+
+    #[test]
+    fn counts_and_scales_say_what_is_wrong() {
+        assert_eq!(count("3"), Ok(3));
+        assert_eq!(count("-3").unwrap_err(), "\"-3\": a count must not be negative");
+        assert!(count("3x").unwrap_err().contains("is not a count"));
+        assert_eq!(scale(" web =3"), Ok(("web".to_string(), 3)));
+        for bad in ["web", "web=", "=3", "web=3=4", "web=-1"] {
+            assert!(scale(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(scale("web=-1").unwrap_err().contains("must not be negative"));
     }
 
     #[test]
