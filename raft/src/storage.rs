@@ -59,6 +59,9 @@ const MEMBER_PREFIX: &[u8] = b"member/";
 const KEY_SNAPSHOT_META: &[u8] = b"meta";
 const SNAPSHOT_DATA_PREFIX: &[u8] = b"data/";
 
+/// The disk RocksDB takes ahead for its MANIFEST (its default: 4 MiB).
+const MANIFEST_PREALLOCATION: usize = 256 << 10;
+
 /// The write-ahead log an open may have to replay, at most.
 pub(crate) const MAX_WAL_BYTES: u64 = 8 << 20;
 
@@ -897,6 +900,10 @@ pub(crate) fn db_options_recovering(create: bool, recovery: rocksdb::DBRecoveryM
     // node stop with its error. One LOG file per start, five kept.
     options.set_log_level(rocksdb::LogLevel::Fatal);
     options.set_keep_log_file_num(5);
+    // RocksDB takes 4 MiB of disk for its MANIFEST ahead, which grows by a
+    // few hundred bytes a flush: on a small disk, room the reserve then
+    // lacks. A smaller step costs an fallocate now and then.
+    options.set_manifest_preallocation_size(MANIFEST_PREALLOCATION);
     // An open replays the write-ahead log not yet flushed to tables.
     // By default RocksDB lets it grow to 4 x the memtables (1.5 GB for
     // our three families) before forcing a flush, and the small `state`

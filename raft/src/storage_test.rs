@@ -43,6 +43,27 @@ fn read(storage: &RocksStorage, low: u64, high: u64) -> Vec<u64> {
         .collect()
 }
 
+/// The MANIFEST takes a small step of the disk ahead, not RocksDB's 4 MiB
+/// (the bytes a file holds on disk, preallocated ones too: what the free
+/// space loses).
+#[test]
+fn the_manifest_takes_little_disk_ahead() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    let manifests: Vec<u64> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("MANIFEST-"))
+        .map(|entry| entry.metadata().unwrap().blocks() * 512)
+        .collect();
+    assert!(!manifests.is_empty());
+    for on_disk in manifests {
+        assert!(on_disk <= 1 << 20, "a MANIFEST takes {on_disk} bytes of disk");
+    }
+    drop(storage);
+}
+
 #[test]
 fn a_reopened_log_holds_what_was_written() {
     let dir = tempfile::tempdir().unwrap();
