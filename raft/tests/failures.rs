@@ -403,7 +403,12 @@ async fn a_follower_refused_by_a_live_leader_does_not_depose_it() {
 /// and the leader stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_cut_off_from_a_live_leader_do_not_churn_terms() {
-    let cluster = Cluster::start(5).await;
+    // Ticks of 100 ms, not the tests' 50: the followers that still hear
+    // the leader refuse a pre-vote only while they heard it within an
+    // election timeout, and on a loaded 2-core machine (the whole suite at
+    // once) 0.5 s without a heartbeat happened, and a real election with
+    // it (CI, once).
+    let cluster = Cluster::start_with(5, |config| config.tick = Duration::from_millis(100)).await;
     let leader = cluster.leader().await;
     let term = cluster.handle(leader).leadership().term;
     let cut_off: Vec<u64> = cluster
@@ -425,8 +430,8 @@ async fn followers_cut_off_from_a_live_leader_do_not_churn_terms() {
         (started > 0).then_some(())
     })
     .await;
-    // Several election timeouts (0.5-1 s each in these tests).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Several election timeouts (1-2 s each here).
+    tokio::time::sleep(Duration::from_secs(4)).await;
     for &follower in &cut_off {
         let reached = cluster.handle(follower).leadership().term;
         assert_eq!(reached, term, "member {follower} went from term {term} to {reached}");
