@@ -631,14 +631,7 @@ mod tests {
         let _ = stopping.send(true);
         // Its place among the watches open comes free, the client still
         // reading nothing.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        while api.watch(request()).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the stopped watch still holds its place"
-            );
-            tokio::task::yield_now().await;
-        }
+        drop(taken_within_5s(&api, request, "the stopped watch still holds its place").await);
         let rest: Vec<_> = watch.collect().await;
         let commits: Vec<u64> = rest
             .iter()
@@ -690,14 +683,7 @@ mod tests {
         let small = tonic::Request::new(swarm_proto::v1::WatchRequest::default());
         assert!(api.watch(small).await.is_ok());
         drop(open.pop());
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        while api.watch(largest()).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the ended watch's filters still count"
-            );
-            tokio::task::yield_now().await;
-        }
+        drop(taken_within_5s(&api, largest, "the ended watch's filters still count").await);
     }
 
     #[tokio::test]
@@ -733,19 +719,31 @@ mod tests {
         // The client of the first goes away: its watch ends, and a new one
         // may open.
         drop(first);
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        let mut third = loop {
-            if let Ok(third) = watch().await {
-                break third.into_inner();
-            }
-            assert!(tokio::time::Instant::now() < deadline, "the ended watch still counts");
-            tokio::task::yield_now().await;
-        };
+        let request = || tonic::Request::new(swarm_proto::v1::WatchRequest::default());
+        let mut third = taken_within_5s(&api, request, "the ended watch still counts").await;
         // It is served: a change reaches it.
         let pass = secret(&swarm_store::id::generate(), "pass", &[]);
         api.store.update(|tx| tx.create(pass)).await.expect("store a secret");
         let message = third.next().await.expect("an event").expect("not an error");
         assert_eq!(message.events.len(), 1);
+    }
+
+    /// The watch `request()` asks for, asked again until `api` takes it:
+    /// within 5 s, or the test fails saying what still `held` its place.
+    async fn taken_within_5s(
+        api: &super::WatchApi,
+        request: impl Fn() -> tonic::Request<swarm_proto::v1::WatchRequest>,
+        held: &str,
+    ) -> super::WatchStream {
+        use swarm_proto::v1::watch_server::Watch as _;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if let Ok(taken) = api.watch(request()).await {
+                return taken.into_inner();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{held}");
+            tokio::task::yield_now().await;
+        }
     }
 
     /// What a watch with `entry` reports of the changes `write` makes, as
