@@ -9,6 +9,7 @@ mod membership;
 mod pending;
 mod ready_loop;
 mod snapshot_schedule;
+mod tick_clock;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -182,7 +183,13 @@ impl<S: StateMachine> RaftNode<S> {
             links: links.clone(),
             election_timeout: config.election_timeout(),
         };
-        let service = TransportService::new(config.id, config.cluster_id, inbound_tx, links, Arc::clone(&disk));
+        let service = TransportService::new(
+            config.id,
+            config.cluster_id,
+            inbound_tx,
+            links.clone(),
+            Arc::clone(&disk),
+        );
         // Where a slow start goes: opening RocksDB (and replaying its
         // write-ahead log), restoring the snapshot into the machine; the
         // entries after it are applied by the loop's first turns.
@@ -194,6 +201,7 @@ impl<S: StateMachine> RaftNode<S> {
             restore = ?restoring.elapsed(),
             "raft member starting"
         );
+        let config_tick = config.tick;
         let ready_loop = ReadyLoop {
             snapshot_schedule,
             config,
@@ -217,6 +225,8 @@ impl<S: StateMachine> RaftNode<S> {
             snapshots_written,
             snapshots_done,
             leader_watch,
+            ticks: tick_clock::TickClock::new(config_tick),
+            links,
             last_heard: Default::default(),
             unreachable: Vec::new(),
             data_dir,

@@ -21,7 +21,6 @@ use raft::raw_node::RawNode;
 use raft::{SnapshotStatus, StateRole, Storage as _};
 use rocksdb::WriteBatch;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::MissedTickBehavior;
 use tracing::Instrument as _;
 
 use super::failover::{self, LeaderWatch};
@@ -30,6 +29,7 @@ use super::handle::{Command, Leadership, Progress, Proposal, Role, Status};
 use super::membership;
 use super::pending::{Pending, Waiter};
 use super::snapshot_schedule::SnapshotSchedule;
+use super::tick_clock::TickClock;
 use crate::config::Config;
 use crate::data_dir::DataDirGuard;
 use crate::disk_space::{self, DiskSpace};
@@ -37,7 +37,7 @@ use crate::error::{Error, Peer, Result};
 use crate::metrics::Metrics;
 use crate::state_machine::StateMachine;
 use crate::storage::{self, RocksStorage};
-use crate::transport::{Inbound, Report, Transport};
+use crate::transport::{Inbound, Links, Report, Transport};
 
 /// How many queued messages or proposals one turn takes at most, so that a
 /// flood of them cannot hold back the write.
@@ -93,6 +93,10 @@ pub(crate) struct ReadyLoop<S: StateMachine> {
     pub snapshots_done: mpsc::UnboundedReceiver<(SnapshotMetadata, Result<usize>)>,
     /// Watches for a leader whose process is gone (`failover`).
     pub leader_watch: LeaderWatch,
+    /// When raft-rs's next tick falls due.
+    pub ticks: TickClock,
+    /// The test hooks of this member (production never sets one).
+    pub links: Links,
     /// When each peer's last message arrived. raft-rs's own `recent_active`
     /// is cleared at every election timeout, so it reads "inactive" for a
     /// moment even for a healthy peer.
@@ -120,11 +124,6 @@ impl<S: StateMachine> ReadyLoop<S> {
 
     /// Takes turns until a stop, a removal from the group, or an error.
     async fn turns(&mut self) -> Result<()> {
-        let mut ticker = tokio::time::interval(self.config.tick);
-        // Ticks are time: those a long turn missed all count, at once (as
-        // etcd's raft queues them), so that a slow loop does not stretch
-        // its election and quorum timeouts.
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let voters = self.raw.raft.prs().conf().voters().ids();
         let mut alone = voters.len() == 1 && voters.contains(self.config.id);
         self.lead_if_alone(&mut alone);
@@ -148,7 +147,11 @@ impl<S: StateMachine> ReadyLoop<S> {
                 // Committed entries past one Ready's share (a long log
                 // replayed at start) wait for no event: go on at once.
                 () = std::future::ready(()), if self.raw.has_ready() => {}
-                _ = ticker.tick() => self.on_tick(),
+                () = tokio::time::sleep_until(self.ticks.next_due()) => {}
+            }
+            if let Some(pause) = self.links.take_loop_pause() {
+                // A test's stand-in for a turn held up by a slow disk.
+                tokio::time::sleep(pause).await;
             }
             if self.drain_queues() < FEW_PROPOSALS {
                 // A small batch: let the proposers that the last turn's
@@ -165,11 +168,11 @@ impl<S: StateMachine> ReadyLoop<S> {
             // and a busy member nearly always has some: the ticks due (the
             // heartbeats, elections and quorum checks) and the snapshots
             // written are taken every turn, or under load a leader cut off
-            // from its group would lead on, its proposals unanswered. After
-            // the messages that came meanwhile: a follower counts a leader
-            // silent only once it has read what the leader sent.
-            while ticker.tick().now_or_never().is_some() {
-                self.on_tick();
+            // from its group would lead on, its proposals unanswered. Not
+            // past a message still queued, though: it is read first, with
+            // the ticks due before it came (`tick_clock`).
+            if self.inbound.is_empty() {
+                self.tick_until(tokio::time::Instant::now());
             }
             if let Err(err) = self.data_dir.check_if_due() {
                 break Err(err);
@@ -291,6 +294,13 @@ impl<S: StateMachine> ReadyLoop<S> {
         }
     }
 
+    /// Counts the ticks that fell due by `at`.
+    fn tick_until(&mut self, at: tokio::time::Instant) {
+        for _ in 0..self.ticks.due_by(at) {
+            self.on_tick();
+        }
+    }
+
     fn on_tick(&mut self) {
         self.raw.tick();
         self.leader_watch.on_tick(&self.raw, &self.config);
@@ -380,7 +390,17 @@ impl<S: StateMachine> ReadyLoop<S> {
         }
     }
 
-    fn on_message(&mut self, Inbound { from_addr, mut message }: Inbound) {
+    fn on_message(
+        &mut self,
+        Inbound {
+            from_addr,
+            mut message,
+            received,
+        }: Inbound,
+    ) {
+        // Time as it was when the message came: a leader's heartbeat read
+        // late, after a stall, still ends the silence it ended then.
+        self.tick_until(received);
         self.transport.learn(message.from, &from_addr);
         self.last_heard.insert(message.from, Instant::now());
         if message.get_msg_type() == MessageType::MsgHeartbeat {

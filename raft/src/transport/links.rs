@@ -1,7 +1,10 @@
-//! A test hook: links to chosen peers can be cut, and healed.
+//! Test hooks: links to chosen peers can be cut, and healed; the loop can
+//! be held up, as a slow disk holds it.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// The set of peers this member neither sends to nor accepts messages
 /// from. Empty in production; tests cut links to stage partitions. Both
@@ -13,6 +16,8 @@ pub struct Links {
     /// Leaders whose address this member's failover probe finds refusing
     /// connections, as a firewall that rejects them would make it.
     refusing: Arc<Mutex<HashSet<u64>>>,
+    /// Milliseconds the loop's next turn is to wait before going on.
+    loop_pause: Arc<AtomicU64>,
 }
 
 impl Links {
@@ -46,6 +51,27 @@ impl Links {
     /// Whether a probe of `peer`'s address is to find it refusing.
     pub(crate) fn probe_refused(&self, peer: u64) -> bool {
         lock(&self.refusing).contains(&peer)
+    }
+
+    /// Holds this member's loop up for `pause` at its next turn: nothing
+    /// it would do moves meanwhile, as when a write waits on a slow disk,
+    /// while messages keep arriving.
+    pub fn pause_loop(&self, pause: Duration) {
+        let millis = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX);
+        self.loop_pause.store(millis, Ordering::Relaxed);
+    }
+
+    /// Whether a pause was asked for that the loop has yet to take.
+    pub fn loop_pause_asked(&self) -> bool {
+        self.loop_pause.load(Ordering::Relaxed) != 0
+    }
+
+    /// The pause the loop is to take now, if one was asked for.
+    pub(crate) fn take_loop_pause(&self) -> Option<Duration> {
+        match self.loop_pause.swap(0, Ordering::Relaxed) {
+            0 => None,
+            millis => Some(Duration::from_millis(millis)),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashSet<u64>> {

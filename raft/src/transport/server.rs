@@ -22,6 +22,8 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) struct Inbound {
     pub from_addr: String,
     pub message: Message,
+    /// When it arrived: the loop may read it later (`tick_clock`).
+    pub received: tokio::time::Instant,
 }
 
 /// The transport service of one member; serve it with
@@ -124,6 +126,7 @@ impl TransportService {
         let inbound = Inbound {
             from_addr: from_addr.to_string(),
             message,
+            received: tokio::time::Instant::now(),
         };
         self.inbound
             .send(inbound)
