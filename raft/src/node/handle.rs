@@ -428,7 +428,8 @@ impl<O: Send + 'static> RaftHandle<O> {
         metrics
     }
 
-    /// The test hook of the transport: cut and heal links to peers.
+    /// The test hooks: cut and heal links to peers, refuse probes, hold
+    /// the loop up.
     pub fn links(&self) -> &Links {
         &self.links
     }

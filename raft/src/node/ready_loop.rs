@@ -168,9 +168,11 @@ impl<S: StateMachine> ReadyLoop<S> {
             // and a busy member nearly always has some: the ticks due (the
             // heartbeats, elections and quorum checks) and the snapshots
             // written are taken every turn, or under load a leader cut off
-            // from its group would lead on, its proposals unanswered. Not
-            // past a message still queued, though: it is read first, with
-            // the ticks due before it came (`tick_clock`).
+            // from its group would lead on, its proposals unanswered. Only
+            // the ticks due by a message still queued wait: each message
+            // brings the ticks due by the time it came when it is read
+            // (`tick_clock`), so ticks trail time by no more than the age
+            // of the oldest message queued.
             if self.inbound.is_empty() {
                 self.tick_until(tokio::time::Instant::now());
             }
@@ -402,7 +404,7 @@ impl<S: StateMachine> ReadyLoop<S> {
         // late, after a stall, still ends the silence it ended then.
         self.tick_until(received);
         self.transport.learn(message.from, &from_addr);
-        self.last_heard.insert(message.from, Instant::now());
+        self.last_heard.insert(message.from, received.into_std());
         if message.get_msg_type() == MessageType::MsgHeartbeat {
             // A leader tells a follower to commit up to what it believes the
             // follower holds. Past this member's last entry, its log is not

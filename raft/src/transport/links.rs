@@ -16,7 +16,7 @@ pub struct Links {
     /// Leaders whose address this member's failover probe finds refusing
     /// connections, as a firewall that rejects them would make it.
     refusing: Arc<Mutex<HashSet<u64>>>,
-    /// Milliseconds the loop's next turn is to wait before going on.
+    /// Microseconds the loop's next turn is to wait before going on.
     loop_pause: Arc<AtomicU64>,
 }
 
@@ -57,8 +57,8 @@ impl Links {
     /// it would do moves meanwhile, as when a write waits on a slow disk,
     /// while messages keep arriving.
     pub fn pause_loop(&self, pause: Duration) {
-        let millis = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX);
-        self.loop_pause.store(millis, Ordering::Relaxed);
+        let micros = u64::try_from(pause.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.loop_pause.store(micros, Ordering::Relaxed);
     }
 
     /// Whether a pause was asked for that the loop has yet to take.
@@ -70,7 +70,7 @@ impl Links {
     pub(crate) fn take_loop_pause(&self) -> Option<Duration> {
         match self.loop_pause.swap(0, Ordering::Relaxed) {
             0 => None,
-            millis => Some(Duration::from_millis(millis)),
+            micros => Some(Duration::from_micros(micros)),
         }
     }
 

@@ -122,11 +122,15 @@ impl TransportService {
         due
     }
 
-    async fn deliver(&self, from_addr: &str, message: Message) -> Result<(), Status> {
+    /// Queues `message` for the loop. `received` is when its batch came:
+    /// stamped once, before the first message of the batch waits for room
+    /// in the queue, so that a loop stalled long enough to fill it still
+    /// reads when the rest came.
+    async fn deliver(&self, from_addr: &str, message: Message, received: tokio::time::Instant) -> Result<(), Status> {
         let inbound = Inbound {
             from_addr: from_addr.to_string(),
             message,
-            received: tokio::time::Instant::now(),
+            received,
         };
         self.inbound
             .send(inbound)
@@ -242,11 +246,12 @@ impl Reassembly {
 #[tonic::async_trait]
 impl RaftTransport for TransportService {
     async fn send(&self, request: Request<RaftBatch>) -> Result<Response<RaftAck>, Status> {
+        let received = tokio::time::Instant::now();
         let batch = request.into_inner();
         if self.admit(batch.cluster_id, batch.from, batch.to)? {
             self.disk.note_peer(batch.from, &batch.from_addr, batch.disk_short);
             for bytes in &batch.messages {
-                self.deliver(&batch.from_addr, decode(bytes, batch.from, batch.to, false)?)
+                self.deliver(&batch.from_addr, decode(bytes, batch.from, batch.to, false)?, received)
                     .await?;
             }
         }
@@ -273,7 +278,8 @@ impl RaftTransport for TransportService {
         let data = data.finish()?;
         tracing::info!(from = first.from, bytes = data.len(), "snapshot received");
         message.mut_snapshot().data = data;
-        self.deliver("", message).await?;
+        // Complete only now: it counts as come now.
+        self.deliver("", message, tokio::time::Instant::now()).await?;
         Ok(Response::new(RaftAck {}))
     }
 }
