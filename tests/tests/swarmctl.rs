@@ -1114,11 +1114,21 @@ fn an_unanswering_socket_and_a_closed_pipe_end_the_command() {
 /// A daemon that hangs (here stopped with SIGSTOP) is found out by the
 /// connection's keepalive pings: the command ends within seconds of their
 /// 10 s, saying swarmd stopped answering and that its change may have been
-/// made all the same.
+/// made all the same. So does a watch, whose stream hears only that its
+/// connection broke, and says where to go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_daemon_is_said_to_have_stopped_answering() {
     let root = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
+    let mut watch = Command::new(workspace_binary("swarmctl"))
+        .args(["watch"])
+        .env("SWARM_SOCKET", &daemon.socket)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start swarmctl watch");
+    let watched = watched_lines(watch.stdout.take().expect("its stdout"));
+    wait_until_watching(&daemon.socket, &watched, root.path());
     daemon.signal(libc::SIGSTOP);
     let started = Instant::now();
     let (code, _, stderr) = swarmctl(
@@ -1126,6 +1136,8 @@ async fn a_hung_daemon_is_said_to_have_stopped_answering() {
         &["service", "create", "--name", "web", "--image", "busybox:local"],
     );
     let took = started.elapsed();
+    let watch_ended = watch.wait_with_output().expect("the watch ends");
+    let watch_took = started.elapsed();
     daemon.signal(libc::SIGCONT);
     assert_eq!(code, 1, "{stderr}");
     assert!(
@@ -1134,6 +1146,17 @@ async fn a_hung_daemon_is_said_to_have_stopped_answering() {
         "{stderr}"
     );
     assert!(took < Duration::from_secs(30), "took {took:?}");
+    let stderr = String::from_utf8_lossy(&watch_ended.stderr);
+    assert_eq!(watch_ended.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("swarmd stopped answering: the watch's connection was dropped"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.trim_end().ends_with(")") && stderr.contains("(to go on: --resume-after "),
+        "{stderr}"
+    );
+    assert!(watch_took < Duration::from_secs(30), "the watch took {watch_took:?}");
     drop(daemon);
 }
 

@@ -195,13 +195,8 @@ pub(crate) fn status_error(status: tonic::Status, a_change: bool) -> anyhow::Err
             let cause = crate::connect::root_cause(cause);
             // Dialing again after the connection dropped, refused: this
             // request never reached swarmd, so it made no change.
-            if let Some(io) = cause.downcast_ref::<std::io::Error>()
-                && matches!(
-                    io.kind(),
-                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
-                )
-            {
-                return anyhow::anyhow!("swarmd is no longer reachable (it stopped?): {io}");
+            if refused(cause) {
+                return anyhow::anyhow!("swarmd is no longer reachable (it stopped?): {cause}");
             }
             let hint = if a_change {
                 " (the change may have been made all the same: look before trying again)"
@@ -230,6 +225,24 @@ pub(crate) fn status_error(status: tonic::Status, a_change: bool) -> anyhow::Err
             _ => anyhow::anyhow!("{}", status.message()),
         },
     }
+}
+
+/// Whether `cause` is a refusal to connect: nothing listens on the socket.
+fn refused(cause: &(dyn std::error::Error + 'static)) -> bool {
+    cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+        )
+    })
+}
+
+/// Whether `status` says only that the connection was lost: neither that
+/// dialing again was refused nor that its pings went unanswered, so
+/// whether swarmd still runs is unknown.
+pub(crate) fn only_lost(status: &tonic::Status) -> bool {
+    std::error::Error::source(status)
+        .is_some_and(|cause| !refused(crate::connect::root_cause(cause)) && !went_unanswered(status))
 }
 
 /// Whether the connection under `status` was dropped for its keepalive

@@ -75,7 +75,7 @@ pub async fn run(
     // Until a message is printed, a watch that resumes goes on from where
     // it was asked to (one that does not gets its start marker first).
     let (lines, printed, writer) = stdout_writer(resume_after.unwrap_or(0));
-    let watched = watch_into(client, request, format, lines, &printed).await;
+    let watched = watch_into(socket, client, request, format, lines, &printed).await;
     match watched {
         // Ended with its output stalled: said now, what was not printed
         // given up (where to go on is the last commit printed).
@@ -127,6 +127,7 @@ const OUTPUT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// alone): up to [`HELD_BYTES`] of messages are held, later ones are let
 /// go of, and the watch then resumes after the last one the output took.
 async fn watch_into(
+    socket: &Path,
     mut client: WatchClient<tonic::transport::Channel>,
     mut request: WatchRequest,
     format: Format,
@@ -227,17 +228,61 @@ async fn watch_into(
             // takes over, which with a narrow filter may be past the last
             // line printed (the manager marks its progress now and then).
             Some(after) if status.code() != tonic::Code::OutOfRange => {
-                return Err(Ended::Said(ended_at(status, after)));
+                return Err(Ended::Said(ended_at(socket, status, after).await));
             }
             _ => return Err(Ended::Said(super::status_error(status, false))),
         }
     }
 }
 
-/// Why a watch ended, with where a new one takes over.
-fn ended_at(status: tonic::Status, after: u64) -> anyhow::Error {
-    let ended = super::status_error(status, false);
+/// Why a watch ended, with where a new one takes over. Where its
+/// connection was only lost, a new one finds out why: hyper drops a
+/// connection whose keepalive pings go unanswered, and a stream on it
+/// learns only of a "broken pipe".
+async fn ended_at(socket: &Path, status: tonic::Status, after: u64) -> anyhow::Error {
+    let ended = if super::only_lost(&status) {
+        match probe(socket).await {
+            Probe::Answers => super::status_error(status, false),
+            Probe::Unreachable => {
+                anyhow::anyhow!("swarmd is no longer reachable (it stopped?): the watch's connection was lost")
+            }
+            Probe::Silent => anyhow::anyhow!(
+                "swarmd stopped answering: the watch's connection was dropped, and a new request got no reply \
+                 within {}s",
+                PROBE_TIMEOUT.as_secs()
+            ),
+        }
+    } else {
+        super::status_error(status, false)
+    };
     anyhow::anyhow!("{ended} (to go on: --resume-after {after})")
+}
+
+/// How long swarmd may take to answer the probe of a lost watch: far
+/// longer than a live one takes to say what it is.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a request on a new connection finds.
+enum Probe {
+    Answers,
+    /// Nothing serves the socket any more.
+    Unreachable,
+    /// The connection is taken, and no answer comes.
+    Silent,
+}
+
+async fn probe(socket: &Path) -> Probe {
+    let asked = async {
+        let Ok(control) = connect(socket).await else {
+            return Probe::Unreachable;
+        };
+        // Any answer, a refusal too, says it runs.
+        let _ = control.info().await;
+        Probe::Answers
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, asked)
+        .await
+        .unwrap_or(Probe::Silent)
 }
 
 /// One message's lines, and the commit it came from.
