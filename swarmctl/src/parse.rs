@@ -148,6 +148,11 @@ pub fn memory_bytes(text: &str) -> Result<i64, String> {
         _ => return Err(bad()),
     };
     let bytes = decimal(number, 1024u128.pow(power)).ok_or_else(bad)?;
+    // 0 says "no limit"; a size that only rounds down to it was meant as
+    // one.
+    if bytes == 0 && number.contains(|c: char| ('1'..='9').contains(&c)) {
+        return Err(format!("{text:?} is less than one byte"));
+    }
     i64::try_from(bytes).map_err(|_| format!("{text:?} is too large"))
 }
 
@@ -474,6 +479,10 @@ mod tests {
         }
         assert!(memory_bytes("99999999p").unwrap_err().contains("too large"));
         assert!(memory_bytes("-5m").unwrap_err().contains("must not be negative"));
+        // 0 is "no limit"; a fraction of a byte is not.
+        assert_eq!(memory_bytes("0"), Ok(0));
+        assert_eq!(memory_bytes("0.0g"), Ok(0));
+        assert!(memory_bytes("0.1").unwrap_err().contains("less than one byte"));
     }
 
     #[test]

@@ -39,8 +39,10 @@ impl tonic::service::Interceptor for LeaderOnly {
         }
         Err(Status::unavailable(
             match (leadership.leader_id, leadership.leader_addr) {
-                (Some(id), Some(addr)) => format!("this manager is not the leader; the leader is {id:x} at {addr}"),
-                (Some(id), None) => format!("this manager is not the leader; the leader is {id:x}"),
+                (Some(id), Some(addr)) => {
+                    format!("this manager is not the leader; the leader is Raft member {id} at {addr}")
+                }
+                (Some(id), None) => format!("this manager is not the leader; the leader is Raft member {id}"),
                 (None, _) => "this manager is not the leader and no leader is known yet".to_string(),
             },
         ))

@@ -297,9 +297,23 @@ async fn updates_carry_the_version_read_and_can_roll_back() {
     global.mode = Some(service_spec::Mode::Global(GlobalService {}));
     refused(
         &store,
+        update(updated.meta.as_ref().unwrap().version, Some(global.clone()), false),
+        Code::InvalidArgument,
+        "spec.mode: a service cannot change between replicated, global and job modes",
+    )
+    .await;
+    // Said as a change of mode, not as what the new mode refuses of the
+    // rest of the spec.
+    let task = swarm_proto::Shared::make_mut(global.task.as_mut().unwrap());
+    task.placement = Some(Box::new(Placement {
+        max_replicas: 2,
+        ..Default::default()
+    }));
+    refused(
+        &store,
         update(updated.meta.as_ref().unwrap().version, Some(global), false),
         Code::InvalidArgument,
-        "spec.mode",
+        "spec.mode: a service cannot change between replicated, global and job modes",
     )
     .await;
 

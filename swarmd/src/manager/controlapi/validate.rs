@@ -231,8 +231,8 @@ fn container_spec(container: &ContainerSpec) -> Result<()> {
         target: &r.target,
         mode: r.mode,
     });
-    references("secret", secrets, "a relative path (under /run/secrets)", |target| {
-        !target.starts_with('/')
+    let secret_files = references("secret", secrets, "a relative path (under /run/secrets)", |target| {
+        (!target.starts_with('/')).then(|| format!("{SECRETS_DIR}/{target}"))
     })?;
     let configs = container.configs.iter().map(|r| FileReference {
         id: &r.config_id,
@@ -240,7 +240,15 @@ fn container_spec(container: &ContainerSpec) -> Result<()> {
         target: &r.target,
         mode: r.mode,
     });
-    references("config", configs, "an absolute path", |target| target.starts_with('/'))?;
+    let config_files = references("config", configs, "an absolute path", |target| {
+        target.starts_with('/').then(|| target.to_string())
+    })?;
+    if let Some((file, named)) = config_files.iter().find(|(file, _)| secret_files.contains_key(*file)) {
+        return Err(invalid(format!(
+            "spec.task.container.configs: {named} would be the file {file:?}, which {} is",
+            secret_files[file]
+        )));
+    }
     mounts(&container.mounts)
 }
 
@@ -377,18 +385,23 @@ struct FileReference<'a> {
     mode: Option<u32>,
 }
 
+/// Where a container finds its secrets: a secret's target is relative to it.
+const SECRETS_DIR: &str = "/run/secrets";
+
 /// A container's secret or config references, as SwarmKit's
 /// `validateSecretRefsSpec`: each names an object and a target of the right
-/// form (`form`, which `target_form` checks), inside where it is mounted (no
-/// `..`), no two share a target, and a mode holds only permission bits.
+/// form (`form`: `file_of` gives the file an acceptable target is),
+/// inside where it is mounted (no `..`), naming a file rather than a
+/// directory, no two the same file however spelled, and a mode holds only
+/// permission bits. Returns each file, with what is there.
 fn references<'a>(
     kind: &str,
     references: impl Iterator<Item = FileReference<'a>>,
     form: &str,
-    target_form: impl Fn(&str) -> bool,
-) -> Result<()> {
+    file_of: impl Fn(&str) -> Option<String>,
+) -> Result<std::collections::BTreeMap<String, String>> {
     let field = format!("spec.task.container.{kind}s");
-    let mut targets = std::collections::HashSet::new();
+    let mut files = std::collections::BTreeMap::new();
     for FileReference { id, name, target, mode } in references {
         if id.is_empty() {
             return Err(invalid(format!("{field}: a reference names no ID")));
@@ -398,21 +411,28 @@ fn references<'a>(
             name => format!("{kind} {name:?}"),
         };
         let escapes = target.split('/').any(|part| part == "..");
-        if target.is_empty() || escapes || !target_form(target) {
+        let file = file_of(target).filter(|_| !target.is_empty() && !escapes);
+        let Some(file) = file else {
             return Err(invalid(format!(
                 "{field}: target {target:?} of {named} must be {form}, without \"..\""
             )));
-        }
-        if !targets.insert(target) {
-            return Err(invalid(format!("{field}: two references share the target {target:?}")));
+        };
+        // `/etc/`, `/tmp/.`, `.`: a directory, which a file cannot replace.
+        if matches!(target.rsplit('/').next(), Some("" | ".")) {
+            return Err(invalid(format!(
+                "{field}: target {target:?} of {named} names a directory: it must name a file"
+            )));
         }
         if let Some(mode) = mode.filter(|mode| *mode > 0o777) {
             return Err(invalid(format!(
                 "{field}: mode {mode:#o} of {named} is not a file mode (0 to 0o777)"
             )));
         }
+        if files.insert(swarm_proto::clean_path(&file), named).is_some() {
+            return Err(invalid(format!("{field}: two references share the target {target:?}")));
+        }
     }
-    Ok(())
+    Ok(files)
 }
 
 /// The shortest health check period Docker accepts (0 means its default).
@@ -1143,6 +1163,11 @@ mod tests {
             vec![secret("../etc/passwd")],
             vec![secret("/abs")],
             vec![secret("a"), secret("a")],
+            // The same file, however spelled.
+            vec![secret("a"), secret("./a")],
+            // Directories, which a file cannot replace.
+            vec![secret(".")],
+            vec![secret("sub/")],
             vec![swarm_proto::v1::SecretReference {
                 mode: Some(0o1777),
                 ..secret("sticky")
@@ -1159,11 +1184,30 @@ mod tests {
             "names the secret as the user did, and the rule: {err}"
         );
         container.secrets.clear();
-        for bad in [vec![config("relative")], vec![config("/etc/../x")]] {
+        for bad in [
+            vec![config("relative")],
+            vec![config("/etc/../x")],
+            vec![config("/")],
+            vec![config("/etc/")],
+            vec![config("/tmp/.")],
+            vec![config("//")],
+            vec![config("/etc/app.conf"), config("//etc/app.conf")],
+        ] {
             container.configs = bad;
             let err = container_spec(container).unwrap_err().to_string();
             assert!(err.contains("spec.task.container.configs"), "{err}");
         }
+        container.configs = vec![config("/etc/")];
+        let err = container_spec(container).unwrap_err().to_string();
+        assert!(err.contains("names a directory: it must name a file"), "{err}");
+        // A config where a secret is: one of them would not be there.
+        container.secrets = vec![secret("db")];
+        container.configs = vec![config("/run/secrets/db")];
+        let err = container_spec(container).unwrap_err().to_string();
+        assert!(
+            err.contains("would be the file \"/run/secrets/db\", which secret \"db\" is"),
+            "{err}"
+        );
     }
 
     #[test]

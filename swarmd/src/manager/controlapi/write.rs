@@ -283,6 +283,15 @@ pub(crate) async fn update_service(
             .clone()
             .ok_or_else(|| Error::FailedPrecondition(format!("service {id} has no previous spec to roll back to")))?
     } else {
+        // Said as what it is, before the new mode's own checks (a
+        // replicated-only setting on a global spec, say) would say less.
+        let existing_mode = existing.spec.as_ref().and_then(|spec| spec.mode.as_ref());
+        let next_mode = spec.as_ref().and_then(|spec| spec.mode.as_ref());
+        if next_mode.is_some() && !validate::same_mode_kind(existing_mode, next_mode) {
+            return Err(Error::InvalidArgument(
+                "spec.mode: a service cannot change between replicated, global and job modes".into(),
+            ));
+        }
         service_spec(spec, false)?
     };
     // Not even in case: the name is what the service is found by.
@@ -290,12 +299,6 @@ pub(crate) async fn update_service(
     if name(existing.spec.as_ref()) != name(Some(&next)) {
         return Err(Error::InvalidArgument(
             "spec.annotations.name: a service cannot be renamed".into(),
-        ));
-    }
-    let existing_mode = existing.spec.as_ref().and_then(|spec| spec.mode.as_ref());
-    if !validate::same_mode_kind(existing_mode, next.mode.as_ref()) {
-        return Err(Error::InvalidArgument(
-            "spec.mode: a service cannot change between replicated, global and job modes".into(),
         ));
     }
     let _serialized = cross_checks.for_spec(&next).await;
