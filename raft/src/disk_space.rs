@@ -544,13 +544,16 @@ pub(crate) fn describe_no_space(
     )
 }
 
-/// `bytes` for a person: "12.5 MiB".
+/// `bytes` for a person: "12.5 MiB" ("16.0 KiB" for an entry, which
+/// would read "0.0 MiB").
 pub(crate) fn human(bytes: u64) -> String {
-    const MIB: f64 = (1u64 << 20) as f64;
+    const KIB: f64 = 1024.0;
     if bytes >= 1 << 30 {
-        format!("{:.1} GiB", bytes as f64 / (MIB * 1024.0))
+        format!("{:.1} GiB", bytes as f64 / (KIB * KIB * KIB))
+    } else if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (KIB * KIB))
     } else {
-        format!("{:.1} MiB", bytes as f64 / MIB)
+        format!("{:.1} KiB", bytes as f64 / KIB)
     }
 }
 
@@ -563,6 +566,13 @@ mod tests {
     use crate::error::Error;
 
     const TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+    #[test]
+    fn sizes_read_in_the_unit_that_shows_them() {
+        assert_eq!(human(16 << 10), "16.0 KiB");
+        assert_eq!(human(3 << 19), "1.5 MiB");
+        assert_eq!(human(5 << 30), "5.0 GiB");
+    }
 
     #[test]
     fn reads_the_free_space_of_a_real_filesystem() {
