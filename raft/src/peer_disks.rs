@@ -177,7 +177,7 @@ mod tests {
             "{err:?}"
         );
         let said = err.to_string();
-        assert!(said.starts_with("the raft data dir's filesystem of member 2 at 10.0.0.2:4242 has 0.0 MiB free, under the 0.0 MiB it keeps free"), "{said}");
+        assert!(said.starts_with("the raft data dir's filesystem of member 2 at 10.0.0.2:4242 has 0.0 KiB free, under the 0.1 KiB it keeps free"), "{said}");
         assert!(peers.refusal(true, now).is_none(), "removals still taken");
         assert_eq!(peers.note(2, "10.0.0.2:4242", None, now), Some(Turned::Room));
         assert!(peers.refusal(false, now).is_none());
