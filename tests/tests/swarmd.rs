@@ -444,6 +444,27 @@ async fn an_acknowledged_service_create_survives_kill_9_and_bad_input_is_refused
         })
         .await;
     assert_eq!(refused.unwrap_err().code(), tonic::Code::InvalidArgument);
+    // Over the 8 MiB the manager decodes: refused before any handler runs,
+    // as gRPC means it, and in words.
+    let huge = swarm_proto::v1::SecretSpec {
+        annotations: Some(swarm_proto::v1::Annotations {
+            name: "huge".into(),
+            ..Default::default()
+        }),
+        data: vec![b'x'; 9 << 20],
+    };
+    let refused = control
+        .create_secret(swarm_proto::v1::CreateSecretRequest { spec: Some(huge) })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().starts_with("the request is 943")
+            && refused
+                .message()
+                .ends_with("over the 8388608 bytes (8 MiB) this manager takes in one request"),
+        "{refused:?}"
+    );
     drop(control);
     daemon.signal_and_wait(SIGKILL, Duration::from_secs(10));
 

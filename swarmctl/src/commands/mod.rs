@@ -211,19 +211,13 @@ pub(crate) fn status_error(status: tonic::Status, a_change: bool) -> anyhow::Err
             }
             anyhow::anyhow!("the connection to swarmd was lost: {cause}{hint}")
         }
-        None => match status.message().strip_prefix(TOO_LARGE) {
-            // tonic's own refusal, before the manager reads the request.
-            Some(sizes) if status.code() == tonic::Code::OutOfRange => {
-                anyhow::anyhow!("the request is larger than the manager takes (8 MiB): {sizes}")
-            }
-            // Someone else's change came first; this one was made on what
-            // was read before it, and nothing of it was stored.
-            _ if status.code() == tonic::Code::Aborted => anyhow::anyhow!(
-                "{} (it changed while this command ran; nothing was changed: run it again)",
-                status.message()
-            ),
-            _ => anyhow::anyhow!("{}", status.message()),
-        },
+        // Someone else's change came first; this one was made on what was
+        // read before it, and nothing of it was stored.
+        None if status.code() == tonic::Code::Aborted => anyhow::anyhow!(
+            "{} (it changed while this command ran; nothing was changed: run it again)",
+            status.message()
+        ),
+        None => anyhow::anyhow!("{}", status.message()),
     }
 }
 
@@ -263,9 +257,6 @@ fn went_unanswered(status: &tonic::Status) -> bool {
     }
     false
 }
-
-/// How tonic words its refusal of a request over the server's size limit.
-const TOO_LARGE: &str = "Error, decoded message length too large: ";
 
 /// A protobuf enum value's name without its `prefix`, in lower case with
 /// dashes: `ORDER_START_FIRST` as `start-first`.
@@ -416,13 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn refusals_the_manager_did_not_word_or_that_ask_for_a_retry_say_so() {
-        let refused =
-            tonic::Status::out_of_range(format!("{TOO_LARGE}found 8640633 bytes, the limit is: 8388608 bytes"));
-        assert_eq!(
-            status_error(refused, true).to_string(),
-            "the request is larger than the manager takes (8 MiB): found 8640633 bytes, the limit is: 8388608 bytes"
-        );
+    fn refusals_that_ask_for_a_retry_say_so() {
         let other = tonic::Status::not_found("service \"web\" not found");
         assert_eq!(status_error(other, false).to_string(), "service \"web\" not found");
         let stale = tonic::Status::aborted("service x was changed");

@@ -4,6 +4,7 @@
 //! RocksDB, remove the socket), or err.
 
 mod info;
+mod oversize;
 pub mod socket;
 pub mod state_dir;
 
@@ -328,6 +329,8 @@ async fn serve(
     let server = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("request", rpc = request.uri().path()))
         .layer(tower::util::option_layer(count_requests))
+        // Inside the counting: a request too large is counted as refused so.
+        .layer(oversize::OversizeLayer)
         .add_service(control)
         .add_service(watch)
         .add_service(info);
