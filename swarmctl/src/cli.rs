@@ -18,12 +18,12 @@ pub struct Cli {
     #[arg(short = 'v', long, action = clap::ArgAction::Version)]
     pub version: (),
     /// The manager's Control API socket (a path, or `unix://PATH` as
-    /// docker's DOCKER_HOST names one).
+    /// docker's DOCKER_HOST names one); by default $SWARM_SOCKET when set
+    /// and not empty.
     #[arg(
         short,
         long,
-        env = "SWARM_SOCKET",
-        default_value = "/var/run/swarmd.sock",
+        default_value = DEFAULT_SOCKET,
         global = true,
         value_parser = socket_path
     )]
@@ -679,6 +679,22 @@ pub enum DataCommand {
         #[arg(required = true, value_name = "NAME")]
         references: Vec<String>,
     },
+}
+
+/// Where the socket is when neither `--socket` nor `SWARM_SOCKET` says.
+const DEFAULT_SOCKET: &str = "/var/run/swarmd.sock";
+
+/// The command line, its `--socket` defaulting to `SWARM_SOCKET` (an empty
+/// one counts as unset, as docker takes an empty DOCKER_HOST). A default,
+/// not clap's `env`: a value clap takes from the environment shows in
+/// every usage line as if it had been typed.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let command = Cli::command();
+    match std::env::var_os("SWARM_SOCKET") {
+        Some(socket) if !socket.is_empty() => command.mut_arg("socket", |arg| arg.default_value(socket)),
+        _ => command,
+    }
 }
 
 /// A `--socket`: a path, or `unix://` and a path.

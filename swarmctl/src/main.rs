@@ -18,15 +18,9 @@ mod resolve;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory as _, FromArgMatches as _};
+use clap::FromArgMatches as _;
 
 fn main() -> ExitCode {
-    // An empty SWARM_SOCKET means unset, as docker takes an empty
-    // DOCKER_HOST (clap would refuse it as a missing value).
-    if std::env::var_os("SWARM_SOCKET").is_some_and(|socket| socket.is_empty()) {
-        // SAFETY: no other thread runs yet, so none reads the environment.
-        unsafe { std::env::remove_var("SWARM_SOCKET") };
-    }
     let cli = parse();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -58,12 +52,12 @@ fn main() -> ExitCode {
 /// where clap's own rules cannot say it: `service update --rollback` with a
 /// change beside it, which docker refuses too.
 fn parse() -> cli::Cli {
-    let matches = cli::Cli::command().get_matches();
+    let matches = cli::command().get_matches();
     if let Some(("service", service)) = matches.subcommand()
         && let Some(("update", update)) = service.subcommand()
         && update.get_flag("rollback")
     {
-        let mut command = cli::Cli::command();
+        let mut command = cli::command();
         // Built, so that the error's usage line is `swarmctl service update`'s.
         command.build();
         if let Some(update_command) = command

@@ -1111,6 +1111,43 @@ fn an_unanswering_socket_and_a_closed_pipe_end_the_command() {
     assert_eq!(status.code(), Some(1));
 }
 
+/// `SWARM_SOCKET` is the socket's default: a usage error does not show it
+/// in its usage line as if it had been typed, `--socket` wins over it, and
+/// an empty one counts as unset.
+#[test]
+fn swarm_socket_is_a_default_the_usage_line_leaves_out() {
+    let run = |socket_env: &str, args: &[&str]| {
+        let output = Command::new(workspace_binary("swarmctl"))
+            .args(args)
+            .env("SWARM_SOCKET", socket_env)
+            .output()
+            .expect("run swarmctl");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run("/tmp/from-the-env.sock", &["secret", "create"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("Usage: swarmctl secret create <NAME> <FILE>\n"),
+        "{stderr}"
+    );
+    let (code, stderr) = run("/tmp/from-the-env.sock", &["node", "ls"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach swarmd at /tmp/from-the-env.sock"),
+        "{stderr}"
+    );
+    let (_, stderr) = run("/tmp/from-the-env.sock", &["-s", "/tmp/typed.sock", "node", "ls"]);
+    assert!(stderr.contains("cannot reach swarmd at /tmp/typed.sock"), "{stderr}");
+    let (_, stderr) = run("", &["node", "ls"]);
+    assert!(
+        stderr.contains("cannot reach swarmd at /var/run/swarmd.sock"),
+        "{stderr}"
+    );
+}
+
 /// A daemon that hangs (here stopped with SIGSTOP) is found out by the
 /// connection's keepalive pings: the command ends within seconds of their
 /// 10 s, saying swarmd stopped answering and that its change may have been
