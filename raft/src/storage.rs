@@ -290,7 +290,7 @@ impl RocksStorage {
         }
         if found_cluster != cluster_id {
             return Err(data_dir_error(format!(
-                "belongs to cluster {found_cluster:x}, not {cluster_id:x}; refusing to touch it"
+                "belongs to cluster {found_cluster:016x}, not {cluster_id:016x}; refusing to touch it"
             )));
         }
         if found_node != node_id {
@@ -858,6 +858,13 @@ fn damage_advice(err: &rocksdb::Error) -> String {
         // Even an open writes: a new MANIFEST, and the log it replays.
         return " (its filesystem is full, and even reading it back needs some room: make room on it and start \
                 again; what it holds was left as it is)"
+            .to_string();
+    }
+    if err.kind() == rocksdb::ErrorKind::IOError && err.to_string().contains("/LOCK: ") {
+        // RocksDB's own lock ("While lock file: DIR/LOCK: ...", or "lock
+        // hold by current process ... DIR/LOCK: ..."): the same data dir
+        // opened twice (swarmd's lock in the state dir removed meanwhile).
+        return " (another process has it open: another swarmd on the same state dir? It was left as it is)"
             .to_string();
     }
     if err.kind() != rocksdb::ErrorKind::Corruption {

@@ -605,7 +605,7 @@ fn a_damaged_log_of_a_larger_or_another_group_is_not_salvaged() {
             "the log past the damage records the group [1, 2]",
         ),
         (vec![1], vec![1], CLUSTER, 2, "belongs to member 1"),
-        (vec![1], vec![1], 0xc2, 1, "belongs to cluster c1"),
+        (vec![1], vec![1], 0xc2, 1, "belongs to cluster 00000000000000c1"),
     ] {
         let dir = damaged_log(voters, voters_after);
         let logs = || {
@@ -783,4 +783,16 @@ fn the_tables_of_replaced_snapshots_are_compacted_away() {
         storage.snapshot_data().unwrap().map(|data| data.len()),
         Some(bytes as usize)
     );
+}
+
+/// A data dir another process has open (RocksDB's lock; within one
+/// process, the same) is refused saying so, and left as it is.
+#[test]
+fn a_data_dir_open_elsewhere_is_refused_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_open, _) = RocksStorage::open(dir.path(), CLUSTER, 1).unwrap();
+    let Err(err) = RocksStorage::open(dir.path(), CLUSTER, 1) else {
+        panic!("opened twice");
+    };
+    assert!(err.to_string().contains("another process has it open"), "{err}");
 }

@@ -40,7 +40,7 @@ struct Args {
     /// The name this node reports (default: the machine's hostname).
     #[arg(long, value_parser = hostname)]
     hostname: Option<String>,
-    /// Log filter: a level (error, warn, info, debug, trace) or a
+    /// Log filter: a level (off, error, warn, info, debug, trace) or a
     /// tracing-subscriber directive.
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     log_level: String,

@@ -249,6 +249,58 @@ async fn a_node_whose_raft_data_is_gone_refuses_to_start() {
     assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
 }
 
+/// An identity file that names another node than the cluster holds
+/// (edited, or copied from another node's state dir) stops the start:
+/// adding that node would leave two managers on one Raft member. Put
+/// back, the node starts with everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_naming_a_node_the_cluster_lacks_refuses_to_start() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node-1");
+    let binary = swarmd_binary();
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    store_some(&daemon, "kept").await;
+    assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
+
+    let identity = dir.join("identity");
+    let original = std::fs::read_to_string(&identity).unwrap();
+    let other = "aaaaaaaaaaaaaaaaaaaaaaaaa";
+    let edited: String = original
+        .lines()
+        .map(|line| {
+            if line.starts_with("node ") {
+                format!("node {other}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    assert_ne!(edited, original);
+    std::fs::write(&identity, &edited).unwrap();
+    let (code, stderr) = refused_start(&binary, &dir, &root.path().join("s.sock"), "127.0.0.1:0");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "this state dir's cluster has no node {other}, which its identity file names"
+        )),
+        "{stderr}"
+    );
+
+    std::fs::write(&identity, &original).unwrap();
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    assert_eq!(contents(&daemon).await.services.len(), 1);
+    let nodes = connect(&daemon.socket)
+        .await
+        .unwrap()
+        .list_nodes(swarm_proto::v1::ListNodesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .nodes;
+    assert_eq!(nodes.len(), 1, "one node, never a second: {nodes:?}");
+    assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
+}
+
 /// The largest write-ahead log file in a node's Raft data: after a kill -9
 /// and a few writes, the one that holds them.
 fn largest_write_ahead_log(raft: &std::path::Path) -> std::path::PathBuf {

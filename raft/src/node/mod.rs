@@ -192,11 +192,14 @@ impl<S: StateMachine> RaftNode<S> {
         );
         // Where a slow start goes: opening RocksDB (and replaying its
         // write-ahead log), restoring the snapshot into the machine; the
-        // entries after it are applied by the loop's first turns.
+        // entries after it are applied by the loop's first turns. And
+        // where the log ends: after a crash, what a torn tail left.
         tracing::info!(
             member = config.id,
             dir = %config.data_dir.display(),
             snapshot_index,
+            last_index = raw.store().last(),
+            committed = raw.raft.raft_log.committed,
             open = ?opened,
             restore = ?restoring.elapsed(),
             "raft member starting"

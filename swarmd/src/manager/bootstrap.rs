@@ -8,7 +8,7 @@ use swarm_proto::v1::{
 use swarm_store::{MemoryStore, Read as _};
 
 use super::RaftOptions;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::node::state_dir::Identity;
 
 /// Whether a start recorded what changed of this node, or must again once
@@ -32,7 +32,9 @@ pub const DEFAULT_CLUSTER: &str = "default";
 ///
 /// # Errors
 ///
-/// The transaction failed (for example this manager lost leadership).
+/// The transaction failed (for example this manager lost leadership);
+/// [`Error::FailedPrecondition`] when the store holds a cluster without
+/// this node.
 pub async fn ensure_cluster(
     store: &MemoryStore,
     identity: &Identity,
@@ -56,6 +58,16 @@ pub async fn ensure_cluster(
         }
         (&now != node).then_some(now)
     });
+    if has_cluster && node.is_none() {
+        // The cluster was made with this node in it: its identity file
+        // names another (edited, or copied from another node's state dir).
+        // Adding it would leave two managers on one Raft member.
+        return Err(Error::FailedPrecondition(format!(
+            "this state dir's cluster has no node {}, which its identity file names: the file was changed or \
+             comes from another node's state dir; refusing to start",
+            identity.node_id
+        )));
+    }
     if has_cluster && node.is_some() && refreshed.is_none() {
         return Ok(Recorded::Done);
     }

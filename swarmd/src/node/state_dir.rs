@@ -252,7 +252,7 @@ fn parse(text: &str) -> Option<Identity> {
     let cluster_id = u64::from_str_radix(&field("cluster")?, 16).ok()?;
     let raft_id = u64::from_str_radix(&field("raft")?, 16).ok()?;
     let node_id = field("node")?;
-    let valid = cluster_id != 0 && raft_id != 0 && node_id.len() == 25;
+    let valid = cluster_id != 0 && raft_id != 0 && swarm_store::id::Id::parse(&node_id).is_some();
     valid.then_some(Identity {
         cluster_id,
         raft_id,
@@ -392,7 +392,23 @@ mod tests {
         let binary: &[u8] = &[0xff, 0xfe, 0x00, 0x80, b'\n'];
         // The header's version itself damaged: not a format.
         let version: &[u8] = b"swarmd-identity \xff\ncluster 1\n";
-        for damaged in [b"garbage\n".as_slice(), truncated.as_bytes(), binary, version] {
+        // 25 characters, but not an id (past 128 bits; upper case).
+        let too_large = format!(
+            "{FORMAT}\ncluster 0000000000000001\nraft 0000000000000001\nnode {}\n",
+            "z".repeat(25)
+        );
+        let upper = format!(
+            "{FORMAT}\ncluster 0000000000000001\nraft 0000000000000001\nnode {}\n",
+            "A".repeat(25)
+        );
+        for damaged in [
+            b"garbage\n".as_slice(),
+            truncated.as_bytes(),
+            binary,
+            version,
+            too_large.as_bytes(),
+            upper.as_bytes(),
+        ] {
             std::fs::write(dir.as_path().join(IDENTITY), damaged).unwrap();
             let err = StateDir::open(dir.as_path()).unwrap_err();
             assert!(err.to_string().contains("is damaged"), "{err}");
