@@ -51,7 +51,7 @@ async fn a_scrape_shows_requests_by_code_raft_and_store_and_ends_with_the_daemon
 
     let (status, body) = http_get(&addr, "/metrics").unwrap();
     assert!(status.contains("200"), "{status}\n{body}");
-    let create = r#"swarmd_requests_total{method="/swarm.v1.Control/CreateService",code="Ok"}"#;
+    let create = r#"swarmd_requests_total{method="/swarm.v1.Control/CreateService",code="OK"}"#;
     assert_eq!(sample(&body, create), Some(2.0), "{body}");
     let get = r#"swarmd_requests_total{method="/swarm.v1.Control/GetService",code="NotFound"}"#;
     assert_eq!(sample(&body, get), Some(1.0), "{body}");
@@ -157,14 +157,14 @@ async fn a_watch_whose_client_left_is_dropped_without_waiting_for_a_change() {
             &format!(r#"swarmd_requests_total{{method="/swarm.v1.Watch/Watch",code="{code}"}}"#),
         )
     };
-    while watch("Cancelled") != Some(1.0) {
+    while watch("Canceled") != Some(1.0) {
         assert!(
             std::time::Instant::now() < deadline,
             "the cancelled watch was not counted"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(watch("Ok"), None);
+    assert_eq!(watch("OK"), None);
     let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
     assert!(status.success());
 }

@@ -37,7 +37,8 @@ type RaftHandle = swarm_raft::RaftHandle<ApplyResult>;
 struct RequestLabels {
     /// The gRPC path, `/swarm.v1.Control/CreateService`.
     method: String,
-    /// The gRPC status code's name, `Ok`, `NotFound`, ...
+    /// The gRPC status code's name, as SwarmKit's metrics (Go's gRPC)
+    /// spell it: `OK`, `Canceled`, `NotFound`, ...
     code: String,
 }
 
@@ -68,7 +69,7 @@ impl Requests {
         } else {
             "other".to_string()
         };
-        let code = format!("{code:?}");
+        let code = code_name(code);
         self.seconds
             .get_or_create(&MethodLabels { method: method.clone() })
             .observe(answered.as_secs_f64());
@@ -395,6 +396,17 @@ fn count(tx: &ReadTx, kind: Kind) -> usize {
         Kind::Cluster => tx.count::<Cluster>(),
         Kind::Secret => tx.count::<Secret>(),
         Kind::Config => tx.count::<Config>(),
+    }
+}
+
+/// `code` as Go's gRPC names it, which SwarmKit's metrics label their
+/// requests with (so that a dashboard made for those reads these): tonic's
+/// names but two, `Ok` and `Cancelled`.
+fn code_name(code: tonic::Code) -> String {
+    match code {
+        tonic::Code::Ok => "OK".to_string(),
+        tonic::Code::Cancelled => "Canceled".to_string(),
+        other => format!("{other:?}"),
     }
 }
 
