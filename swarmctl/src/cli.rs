@@ -118,7 +118,8 @@ pub struct ListArgs {
     /// hostname), label=KEY or label=KEY=VALUE; for nodes also
     /// role=manager|worker, membership=accepted|pending and node.label= (as
     /// label=); for services mode=replicated|global|replicated-job|global-job;
-    /// for tasks node=NODE and desired-state=STATE. Repeatable: a key given twice
+    /// for tasks service=SERVICE, node=NODE and desired-state=STATE.
+    /// Repeatable: a key given twice
     /// matches either value (every label must match), different keys must
     /// all match.
     #[arg(short, long = "filter", value_name = "KEY=VALUE", value_parser = crate::filter::parse)]
