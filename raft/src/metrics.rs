@@ -19,6 +19,7 @@ pub struct Metrics {
     snapshots_installed: AtomicU64,
     leader_changes: AtomicU64,
     fast_failovers: AtomicU64,
+    messages_from_strangers: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -51,6 +52,9 @@ pub struct MetricsSnapshot {
     /// Campaigns started at once because the leader's address refused
     /// connections.
     pub fast_failovers: u64,
+    /// Messages dropped for coming from outside every configuration this
+    /// member knows while it had a live leader (or led).
+    pub messages_from_strangers: u64,
     /// Free bytes on the data dir's filesystem at the last reading (0
     /// before it, or with the check off).
     pub disk_free_bytes: u64,
@@ -90,6 +94,7 @@ impl Metrics {
             snapshots_installed: self.snapshots_installed.load(Relaxed),
             leader_changes: self.leader_changes.load(Relaxed),
             fast_failovers: self.fast_failovers.load(Relaxed),
+            messages_from_strangers: self.messages_from_strangers.load(Relaxed),
             disk_free_bytes: 0,
             disk_reserve_bytes: 0,
             disk_refusing_writes: false,
@@ -131,5 +136,8 @@ impl Metrics {
     }
     pub(crate) fn add_leader_change(&self) {
         self.leader_changes.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn add_message_from_stranger(&self) {
+        self.messages_from_strangers.fetch_add(1, Relaxed);
     }
 }

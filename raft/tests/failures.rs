@@ -495,6 +495,63 @@ async fn a_follower_whose_loop_stalls_still_hears_its_leader_meanwhile() {
     cluster.shutdown().await;
 }
 
+/// A message from outside the group (the cluster's id known, the member
+/// not) is dropped while the group has a live leader: a heartbeat of a far
+/// higher term from it would have made the leader, and each follower,
+/// follow a stranger, and the group hold an election to get over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_from_a_stranger_move_no_member_while_the_leader_lives() {
+    use protobuf::Message as _;
+    use raft::eraftpb::{Message, MessageType};
+    const STRANGER: u64 = 4242;
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let term = cluster.handle(leader).leadership().term;
+    for member in cluster.members.values() {
+        let mut heartbeat = Message::default();
+        heartbeat.set_msg_type(MessageType::MsgHeartbeat);
+        heartbeat.from = STRANGER;
+        heartbeat.to = member.id;
+        heartbeat.term = term + 100;
+        let batch = swarm_proto::v1::RaftBatch {
+            cluster_id: swarm_raft::testing::cluster::CLUSTER_ID,
+            from: STRANGER,
+            to: member.id,
+            messages: vec![heartbeat.write_to_bytes().unwrap().into()],
+            from_addr: "127.0.0.1:9".into(),
+            disk_short: None,
+        };
+        swarm_proto::v1::raft_transport_client::RaftTransportClient::connect(format!("http://{}", member.addr))
+            .await
+            .expect("the member's transport")
+            .send(batch)
+            .await
+            .expect("taken, as any batch of the cluster");
+    }
+    // Until each member has dropped it, or moved.
+    swarm_raft::testing::cluster::wait_for("every member to read the stranger's heartbeat", || {
+        cluster
+            .members
+            .values()
+            .all(|member| {
+                member.handle.metrics().messages_from_strangers == 1 || member.handle.leadership().term != term
+            })
+            .then_some(())
+    })
+    .await;
+    for member in cluster.members.values() {
+        let leadership = member.handle.leadership();
+        assert_eq!(
+            (leadership.term, leadership.leader_id),
+            (term, Some(leader)),
+            "member {}",
+            member.id
+        );
+    }
+    cluster.propose_many(leader, 10, 4, "after the stranger").await;
+    cluster.shutdown().await;
+}
+
 /// Ticks are time, not a turn of the loop's queue: a leader cut off from
 /// the rest while proposals keep arriving (each one more turn of its loop,
 /// all of them taken before anything else) still counts its election

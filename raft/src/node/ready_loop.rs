@@ -403,6 +403,12 @@ impl<S: StateMachine> ReadyLoop<S> {
         // Time as it was when the message came: a leader's heartbeat read
         // late, after a stall, still ends the silence it ended then.
         self.tick_until(received);
+        if !self.admits_sender(message.from) {
+            tracing::debug!(member = self.config.id, from = message.from, kind = ?message.get_msg_type(),
+                "a message from a member of no configuration this member knows, while it has a live leader: dropped");
+            self.metrics.add_message_from_stranger();
+            return;
+        }
         self.transport.learn(message.from, &from_addr);
         self.last_heard.insert(message.from, received.into_std());
         if message.get_msg_type() == MessageType::MsgHeartbeat {
@@ -422,6 +428,27 @@ impl<S: StateMachine> ReadyLoop<S> {
         if let Err(err) = self.raw.step(message) {
             tracing::debug!(member = self.config.id, %err, "raft message not stepped");
         }
+    }
+
+    /// Whether a message from `from` is stepped. raft-rs trusts every
+    /// message: a heartbeat of a higher term from anyone who knows the
+    /// cluster's id would make this member follow it. So one from outside
+    /// the configuration this member knows is dropped while it leads or
+    /// hears its leader (raft-rs's lease): the group is fine without it.
+    /// Otherwise it is taken: a member that missed the change adding a
+    /// new leader hears from it only so, and a member not yet in any
+    /// configuration (added, before its first snapshot) hears from no
+    /// one else. (Dropping a message is always safe in Raft; the proof of
+    /// who sends it is the certificates' job, with TLS.)
+    fn admits_sender(&self, from: u64) -> bool {
+        let raft = &self.raw.raft;
+        let prs = raft.prs();
+        if prs.get(from).is_some() || prs.iter().next().is_none() {
+            return true;
+        }
+        let leads = raft.state == StateRole::Leader;
+        let hears_its_leader = raft.leader_id != raft::INVALID_ID && raft.election_elapsed < raft.election_timeout();
+        !(leads || hears_its_leader)
     }
 
     fn on_report(&mut self, report: Report) {

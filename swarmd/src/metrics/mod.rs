@@ -246,7 +246,7 @@ impl Collector for StateCollector {
 impl StateCollector {
     fn encode_raft(&self, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         let m = self.raft.metrics();
-        let counters: [(&str, &str, u64); 12] = [
+        let counters: [(&str, &str, u64); 13] = [
             (
                 "swarm_raft_proposals",
                 "Proposals appended by this member as leader",
@@ -297,6 +297,11 @@ impl StateCollector {
                 "swarm_raft_fast_failovers",
                 "Campaigns started at once because the leader's address refused connections",
                 m.fast_failovers,
+            ),
+            (
+                "swarm_raft_messages_from_strangers",
+                "Raft messages dropped for coming from outside the group while it had a live leader",
+                m.messages_from_strangers,
             ),
             ("swarm_raft_ready_cycles", "Ready cycles handled", m.ready_cycles),
         ];
