@@ -552,6 +552,37 @@ async fn heartbeats_from_a_stranger_move_no_member_while_the_leader_lives() {
     cluster.shutdown().await;
 }
 
+/// A member that missed the change adding a member, which then leads,
+/// takes that leader's messages though it is outside the configuration it
+/// knows: from its first message on, it is its leader. (Taking only the
+/// first, and dropping the rest while it "heard its leader", it never
+/// caught up.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_behind_on_the_change_that_added_its_new_leader_catches_up() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let behind = *cluster.members.keys().find(|id| **id != leader).unwrap();
+    cluster.partition(&[behind]);
+    let addr = cluster.start_joiner(4).await;
+    cluster.handle(leader).add_member(4, &addr).await.unwrap();
+    cluster.propose_many(leader, 10, 4, "with the new member").await;
+    cluster.handle(leader).transfer_leadership(Some(4)).await.unwrap();
+    let others: Vec<u64> = cluster.members.keys().copied().filter(|id| *id != behind).collect();
+    assert_eq!(cluster.leader_among(&others).await, 4);
+    cluster.heal();
+    let last = *cluster
+        .propose_many(4, 10, 4, "after the heal")
+        .await
+        .last()
+        .expect("an index");
+    let applied = &cluster.members[&behind].machine;
+    swarm_raft::testing::cluster::wait_for("the member behind to catch up with its new leader", || {
+        (applied.last_index() >= last).then_some(())
+    })
+    .await;
+    cluster.shutdown().await;
+}
+
 /// Ticks are time, not a turn of the loop's queue: a leader cut off from
 /// the rest while proposals keep arriving (each one more turn of its loop,
 /// all of them taken before anything else) still counts its election

@@ -436,14 +436,21 @@ impl<S: StateMachine> ReadyLoop<S> {
     /// the configuration this member knows is dropped while it leads or
     /// hears its leader (raft-rs's lease): the group is fine without it.
     /// Otherwise it is taken: a member that missed the change adding a
-    /// new leader hears from it only so, and a member not yet in any
-    /// configuration (added, before its first snapshot) hears from no
-    /// one else. (Dropping a message is always safe in Raft; the proof of
-    /// who sends it is the certificates' job, with TLS.)
+    /// new leader hears from it only so (and from then on it is its
+    /// leader, taken as such), and a member not yet in any configuration
+    /// (added, before its first snapshot) hears from no one else.
+    ///
+    /// A guard, not a lock: while a member has no live leader (an
+    /// election, a leader gone) a stranger's heartbeat still takes it
+    /// over. Only a single manager, which always leads, is safe from that;
+    /// proving who sends a message is the certificates' job, with TLS.
+    /// (Dropping a message is always safe in Raft. A handover to a member
+    /// just added waits for the followers that have yet to apply its
+    /// addition: up to an election timeout.)
     fn admits_sender(&self, from: u64) -> bool {
         let raft = &self.raw.raft;
         let prs = raft.prs();
-        if prs.get(from).is_some() || prs.iter().next().is_none() {
+        if prs.get(from).is_some() || prs.iter().next().is_none() || from == raft.leader_id {
             return true;
         }
         let leads = raft.state == StateRole::Leader;
