@@ -205,17 +205,24 @@ async fn a_node_keeps_its_cluster_across_sigint_sigterm_and_kill_9() {
     assert!(status.success());
 }
 
+/// A node's state dir under `root` after a run that stored one service
+/// and stopped cleanly; and the swarmd binary.
+async fn a_node_that_ran(root: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = root.join("node-1");
+    let binary = swarmd_binary();
+    let daemon = Daemon::start(&binary, &dir, "node-1").await;
+    store_some(&daemon, "kept").await;
+    assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
+    (dir, binary)
+}
+
 /// A node that has run before and finds its Raft data gone (removed, or
 /// on a volume not mounted) refuses to start rather than begin a new
 /// cluster under its old identity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_raft_data_is_gone_refuses_to_start() {
     let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("node-1");
-    let binary = swarmd_binary();
-    let daemon = Daemon::start(&binary, &dir, "node-1").await;
-    store_some(&daemon, "kept").await;
-    assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
+    let (dir, binary) = a_node_that_ran(root.path()).await;
 
     let start = || {
         let (code, stderr) = refused_start(&binary, &dir, &root.path().join("s.sock"), "127.0.0.1:0");
@@ -256,11 +263,7 @@ async fn a_node_whose_raft_data_is_gone_refuses_to_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_identity_naming_a_node_the_cluster_lacks_refuses_to_start() {
     let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("node-1");
-    let binary = swarmd_binary();
-    let daemon = Daemon::start(&binary, &dir, "node-1").await;
-    store_some(&daemon, "kept").await;
-    assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
+    let (dir, binary) = a_node_that_ran(root.path()).await;
 
     let identity = dir.join("identity");
     let original = std::fs::read_to_string(&identity).unwrap();
