@@ -475,16 +475,10 @@ async fn a_follower_whose_loop_stalls_still_hears_its_leader_meanwhile() {
     // The stall, then the turns it would set off: those that apply an
     // entry proposed after it.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let last = *cluster
-        .propose_many(leader, 10, 4, "after the stall")
-        .await
-        .last()
-        .expect("an index");
-    let applied = &cluster.members[&stalled].machine;
-    swarm_raft::testing::cluster::wait_for("the stalled member to apply what came after", || {
-        (applied.last_index() >= last).then_some(())
-    })
-    .await;
+    let proposed = cluster.propose_many(leader, 10, 4, "after the stall").await;
+    cluster
+        .wait_applied(stalled, proposed.into_iter().max().expect("an index"))
+        .await;
     let changes = handle.metrics().leader_changes - leader_changes;
     assert_eq!(
         changes, 0,
@@ -570,16 +564,10 @@ async fn a_member_behind_on_the_change_that_added_its_new_leader_catches_up() {
     let others: Vec<u64> = cluster.members.keys().copied().filter(|id| *id != behind).collect();
     assert_eq!(cluster.leader_among(&others).await, 4);
     cluster.heal();
-    let last = *cluster
-        .propose_many(4, 10, 4, "after the heal")
-        .await
-        .last()
-        .expect("an index");
-    let applied = &cluster.members[&behind].machine;
-    swarm_raft::testing::cluster::wait_for("the member behind to catch up with its new leader", || {
-        (applied.last_index() >= last).then_some(())
-    })
-    .await;
+    let proposed = cluster.propose_many(4, 10, 4, "after the heal").await;
+    cluster
+        .wait_applied(behind, proposed.into_iter().max().expect("an index"))
+        .await;
     cluster.shutdown().await;
 }
 

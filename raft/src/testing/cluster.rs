@@ -274,6 +274,16 @@ impl Cluster {
             .await
     }
 
+    /// Waits until member `id` has applied the entry at `index`, and so
+    /// every one before it.
+    pub async fn wait_applied(&self, id: u64, index: u64) {
+        let machine = &self.members[&id].machine;
+        wait_for(&format!("member {id} to apply index {index}"), || {
+            (machine.last_index() >= index).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until every running member has applied exactly the same
     /// entries as `reference`, and at least `count` of them.
     pub async fn converge(&self, count: usize) -> Vec<(u64, bytes::Bytes)> {
