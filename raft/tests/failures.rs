@@ -301,7 +301,11 @@ async fn a_member_added_after_the_last_snapshot_gets_a_fresh_one_that_includes_i
     let addr = cluster.start_joiner(4).await;
     cluster.handle(leader).add_member(4, &addr).await.unwrap();
     cluster.converge(250).await;
-    assert!(cluster.handle(4).metrics().snapshots_installed >= 1);
+    // The member counts the snapshot just after its machine holds it.
+    swarm_raft::testing::cluster::wait_for("member 4 to count the snapshot it installed", || {
+        (cluster.handle(4).metrics().snapshots_installed >= 1).then_some(())
+    })
+    .await;
     cluster.shutdown().await;
 }
 
