@@ -12,6 +12,7 @@ mod cli;
 mod commands;
 mod connect;
 mod filter;
+mod flag_values;
 mod output;
 mod parse;
 mod resolve;
@@ -49,10 +50,17 @@ fn main() -> ExitCode {
 }
 
 /// The command line, refused as clap refuses any (a usage error, exit 2)
-/// where clap's own rules cannot say it: `service update --rollback` with a
-/// change beside it, which docker refuses too.
+/// where clap's own rules cannot say it: a flag left without its value
+/// ([`flag_values`]), and `service update --rollback` with a change beside
+/// it, which docker refuses too.
 fn parse() -> cli::Cli {
-    let matches = cli::command().get_matches();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = cli::command();
+    command.build();
+    if let Err(err) = flag_values::check(&command, &args) {
+        err.exit();
+    }
+    let matches = command.get_matches_from(&args);
     if let Some(("service", service)) = matches.subcommand()
         && let Some(("update", update)) = service.subcommand()
         && update.get_flag("rollback")

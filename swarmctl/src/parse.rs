@@ -12,14 +12,20 @@ use swarm_proto::v1::{Mount, PlacementPreference, PortConfig, SpreadOver, mount,
 /// or (these flags take values that start with one, so that a negative
 /// one is told so) the next flag, the value having been left out.
 fn refuse_hyphen(text: &str, what: &str) -> Result<(), String> {
-    let Some(rest) = text.trim_start().strip_prefix('-') else {
-        return Ok(());
-    };
-    if rest.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
-        Err(format!("{text:?}: {what} must not be negative"))
-    } else {
+    if !text.trim_start().starts_with('-') {
+        Ok(())
+    } else if is_a_flag(text) {
         Err(format!("{what} is missing: the next word is the flag {text:?}"))
+    } else {
+        Err(format!("{text:?}: {what} must not be negative"))
     }
+}
+
+/// Whether `word` is a flag rather than a negative number (`-5`, `-.5s`).
+pub fn is_a_flag(word: &str) -> bool {
+    word.trim_start()
+        .strip_prefix('-')
+        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit() || c == '.'))
 }
 
 /// `SERVICE=REPLICAS`, as docker's `service scale` takes it (a service's

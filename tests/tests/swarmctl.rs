@@ -741,6 +741,16 @@ async fn service_specs_from_docker_style_flags() {
             "{flag} {value}: {code}: {stderr}"
         );
     }
+    // Such a flag left without its value is said to be, not the flag that
+    // follows it taken as its value and the next word refused.
+    let (code, _, stderr) = swarmctl(
+        &socket,
+        &["service", "update", "api", "--limit-memory", "--replicas", "3"],
+    );
+    assert!(
+        code == 2 && stderr.contains("'--limit-memory <BYTES>' needs a value, but the flag '--replicas' follows it"),
+        "{code}: {stderr}"
+    );
     assert_eq!(
         inspected(&socket, &["service", "inspect", "api", "--format", "json"]),
         updated
@@ -887,7 +897,7 @@ async fn service_specs_from_docker_style_flags() {
         ],
     );
     assert!(
-        code == 2 && stderr.contains("the next word is the flag \"--replicas\""),
+        code == 2 && stderr.contains("'--limit-memory <BYTES>' needs a value, but the flag '--replicas' follows it"),
         "{code}: {stderr}"
     );
     for (args, mention) in [
