@@ -486,18 +486,47 @@ pub(crate) fn report(member: u64, crossed: &Crossed) {
 /// `dir` (root's reserved blocks not counted: RocksDB does not run as root
 /// everywhere, and a root that takes them leaves the host nothing).
 fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let stat = statvfs(dir)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// The size of the filesystem that holds `path`, or would hold it: the
+/// nearest of its ancestors that exists is asked (a state dir is made only
+/// at start). Lets a daemon refuse a reserve no disk there could keep free.
+///
+/// # Errors
+///
+/// The error of `statvfs` on the nearest existing ancestor.
+pub fn filesystem_size(path: &Path) -> std::io::Result<u64> {
+    let mut asked = path;
+    loop {
+        match statvfs(asked) {
+            Ok(stat) => return Ok(stat.f_blocks.saturating_mul(stat.f_frsize)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                asked = match asked.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent,
+                    // A relative path's last ancestor is the working dir.
+                    _ if asked != Path::new(".") => Path::new("."),
+                    _ => return Err(err),
+                };
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+fn statvfs(path: &Path) -> std::io::Result<libc::statvfs> {
     use std::os::unix::ffi::OsStrExt as _;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
     let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
     // SAFETY: `path` is a valid C string; `statvfs` writes the whole struct
     // on success, and it is read only then.
-    let stat = unsafe {
+    unsafe {
         if libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        stat.assume_init()
-    };
-    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+        Ok(stat.assume_init())
+    }
 }
 
 /// What [`Error::NoSpace`] says: `available` bytes free under `needed`
@@ -546,7 +575,7 @@ pub(crate) fn describe_no_space(
 
 /// `bytes` for a person: "12.5 MiB" ("16.0 KiB" for an entry, which
 /// would read "0.0 MiB").
-pub(crate) fn human(bytes: u64) -> String {
+pub fn human(bytes: u64) -> String {
     const KIB: f64 = 1024.0;
     if bytes >= 1 << 30 {
         format!("{:.1} GiB", bytes as f64 / (KIB * KIB * KIB))

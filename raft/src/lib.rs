@@ -48,6 +48,7 @@ pub mod transport;
 pub const MAX_ENTRY_BYTES: usize = 32 * 1024 * 1024;
 
 pub use config::{Config, DEFAULT_KEEP_FREE_DISK};
+pub use disk_space::{filesystem_size, human as human_bytes};
 pub use error::{Error, Peer, Result};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use node::{Leadership, Progress, RaftHandle, RaftNode, Role, Start, Status};

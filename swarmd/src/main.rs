@@ -58,7 +58,8 @@ struct Args {
     /// next Raft snapshot (twice what it would weigh): with less free,
     /// writes are refused (ResourceExhausted; removals while this much is
     /// free), reads go on, and a snapshot that frees the log is taken while
-    /// half of this stays free. 0 turns this off; at most 1 TiB.
+    /// half of this stays free. 0 turns this off; at most 1 TiB, and
+    /// under the filesystem's size.
     #[arg(long = "disk-reserve", value_name = "MIB", default_value_t = swarm_raft::DEFAULT_KEEP_FREE_DISK >> 20,
         value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     disk_reserve: u64,
@@ -96,6 +97,11 @@ fn main() -> ExitCode {
             )
             .exit();
     }
+    if let Err(reason) = reserve_fits(&args.state_dir, args.disk_reserve) {
+        <Args as clap::CommandFactory>::command()
+            .error(clap::error::ErrorKind::ValueValidation, reason)
+            .exit();
+    }
     let filter = match log_filter(&args.log_level) {
         Ok(filter) => filter,
         Err(err) => {
@@ -128,6 +134,24 @@ fn main() -> ExitCode {
             say(format_args!("Error: {err:#}"));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Refuses a `--disk-reserve` of `mib` that the filesystem holding
+/// `state_dir` could never keep free: every write, the first included,
+/// would be refused, in words that do not name the flag. A filesystem that
+/// cannot be asked is left to the start, which says why.
+fn reserve_fits(state_dir: &std::path::Path, mib: u64) -> Result<(), String> {
+    let reserve = mib.saturating_mul(1 << 20);
+    match swarm_raft::filesystem_size(state_dir) {
+        Ok(size) if reserve >= size => Err(format!(
+            "--disk-reserve {mib} ({}) is not under the size of the filesystem holding {} ({}): no write could \
+             ever be made",
+            swarm_raft::human_bytes(reserve),
+            state_dir.display(),
+            swarm_raft::human_bytes(size)
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -351,6 +375,24 @@ fn say(line: std::fmt::Arguments<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_disk_reserve_must_be_under_the_size_of_the_filesystem_to_be() {
+        let dir = tempfile::tempdir().expect("a temporary dir");
+        let state_dir = dir.path().join("not/made/yet");
+        let size = swarm_raft::filesystem_size(dir.path()).expect("its filesystem's size");
+        assert_eq!(
+            swarm_raft::filesystem_size(&state_dir).ok(),
+            Some(size),
+            "asked of its ancestor"
+        );
+        let over = size.div_ceil(1 << 20);
+        let err = reserve_fits(&state_dir, over).expect_err("a reserve the size of the filesystem");
+        assert!(err.starts_with(&format!("--disk-reserve {over} (")), "{err}");
+        assert!(err.contains(&state_dir.display().to_string()), "{err}");
+        assert_eq!(reserve_fits(&state_dir, size / (2 << 20)), Ok(()));
+        assert_eq!(reserve_fits(&state_dir, 0), Ok(()));
+    }
 
     #[test]
     fn listen_addresses_take_an_ip_a_host_or_only_a_port() {
