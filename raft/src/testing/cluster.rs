@@ -284,6 +284,17 @@ impl Cluster {
         .await;
     }
 
+    /// Waits until member `id` has counted a snapshot it installed (it
+    /// counts one just after its machine holds it, so a convergence seen
+    /// may come first).
+    pub async fn wait_snapshot_installed(&self, id: u64) {
+        let handle = &self.members[&id].handle;
+        wait_for(&format!("member {id} to install a snapshot"), || {
+            (handle.metrics().snapshots_installed >= 1).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until every running member has applied exactly the same
     /// entries as `reference`, and at least `count` of them.
     pub async fn converge(&self, count: usize) -> Vec<(u64, bytes::Bytes)> {
