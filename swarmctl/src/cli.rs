@@ -139,7 +139,7 @@ pub enum ClusterCommand {
     Update {
         /// The cluster: its name, ID or ID prefix.
         reference: String,
-        /// Finished tasks kept per slot.
+        /// Finished tasks kept per slot (negative: all of them).
         #[arg(long, allow_negative_numbers = true)]
         task_history_limit: Option<i64>,
         /// Log entries applied between two Raft snapshots (at least; a

@@ -91,9 +91,18 @@ pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The descriptor of `T`, from the API's own descriptor set.
+/// The descriptor of `T`, from the API's own descriptor set, decoded once
+/// per process: decoding it takes milliseconds, and a watch printing JSON
+/// asks for a descriptor per event (it fell behind a few hundred writes a
+/// second when each decoded the set again).
 fn descriptor<T: prost::Name>() -> anyhow::Result<prost_reflect::MessageDescriptor> {
-    let pool = prost_reflect::DescriptorPool::decode(swarm_proto::FILE_DESCRIPTOR_SET)?;
+    static POOL: std::sync::OnceLock<Result<prost_reflect::DescriptorPool, String>> = std::sync::OnceLock::new();
+    let pool = POOL
+        .get_or_init(|| {
+            prost_reflect::DescriptorPool::decode(swarm_proto::FILE_DESCRIPTOR_SET).map_err(|err| err.to_string())
+        })
+        .as_ref()
+        .map_err(|err| anyhow::anyhow!("the API's descriptor set does not decode: {err}"))?;
     let name = T::full_name();
     pool.get_message_by_name(&name)
         .ok_or_else(|| anyhow::anyhow!("no descriptor for {name}"))

@@ -203,8 +203,18 @@ async fn the_walkthrough_of_a_single_node_manager() {
     );
     let node = ok(&socket, &["node", "inspect", "node-1"]);
     assert!(node.contains("zone=a") && node.contains("drain"), "{node}");
+    let retention = |socket: &Path| {
+        let inspected = ok(socket, &["cluster", "inspect", "default"]);
+        let line = inspected
+            .lines()
+            .find(|line| line.starts_with("Task history retention"));
+        line.map(|line| line.split_whitespace().last().unwrap_or_default().to_string())
+    };
+    // Negative keeps every finished task, as in SwarmKit.
+    ok(&socket, &["cluster", "update", "default", "--task-history-limit=-1"]);
+    assert_eq!(retention(&socket).as_deref(), Some("-1"));
     ok(&socket, &["cluster", "update", "default", "--task-history-limit", "7"]);
-    assert!(ok(&socket, &["cluster", "inspect", "default"]).contains("7"));
+    assert_eq!(retention(&socket).as_deref(), Some("7"));
 
     let pass = root.path().join("pass.txt");
     std::fs::write(&pass, "hunter2").unwrap();
@@ -343,8 +353,8 @@ async fn the_walkthrough_of_a_single_node_manager() {
     );
     fails(
         &socket,
-        &["cluster", "update", "default", "--task-history-limit=-1"],
-        "task_history_retention_limit",
+        &["cluster", "update", "default", "--snapshot-interval", "0"],
+        "snapshot_interval",
     );
 
     // Secrets and configs given to a service, by name; one in use stays.
@@ -606,6 +616,10 @@ async fn service_specs_from_docker_style_flags() {
     assert_eq!(container["mounts"].as_array().map(Vec::len), Some(1));
     assert_eq!(container["secrets"][0]["secretName"], "db-pass");
     assert_eq!(container["secrets"][0]["target"], "db-pass");
+    assert_eq!(
+        container["secrets"][0]["mode"], 0o444,
+        "written into the spec, as docker does"
+    );
     assert_eq!(
         spec["task"]["placement"]["constraints"],
         serde_json::json!(["node.labels.zone==a"])

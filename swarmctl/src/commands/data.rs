@@ -223,8 +223,12 @@ pub struct FileReference {
     pub target: String,
     pub uid: u32,
     pub gid: u32,
-    pub mode: Option<u32>,
+    pub mode: u32,
 }
+
+/// A referenced file's mode unless given: readable by all, as docker
+/// writes it into the spec.
+const DEFAULT_FILE_MODE: u32 = 0o444;
 
 /// A service's use of a secret or config, from `--secret`/`--config`:
 /// `NAME` or `source=NAME[,target=T][,uid=N][,gid=N][,mode=0440]` (Docker's
@@ -281,7 +285,7 @@ pub async fn reference<D: Data>(
         target,
         uid,
         gid,
-        mode,
+        mode: mode.unwrap_or(DEFAULT_FILE_MODE),
     })
 }
 

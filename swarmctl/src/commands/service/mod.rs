@@ -177,7 +177,7 @@ async fn secret_references(control: &mut Control, flags: &[String]) -> anyhow::R
             target: file.target,
             uid: file.uid,
             gid: file.gid,
-            mode: file.mode,
+            mode: Some(file.mode),
         });
     }
     Ok(references)
@@ -194,7 +194,7 @@ async fn config_references(control: &mut Control, flags: &[String]) -> anyhow::R
             target: file.target,
             uid: file.uid,
             gid: file.gid,
-            mode: file.mode,
+            mode: Some(file.mode),
         });
     }
     Ok(references)

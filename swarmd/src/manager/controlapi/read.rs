@@ -33,30 +33,37 @@ pub(crate) fn list<T: StoreObject + FilterName + Clone>(
 ) -> Result<Vec<T>> {
     let selector = filters.map(Selector::new);
     let read = store.read();
-    // Candidates come from the narrowest index the request allows: the
-    // name index, then the caller's selectors, else the whole table. Every
-    // filter is then checked on each candidate.
-    let by_name = filters.filter(|filters| T::INDEXED && !filters.names.is_empty());
-    let mut candidates: Vec<&Arc<T>> = if let Some(filters) = by_name {
-        filters
-            .names
+    // Candidates come from the narrowest index the request allows: names,
+    // then ID prefixes (how a client resolves a reference: a scan of
+    // every service before), then name prefixes, then the caller's
+    // selectors, else the whole table. Every filter is then checked on
+    // each candidate.
+    let selectors: Vec<By<'_>> = match filters {
+        Some(filters) if T::INDEXED && !filters.names.is_empty() => {
+            filters.names.iter().map(|name| By::Name(name)).collect()
+        }
+        Some(filters) if !filters.id_prefixes.is_empty() => {
+            filters.id_prefixes.iter().map(|prefix| By::IdPrefix(prefix)).collect()
+        }
+        Some(filters) if T::INDEXED && !filters.name_prefixes.is_empty() => filters
+            .name_prefixes
             .iter()
-            .filter_map(|name| read.get_by_name::<T>(name))
-            .collect()
-    } else if !indexed.is_empty() {
+            .map(|prefix| By::NamePrefix(prefix))
+            .collect(),
+        _ => indexed.to_vec(),
+    };
+    let candidates: Vec<&Arc<T>> = if selectors.is_empty() {
+        read.list::<T>()
+    } else {
         let mut found = Vec::new();
-        for &by in indexed {
+        for by in selectors {
             found.extend(read.find::<T>(by)?);
         }
-        found
-    } else {
-        read.list::<T>()
-    };
-    if by_name.is_some() || !indexed.is_empty() {
         // Index selectors give key order (tasks of a service by slot).
-        candidates.sort_by(|a, b| a.id().cmp(b.id()));
-        candidates.dedup_by(|a, b| a.id() == b.id());
-    }
+        found.sort_by(|a, b| a.id().cmp(b.id()));
+        found.dedup_by(|a, b| a.id() == b.id());
+        found
+    };
     Ok(candidates
         .into_iter()
         .filter(|object| {

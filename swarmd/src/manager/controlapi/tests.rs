@@ -682,6 +682,97 @@ async fn nodes_are_listed_by_hostname_as_swarmkit_does() {
     assert_eq!(hostnames(by_prefix).await, ["node-1", "node-2"]);
 }
 
+#[tokio::test]
+async fn services_listed_by_id_or_name_prefix_are_those_a_scan_would_keep() {
+    let (api, _store) = api();
+    let mut services = Vec::new();
+    for (i, name) in ["web", "web-2", "Webhook", "db", "dbx", "cache"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut spec = spec(name, "busybox");
+        if i % 2 == 0 {
+            spec.annotations
+                .as_mut()
+                .unwrap()
+                .labels
+                .insert("tier".into(), "front".into());
+        }
+        services.push(create(&api, spec).await.unwrap());
+    }
+    let listed = |filters: ListFilters| {
+        let api = &api;
+        async move {
+            let request = Request::new(ListServicesRequest { filters: Some(filters) });
+            let services = api.list_services(request).await.unwrap().into_inner().services;
+            services.into_iter().map(|service| service.id).collect::<Vec<_>>()
+        }
+    };
+    // What a scan of every service keeps, in id order.
+    let scan = |keep: &dyn Fn(&Service) -> bool| {
+        let mut ids: Vec<String> = services.iter().filter(|s| keep(s)).map(|s| s.id.clone()).collect();
+        ids.sort();
+        ids
+    };
+    let name = |service: &Service| {
+        service
+            .spec
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap()
+            .name
+            .to_lowercase()
+    };
+    let front = |service: &Service| {
+        service
+            .spec
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap()
+            .labels
+            .contains_key("tier")
+    };
+    let (first, second) = (&services[0].id, &services[3].id);
+    let by_ids = ListFilters {
+        id_prefixes: vec![
+            first[..3].to_string(),
+            second.clone(),
+            first[..1].to_string(),
+            "NOT-AN-ID".into(),
+        ],
+        ..Default::default()
+    };
+    let expected = scan(&|s| s.id.starts_with(&first[..1]) || s.id == *second);
+    assert_eq!(listed(by_ids.clone()).await, expected);
+    let by_ids_and_label = ListFilters {
+        labels: vec!["tier".into()],
+        ..by_ids
+    };
+    let expected = scan(&|s| (s.id.starts_with(&first[..1]) || s.id == *second) && front(s));
+    assert_eq!(listed(by_ids_and_label).await, expected);
+    let by_name_prefix = ListFilters {
+        name_prefixes: vec!["WEB".into(), "db".into()],
+        ..Default::default()
+    };
+    let expected = scan(&|s| name(s).starts_with("web") || name(s).starts_with("db"));
+    assert_eq!(expected.len(), 5, "web, web-2, Webhook, db, dbx");
+    assert_eq!(listed(by_name_prefix).await, expected);
+    let by_both = ListFilters {
+        id_prefixes: vec![first.clone()],
+        name_prefixes: vec!["db".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        listed(by_both).await,
+        Vec::<String>::new(),
+        "{first} is web's, not a db's"
+    );
+}
+
 /// A node that is a manager and meant to stay one.
 fn manager(hostname: &str) -> Node {
     Node {
@@ -923,7 +1014,7 @@ async fn bad_cluster_specs_are_refused_naming_the_field() {
     };
     // Each change, and what its refusal must mention.
     type Change = fn(&mut ClusterSpec);
-    let refusals: [(Change, &str); 7] = [
+    let refusals: [(Change, &str); 6] = [
         (|spec| spec.annotations = annotations("other"), "renamed"),
         (
             |spec| {
@@ -964,26 +1055,25 @@ async fn bad_cluster_specs_are_refused_naming_the_field() {
             |spec| spec.raft = Some(RaftConfig::default()),
             "spec.raft.snapshot_interval",
         ),
-        (
-            |spec| {
-                spec.orchestration = Some(OrchestrationConfig {
-                    task_history_retention_limit: -1,
-                })
-            },
-            "task_history_retention_limit",
-        ),
     ];
     for (change, mention) in refusals {
         refused(&store, update(change), Code::InvalidArgument, mention).await;
     }
+    // A negative task history limit keeps every finished task, as in
+    // SwarmKit.
     let updated = update(|spec| {
         spec.orchestration = Some(OrchestrationConfig {
-            task_history_retention_limit: 10,
+            task_history_retention_limit: -1,
         })
     })
     .await
+    .unwrap()
+    .into_inner()
+    .cluster
     .unwrap();
-    assert!(updated.into_inner().cluster.unwrap().meta.unwrap().version > version);
+    assert!(updated.meta.unwrap().version > version);
+    let orchestration = updated.spec.unwrap().orchestration.unwrap();
+    assert_eq!(orchestration.task_history_retention_limit, -1);
 }
 
 #[tokio::test]

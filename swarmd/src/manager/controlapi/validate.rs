@@ -609,16 +609,10 @@ const MIN_HEARTBEAT_PERIOD: prost_types::Duration = prost_types::Duration {
 /// A cluster spec, whole, as SwarmKit's `validateClusterSpec` and a little
 /// more: no negative period, a heartbeat period of at least 100ms, a
 /// certificate lifetime of at least an hour,
-/// and Raft timing that can elect a leader.
+/// and Raft timing that can elect a leader. A negative task history limit
+/// is taken: as in SwarmKit and Docker's API, it keeps every finished task.
 pub(crate) fn cluster_spec(spec: &ClusterSpec) -> Result<()> {
     annotations("spec.annotations", spec.annotations.as_ref())?;
-    if let Some(orchestration) = &spec.orchestration
-        && orchestration.task_history_retention_limit < 0
-    {
-        return Err(invalid(
-            "spec.orchestration.task_history_retention_limit must not be negative".into(),
-        ));
-    }
     if let Some(dispatcher) = &spec.dispatcher {
         let period = dispatcher.heartbeat_period.as_ref();
         non_negative("spec.dispatcher.heartbeat_period", period)?;
