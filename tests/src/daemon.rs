@@ -256,11 +256,23 @@ impl Daemon {
 /// When it is still running after 30 seconds (it started, which is the
 /// failure the caller tests for): it is killed first.
 pub fn refused_start(binary: &Path, state_dir: &Path, socket: &Path, remote: &str) -> (Option<i32>, String) {
+    refused_start_with(binary, state_dir, socket, remote, &[])
+}
+
+/// As [`refused_start`], with `extra` arguments.
+pub fn refused_start_with(
+    binary: &Path,
+    state_dir: &Path,
+    socket: &Path,
+    remote: &str,
+    extra: &[&str],
+) -> (Option<i32>, String) {
     use std::io::Read as _;
     let mut child = Command::new(binary)
         .args(["-d", &state_dir.to_string_lossy()])
         .args(["--listen-control-api", &socket.to_string_lossy()])
         .args(["--listen-remote-api", remote])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

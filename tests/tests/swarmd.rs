@@ -927,3 +927,76 @@ async fn a_control_socket_removed_under_the_daemon_is_reported() {
     );
     assert!(daemon.signal_and_wait(SIGINT, Duration::from_secs(10)).success());
 }
+
+/// Clients dialing while the daemon stops are served, or told that nothing
+/// listens: never left not knowing whether their change was made. (The
+/// connections queued on the socket when it closed its listener were reset,
+/// which a client cannot tell from a connection lost with its request in
+/// it: 2 to 8 of 3,000 clients in most stops.) Every create acknowledged is
+/// there after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_dialing_during_a_stop_are_served_or_told_nothing_listens() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const CLIENTS: usize = 16;
+    let root = tempfile::tempdir().unwrap();
+    let binary = swarmd_binary();
+    let swarmctl = swarm_tests::daemon::workspace_binary("swarmctl");
+    // Three stops: the race this guards against is not met in every one
+    // (before the fix, two stops in five met it).
+    for round in 0..3 {
+        let dir = root.path().join(format!("node-{round}"));
+        let daemon = Daemon::start(&binary, &dir, "node-1").await;
+        let created = Arc::new(AtomicUsize::new(0));
+        // Each client creates services, a swarmctl process (a connection)
+        // each, until one fails: (the names acknowledged, the error).
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                let (swarmctl, socket, created) = (swarmctl.clone(), daemon.socket.clone(), Arc::clone(&created));
+                std::thread::spawn(move || {
+                    let mut acknowledged = Vec::new();
+                    for n in 0.. {
+                        let name = format!("c{client}-{n}");
+                        let output = std::process::Command::new(&swarmctl)
+                            .arg("--socket")
+                            .arg(&socket)
+                            .args(["service", "create", "--name", &name, "--image", "busybox"])
+                            .output()
+                            .expect("run swarmctl");
+                        if !output.status.success() {
+                            return (acknowledged, String::from_utf8_lossy(&output.stderr).into_owned());
+                        }
+                        acknowledged.push(name);
+                        created.fetch_add(1, Ordering::Relaxed);
+                    }
+                    unreachable!("a client creates until the stop")
+                })
+            })
+            .collect();
+        swarm_raft::testing::cluster::wait_for("the clients to have created some services", || {
+            (created.load(Ordering::Relaxed) >= 4 * CLIENTS).then_some(())
+        })
+        .await;
+        let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+        assert!(status.success(), "{status}");
+        let mut acknowledged = Vec::new();
+        for client in clients {
+            let (names, error) = client.join().expect("a client thread");
+            assert!(
+                error.contains("cannot reach swarmd") && !error.contains("may have been made"),
+                "round {round}: a client was told neither that nothing listens nor that it was served: {error}"
+            );
+            acknowledged.extend(names);
+        }
+        let daemon = Daemon::start(&binary, &dir, "node-1").await;
+        let (by_name, count) = daemon.service_ids_by_name().await;
+        assert!(
+            acknowledged.iter().all(|name| by_name.contains_key(name)),
+            "every acknowledged create is back"
+        );
+        assert!(count >= acknowledged.len());
+        let status = daemon.signal_and_wait(SIGINT, Duration::from_secs(10));
+        assert!(status.success());
+    }
+}

@@ -21,7 +21,7 @@ use swarm_proto::v1::{
     Annotations, CreateSecretRequest, CreateServiceRequest, ListNodesRequest, ListSecretsRequest, RemoveSecretRequest,
     SecretSpec, ServiceSpec,
 };
-use swarm_tests::daemon::{Daemon, connect, refused_start, swarmd_binary};
+use swarm_tests::daemon::{Daemon, connect, refused_start, refused_start_with, swarmd_binary};
 use swarm_tests::metrics::{http_get, metrics_addr, sample};
 use swarm_tests::noise::Noise;
 
@@ -390,7 +390,13 @@ async fn a_full_disk_stops_the_node_with_its_error_and_loses_nothing_acknowledge
     // Full to the last byte (what the node's stop freed taken too), it
     // cannot start, and says what to do.
     let filler = fill_up(&dir);
-    let (code, stderr) = refused_start(&binary, &dir, &dir.join("swarm.sock"), "127.0.0.1:0");
+    let (code, stderr) = refused_start_with(
+        &binary,
+        &dir,
+        &dir.join("swarm.sock"),
+        "127.0.0.1:0",
+        &["--disk-reserve", "0"],
+    );
     assert_ne!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("No space left on device") && stderr.contains("make room on it and start again"),

@@ -7,6 +7,11 @@
 //! [`Incoming`] pauses instead, 5 ms doubling to 1 s as Go's `net/http`
 //! does, warns once when accepting starts to fail and tells when it works
 //! again. A connection that died before it was accepted is only skipped.
+//!
+//! At a stop ([`Incoming::ending_after`]) it accepts what is already queued
+//! and then ends: closing a listener resets the connections still in its
+//! backlog, which their clients cannot tell from a connection lost with
+//! their request in it (a change that may have been made).
 
 use std::io;
 use std::pin::Pin;
@@ -57,6 +62,25 @@ pub trait Listener: Unpin {
     fn descriptor(_connection: &Self::Connection) -> Option<std::os::fd::RawFd> {
         None
     }
+
+    /// Whether a connection waits to be accepted, asked of the kernel:
+    /// tokio's `poll_accept` answers from readiness its reactor may not
+    /// have caught up with (a connection made a moment ago reads as none).
+    fn has_queued(&self) -> bool {
+        false
+    }
+}
+
+/// Whether the listening socket `fd` has a connection to accept.
+fn readable_now(fd: std::os::fd::RawFd) -> bool {
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid `pollfd`, and a zero timeout: it only looks.
+    let ready = unsafe { libc::poll(&raw mut poll, 1, 0) };
+    ready > 0 && poll.revents & libc::POLLIN != 0
 }
 
 impl Listener for tokio::net::TcpListener {
@@ -82,6 +106,10 @@ impl Listener for tokio::net::TcpListener {
     fn descriptor(connection: &Self::Connection) -> Option<std::os::fd::RawFd> {
         Some(std::os::fd::AsRawFd::as_raw_fd(connection))
     }
+
+    fn has_queued(&self) -> bool {
+        readable_now(std::os::fd::AsRawFd::as_raw_fd(self))
+    }
 }
 
 impl Listener for tokio::net::UnixListener {
@@ -95,10 +123,15 @@ impl Listener for tokio::net::UnixListener {
     fn descriptor(connection: &Self::Connection) -> Option<std::os::fd::RawFd> {
         Some(std::os::fd::AsRawFd::as_raw_fd(connection))
     }
+
+    fn has_queued(&self) -> bool {
+        readable_now(std::os::fd::AsRawFd::as_raw_fd(self))
+    }
 }
 
 /// The connections a listener accepts, for a tonic server's
-/// `serve_with_incoming`; it never ends and never yields an error.
+/// `serve_with_incoming`; it never yields an error, and ends only after
+/// the stop given to [`Incoming::ending_after`].
 pub struct Incoming<L> {
     listener: L,
     /// What the listener serves, for the log.
@@ -113,6 +146,10 @@ pub struct Incoming<L> {
     admission: Option<Admission>,
     /// Connections closed since the last warning, and when that was.
     refused: Refused,
+    /// The stop after which the stream ends, once the backlog is drained.
+    stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The stop came: yield what is queued, then end.
+    draining: bool,
 }
 
 impl<L: Listener> Incoming<L> {
@@ -127,7 +164,20 @@ impl<L: Listener> Incoming<L> {
             failures: 0,
             admission: None,
             refused: Refused::default(),
+            stop: None,
+            draining: false,
         }
+    }
+
+    /// Ends the stream once `stop` resolves and the connections already
+    /// queued on the listener are yielded (the caller should make the
+    /// listener unreachable first, removing a Unix socket's path, so that
+    /// no more arrive). A tonic server then stops gracefully, as on its
+    /// own shutdown signal, having taken every connection a client made.
+    #[must_use]
+    pub fn ending_after(mut self, stop: impl Future<Output = ()> + Send + 'static) -> Incoming<L> {
+        self.stop = Some(Box::pin(stop));
+        self
     }
 
     /// As [`Incoming::new`], admitting connections under `limits`.
@@ -211,12 +261,26 @@ impl<L: Listener> futures::Stream for Incoming<L> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if let Some(stop) = this.stop.as_mut()
+            && stop.as_mut().poll(cx).is_ready()
+        {
+            this.stop = None;
+            this.draining = true;
+        }
         loop {
-            if let Some(pause) = this.pause.as_mut() {
+            if let Some(pause) = this.pause.as_mut().filter(|_| !this.draining) {
                 ready!(pause.as_mut().poll(cx));
-                this.pause = None;
             }
-            match ready!(this.listener.poll_accept(cx)) {
+            this.pause = None;
+            let accepted = match this.listener.poll_accept(cx) {
+                Poll::Ready(accepted) => accepted,
+                // Drained: nothing more is queued. (A connection queued
+                // that tokio's reactor has not seen yet wakes this task
+                // once it has.)
+                Poll::Pending if this.draining && !this.listener.has_queued() => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            };
+            match accepted {
                 Ok(connection) => {
                     this.accepted();
                     if let Some(admitted) = this.admit(connection) {
@@ -226,6 +290,8 @@ impl<L: Listener> futures::Stream for Incoming<L> {
                 Err(err) if lost_one_connection(&err) => {
                     tracing::debug!(%err, serves = this.serves, "a connection was lost before it was accepted");
                 }
+                // What is queued can no longer be taken.
+                Err(_) if this.draining => return Poll::Ready(None),
                 Err(err) => this.failed(&err),
             }
         }
@@ -252,6 +318,32 @@ mod tests {
     use futures::{Stream as _, StreamExt as _};
 
     use super::*;
+
+    #[tokio::test]
+    async fn at_a_stop_the_connections_queued_are_yielded_then_the_stream_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut incoming = Incoming::new(listener, "a test").ending_after(async move {
+            let _ = stopped.await;
+        });
+        let first = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        assert!(incoming.next().await.is_some(), "served before the stop");
+        let pending = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut incoming).poll_next(cx).is_pending()));
+        assert!(pending.await, "nothing queued and no stop: it waits, it does not end");
+        // Queued in the kernel, not yet accepted, when the stop comes.
+        let queued: Vec<_> = (0..3)
+            .map(|_| std::os::unix::net::UnixStream::connect(&path).unwrap())
+            .collect();
+        stop.send(()).unwrap();
+        let mut drained = 0;
+        while incoming.next().await.is_some() {
+            drained += 1;
+        }
+        assert_eq!(drained, 3, "every connection queued at the stop, then the end");
+        drop((first, queued));
+    }
 
     /// A listener whose accepts fail with `EMFILE` `failures` times, then
     /// succeed; it counts the accepts tried.

@@ -272,11 +272,39 @@ async fn serve(
     let count_requests = metrics.as_ref().map(|(metrics, _)| metrics.layer());
     let listener = socket.bind()?;
     let socket_watch = tokio::spawn(socket::warn_if_removed(options.control_socket.clone()));
+    let (stopping, stop_watches) = tokio::sync::watch::channel(false);
+    // The node stops on the signal, or when its Raft member has stopped on
+    // an error (a disk that refuses writes, say): a manager that can commit
+    // nothing should exit with that error, for its supervisor to see, rather
+    // than answer Unavailable forever. At the stop the socket's path goes
+    // first, so that a client dialing now is told that nothing listens
+    // (nothing changed), and the connections already made are taken and
+    // served (closing the listener would reset them: a change that may
+    // have been made, to their clients). Then the server stops gracefully.
+    // Watch streams never end by themselves: they end when the stop
+    // begins, so that the graceful stop waits only for real requests.
+    let raft = manager.raft();
+    let socket_watch_abort = socket_watch.abort_handle();
+    let socket_path = options.control_socket.clone();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            // Its error, if it failed, is what the node then exits with.
+            () = raft.stopped() => tracing::warn!("the raft member stopped: stopping the node"),
+        }
+        socket_watch_abort.abort();
+        socket::remove(&socket_path);
+        let _ = stopping.send(true);
+    };
+    let mut stop_came = stop_watches.clone();
     let incoming = swarm_raft::transport::Incoming::with_limits(
         listener,
         "the Control API",
         crate::connection_limits::control_api(),
-    );
+    )
+    .ending_after(async move {
+        let _ = stop_came.wait_for(|stopping| *stopping).await;
+    });
     let connections = incoming.connections();
     let leader_only = LeaderOnly::new(manager.raft());
     let control =
@@ -285,7 +313,6 @@ async fn serve(
             // so, by its size limit, rather than by a transport error.
             .max_decoding_message_size(MAX_REQUEST_BYTES);
     let control = tonic::service::interceptor::InterceptedService::new(control, leader_only.clone());
-    let (stopping, stop_watches) = tokio::sync::watch::channel(false);
     let watch = WatchServer::with_interceptor(
         WatchApi::new(manager.store.clone(), stop_watches.clone()).with_leadership(manager.raft().watch_leadership()),
         leader_only,
@@ -304,21 +331,6 @@ async fn serve(
         raft: manager.raft(),
         store: manager.store.clone(),
     });
-    // The node stops on the signal, or when its Raft member has stopped on
-    // an error (a disk that refuses writes, say): a manager that can commit
-    // nothing should exit with that error, for its supervisor to see, rather
-    // than answer Unavailable forever. Watch streams never end by
-    // themselves: end them when the stop begins, so that the graceful stop
-    // waits only for real requests.
-    let raft = manager.raft();
-    let shutdown = async move {
-        tokio::select! {
-            () = shutdown => {}
-            // Its error, if it failed, is what the node then exits with.
-            () = raft.stopped() => tracing::warn!("the raft member stopped: stopping the node"),
-        }
-        let _ = stopping.send(true);
-    };
     let metrics_server = metrics.map(|(metrics, listener)| {
         let mut stopped = stop_watches.clone();
         let stopped = async move {
@@ -342,7 +354,13 @@ async fn serve(
         tokio::time::sleep(DRAIN_GRACE).await;
     };
     let served = tokio::select! {
-        served = server.serve_with_incoming_shutdown(incoming, shutdown) => {
+        // The stream of connections ends the serving once `stop` above
+        // came, not tonic's own signal, which only drives `stop` (and
+        // makes the end graceful).
+        served = server.serve_with_incoming_shutdown(incoming, async {
+            stop.await;
+            std::future::pending::<()>().await;
+        }) => {
             tracing::info!("stopping: no new requests; those in flight finished");
             served.map_err(Error::from)
         }
@@ -357,6 +375,7 @@ async fn serve(
         }
     };
     socket_watch.abort();
+    // Gone already unless serving ended otherwise.
     socket.remove_socket();
     if let Some(mut metrics_server) = metrics_server {
         // A scrape that never finishes (a client that sends half a

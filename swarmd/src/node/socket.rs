@@ -105,12 +105,21 @@ impl SocketClaim {
         Ok(listener)
     }
 
-    /// Removes the socket this daemon bound (on a clean stop, once it no
-    /// longer serves); the claim itself holds on until dropped.
+    /// Removes the socket this daemon bound, if still there (on a clean
+    /// stop); the claim itself holds on until dropped.
     pub fn remove_socket(&self) {
-        if let Err(err) = std::fs::remove_file(&self.path) {
-            tracing::warn!(path = %self.path.display(), %err, "cannot remove the control socket");
-        }
+        remove(&self.path);
+    }
+}
+
+/// Removes the socket at `path` that this daemon bound and holds the claim
+/// of (no other daemon can have bound one there since), if it is still
+/// there.
+pub fn remove(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => tracing::warn!(path = %path.display(), %err, "cannot remove the control socket"),
     }
 }
 
