@@ -21,7 +21,7 @@ use swarm_proto::v1::{
     Annotations, CreateSecretRequest, CreateServiceRequest, ListNodesRequest, ListSecretsRequest, RemoveSecretRequest,
     SecretSpec, ServiceSpec,
 };
-use swarm_tests::daemon::{Daemon, connect, refused_start, refused_start_with, swarmd_binary};
+use swarm_tests::daemon::{Daemon, connect, refused_start_with, swarmd_binary};
 use swarm_tests::metrics::{http_get, metrics_addr, sample};
 use swarm_tests::noise::Noise;
 
