@@ -155,6 +155,15 @@ async fn an_idle_member_whose_data_dir_was_removed_stops_by_itself() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_right_after_the_data_dir_was_removed_says_so() {
+    let (dir, node) = single_member(LogMachine::new()).await;
+    std::fs::remove_dir_all(dir.path()).expect("remove the data dir");
+    // Before the check that runs every second could notice.
+    let stopped = node.shutdown().await.expect_err("a stop that cannot be clean");
+    assert!(matches!(&stopped, Error::DataDir { .. }), "{stopped}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_refuses_a_missing_or_never_configured_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("raft");

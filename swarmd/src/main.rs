@@ -144,7 +144,8 @@ fn main() -> ExitCode {
 fn reserve_fits(state_dir: &std::path::Path, mib: u64) -> Result<(), String> {
     let reserve = mib.saturating_mul(1 << 20);
     match swarm_raft::filesystem_size(state_dir) {
-        Ok(size) if reserve >= size => Err(format!(
+        // 0 turns the reserve off, whatever the filesystem.
+        Ok(size) if reserve > 0 && reserve >= size => Err(format!(
             "--disk-reserve {mib} ({}) is not under the size of the filesystem holding {} ({}): no write could \
              ever be made",
             swarm_raft::human_bytes(reserve),
@@ -315,6 +316,14 @@ fn hostname(text: &str) -> Result<String, String> {
     if text.chars().any(char::is_control) {
         return Err("a hostname cannot hold control characters".into());
     }
+    // A DNS name's limit; a machine's own is shorter (64 on Linux).
+    const MAX_HOSTNAME_BYTES: usize = 253;
+    if text.len() > MAX_HOSTNAME_BYTES {
+        return Err(format!(
+            "a hostname holds at most {MAX_HOSTNAME_BYTES} bytes, as a DNS name; this one {}",
+            text.len()
+        ));
+    }
     Ok(text.to_string())
 }
 
@@ -392,6 +401,19 @@ mod tests {
         assert!(err.contains(&state_dir.display().to_string()), "{err}");
         assert_eq!(reserve_fits(&state_dir, size / (2 << 20)), Ok(()));
         assert_eq!(reserve_fits(&state_dir, 0), Ok(()));
+        // A filesystem of no size (procfs): the reserve off is no reason to
+        // refuse.
+        assert_eq!(reserve_fits(std::path::Path::new("/proc/self"), 0), Ok(()));
+        assert!(reserve_fits(std::path::Path::new("/proc/self"), 1).is_err());
+    }
+
+    #[test]
+    fn hostnames_are_named_lines_of_at_most_253_bytes() {
+        assert_eq!(hostname("node-1").as_deref(), Ok("node-1"));
+        assert!(hostname(&"a".repeat(253)).is_ok());
+        let err = hostname(&"a".repeat(254)).unwrap_err();
+        assert!(err.contains("at most 253 bytes") && err.contains("254"), "{err}");
+        assert!(hostname(" ").is_err() && hostname("a\nb").is_err());
     }
 
     #[test]

@@ -220,6 +220,10 @@ impl<S: StateMachine> ReadyLoop<S> {
     /// leads no more, answers every proposal and command still waiting,
     /// and on a clean stop spares the next start some work.
     async fn stop(mut self, result: Result<()>) -> Result<()> {
+        // A data dir removed a moment ago (its check runs every second)
+        // holds what was acknowledged, wherever it went: a stop that did
+        // not say so would read as clean.
+        let result = result.and_then(|()| self.data_dir.check());
         if let Err(err) = &result {
             tracing::error!(member = self.config.id, %err, "raft member stops on an error");
         }

@@ -270,7 +270,7 @@ async fn serve(
     // Without --listen-metrics, requests are not counted at all.
     let metrics = metrics_listener.map(|listener| (Metrics::new(manager.store.clone(), manager.raft()), listener));
     let count_requests = metrics.as_ref().map(|(metrics, _)| metrics.layer());
-    let listener = socket.bind()?;
+    let (listener, bound) = socket.bind()?;
     let socket_watch = tokio::spawn(socket::warn_if_removed(options.control_socket.clone()));
     let (stopping, stop_watches) = tokio::sync::watch::channel(false);
     // The node stops on the signal, or when its Raft member has stopped on
@@ -285,7 +285,7 @@ async fn serve(
     // begins, so that the graceful stop waits only for real requests.
     let raft = manager.raft();
     let socket_watch_abort = socket_watch.abort_handle();
-    let socket_path = options.control_socket.clone();
+    let bound_at_stop = bound.clone();
     let stop = async move {
         tokio::select! {
             () = shutdown => {}
@@ -293,7 +293,7 @@ async fn serve(
             () = raft.stopped() => tracing::warn!("the raft member stopped: stopping the node"),
         }
         socket_watch_abort.abort();
-        socket::remove(&socket_path);
+        bound_at_stop.remove();
         let _ = stopping.send(true);
     };
     let mut stop_came = stop_watches.clone();
@@ -376,7 +376,7 @@ async fn serve(
     };
     socket_watch.abort();
     // Gone already unless serving ended otherwise.
-    socket.remove_socket();
+    bound.remove();
     if let Some(mut metrics_server) = metrics_server {
         // A scrape that never finishes (a client that sends half a
         // request) must not hold the stop: a second, then it is dropped.

@@ -89,7 +89,7 @@ impl SocketClaim {
     ///
     /// [`Error::Socket`] when the path holds something other than a socket,
     /// or it cannot be bound.
-    pub fn bind(&self) -> Result<UnixListener> {
+    pub fn bind(&self) -> Result<(UnixListener, BoundSocket)> {
         let path = self.path.as_path();
         let fail = |reason: String| socket_error(path, reason);
         if let Ok(metadata) = std::fs::symlink_metadata(path) {
@@ -102,25 +102,50 @@ impl SocketClaim {
         // Made its user's alone by swarmd's umask (077) as it is bound: a
         // chmod after would leave a window, and follow a symlink swapped in.
         let listener = UnixListener::bind(path).map_err(|err| fail(format!("cannot bind: {err}")))?;
-        Ok(listener)
-    }
-
-    /// Removes the socket this daemon bound, if still there (on a clean
-    /// stop); the claim itself holds on until dropped.
-    pub fn remove_socket(&self) {
-        remove(&self.path);
+        let identity = std::fs::symlink_metadata(path)
+            .map(|metadata| identity(&metadata))
+            .map_err(|err| fail(format!("cannot look at the socket just bound: {err}")))?;
+        Ok((
+            listener,
+            BoundSocket {
+                path: self.path.clone(),
+                identity,
+            },
+        ))
     }
 }
 
-/// Removes the socket at `path` that this daemon bound and holds the claim
-/// of (no other daemon can have bound one there since), if it is still
-/// there.
-pub fn remove(path: &Path) {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => tracing::warn!(path = %path.display(), %err, "cannot remove the control socket"),
+/// The socket file a daemon bound, to remove at its stop: that file only.
+#[derive(Clone, Debug)]
+pub struct BoundSocket {
+    path: PathBuf,
+    /// Its device and inode.
+    identity: (u64, u64),
+}
+
+impl BoundSocket {
+    /// Removes the socket, if its path still holds the very file bound: one
+    /// put there since (its lock file removed by hand, another daemon
+    /// started on the path) is another daemon's, and stays.
+    pub fn remove(&self) {
+        let path = self.path.as_path();
+        match std::fs::symlink_metadata(path) {
+            Ok(metadata) if identity(&metadata) == self.identity => {
+                if let Err(err) = std::fs::remove_file(path) {
+                    tracing::warn!(path = %path.display(), %err, "cannot remove the control socket");
+                }
+            }
+            Ok(_) => tracing::warn!(path = %path.display(),
+                "the control socket's path holds another file than the one this daemon bound: left alone"),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => tracing::warn!(path = %path.display(), %err, "cannot look at the control socket"),
+        }
     }
+}
+
+fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt as _;
+    (metadata.dev(), metadata.ino())
 }
 
 /// Watches the socket just bound at `path`: if it is removed or replaced
@@ -164,26 +189,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("swarm.sock");
         let first = claim(&path).unwrap();
-        let listener = first.bind().unwrap();
+        let (listener, bound) = first.bind().unwrap();
         let err = claim(&path).unwrap_err();
         assert!(err.to_string().contains("another daemon"), "{err}");
         // Stopping: no longer serving, its socket removed, its state dir
         // still open. Still its daemon's.
         drop(listener);
-        first.remove_socket();
+        bound.remove();
         let err = claim(&path).unwrap_err();
         assert!(err.to_string().contains("another daemon"), "{err}");
         drop(first);
         // Died while serving: the lock goes with the process, the socket
         // file stays, stale.
         let second = claim(&path).unwrap();
-        let listener = second.bind().unwrap();
+        let (listener, _) = second.bind().unwrap();
         drop((listener, second));
         assert!(path.exists());
         let third = claim(&path).expect("a stale socket's lock is free");
-        let _listener = third.bind().expect("and the socket is replaced");
-        third.remove_socket();
+        let (_listener, bound) = third.bind().expect("and the socket is replaced");
+        bound.remove();
         assert!(!path.exists(), "a clean stop removes the socket");
+    }
+
+    #[tokio::test]
+    async fn a_stop_leaves_a_socket_another_daemon_bound_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("swarm.sock");
+        let ours = claim(&path).unwrap();
+        let (_listener, bound) = ours.bind().unwrap();
+        // Its socket and lock removed by hand, another daemon took the path.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(dir.path().join("swarm.sock.lock")).unwrap();
+        let theirs = claim(&path).unwrap();
+        let (_their_listener, _) = theirs.bind().unwrap();
+        bound.remove();
+        assert!(
+            std::os::unix::net::UnixStream::connect(&path).is_ok(),
+            "the other daemon's socket stays"
+        );
     }
 
     #[tokio::test]
