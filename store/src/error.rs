@@ -77,6 +77,12 @@ pub enum Error {
     #[error("{0}")]
     OutcomeUnknown(String),
 
+    /// The proposer had no answer for the transaction within its bound (a
+    /// disk that hangs): it may still commit, as for
+    /// [`Error::OutcomeUnknown`].
+    #[error("{0}")]
+    TimedOut(String),
+
     /// A watcher asked to resume after an index whose later changes the
     /// store no longer keeps. Its owner reads the state again and watches
     /// from there (`view_and_watch`).

@@ -117,6 +117,8 @@ impl From<Error> for tonic::Status {
             Error::Store(Store::OutcomeUnknown(_)) | Error::Raft(swarm_raft::Error::UnknownOutcome { .. }) => {
                 tonic::Status::unknown(message)
             }
+            // gRPC's code for a change that may have been made all the same.
+            Error::Store(Store::TimedOut(_)) => tonic::Status::deadline_exceeded(message),
             // Not the leader, no leader yet, shutting down: nothing was
             // written, and the client may try again.
             Error::Store(Store::ProposalFailed(_) | Store::Closed(_)) | Error::Raft(_) => {
@@ -151,6 +153,8 @@ mod tests {
             reason: "stopped".into(),
         };
         assert_eq!(code(Error::Raft(unanswered)), Code::Unknown);
+        let unanswered = Store::TimedOut("no answer within 20 s; it may still be made".into());
+        assert_eq!(code(Error::Store(unanswered)), Code::DeadlineExceeded);
     }
 
     #[test]

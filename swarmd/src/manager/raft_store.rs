@@ -7,6 +7,7 @@
 //! that apply said on this manager. Snapshots are the store's own.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
@@ -86,9 +87,27 @@ impl StateMachine for StoreMachine {
 /// Proposes each transaction's actions as one Raft entry. Built before the
 /// Raft member (the store needs it first); [`RaftProposer::connect`] hands it
 /// the member once started.
-#[derive(Default)]
 pub struct RaftProposer {
     raft: OnceLock<RaftHandle<ApplyResult>>,
+    /// How long a write waits for its entry to apply before it is told
+    /// that it may still be made ([`ANSWER_WITHIN`]).
+    answer_within: Duration,
+}
+
+/// How long a write waits for its entry to apply: a disk that hangs (a
+/// frozen filesystem, a dead network volume) would otherwise hold its
+/// client for ever, with no word of why. Far above any healthy write,
+/// however loaded, or a leader change (etcd's request timeout is 5 s plus
+/// two election timeouts).
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(20);
+
+impl Default for RaftProposer {
+    fn default() -> Self {
+        RaftProposer {
+            raft: OnceLock::new(),
+            answer_within: ANSWER_WITHIN,
+        }
+    }
 }
 
 impl RaftProposer {
@@ -96,6 +115,15 @@ impl RaftProposer {
     /// [`RaftProposer::connect`].
     pub fn new() -> Arc<Self> {
         Arc::new(RaftProposer::default())
+    }
+
+    /// As [`RaftProposer::new`], answering writes within `answer_within`.
+    #[cfg(test)]
+    fn answering_within(answer_within: Duration) -> Arc<Self> {
+        Arc::new(RaftProposer {
+            answer_within,
+            ..RaftProposer::default()
+        })
     }
 
     /// Sends proposals to `raft` from now on. Only the first call counts.
@@ -116,11 +144,21 @@ impl Proposer for RaftProposer {
             .iter()
             .all(|action| action.kind == i32::from(swarm_proto::v1::store_action::Kind::Remove));
         let data = StoreActions { actions }.encode_to_vec();
+        let within = self.answer_within;
         async move {
-            let proposed = if frees {
-                raft.propose_freeing(data).await
-            } else {
-                raft.propose(data).await
+            let proposed = async {
+                if frees {
+                    raft.propose_freeing(data).await
+                } else {
+                    raft.propose(data).await
+                }
+            };
+            let Ok(proposed) = tokio::time::timeout(within, proposed).await else {
+                return Err(Error::TimedOut(format!(
+                    "the write had no answer within {}s (the Raft log's disk is slow or hangs: see the manager's \
+                     log); it may still be made",
+                    within.as_secs_f64()
+                )));
             };
             match proposed {
                 Ok((index, applied)) => applied.map(|()| index),

@@ -17,11 +17,15 @@ struct Manager {
 }
 
 async fn start(dir: &Path, snapshot_interval: u64) -> Manager {
+    start_answering_within(dir, snapshot_interval, ANSWER_WITHIN).await
+}
+
+async fn start_answering_within(dir: &Path, snapshot_interval: u64, answer_within: Duration) -> Manager {
     let mut config = Config::new(1, 0x57, dir, "127.0.0.1:1");
     config.tick = Duration::from_millis(20);
     config.snapshot_interval = snapshot_interval;
     config.keep_entries = 5;
-    let proposer = RaftProposer::new();
+    let proposer = RaftProposer::answering_within(answer_within);
     let store = MemoryStore::builder().proposer(proposer.clone()).build();
     let members = BTreeMap::from([(1, config.addr.clone())]);
     let raft = RaftNode::start(config, StoreMachine::new(store.clone()), Start::Bootstrap(members))
@@ -229,5 +233,29 @@ async fn removals_racing_updates_of_the_same_objects_all_succeed() {
         joined.unwrap();
     }
     assert_eq!(manager.store.view(|tx| tx.count::<swarm_proto::v1::Service>()), 0);
+    manager.raft.shutdown().await.unwrap();
+}
+
+/// A write held up past the proposer's bound (the loop stalled, as on a
+/// disk that hangs) is told that it may still be made; it is, once the
+/// loop goes on.
+#[tokio::test]
+async fn a_write_held_up_past_the_bound_is_told_it_may_still_be_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = start_answering_within(dir.path(), 10_000, Duration::from_millis(200)).await;
+    manager.raft.handle().links().pause_loop(Duration::from_secs(1));
+    let held = node("held");
+    let err = manager
+        .store
+        .update(|tx| tx.create(held.clone()))
+        .await
+        .expect_err("no answer within the bound");
+    assert!(matches!(&err, Error::TimedOut(_)), "{err}");
+    assert!(err.to_string().contains("may still be made"), "{err}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while manager.store.read().get::<Node>(&held.id).is_none() {
+        assert!(Instant::now() < deadline, "the write held up never applied");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     manager.raft.shutdown().await.unwrap();
 }
