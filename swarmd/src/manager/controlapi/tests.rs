@@ -714,28 +714,15 @@ async fn services_listed_by_id_or_name_prefix_are_those_a_scan_would_keep() {
         ids.sort();
         ids
     };
-    let name = |service: &Service| {
+    fn annotations_of(service: &Service) -> &Annotations {
         service
             .spec
             .as_ref()
+            .and_then(|spec| spec.annotations.as_ref())
             .unwrap()
-            .annotations
-            .as_ref()
-            .unwrap()
-            .name
-            .to_lowercase()
-    };
-    let front = |service: &Service| {
-        service
-            .spec
-            .as_ref()
-            .unwrap()
-            .annotations
-            .as_ref()
-            .unwrap()
-            .labels
-            .contains_key("tier")
-    };
+    }
+    let name = |service: &Service| annotations_of(service).name.to_lowercase();
+    let front = |service: &Service| annotations_of(service).labels.contains_key("tier");
     let (first, second) = (&services[0].id, &services[3].id);
     let by_ids = ListFilters {
         id_prefixes: vec![
