@@ -60,14 +60,13 @@ fn parse() -> cli::Cli {
     if let Err(err) = flag_values::check(&command, &args) {
         err.exit();
     }
-    let matches = command.get_matches_from(&args);
+    let matches = command.try_get_matches_from_mut(&args).unwrap_or_else(|err| err.exit());
     if let Some(("service", service)) = matches.subcommand()
         && let Some(("update", update)) = service.subcommand()
         && update.get_flag("rollback")
     {
-        let mut command = cli::command();
-        // Built, so that the error's usage line is `swarmctl service update`'s.
-        command.build();
+        // Built above, so that the error's usage line is `swarmctl service
+        // update`'s.
         if let Some(update_command) = command
             .find_subcommand_mut("service")
             .and_then(|service| service.find_subcommand_mut("update"))

@@ -228,7 +228,7 @@ pub struct FileReference {
 
 /// A referenced file's mode unless given: readable by all, as docker
 /// writes it into the spec.
-const DEFAULT_FILE_MODE: u32 = 0o444;
+pub(crate) const DEFAULT_FILE_MODE: u32 = 0o444;
 
 /// A service's use of a secret or config, from `--secret`/`--config`:
 /// `NAME` or `source=NAME[,target=T][,uid=N][,gid=N][,mode=0440]` (Docker's

@@ -7,6 +7,7 @@ use swarm_proto::v1::{
     mount, port_config, restart_policy, service_spec, task_spec, update_config, update_status,
 };
 
+use super::super::data::DEFAULT_FILE_MODE;
 use super::super::{enum_word, labels, meta_times};
 use crate::output;
 
@@ -163,8 +164,11 @@ fn references<'a>(files: impl Iterator<Item = (&'a String, &'a String, u32, u32,
     files
         .map(|(name, target, uid, gid, mode)| {
             let mut text = format!("{name} -> {target}");
-            if (uid, gid, mode.unwrap_or(0o444)) != (0, 0, 0o444) {
-                let mode = mode.map_or_else(|| "0444 (default)".to_string(), |mode| format!("{mode:04o}"));
+            if (uid, gid, mode.unwrap_or(DEFAULT_FILE_MODE)) != (0, 0, DEFAULT_FILE_MODE) {
+                let mode = mode.map_or_else(
+                    || format!("{DEFAULT_FILE_MODE:04o} (default)"),
+                    |mode| format!("{mode:04o}"),
+                );
                 text.push_str(&format!(" (uid {uid}, gid {gid}, mode {mode})"));
             }
             text
