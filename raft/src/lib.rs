@@ -33,6 +33,7 @@ mod error;
 mod logger;
 mod metrics;
 pub mod node;
+mod open_db;
 mod peer_disks;
 mod salvage;
 mod state_machine;

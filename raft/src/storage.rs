@@ -45,6 +45,7 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode,
 
 use crate::entry_cache::EntryCache;
 use crate::error::{Error, Result};
+use crate::open_db::OpenDb;
 
 const CF_ENTRIES: &str = "entries";
 const CF_STATE: &str = "state";
@@ -113,7 +114,7 @@ pub enum Opened {
 
 /// The Raft log and state of one member, in RocksDB.
 pub struct RocksStorage {
-    db: Arc<DB>,
+    db: Arc<OpenDb>,
     dir: PathBuf,
     hard_state: HardState,
     conf_state: ConfState,
@@ -256,7 +257,7 @@ impl RocksStorage {
     /// The storage of an opened database, nothing read yet.
     fn around(db: DB, dir: &Path) -> Self {
         RocksStorage {
-            db: Arc::new(db),
+            db: Arc::new(OpenDb::new(db)),
             dir: dir.to_path_buf(),
             hard_state: HardState::default(),
             conf_state: ConfState::default(),
@@ -418,7 +419,7 @@ impl RocksStorage {
     }
 
     /// The database, for the synced write of a batch off the Ready loop.
-    pub(crate) fn db(&self) -> Arc<DB> {
+    pub(crate) fn db(&self) -> Arc<OpenDb> {
         Arc::clone(&self.db)
     }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use rocksdb::DB;
 
+use crate::open_db::OpenDb;
 use crate::storage;
 
 /// How often the compacted log's tables are dropped again while entries
@@ -24,7 +25,7 @@ use crate::storage;
 const AGAIN_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Freeing {
-    db: Arc<DB>,
+    db: Arc<OpenDb>,
     member: u64,
     /// The truncation the last drop was asked for.
     asked_through: u64,
@@ -40,7 +41,7 @@ pub(crate) struct Freeing {
 impl Freeing {
     /// For the log in `db`, whose truncation `truncated` is in a table
     /// (an open flushes what it recovers, and drops what it let go).
-    pub(crate) fn new(db: Arc<DB>, member: u64, truncated: u64) -> Freeing {
+    pub(crate) fn new(db: Arc<OpenDb>, member: u64, truncated: u64) -> Freeing {
         Freeing {
             db,
             member,

@@ -26,6 +26,7 @@ use crate::disk_space::{self, DiskSpace};
 use crate::error::{Error, Result};
 use crate::logger::raft_logger;
 use crate::metrics::Metrics;
+use crate::open_db::OnClose;
 use crate::state_machine::StateMachine;
 use crate::storage::RocksStorage;
 use crate::transport::{Links, Transport, TransportService};
@@ -59,8 +60,9 @@ pub struct RaftNode<S: StateMachine> {
     service: TransportService,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<()>>,
-    /// Tells when RocksDB is closed: when no one holds the database.
-    db: std::sync::Weak<rocksdb::DB>,
+    /// Resolves once RocksDB is closed: when no one holds the database
+    /// any more and its close has ended.
+    db_closed: OnClose,
 }
 
 impl<S: StateMachine> RaftNode<S> {
@@ -139,7 +141,7 @@ impl<S: StateMachine> RaftNode<S> {
             machine.skip(snapshot_index);
         }
         let members = storage.members().clone();
-        let db = Arc::downgrade(&storage.db());
+        let db_closed = storage.db().on_close();
         let freeing = freeing::Freeing::new(storage.db(), config.id, storage.truncated_index());
         let raw = raft::RawNode::new(&config.raft_config(snapshot_index), storage, &raft_logger())?;
 
@@ -240,7 +242,7 @@ impl<S: StateMachine> RaftNode<S> {
             service,
             shutdown: Some(shutdown_tx),
             task,
-            db,
+            db_closed,
         })
     }
 
@@ -284,11 +286,8 @@ impl<S: StateMachine> RaftNode<S> {
 
     /// Waits (up to 10 s) until RocksDB is closed: a write or a snapshot
     /// cut short on a blocking thread holds the database until it ends.
-    async fn wait_closed(&self) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while self.db.strong_count() > 0 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+    async fn wait_closed(&mut self) {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.db_closed.closed()).await;
     }
 
     /// Whether the Ready loop has ended (stopped, removed, or failed).
