@@ -170,6 +170,57 @@ async fn bad_service_specs_are_refused_naming_the_field() {
         "stop_grace_period is out of range",
     )
     .await;
+    // Malformed as protobuf Durations, whatever they would sum to.
+    for (seconds, nanos) in [(0, 1_000_000_000), (5, -1), (-5, 1), (0, -1_000_000_000)] {
+        let mut malformed = spec("web", "busybox");
+        container(&mut malformed).stop_grace_period = Some(prost_types::Duration { seconds, nanos });
+        refused(
+            &store,
+            create(&api, malformed),
+            Code::InvalidArgument,
+            "stop_grace_period is not a valid protobuf Duration",
+        )
+        .await;
+    }
+    // What no process can be given: a NUL in its words, environment or
+    // paths; and health checks the engine could not run.
+    for (field, set) in [
+        (
+            "spec.task.container.env",
+            (|c: &mut ContainerSpec| c.env = vec!["A=b\0c".into()]) as fn(&mut ContainerSpec),
+        ),
+        ("spec.task.container.args", |c| c.args = vec!["ok".into(), "b\0".into()]),
+        ("spec.task.container.command", |c| c.command = vec!["sh\0".into()]),
+        ("spec.task.container.command", |c| {
+            c.command = vec![String::new(), "x".into()]
+        }),
+        ("spec.task.container.user", |c| c.user = "a\0b".into()),
+        ("spec.task.container.dir", |c| c.dir = "/a\0b".into()),
+    ] {
+        let mut bad = spec("web", "busybox");
+        set(container(&mut bad));
+        refused(&store, create(&api, bad), Code::InvalidArgument, field).await;
+    }
+    for test in [
+        &["BOGUS", "true"][..],
+        &["CMD"],
+        &["CMD", ""],
+        &["CMD-SHELL", "a", "b"],
+        &["NONE", "x"],
+    ] {
+        let mut bad = spec("web", "busybox");
+        container(&mut bad).healthcheck = Some(Box::new(HealthConfig {
+            test: test.iter().map(|word| word.to_string()).collect(),
+            ..Default::default()
+        }));
+        refused(
+            &store,
+            create(&api, bad),
+            Code::InvalidArgument,
+            "spec.task.container.healthcheck.test",
+        )
+        .await;
+    }
     let mut constraint = spec("web", "busybox");
     let task = swarm_proto::Shared::make_mut(constraint.task.as_mut().unwrap());
     task.placement = Some(Box::new(Placement {

@@ -72,12 +72,23 @@ const MAX_DURATION_SECONDS: i64 = i64::MAX / 1_000_000_000;
 /// A duration that is not negative, and short enough to be written back.
 fn non_negative(field: &str, duration: Option<&prost_types::Duration>) -> Result<()> {
     match duration {
+        // Protobuf's own rule for a Duration, which a client that builds
+        // one by hand may break: reading it as a sum would hide the fault.
+        Some(duration)
+            if duration.nanos.unsigned_abs() >= 1_000_000_000
+                || (duration.seconds != 0 && duration.nanos != 0 && (duration.seconds < 0) != (duration.nanos < 0)) =>
+        {
+            Err(invalid(format!(
+                "{field} is not a valid protobuf Duration ({}s and {} nanos): nanos must be within ±999999999 and \
+                 have the sign of seconds",
+                duration.seconds, duration.nanos
+            )))
+        }
         Some(duration) if duration.seconds < 0 || duration.nanos < 0 => {
             Err(invalid(format!("{field} must not be negative")))
         }
         Some(duration)
-            if i128::from(duration.seconds) * 1_000_000_000 + i128::from(duration.nanos) > i128::from(i64::MAX)
-                || duration.nanos >= 1_000_000_000 =>
+            if i128::from(duration.seconds) * 1_000_000_000 + i128::from(duration.nanos) > i128::from(i64::MAX) =>
         {
             Err(invalid(format!(
                 "{field} is out of range: at most {MAX_DURATION_SECONDS}s (292 years, as Go's time.Duration)"
@@ -206,6 +217,29 @@ fn container_spec(container: &ContainerSpec) -> Result<()> {
             "spec.task.container.env entry {entry:?} is not KEY=VALUE"
         )));
     }
+    // Each becomes a C string of the process the engine starts (a word,
+    // a variable, a path), which ends at a NUL: the engine would refuse
+    // the task, or run something else than asked.
+    let one = std::slice::from_ref;
+    for (field, values) in [
+        ("command", &container.command[..]),
+        ("args", &container.args),
+        ("env", &container.env),
+        ("user", one(&container.user)),
+        ("dir", one(&container.dir)),
+        ("hostname", one(&container.hostname)),
+    ] {
+        if let Some(value) = values.iter().find(|value| value.contains('\0')) {
+            return Err(invalid(format!(
+                "spec.task.container.{field} {value:?} holds a NUL character"
+            )));
+        }
+    }
+    if container.command.first().is_some_and(String::is_empty) {
+        return Err(invalid(
+            "spec.task.container.command: its first word, the program, is empty".into(),
+        ));
+    }
     non_negative(
         "spec.task.container.stop_grace_period",
         container.stop_grace_period.as_ref(),
@@ -231,18 +265,14 @@ fn container_spec(container: &ContainerSpec) -> Result<()> {
         target: &r.target,
         mode: r.mode,
     });
-    let secret_files = references("secret", secrets, "a relative path (under /run/secrets)", |target| {
-        (!target.starts_with('/')).then(|| format!("{SECRETS_DIR}/{target}"))
-    })?;
+    let secret_files = references("secret", secrets, |target| file_under(SECRETS_DIR, target))?;
     let configs = container.configs.iter().map(|r| FileReference {
         id: &r.config_id,
         name: &r.config_name,
         target: &r.target,
         mode: r.mode,
     });
-    let config_files = references("config", configs, "an absolute path", |target| {
-        target.starts_with('/').then(|| target.to_string())
-    })?;
+    let config_files = references("config", configs, |target| file_under("", target))?;
     if let Some((file, named)) = config_files.iter().find(|(file, _)| secret_files.contains_key(*file)) {
         return Err(invalid(format!(
             "spec.task.container.configs: {named} would be the file {file:?}, which {} is",
@@ -385,20 +415,30 @@ struct FileReference<'a> {
     mode: Option<u32>,
 }
 
-/// Where a container finds its secrets: a secret's target is relative to it.
+/// Where a container finds its secrets: a relative target is under it.
 const SECRETS_DIR: &str = "/run/secrets";
 
+/// The file a target names in the container, as the engine places it
+/// (moby's `getSecretTargetPath` and `getConfigTargetPath`): an absolute
+/// target as it is, a relative one under `dir` (a config's under `/`).
+fn file_under(dir: &str, target: &str) -> String {
+    if target.starts_with('/') {
+        target.to_string()
+    } else {
+        format!("{dir}/{target}")
+    }
+}
+
 /// A container's secret or config references, as SwarmKit's
-/// `validateSecretRefsSpec`: each names an object and a target of the right
-/// form (`form`: `file_of` gives the file an acceptable target is),
-/// inside where it is mounted (no `..`), naming a file rather than a
+/// `validateSecretRefsSpec`: each names an object and a target
+/// (`file_of` gives the file it names), with no `..` (a relative target
+/// would leave where it is mounted), naming a file rather than a
 /// directory, no two the same file however spelled, and a mode holds only
 /// permission bits. Returns each file, with what is there.
 fn references<'a>(
     kind: &str,
     references: impl Iterator<Item = FileReference<'a>>,
-    form: &str,
-    file_of: impl Fn(&str) -> Option<String>,
+    file_of: impl Fn(&str) -> String,
 ) -> Result<std::collections::BTreeMap<String, String>> {
     let field = format!("spec.task.container.{kind}s");
     let mut files = std::collections::BTreeMap::new();
@@ -410,13 +450,12 @@ fn references<'a>(
             "" => format!("{kind} {id}"),
             name => format!("{kind} {name:?}"),
         };
-        let escapes = target.split('/').any(|part| part == "..");
-        let file = file_of(target).filter(|_| !target.is_empty() && !escapes);
-        let Some(file) = file else {
+        if target.is_empty() || target.split('/').any(|part| part == "..") {
             return Err(invalid(format!(
-                "{field}: target {target:?} of {named} must be {form}, without \"..\""
+                "{field}: target {target:?} of {named} must be a path without \"..\""
             )));
-        };
+        }
+        let file = file_of(target);
         // `/etc/`, `/tmp/.`, `.`: a directory, which a file cannot replace.
         if matches!(target.rsplit('/').next(), Some("" | ".")) {
             return Err(invalid(format!(
@@ -458,7 +497,29 @@ fn healthcheck(health: &HealthConfig) -> Result<()> {
             "spec.task.container.healthcheck.retries must not be negative".into(),
         ));
     }
-    Ok(())
+    health_test(&health.test)
+}
+
+/// A health check's test as the engine runs one: none (the image's),
+/// `NONE` (none at all), `CMD` and the program's words, or `CMD-SHELL`
+/// and one command for the shell.
+fn health_test(test: &[String]) -> Result<()> {
+    let bad = |why: &str| Err(invalid(format!("spec.task.container.healthcheck.test {test:?}: {why}")));
+    if test.iter().any(|word| word.contains('\0')) {
+        return bad("a word holds a NUL character");
+    }
+    match test {
+        [] => Ok(()),
+        [kind, rest @ ..] => match (kind.as_str(), rest) {
+            ("NONE", []) => Ok(()),
+            ("NONE", _) => bad("NONE takes nothing after it"),
+            ("CMD", [program, ..]) if !program.is_empty() => Ok(()),
+            ("CMD", _) => bad("CMD takes the program and its arguments after it"),
+            ("CMD-SHELL", [command]) if !command.is_empty() => Ok(()),
+            ("CMD-SHELL", _) => bad("CMD-SHELL takes one command for the shell after it"),
+            _ => bad("it starts with NONE, CMD or CMD-SHELL"),
+        },
+    }
 }
 
 fn restart_policy(field: &str, restart: &RestartPolicy) -> Result<()> {
@@ -1155,7 +1216,7 @@ mod tests {
         for bad in [
             vec![secret("")],
             vec![secret("../etc/passwd")],
-            vec![secret("/abs")],
+            vec![secret("/etc/../abs")],
             vec![secret("a"), secret("a")],
             // The same file, however spelled.
             vec![secret("a"), secret("./a")],
@@ -1171,15 +1232,27 @@ mod tests {
             let err = container_spec(container).unwrap_err().to_string();
             assert!(err.contains("spec.task.container.secrets"), "{err}");
         }
-        container.secrets = vec![secret("/abs")];
+        container.secrets = vec![secret("sub/../../etc/passwd")];
         let err = container_spec(container).unwrap_err().to_string();
         assert!(
-            err.contains("target \"/abs\" of secret \"db\" must be a relative path"),
+            err.contains("target \"sub/../../etc/passwd\" of secret \"db\" must be a path without \"..\""),
             "names the secret as the user did, and the rule: {err}"
+        );
+        // As the engine takes them: a secret's absolute target is that
+        // file, a config's relative one is under the root.
+        container.secrets = vec![secret("/etc/ssl/key.pem")];
+        container.configs = vec![config("app.conf")];
+        assert!(container_spec(container).is_ok());
+        container.secrets = vec![secret("/etc/app.conf")];
+        container.configs = vec![config("etc/app.conf")];
+        let err = container_spec(container).unwrap_err().to_string();
+        assert!(
+            err.contains("would be the file \"/etc/app.conf\", which secret \"db\" is"),
+            "{err}"
         );
         container.secrets.clear();
         for bad in [
-            vec![config("relative")],
+            vec![config("")],
             vec![config("/etc/../x")],
             vec![config("/")],
             vec![config("/etc/")],
