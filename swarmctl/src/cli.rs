@@ -267,6 +267,8 @@ pub enum ServiceCommand {
     Rollback {
         /// The service: its name, ID or ID prefix.
         reference: String,
+        #[command(flatten)]
+        progress: DockerProgressArgs,
     },
     /// Remove services.
     Rm {
@@ -311,9 +313,16 @@ pub struct ServiceSpecArgs {
     /// Tasks of a replicated job run at once (default: `--replicas`).
     #[arg(long, allow_negative_numbers = true, value_parser = crate::parse::count)]
     pub max_concurrent: Option<u64>,
-    /// The command (replaces the image's entrypoint), split into words as
-    /// a shell splits them: `--command "sh -c 'echo hi'"`.
-    #[arg(long, value_name = "COMMAND", allow_hyphen_values = true, value_parser = parse::words)]
+    /// The command (replaces the image's entrypoint; docker's
+    /// `--entrypoint`), split into words as a shell splits them:
+    /// `--command "sh -c 'echo hi'"`.
+    #[arg(
+        long,
+        visible_alias = "entrypoint",
+        value_name = "COMMAND",
+        allow_hyphen_values = true,
+        value_parser = parse::words
+    )]
     pub command: Option<parse::Words>,
     /// Its arguments (replace the image's CMD), split as `--command` is:
     /// `--args "-g 'daemon off;'"`.
@@ -323,6 +332,10 @@ pub struct ServiceSpecArgs {
     /// (repeatable).
     #[arg(short, long, value_parser = parse::env_entry)]
     pub env: Vec<String>,
+    /// A file of environment variables, as docker reads one: KEY=VALUE or
+    /// KEY a line, `#` comments (repeatable; `--env` comes after them).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<std::path::PathBuf>,
     /// A label of the service, key=value (repeatable).
     #[arg(short, long)]
     pub label: Vec<String>,
@@ -355,6 +368,22 @@ pub struct ServiceSpecArgs {
     pub config: Vec<String>,
     #[command(flatten)]
     pub task: TaskFlags,
+    #[command(flatten)]
+    pub progress: DockerProgressArgs,
+}
+
+/// Flags docker's `service create`, `update` and `rollback` take that
+/// change nothing here, accepted so that scripts written for docker run
+/// as they are: swarmctl never waits for the tasks to converge, and
+/// prints only the service's ID.
+#[derive(Args, Debug)]
+pub struct DockerProgressArgs {
+    /// Accepted for docker's scripts (swarmctl never waits for the tasks).
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Accepted for docker's scripts (swarmctl prints only the ID).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -370,7 +399,13 @@ pub struct ServiceUpdateArgs {
     pub max_concurrent: Option<u64>,
     /// A new command, as `create` takes it (`--command ""` clears it: the
     /// image's entrypoint runs).
-    #[arg(long, value_name = "COMMAND", allow_hyphen_values = true, value_parser = parse::words)]
+    #[arg(
+        long,
+        visible_alias = "entrypoint",
+        value_name = "COMMAND",
+        allow_hyphen_values = true,
+        value_parser = parse::words
+    )]
     pub command: Option<parse::Words>,
     /// New arguments, as `create` takes them (`--args ""` clears them).
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true, value_parser = parse::words)]
@@ -432,6 +467,8 @@ pub struct ServiceUpdateArgs {
     pub force: bool,
     #[command(flatten)]
     pub task: TaskFlags,
+    #[command(flatten)]
+    pub progress: DockerProgressArgs,
 }
 
 /// What `service create` and `service update` both set, each flag

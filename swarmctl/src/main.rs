@@ -73,7 +73,9 @@ fn parse() -> cli::Cli {
         {
             let beside: Vec<String> = update_command
                 .get_arguments()
-                .filter(|arg| !["rollback", "reference", "socket", "format"].contains(&arg.get_id().as_str()))
+                .filter(|arg| {
+                    !["rollback", "reference", "socket", "format", "detach", "quiet"].contains(&arg.get_id().as_str())
+                })
                 .filter(|arg| {
                     update.value_source(arg.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine)
                 })

@@ -23,13 +23,28 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>, quiet: bool) -> std::io::R
     writer.flush()
 }
 
-/// Prints `fields` as `Name: value` lines, names aligned.
+/// Prints `fields` as `Name: value` lines, names aligned; a field with no
+/// name goes on the line of the one before ([`list`]).
 pub fn fields(fields: &[(&str, String)]) -> std::io::Result<()> {
     let mut writer = tabwriter::TabWriter::new(std::io::stdout().lock()).padding(1);
     for (name, value) in fields {
-        writeln!(writer, "{name}:\t{}", printable(value))?;
+        match *name {
+            "" => writeln!(writer, "\t{}", printable(value))?,
+            name => writeln!(writer, "{name}:\t{}", printable(value))?,
+        }
     }
     writer.flush()
+}
+
+/// Field `name` as [`fields`] prints it with one line per item (a value
+/// with no items: none): joined on one line, an item that holds ", " (a
+/// label's value, a path) would read as two.
+pub fn list(name: &'static str, items: Vec<String>) -> Vec<(&'static str, String)> {
+    if items.is_empty() {
+        return vec![(name, String::new())];
+    }
+    let names = std::iter::once(name).chain(std::iter::repeat(""));
+    names.zip(items).collect()
 }
 
 /// `text` with its control characters escaped as Rust writes them (`\n`,

@@ -477,11 +477,16 @@ async fn service_specs_from_docker_style_flags() {
     let pass = root.path().join("pass.txt");
     std::fs::write(&pass, "hunter2").unwrap();
     ok(&socket, &["secret", "create", "db-pass", "-f", pass.to_str().unwrap()]);
+    let env_file = root.path().join("api.env");
+    std::fs::write(&env_file, "# from a file, as docker reads one\nFROM_FILE=1\n\nA=0\n").unwrap();
 
+    // docker's own spellings too: --entrypoint, --env-file, -d and -q.
     #[rustfmt::skip]
     let create = [
-        "service", "create", "--name", "api", "--image", "busybox:local",
+        "service", "create", "-d", "-q", "--name", "api", "--image", "busybox:local",
         "--mode", "replicated", "--replicas", "6", "--replicas-max-per-node", "2",
+        "--entrypoint", "sh -c", "--env-file", env_file.to_str().unwrap(),
+        "--secret", "source=db-pass,target=/etc/db.pass",
         "-e", "A=1", "--label", "tier=back", "--container-label", "team=core",
         "--constraint", "node.role==manager", "--placement-pref", "spread=node.labels.zone",
         "--mount", "type=bind,source=/srv,target=/data,readonly", "--mount", "type=tmpfs,target=/scratch",
@@ -506,7 +511,10 @@ async fn service_specs_from_docker_style_flags() {
         (&spec["replicated"]["replicas"], serde_json::json!(6)),
         (&task["placement"]["maxReplicas"], serde_json::json!(2)),
         (&spec["annotations"]["labels"]["tier"], serde_json::json!("back")),
-        (&container["env"], serde_json::json!(["A=1"])),
+        // The file's first, then --env: the engine takes a variable's last.
+        (&container["env"], serde_json::json!(["FROM_FILE=1", "A=0", "A=1"])),
+        (&container["command"], serde_json::json!(["sh", "-c"])),
+        (&container["secrets"][0]["target"], serde_json::json!("/etc/db.pass")),
         (&container["labels"]["team"], serde_json::json!("core")),
         (&container["dir"], serde_json::json!("/app")),
         (&container["user"], serde_json::json!("1000:1000")),
@@ -582,7 +590,9 @@ async fn service_specs_from_docker_style_flags() {
     let inspect = ok(&socket, &["service", "inspect", "api"]);
     for line in [
         "replicated (6 tasks)",
-        "bind /srv -> /data (read-only), tmpfs /scratch",
+        // A list one item a line, under the first.
+        "Mounts:                bind /srv -> /data (read-only)\n                       tmpfs /scratch\n",
+        "Env:                   FROM_FILE=1\n                       A=0\n                       A=1\n",
         "8080:80/tcp (ingress), 5353:53/udp (host)",
         "0.5 CPUs, 512 MiB memory",
         "on-failure, delay 1.5s, at most 3 attempts, window 2m0s",
@@ -604,14 +614,14 @@ async fn service_specs_from_docker_style_flags() {
         "--constraint-rm", "node.role==manager", "--constraint-add", "node.labels.zone==a",
         "--constraint-add", "node.labels.zone==a",
         "--mount-rm", "/scratch", "--mount-rm", "/scratch/", "--publish-rm", "53/udp", "--publish-add", "9090:90",
-        "--limit-memory", "1g", "--secret-add", "db-pass", "--force",
+        "--limit-memory", "1g", "--secret-rm", "db-pass", "--secret-add", "db-pass", "--force",
     ];
     ok(&socket, &update);
     let updated = inspected(&socket, &["service", "inspect", "api", "--format", "json"]);
     let (spec, container) = (&updated["spec"], &updated["spec"]["task"]["container"]);
     assert_eq!(spec["replicated"]["replicas"], 8);
     assert_eq!(spec["annotations"]["labels"]["tier"], "front");
-    assert_eq!(container["env"], serde_json::json!(["B=2"]));
+    assert_eq!(container["env"], serde_json::json!(["FROM_FILE=1", "B=2"]));
     assert_eq!(container["labels"], serde_json::json!({}));
     assert_eq!(container["mounts"].as_array().map(Vec::len), Some(1));
     assert_eq!(container["secrets"][0]["secretName"], "db-pass");
@@ -1045,16 +1055,30 @@ async fn service_specs_from_docker_style_flags() {
     // Added and removed at once: docker adds, then removes; the one who
     // wrote both most likely meant to replace it. Refused, nothing changed.
     let before = inspected(&socket, &["service", "inspect", "nginx", "--format", "json"]);
-    for (add, remove) in [
-        (["--env-add", "Q=1"], ["--env-rm", "Q"]),
-        (["--label-add", "novalue=x"], ["--label-rm", "novalue"]),
+    for (add, remove, advice) in [
+        (["--env-add", "Q=1"], ["--env-rm", "Q"], "--env-add alone replaces it"),
+        (
+            ["--label-add", "novalue=x"],
+            ["--label-rm", "novalue"],
+            "--label-add alone replaces it",
+        ),
+        (
+            ["--constraint-add", "node.role==manager"],
+            ["--constraint-rm", "node.role==manager"],
+            "give one or the other",
+        ),
+        (
+            ["--mount-add", "type=tmpfs,target=/cache"],
+            ["--mount-rm", "/cache/"],
+            "--mount-add alone replaces the mount on that target",
+        ),
     ] {
         let mut args = vec!["service", "update", "nginx"];
         args.extend(remove);
         args.extend(add);
         let (code, _, stderr) = swarmctl(&socket, &args);
         assert_eq!(code, 2, "a usage error: {stderr}");
-        assert!(stderr.contains("alone replaces it"), "{stderr}");
+        assert!(stderr.contains(advice), "{stderr}");
     }
     let updated = inspected(&socket, &["service", "inspect", "nginx", "--format", "json"]);
     assert_eq!(updated, before);

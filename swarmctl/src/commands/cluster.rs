@@ -2,7 +2,7 @@
 
 use swarm_proto::v1::{Cluster, GetClusterRequest, ListClustersRequest, ListFilters, UpdateClusterRequest};
 
-use super::{change_reply, inspect_each, labels, name, reply};
+use super::{change_reply, inspect_each, label_pairs, name, reply};
 use crate::cli::ClusterCommand;
 use crate::connect::Control;
 use crate::filter::Filters;
@@ -118,10 +118,12 @@ fn fields(cluster: &Cluster) -> Vec<(&'static str, String)> {
         .and_then(|ca| ca.node_cert_expiry)
         .map(|expiry| output::duration(&expiry))
         .unwrap_or_default();
-    vec![
-        ("ID", cluster.id.clone()),
-        ("Name", annotations_name(cluster)),
-        ("Labels", labels(&spec.annotations.unwrap_or_default().labels)),
+    let mut fields = vec![("ID", cluster.id.clone()), ("Name", annotations_name(cluster))];
+    fields.extend(output::list(
+        "Labels",
+        label_pairs(&spec.annotations.unwrap_or_default().labels),
+    ));
+    fields.extend([
         ("Task history retention", retention.to_string()),
         ("Raft snapshot interval", raft.snapshot_interval.to_string()),
         (
@@ -137,5 +139,6 @@ fn fields(cluster: &Cluster) -> Vec<(&'static str, String)> {
         ),
         ("Dispatcher heartbeat period", heartbeat),
         ("Node certificate expiry", cert_expiry),
-    ]
+    ]);
+    fields
 }

@@ -10,7 +10,9 @@ use swarm_proto::v1::{
     UpdateSecretRequest,
 };
 
-use super::{BadValue, EachObject, change_labels, change_reply, inspect_each, key_values, labels, name, reply};
+use super::{
+    BadValue, EachObject, change_labels, change_reply, inspect_each, key_values, label_pairs, labels, name, reply,
+};
 use crate::cli::DataCommand;
 use crate::connect::Control;
 use crate::filter::Filters;
@@ -201,12 +203,10 @@ pub async fn run<D: Data>(control: &mut Control, command: DataCommand, format: F
                 Ok(item.clone())
             };
             let fields = |item: &D| {
-                let mut fields = vec![
-                    ("ID", item.id().to_string()),
-                    ("Name", name(item.annotations())),
-                    ("Labels", item_labels(item)),
-                    ("Version", item.meta().map_or(0, |meta| meta.version).to_string()),
-                ];
+                let mut fields = vec![("ID", item.id().to_string()), ("Name", name(item.annotations()))];
+                let labels = item.annotations().map(|a| label_pairs(&a.labels)).unwrap_or_default();
+                fields.extend(output::list("Labels", labels));
+                fields.push(("Version", item.meta().map_or(0, |meta| meta.version).to_string()));
                 fields.extend(super::meta_times(item.meta()));
                 fields
             };

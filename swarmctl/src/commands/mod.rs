@@ -288,11 +288,16 @@ pub(crate) fn meta_times(meta: Option<&swarm_proto::v1::Meta>) -> [(&'static str
     ]
 }
 
-/// `key=value` pairs, sorted, comma-separated.
+/// `key=value` pairs, sorted, comma-separated (a table's cell).
 pub(crate) fn labels(labels: &std::collections::HashMap<String, String>) -> String {
+    label_pairs(labels).join(", ")
+}
+
+/// `key=value` pairs, sorted.
+pub(crate) fn label_pairs(labels: &std::collections::HashMap<String, String>) -> Vec<String> {
     let mut pairs: Vec<String> = labels.iter().map(|(key, value)| format!("{key}={value}")).collect();
     pairs.sort();
-    pairs.join(", ")
+    pairs
 }
 
 /// Applies `--label-add` and `--label-rm` to `labels`.
@@ -330,15 +335,30 @@ pub(crate) fn change_map(
 /// (which the add alone does).
 pub(crate) fn refuse_added_and_removed<'a>(
     flag: &str,
+    added: impl Iterator<Item = &'a str>,
+    removed: &[String],
+) -> Result<(), BadValue> {
+    refuse_both(flag, added, removed, &format!("--{flag}-add alone replaces it"))
+}
+
+/// Refuses what is both added (`--FLAG-add`) and removed (`--FLAG-rm`)
+/// in one command, or a removal of nothing, saying `advice`: docker
+/// applies the add, then the removal, and keeps it or not as the kind
+/// goes (a constraint and a mount are gone, an environment variable
+/// too, a port or a placement preference stays); one command here means
+/// one thing.
+pub(crate) fn refuse_both<'a>(
+    flag: &str,
     mut added: impl Iterator<Item = &'a str>,
     removed: &[String],
+    advice: &str,
 ) -> Result<(), BadValue> {
     if removed.iter().any(String::is_empty) {
         return Err(BadValue(format!("--{flag}-rm \"\" has no key")));
     }
     match added.find(|key| removed.iter().any(|removed| removed == key)) {
         Some(key) => Err(BadValue(format!(
-            "--{flag}-add and --{flag}-rm both name {key:?}: --{flag}-add alone replaces it"
+            "--{flag}-add and --{flag}-rm both name {key:?}: {advice}"
         ))),
         None => Ok(()),
     }

@@ -5,7 +5,7 @@ use swarm_proto::v1::{
     UpdateNodeRequest, node_status,
 };
 
-use super::{EachObject, change_reply, enum_word, inspect_each, labels, meta_times, reply};
+use super::{EachObject, change_reply, enum_word, inspect_each, label_pairs, meta_times, reply};
 use crate::cli::{NodeCommand, NodeReferences};
 use crate::connect::Control;
 use crate::filter::Filters;
@@ -258,13 +258,13 @@ fn fields(node: &Node) -> Vec<(&'static str, String)> {
         .spec
         .as_ref()
         .and_then(|spec| spec.annotations.as_ref())
-        .map(|a| labels(&a.labels));
+        .map(|a| label_pairs(&a.labels));
     let addr = node
         .manager_status
         .as_ref()
         .map(|manager| manager.addr.clone())
         .unwrap_or_default();
-    vec![
+    let mut fields = vec![
         ("ID", node.id.clone()),
         ("Hostname", hostname(node)),
         ("Role", role(node)),
@@ -273,8 +273,8 @@ fn fields(node: &Node) -> Vec<(&'static str, String)> {
         ("Desired role", desired_role(node)),
         ("Manager status", leader(node)),
         ("Manager address", addr),
-        ("Labels", spec_labels.unwrap_or_default()),
-        created,
-        updated,
-    ]
+    ];
+    fields.extend(output::list("Labels", spec_labels.unwrap_or_default()));
+    fields.extend([created, updated]);
+    fields
 }

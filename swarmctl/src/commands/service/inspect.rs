@@ -8,7 +8,7 @@ use swarm_proto::v1::{
 };
 
 use super::super::data::DEFAULT_FILE_MODE;
-use super::super::{enum_word, labels, meta_times};
+use super::super::{enum_word, label_pairs, meta_times};
 use crate::output;
 
 /// The lines `service inspect` prints for `service`.
@@ -16,10 +16,12 @@ pub fn fields(service: &Service) -> Vec<(&'static str, String)> {
     let spec = service.spec.clone().unwrap_or_default();
     let container = container(&spec).cloned().unwrap_or_default();
     let [created, updated] = meta_times(service.meta.as_ref());
-    let mut fields = vec![
-        ("ID", service.id.clone()),
-        ("Name", super::service_name(service)),
-        ("Labels", labels(&spec.annotations.clone().unwrap_or_default().labels)),
+    let mut fields = vec![("ID", service.id.clone()), ("Name", super::service_name(service))];
+    fields.extend(output::list(
+        "Labels",
+        label_pairs(&spec.annotations.clone().unwrap_or_default().labels),
+    ));
+    fields.extend([
         (
             "Version",
             service.meta.as_ref().map_or(0, |meta| meta.version).to_string(),
@@ -30,33 +32,53 @@ pub fn fields(service: &Service) -> Vec<(&'static str, String)> {
         ("Image", container.image.clone()),
         ("Command", shell_line(&container.command)),
         ("Args", shell_line(&container.args)),
-        ("Env", container.env.join(", ")),
-        (
-            "Secrets",
-            references(
-                container
-                    .secrets
-                    .iter()
-                    .map(|r| (&r.secret_name, &r.target, r.uid, r.gid, r.mode)),
-            ),
+    ]);
+    fields.extend(output::list("Env", container.env.clone()));
+    fields.extend(output::list(
+        "Secrets",
+        references(
+            container
+                .secrets
+                .iter()
+                .map(|r| (&r.secret_name, &r.target, r.uid, r.gid, r.mode)),
         ),
-        (
-            "Configs",
-            references(
-                container
-                    .configs
-                    .iter()
-                    .map(|r| (&r.config_name, &r.target, r.uid, r.gid, r.mode)),
-            ),
+    ));
+    fields.extend(output::list(
+        "Configs",
+        references(
+            container
+                .configs
+                .iter()
+                .map(|r| (&r.config_name, &r.target, r.uid, r.gid, r.mode)),
         ),
-    ];
+    ));
+    // What the spec may leave unset prints only where it is set; a list
+    // one item a line.
+    let mut optional_list = |name: &'static str, items: Vec<String>| {
+        if !items.is_empty() {
+            fields.extend(output::list(name, items));
+        }
+    };
+    optional_list("Container labels", label_pairs(&container.labels));
+    let task = spec.task.as_deref().cloned().unwrap_or_default();
+    if let Some(placement) = &task.placement {
+        optional_list("Constraints", placement.constraints.clone());
+        let preferences = placement
+            .preferences
+            .iter()
+            .filter_map(|p| p.spread.as_ref().map(|s| format!("spread={}", s.spread_descriptor)));
+        optional_list("Preferences", preferences.collect());
+        if placement.max_replicas > 0 {
+            optional_list("Max replicas per node", vec![placement.max_replicas.to_string()]);
+        }
+    }
+    optional_list("Mounts", container.mounts.iter().map(mount_text).collect());
     let mut optional = |name: &'static str, value: String| {
         if !value.is_empty() {
             fields.push((name, value));
         }
     };
     optional_container_fields(&container, &mut optional);
-    let task = spec.task.as_deref().cloned().unwrap_or_default();
     if let Some(resources) = &task.resources {
         optional("Limits", resources_text(resources.limits.as_ref()));
         optional("Reservations", resources_text(resources.reservations.as_ref()));
@@ -65,17 +87,6 @@ pub fn fields(service: &Service) -> Vec<(&'static str, String)> {
         "Restart policy",
         task.restart.as_ref().map(restart_text).unwrap_or_default(),
     );
-    if let Some(placement) = &task.placement {
-        optional("Constraints", placement.constraints.join(", "));
-        let preferences = placement
-            .preferences
-            .iter()
-            .filter_map(|p| p.spread.as_ref().map(|s| format!("spread={}", s.spread_descriptor)));
-        optional("Preferences", preferences.collect::<Vec<_>>().join(", "));
-        if placement.max_replicas > 0 {
-            optional("Max replicas per node", placement.max_replicas.to_string());
-        }
-    }
     if task.force_update > 0 {
         optional("Forced updates", task.force_update.to_string());
     }
@@ -106,7 +117,6 @@ pub fn fields(service: &Service) -> Vec<(&'static str, String)> {
 }
 
 fn optional_container_fields(container: &ContainerSpec, optional: &mut impl FnMut(&'static str, String)) {
-    optional("Container labels", labels(&container.labels));
     optional("Workdir", container.dir.clone());
     optional("User", container.user.clone());
     optional("Hostname", container.hostname.clone());
@@ -125,10 +135,6 @@ fn optional_container_fields(container: &ContainerSpec, optional: &mut impl FnMu
             .unwrap_or_default(),
     );
     optional("Stop signal", container.stop_signal.clone());
-    optional(
-        "Mounts",
-        container.mounts.iter().map(mount_text).collect::<Vec<_>>().join(", "),
-    );
     optional(
         "Healthcheck",
         container.healthcheck.as_deref().map(health_text).unwrap_or_default(),
@@ -160,7 +166,7 @@ fn mode(spec: &ServiceSpec) -> String {
 
 /// Secret or config references: `name -> target`, and the file's owner
 /// and mode where they are not the defaults (root's, 0444).
-fn references<'a>(files: impl Iterator<Item = (&'a String, &'a String, u32, u32, Option<u32>)>) -> String {
+fn references<'a>(files: impl Iterator<Item = (&'a String, &'a String, u32, u32, Option<u32>)>) -> Vec<String> {
     files
         .map(|(name, target, uid, gid, mode)| {
             let mut text = format!("{name} -> {target}");
@@ -173,8 +179,7 @@ fn references<'a>(files: impl Iterator<Item = (&'a String, &'a String, u32, u32,
             }
             text
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect()
 }
 
 fn mount_text(mount: &Mount) -> String {

@@ -14,6 +14,7 @@ use crate::filter::Filters;
 use crate::output::{self, Format};
 use crate::resolve;
 
+mod env_file;
 mod inspect;
 mod spec;
 
@@ -22,7 +23,8 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
         ServiceCommand::Create(args) => {
             let secrets = secret_references(control, &args.secret).await?;
             let configs = config_references(control, &args.config).await?;
-            let spec = spec::create(*args, secrets, configs)?;
+            let from_files = env_file::read_all(&args.env_file)?;
+            let spec = spec::create(*args, from_files, secrets, configs)?;
             let service = change_reply(control.create_service(CreateServiceRequest { spec: Some(spec) }).await)?;
             println!("{}", service.service.unwrap_or_default().id);
         }
@@ -90,7 +92,7 @@ pub async fn run(control: &mut Control, command: ServiceCommand, format: Format)
             rollback: true,
             ..
         }
-        | ServiceCommand::Rollback { reference } => {
+        | ServiceCommand::Rollback { reference, .. } => {
             let service = get(control, &reference).await?;
             if service.previous_spec.is_none() {
                 bail!("service {reference:?} has no previous spec to roll back to");

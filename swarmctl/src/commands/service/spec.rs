@@ -1,7 +1,8 @@
 //! Service specs from flags: `service create` builds one from nothing,
 //! `service update` changes, in the spec the service has, only what its
 //! flags name (a key both added and removed, `--env-add A=2 --env-rm A`,
-//! is refused: the add alone replaces it).
+//! is refused: the add alone replaces it; a constraint or a mount target
+//! likewise).
 //! What needs no manager is checked here: a flag that does not fit the
 //! service's mode, a removal of something the service does not have. The
 //! manager validates the whole spec again.
@@ -14,16 +15,18 @@ use swarm_proto::v1::{
     service_spec, task_spec, update_config,
 };
 
-use super::super::{BadValue, change_map, key_values, refuse_added_and_removed};
+use super::super::{BadValue, change_map, key_values, refuse_added_and_removed, refuse_both};
 use crate::cli::{
     FailureAction, PolicyFlags, RestartCondition, ServiceMode, ServiceSpecArgs, ServiceUpdateArgs, TaskFlags,
     UpdateOrder,
 };
 use crate::parse;
 
-/// The spec `service create` asks for.
+/// The spec `service create` asks for; `env_files` are the variables its
+/// `--env-file`s hold, which `--env` follows.
 pub fn create(
     args: ServiceSpecArgs,
+    env_files: Vec<String>,
     secrets: Vec<SecretReference>,
     configs: Vec<ConfigReference>,
 ) -> anyhow::Result<ServiceSpec> {
@@ -33,7 +36,7 @@ pub fn create(
         labels: key_values(&args.container_label, "container-label")?,
         command: args.command.map(|words| words.0).unwrap_or_default(),
         args: image_args,
-        env: args.env,
+        env: env_files.into_iter().chain(args.env).collect(),
         mounts: args.mount,
         secrets,
         configs,
@@ -136,6 +139,12 @@ pub fn update(
         || !changes.placement_pref_rm.is_empty()
         || !changes.placement_pref_add.is_empty()
     {
+        refuse_both(
+            "constraint",
+            changes.constraint_add.iter().map(String::as_str),
+            &changes.constraint_rm,
+            "give one or the other",
+        )?;
         let placement = task.placement.get_or_insert_with(Default::default);
         remove_each(
             &mut placement.constraints,
@@ -203,6 +212,17 @@ pub fn update(
         .iter()
         .map(|target| swarm_proto::clean_path(target))
         .collect();
+    let added_targets: Vec<String> = changes
+        .mount_add
+        .iter()
+        .map(|mount| swarm_proto::clean_path(&mount.target))
+        .collect();
+    refuse_both(
+        "mount",
+        added_targets.iter().map(String::as_str),
+        &removed_targets,
+        "--mount-add alone replaces the mount on that target",
+    )?;
     remove_each(
         &mut container.mounts,
         &removed_targets,
