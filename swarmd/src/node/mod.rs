@@ -3,6 +3,7 @@
 //! shutdown signal: stop taking requests, let those in flight finish, close
 //! RocksDB, remove the socket), or err.
 
+mod answering;
 mod info;
 mod oversize;
 pub mod socket;
@@ -258,6 +259,9 @@ impl NodeRecord {
     }
 }
 
+/// What a request that comes once a stop has ended the watches is told.
+const STOPPING_REFUSAL: &str = "the manager is stopping: this request was not served (nothing changed)";
+
 /// Serves the Control API until `shutdown`; the socket is removed after.
 async fn serve(
     options: &Options,
@@ -281,8 +285,10 @@ async fn serve(
     // (nothing changed), and the connections already made are taken and
     // served (closing the listener would reset them: a change that may
     // have been made, to their clients). Then the server stops gracefully.
-    // Watch streams never end by themselves: they end when the stop
-    // begins, so that the graceful stop waits only for real requests.
+    // Watch streams never end by themselves: they end once the stop began
+    // and every other request has its answer, requests that come later
+    // refused (`answering`), so that the graceful stop waits only for real
+    // requests, and a watch's last words come after the last change.
     let raft = manager.raft();
     let socket_watch_abort = socket_watch.abort_handle();
     let bound_at_stop = bound.clone();
@@ -296,6 +302,17 @@ async fn serve(
         bound_at_stop.remove();
         let _ = stopping.send(true);
     };
+    let answering = answering::Answering::default();
+    let (end_watches, watches_end) = tokio::sync::watch::channel(false);
+    let mut stop_began = stop_watches.clone();
+    let watches_ender = tokio::spawn({
+        let answering = answering.clone();
+        async move {
+            let _ = stop_began.wait_for(|stopping| *stopping).await;
+            answering.close_when_idle().await;
+            let _ = end_watches.send(true);
+        }
+    });
     let mut stop_came = stop_watches.clone();
     let incoming = swarm_raft::transport::Incoming::with_limits(
         listener,
@@ -314,7 +331,7 @@ async fn serve(
             .max_decoding_message_size(MAX_REQUEST_BYTES);
     let control = tonic::service::interceptor::InterceptedService::new(control, leader_only.clone());
     let watch = WatchServer::with_interceptor(
-        WatchApi::new(manager.store.clone(), stop_watches.clone()).with_leadership(manager.raft().watch_leadership()),
+        WatchApi::new(manager.store.clone(), watches_end).with_leadership(manager.raft().watch_leadership()),
         leader_only,
     );
     let info = InfoServer::new(InfoApi {
@@ -341,6 +358,19 @@ async fn serve(
     let server = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("request", rpc = request.uri().path()))
         .layer(tower::util::option_layer(count_requests))
+        .layer(tower::util::MapFutureLayer::new(move |answer| {
+            // A handler's future does nothing until polled: one refused
+            // here made no change.
+            let answering = answering.begin();
+            async move {
+                let Some(answering) = answering else {
+                    return Ok(tonic::Status::unavailable(STOPPING_REFUSAL).into_http());
+                };
+                let answer = answer.await;
+                drop(answering);
+                answer
+            }
+        }))
         // Inside the counting: a request too large is counted as refused so.
         .layer(oversize::OversizeLayer)
         .add_service(control)
@@ -375,6 +405,7 @@ async fn serve(
         }
     };
     socket_watch.abort();
+    watches_ender.abort();
     // Gone already unless serving ended otherwise.
     bound.remove();
     if let Some(mut metrics_server) = metrics_server {
