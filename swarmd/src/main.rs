@@ -82,6 +82,11 @@ fn main() -> ExitCode {
     // secrets are in the log).
     // SAFETY: `umask` only sets the process's file mode mask.
     unsafe { libc::umask(0o077) };
+    // A stop signal that comes before its handler is in place waits for
+    // it, rather than kill the process (SIGTERM's default) or be lost (a
+    // SIGINT ignored by the shell that started swarmd in the background):
+    // blocked here, taken once `run` listens for them.
+    stop_signals_mask(libc::SIG_BLOCK);
     let args = Args::parse();
     if args.election_tick <= args.heartbeat_tick {
         // Checked here rather than by raft-rs, which would find it only
@@ -189,6 +194,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         Some(signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?)
     };
+    stop_signals_mask(libc::SIG_UNBLOCK);
     let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(signals(interrupt, terminate, hangup, stopping));
     let shutdown = async {
@@ -263,6 +269,24 @@ fn raise_open_file_limit() {
 }
 
 /// Whether SIGHUP was ignored when swarmd started.
+/// Blocks (`libc::SIG_BLOCK`) or unblocks the stop signals, SIGINT,
+/// SIGTERM and SIGHUP, for this thread: the main thread, whose mask the
+/// runtime's threads inherit. (Those started while they were blocked keep
+/// them blocked: the kernel then gives them to the main thread, which
+/// runs the runtime until the exit, and the handler is the process's.)
+fn stop_signals_mask(how: libc::c_int) {
+    // SAFETY: `sigemptyset` and `sigaddset` fill a plain struct of our
+    // own; `pthread_sigmask` only reads it and changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, signal);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
+
 fn hangup_ignored() -> bool {
     // SAFETY: with a null new action, `sigaction` only reads the current
     // one into `current`, a plain struct it fully writes on success.

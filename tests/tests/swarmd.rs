@@ -609,6 +609,60 @@ async fn a_watch_sees_every_change_in_order_with_no_gap_across_1000_writes() {
     assert!(status.success());
 }
 
+/// A stop signal that comes before swarmd listens for it is taken once it
+/// does, rather than kill it (SIGTERM's default) or be lost (SIGINT, which
+/// a shell ignores in the jobs it starts in the background): swarmd
+/// started so, with the stop signals blocked so that they surely come
+/// before (the mask outlives the exec), and signalled at once, stops
+/// cleanly.
+#[test]
+fn a_stop_signal_sent_as_swarmd_starts_stops_it_cleanly() {
+    use std::os::unix::process::CommandExt as _;
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("node-1");
+        let mut command = std::process::Command::new(swarmd_binary());
+        command
+            .args(["-d", &dir.to_string_lossy()])
+            .args([
+                "--listen-control-api",
+                &root.path().join("swarm.sock").to_string_lossy(),
+            ])
+            .args(["--listen-remote-api", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: between fork and exec, only async-signal-safe calls on a
+        // set of our own.
+        unsafe {
+            command.pre_exec(|| {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                for blocked in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                    libc::sigaddset(&mut set, blocked);
+                }
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().expect("start swarmd");
+        // SAFETY: `kill` on the pid of a child of ours, not yet waited for.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for swarmd") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().ok();
+                panic!("signal {signal}, sent as swarmd started, did not stop it");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(status.success(), "signal {signal}: {status}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigint_ends_a_stalled_stop_at_once_and_loses_nothing() {
     use futures::stream;
