@@ -557,10 +557,13 @@ pub(crate) fn describe_no_space(
         )
     };
     if entry > 0 {
+        // Free room may well exceed what is kept free, and still not hold
+        // the entry beside it: the sum is what it is under.
         return format!(
-            "{whose} has {} free, under the {} {keeper} keeps free ({kept_for}) and the {} of this entry: it is \
-             refused until there is room ({advice})",
+            "{whose} has {} free, under the {} it would take: the {} {keeper} keeps free ({kept_for}) plus the {} of \
+             this entry; it is refused until there is room ({advice})",
             human(available),
+            human(needed.saturating_add(entry)),
             human(needed),
             human(entry),
         );
@@ -733,7 +736,7 @@ mod tests {
         );
         let said = err.to_string();
         assert!(
-            said.contains("and the 64.0 MiB of this entry: it is refused until there is room"),
+            said.contains("plus the 64.0 MiB of this entry; it is refused until there is room"),
             "{said}"
         );
         assert!(!space.is_low(), "writes go on");

@@ -79,9 +79,11 @@ pub async fn channel(path: &Path) -> anyhow::Result<Channel> {
     anyhow::bail!("cannot reach swarmd at {}: {why}{hint}", path.display())
 }
 
-/// What the operator can do about a failed connection: name another socket
-/// when nothing serves this one; run as swarmd's user when its socket
-/// (mode 0600) refuses this one.
+/// What the operator can do about a failed connection: start swarmd, or
+/// name the socket it serves, when none is there (a stopped swarmd
+/// removes its own); look at why it ended when its socket is left with no
+/// one serving it; run as swarmd's user when its socket (mode 0600)
+/// refuses this one.
 fn hint(err: &tonic::transport::Error) -> &'static str {
     let kind = root_cause(err)
         .downcast_ref::<std::io::Error>()
@@ -89,6 +91,12 @@ fn hint(err: &tonic::transport::Error) -> &'static str {
     match kind {
         Some(std::io::ErrorKind::PermissionDenied) => {
             " (the socket is the user's that runs swarmd: run swarmctl as that user)"
+        }
+        Some(std::io::ErrorKind::NotFound) => {
+            " (is swarmd running? if it serves another socket, set --socket or SWARM_SOCKET)"
+        }
+        Some(std::io::ErrorKind::ConnectionRefused) => {
+            " (no swarmd serves it: the one that did ended without a clean stop; see its log)"
         }
         _ => " (set --socket or SWARM_SOCKET)",
     }

@@ -1184,7 +1184,17 @@ fn swarm_socket_is_a_default_the_usage_line_leaves_out() {
     let (code, stderr) = run("/tmp/from-the-env.sock", &["node", "ls"]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("cannot reach swarmd at /tmp/from-the-env.sock"),
+        stderr.contains("cannot reach swarmd at /tmp/from-the-env.sock")
+            && stderr.contains("(is swarmd running? if it serves another socket, set --socket or SWARM_SOCKET)"),
+        "{stderr}"
+    );
+    // A socket left by a swarmd that did not stop cleanly: nothing serves it.
+    let left = tempfile::tempdir().unwrap();
+    let stale = left.path().join("swarm.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let (_, stderr) = run(&stale.to_string_lossy(), &["node", "ls"]);
+    assert!(
+        stderr.contains("no swarmd serves it: the one that did ended without a clean stop"),
         "{stderr}"
     );
     let (_, stderr) = run("/tmp/from-the-env.sock", &["-s", "/tmp/typed.sock", "node", "ls"]);
