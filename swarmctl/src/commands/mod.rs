@@ -190,6 +190,26 @@ pub(crate) fn change_reply<T>(result: Result<tonic::Response<T>, tonic::Status>)
 /// have been made all the same, which the operator must know before trying
 /// again.
 pub(crate) fn status_error(status: tonic::Status, a_change: bool) -> anyhow::Error {
+    // A read is never a change, also where it came first in a command that
+    // changes something (an update reads the spec it changes): said, as the
+    // operator of a command cut short asks.
+    let hint = if a_change {
+        " (the change may have been made all the same: look before trying again)"
+    } else {
+        " (this request changed nothing)"
+    };
+    described(status, hint)
+}
+
+/// As [`status_error`], for a watch's stream, which changes nothing: how
+/// it ended is what its operator needs.
+pub(crate) fn stream_error(status: tonic::Status) -> anyhow::Error {
+    described(status, "")
+}
+
+/// The error `status` means, with `hint` where the connection failed
+/// after the request may have been sent.
+fn described(status: tonic::Status, hint: &str) -> anyhow::Error {
     match std::error::Error::source(&status) {
         Some(cause) => {
             let cause = crate::connect::root_cause(cause);
@@ -198,11 +218,6 @@ pub(crate) fn status_error(status: tonic::Status, a_change: bool) -> anyhow::Err
             if refused(cause) {
                 return anyhow::anyhow!("swarmd is no longer reachable (it stopped?): {cause}");
             }
-            let hint = if a_change {
-                " (the change may have been made all the same: look before trying again)"
-            } else {
-                ""
-            };
             // The keepalive pings went unanswered: a daemon hung, or one
             // that only accepts.
             if went_unanswered(&status) {
@@ -413,6 +428,13 @@ mod tests {
         assert!(
             broken.contains("the change may have been made all the same"),
             "{broken}"
+        );
+        let read: Box<dyn std::error::Error + Send + Sync> =
+            Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        let read = status_error(tonic::Status::from_error(read), false).to_string();
+        assert_eq!(
+            read, "the connection to swarmd was lost: connection reset (this request changed nothing)",
+            "a read says so"
         );
         let silent = lost(std::io::ErrorKind::TimedOut);
         assert!(

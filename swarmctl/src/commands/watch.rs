@@ -201,7 +201,7 @@ async fn watch_into(
                     () = give_up => {
                         let after = printed.load(std::sync::atomic::Ordering::Acquire);
                         let status = ended.take().unwrap_or_else(no_reason);
-                        let ended = super::status_error(status, false);
+                        let ended = super::stream_error(status);
                         return Err(Ended::Stalled(anyhow::anyhow!(
                             "{ended} (the output stalled: what came after commit {after} was not printed, its \
                              last line perhaps cut short; to go on: --resume-after {after})"
@@ -230,7 +230,7 @@ async fn watch_into(
             Some(after) if status.code() != tonic::Code::OutOfRange => {
                 return Err(Ended::Said(ended_at(socket, status, after).await));
             }
-            _ => return Err(Ended::Said(super::status_error(status, false))),
+            _ => return Err(Ended::Said(super::stream_error(status))),
         }
     }
 }
@@ -242,7 +242,7 @@ async fn watch_into(
 async fn ended_at(socket: &Path, status: tonic::Status, after: u64) -> anyhow::Error {
     let ended = if super::only_lost(&status) {
         match probe(socket).await {
-            Probe::Answers => super::status_error(status, false),
+            Probe::Answers => super::stream_error(status),
             Probe::Unreachable => {
                 anyhow::anyhow!("swarmd is no longer reachable (it stopped?): the watch's connection was lost")
             }
@@ -253,7 +253,7 @@ async fn ended_at(socket: &Path, status: tonic::Status, after: u64) -> anyhow::E
             ),
         }
     } else {
-        super::status_error(status, false)
+        super::stream_error(status)
     };
     anyhow::anyhow!("{ended} (to go on: --resume-after {after})")
 }
