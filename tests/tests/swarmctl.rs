@@ -511,8 +511,9 @@ async fn service_specs_from_docker_style_flags() {
         (&spec["replicated"]["replicas"], serde_json::json!(6)),
         (&task["placement"]["maxReplicas"], serde_json::json!(2)),
         (&spec["annotations"]["labels"]["tier"], serde_json::json!("back")),
-        // The file's first, then --env: the engine takes a variable's last.
-        (&container["env"], serde_json::json!(["FROM_FILE=1", "A=0", "A=1"])),
+        // The file's first, then --env, which gives A again: once, as
+        // docker keeps it, the later value at the later place.
+        (&container["env"], serde_json::json!(["FROM_FILE=1", "A=1"])),
         (&container["command"], serde_json::json!(["sh", "-c"])),
         (&container["secrets"][0]["target"], serde_json::json!("/etc/db.pass")),
         (&container["labels"]["team"], serde_json::json!("core")),
@@ -592,7 +593,7 @@ async fn service_specs_from_docker_style_flags() {
         "replicated (6 tasks)",
         // A list one item a line, under the first.
         "Mounts:                bind /srv -> /data (read-only)\n                       tmpfs /scratch\n",
-        "Env:                   FROM_FILE=1\n                       A=0\n                       A=1\n",
+        "Env:                   FROM_FILE=1\n                       A=1\n",
         "8080:80/tcp (ingress), 5353:53/udp (host)",
         "0.5 CPUs, 512 MiB memory",
         "on-failure, delay 1.5s, at most 3 attempts, window 2m0s",

@@ -23,7 +23,7 @@ use crate::cli::{
 use crate::parse;
 
 /// The spec `service create` asks for; `env_files` are the variables its
-/// `--env-file`s hold, which `--env` follows.
+/// `--env-file`s hold, which `--env` follows (and overrides).
 pub fn create(
     args: ServiceSpecArgs,
     env_files: Vec<String>,
@@ -31,12 +31,18 @@ pub fn create(
     configs: Vec<ConfigReference>,
 ) -> anyhow::Result<ServiceSpec> {
     let (image, image_args) = image_and_args(args.image_flag, args.image_and_args, args.args)?;
+    // A variable given twice is given once, the later value at the later
+    // place, as docker makes it.
+    let mut env = Vec::new();
+    add_replacing(&mut env, env_files.into_iter().chain(args.env), |a, b| {
+        env_key(a) == env_key(b)
+    });
     let container = ContainerSpec {
         image,
         labels: key_values(&args.container_label, "container-label")?,
         command: args.command.map(|words| words.0).unwrap_or_default(),
         args: image_args,
-        env: env_files.into_iter().chain(args.env).collect(),
+        env,
         mounts: args.mount,
         secrets,
         configs,
