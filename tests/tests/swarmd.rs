@@ -520,6 +520,20 @@ async fn an_acknowledged_service_create_survives_kill_9_and_bad_input_is_refused
                 .ends_with("over the 8388608 bytes (8 MiB) this manager takes in one request"),
         "{refused:?}"
     );
+    // An error that quotes a long value quotes its start: whole, it made
+    // a header over what gRPC's C core takes (16 KiB).
+    let unknown = control
+        .get_service(GetServiceRequest {
+            service_id: "q".repeat(20_000),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    assert!(
+        unknown.message().len() < 1024 && unknown.message().contains("…(20000 bytes) not found"),
+        "{}",
+        unknown.message()
+    );
     drop(control);
     daemon.signal_and_wait(SIGKILL, Duration::from_secs(10));
 

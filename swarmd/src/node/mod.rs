@@ -5,6 +5,7 @@
 
 mod answering;
 mod info;
+mod long_errors;
 mod oversize;
 pub mod socket;
 pub mod state_dir;
@@ -366,9 +367,9 @@ async fn serve(
                 let Some(answering) = answering else {
                     return Ok(tonic::Status::unavailable(STOPPING_REFUSAL).into_http());
                 };
-                let answer = answer.await;
+                let answer: Result<http::Response<tonic::body::Body>, _> = answer.await;
                 drop(answering);
-                answer
+                answer.map(long_errors::shortened)
             }
         }))
         // Inside the counting: a request too large is counted as refused so.
