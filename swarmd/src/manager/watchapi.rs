@@ -366,6 +366,13 @@ impl Watch for WatchApi {
             let mut events = Vec::new();
             loop {
                 let received = tokio::select! {
+                    // What the store gave the watcher first: at a stop, every
+                    // change made before it is read (the requests that made
+                    // them all answered) before the watch ends, so that where
+                    // it says to go on is past them all (unbiased, the end
+                    // was taken with changes unread half the time, and a
+                    // snapshot could then cover them before the restart).
+                    biased;
                     received = watcher.recv() => received,
                     status = ends.ended() => return last_words(None, &watcher, with_commits, status),
                     // The client went away while no change it wants came:
@@ -399,6 +406,8 @@ impl Watch for WatchApi {
                 // the client resumes after the last commit it got, from
                 // what the store keeps. A stop does not wait for it either.
                 tokio::select! {
+                    // Likewise: a client that reads gets it before the end.
+                    biased;
                     permit = sender.reserve() => match permit {
                         Ok(permit) => permit.send(Ok(message)),
                         Err(_) => return Vec::new(), // the client went away
