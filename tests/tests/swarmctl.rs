@@ -66,6 +66,18 @@ fn inspected(socket: &Path, args: &[&str]) -> serde_json::Value {
     objects.remove(0)
 }
 
+/// `swarmctl watch` with `args`, on `socket`, its output piped.
+fn start_watch(socket: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(workspace_binary("swarmctl"))
+        .arg("watch")
+        .args(args)
+        .env("SWARM_SOCKET", socket)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start swarmctl watch")
+}
+
 /// Collects the lines `swarmctl watch` prints, as they come.
 fn watched_lines(stdout: std::process::ChildStdout) -> Arc<Mutex<Vec<String>>> {
     let lines = Arc::new(Mutex::new(Vec::new()));
@@ -121,13 +133,7 @@ async fn the_walkthrough_of_a_single_node_manager() {
     let dir = root.path().join("node-1");
     let daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
     let socket = daemon.socket.clone();
-    let mut watch = Command::new(workspace_binary("swarmctl"))
-        .args(["watch"])
-        .env("SWARM_SOCKET", &socket)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start swarmctl watch");
+    let mut watch = start_watch(&socket, &[]);
     let watched = watched_lines(watch.stdout.take().expect("piped"));
     wait_until_watching(&socket, &watched, root.path());
 
@@ -1216,13 +1222,7 @@ fn swarm_socket_is_a_default_the_usage_line_leaves_out() {
 async fn a_hung_daemon_is_said_to_have_stopped_answering() {
     let root = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
-    let mut watch = Command::new(workspace_binary("swarmctl"))
-        .args(["watch"])
-        .env("SWARM_SOCKET", &daemon.socket)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start swarmctl watch");
+    let mut watch = start_watch(&daemon.socket, &[]);
     let watched = watched_lines(watch.stdout.take().expect("its stdout"));
     wait_until_watching(&daemon.socket, &watched, root.path());
     daemon.signal(libc::SIGSTOP);
@@ -1623,12 +1623,7 @@ async fn a_watch_filtered_by_action_prints_json_lines() {
     let root = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
     let socket = daemon.socket.clone();
-    let mut watch = Command::new(workspace_binary("swarmctl"))
-        .args(["watch", "--action", "remove", "--format", "json"])
-        .env("SWARM_SOCKET", &socket)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start swarmctl watch");
+    let mut watch = start_watch(&socket, &["--action", "remove", "--format", "json"]);
     let watched = watched_lines(watch.stdout.take().expect("piped"));
     // Probe configs, created and removed, until the watch reports one.
     probe_until_watched(&socket, root.path(), true, |name| {
@@ -1638,12 +1633,7 @@ async fn a_watch_filtered_by_action_prints_json_lines() {
         })
     });
     // And one of every action, to see an update's old object.
-    let mut watch_all = Command::new(workspace_binary("swarmctl"))
-        .args(["watch", "--format", "json"])
-        .env("SWARM_SOCKET", &socket)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start swarmctl watch");
+    let mut watch_all = start_watch(&socket, &["--format", "json"]);
     let watched_all = watched_lines(watch_all.stdout.take().expect("piped"));
     probe_until_watched(&socket, root.path(), true, |name| {
         watched_all.lock().unwrap().iter().any(|line| {
@@ -1748,12 +1738,7 @@ async fn a_watch_filtered_by_label_and_name_sees_objects_enter_and_leave() {
     let root = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
     let socket = daemon.socket.clone();
-    let mut watch = Command::new(workspace_binary("swarmctl"))
-        .args(["watch", "--filter", "label=env=prod", "-f", "name=web"])
-        .env("SWARM_SOCKET", &socket)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start swarmctl watch");
+    let mut watch = start_watch(&socket, &["--filter", "label=env=prod", "-f", "name=web"]);
     let watched = watched_lines(watch.stdout.take().expect("piped"));
     // (action, kind, name) of each line, as `watch` prints them.
     let reported = || -> Vec<(String, String, String)> {
@@ -1843,13 +1828,7 @@ async fn a_watch_filtered_by_label_and_name_sees_objects_enter_and_leave() {
     // A reader that goes away after one line (`| head -1`): the watch
     // ends, quietly and as a success, with no change after (a quiet
     // cluster may make none).
-    let mut watch = Command::new(workspace_binary("swarmctl"))
-        .args(["watch", "--kind", "config"])
-        .env("SWARM_SOCKET", &socket)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start swarmctl watch");
+    let mut watch = start_watch(&socket, &["--kind", "config"]);
     let first_line = Arc::new(Mutex::new(Vec::new()));
     let stdout = watch.stdout.take().expect("piped");
     let sink = Arc::clone(&first_line);
@@ -1945,12 +1924,7 @@ async fn a_narrow_watch_hears_how_far_the_store_came_and_a_stopped_one_says_wher
         );
     }
 
-    let stopped_watch = Command::new(workspace_binary("swarmctl"))
-        .args(["watch", "--kind", "task"])
-        .env("SWARM_SOCKET", &daemon.socket)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start swarmctl watch");
+    let stopped_watch = start_watch(&daemon.socket, &["--kind", "task"]);
     let file = root.path().join("last");
     std::fs::write(&file, "x").unwrap();
     ok(
@@ -2266,13 +2240,7 @@ async fn a_watch_ended_by_a_stop_under_writes_resumes_after_the_restart() {
     );
     for round in 0..3 {
         let socket = daemon.socket.clone();
-        let mut watch = Command::new(workspace_binary("swarmctl"))
-            .arg("watch")
-            .env("SWARM_SOCKET", &socket)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start swarmctl watch");
+        let mut watch = start_watch(&socket, &[]);
         let watched = watched_lines(watch.stdout.take().expect("piped"));
         // Probes removed again: the next round makes them anew.
         probe_until_watched(&socket, root.path(), true, |name| {
@@ -2319,13 +2287,7 @@ async fn a_watch_ended_by_a_stop_under_writes_resumes_after_the_restart() {
             .to_string();
 
         daemon = Daemon::start(&swarmd_binary(), &dir, "node-1").await;
-        let mut resumed = Command::new(workspace_binary("swarmctl"))
-            .args(["watch", "--resume-after", &resume_after])
-            .env("SWARM_SOCKET", &daemon.socket)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start swarmctl watch");
+        let mut resumed = start_watch(&daemon.socket, &["--resume-after", &resume_after]);
         let resumed_lines = watched_lines(resumed.stdout.take().expect("piped"));
         // Every acknowledged create, before the stop or after the resume;
         // none twice.
@@ -2375,13 +2337,7 @@ async fn a_watch_that_falls_behind_resumes_by_itself_and_misses_nothing() {
     let root = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&swarmd_binary(), &root.path().join("node-1"), "node-1").await;
     // From the first commit on: no race with the writes below.
-    let mut watch = Command::new(workspace_binary("swarmctl"))
-        .args(["watch", "--kind", "config", "--resume-after", "0"])
-        .env("SWARM_SOCKET", &daemon.socket)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start swarmctl watch");
+    let mut watch = start_watch(&daemon.socket, &["--kind", "config", "--resume-after", "0"]);
     // Its output is not read until every write is made: the pipe fills,
     // then what swarmctl holds (configs of 1 KiB fill it with fewer than
     // 4,000).
